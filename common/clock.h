@@ -1,0 +1,48 @@
+#pragma once
+/// The clock seam: components that wait or measure age take a `Clock&`, so tests drive time.
+/// Thread safety: implementations must be safe to call from any thread.
+
+#include <chrono>
+
+namespace sluice {
+
+class Clock {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+  virtual ~Clock() = default;
+  /// Monotonic time, for deadlines and ages.
+  virtual time_point now() const = 0;
+  /// Wall-clock time in milliseconds since the epoch, for records meant for people.
+  virtual int64_t wall_ms() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  time_point now() const override { return std::chrono::steady_clock::now(); }
+  int64_t wall_ms() const override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  static SystemClock& instance() {
+    static SystemClock clock;
+    return clock;
+  }
+};
+
+/// A clock that moves only when told to. For tests; not thread safe.
+class ManualClock final : public Clock {
+ public:
+  time_point now() const override { return now_; }
+  int64_t wall_ms() const override { return wall_ms_; }
+  void advance(std::chrono::milliseconds d) {
+    now_ += d;
+    wall_ms_ += d.count();
+  }
+
+ private:
+  time_point now_{std::chrono::hours(1)};
+  int64_t wall_ms_ = 1'700'000'000'000;
+};
+
+}  // namespace sluice

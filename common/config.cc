@@ -1,0 +1,225 @@
+#include "common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace sluice {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// Thrown inside the loader only; load_config turns it into a Status.
+struct ConfigError {
+  std::string message;
+};
+
+class Loader {
+ public:
+  explicit Loader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& key,
+                         const std::string& what) const {
+    std::ostringstream out;
+    out << file_;
+    if (node.IsDefined() && node.Mark().line >= 0) out << ":" << node.Mark().line + 1;
+    out << ": " << key << ": " << what;
+    throw ConfigError{out.str()};
+  }
+
+  /// Rejects keys of `map` that are not in `known`, naming the first one and its line.
+  void only_keys(const YAML::Node& map, const std::string& prefix,
+                 const std::set<std::string>& known) const {
+    if (!map.IsMap()) fail(map, prefix, "expected a mapping");
+    for (const auto& kv : map) {
+      const auto key = kv.first.as<std::string>();
+      if (!known.contains(key)) {
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        fail(kv.first, prefix.empty() ? key : prefix + "." + key,
+             "unknown key (known keys: " + list + ")");
+      }
+    }
+  }
+
+  std::string str(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsScalar()) fail(n, key, "expected a string");
+    return n.Scalar();
+  }
+
+  int64_t integer(const YAML::Node& n, const std::string& key, int64_t min, int64_t max) const {
+    if (!n.IsScalar()) fail(n, key, "expected an integer");
+    int64_t v = 0;
+    try {
+      size_t used = 0;
+      v = std::stoll(n.Scalar(), &used);
+      if (used != n.Scalar().size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      fail(n, key, "expected an integer, got '" + n.Scalar() + "'");
+    }
+    if (v < min || v > max) {
+      if (v < 0 && min >= 0) fail(n, key, "must not be negative, got " + n.Scalar());
+      fail(n, key,
+           "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]: " +
+               n.Scalar());
+    }
+    return v;
+  }
+
+  bool boolean(const YAML::Node& n, const std::string& key) const {
+    bool v = false;
+    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) fail(n, key, "expected true or false");
+    return v;
+  }
+
+  std::string path(const YAML::Node& n, const std::string& key) const {
+    auto p = str(n, key);
+    if (p.empty() || fs::path(p).is_absolute()) return p;
+    return (fs::absolute(file_).parent_path() / p).lexically_normal().string();
+  }
+
+  /// Calls `fn(value, dotted_key)` for each key of `section` (if the section is present).
+  void section(const YAML::Node& root, const std::string& name, const std::set<std::string>& keys,
+               const std::function<void(const std::string&, const YAML::Node&,
+                                        const std::string&)>& fn) const {
+    const auto node = root[name];
+    if (!node.IsDefined() || node.IsNull()) return;
+    only_keys(node, name, keys);
+    for (const auto& kv : node) {
+      const auto k = kv.first.as<std::string>();
+      fn(k, kv.second, name + "." + k);
+    }
+  }
+
+  Config load() {
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(file_);
+    } catch (const YAML::BadFile&) {
+      throw ConfigError{file_ + ": cannot read the file"};
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError{file_ + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " +
+                        e.msg};
+    }
+    Config c;
+    c.source_path = file_;
+    if (root.IsNull()) return c;
+    only_keys(root, "", {"kafka", "mariadb", "batch", "spool", "schemas", "admin", "log"});
+
+    section(root, "kafka", {"brokers", "group_id", "topics", "properties"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              if (k == "brokers") c.kafka.brokers = str(v, key);
+              if (k == "group_id") c.kafka.group_id = str(v, key);
+              if (k == "topics") {
+                if (!v.IsSequence()) fail(v, key, "expected a list of topic names");
+                for (const auto& t : v) c.kafka.topics.push_back(str(t, key));
+              }
+              if (k == "properties") {
+                if (v.IsNull()) return;
+                if (!v.IsMap()) fail(v, key, "expected a mapping of librdkafka properties");
+                for (const auto& p : v) {
+                  c.kafka.properties[p.first.as<std::string>()] =
+                      str(p.second, key + "." + p.first.as<std::string>());
+                }
+              }
+            });
+    section(root, "mariadb",
+            {"host", "port", "socket", "user", "password_file", "database", "writers",
+             "connect_timeout_ms", "io_timeout_ms", "insert_method"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              auto& m = c.mariadb;
+              if (k == "host") m.host = str(v, key);
+              if (k == "port") m.port = static_cast<int>(integer(v, key, 1, 65535));
+              if (k == "socket") m.socket = path(v, key);
+              if (k == "user") m.user = str(v, key);
+              if (k == "database") m.database = str(v, key);
+              if (k == "writers") m.writers = static_cast<int>(integer(v, key, 1, 64));
+              if (k == "connect_timeout_ms")
+                m.connect_timeout_ms = static_cast<int>(integer(v, key, 1, 3'600'000));
+              if (k == "io_timeout_ms")
+                m.io_timeout_ms = static_cast<int>(integer(v, key, 1000, 3'600'000));
+              if (k == "insert_method") {
+                const auto s = str(v, key);
+                if (s == "load_data") {
+                  m.insert_method = InsertMethod::kLoadData;
+                } else if (s == "multi_insert") {
+                  m.insert_method = InsertMethod::kMultiInsert;
+                } else {
+                  fail(v, key, "expected load_data or multi_insert, got '" + s + "'");
+                }
+              }
+              if (k == "password_file") {
+                m.password_file = path(v, key);
+                if (m.password_file.empty()) return;
+                std::ifstream in(m.password_file);
+                if (!in) fail(v, key, "cannot read password file '" + m.password_file + "'");
+                std::getline(in, m.password);
+              }
+            });
+    section(root, "batch", {"max_rows", "max_bytes", "max_delay_ms"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              // MariaDB reports at most 65535 warnings per statement; duplicate uuids are found
+              // through them, so a batch never holds more rows than that.
+              if (k == "max_rows") c.batch.max_rows = integer(v, key, 1, 65535);
+              if (k == "max_bytes") c.batch.max_bytes = integer(v, key, 1024, 1LL << 30);
+              if (k == "max_delay_ms") c.batch.max_delay_ms = integer(v, key, 0, 3'600'000);
+            });
+    section(root, "spool", {"path", "max_bytes"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              if (k == "path") c.spool.path = path(v, key);
+              if (k == "max_bytes") c.spool.max_bytes = integer(v, key, 0, INT64_MAX);
+            });
+    section(root, "schemas", {"path"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              if (k == "path") c.schemas_path = path(v, key);
+            });
+    section(root, "admin", {"listen", "token_file"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              if (k == "listen") c.admin.listen = str(v, key);
+              if (k == "token_file") c.admin.token_file = path(v, key);
+            });
+    section(root, "log", {"level", "format"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              if (k == "level") {
+                c.log.level = str(v, key);
+                static const std::set<std::string> levels = {"trace", "debug", "info",
+                                                             "warn",  "error", "off"};
+                if (!levels.contains(c.log.level))
+                  fail(v, key, "expected one of trace, debug, info, warn, error, off");
+              }
+              if (k == "format") {
+                const auto f = str(v, key);
+                if (f != "text" && f != "json") fail(v, key, "expected text or json");
+                c.log.json = f == "json";
+              }
+            });
+
+    if (root["kafka"]["topics"].IsDefined() == false || c.kafka.topics.empty()) {
+      fail(root["kafka"], "kafka.topics", "at least one topic is required");
+    }
+    if (!root["schemas"].IsDefined()) c.schemas_path = path(YAML::Node("schemas"), "schemas.path");
+    if (!root["spool"]["path"].IsDefined()) c.spool.path = SpoolConfig{}.path;
+    return c;
+  }
+
+ private:
+  std::string file_;
+};
+
+}  // namespace
+
+Result<Config> load_config(const std::string& path) {
+  try {
+    return Loader(path).load();
+  } catch (const ConfigError& e) {
+    return Status::error(e.message);
+  } catch (const YAML::Exception& e) {
+    return Status::error(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+}
+
+}  // namespace sluice

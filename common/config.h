@@ -1,0 +1,74 @@
+#pragma once
+/// Sluice's configuration file (YAML). The keys are part of the external contract (DESIGN.md §4);
+/// `load_config` checks every key's type and range and refuses unknown keys, reporting the file,
+/// line and dotted key at fault. Relative paths are resolved against the config file's folder.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace sluice {
+
+struct KafkaConfig {
+  std::string brokers = "127.0.0.1:9092";
+  std::string group_id = "sluice";
+  std::vector<std::string> topics;                 ///< a name starting with ^ is a regex
+  std::map<std::string, std::string> properties;   ///< passed to librdkafka as-is
+};
+
+enum class InsertMethod { kLoadData, kMultiInsert };
+
+struct MariaDbConfig {
+  std::string host = "127.0.0.1";
+  int port = 3306;
+  std::string socket;            ///< when set, used instead of host/port
+  std::string user = "sluice";
+  std::string password_file;
+  std::string password;          ///< read from password_file at load time
+  std::string database = "log";
+  int writers = 2;               ///< connections writing batches in parallel
+  int connect_timeout_ms = 5000;
+  int io_timeout_ms = 60000;     ///< read/write timeout of one round trip
+  InsertMethod insert_method = InsertMethod::kLoadData;
+};
+
+struct BatchConfig {
+  int64_t max_rows = 5000;
+  int64_t max_bytes = 8 * 1024 * 1024;
+  int64_t max_delay_ms = 500;
+};
+
+struct SpoolConfig {
+  std::string path = "/var/lib/sluice/spool";
+  int64_t max_bytes = 10LL * 1024 * 1024 * 1024;
+};
+
+struct AdminConfig {
+  std::string listen = "127.0.0.1:8470";
+  std::string token_file;
+};
+
+struct LogConfig {
+  std::string level = "info";
+  bool json = false;
+};
+
+struct Config {
+  std::string source_path;   ///< the file this was loaded from
+  KafkaConfig kafka;
+  MariaDbConfig mariadb;
+  BatchConfig batch;
+  SpoolConfig spool;
+  std::string schemas_path = "schemas";
+  AdminConfig admin;
+  LogConfig log;
+};
+
+/// Loads and validates a config file. The error message has the form
+/// "FILE:LINE: KEY: what is wrong" (or "FILE: ..." when no line applies).
+Result<Config> load_config(const std::string& path);
+
+}  // namespace sluice

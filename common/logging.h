@@ -1,0 +1,45 @@
+#pragma once
+/// One named spdlog logger per component ("ingest", "kafka", "mariadb", "admin", ...), all
+/// sharing one sink configured once at start-up by `configure_logging`. `RateLimiter` guards
+/// every log statement that could repeat per event or per retry.
+/// Thread safety: loggers are thread safe; a RateLimiter is not (one per owning thread).
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace sluice {
+
+/// level: trace|debug|info|warn|error; json: one JSON object per line instead of text.
+void configure_logging(const std::string& level, bool json);
+
+/// The logger of a component, created on first use with the configured sink and level.
+std::shared_ptr<spdlog::logger> logger(const std::string& component);
+
+/// Allows at most one message per interval and counts what it suppressed in between, so a
+/// repeated failure yields one line now and a summary ("... 4123 more") later.
+class RateLimiter {
+ public:
+  explicit RateLimiter(std::chrono::milliseconds interval) : interval_(interval) {}
+  /// True when a line may be logged now; `suppressed` then holds how many were held back since.
+  bool allow(uint64_t& suppressed) {
+    const auto now = std::chrono::steady_clock::now();
+    if (last_ != std::chrono::steady_clock::time_point{} && now - last_ < interval_) {
+      ++suppressed_;
+      return false;
+    }
+    last_ = now;
+    suppressed = suppressed_;
+    suppressed_ = 0;
+    return true;
+  }
+
+ private:
+  std::chrono::milliseconds interval_;
+  std::chrono::steady_clock::time_point last_{};
+  uint64_t suppressed_ = 0;
+};
+
+}  // namespace sluice

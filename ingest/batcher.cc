@@ -1,0 +1,76 @@
+#include "ingest/batcher.h"
+
+namespace sluice::ingest {
+
+Batcher::Batcher(std::string topic, int32_t partition, BatchLimits limits, const Clock& clock)
+    : limits_(limits), clock_(clock) {
+  batch_.topic = std::move(topic);
+  batch_.partition = partition;
+}
+
+void Batcher::reset(int64_t offset, uint64_t generation) {
+  storage::Batch fresh;
+  fresh.topic = std::move(batch_.topic);
+  fresh.partition = batch_.partition;
+  fresh.generation = generation;
+  batch_ = std::move(fresh);
+  next_ = offset;
+}
+
+void Batcher::open_if_empty(int64_t offset) {
+  if (batch_.events != 0) return;
+  opened_at_ = clock_.now();
+  // The first batch of a partition whose start was unknown begins at its first event.
+  batch_.base_offset = next_ >= 0 ? next_ : offset;
+}
+
+storage::TableRows& Batcher::rows_for(const storage::TableLayout* table) {
+  for (auto& t : batch_.tables) {
+    if (t.table == table) return t;
+  }
+  auto& t = batch_.tables.emplace_back();
+  t.table = table;
+  return t;
+}
+
+void Batcher::added(int64_t offset, size_t bytes) {
+  open_if_empty(offset);
+  batch_.events += 1;
+  batch_.bytes += bytes;
+  batch_.end_offset = offset + 1;
+  next_ = offset + 1;
+}
+
+void Batcher::row_added(storage::TableRows& rows, int64_t offset, size_t bytes_before) {
+  rows.offsets.push_back(offset);
+  rows.ends.push_back(static_cast<uint32_t>(rows.data.size()));
+  added(offset, rows.data.size() - bytes_before + sizeof(int64_t) + sizeof(uint32_t));
+}
+
+void Batcher::add_dead_letter(int64_t offset, std::string reason, std::string payload) {
+  const size_t bytes = reason.size() + payload.size() + sizeof(storage::DeadLetter);
+  batch_.dead_letters.push_back({offset, std::move(reason), std::move(payload)});
+  added(offset, bytes);
+}
+
+bool Batcher::full() const {
+  return batch_.events >= limits_.max_rows || batch_.bytes >= limits_.max_bytes;
+}
+
+bool Batcher::due() const { return !empty() && clock_.now() - opened_at_ >= limits_.max_delay; }
+
+std::optional<Clock::time_point> Batcher::deadline() const {
+  if (empty()) return std::nullopt;
+  return opened_at_ + limits_.max_delay;
+}
+
+storage::Batch Batcher::take() {
+  storage::Batch out = std::move(batch_);
+  batch_ = storage::Batch{};
+  batch_.topic = out.topic;
+  batch_.partition = out.partition;
+  batch_.generation = out.generation;
+  return out;
+}
+
+}  // namespace sluice::ingest

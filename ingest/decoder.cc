@@ -1,0 +1,392 @@
+#include "ingest/decoder.h"
+
+#include <cstring>
+
+#include "ingest/timestamp.h"
+#include "storage/row_format.h"
+
+namespace sluice::ingest {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+using storage::kMaxTextBytes;
+
+const char* json_type_name(element_type t) {
+  switch (t) {
+    case element_type::ARRAY:
+      return "array";
+    case element_type::OBJECT:
+      return "object";
+    case element_type::INT64:
+    case element_type::UINT64:
+      return "integer";
+    case element_type::DOUBLE:
+      return "number";
+    case element_type::STRING:
+      return "string";
+    case element_type::BOOL:
+      return "boolean";
+    case element_type::NULL_VALUE:
+      return "null";
+  }
+  return "unknown";
+}
+
+std::string expected_types(uint8_t types) {
+  std::string out;
+  auto add = [&](uint8_t bit, const char* name) {
+    if ((types & bit) == 0) return;
+    if (!out.empty()) out += " or ";
+    out += name;
+  };
+  if ((types & kTypeNumber) != 0) {
+    add(kTypeNumber, "number");
+  } else {
+    add(kTypeInteger, "integer");
+  }
+  add(kTypeBoolean, "boolean");
+  add(kTypeString, "string");
+  add(kTypeArray, "array");
+  add(kTypeObject, "object");
+  add(kTypeNull, "null");
+  return out;
+}
+
+bool is_hex32(std::string_view s) {
+  if (s.size() != 32) return false;
+  for (const char c : s) {
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (!hex) return false;
+  }
+  return true;
+}
+
+bool fail(std::string& reason, const char* cls, std::string_view field, std::string_view detail) {
+  reason.assign(cls);
+  reason += ": ";
+  reason += field;
+  if (!detail.empty()) {
+    reason += ": ";
+    reason += detail;
+  }
+  return false;
+}
+
+std::string too_long_detail(size_t n) {
+  return std::to_string(n) + " bytes, the column holds " + std::to_string(kMaxTextBytes);
+}
+
+}  // namespace
+
+Decoder::Decoder(SchemaRegistry& registry) : registry_(registry) { scratch_.reserve(4096); }
+
+void Decoder::to_json_cell(element value, Cell& cell) {
+  const auto json = simdjson::minify(value);
+  cell.kind = Cell::kScratch;
+  cell.pos = static_cast<uint32_t>(scratch_.size());
+  cell.len = static_cast<uint32_t>(json.size());
+  scratch_ += json;
+}
+
+bool Decoder::check_value(element value, const FieldRule& f, std::string& reason) {
+  const element_type type = value.type();
+  Cell unused;  // an object with declared properties has no column of its own
+  Cell& cell = f.column >= 0 ? cells_[static_cast<size_t>(f.column)] : unused;
+  auto wrong_type = [&] {
+    return fail(reason, "wrong_type", f.path,
+                "expected " + expected_types(f.types) + ", got " + json_type_name(type));
+  };
+  switch (type) {
+    case element_type::NULL_VALUE:
+      if ((f.types & kTypeNull) == 0) return wrong_type();
+      if (f.column >= 0) cell.kind = Cell::kNull;
+      break;
+    case element_type::BOOL: {
+      if ((f.types & kTypeBoolean) == 0) return wrong_type();
+      const bool b = value.get_bool().value_unsafe();
+      if (f.has_enum && std::find(f.enum_bools.begin(), f.enum_bools.end(), b) == f.enum_bools.end()) {
+        return fail(reason, "invalid_value", f.path, "not one of the allowed values");
+      }
+      cell.kind = Cell::kBool;
+      cell.b = b;
+      break;
+    }
+    case element_type::INT64:
+    case element_type::UINT64: {
+      if ((f.types & (kTypeInteger | kTypeNumber)) == 0) return wrong_type();
+      double as_double = 0;
+      if (type == element_type::UINT64) {
+        as_double = static_cast<double>(value.get_uint64().value_unsafe());
+        if ((f.types & kTypeNumber) == 0) {
+          return fail(reason, "invalid_value", f.path, "integer out of the BIGINT range");
+        }
+        cell.kind = Cell::kDouble;
+        cell.d = as_double;
+      } else {
+        cell.kind = Cell::kInt;
+        cell.i = value.get_int64().value_unsafe();
+        as_double = static_cast<double>(cell.i);
+      }
+      if (f.has_enum && std::find(f.enum_numbers.begin(), f.enum_numbers.end(), as_double) ==
+                            f.enum_numbers.end()) {
+        return fail(reason, "invalid_value", f.path, "not one of the allowed values");
+      }
+      break;
+    }
+    case element_type::DOUBLE: {
+      if ((f.types & kTypeNumber) == 0) return wrong_type();
+      cell.kind = Cell::kDouble;
+      cell.d = value.get_double().value_unsafe();
+      if (f.has_enum && std::find(f.enum_numbers.begin(), f.enum_numbers.end(), cell.d) ==
+                            f.enum_numbers.end()) {
+        return fail(reason, "invalid_value", f.path, "not one of the allowed values");
+      }
+      break;
+    }
+    case element_type::STRING: {
+      if ((f.types & kTypeString) == 0) return wrong_type();
+      const std::string_view s = value.get_string().value_unsafe();
+      if (s.size() > kMaxTextBytes) return fail(reason, "too_long", f.path, too_long_detail(s.size()));
+      if (f.has_enum &&
+          std::find(f.enum_strings.begin(), f.enum_strings.end(), s) == f.enum_strings.end()) {
+        std::string shown(s.substr(0, 64));
+        return fail(reason, "invalid_value", f.path,
+                    "'" + shown + "' is not one of the allowed values");
+      }
+      cell.kind = Cell::kText;
+      cell.s = s;
+      break;
+    }
+    case element_type::ARRAY:
+    case element_type::OBJECT: {
+      const bool is_array = type == element_type::ARRAY;
+      if ((f.types & (is_array ? kTypeArray : kTypeObject)) == 0) return wrong_type();
+      if (!is_array && f.object) {
+        return validate_object(value.get_object().value_unsafe(), *f.object, reason);
+      }
+      to_json_cell(value, cell);
+      if (cell.len > kMaxTextBytes) return fail(reason, "too_long", f.path, too_long_detail(cell.len));
+      break;
+    }
+  }
+  // A column of mixed or structured type stores the JSON text of whatever value it holds.
+  if (f.column >= 0 && f.column_type == storage::ColumnType::kJson && cell.kind != Cell::kNull &&
+      cell.kind != Cell::kScratch) {
+    to_json_cell(value, cell);
+    if (cell.len > kMaxTextBytes) return fail(reason, "too_long", f.path, too_long_detail(cell.len));
+  }
+  if (f.column >= 0) cell.epoch = epoch_;
+  return true;
+}
+
+bool Decoder::validate_object(simdjson::dom::object obj, const ObjectRule& rule,
+                              std::string& reason) {
+  for (auto [key, value] : obj) {
+    const auto it = rule.by_name.find(key);
+    if (it == rule.by_name.end()) {
+      if (rule.additional_allowed) continue;
+      return fail(reason, "unexpected_field", rule.path + "." + std::string(key),
+                  "not declared by the schema");
+    }
+    const FieldRule& f = rule.fields[static_cast<size_t>(it->second)];
+    seen_[static_cast<size_t>(f.index)] = epoch_;
+    if (!check_value(value, f, reason)) return false;
+  }
+  for (const auto& f : rule.fields) {
+    if (f.required && seen_[static_cast<size_t>(f.index)] != epoch_) {
+      return fail(reason, "missing_required", f.path, "");
+    }
+  }
+  return true;
+}
+
+const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std::string& reason) {
+  ++epoch_;
+  scratch_.clear();
+  schema_ = nullptr;
+  element doc;
+  if (auto err = parser_.parse(payload.data(), payload.size()).get(doc); err) {
+    fail(reason, "malformed_json", "message", simdjson::error_message(err));
+    return nullptr;
+  }
+  simdjson::dom::object capsule;
+  if (doc.get_object().get(capsule) != simdjson::SUCCESS) {
+    fail(reason, "not_object", "message",
+         std::string("the message is a JSON ") + json_type_name(doc.type()));
+    return nullptr;
+  }
+  std::string_view schema_name;
+  int64_t revision = 0;
+  bool has_schema = false, has_revision = false;
+  element event;
+  bool has_event = false;
+  uuid_ = {};
+  wiki_ = {};
+  web_host_ = {};
+  user_agent_ = Cell{};
+  timestamp_ = -1;
+  dt_ = -1;
+  bool has_uuid = false, has_wiki = false;
+
+  auto text_field = [&](element v, std::string_view name, std::string_view& out) {
+    if (!v.is_string()) {
+      return fail(reason, "wrong_type", name,
+                  std::string("expected string, got ") + json_type_name(v.type()));
+    }
+    out = v.get_string().value_unsafe();
+    if (out.size() > kMaxTextBytes) return fail(reason, "too_long", name, too_long_detail(out.size()));
+    return true;
+  };
+
+  for (auto [key, value] : capsule) {
+    if (key == "schema") {
+      if (!text_field(value, "schema", schema_name)) return nullptr;
+      has_schema = true;
+    } else if (key == "revision") {
+      if (!value.is_int64()) {
+        fail(reason, "wrong_type", "revision",
+             std::string("expected integer, got ") + json_type_name(value.type()));
+        return nullptr;
+      }
+      revision = value.get_int64().value_unsafe();
+      has_revision = true;
+    } else if (key == "uuid") {
+      if (!text_field(value, "uuid", uuid_)) return nullptr;
+      if (!is_hex32(uuid_)) {
+        fail(reason, "invalid_value", "uuid", "expected 32 hexadecimal characters");
+        return nullptr;
+      }
+      has_uuid = true;
+    } else if (key == "wiki") {
+      if (!text_field(value, "wiki", wiki_)) return nullptr;
+      has_wiki = true;
+    } else if (key == "webHost") {
+      if (!text_field(value, "webHost", web_host_)) return nullptr;
+    } else if (key == "userAgent") {
+      if (value.is_string()) {
+        user_agent_.kind = Cell::kText;
+        user_agent_.s = value.get_string().value_unsafe();
+        if (user_agent_.s.size() > kMaxTextBytes) {
+          fail(reason, "too_long", "userAgent", too_long_detail(user_agent_.s.size()));
+          return nullptr;
+        }
+      } else if (value.is_object()) {
+        to_json_cell(value, user_agent_);
+        if (user_agent_.len > kMaxTextBytes) {
+          fail(reason, "too_long", "userAgent", too_long_detail(user_agent_.len));
+          return nullptr;
+        }
+      } else if (!value.is_null()) {
+        fail(reason, "wrong_type", "userAgent",
+             std::string("expected string or object, got ") + json_type_name(value.type()));
+        return nullptr;
+      }
+    } else if (key == "timestamp") {
+      if (!value.is_number()) {
+        fail(reason, "wrong_type", "timestamp",
+             std::string("expected number, got ") + json_type_name(value.type()));
+        return nullptr;
+      }
+      const auto seconds = epoch_seconds_from_timestamp(value.get_double().value_unsafe());
+      if (!seconds) {
+        fail(reason, "invalid_value", "timestamp", "not an epoch time between 1970 and 9999");
+        return nullptr;
+      }
+      timestamp_ = *seconds;
+    } else if (key == "dt") {
+      std::string_view dt;
+      if (!text_field(value, "dt", dt)) return nullptr;
+      const auto seconds = epoch_seconds_from_iso8601(dt);
+      if (!seconds) {
+        fail(reason, "invalid_value", "dt", "not an ISO-8601 date-time");
+        return nullptr;
+      }
+      dt_ = *seconds;
+    } else if (key == "event") {
+      event = value;
+      has_event = true;
+    }
+  }
+  if (!has_schema) return fail(reason, "missing_required", "schema", ""), nullptr;
+  if (!has_revision) return fail(reason, "missing_required", "revision", ""), nullptr;
+  if (!has_uuid) return fail(reason, "missing_required", "uuid", ""), nullptr;
+  if (!has_wiki) return fail(reason, "missing_required", "wiki", ""), nullptr;
+  if (!has_event) return fail(reason, "missing_required", "event", ""), nullptr;
+  if (!event.is_object()) {
+    fail(reason, "wrong_type", "event",
+         std::string("expected object, got ") + json_type_name(event.type()));
+    return nullptr;
+  }
+
+  const Schema* schema = registry_.find(schema_name, revision, reason);
+  if (schema == nullptr) return nullptr;
+  if (seen_.size() < static_cast<size_t>(schema->field_count)) {
+    seen_.resize(static_cast<size_t>(schema->field_count), 0);
+  }
+  const size_t columns = schema->table->event_columns().size();
+  if (cells_.size() < columns) cells_.resize(columns);
+  if (!validate_object(event.get_object().value_unsafe(), schema->root, reason)) return nullptr;
+  if (timestamp_ < 0) timestamp_ = dt_ >= 0 ? dt_ : (fallback_ms >= 0 ? fallback_ms / 1000 : -1);
+  schema_ = schema;
+  return schema;
+}
+
+void Decoder::encode_row(std::string& out) const {
+  storage::RowEncoder row(out);
+  row.plain(uuid_);
+  if (timestamp_ >= 0) {
+    char buf[14];
+    format_mediawiki(timestamp_, buf);
+    row.plain(std::string_view(buf, sizeof buf));
+  } else {
+    row.null();
+  }
+  if (dt_ >= 0) {
+    char buf[19];
+    format_datetime(dt_, buf);
+    row.plain(std::string_view(buf, sizeof buf));
+  } else {
+    row.null();
+  }
+  row.text(wiki_);
+  if (web_host_.data() != nullptr) {
+    row.text(web_host_);
+  } else {
+    row.null();
+  }
+  auto put = [&](const Cell& c) {
+    switch (c.kind) {
+      case Cell::kNull:
+        row.null();
+        break;
+      case Cell::kBool:
+        row.boolean(c.b);
+        break;
+      case Cell::kInt:
+        row.integer(c.i);
+        break;
+      case Cell::kDouble:
+        row.number(c.d);
+        break;
+      case Cell::kText:
+        row.text(c.s);
+        break;
+      case Cell::kScratch:
+        row.text(std::string_view(scratch_).substr(c.pos, c.len));
+        break;
+    }
+  };
+  put(user_agent_);
+  const size_t columns = schema_->table->event_columns().size();
+  for (size_t i = 0; i < columns; ++i) {
+    if (cells_[i].epoch == epoch_) {
+      put(cells_[i]);
+    } else {
+      row.null();
+    }
+  }
+  row.end_row();
+}
+
+}  // namespace sluice::ingest

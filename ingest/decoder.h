@@ -1,0 +1,66 @@
+#pragma once
+/// Decodes one EventLogging capsule (JSON) and validates it against its schema, leaving the row
+/// ready to be encoded. Failure is a value: a dead-letter reason "<class>: <field>: <detail>"
+/// whose class is one of malformed_json, not_object, unknown_schema, unknown_revision,
+/// wrong_type, missing_required, unexpected_field, too_long, invalid_value.
+/// The success path does not allocate once warm (strings point into the parser's buffers).
+/// Thread safety: one Decoder per thread; it borrows the registry of that thread.
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ingest/schema.h"
+
+namespace sluice::ingest {
+
+class Decoder {
+ public:
+  explicit Decoder(SchemaRegistry& registry);
+
+  /// Decodes `payload`. `fallback_ms` (the Kafka message timestamp, or -1) fills `timestamp`
+  /// when the capsule has neither `timestamp` nor `dt`. Returns the schema on success, or
+  /// nullptr with `reason` set.
+  const Schema* decode(std::string_view payload, int64_t fallback_ms, std::string& reason);
+
+  /// Appends the row of the last successful `decode` to `out` in the batch row format
+  /// (storage/row_format.h), columns in the table's order.
+  void encode_row(std::string& out) const;
+
+  /// The uuid of the last successful decode.
+  std::string_view uuid() const { return uuid_; }
+
+ private:
+  struct Cell {
+    enum Kind : uint8_t { kNull, kBool, kInt, kDouble, kText, kScratch } kind = kNull;
+    uint32_t epoch = 0;
+    bool b = false;
+    int64_t i = 0;
+    double d = 0;
+    std::string_view s;
+    uint32_t pos = 0, len = 0;  ///< for kScratch: a range of scratch_
+  };
+
+  bool validate_object(simdjson::dom::object obj, const ObjectRule& rule, std::string& reason);
+  bool check_value(simdjson::dom::element value, const FieldRule& f, std::string& reason);
+  /// Appends the minified JSON of `value` to scratch_ and points `cell` at it.
+  void to_json_cell(simdjson::dom::element value, Cell& cell);
+
+  SchemaRegistry& registry_;
+  simdjson::dom::parser parser_;
+  std::string scratch_;
+  uint32_t epoch_ = 0;
+  std::vector<uint32_t> seen_;  ///< per FieldRule index: the epoch it was last seen in
+  std::vector<Cell> cells_;     ///< per event column
+  const Schema* schema_ = nullptr;
+  // Capsule fields of the last decode.
+  std::string_view uuid_, wiki_, web_host_;
+  Cell user_agent_;
+  int64_t timestamp_ = -1;  ///< epoch seconds or -1
+  int64_t dt_ = -1;         ///< epoch seconds or -1
+};
+
+}  // namespace sluice::ingest

@@ -1,0 +1,235 @@
+#include "ingest/kafka_source.h"
+
+#include <cstring>
+
+#include "common/logging.h"
+
+namespace sluice::ingest {
+namespace {
+
+struct ListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const {
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+};
+using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
+
+void log_cb(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* buf) {
+  static thread_local RateLimiter limiter(std::chrono::seconds(10));
+  uint64_t suppressed = 0;
+  // librdkafka repeats connection failures per retry; keep one line per 10 s.
+  if (level <= 4 && !limiter.allow(suppressed)) return;
+  auto log = logger("kafka");
+  const auto lvl = level <= 3 ? spdlog::level::err
+                   : level == 4 ? spdlog::level::warn
+                   : level <= 6 ? spdlog::level::info
+                                : spdlog::level::debug;
+  if (suppressed > 0) {
+    log->log(lvl, "{}: {} ({} similar lines suppressed)", fac, buf, suppressed);
+  } else {
+    log->log(lvl, "{}: {}", fac, buf);
+  }
+}
+
+}  // namespace
+
+std::vector<TopicPartition> to_vector(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<TopicPartition> out;
+  if (list == nullptr) return out;
+  out.reserve(static_cast<size_t>(list->cnt));
+  for (int i = 0; i < list->cnt; ++i) {
+    out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
+  }
+  return out;
+}
+
+rd_kafka_topic_partition_list_t* to_list(const std::vector<TopicPartition>& partitions) {
+  auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
+  for (const auto& p : partitions) {
+    rd_kafka_topic_partition_list_add(list, p.topic.c_str(), p.partition)->offset = p.offset;
+  }
+  return list;
+}
+
+KafkaSource::~KafkaSource() {
+  if (rk_ != nullptr) {
+    close();
+    rd_kafka_destroy(rk_);
+  }
+}
+
+Result<std::unique_ptr<KafkaSource>> KafkaSource::create(const KafkaConfig& config,
+                                                         RebalanceHandler handler) {
+  std::unique_ptr<KafkaSource> source(new KafkaSource());
+  source->handler_ = std::move(handler);
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  auto set = [&](const std::string& key, const std::string& value) -> Status {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      return Status::error("kafka property " + key + ": " + err);
+    }
+    return Status::ok();
+  };
+  // Defaults Sluice relies on; the user's kafka.properties may override the tunables, but not
+  // the commit settings: offsets are committed only after MariaDB or the spool has the events.
+  const std::pair<const char*, const char*> defaults[] = {
+      {"auto.offset.reset", "earliest"},
+      {"queued.max.messages.kbytes", "32768"},
+      {"fetch.message.max.bytes", "1048576"},
+      {"session.timeout.ms", "30000"},
+  };
+  for (const auto& [k, v] : defaults) {
+    if (auto st = set(k, v); !st) return st;
+  }
+  for (const auto& [k, v] : config.properties) {
+    if (k == "enable.auto.commit" || k == "enable.auto.offset.store" || k == "group.id" ||
+        k == "bootstrap.servers") {
+      rd_kafka_conf_destroy(conf);
+      return Status::error("kafka property " + k +
+                           " is managed by Sluice (use kafka.brokers / kafka.group_id)");
+    }
+    if (auto st = set(k, v); !st) {
+      rd_kafka_conf_destroy(conf);
+      return st;
+    }
+  }
+  for (const auto& [k, v] : std::initializer_list<std::pair<std::string, std::string>>{
+           {"bootstrap.servers", config.brokers},
+           {"group.id", config.group_id},
+           {"enable.auto.commit", "false"},
+           {"enable.auto.offset.store", "false"},
+           {"enable.partition.eof", "false"},
+           {"client.id", "sluice"}}) {
+    if (auto st = set(k, v); !st) {
+      rd_kafka_conf_destroy(conf);
+      return st;
+    }
+  }
+  rd_kafka_conf_set_log_cb(conf, log_cb);
+  rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+  rd_kafka_conf_set_opaque(conf, source.get());
+  source->rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (source->rk_ == nullptr) return Status::error(std::string("kafka consumer: ") + err);
+  rd_kafka_poll_set_consumer(source->rk_);
+
+  ListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(config.topics.size())));
+  for (const auto& t : config.topics) {
+    rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  if (auto e = rd_kafka_subscribe(source->rk_, topics.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string("kafka subscribe: ") + rd_kafka_err2str(e));
+  }
+  return source;
+}
+
+void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* self = static_cast<KafkaSource*>(opaque);
+  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  auto log = logger("kafka");
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    auto assigned = to_vector(partitions);
+    if (self->handler_.on_assign) self->handler_.on_assign(assigned);
+    ListPtr list(to_list(assigned));
+    rd_kafka_error_t* error = nullptr;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (cooperative) {
+      error = rd_kafka_incremental_assign(rk, list.get());
+    } else {
+      e = rd_kafka_assign(rk, list.get());
+    }
+    if (error != nullptr) {
+      log->error("assign failed: {}", rd_kafka_error_string(error));
+      rd_kafka_error_destroy(error);
+    } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      log->error("assign failed: {}", rd_kafka_err2str(e));
+    }
+    return;
+  }
+  if (self->handler_.on_revoke) self->handler_.on_revoke(to_vector(partitions));
+  if (cooperative) {
+    if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions)) {
+      log->error("unassign failed: {}", rd_kafka_error_string(error));
+      rd_kafka_error_destroy(error);
+    }
+  } else {
+    rd_kafka_assign(rk, nullptr);
+  }
+}
+
+MessagePtr KafkaSource::poll(int timeout_ms) {
+  return MessagePtr(rd_kafka_consumer_poll(rk_, timeout_ms));
+}
+
+Status KafkaSource::committed(std::vector<TopicPartition>& partitions, int timeout_ms) {
+  ListPtr list(to_list(partitions));
+  if (auto e = rd_kafka_committed(rk_, list.get(), timeout_ms); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string("kafka committed offsets: ") + rd_kafka_err2str(e));
+  }
+  partitions = to_vector(list.get());
+  return Status::ok();
+}
+
+Status KafkaSource::commit(const std::vector<TopicPartition>& partitions, bool async) {
+  if (partitions.empty()) return Status::ok();
+  ListPtr list(to_list(partitions));
+  const auto e = rd_kafka_commit(rk_, list.get(), async ? 1 : 0);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string("kafka commit: ") + rd_kafka_err2str(e));
+  }
+  return Status::ok();
+}
+
+Status KafkaSource::pause(const std::vector<TopicPartition>& partitions) {
+  ListPtr list(to_list(partitions));
+  if (auto e = rd_kafka_pause_partitions(rk_, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string("kafka pause: ") + rd_kafka_err2str(e));
+  }
+  return Status::ok();
+}
+
+Status KafkaSource::seek(const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return Status::ok();
+  ListPtr list(to_list(partitions));
+  if (rd_kafka_error_t* error = rd_kafka_seek_partitions(rk_, list.get(), 5000)) {
+    Status st = Status::error(std::string("kafka seek: ") + rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return st;
+  }
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::error("kafka seek " + std::string(list->elems[i].topic) + "/" +
+                           std::to_string(list->elems[i].partition) + ": " +
+                           rd_kafka_err2str(list->elems[i].err));
+    }
+  }
+  return Status::ok();
+}
+
+Status KafkaSource::resume(const std::vector<TopicPartition>& partitions) {
+  ListPtr list(to_list(partitions));
+  if (auto e = rd_kafka_resume_partitions(rk_, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string("kafka resume: ") + rd_kafka_err2str(e));
+  }
+  return Status::ok();
+}
+
+Status KafkaSource::watermarks(const std::string& topic, int32_t partition, int64_t& low,
+                               int64_t& high, int timeout_ms) {
+  const auto e =
+      rd_kafka_query_watermark_offsets(rk_, topic.c_str(), partition, &low, &high, timeout_ms);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string("kafka watermarks: ") + rd_kafka_err2str(e));
+  }
+  return Status::ok();
+}
+
+void KafkaSource::close() {
+  if (closed_ || rk_ == nullptr) return;
+  closed_ = true;
+  if (auto e = rd_kafka_consumer_close(rk_); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    logger("kafka")->warn("consumer close: {}", rd_kafka_err2str(e));
+  }
+}
+
+}  // namespace sluice::ingest

@@ -1,0 +1,127 @@
+#pragma once
+/// The ingestion pipeline: Kafka → decode/validate → per-partition batches → writer threads,
+/// each owning one MariaDB connection and writing a batch as one exactly-once transaction.
+///
+/// Threads: `run()` is the ingest thread (polls Kafka, decodes, batches, commits offsets to
+/// Kafka); `mariadb.writers` writer threads each own a BatchSink. A partition always maps to the
+/// same writer, so its batches commit in offset order. Writers report back through a completion
+/// queue; Kafka offsets are committed only for batches MariaDB has committed.
+///
+/// Memory: bytes in flight (batches queued or being written) are bounded; at the bound the
+/// partitions are paused in Kafka and later resumed from exactly where they stopped.
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/status.h"
+#include "ingest/batcher.h"
+#include "ingest/decoder.h"
+#include "ingest/kafka_source.h"
+#include "ingest/schema.h"
+#include "storage/batch_sink.h"
+#include "storage/mariadb_sink.h"
+
+namespace sluice::ingest {
+
+/// Counters the pipeline keeps; read from any thread.
+struct PipelineStats {
+  std::atomic<uint64_t> consumed{0};
+  std::atomic<uint64_t> rows_inserted{0};
+  std::atomic<uint64_t> dead_letters{0};
+  std::atomic<uint64_t> batches_committed{0};
+  std::atomic<uint64_t> batches_already_applied{0};
+  std::atomic<uint64_t> expired_offsets{0};  ///< offsets lost from Kafka before consumption
+};
+
+class Pipeline {
+ public:
+  using SinkFactory = std::function<std::unique_ptr<storage::BatchSink>()>;
+
+  Pipeline(Config config, SinkFactory sink_factory, const Clock& clock = SystemClock::instance());
+  ~Pipeline();
+
+  /// Runs until `stop` becomes true, then shuts down gracefully: flushes open batches, waits
+  /// (bounded) for the writers, commits offsets and leaves the group. Returns an error for
+  /// start-up failures that retrying cannot fix (bad Kafka settings, access denied, ...).
+  Status run(const std::atomic<bool>& stop);
+
+  const PipelineStats& stats() const { return stats_; }
+
+ private:
+  struct Completion {
+    std::string topic;
+    int32_t partition = 0;
+    uint64_t generation = 0;
+    storage::WriteOutcome outcome = storage::WriteOutcome::kFailed;
+    int64_t base_offset = 0;
+    int64_t end_offset = 0;
+    int64_t db_next_offset = -1;
+    size_t bytes = 0;
+  };
+
+  class Writer;
+
+  struct Partition {
+    Partition(const std::string& t, int32_t p, BatchLimits limits, const Clock& clock)
+        : topic(t), partition(p), batcher(t, p, limits, clock) {}
+    std::string topic;
+    int32_t partition;
+    Batcher batcher;
+    uint64_t generation = 0;
+    int64_t db_end = -1;            ///< highest end offset MariaDB has committed
+    int64_t kafka_committed = -1;   ///< last offset committed to Kafka
+    bool paused = false;            ///< paused in Kafka for backpressure
+    size_t writer = 0;
+  };
+  using Key = std::pair<std::string, int32_t>;
+
+  Status prepare_database(const std::atomic<bool>& stop);
+  void on_assign(std::vector<TopicPartition>& partitions);
+  void on_revoke(const std::vector<TopicPartition>& partitions);
+  void handle_message(const rd_kafka_message_t& msg);
+  void check_gap(Partition& p, int64_t offset);
+  void dispatch(Partition& p);
+  void flush_due();
+  void apply_backpressure();
+  void process_completions();
+  void commit_offsets(bool async);
+  void log_summary(bool force);
+  void shutdown();
+  /// Drops the partition's open batch and reads it again from `offset`.
+  void reposition(Partition& p, int64_t offset);
+
+  Config config_;
+  SinkFactory sink_factory_;
+  const Clock& clock_;
+  BatchLimits limits_;
+  size_t max_in_flight_bytes_;
+  SchemaRegistry registry_;
+  Decoder decoder_;
+  std::unique_ptr<storage::MariaDbSink> control_;  ///< bookkeeping queries on the ingest thread
+  std::unique_ptr<KafkaSource> source_;
+  std::vector<std::unique_ptr<Writer>> writers_;
+  std::map<Key, std::unique_ptr<Partition>> partitions_;
+  uint64_t next_generation_ = 1;
+  bool backpressure_ = false;
+  std::string reason_;  ///< reused dead-letter reason buffer
+
+  std::mutex completions_mu_;
+  std::vector<Completion> completions_;  ///< guarded by completions_mu_
+  std::atomic<size_t> in_flight_bytes_{0};
+
+  PipelineStats stats_;
+  Clock::time_point last_summary_{};
+  uint64_t last_summary_consumed_ = 0;
+  Clock::time_point last_commit_{};
+};
+
+}  // namespace sluice::ingest

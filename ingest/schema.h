@@ -1,0 +1,114 @@
+#pragma once
+/// JSON Schemas of `event` objects, compiled into validation rules and a table layout.
+/// Files live at `<root>/<SchemaName>/<revision>.json`, EventLogging's layout. Both the
+/// per-property `"required": true` (draft 3) and the `"required": [...]` list are honoured;
+/// `type` (a name or a list of names), `enum`, `additionalProperties: false` and nested objects
+/// with `properties` are checked. Nested leaves become columns `event_<a>_<b>`.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "storage/table_layout.h"
+
+namespace sluice::ingest {
+
+/// Bit set of JSON types a value may have.
+enum JsonType : uint8_t {
+  kTypeNull = 1,
+  kTypeBoolean = 2,
+  kTypeInteger = 4,
+  kTypeNumber = 8,  ///< any number, integral or not
+  kTypeString = 16,
+  kTypeArray = 32,
+  kTypeObject = 64,
+  kTypeAny = 127,
+};
+
+struct ObjectRule;
+
+struct FieldRule {
+  std::string name;
+  std::string path;        ///< "event.nested.pi", for error messages
+  uint8_t types = kTypeAny;
+  bool required = false;
+  int column = -1;         ///< index into the event columns; -1 for an object with properties
+  int index = 0;           ///< schema-wide index, for "seen" tracking
+  storage::ColumnType column_type = storage::ColumnType::kJson;
+  std::vector<std::string> enum_strings;
+  std::vector<double> enum_numbers;
+  std::vector<bool> enum_bools;
+  bool has_enum = false;
+  std::unique_ptr<ObjectRule> object;  ///< nested object with declared properties
+};
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+struct ObjectRule {
+  std::string path;  ///< "event" or "event.nested"
+  std::vector<FieldRule> fields;
+  std::unordered_map<std::string, int, StringHash, std::equal_to<>> by_name;
+  bool additional_allowed = true;
+};
+
+/// One compiled schema revision. Immutable after compilation.
+struct Schema {
+  std::string name;
+  int64_t revision = 0;
+  ObjectRule root;
+  int field_count = 0;  ///< number of FieldRules in the whole tree
+  std::unique_ptr<storage::TableLayout> table;
+};
+
+/// Compiles a schema document (the JSON text of `<revision>.json`).
+Result<std::unique_ptr<Schema>> compile_schema(std::string_view name, int64_t revision,
+                                               std::string_view json);
+
+/// Finds and caches compiled schemas under a root folder. Unknown (name, revision) pairs are
+/// remembered for a while so a stream of unknown events does not hit the disk per event.
+/// Thread safety: owned and called by the ingest thread only; the Schema objects (and their
+/// tables) it hands out are immutable and live as long as the registry.
+class SchemaRegistry {
+ public:
+  explicit SchemaRegistry(std::string root, const Clock& clock = SystemClock::instance());
+
+  /// The schema, or nullptr with `error` set to a dead-letter reason
+  /// ("unknown_schema: ..." / "unknown_revision: ...").
+  const Schema* find(std::string_view name, int64_t revision, std::string& error);
+
+  /// Compiles every schema file under the root; used by check-config. Returns the number of
+  /// schemas compiled, or the first error with its file.
+  Result<size_t> load_all();
+
+  const std::string& root() const { return root_; }
+
+ private:
+  struct Entry {
+    std::unique_ptr<Schema> schema;
+    std::string error;
+    Clock::time_point checked_at;
+  };
+  struct Revisions {
+    std::unordered_map<int64_t, Entry> by_revision;
+  };
+
+  Entry load(std::string_view name, int64_t revision);
+
+  std::string root_;
+  const Clock& clock_;
+  std::unordered_map<std::string, Revisions, StringHash, std::equal_to<>> schemas_;
+  const Schema* last_ = nullptr;
+};
+
+/// True when a schema name is safe to use as a folder name (no path tricks).
+bool valid_schema_name(std::string_view name);
+
+}  // namespace sluice::ingest

@@ -1,0 +1,50 @@
+#pragma once
+/// A batch: the events of one Kafka partition over a contiguous offset range [base, end),
+/// already decoded and encoded per table, plus the dead letters of that range. It is the unit of
+/// one MariaDB transaction. Built on the ingest thread, then moved to a writer thread.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sluice::storage {
+
+class TableLayout;
+
+/// Rows bound for one table, in offset order, encoded as in row_format.h.
+struct TableRows {
+  const TableLayout* table = nullptr;  ///< owned by the schema registry, lives for the process
+  std::string data;                    ///< encoded rows, back to back
+  std::vector<int64_t> offsets;        ///< Kafka offset of each row
+  std::vector<uint32_t> ends;          ///< end position (after LF) of each row in `data`
+
+  size_t rows() const { return offsets.size(); }
+};
+
+struct DeadLetter {
+  int64_t offset = 0;
+  std::string reason;   ///< "<class>: <detail>", e.g. "wrong_type: event.isAnon: expected boolean"
+  std::string payload;  ///< the message as received (may be empty, e.g. for an expired gap)
+};
+
+struct Batch {
+  std::string topic;
+  int32_t partition = 0;
+  /// The partition's next_offset this batch continues from: the compare-and-set value.
+  int64_t base_offset = 0;
+  /// One past the last offset the batch covers: the next_offset it commits.
+  int64_t end_offset = 0;
+  /// Incremented by the ingest side when the partition is revoked or repositioned, so writers
+  /// can discard batches of an earlier assignment.
+  uint64_t generation = 0;
+  std::vector<TableRows> tables;
+  std::vector<DeadLetter> dead_letters;
+  size_t bytes = 0;   ///< approximate memory held, for queue accounting
+  size_t events = 0;  ///< rows plus dead letters
+
+  /// Drops everything below `offset` (already applied by an earlier owner) and moves the base
+  /// there. Precondition: base_offset <= offset <= end_offset.
+  void trim_before(int64_t offset);
+};
+
+}  // namespace sluice::storage

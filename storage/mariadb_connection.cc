@@ -1,0 +1,135 @@
+#include "storage/mariadb_connection.h"
+
+#include <errmsg.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace sluice::storage {
+namespace {
+
+// LOAD DATA LOCAL callbacks: the "file" is always the connection's in-memory buffer, whatever
+// name the server asks for, so a server can never make Sluice read a local file.
+struct InfileCursor {
+  std::string_view data;
+  size_t pos = 0;
+};
+
+int init_cursor(void** ptr, const char* /*filename*/, void* userdata) {
+  *ptr = userdata;
+  return 0;
+}
+int read_cursor(void* ptr, char* buf, unsigned int len) {
+  auto* cur = static_cast<InfileCursor*>(ptr);
+  const size_t n = std::min<size_t>(len, cur->data.size() - cur->pos);
+  std::memcpy(buf, cur->data.data() + cur->pos, n);
+  cur->pos += n;
+  return static_cast<int>(n);
+}
+void end_cursor(void* /*ptr*/) {}
+int error_cursor(void* /*ptr*/, char* msg, unsigned int len) {
+  std::snprintf(msg, len, "in-memory LOAD DATA source failed");
+  return CR_UNKNOWN_ERROR;
+}
+
+}  // namespace
+
+MariaDbConnection::~MariaDbConnection() { mysql_close(mysql_); }
+
+DbStatus MariaDbConnection::open(const MariaDbConfig& c, std::unique_ptr<MariaDbConnection>& out) {
+  MYSQL* m = mysql_init(nullptr);
+  if (m == nullptr) return {CR_OUT_OF_MEMORY, "mysql_init failed"};
+  const unsigned int connect_timeout = std::max(1, c.connect_timeout_ms / 1000);
+  const unsigned int io_timeout = std::max(1, c.io_timeout_ms / 1000);
+  const unsigned int local_infile = 1;
+  const my_bool no = 0;
+  mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
+  mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
+  mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
+  mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &local_infile);
+  mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);
+  mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+  mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", "sluice");
+  const char* socket = c.socket.empty() ? nullptr : c.socket.c_str();
+  const char* host = c.socket.empty() ? c.host.c_str() : "localhost";
+  std::unique_ptr<MariaDbConnection> conn(new MariaDbConnection(m));
+  if (mysql_real_connect(m, host, c.user.c_str(), c.password.c_str(), c.database.c_str(),
+                         static_cast<unsigned int>(c.port), socket, CLIENT_FOUND_ROWS) == nullptr) {
+    return conn->last_error();
+  }
+  auto st = conn->exec(
+      "SET SESSION time_zone = '+00:00', "
+      "sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO', "
+      "max_error_count = 65535, "
+      "tx_isolation = 'READ-COMMITTED', autocommit = 1");
+  if (!st.is_ok()) return st;
+  out = std::move(conn);
+  return {};
+}
+
+DbStatus MariaDbConnection::last_error() const {
+  const unsigned int code = mysql_errno(mysql_);
+  return {code == 0 ? static_cast<unsigned int>(CR_UNKNOWN_ERROR) : code, mysql_error(mysql_)};
+}
+
+DbStatus MariaDbConnection::exec(std::string_view sql) {
+  if (mysql_real_query(mysql_, sql.data(), sql.size()) != 0) return last_error();
+  // Read the counters before anything else touches the connection's state.
+  affected_rows_ = mysql_affected_rows(mysql_);
+  warning_count_ = mysql_warning_count(mysql_);
+  if (mysql_field_count(mysql_) > 0) {
+    // A statement that returned rows anyway: drain them so the connection stays usable.
+    if (MYSQL_RES* res = mysql_store_result(mysql_)) mysql_free_result(res);
+  }
+  if (mysql_errno(mysql_) != 0) return last_error();
+  return {};
+}
+
+DbStatus MariaDbConnection::query(std::string_view sql,
+                                  std::vector<std::vector<std::optional<std::string>>>& rows) {
+  rows.clear();
+  if (mysql_real_query(mysql_, sql.data(), sql.size()) != 0) return last_error();
+  MYSQL_RES* res = mysql_store_result(mysql_);
+  if (res == nullptr) return mysql_errno(mysql_) != 0 ? last_error() : DbStatus{};
+  const unsigned int fields = mysql_num_fields(res);
+  while (MYSQL_ROW row = mysql_fetch_row(res)) {
+    const unsigned long* lengths = mysql_fetch_lengths(res);
+    auto& out = rows.emplace_back();
+    out.reserve(fields);
+    for (unsigned int i = 0; i < fields; ++i) {
+      if (row[i] == nullptr) {
+        out.emplace_back(std::nullopt);
+      } else {
+        out.emplace_back(std::string(row[i], lengths[i]));
+      }
+    }
+  }
+  mysql_free_result(res);
+  return {};
+}
+
+uint64_t MariaDbConnection::affected_rows() const { return affected_rows_; }
+
+unsigned int MariaDbConnection::warning_count() const { return warning_count_; }
+
+DbStatus MariaDbConnection::load_data(std::string_view sql, std::string_view data) {
+  InfileCursor cursor{data, 0};
+  mysql_set_local_infile_handler(mysql_, init_cursor, read_cursor, end_cursor, error_cursor,
+                                 &cursor);
+  const bool failed = mysql_real_query(mysql_, sql.data(), sql.size()) != 0;
+  mysql_set_local_infile_default(mysql_);
+  if (failed) return last_error();
+  affected_rows_ = mysql_affected_rows(mysql_);
+  warning_count_ = mysql_warning_count(mysql_);
+  return {};
+}
+
+void MariaDbConnection::append_escaped(std::string& out, std::string_view bytes) const {
+  const size_t old = out.size();
+  out.resize(old + bytes.size() * 2 + 1);
+  const unsigned long n =
+      mysql_real_escape_string(mysql_, out.data() + old, bytes.data(), bytes.size());
+  out.resize(old + n);
+}
+
+}  // namespace sluice::storage

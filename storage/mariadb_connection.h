@@ -1,0 +1,54 @@
+#pragma once
+/// One MariaDB Connector/C session: connect, run statements, stream a LOAD DATA LOCAL from
+/// memory. Errors come back as `DbStatus` values, never exceptions.
+/// Thread safety: one thread at a time (the owning writer or control thread).
+
+#include <mysql.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/config.h"
+#include "storage/db_error.h"
+
+namespace sluice::storage {
+
+class MariaDbConnection {
+ public:
+  ~MariaDbConnection();
+  MariaDbConnection(const MariaDbConnection&) = delete;
+  MariaDbConnection& operator=(const MariaDbConnection&) = delete;
+
+  /// Opens a session identified to the server as program_name=sluice, in UTC, strict SQL mode,
+  /// READ COMMITTED, with "found rows" semantics for UPDATE.
+  static DbStatus open(const MariaDbConfig& config, std::unique_ptr<MariaDbConnection>& out);
+
+  /// Runs a statement and discards any result set.
+  DbStatus exec(std::string_view sql);
+  /// Runs a query and returns its rows as strings (NULL as nullopt).
+  DbStatus query(std::string_view sql, std::vector<std::vector<std::optional<std::string>>>& rows);
+  /// Rows matched (not merely changed) by the last UPDATE, or inserted by the last exec or
+  /// load_data.
+  uint64_t affected_rows() const;
+  /// Warnings of the last exec or load_data.
+  unsigned int warning_count() const;
+  /// Runs `sql` (a LOAD DATA LOCAL INFILE statement); whatever file name it names, the
+  /// connector is served `data` from memory.
+  DbStatus load_data(std::string_view sql, std::string_view data);
+  /// Escapes bytes for use inside a single-quoted SQL literal, appending to out.
+  void append_escaped(std::string& out, std::string_view bytes) const;
+
+ private:
+  explicit MariaDbConnection(MYSQL* mysql) : mysql_(mysql) {}
+  DbStatus last_error() const;
+
+  MYSQL* mysql_;
+  uint64_t affected_rows_ = 0;
+  unsigned int warning_count_ = 0;
+};
+
+}  // namespace sluice::storage

@@ -1,0 +1,298 @@
+#include "storage/mariadb_sink.h"
+
+#include <mysqld_error.h>
+
+#include <unordered_map>
+
+#include "storage/row_format.h"
+#include "storage/table_layout.h"
+
+namespace sluice::storage {
+namespace {
+
+/// Statements that carry many rows are cut at about this size, well under max_allowed_packet.
+constexpr size_t kMaxStatementBytes = 4 * 1024 * 1024;
+
+constexpr std::string_view kCreateOffsets =
+    "CREATE TABLE IF NOT EXISTS `sluice_offsets` (\n"
+    "  `consumer_group` VARBINARY(255) NOT NULL,\n"
+    "  `topic` VARBINARY(255) NOT NULL,\n"
+    "  `kafka_partition` INT NOT NULL,\n"
+    "  `next_offset` BIGINT NOT NULL,\n"
+    "  `updated_at` DATETIME(6) NOT NULL,\n"
+    "  PRIMARY KEY (`consumer_group`, `topic`, `kafka_partition`)\n"
+    ") ENGINE=InnoDB DEFAULT CHARSET=binary";
+
+constexpr std::string_view kCreateDeadLetter =
+    "CREATE TABLE IF NOT EXISTS `sluice_dead_letter` (\n"
+    "  `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,\n"
+    "  `topic` VARBINARY(255) NOT NULL,\n"
+    "  `kafka_partition` INT NOT NULL,\n"
+    "  `kafka_offset` BIGINT NOT NULL,\n"
+    "  `reason` VARBINARY(1024) NOT NULL,\n"
+    "  `payload` LONGBLOB NULL,\n"
+    "  `received_at` DATETIME(6) NOT NULL,\n"
+    "  KEY `ix_position` (`topic`, `kafka_partition`, `kafka_offset`)\n"
+    ") ENGINE=InnoDB DEFAULT CHARSET=binary";
+
+}  // namespace
+
+MariaDbSink::MariaDbSink(MariaDbConfig config, std::string consumer_group)
+    : config_(std::move(config)), group_(std::move(consumer_group)) {}
+
+DbStatus MariaDbSink::ensure_connected() {
+  if (conn_) return {};
+  return MariaDbConnection::open(config_, conn_);
+}
+
+DbStatus MariaDbSink::prepare() {
+  if (auto st = ensure_connected(); !st.is_ok()) return st;
+  if (auto st = conn_->exec(kCreateOffsets); !st.is_ok()) return st;
+  return conn_->exec(kCreateDeadLetter);
+}
+
+std::string MariaDbSink::quoted(std::string_view bytes) const {
+  std::string out = "'";
+  conn_->append_escaped(out, bytes);
+  out += '\'';
+  return out;
+}
+
+DbStatus MariaDbSink::read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) {
+  out.clear();
+  if (auto st = ensure_connected(); !st.is_ok()) return st;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  auto st = conn_->query("SELECT kafka_partition, next_offset FROM sluice_offsets WHERE "
+                         "consumer_group = " + quoted(group_) + " AND topic = " + quoted(topic),
+                         rows);
+  if (!st.is_ok()) {
+    if (st.error_class() == DbErrorClass::kOutage) disconnect();
+    return st;
+  }
+  for (const auto& r : rows) out[std::stoi(*r[0])] = std::stoll(*r[1]);
+  return {};
+}
+
+DbStatus MariaDbSink::ensure_table(const TableLayout& table) {
+  if (known_tables_.contains(table.name())) return {};
+  if (auto st = conn_->exec(table.create_sql()); !st.is_ok()) return st;
+  known_tables_.insert(table.name());
+  return {};
+}
+
+WriteResult MariaDbSink::fail(DbStatus st) {
+  if (conn_) {
+    // Roll back whatever is open; if even that fails the connection is not worth keeping.
+    if (!conn_->exec("ROLLBACK").is_ok() || st.error_class() == DbErrorClass::kOutage ||
+        st.error_class() == DbErrorClass::kReadOnly) {
+      disconnect();
+    }
+  }
+  if (st.code == ER_NO_SUCH_TABLE) known_tables_.clear();
+  WriteResult r;
+  r.outcome = WriteOutcome::kFailed;
+  r.error = std::move(st);
+  return r;
+}
+
+DbStatus MariaDbSink::advance_offset(Batch& batch, bool& proceed, WriteResult& result) {
+  proceed = false;
+  const std::string where = " WHERE consumer_group = " + quoted(group_) + " AND topic = " +
+                            quoted(batch.topic) +
+                            " AND kafka_partition = " + std::to_string(batch.partition);
+  // At most three rounds: a first-time insert racing another owner, then one trim.
+  for (int round = 0; round < 3; ++round) {
+    auto st = conn_->exec("UPDATE sluice_offsets SET next_offset = " +
+                          std::to_string(batch.end_offset) +
+                          ", updated_at = UTC_TIMESTAMP(6)" + where +
+                          " AND next_offset = " + std::to_string(batch.base_offset));
+    if (!st.is_ok()) return st;
+    if (conn_->affected_rows() == 1) {
+      proceed = true;
+      return {};
+    }
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    st = conn_->query("SELECT next_offset FROM sluice_offsets" + where + " FOR UPDATE", rows);
+    if (!st.is_ok()) return st;
+    if (rows.empty()) {
+      st = conn_->exec("INSERT INTO sluice_offsets (consumer_group, topic, kafka_partition, "
+                       "next_offset, updated_at) VALUES (" +
+                       quoted(group_) + ", " + quoted(batch.topic) + ", " +
+                       std::to_string(batch.partition) + ", " + std::to_string(batch.end_offset) +
+                       ", UTC_TIMESTAMP(6))");
+      if (st.is_ok()) {
+        proceed = true;
+        return {};
+      }
+      if (st.code != ER_DUP_ENTRY) return st;
+      continue;  // another owner inserted it first: compare again
+    }
+    const int64_t next = std::stoll(*rows[0][0]);
+    result.db_next_offset = next;
+    if (next >= batch.end_offset) {
+      result.outcome = WriteOutcome::kAlreadyApplied;
+      return conn_->exec("ROLLBACK");
+    }
+    if (next < batch.base_offset) {
+      result.outcome = WriteOutcome::kBehind;
+      return conn_->exec("ROLLBACK");
+    }
+    batch.trim_before(next);  // a prefix was applied by an earlier owner: write the rest
+  }
+  return {ER_LOCK_DEADLOCK, "sluice_offsets kept changing under the compare-and-set"};
+}
+
+DbStatus MariaDbSink::read_duplicate_warnings(const TableLayout& table,
+                                              std::unordered_map<std::string, size_t>& refused) {
+  std::vector<std::vector<std::optional<std::string>>> warnings;
+  if (auto st = conn_->query("SHOW WARNINGS", warnings); !st.is_ok()) return st;
+  for (const auto& w : warnings) {
+    // Level, Code, Message; a duplicate reads "Duplicate entry '<uuid>' for key 'ix_uuid'".
+    const std::string& message = w[2].value_or("");
+    const auto open = message.find('\'');
+    const auto close = message.find('\'', open + 1);
+    if (w[1].value_or("") != std::to_string(ER_DUP_ENTRY) || close == std::string::npos) {
+      // Rows are validated before they get here, so any other warning means a row would be
+      // stored altered. Refuse the batch rather than store it silently changed.
+      return {ER_TRUNCATED_WRONG_VALUE_FOR_FIELD,
+              "table " + table.name() + " refused a row: " + message};
+    }
+    ++refused[message.substr(open + 1, close - open - 1)];
+  }
+  return {};
+}
+
+void MariaDbSink::resolve_duplicates(const TableRows& rows,
+                                     const std::unordered_map<std::string, size_t>& refused,
+                                     std::vector<DeadLetter>& out) {
+  if (refused.empty()) return;
+  // A uuid refused n times lost its last n occurrences in the batch: all of them when it was
+  // stored before, all but the first when it repeats inside the batch.
+  auto uuid_of = [&](size_t i) {
+    const uint32_t start = i == 0 ? 0 : rows.ends[i - 1];
+    return std::string_view(rows.data.data() + start, 32);
+  };
+  std::unordered_map<std::string_view, size_t> remaining;
+  for (size_t i = 0; i < rows.rows(); ++i) {
+    if (auto it = refused.find(std::string(uuid_of(i))); it != refused.end()) ++remaining[it->first];
+  }
+  for (size_t i = 0; i < rows.rows(); ++i) {
+    const auto it = refused.find(std::string(uuid_of(i)));
+    if (it == refused.end()) continue;
+    const size_t left = remaining[it->first]--;
+    if (left > it->second) continue;  // an earlier occurrence that was stored
+    const uint32_t start = i == 0 ? 0 : rows.ends[i - 1];
+    out.push_back({rows.offsets[i],
+                   "duplicate_uuid: uuid: " + it->first + " is already stored in table " +
+                       rows.table->name(),
+                   std::string(rows.data.data() + start, rows.ends[i] - start - 1)});
+  }
+}
+
+DbStatus MariaDbSink::insert_rows(const TableRows& rows, WriteResult& result,
+                                  std::vector<DeadLetter>& duplicates) {
+  const TableLayout& table = *rows.table;
+  uint64_t inserted = 0;
+  std::unordered_map<std::string, size_t> refused;  // uuid -> rows refused as duplicates
+  if (config_.insert_method == InsertMethod::kLoadData) {
+    sql_ = "LOAD DATA LOCAL INFILE 'sluice-batch' IGNORE INTO TABLE " +
+           quote_identifier(table.name()) +
+           " CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+           "LINES TERMINATED BY '\\n' " +
+           table.column_list();
+    if (auto st = conn_->load_data(sql_, rows.data); !st.is_ok()) return st;
+    inserted = conn_->affected_rows();
+    if (conn_->warning_count() > 0) {
+      if (auto st = read_duplicate_warnings(table, refused); !st.is_ok()) return st;
+    }
+  } else {
+    // Multi-row INSERT IGNORE, converted from the encoded rows. Kept to measure against LOAD DATA.
+    const std::string head =
+        "INSERT IGNORE INTO " + quote_identifier(table.name()) + " " + table.column_list() + " VALUES ";
+    std::string field;
+    uint32_t start = 0;
+    sql_.clear();
+    for (size_t i = 0; i < rows.rows(); ++i) {
+      const std::string_view row(rows.data.data() + start, rows.ends[i] - start - 1);
+      start = rows.ends[i];
+      sql_ += sql_.empty() ? head + "(" : std::string(",(");
+      bool first = true;
+      for_each_field(row, field, [&](bool is_null, std::string_view value) {
+        if (!first) sql_ += ',';
+        first = false;
+        if (is_null) {
+          sql_ += "NULL";
+        } else {
+          sql_ += '\'';
+          conn_->append_escaped(sql_, value);
+          sql_ += '\'';
+        }
+      });
+      sql_ += ')';
+      if (sql_.size() >= kMaxStatementBytes || i + 1 == rows.rows()) {
+        if (auto st = conn_->exec(sql_); !st.is_ok()) return st;
+        inserted += conn_->affected_rows();
+        if (conn_->warning_count() > 0) {
+          if (auto st = read_duplicate_warnings(table, refused); !st.is_ok()) return st;
+        }
+        sql_.clear();
+      }
+    }
+  }
+  result.rows += inserted;
+  resolve_duplicates(rows, refused, duplicates);
+  return {};
+}
+
+DbStatus MariaDbSink::insert_dead_letters(const Batch& batch,
+                                          const std::vector<DeadLetter>& letters) {
+  const std::string head =
+      "INSERT INTO sluice_dead_letter (topic, kafka_partition, kafka_offset, reason, payload, "
+      "received_at) VALUES ";
+  const std::string topic = quoted(batch.topic);
+  const std::string partition = std::to_string(batch.partition);
+  sql_.clear();
+  for (size_t i = 0; i < letters.size(); ++i) {
+    const auto& d = letters[i];
+    sql_ += sql_.empty() ? head : std::string(",");
+    sql_ += "(" + topic + "," + partition + "," + std::to_string(d.offset) + ",";
+    sql_ += quoted(d.reason) + "," + quoted(d.payload) + ",UTC_TIMESTAMP(6))";
+    if (sql_.size() >= kMaxStatementBytes || i + 1 == letters.size()) {
+      if (auto st = conn_->exec(sql_); !st.is_ok()) return st;
+      sql_.clear();
+    }
+  }
+  return {};
+}
+
+WriteResult MariaDbSink::write(Batch& batch) {
+  WriteResult result;
+  if (auto st = ensure_connected(); !st.is_ok()) return fail(std::move(st));
+  for (const auto& t : batch.tables) {
+    if (auto st = ensure_table(*t.table); !st.is_ok()) return fail(std::move(st));
+  }
+  if (auto st = conn_->exec("START TRANSACTION"); !st.is_ok()) return fail(std::move(st));
+  bool proceed = false;
+  if (auto st = advance_offset(batch, proceed, result); !st.is_ok()) return fail(std::move(st));
+  if (!proceed) return result;
+
+  std::vector<DeadLetter> duplicates;
+  for (const auto& t : batch.tables) {
+    if (auto st = insert_rows(t, result, duplicates); !st.is_ok()) return fail(std::move(st));
+  }
+  if (!batch.dead_letters.empty()) {
+    if (auto st = insert_dead_letters(batch, batch.dead_letters); !st.is_ok()) {
+      return fail(std::move(st));
+    }
+  }
+  if (!duplicates.empty()) {
+    if (auto st = insert_dead_letters(batch, duplicates); !st.is_ok()) return fail(std::move(st));
+  }
+  if (auto st = conn_->exec("COMMIT"); !st.is_ok()) return fail(std::move(st));
+  result.outcome = WriteOutcome::kCommitted;
+  result.duplicates = duplicates.size();
+  result.dead_letters = batch.dead_letters.size() + duplicates.size();
+  return result;
+}
+
+}  // namespace sluice::storage

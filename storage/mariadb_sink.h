@@ -1,0 +1,62 @@
+#pragma once
+/// MariaDB adapter of BatchSink. Each batch is one transaction:
+///   1. UPDATE sluice_offsets SET next_offset = <end> WHERE ... AND next_offset = <base>
+///      (inserting the row on a partition's first batch);
+///   2. the rows, per table, by LOAD DATA LOCAL INFILE streamed from memory (or multi-row
+///      INSERT, for comparison), IGNOREing uuids already stored, which become dead letters;
+///   3. the batch's dead letters; 4. COMMIT.
+/// A failed compare-and-set means the batch (or a prefix of it) is applied already, so
+/// re-delivery never creates a second row. Tables are created on first use.
+/// Thread safety: one instance per thread (it owns one connection).
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/config.h"
+#include "storage/batch_sink.h"
+#include "storage/mariadb_connection.h"
+
+namespace sluice::storage {
+
+class MariaDbSink final : public BatchSink {
+ public:
+  MariaDbSink(MariaDbConfig config, std::string consumer_group);
+
+  /// Connects and creates the bookkeeping tables (sluice_offsets, sluice_dead_letter).
+  DbStatus prepare();
+  /// next_offset per partition of `topic` for this consumer group.
+  DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out);
+
+  WriteResult write(Batch& batch) override;
+  void disconnect() override { conn_.reset(); }
+
+ private:
+  DbStatus ensure_connected();
+  DbStatus ensure_table(const TableLayout& table);
+  /// Steps 1 of the transaction; sets `result` when the batch must not be written.
+  DbStatus advance_offset(Batch& batch, bool& proceed, WriteResult& result);
+  DbStatus insert_rows(const TableRows& rows, WriteResult& result,
+                       std::vector<DeadLetter>& duplicates);
+  DbStatus insert_dead_letters(const Batch& batch, const std::vector<DeadLetter>& letters);
+  /// Counts, per uuid, the rows the last statement refused as duplicates. Any other warning is
+  /// an error: it would mean a row stored altered.
+  DbStatus read_duplicate_warnings(const TableLayout& table,
+                                   std::unordered_map<std::string, size_t>& refused);
+  /// Turns refused rows into dead letters.
+  static void resolve_duplicates(const TableRows& rows,
+                                 const std::unordered_map<std::string, size_t>& refused,
+                                 std::vector<DeadLetter>& out);
+  std::string quoted(std::string_view bytes) const;
+  WriteResult fail(DbStatus st);
+
+  MariaDbConfig config_;
+  std::string group_;
+  std::unique_ptr<MariaDbConnection> conn_;
+  std::unordered_set<std::string> known_tables_;
+  std::string sql_;  ///< reused statement buffer
+};
+
+}  // namespace sluice::storage

@@ -1,0 +1,63 @@
+#pragma once
+/// The MariaDB table of one schema revision (DESIGN.md §3): fixed capsule columns followed by
+/// one column per leaf of `event`, and the SQL that creates and loads it. Immutable once built;
+/// safe to share across threads.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::storage {
+
+/// Longest value, in bytes, of a VARBINARY(1024) column; longer values are dead-lettered.
+inline constexpr size_t kMaxTextBytes = 1024;
+
+enum class ColumnType {
+  kBoolean,  ///< TINYINT(1)
+  kInteger,  ///< BIGINT
+  kNumber,   ///< DOUBLE
+  kString,   ///< VARBINARY(1024), UTF-8 bytes
+  kJson,     ///< VARBINARY(1024), the value's JSON text (arrays, free-form objects)
+};
+
+struct Column {
+  std::string name;  ///< e.g. event_nested_deeplyNested_pi
+  ColumnType type;
+};
+
+/// The capsule columns every table starts with, in this order.
+inline constexpr std::string_view kFixedColumns[] = {"uuid", "timestamp", "dt",
+                                                     "wiki", "webHost",   "userAgent"};
+inline constexpr size_t kFixedColumnCount = std::size(kFixedColumns);
+
+/// `<SchemaName>_<revision>` with every character outside [A-Za-z0-9] replaced by '_'.
+std::string table_name_for(std::string_view schema, long long revision);
+
+/// SQL type of a column type, e.g. "BIGINT".
+std::string_view sql_type(ColumnType type);
+
+/// Quotes an identifier with backticks (doubling any backtick inside).
+std::string quote_identifier(std::string_view name);
+
+class TableLayout {
+ public:
+  TableLayout(std::string name, std::vector<Column> event_columns);
+
+  const std::string& name() const { return name_; }
+  const std::vector<Column>& event_columns() const { return event_columns_; }
+  /// Fixed plus event columns.
+  size_t column_count() const { return kFixedColumnCount + event_columns_.size(); }
+  /// CREATE TABLE IF NOT EXISTS ... for this layout.
+  const std::string& create_sql() const { return create_sql_; }
+  /// "(`uuid`,`timestamp`,...)": the column list every encoded row follows.
+  const std::string& column_list() const { return column_list_; }
+
+ private:
+  std::string name_;
+  std::vector<Column> event_columns_;
+  std::string create_sql_;
+  std::string column_list_;
+};
+
+}  // namespace sluice::storage
