@@ -65,9 +65,9 @@ Civil to_civil(int64_t epoch) {
 std::optional<int64_t> epoch_seconds_from_timestamp(double value) {
   if (!std::isfinite(value) || value < 0) return std::nullopt;
   if (value > kMillisecondsThreshold) value /= 1000.0;
-  const auto seconds = static_cast<int64_t>(std::floor(value));
-  if (seconds > kMaxEpochSeconds) return std::nullopt;
-  return seconds;
+  // Compare as a double first: casting an out-of-range double to an integer is undefined.
+  if (value >= static_cast<double>(kMaxEpochSeconds) + 1) return std::nullopt;
+  return static_cast<int64_t>(std::floor(value));
 }
 
 std::optional<int64_t> epoch_seconds_from_iso8601(std::string_view s) {

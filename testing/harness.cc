@@ -1,0 +1,400 @@
+#include "testing/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace sluice::testing {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::string binary_dir() {
+  const char* d = std::getenv("SLUICE_BINARY_DIR");
+  return d ? d : fs::current_path().string();
+}
+
+std::string source_dir() {
+  const char* d = std::getenv("SLUICE_SOURCE_DIR");
+  return d ? d : fs::current_path().parent_path().string();
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "sluice-test-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  if (std::getenv("SLUICE_KEEP_TEST_DIRS") != nullptr) return;
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+Process::Process(std::vector<std::string> argv, const std::string& log_file) : log_file_(log_file) {
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    const int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    const int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    std::perror("execvp");
+    _exit(127);
+  }
+}
+
+Process::~Process() {
+  if (running()) {
+    signal(SIGKILL);
+    (void)wait(5s);
+  }
+}
+
+bool Process::running() {
+  if (status_) return false;
+  int st = 0;
+  const pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return false;
+  }
+  return r == 0;
+}
+
+void Process::signal(int sig) {
+  if (running()) ::kill(pid_, sig);
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(20ms);
+  }
+  return status_;
+}
+
+std::string Process::log() const {
+  std::ifstream in(log_file_);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int run_command(const std::vector<std::string>& argv, std::string& output) {
+  TempDir dir;
+  Process p(argv, dir.file("out.log"));
+  const auto code = p.wait(300s);
+  output = p.log();
+  return code.value_or(-1);
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return condition();
+}
+
+// --- MariaDb ------------------------------------------------------------------------------
+
+MariaDb::MariaDb(const std::string& dir) : dir_(dir) { start(); }
+
+MariaDb::~MariaDb() {
+  if (conn_ != nullptr) mysql_close(conn_);
+  std::string out;
+  run_command({source_dir() + "/scripts/dev-mariadb", "stop", dir_}, out);
+}
+
+void MariaDb::start() {
+  std::string out;
+  const int code = run_command({source_dir() + "/scripts/dev-mariadb", "start", dir_}, out);
+  if (code != 0) throw std::runtime_error("dev-mariadb start failed: " + out);
+  const auto s = out.find("socket=");
+  const auto p = out.find(" port=");
+  if (s == std::string::npos || p == std::string::npos) {
+    throw std::runtime_error("dev-mariadb printed no socket: " + out);
+  }
+  socket_ = out.substr(s + 7, p - s - 7);
+  port_ = std::stoi(out.substr(p + 6));
+}
+
+void MariaDb::stop() {
+  if (conn_ != nullptr) mysql_close(conn_);
+  conn_ = nullptr;
+  std::string out;
+  run_command({source_dir() + "/scripts/dev-mariadb", "stop", dir_}, out);
+}
+
+void MariaDb::kill9() {
+  if (conn_ != nullptr) mysql_close(conn_);
+  conn_ = nullptr;
+  std::string out;
+  run_command({source_dir() + "/scripts/dev-mariadb", "kill", dir_}, out);
+}
+
+MYSQL* MariaDb::connection() {
+  if (conn_ != nullptr && mysql_ping(conn_) == 0) return conn_;
+  if (conn_ != nullptr) mysql_close(conn_);
+  conn_ = mysql_init(nullptr);
+  if (mysql_real_connect(conn_, "localhost", "root", nullptr, "log", 0, socket_.c_str(), 0) ==
+      nullptr) {
+    const std::string err = mysql_error(conn_);
+    mysql_close(conn_);
+    conn_ = nullptr;
+    throw std::runtime_error("connect as root: " + err);
+  }
+  return conn_;
+}
+
+void MariaDb::exec(const std::string& sql) { (void)query(sql); }
+
+std::vector<std::vector<std::optional<std::string>>> MariaDb::query(const std::string& sql) {
+  MYSQL* m = connection();
+  if (mysql_real_query(m, sql.data(), sql.size()) != 0) {
+    throw std::runtime_error("SQL failed: " + sql + ": " + mysql_error(m));
+  }
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  MYSQL_RES* res = mysql_store_result(m);
+  if (res == nullptr) return rows;
+  const unsigned n = mysql_num_fields(res);
+  while (MYSQL_ROW row = mysql_fetch_row(res)) {
+    const unsigned long* len = mysql_fetch_lengths(res);
+    auto& r = rows.emplace_back();
+    for (unsigned i = 0; i < n; ++i) {
+      r.push_back(row[i] ? std::optional<std::string>(std::string(row[i], len[i])) : std::nullopt);
+    }
+  }
+  mysql_free_result(res);
+  return rows;
+}
+
+int64_t MariaDb::scalar(const std::string& sql) {
+  const auto rows = query(sql);
+  if (rows.empty() || rows[0].empty() || !rows[0][0]) return 0;
+  return std::stoll(*rows[0][0]);
+}
+
+// --- Broker -------------------------------------------------------------------------------
+
+Broker::Broker(const std::vector<std::string>& topics, const std::string& dir) {
+  std::vector<std::string> argv = {binary_dir() + "/tools/sluice-testbroker", "--bootstrap-file",
+                                   dir + "/bootstrap"};
+  for (const auto& t : topics) {
+    argv.push_back("--topic");
+    argv.push_back(t);
+  }
+  process_ = std::make_unique<Process>(argv, dir + "/broker.log");
+  if (!wait_until([&] { return fs::exists(dir + "/bootstrap"); }, 10s)) {
+    throw std::runtime_error("broker did not start: " + process_->log());
+  }
+  std::ifstream in(dir + "/bootstrap");
+  std::getline(in, bootstrap_);
+}
+
+// --- Producer -----------------------------------------------------------------------------
+
+Producer::Producer(const std::string& bootstrap, const std::string& compression) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "compression.codec", compression.c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
+  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_opaque(conf, this);
+  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (rk_ == nullptr) throw std::runtime_error(std::string("producer: ") + err);
+}
+
+Producer::~Producer() {
+  rd_kafka_flush(rk_, 10000);
+  rd_kafka_destroy(rk_);
+}
+
+void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+  auto* self = static_cast<Producer*>(opaque);
+  --self->outstanding_;
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    self->errors_.push_back(rd_kafka_err2str(msg->err));
+    return;
+  }
+  self->offsets_[{rd_kafka_topic_name(msg->rkt), msg->partition}].push_back(msg->offset);
+}
+
+void Producer::produce(const std::string& topic, int32_t partition, const std::string& payload) {
+  for (;;) {
+    const auto err = rd_kafka_producev(
+        rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(rk_, 50);
+      continue;
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw std::runtime_error(std::string("produce: ") + rd_kafka_err2str(err));
+    }
+    ++outstanding_;
+    rd_kafka_poll(rk_, 0);
+    return;
+  }
+}
+
+void Producer::flush() {
+  if (rd_kafka_flush(rk_, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR || outstanding_ != 0) {
+    throw std::runtime_error("producer flush timed out");
+  }
+  if (!errors_.empty()) throw std::runtime_error("delivery failed: " + errors_.front());
+}
+
+// --- EventFactory -------------------------------------------------------------------------
+
+std::string EventFactory::uuid_for(uint32_t topic_index, uint32_t partition, uint64_t seq) {
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%08x%08x%016llx", topic_index, partition,
+                static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+void EventFactory::parse_uuid(const std::string& uuid, uint32_t& topic_index, uint32_t& partition,
+                              uint64_t& seq) {
+  topic_index = static_cast<uint32_t>(std::stoul(uuid.substr(0, 8), nullptr, 16));
+  partition = static_cast<uint32_t>(std::stoul(uuid.substr(8, 8), nullptr, 16));
+  seq = std::stoull(uuid.substr(16, 16), nullptr, 16);
+}
+
+std::string EventFactory::table(int which) {
+  switch (which) {
+    case 0:
+      return "NavigationTiming_15485142";
+    case 1:
+      return "SaveTiming_15396492";
+    case 2:
+      return "EditConflict_8860941";
+    default:
+      return "TestSchema_1";
+  }
+}
+
+std::string EventFactory::good(int which, uint32_t topic_index, uint32_t partition, uint64_t seq) {
+  const std::string uuid = uuid_for(topic_index, partition, seq);
+  const std::string s = std::to_string(seq);
+  const std::string head = R"("uuid":")" + uuid +
+                           R"(","wiki":"enwiki","webHost":"en.wikipedia.org","recvFrom":"cp1",)"
+                           R"("seqId":)" + s + R"(,"timestamp":)" +
+                           std::to_string(1700000000000LL + static_cast<int64_t>(seq)) +
+                           R"j(,"userAgent":"Mozilla/5.0 (X11; Linux)",)j";
+  switch (which) {
+    case 0: {
+      std::string e = R"("schema":"NavigationTiming","revision":15485142,"event":{"isAnon":)" +
+                      std::string(seq % 2 ? "true" : "false") + R"(,"connectStart":)" + s +
+                      R"(,"connectEnd":)" + std::to_string(seq + 7) +
+                      R"(,"responseStart":120,"domComplete":900,"loadEventEnd":950,)"
+                      R"("mediaWikiLoadEnd":800,"netinfoDownlink":1.45,"deviceMemory":8,)"
+                      R"("action":"view","mobileMode":"stable","originCountry":"NL",)"
+                      R"("mediaWikiVersion":"1.42.0-wmf.5","pageviewToken":"tok)" + s + "\"";
+      if (seq % 3 == 0) e += R"(,"isOversample":true,"oversampleReason":"[\"geo:NL\"]")";
+      if (seq % 5 == 0) e += R"(,"netinfoEffectiveConnectionType":"4g","transferSize":51234)";
+      return "{" + head + e + "}}";
+    }
+    case 1:
+      return "{" + head + R"("schema":"SaveTiming","revision":15396492,"event":{"saveTiming":)" +
+             std::to_string(1000 + seq % 977) + R"(,"mediaWikiVersion":"1.42.0-wmf.5"}})";
+    case 2:
+      return "{" + head +
+             R"("schema":"EditConflict","revision":8860941,"event":{"namespace":0,"pageId":)" + s +
+             R"(,"revId":)" + std::to_string(seq * 3) + R"(,"userId":42,"title":"Ünïcödé_page_)" +
+             s + R"(","userText":"Zoë 😀"}})";
+    default:
+      return "{" + head + R"("schema":"TestSchema","revision":1,"event":{"value":"héllo\t😀 )" + s +
+             R"(","seq":)" + s + R"(,"count":)" + s +
+             R"(,"ratio":0.25,"flag":true,"color":"green","tags":["a",1],)"
+             R"("nested":{"deeplyNested":{"pi":3.14159},"label":"n"}}})";
+  }
+}
+
+std::string EventFactory::bad(int which, uint64_t seq, std::string& reason) {
+  const std::string uuid = uuid_for(0xbad, 0, seq);
+  const std::string head = R"({"uuid":")" + uuid + R"(","wiki":"enwiki",)";
+  switch (which % kBadClasses) {
+    case 0:
+      reason = "malformed_json: message";
+      return R"({"schema": "TestSchema", "revision": 1, "event": {)";
+    case 1:
+      reason = "not_object: message";
+      return R"(["an", "array"])";
+    case 2:
+      reason = "unknown_schema: NoSuchSchema";
+      return head + R"("schema":"NoSuchSchema","revision":1,"event":{}})";
+    case 3:
+      reason = "unknown_revision: TestSchema revision 999";
+      return head + R"("schema":"TestSchema","revision":999,"event":{"value":"v","seq":1}})";
+    case 4:
+      reason = "wrong_type: event.count";
+      return head + R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1,"count":"7"}})";
+    case 5:
+      reason = "missing_required: event.isAnon";
+      return head + R"("schema":"NavigationTiming","revision":15485142,"event":{"connectStart":1}})";
+    case 6:
+      reason = "unexpected_field: event.surprise";
+      return head + R"("schema":"SaveTiming","revision":15396492,"event":{"saveTiming":1,"surprise":2}})";
+    default:
+      reason = "too_long: event.title";
+      return head + R"("schema":"EditConflict","revision":8860941,"event":{"namespace":0,"pageId":1,)"
+                    R"("revId":1,"userId":1,"userText":"u","title":")" +
+             std::string(1500, 'x') + R"("}})";
+  }
+}
+
+std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,
+                         const std::vector<std::string>& topics, const std::string& group,
+                         const std::string& extra_yaml) {
+  std::string topic_list;
+  for (const auto& t : topics) topic_list += (topic_list.empty() ? "\"" : ", \"") + t + "\"";
+  const std::string path = dir.file("sluice.yaml");
+  std::ofstream out(path);
+  out << "kafka:\n"
+      << "  brokers: \"" << bootstrap << "\"\n"
+      << "  group_id: \"" << group << "\"\n"
+      << "  topics: [" << topic_list << "]\n"
+      << "mariadb:\n"
+      << "  socket: \"" << db.socket() << "\"\n"
+      << "  user: sluice\n"
+      << "  password_file: \"" << db.password_file() << "\"\n"
+      << "  database: log\n"
+      << "spool:\n"
+      << "  path: \"" << dir.file("spool") << "\"\n"
+      << "schemas:\n"
+      << "  path: \"" << source_dir() << "/schemas\"\n"
+      << extra_yaml;
+  return path;
+}
+
+std::unique_ptr<Process> start_sluice(const TempDir& dir, const std::string& config,
+                                      const std::string& log_name) {
+  return std::make_unique<Process>(
+      std::vector<std::string>{binary_dir() + "/main/sluice", "run", "--config", config},
+      dir.file(log_name));
+}
+
+}  // namespace sluice::testing

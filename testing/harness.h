@@ -1,0 +1,150 @@
+#pragma once
+/// Test support for integration tests: real processes (sluice, sluice-testbroker, a private
+/// mariadbd through scripts/dev-mariadb), a librdkafka producer, SQL as root, and an event
+/// factory whose uuids encode (topic index, partition, sequence) so that order and
+/// exactly-once can be checked from the stored rows alone. Not used by production code.
+
+#include <librdkafka/rdkafka.h>
+#include <mysql.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::testing {
+
+/// Paths of the build and source trees (from CTest's environment, or defaults).
+std::string binary_dir();
+std::string source_dir();
+
+/// A fresh folder under /tmp, removed on destruction unless SLUICE_KEEP_TEST_DIRS is set.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+/// A child process with stdout and stderr sent to a log file.
+class Process {
+ public:
+  Process(std::vector<std::string> argv, const std::string& log_file);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void signal(int sig);
+  /// Waits for exit; returns the exit code (128+signal when killed), or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  const std::string& log_file() const { return log_file_; }
+  std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+  std::string log_file_;
+};
+
+/// Runs a command to completion, returning its exit code and output (stdout and stderr).
+int run_command(const std::vector<std::string>& argv, std::string& output);
+
+/// Polls `condition` every 50 ms until true or `timeout`; returns its last value.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+/// A private MariaDB server (scripts/dev-mariadb) in its own folder.
+class MariaDb {
+ public:
+  explicit MariaDb(const std::string& dir);
+  ~MariaDb();
+  void start();
+  void stop();
+  void kill9();
+  const std::string& socket() const { return socket_; }
+  int port() const { return port_; }
+  std::string password_file() const { return dir_ + "/sluice.password"; }
+
+  /// Runs SQL as root in database `log`; throws std::runtime_error on failure.
+  void exec(const std::string& sql);
+  std::vector<std::vector<std::optional<std::string>>> query(const std::string& sql);
+  /// The first column of the first row as an integer (0 when NULL or no row).
+  int64_t scalar(const std::string& sql);
+
+ private:
+  MYSQL* connection();
+  std::string dir_;
+  std::string socket_;
+  int port_ = 0;
+  MYSQL* conn_ = nullptr;
+};
+
+/// A sluice-testbroker process.
+class Broker {
+ public:
+  Broker(const std::vector<std::string>& topics, const std::string& dir);
+  const std::string& bootstrap() const { return bootstrap_; }
+
+ private:
+  std::unique_ptr<Process> process_;
+  std::string bootstrap_;
+};
+
+/// A librdkafka producer that waits for every delivery and records each message's offset.
+class Producer {
+ public:
+  explicit Producer(const std::string& bootstrap, const std::string& compression = "none");
+  ~Producer();
+  /// Produces to an explicit partition; returns nothing until flush().
+  void produce(const std::string& topic, int32_t partition, const std::string& payload);
+  /// Waits for all deliveries; throws on any delivery failure.
+  void flush();
+  /// Offsets of delivered messages, in production order per (topic, partition).
+  const std::map<std::pair<std::string, int32_t>, std::vector<int64_t>>& offsets() const {
+    return offsets_;
+  }
+
+ private:
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+  rd_kafka_t* rk_ = nullptr;
+  std::map<std::pair<std::string, int32_t>, std::vector<int64_t>> offsets_;
+  std::vector<std::string> errors_;
+  size_t outstanding_ = 0;
+};
+
+/// Builds capsules. uuid = 8 hex topic index, 8 hex partition, 16 hex sequence.
+struct EventFactory {
+  static std::string uuid_for(uint32_t topic_index, uint32_t partition, uint64_t seq);
+  /// Decodes a uuid built by uuid_for.
+  static void parse_uuid(const std::string& uuid, uint32_t& topic_index, uint32_t& partition,
+                         uint64_t& seq);
+  /// A valid event of schema `which` (0 NavigationTiming, 1 SaveTiming, 2 EditConflict,
+  /// 3 TestSchema), with fields varying by seq (optional fields present or not, unicode).
+  static std::string good(int which, uint32_t topic_index, uint32_t partition, uint64_t seq);
+  /// Table name of schema `which`.
+  static std::string table(int which);
+  /// A bad event of class `which` (0..kBadClasses-1) and the dead-letter reason prefix it must
+  /// produce.
+  static constexpr int kBadClasses = 8;
+  static std::string bad(int which, uint64_t seq, std::string& expected_reason_prefix);
+};
+
+/// Writes a sluice config for the given servers and returns its path.
+std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,
+                         const std::vector<std::string>& topics, const std::string& group,
+                         const std::string& extra_yaml = "");
+
+/// Starts `sluice run --config FILE` with its log in the temp dir.
+std::unique_ptr<Process> start_sluice(const TempDir& dir, const std::string& config,
+                                      const std::string& log_name = "sluice.log");
+
+}  // namespace sluice::testing

@@ -1,0 +1,372 @@
+// Integration tests of the core ingestion path: the real `sluice` binary against a private
+// mariadbd and sluice-testbroker, each started by the test. Every test asserts the exact
+// outcome: every good event stored once, in offset order per partition, every bad one
+// dead-lettered with its reason at its offset, sluice_offsets at each partition's end.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "testing/harness.h"
+
+namespace sluice::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Expected {
+  struct Bad {
+    std::string topic;
+    int32_t partition;
+    size_t index;  ///< position among the messages produced to that partition
+    std::string reason_prefix;
+  };
+  std::map<std::string, std::set<std::string>> uuids_by_table;
+  std::vector<Bad> bad;
+  std::map<std::pair<std::string, int32_t>, size_t> produced;  ///< messages per partition
+};
+
+class IngestTest : public ::testing::Test {
+ protected:
+  void SetUp() override { db_ = std::make_unique<MariaDb>(dir_.file("mariadb")); }
+
+  void start_broker(const std::vector<std::string>& topics) {
+    broker_ = std::make_unique<Broker>(topics, dir_.path());
+    producer_ = std::make_unique<Producer>(broker_->bootstrap());
+  }
+
+  /// Produces `count` messages per partition: schemas in rotation, every `bad_every`-th
+  /// message a bad one of the next failure class (0 = none).
+  void produce(const std::string& topic, uint32_t topic_index, int32_t partitions, size_t count,
+               size_t bad_every, Expected& expected, int only_schema = -1) {
+    for (size_t i = 0; i < count; ++i) {
+      for (int32_t p = 0; p < partitions; ++p) {
+        auto& n = expected.produced[{topic, p}];
+        if (bad_every > 0 && i % bad_every == bad_every - 1) {
+          std::string reason;
+          producer_->produce(topic, p, EventFactory::bad(static_cast<int>(bad_class_++),
+                                                         next_bad_++, reason));
+          expected.bad.push_back({topic, p, n, reason});
+        } else {
+          const int which = only_schema >= 0 ? only_schema : static_cast<int>((i + p) % 4);
+          const uint64_t seq = seq_[{topic, p}]++;
+          producer_->produce(topic, p, EventFactory::good(which, topic_index,
+                                                          static_cast<uint32_t>(p), seq));
+          expected.uuids_by_table[EventFactory::table(which)].insert(
+              EventFactory::uuid_for(topic_index, static_cast<uint32_t>(p), seq));
+        }
+        ++n;
+      }
+    }
+    producer_->flush();
+  }
+
+  int64_t committed_total(const std::string& group) {
+    return db_->scalar("SELECT COALESCE(SUM(next_offset), 0) FROM sluice_offsets WHERE "
+                       "consumer_group = '" + group + "'");
+  }
+
+  int64_t last_offset_total() {
+    int64_t total = 0;
+    for (const auto& [key, offsets] : producer_->offsets()) total += offsets.back() + 1;
+    return total;
+  }
+
+  bool wait_for_all(const std::string& group, std::chrono::seconds timeout = 120s) {
+    const int64_t want = last_offset_total();
+    return wait_until(
+        [&] {
+          try {
+            return committed_total(group) == want;
+          } catch (const std::exception&) {
+            return false;
+          }
+        },
+        timeout);
+  }
+
+  int64_t table_rows(const std::string& table) {
+    try {
+      return db_->scalar("SELECT COUNT(*) FROM `" + table + "`");
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+
+  /// The exact-outcome check shared by every test.
+  void verify_exact(const Expected& expected, const std::string& group) {
+    std::map<std::string, uint32_t> topic_index_seen;
+    for (const auto& [table, uuids] : expected.uuids_by_table) {
+      const auto rows = db_->query("SELECT uuid FROM `" + table + "` ORDER BY id");
+      std::set<std::string> stored;
+      std::map<std::pair<uint32_t, uint32_t>, uint64_t> last_seq;
+      for (const auto& r : rows) {
+        const std::string& uuid = *r[0];
+        EXPECT_TRUE(stored.insert(uuid).second) << "duplicate row " << uuid << " in " << table;
+        uint32_t t = 0, p = 0;
+        uint64_t seq = 0;
+        EventFactory::parse_uuid(uuid, t, p, seq);
+        auto it = last_seq.find({t, p});
+        if (it != last_seq.end()) {
+          EXPECT_LT(it->second, seq) << "partition order broken in " << table << " at " << uuid;
+        }
+        last_seq[{t, p}] = seq;
+      }
+      EXPECT_EQ(stored.size(), uuids.size()) << table;
+      EXPECT_TRUE(stored == uuids) << "stored rows differ from produced events in " << table;
+    }
+    const auto letters = db_->query(
+        "SELECT topic, kafka_partition, kafka_offset, reason FROM sluice_dead_letter ORDER BY id");
+    std::map<std::tuple<std::string, int32_t, int64_t>, std::string> by_position;
+    for (const auto& r : letters) {
+      EXPECT_TRUE(by_position
+                      .emplace(std::make_tuple(*r[0], std::stoi(*r[1]), std::stoll(*r[2])), *r[3])
+                      .second)
+          << "duplicate dead letter at " << *r[0] << "/" << *r[1] << "@" << *r[2];
+    }
+    EXPECT_EQ(by_position.size(), expected.bad.size());
+    for (const auto& b : expected.bad) {
+      const int64_t offset = producer_->offsets().at({b.topic, b.partition}).at(b.index);
+      auto it = by_position.find({b.topic, b.partition, offset});
+      ASSERT_NE(it, by_position.end()) << "no dead letter for " << b.topic << "/" << b.partition
+                                       << "@" << offset << " (" << b.reason_prefix << ")";
+      EXPECT_EQ(it->second.rfind(b.reason_prefix, 0), 0u)
+          << "at offset " << offset << ": " << it->second << " does not start with "
+          << b.reason_prefix;
+    }
+    for (const auto& [key, offsets] : producer_->offsets()) {
+      EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets WHERE consumer_group = '" +
+                            group + "' AND topic = '" + key.first +
+                            "' AND kafka_partition = " + std::to_string(key.second)),
+                offsets.back() + 1)
+          << key.first << "/" << key.second;
+    }
+  }
+
+  TempDir dir_;
+  std::unique_ptr<MariaDb> db_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<Producer> producer_;
+  std::map<std::pair<std::string, int32_t>, uint64_t> seq_;
+  uint64_t bad_class_ = 0;
+  uint64_t next_bad_ = 0;
+};
+
+TEST_F(IngestTest, MixedStreamLandsExactlyOnceInPartitionOrderWithBadEventsDeadLettered) {
+  start_broker({"eventlogging_mixed:4", "eventlogging_other:2"});
+  Expected expected;
+  produce("eventlogging_mixed", 1, 4, 1500, 37, expected);
+  produce("eventlogging_other", 2, 2, 700, 29, expected);
+  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"^eventlogging_.*"}, "mixed",
+                                   "batch:\n  max_rows: 400\n  max_delay_ms: 200\n");
+  auto sluice = start_sluice(dir_, config);
+  ASSERT_TRUE(wait_for_all("mixed")) << sluice->log();
+  verify_exact(expected, "mixed");
+  EXPECT_GE(expected.bad.size(), 8u * 2);  // every failure class, more than once
+
+  // Columns typed as DESIGN.md §3 says.
+  const auto cols = db_->query(
+      "SELECT COLUMN_NAME, COLUMN_TYPE, COALESCE(CHARACTER_SET_NAME, ''), IS_NULLABLE FROM "
+      "information_schema.COLUMNS WHERE TABLE_SCHEMA = 'log' AND TABLE_NAME = "
+      "'NavigationTiming_15485142'");
+  std::map<std::string, std::string> types;
+  for (const auto& c : cols) types[*c[0]] = *c[1] + (c[2]->empty() ? "" : " " + *c[2]);
+  EXPECT_EQ(types["id"], "bigint(20) unsigned");
+  EXPECT_EQ(types["uuid"], "char(32) ascii");
+  EXPECT_EQ(types["timestamp"], "varbinary(14)");
+  EXPECT_EQ(types["dt"], "datetime");
+  EXPECT_EQ(types["wiki"], "varbinary(1024)");
+  EXPECT_EQ(types["webHost"], "varbinary(1024)");
+  EXPECT_EQ(types["userAgent"], "varbinary(1024)");
+  EXPECT_EQ(types["event_isAnon"], "tinyint(1)");
+  EXPECT_EQ(types["event_connectStart"], "bigint(20)");
+  EXPECT_EQ(types["event_netinfoDownlink"], "double");
+  EXPECT_EQ(types["event_mobileMode"], "varbinary(1024)");
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "
+                        "'log' AND TABLE_NAME = 'NavigationTiming_15485142' AND COLUMN_NAME = "
+                        "'uuid' AND NON_UNIQUE = 0"),
+            1);
+
+  // Values: timestamp in MediaWiki form from epoch milliseconds, unicode intact.
+  const auto row = db_->query(
+      "SELECT timestamp, event_title, event_userText FROM EditConflict_8860941 WHERE uuid = '" +
+      EventFactory::uuid_for(1, 0, 2) + "'");
+  ASSERT_EQ(row.size(), 1u);
+  EXPECT_EQ(*row[0][0], "20231114221320");  // 1700000000002 ms
+  EXPECT_EQ(*row[0][1], "Ünïcödé_page_2");
+  EXPECT_EQ(*row[0][2], "Zoë 😀");
+
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
+}
+
+TEST_F(IngestTest, SigkillMidStreamTwiceThenRestartYieldsTheExactResult) {
+  start_broker({"eventlogging_kill:4"});
+  Expected expected;
+  produce("eventlogging_kill", 1, 4, 5000, 101, expected);
+  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_kill"}, "kill",
+                                   "batch:\n  max_rows: 250\n  max_delay_ms: 100\n");
+  int64_t total = 0;
+  for (const auto& [t, uuids] : expected.uuids_by_table) total += static_cast<int64_t>(uuids.size());
+  auto rows_now = [&] {
+    int64_t n = 0;
+    for (const auto& [t, uuids] : expected.uuids_by_table) n += table_rows(t);
+    return n;
+  };
+  for (int64_t threshold : {total / 5, total / 2}) {
+    auto sluice = start_sluice(dir_, config, "sluice-killed.log");
+    ASSERT_TRUE(wait_until([&] { return rows_now() >= threshold; }, 120s)) << sluice->log();
+    sluice->signal(SIGKILL);
+    ASSERT_TRUE(sluice->wait(10s).has_value());
+    ASSERT_LT(rows_now(), total) << "the kill came too late to test anything";
+  }
+  auto sluice = start_sluice(dir_, config);
+  ASSERT_TRUE(wait_for_all("kill")) << sluice->log();
+  verify_exact(expected, "kill");
+}
+
+TEST_F(IngestTest, QuietPartitionFlushesOnTimeWithoutFurtherEvents) {
+  start_broker({"eventlogging_quiet:1"});
+  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_quiet"}, "quiet",
+                                   "batch:\n  max_rows: 5000\n  max_delay_ms: 300\n");
+  auto sluice = start_sluice(dir_, config);
+  Expected expected;
+  produce("eventlogging_quiet", 1, 1, 3, 0, expected, 3);
+  // Three events never fill a 5000-row batch: only the delay can flush them.
+  ASSERT_TRUE(wait_until([&] { return table_rows("TestSchema_1") == 3; }, 30s)) << sluice->log();
+  ASSERT_TRUE(wait_for_all("quiet"));
+  verify_exact(expected, "quiet");
+}
+
+TEST_F(IngestTest, LockWaitTimeoutsAndKilledConnectionsAreRetriedWithoutLossOrDuplicates) {
+  start_broker({"eventlogging_retry:2"});
+  db_->exec("SET GLOBAL innodb_lock_wait_timeout = 1");
+  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_retry"}, "retry",
+                                   "batch:\n  max_rows: 100\n  max_delay_ms: 100\n");
+  auto sluice = start_sluice(dir_, config);
+  Expected expected;
+  produce("eventlogging_retry", 1, 2, 300, 0, expected);
+  ASSERT_TRUE(wait_for_all("retry")) << sluice->log();
+
+  // Hold the offset rows locked: every batch now fails with a lock wait timeout (1205).
+  db_->exec("START TRANSACTION");
+  db_->exec("SELECT * FROM sluice_offsets FOR UPDATE");
+  produce("eventlogging_retry", 1, 2, 500, 0, expected);
+  ASSERT_TRUE(wait_until([&] { return sluice->log().find("Lock wait timeout") != std::string::npos; },
+                         30s))
+      << sluice->log();
+  db_->exec("COMMIT");
+
+  // Kill Sluice's sessions mid-stream: lost connection (2013) and killed connection (1927).
+  std::thread killer([&] {
+    for (int i = 0; i < 6; ++i) {
+      std::this_thread::sleep_for(150ms);
+      try {
+        for (const auto& r : db_->query("SELECT ID FROM information_schema.PROCESSLIST WHERE "
+                                        "USER = 'sluice'")) {
+          db_->exec("KILL CONNECTION " + *r[0]);
+        }
+      } catch (const std::exception&) {
+        // A session may end between the list and the kill.
+      }
+    }
+  });
+  produce("eventlogging_retry", 1, 2, 1500, 0, expected);
+  killer.join();
+  ASSERT_TRUE(wait_for_all("retry")) << sluice->log();
+  verify_exact(expected, "retry");
+  EXPECT_NE(sluice->log().find("recovered"), std::string::npos) << sluice->log();
+}
+
+TEST_F(IngestTest, DuplicateUuidsAtNewOffsetsAreDeadLetteredNotStoredTwice) {
+  start_broker({"eventlogging_dup:1"});
+  Expected expected;
+  produce("eventlogging_dup", 1, 1, 20, 0, expected, 1);
+  // The same events again at new offsets (an upstream replay): one row each, the replays
+  // dead-lettered as duplicates. Then one more copy inside a single batch.
+  for (uint64_t seq = 0; seq < 20; ++seq) {
+    producer_->produce("eventlogging_dup", 0, EventFactory::good(1, 1, 0, seq));
+    expected.bad.push_back({"eventlogging_dup", 0, 20 + seq, "duplicate_uuid: uuid: "});
+  }
+  producer_->produce("eventlogging_dup", 0, EventFactory::good(1, 1, 0, 5));
+  expected.bad.push_back({"eventlogging_dup", 0, 40, "duplicate_uuid: uuid: "});
+  producer_->flush();
+  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_dup"}, "dup",
+                                   "batch:\n  max_rows: 15\n  max_delay_ms: 100\n");
+  auto sluice = start_sluice(dir_, config);
+  ASSERT_TRUE(wait_for_all("dup")) << sluice->log();
+  verify_exact(expected, "dup");
+}
+
+TEST_F(IngestTest, OffsetsExpiredFromKafkaAreReportedAsAGapNotSkippedSilently) {
+  start_broker({"eventlogging_expiry:1"});
+  Expected expected;
+  produce("eventlogging_expiry", 1, 1, 10, 0, expected, 3);
+  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_expiry"},
+                                   "expiry", "batch:\n  max_delay_ms: 100\n");
+  {
+    auto sluice = start_sluice(dir_, config, "sluice-first.log");
+    ASSERT_TRUE(wait_for_all("expiry")) << sluice->log();
+    sluice->signal(SIGTERM);
+    ASSERT_EQ(sluice->wait(60s), 0) << sluice->log();
+  }
+  // While Sluice is stopped, push far more than the mock broker's ~5 MiB per partition: the
+  // oldest unread offsets expire.
+  const std::string padding(900, 'p');
+  for (uint64_t seq = 10; seq < 9010; ++seq) {
+    std::string event = EventFactory::good(3, 1, 0, seq);
+    event.insert(event.find("héllo"), padding);
+    producer_->produce("eventlogging_expiry", 0, event);
+  }
+  producer_->flush();
+  auto sluice = start_sluice(dir_, config);
+  ASSERT_TRUE(wait_for_all("expiry")) << sluice->log();
+  const auto gap = db_->query(
+      "SELECT kafka_offset, reason FROM sluice_dead_letter WHERE reason LIKE 'kafka_gap:%'");
+  ASSERT_EQ(gap.size(), 1u) << sluice->log();
+  EXPECT_EQ(*gap[0][0], "10");
+  const std::string& reason = *gap[0][1];
+  EXPECT_NE(reason.find("expired from Kafka"), std::string::npos) << reason;
+  // "offsets [10, N) ...: K event(s) lost upstream": the rows hold exactly what Kafka still had.
+  const auto open = reason.find("[10, ") + 5;
+  const int64_t first_kept = std::stoll(reason.substr(open));
+  EXPECT_GT(first_kept, 10);
+  EXPECT_NE(reason.find(std::to_string(first_kept - 10) + " event(s) lost upstream"),
+            std::string::npos)
+      << reason;
+  EXPECT_EQ(table_rows("TestSchema_1"), 10 + (9010 - first_kept));
+  EXPECT_NE(sluice->log().find("kafka_gap"), std::string::npos);
+}
+
+TEST_F(IngestTest, BadConfigFilesAreRefusedWithKeyAndLine) {
+  const std::string sluice = binary_dir() + "/main/sluice";
+  struct Case {
+    std::string yaml, expected;
+  };
+  const std::vector<Case> cases = {
+      {"kafka:\n  topics: [a]\nbatch:\n  max_rowz: 5\n", ":4: batch.max_rowz: unknown key"},
+      {"kafka:\n  topics: [a]\nmariadb:\n  port: abc\n", ":4: mariadb.port: expected an integer"},
+      {"kafka:\n  topics: [a\n", "YAML syntax error"},
+      {"kafka:\n  topics: [a]\nmariadb:\n  password_file: /nope/pw\n",
+       ":4: mariadb.password_file: cannot read password file"},
+      {"kafka:\n  topics: [a]\nbatch:\n  max_bytes: -1\n", ":4: batch.max_bytes: must not be negative"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = dir_.file("bad.yaml");
+    std::ofstream(path, std::ios::trunc) << c.yaml;
+    for (const char* cmd : {"check-config", "run"}) {
+      std::string out;
+      EXPECT_EQ(run_command({sluice, cmd, "--config", path}, out), 2) << cmd << ": " << out;
+      EXPECT_NE(out.find(c.expected), std::string::npos) << cmd << ": " << out;
+    }
+  }
+  std::string out;
+  const auto good = write_config(dir_, "127.0.0.1:9", *db_, {"t"}, "g");
+  EXPECT_EQ(run_command({sluice, "check-config", "--config", good}, out), 0) << out;
+}
+
+}  // namespace
+}  // namespace sluice::testing

@@ -1,0 +1,117 @@
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "testing/harness.h"
+
+namespace sluice {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  std::string write(const std::string& text) {
+    const std::string path = dir_.file("c" + std::to_string(n_++) + ".yaml");
+    std::ofstream(path) << text;
+    return path;
+  }
+  testing::TempDir dir_;
+  int n_ = 0;
+};
+
+constexpr const char* kValid = R"(kafka:
+  brokers: "127.0.0.1:9092"
+  group_id: "g"
+  topics: ["eventlogging_NavigationTiming", "^eventlogging_.*"]
+  properties:
+    fetch.wait.max.ms: "50"
+mariadb:
+  host: "db1"
+  port: 3307
+  user: "sluice"
+  database: "log"
+  writers: 3
+batch:
+  max_rows: 1000
+  max_bytes: 1048576
+  max_delay_ms: 250
+spool:
+  path: "spool"
+  max_bytes: 1073741824
+schemas:
+  path: "myschemas"
+admin:
+  listen: "127.0.0.1:9999"
+)";
+
+TEST_F(ConfigTest, ValidFileLoadsEveryKeyAndResolvesRelativePaths) {
+  const auto path = write(kValid);
+  auto c = load_config(path);
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->kafka.topics.size(), 2u);
+  EXPECT_EQ(c->kafka.properties.at("fetch.wait.max.ms"), "50");
+  EXPECT_EQ(c->mariadb.port, 3307);
+  EXPECT_EQ(c->mariadb.writers, 3);
+  EXPECT_EQ(c->batch.max_rows, 1000);
+  EXPECT_EQ(c->batch.max_delay_ms, 250);
+  EXPECT_EQ(c->spool.max_bytes, 1073741824);
+  EXPECT_EQ(c->schemas_path, dir_.path() + "/myschemas");
+  EXPECT_EQ(c->spool.path, dir_.path() + "/spool");
+}
+
+void expect_error(const Result<Config>& c, const std::string& where, const std::string& what) {
+  ASSERT_FALSE(c.is_ok());
+  EXPECT_NE(c.status().message().find(where), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find(what), std::string::npos) << c.status().message();
+}
+
+TEST_F(ConfigTest, UnknownKeyIsNamedWithItsLine) {
+  const auto path = write("kafka:\n  topics: [a]\nbatch:\n  max_rows: 10\n  max_rowz: 5\n");
+  expect_error(load_config(path), path + ":5: batch.max_rowz", "unknown key");
+}
+
+TEST_F(ConfigTest, WrongTypeIsNamedWithItsLine) {
+  const auto path = write("kafka:\n  topics: [a]\nmariadb:\n  port: \"three\"\n");
+  expect_error(load_config(path), path + ":4: mariadb.port", "expected an integer");
+}
+
+TEST_F(ConfigTest, NegativeSizeIsRefused) {
+  const auto path = write("kafka:\n  topics: [a]\nspool:\n  max_bytes: -5\n");
+  expect_error(load_config(path), path + ":4: spool.max_bytes", "must not be negative");
+}
+
+TEST_F(ConfigTest, YamlSyntaxErrorGivesTheLine) {
+  const auto path = write("kafka:\n  topics: [a\nbatch:\n  max_rows: 1\n");
+  expect_error(load_config(path), path + ":", "YAML syntax error");
+}
+
+TEST_F(ConfigTest, MissingPasswordFileIsNamed) {
+  const auto path = write("kafka:\n  topics: [a]\nmariadb:\n  password_file: /nonexistent/pw\n");
+  expect_error(load_config(path), path + ":4: mariadb.password_file", "cannot read password file");
+}
+
+TEST_F(ConfigTest, PasswordIsReadFromItsFile) {
+  std::ofstream(dir_.file("pw")) << "s3cret\n";
+  const auto path = write("kafka:\n  topics: [a]\nmariadb:\n  password_file: pw\n");
+  auto c = load_config(path);
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->mariadb.password, "s3cret");
+}
+
+TEST_F(ConfigTest, TopicsAreRequired) {
+  const auto path = write("kafka:\n  brokers: x\n");
+  expect_error(load_config(path), "kafka.topics", "at least one topic");
+}
+
+TEST_F(ConfigTest, BadEnumValueIsNamed) {
+  const auto path = write("kafka:\n  topics: [a]\nlog:\n  level: loud\n");
+  expect_error(load_config(path), path + ":4: log.level", "expected one of");
+}
+
+TEST_F(ConfigTest, MissingFileIsReported) {
+  expect_error(load_config(dir_.file("absent.yaml")), "absent.yaml", "cannot read");
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,190 @@
+#include "ingest/decoder.h"
+
+#include <gtest/gtest.h>
+
+#include "storage/row_format.h"
+#include "testing/harness.h"
+
+namespace sluice::ingest {
+namespace {
+
+class DecoderTest : public ::testing::Test {
+ protected:
+  DecoderTest() : registry_(testing::source_dir() + "/schemas"), decoder_(registry_) {}
+
+  /// Decodes and returns the encoded row's fields by column name ("NULL" for NULL).
+  std::map<std::string, std::string> row_of(const std::string& json, int64_t fallback_ms = -1) {
+    std::string reason;
+    const Schema* s = decoder_.decode(json, fallback_ms, reason);
+    EXPECT_NE(s, nullptr) << reason;
+    if (s == nullptr) return {};
+    std::string encoded;
+    decoder_.encode_row(encoded);
+    EXPECT_EQ(encoded.back(), '\n');
+    encoded.pop_back();
+    std::vector<std::string> names(std::begin(storage::kFixedColumns),
+                                   std::end(storage::kFixedColumns));
+    for (const auto& c : s->table->event_columns()) names.push_back(c.name);
+    std::map<std::string, std::string> out;
+    std::string scratch;
+    size_t i = 0;
+    storage::for_each_field(encoded, scratch, [&](bool is_null, std::string_view v) {
+      out[names.at(i++)] = is_null ? "NULL" : std::string(v);
+    });
+    EXPECT_EQ(i, names.size());
+    return out;
+  }
+
+  std::string reason_of(const std::string& json) {
+    std::string reason;
+    EXPECT_EQ(decoder_.decode(json, -1, reason), nullptr);
+    return reason;
+  }
+
+  SchemaRegistry registry_;
+  Decoder decoder_;
+};
+
+constexpr const char* kTestEvent =
+    R"({"event": {"value": "h\u00e9llo\t\ud83d\ude00\nline", "seq": 7, "count": -3,
+        "ratio": 2.5, "flag": false, "color": "blue", "tags": ["x", 1, null],
+        "maybe": null, "nested": {"deeplyNested": {"pi": 3.14159}}},
+       "seqId": 12345, "timestamp": 1358791834912, "dt": "2013-01-21T18:10:34.912000",
+       "wiki": "enwiki", "webHost": "en.m.wikipedia.org", "recvFrom": "fenari",
+       "revision": 1, "schema": "TestSchema", "uuid": "babb66f34a0a5de3be0c6513088be33e",
+       "userAgent": {"browser_family": "Firefox", "os": "Linux"}})";
+
+TEST_F(DecoderTest, GoodCapsuleBecomesATypedRow) {
+  auto row = row_of(kTestEvent);
+  EXPECT_EQ(row["uuid"], "babb66f34a0a5de3be0c6513088be33e");
+  EXPECT_EQ(row["timestamp"], "20130121181034");
+  EXPECT_EQ(row["dt"], "2013-01-21 18:10:34");
+  EXPECT_EQ(row["wiki"], "enwiki");
+  EXPECT_EQ(row["webHost"], "en.m.wikipedia.org");
+  EXPECT_EQ(row["userAgent"], R"({"browser_family":"Firefox","os":"Linux"})");
+  EXPECT_EQ(row["event_value"], "h\xc3\xa9llo\t\xf0\x9f\x98\x80\nline");
+  EXPECT_EQ(row["event_seq"], "7");
+  EXPECT_EQ(row["event_count"], "-3");
+  EXPECT_EQ(row["event_ratio"], "2.5");
+  EXPECT_EQ(row["event_flag"], "0");
+  EXPECT_EQ(row["event_color"], "blue");
+  EXPECT_EQ(row["event_tags"], R"(["x",1,null])");
+  EXPECT_EQ(row["event_maybe"], "NULL");
+  EXPECT_EQ(row["event_nested_deeplyNested_pi"], "3.14159");
+  EXPECT_EQ(row["event_nested_label"], "NULL");
+}
+
+TEST_F(DecoderTest, AbsentOptionalFieldsAreNullAndDoNotLeakFromThePreviousEvent) {
+  (void)row_of(kTestEvent);
+  auto row = row_of(
+      R"({"schema":"TestSchema","revision":1,"uuid":"00000000000000000000000000000001",
+          "wiki":"x","event":{"value":"v","seq":1}})");
+  EXPECT_EQ(row["event_count"], "NULL");
+  EXPECT_EQ(row["event_nested_deeplyNested_pi"], "NULL");
+  EXPECT_EQ(row["webHost"], "NULL");
+  EXPECT_EQ(row["userAgent"], "NULL");
+  EXPECT_EQ(row["timestamp"], "NULL");
+  EXPECT_EQ(row["dt"], "NULL");
+}
+
+TEST_F(DecoderTest, TimestampComesFromSecondsMillisecondsDtOrTheKafkaTimestamp) {
+  const std::string head =
+      R"({"schema":"SaveTiming","revision":15396492,"uuid":"0123456789abcdef0123456789ABCDEF",
+          "wiki":"x","event":{"saveTiming":5})";
+  EXPECT_EQ(row_of(head + R"(,"timestamp":1358791834})")["timestamp"], "20130121181034");
+  EXPECT_EQ(row_of(head + R"(,"timestamp":1358791834912})")["timestamp"], "20130121181034");
+  EXPECT_EQ(row_of(head + R"(,"dt":"2013-01-21T18:10:34Z"})")["timestamp"], "20130121181034");
+  EXPECT_EQ(row_of(head + "}", 1358791834000)["timestamp"], "20130121181034");
+  EXPECT_EQ(row_of(head + R"(,"userAgent":"ua"})")["userAgent"], "ua");
+}
+
+TEST_F(DecoderTest, EveryFailureClassNamesTheFieldAndTheClass) {
+  const std::string capsule =
+      R"({"uuid":"babb66f34a0a5de3be0c6513088be33e","wiki":"enwiki",)";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{\"schema\": ", "malformed_json: message: "},
+      {"", "malformed_json: message: "},
+      {"42", "not_object: message: the message is a JSON integer"},
+      {"[1]", "not_object: message: the message is a JSON array"},
+      {capsule + R"("schema":"Nope","revision":1,"event":{}})", "unknown_schema: Nope"},
+      {capsule + R"("schema":"TestSchema","revision":3,"event":{}})",
+       "unknown_revision: TestSchema revision 3"},
+      {capsule + R"("schema":"TestSchema","revision":"1","event":{}})",
+       "wrong_type: revision: expected integer, got string"},
+      {capsule + R"("revision":1,"event":{}})", "missing_required: schema"},
+      {R"({"schema":"TestSchema","revision":1,"wiki":"x","event":{}})", "missing_required: uuid"},
+      {R"({"schema":"TestSchema","revision":1,"uuid":"xyz","wiki":"x","event":{}})",
+       "invalid_value: uuid: expected 32 hexadecimal characters"},
+      {capsule + R"("schema":"TestSchema","revision":1})", "missing_required: event"},
+      {capsule + R"("schema":"TestSchema","revision":1,"event":[]})",
+       "wrong_type: event: expected object, got array"},
+      {capsule + R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":"1"}})",
+       "wrong_type: event.seq: expected integer, got string"},
+      {capsule + R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1.5}})",
+       "wrong_type: event.seq: expected integer, got number"},
+      {capsule + R"("schema":"TestSchema","revision":1,"event":{"seq":1}})",
+       "missing_required: event.value"},
+      {capsule + R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1,"x":1}})",
+       "unexpected_field: event.x: not declared by the schema"},
+      {capsule +
+           R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1,"nested":{"bogus":1}}})",
+       "unexpected_field: event.nested.bogus"},
+      {capsule + R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1,"color":"pink"}})",
+       "invalid_value: event.color: 'pink' is not one of the allowed values"},
+      {capsule + R"("schema":"TestSchema","revision":1,"event":{"value":")" + std::string(1025, 'a') +
+           R"(","seq":1}})",
+       "too_long: event.value: 1025 bytes, the column holds 1024"},
+      {capsule + R"("schema":"TestSchema","revision":1,"timestamp":"soon","event":{}})",
+       "wrong_type: timestamp: expected number, got string"},
+      {capsule + R"("schema":"TestSchema","revision":1,"dt":"21/01/2013","event":{}})",
+       "invalid_value: dt: not an ISO-8601 date-time"},
+      {capsule + R"("schema":"TestSchema","revision":1,"webHost":")" + std::string(2000, 'h') +
+           R"(","event":{}})",
+       "too_long: webHost: 2000 bytes"},
+      {capsule +
+           R"("schema":"NavigationTiming","revision":15485142,"event":{"isAnon":"yes"}})",
+       "wrong_type: event.isAnon: expected boolean, got string"},
+  };
+  for (const auto& [json, expected] : cases) {
+    const auto reason = reason_of(json);
+    EXPECT_EQ(reason.rfind(expected, 0), 0u) << "input: " << json.substr(0, 120)
+                                             << "\nreason: " << reason;
+  }
+}
+
+TEST_F(DecoderTest, NumberFieldsAcceptIntegersAndNullableTypesAcceptNull) {
+  auto row = row_of(
+      R"({"schema":"TestSchema","revision":1,"uuid":"00000000000000000000000000000002",
+          "wiki":"x","event":{"value":"v","seq":1,"ratio":3,"maybe":4}})");
+  EXPECT_EQ(row["event_ratio"], "3");
+  EXPECT_EQ(row["event_maybe"], "4");
+}
+
+}  // namespace
+}  // namespace sluice::ingest
+
+namespace sluice::ingest {
+namespace {
+
+// The integration tests' event factory must produce events the decoder accepts (and bad ones
+// it refuses with the promised reason), or those tests would prove nothing.
+TEST_F(DecoderTest, TestEventFactoryGoodEventsAreValidAndBadOnesFailAsPromised) {
+  for (int which = 0; which < 4; ++which) {
+    for (uint64_t seq = 0; seq < 30; ++seq) {
+      std::string reason;
+      const auto json = testing::EventFactory::good(which, 1, 2, seq);
+      const Schema* s = decoder_.decode(json, -1, reason);
+      ASSERT_NE(s, nullptr) << reason << "\n" << json;
+      EXPECT_EQ(s->table->name(), testing::EventFactory::table(which));
+      EXPECT_EQ(decoder_.uuid(), testing::EventFactory::uuid_for(1, 2, seq));
+    }
+  }
+  for (int which = 0; which < testing::EventFactory::kBadClasses; ++which) {
+    std::string expected;
+    const auto json = testing::EventFactory::bad(which, 9, expected);
+    EXPECT_EQ(reason_of(json).rfind(expected, 0), 0u) << reason_of(json) << "\n" << json;
+  }
+}
+
+}  // namespace
+}  // namespace sluice::ingest

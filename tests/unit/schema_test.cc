@@ -1,0 +1,133 @@
+#include "ingest/schema.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "testing/harness.h"
+
+namespace sluice::ingest {
+namespace {
+
+using storage::ColumnType;
+
+std::map<std::string, ColumnType> columns_of(const Schema& s) {
+  std::map<std::string, ColumnType> out;
+  for (const auto& c : s.table->event_columns()) out[c.name] = c.type;
+  return out;
+}
+
+TEST(Schema, ShippedNavigationTimingMapsEveryFieldToItsColumnType) {
+  SchemaRegistry registry(testing::source_dir() + "/schemas");
+  std::string error;
+  const Schema* s = registry.find("NavigationTiming", 15485142, error);
+  ASSERT_NE(s, nullptr) << error;
+  EXPECT_EQ(s->table->name(), "NavigationTiming_15485142");
+  const auto cols = columns_of(*s);
+  EXPECT_EQ(cols.size(), 36u);
+  EXPECT_EQ(cols.at("event_isAnon"), ColumnType::kBoolean);
+  EXPECT_EQ(cols.at("event_connectStart"), ColumnType::kInteger);
+  EXPECT_EQ(cols.at("event_netinfoDownlink"), ColumnType::kNumber);
+  EXPECT_EQ(cols.at("event_mobileMode"), ColumnType::kString);
+  const auto& isAnon = s->root.fields[static_cast<size_t>(s->root.by_name.at("isAnon"))];
+  EXPECT_TRUE(isAnon.required);
+  EXPECT_FALSE(s->root.additional_allowed);
+}
+
+TEST(Schema, NestedObjectsFlattenAndBothRequiredStylesCount) {
+  auto s = compile_schema("My-Schema", 7, R"({
+    "required": ["a"],
+    "properties": {
+      "a": {"type": "string"},
+      "b": {"type": "integer", "required": true},
+      "c": {"type": "integer"},
+      "arr": {"type": "array"},
+      "mixed": {"type": ["integer", "string"]},
+      "opt": {"type": ["number", "null"]},
+      "free": {"type": "object"},
+      "nested": {"type": "object", "properties": {
+        "deeplyNested": {"type": "object", "properties": {"pi": {"type": "number"}}}}}
+    }})");
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  const Schema& schema = **s;
+  EXPECT_EQ(schema.table->name(), "My_Schema_7");
+  const auto cols = columns_of(schema);
+  EXPECT_EQ(cols.at("event_nested_deeplyNested_pi"), ColumnType::kNumber);
+  EXPECT_EQ(cols.at("event_arr"), ColumnType::kJson);
+  EXPECT_EQ(cols.at("event_mixed"), ColumnType::kJson);
+  EXPECT_EQ(cols.at("event_opt"), ColumnType::kNumber);
+  EXPECT_EQ(cols.at("event_free"), ColumnType::kJson);
+  EXPECT_FALSE(cols.contains("event_nested"));
+  auto field = [&](const char* n) {
+    return &schema.root.fields[static_cast<size_t>(schema.root.by_name.at(n))];
+  };
+  EXPECT_TRUE(field("a")->required);
+  EXPECT_TRUE(field("b")->required);
+  EXPECT_FALSE(field("c")->required);
+  EXPECT_TRUE(schema.root.additional_allowed);
+}
+
+TEST(Schema, TableLayoutFollowsTheDesign) {
+  auto s = compile_schema("T", 1, R"({"properties": {"x": {"type": "boolean"}}})");
+  ASSERT_TRUE(s.is_ok());
+  const std::string& sql = (*s)->table->create_sql();
+  for (const char* part :
+       {"`id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY",
+        "`uuid` CHAR(32) CHARACTER SET ascii NOT NULL", "`timestamp` VARBINARY(14) NULL",
+        "`dt` DATETIME NULL", "`wiki` VARBINARY(1024) NULL", "`webHost` VARBINARY(1024) NULL",
+        "`userAgent` VARBINARY(1024) NULL", "`event_x` TINYINT(1) NULL",
+        "UNIQUE KEY `ix_uuid` (`uuid`)", "KEY `ix_timestamp` (`timestamp`)"}) {
+    EXPECT_NE(sql.find(part), std::string::npos) << part << " in\n" << sql;
+  }
+  EXPECT_EQ((*s)->table->column_list(),
+            "(`uuid`,`timestamp`,`dt`,`wiki`,`webHost`,`userAgent`,`event_x`)");
+}
+
+TEST(Schema, TableNamesReplaceEverythingOutsideAlphanumerics) {
+  EXPECT_EQ(storage::table_name_for("Edit.Conflict-v2", 3), "Edit_Conflict_v2_3");
+  EXPECT_EQ(storage::table_name_for("Plain", 15485142), "Plain_15485142");
+}
+
+TEST(Schema, BrokenSchemasAreRefusedWithAReason) {
+  EXPECT_FALSE(compile_schema("T", 1, "{not json").is_ok());
+  EXPECT_FALSE(compile_schema("T", 1, "[1]").is_ok());
+  auto bad_type = compile_schema("T", 1, R"({"properties": {"x": {"type": "strnig"}}})");
+  ASSERT_FALSE(bad_type.is_ok());
+  EXPECT_NE(bad_type.status().message().find("event.x: unknown type 'strnig'"), std::string::npos);
+  auto long_name =
+      compile_schema("T", 1, R"({"properties": {")" + std::string(70, 'y') + R"(": {}}})");
+  EXPECT_FALSE(long_name.is_ok());
+}
+
+TEST(Schema, RegistryReportsUnknownSchemaAndRevisionAndRejectsPathTricks) {
+  SchemaRegistry registry(testing::source_dir() + "/schemas");
+  std::string error;
+  EXPECT_EQ(registry.find("Nope", 1, error), nullptr);
+  EXPECT_EQ(error, "unknown_schema: Nope");
+  EXPECT_EQ(registry.find("TestSchema", 2, error), nullptr);
+  EXPECT_EQ(error, "unknown_revision: TestSchema revision 2");
+  EXPECT_EQ(registry.find("../schemas/TestSchema", 1, error), nullptr);
+  EXPECT_NE(error.find("not a valid schema name"), std::string::npos);
+  EXPECT_NE(registry.find("TestSchema", 1, error), nullptr);
+}
+
+TEST(Schema, LoadAllCompilesEveryShippedSchema) {
+  SchemaRegistry registry(testing::source_dir() + "/schemas");
+  auto n = registry.load_all();
+  ASSERT_TRUE(n.is_ok()) << n.status().message();
+  EXPECT_GE(*n, 4u);
+}
+
+TEST(Schema, LoadAllNamesTheBrokenFile) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.file("Broken"));
+  std::ofstream(dir.file("Broken/3.json")) << "{\"properties\": {\"x\": {\"type\": 5}}";
+  SchemaRegistry registry(dir.path());
+  auto n = registry.load_all();
+  ASSERT_FALSE(n.is_ok());
+  EXPECT_NE(n.status().message().find("Broken/3.json"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::ingest
