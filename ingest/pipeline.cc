@@ -287,7 +287,24 @@ void Pipeline::handle_message(const rd_kafka_message_t& msg) {
   if (p.paused) return;  // fetched before the pause took effect: read again after resume
   const int64_t offset = msg.offset;
   const int64_t expected = p.batcher.next_offset();
-  if (expected >= 0 && offset < expected) return;  // delivered again after a seek
+  if (expected >= 0 && offset < expected) {
+    // Normal right after a seek (messages fetched before it). Anything else means the log was
+    // rewound under us (a recreated topic): those offsets are below what sluice_offsets records
+    // as written, so they are not written again, but say so.
+    if (!p.seeking) {
+      static RateLimiter limiter(std::chrono::seconds(30));
+      uint64_t suppressed = 0;
+      if (limiter.allow(suppressed)) {
+        logger("ingest")->error(
+            "{}/{}: Kafka delivered offset {} but the partition is at {} (sluice_offsets); "
+            "skipping offsets already recorded as written. If the topic was recreated, stop "
+            "Sluice and delete its sluice_offsets rows for this topic ({} similar suppressed)",
+            p.topic, p.partition, offset, expected, suppressed);
+      }
+    }
+    return;
+  }
+  p.seeking = false;
   if (expected >= 0 && offset > expected) check_gap(p, offset);
   ++stats_.consumed;
 
@@ -348,6 +365,7 @@ void Pipeline::apply_backpressure() {
     // Messages fetched while paused were dropped: read again from exactly where each stopped.
     if (auto st = source_->seek(seek); !st) logger("kafka")->error("{}", st.message());
     if (auto st = source_->resume(all); !st) logger("kafka")->error("{}", st.message());
+    for (auto& [key, p] : partitions_) p->seeking = true;
     backpressure_ = false;
     logger("ingest")->info("fetching resumed");
   }
@@ -356,6 +374,7 @@ void Pipeline::apply_backpressure() {
 void Pipeline::reposition(Partition& p, int64_t offset) {
   p.generation = next_generation_++;
   p.batcher.reset(offset, p.generation);
+  p.seeking = true;
   if (auto st = source_->seek({{p.topic, p.partition, offset}}); !st) {
     logger("kafka")->error("{}", st.message());
   }

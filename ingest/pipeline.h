@@ -80,6 +80,7 @@ class Pipeline {
     int64_t db_end = -1;            ///< highest end offset MariaDB has committed
     int64_t kafka_committed = -1;   ///< last offset committed to Kafka
     bool paused = false;            ///< paused in Kafka for backpressure
+    bool seeking = false;           ///< sought; older messages may still arrive once
     size_t writer = 0;
   };
   using Key = std::pair<std::string, int32_t>;

@@ -368,7 +368,8 @@ std::string EventFactory::bad(int which, uint64_t seq, std::string& reason) {
 
 std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,
                          const std::vector<std::string>& topics, const std::string& group,
-                         const std::string& extra_yaml) {
+                         const std::string& extra_yaml,
+                         const std::map<std::string, std::string>& kafka_properties) {
   std::string topic_list;
   for (const auto& t : topics) topic_list += (topic_list.empty() ? "\"" : ", \"") + t + "\"";
   const std::string path = dir.file("sluice.yaml");
@@ -376,7 +377,12 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
   out << "kafka:\n"
       << "  brokers: \"" << bootstrap << "\"\n"
       << "  group_id: \"" << group << "\"\n"
-      << "  topics: [" << topic_list << "]\n"
+      << "  topics: [" << topic_list << "]\n";
+  if (!kafka_properties.empty()) {
+    out << "  properties:\n";
+    for (const auto& [k, v] : kafka_properties) out << "    " << k << ": \"" << v << "\"\n";
+  }
+  out
       << "mariadb:\n"
       << "  socket: \"" << db.socket() << "\"\n"
       << "  user: sluice\n"

@@ -17,6 +17,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
+/// A stopped consumer stays in its group until its session times out (the mock broker does
+/// not shortcut that on leave); tests that restart Sluice keep it short so the new process is
+/// assigned the partitions soon.
+const std::map<std::string, std::string> kShortSession = {{"session.timeout.ms", "6000"},
+                                                         {"heartbeat.interval.ms", "500"}};
+
 struct Expected {
   struct Bad {
     std::string topic;
@@ -208,7 +214,8 @@ TEST_F(IngestTest, SigkillMidStreamTwiceThenRestartYieldsTheExactResult) {
   Expected expected;
   produce("eventlogging_kill", 1, 4, 5000, 101, expected);
   const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_kill"}, "kill",
-                                   "batch:\n  max_rows: 250\n  max_delay_ms: 100\n");
+                                   "batch:\n  max_rows: 250\n  max_delay_ms: 100\n",
+                                   kShortSession);
   int64_t total = 0;
   for (const auto& [t, uuids] : expected.uuids_by_table) total += static_cast<int64_t>(uuids.size());
   auto rows_now = [&] {
@@ -306,7 +313,7 @@ TEST_F(IngestTest, OffsetsExpiredFromKafkaAreReportedAsAGapNotSkippedSilently) {
   Expected expected;
   produce("eventlogging_expiry", 1, 1, 10, 0, expected, 3);
   const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_expiry"},
-                                   "expiry", "batch:\n  max_delay_ms: 100\n");
+                                   "expiry", "batch:\n  max_delay_ms: 100\n", kShortSession);
   {
     auto sluice = start_sluice(dir_, config, "sluice-first.log");
     ASSERT_TRUE(wait_for_all("expiry")) << sluice->log();
