@@ -1,3 +1,5 @@
+include(GoogleTest)
+
 # One helper each for a library, a test and a benchmark, so every target is built the same way:
 # C++20, warnings as errors, the project root on the include path.
 
@@ -26,12 +28,14 @@ function(sluice_test name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
-  add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+  set(props LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
     ENVIRONMENT "SLUICE_BINARY_DIR=${PROJECT_BINARY_DIR};SLUICE_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
   if("integration" IN_LIST ARG_LABELS)
-    set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE)
+    # Integration tests start real servers; one at a time keeps them off each other's CPU.
+    list(APPEND props RUN_SERIAL TRUE)
   endif()
+  # One CTest test per GoogleTest case, so reports name what failed.
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES ${props})
 endfunction()
 
 # sluice_benchmark(NAME SOURCES a_benchmark.cc DEPS lib)

@@ -35,8 +35,13 @@ class Loader {
   void only_keys(const YAML::Node& map, const std::string& prefix,
                  const std::set<std::string>& known) const {
     if (!map.IsMap()) fail(map, prefix, "expected a mapping");
+    std::set<std::string> seen;
     for (const auto& kv : map) {
       const auto key = kv.first.as<std::string>();
+      if (!seen.insert(key).second) {
+        fail(kv.first, prefix.empty() ? key : prefix + "." + key,
+             "duplicate key (it is already set above)");
+      }
       if (!known.contains(key)) {
         std::string list;
         for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;

@@ -369,7 +369,8 @@ std::string EventFactory::bad(int which, uint64_t seq, std::string& reason) {
 std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,
                          const std::vector<std::string>& topics, const std::string& group,
                          const std::string& extra_yaml,
-                         const std::map<std::string, std::string>& kafka_properties) {
+                         const std::map<std::string, std::string>& kafka_properties,
+                         const std::string& mariadb_lines) {
   std::string topic_list;
   for (const auto& t : topics) topic_list += (topic_list.empty() ? "\"" : ", \"") + t + "\"";
   const std::string path = dir.file("sluice.yaml");
@@ -388,6 +389,7 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
       << "  user: sluice\n"
       << "  password_file: \"" << db.password_file() << "\"\n"
       << "  database: log\n"
+      << mariadb_lines
       << "spool:\n"
       << "  path: \"" << dir.file("spool") << "\"\n"
       << "schemas:\n"

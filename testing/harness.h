@@ -142,7 +142,8 @@ struct EventFactory {
 std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,
                          const std::vector<std::string>& topics, const std::string& group,
                          const std::string& extra_yaml = "",
-                         const std::map<std::string, std::string>& kafka_properties = {});
+                         const std::map<std::string, std::string>& kafka_properties = {},
+                         const std::string& mariadb_lines = "");
 
 /// Starts `sluice run --config FILE` with its log in the temp dir.
 std::unique_ptr<Process> start_sluice(const TempDir& dir, const std::string& config,

@@ -288,6 +288,29 @@ TEST_F(IngestTest, LockWaitTimeoutsAndKilledConnectionsAreRetriedWithoutLossOrDu
   EXPECT_NE(sluice->log().find("recovered"), std::string::npos) << sluice->log();
 }
 
+TEST_F(IngestTest, StalledDatabasePausesFetchingAndResumesExactlyWhereItStopped) {
+  start_broker({"eventlogging_slow:2"});
+  // max_bytes 4 KiB and one writer: at most 12 KiB may wait for MariaDB before fetching pauses.
+  const auto config =
+      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_slow"}, "slow",
+                   "batch:\n  max_rows: 50\n  max_bytes: 4096\n  max_delay_ms: 100\n", {},
+                   "  writers: 1\n");
+  auto sluice = start_sluice(dir_, config);
+  Expected expected;
+  produce("eventlogging_slow", 1, 2, 20, 0, expected);
+  ASSERT_TRUE(wait_for_all("slow")) << sluice->log();
+  db_->exec("START TRANSACTION");
+  db_->exec("SELECT * FROM sluice_offsets FOR UPDATE");  // stall every write
+  produce("eventlogging_slow", 1, 2, 2000, 53, expected);
+  ASSERT_TRUE(wait_until([&] { return sluice->log().find("fetching paused") != std::string::npos; },
+                         30s))
+      << sluice->log();
+  db_->exec("COMMIT");
+  ASSERT_TRUE(wait_for_all("slow")) << sluice->log();
+  EXPECT_NE(sluice->log().find("fetching resumed"), std::string::npos);
+  verify_exact(expected, "slow");
+}
+
 TEST_F(IngestTest, DuplicateUuidsAtNewOffsetsAreDeadLetteredNotStoredTwice) {
   start_broker({"eventlogging_dup:1"});
   Expected expected;

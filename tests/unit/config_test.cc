@@ -71,6 +71,13 @@ TEST_F(ConfigTest, UnknownKeyIsNamedWithItsLine) {
   expect_error(load_config(path), path + ":5: batch.max_rowz", "unknown key");
 }
 
+TEST_F(ConfigTest, DuplicateKeyIsRefusedNotSilentlyResolved) {
+  const auto path = write("kafka:\n  topics: [a]\nbatch:\n  max_rows: 10\nbatch:\n  max_rows: 20\n");
+  expect_error(load_config(path), path + ":5: batch", "duplicate key");
+  const auto inner = write("kafka:\n  topics: [a]\nbatch:\n  max_rows: 10\n  max_rows: 20\n");
+  expect_error(load_config(inner), inner + ":5: batch.max_rows", "duplicate key");
+}
+
 TEST_F(ConfigTest, WrongTypeIsNamedWithItsLine) {
   const auto path = write("kafka:\n  topics: [a]\nmariadb:\n  port: \"three\"\n");
   expect_error(load_config(path), path + ":4: mariadb.port", "expected an integer");
