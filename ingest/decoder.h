@@ -32,6 +32,8 @@ class Decoder {
 
   /// The uuid of the last successful decode.
   std::string_view uuid() const { return uuid_; }
+  /// The `timestamp` column (epoch seconds) of the last successful decode, or -1 when NULL.
+  int64_t timestamp() const { return timestamp_; }
 
  private:
   struct Cell {

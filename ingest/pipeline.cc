@@ -91,6 +91,15 @@ class Pipeline::Writer {
                                                                     : "behind",
                   result.rows, result.dead_letters, result.db_next_offset);
         owner_.stats_.rows_inserted += result.rows;
+        if (result.outcome == WriteOutcome::kCommitted) {
+          std::lock_guard lock(owner_.status_mu_);
+          for (const auto& t : batch.tables) {
+            auto& table = owner_.tables_[t.table->name()];
+            table.table = t.table->name();
+            table.rows_inserted += t.rows();
+            table.max_timestamp = std::max(table.max_timestamp, t.max_timestamp);
+          }
+        }
         owner_.stats_.dead_letters += result.dead_letters;
         if (result.outcome == WriteOutcome::kCommitted) {
           ++owner_.stats_.batches_committed;
@@ -217,8 +226,9 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     int64_t start = RD_KAFKA_OFFSET_INVALID;
     const char* from = "the reset policy";
     const auto& topic_offsets = stored[tp.topic];
-    if (auto it = topic_offsets.find(tp.partition); it != topic_offsets.end()) {
-      start = it->second;
+    const bool in_database = topic_offsets.contains(tp.partition);
+    if (in_database) {
+      start = topic_offsets.at(tp.partition);
       from = "sluice_offsets";
     } else if (committed[i].offset >= 0) {
       start = committed[i].offset;
@@ -230,6 +240,7 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     p->generation = next_generation_++;
     p->batcher.reset(start, p->generation);
     p->kafka_committed = committed[i].offset;
+    if (in_database) p->db_end = start;
     p->writer = (std::hash<std::string>{}(tp.topic) * 31 + static_cast<size_t>(tp.partition)) %
                 writers_.size();
     partitions_[{tp.topic, tp.partition}] = std::move(p);
@@ -267,6 +278,12 @@ void Pipeline::check_gap(Partition& p, int64_t offset) {
   const std::string reason = fmt::format(
       "kafka_gap: offsets [{}, {}) {}: {} event(s) lost upstream", expected, offset, why, lost);
   log->error("{}/{}: {}; recorded in sluice_dead_letter", p.topic, p.partition, reason);
+  {
+    constexpr size_t kGapsKept = 100;
+    std::lock_guard lock(status_mu_);
+    status_.gaps.push_back({p.topic, p.partition, expected, offset, lost, clock_.wall_ms()});
+    if (status_.gaps.size() > kGapsKept) status_.gaps.erase(status_.gaps.begin());
+  }
   p.batcher.add_dead_letter(expected, reason, "");
 }
 
@@ -314,6 +331,7 @@ void Pipeline::handle_message(const rd_kafka_message_t& msg) {
     auto& rows = p.batcher.rows_for(schema->table.get());
     const size_t before = rows.data.size();
     decoder_.encode_row(rows.data);
+    rows.max_timestamp = std::max(rows.max_timestamp, decoder_.timestamp());
     p.batcher.row_added(rows, offset, before);
   } else {
     static RateLimiter limiter(std::chrono::seconds(10));
@@ -445,6 +463,30 @@ void Pipeline::log_summary(bool force) {
   last_summary_consumed_ = consumed;
 }
 
+void Pipeline::publish_status(bool force) {
+  const auto now = clock_.now();
+  if (!force && now - last_status_ < milliseconds(250)) return;
+  last_status_ = now;
+  std::vector<PipelineStatus::Partition> parts;
+  parts.reserve(partitions_.size());
+  for (const auto& [key, p] : partitions_) {
+    parts.push_back({p->topic, p->partition, p->batcher.next_offset(), p->db_end,
+                     p->kafka_committed});
+  }
+  std::lock_guard lock(status_mu_);
+  status_.partitions = std::move(parts);
+  status_.fetch_paused = backpressure_;
+  if (status_.state == "starting") status_.state = "running";
+}
+
+PipelineStatus Pipeline::status() const {
+  std::lock_guard lock(status_mu_);
+  PipelineStatus out = status_;
+  out.in_flight_bytes = in_flight_bytes_.load();
+  for (const auto& [name, t] : tables_) out.tables.push_back(t);
+  return out;
+}
+
 Status Pipeline::run(const std::atomic<bool>& stop) {
   auto log = logger("ingest");
   if (auto st = prepare_database(stop); !st) return st;
@@ -483,6 +525,7 @@ Status Pipeline::run(const std::atomic<bool>& stop) {
     }
     if (clock_.now() - last_commit_ >= std::chrono::seconds(1)) commit_offsets(true);
     log_summary(false);
+    publish_status(false);
   }
   shutdown();
   return Status::ok();
@@ -490,6 +533,10 @@ Status Pipeline::run(const std::atomic<bool>& stop) {
 
 void Pipeline::shutdown() {
   auto log = logger("ingest");
+  {
+    std::lock_guard lock(status_mu_);
+    status_.state = "stopping";
+  }
   log->info("stopping: writing open batches");
   for (auto& [key, p] : partitions_) dispatch(*p);
   constexpr auto kDrainTimeout = std::chrono::seconds(30);

@@ -42,6 +42,35 @@ struct PipelineStats {
   std::atomic<uint64_t> expired_offsets{0};  ///< offsets lost from Kafka before consumption
 };
 
+/// A consistent picture of the pipeline for the admin endpoint. Built by `Pipeline::status`.
+struct PipelineStatus {
+  struct Partition {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t position = -1;         ///< next offset the pipeline will read
+    int64_t committed = -1;        ///< next offset MariaDB has (sluice_offsets), -1 unknown
+    int64_t kafka_committed = -1;  ///< last offset committed to the consumer group
+  };
+  struct Gap {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t from = 0, to = 0;  ///< offsets [from, to) expired from Kafka unread
+    int64_t lost = 0;
+    int64_t detected_at_ms = 0;
+  };
+  struct Table {
+    std::string table;
+    uint64_t rows_inserted = 0;    ///< since start
+    int64_t max_timestamp = -1;    ///< newest inserted `timestamp`, epoch seconds
+  };
+  std::string state = "starting";  ///< starting | running | stopping
+  bool fetch_paused = false;       ///< backpressure: fetching paused while MariaDB catches up
+  uint64_t in_flight_bytes = 0;
+  std::vector<Partition> partitions;
+  std::vector<Gap> gaps;           ///< the most recent, newest last
+  std::vector<Table> tables;
+};
+
 class Pipeline {
  public:
   using SinkFactory = std::function<std::unique_ptr<storage::BatchSink>()>;
@@ -55,6 +84,8 @@ class Pipeline {
   Status run(const std::atomic<bool>& stop);
 
   const PipelineStats& stats() const { return stats_; }
+  /// Thread safe: a snapshot at most a quarter second old.
+  PipelineStatus status() const;
 
  private:
   struct Completion {
@@ -97,6 +128,8 @@ class Pipeline {
   void commit_offsets(bool async);
   void log_summary(bool force);
   void shutdown();
+  /// Publishes the ingest thread's view for status() (rate-limited).
+  void publish_status(bool force);
   /// Drops the partition's open batch and reads it again from `offset`.
   void reposition(Partition& p, int64_t offset);
 
@@ -120,6 +153,11 @@ class Pipeline {
   std::atomic<size_t> in_flight_bytes_{0};
 
   PipelineStats stats_;
+
+  mutable std::mutex status_mu_;
+  PipelineStatus status_;                          ///< guarded by status_mu_
+  std::map<std::string, PipelineStatus::Table> tables_;  ///< guarded by status_mu_
+  Clock::time_point last_status_{};
   Clock::time_point last_summary_{};
   uint64_t last_summary_consumed_ = 0;
   Clock::time_point last_commit_{};

@@ -4,8 +4,15 @@
 
 #include <atomic>
 #include <csignal>
+#include <iomanip>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
+#include "admin/admin_client.h"
+#include "admin/admin_server.h"
+#include "admin/metrics.h"
+#include "admin/status_json.h"
 #include "common/config.h"
 #include "common/logging.h"
 #include "ingest/pipeline.h"
@@ -53,13 +60,122 @@ int run(const std::string& path) {
 
   const auto mariadb = config->mariadb;
   const auto group = config->kafka.group_id;
+  const auto admin_config = config->admin;
+  std::string token;
+  if (!admin_config.token_file.empty()) {
+    auto t = sluice::admin::read_token_file(admin_config.token_file);
+    if (!t) {
+      std::cerr << "sluice: invalid configuration: " << t.status().message() << "\n";
+      return 2;
+    }
+    token = std::move(t).value();
+  }
   sluice::ingest::Pipeline pipeline(std::move(config).value(), [mariadb, group] {
     return std::make_unique<sluice::storage::MariaDbSink>(mariadb, group);
   });
+  sluice::admin::Metrics metrics;
+  std::unique_ptr<sluice::admin::AdminServer> admin;
+  if (!admin_config.listen.empty()) {
+    auto server = sluice::admin::AdminServer::start(
+        admin_config.listen, token,
+        {[&pipeline] {
+           return sluice::admin::status_to_json(pipeline.status(),
+                                                sluice::SystemClock::instance().wall_ms());
+         },
+         [&pipeline, &metrics] {
+           metrics.refresh(pipeline.stats());
+           return metrics.serialize();
+         }});
+    if (!server) {
+      log->critical("{}", server.status().message());
+      return 1;
+    }
+    admin = std::move(server).value();
+  }
   log->info("sluice starting (config {})", path);
-  if (auto st = pipeline.run(g_stop); !st) {
+  auto st = pipeline.run(g_stop);
+  if (admin) admin->stop();
+  if (!st) {
     log->critical("{}", st.message());
     return 1;
+  }
+  return 0;
+}
+
+struct AdminOptions {
+  std::string url = "http://127.0.0.1:8470";
+  std::string token_file;
+  bool json = false;
+};
+
+void add_admin_options(CLI::App* cmd, AdminOptions& o) {
+  cmd->add_option("--admin", o.url, "Admin endpoint of the running service")->capture_default_str();
+  cmd->add_option("--token-file", o.token_file, "File holding the admin bearer token");
+  cmd->add_flag("--json", o.json, "Print the JSON answer as it is");
+}
+
+int status_command(const AdminOptions& o) {
+  std::string token;
+  if (!o.token_file.empty()) {
+    auto t = sluice::admin::read_token_file(o.token_file);
+    if (!t) {
+      std::cerr << "sluice: " << t.status().message() << "\n";
+      return 2;
+    }
+    token = std::move(t).value();
+  }
+  auto reply = sluice::admin::http_request(o.url, "GET", "/v1/status", "", token);
+  if (!reply) {
+    std::cerr << "sluice: " << reply.status().message() << "\n";
+    return 3;
+  }
+  if (reply->status != 200) {
+    const auto body = nlohmann::json::parse(reply->body, nullptr, false);
+    std::cerr << "sluice: the service refused: HTTP " << reply->status << ": "
+              << (body.is_object() && body.contains("error") ? body["error"].get<std::string>()
+                                                             : reply->body)
+              << "\n";
+    return 4;
+  }
+  if (o.json) {
+    std::cout << reply->body;
+    return 0;
+  }
+  const auto s = nlohmann::json::parse(reply->body, nullptr, false);
+  if (s.is_discarded()) {
+    std::cerr << "sluice: the service answered something that is not JSON\n";
+    return 4;
+  }
+  std::cout << "state:     " << s.value("state", "?")
+            << (s.value("fetch_paused", false) ? " (fetching paused: MariaDB is behind)" : "")
+            << "\n";
+  std::cout << "spool:     " << s["spool"].value("events", 0) << " events, "
+            << s["spool"].value("bytes", 0) << " bytes\n";
+  std::cout << "\npartitions                          position   committed\n";
+  for (const auto& p : s["partitions"]) {
+    const std::string name =
+        p["topic"].get<std::string>() + "/" + std::to_string(p["partition"].get<int>());
+    std::cout << "  " << std::left << std::setw(32) << name << std::right << std::setw(10)
+              << p["position"].get<int64_t>() << std::setw(12) << p["committed"].get<int64_t>()
+              << "\n";
+  }
+  std::cout << "\ntables                        rows inserted  max(timestamp)  behind\n";
+  for (const auto& t : s["tables"]) {
+    std::cout << "  " << std::left << std::setw(28) << t["table"].get<std::string>() << std::right
+              << std::setw(13) << t["rows_inserted"].get<uint64_t>() << "  "
+              << std::setw(14)
+              << (t["max_timestamp"].is_string() ? t["max_timestamp"].get<std::string>() : "-")
+              << std::setw(7)
+              << (t.contains("behind_s") ? std::to_string(t["behind_s"].get<int64_t>()) + "s" : "-")
+              << "\n";
+  }
+  if (!s["kafka_gaps"].empty()) {
+    std::cout << "\nEXPIRED FROM KAFKA BEFORE SLUICE READ THEM (lost upstream):\n";
+    for (const auto& g : s["kafka_gaps"]) {
+      std::cout << "  " << g["topic"].get<std::string>() << "/" << g["partition"].get<int>()
+                << " offsets [" << g["from"].get<int64_t>() << ", " << g["to"].get<int64_t>()
+                << "): " << g["lost"].get<int64_t>() << " events\n";
+    }
   }
   return 0;
 }
@@ -75,6 +191,9 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--config,-c", config_path, "Config file (YAML)")->required();
   auto* check_cmd = app.add_subcommand("check-config", "Validate a config file and its schemas");
   check_cmd->add_option("--config,-c", config_path, "Config file (YAML)")->required();
+  AdminOptions admin_options;
+  auto* status_cmd = app.add_subcommand("status", "Show a running service's state, lag and freshness");
+  add_admin_options(status_cmd, admin_options);
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "sluice 0.1.0\n";
   });
@@ -82,5 +201,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (run_cmd->parsed()) return run(config_path);
   if (check_cmd->parsed()) return check_config(config_path);
+  if (status_cmd->parsed()) return status_command(admin_options);
   return 0;
 }

@@ -17,6 +17,7 @@ struct TableRows {
   std::string data;                    ///< encoded rows, back to back
   std::vector<int64_t> offsets;        ///< Kafka offset of each row
   std::vector<uint32_t> ends;          ///< end position (after LF) of each row in `data`
+  int64_t max_timestamp = -1;          ///< newest `timestamp` (epoch seconds) among the rows
 
   size_t rows() const { return offsets.size(); }
 };

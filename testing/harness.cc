@@ -368,9 +368,7 @@ std::string EventFactory::bad(int which, uint64_t seq, std::string& reason) {
 
 std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,
                          const std::vector<std::string>& topics, const std::string& group,
-                         const std::string& extra_yaml,
-                         const std::map<std::string, std::string>& kafka_properties,
-                         const std::string& mariadb_lines) {
+                         const ConfigOptions& options) {
   std::string topic_list;
   for (const auto& t : topics) topic_list += (topic_list.empty() ? "\"" : ", \"") + t + "\"";
   const std::string path = dir.file("sluice.yaml");
@@ -379,9 +377,11 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
       << "  brokers: \"" << bootstrap << "\"\n"
       << "  group_id: \"" << group << "\"\n"
       << "  topics: [" << topic_list << "]\n";
-  if (!kafka_properties.empty()) {
+  if (!options.kafka_properties.empty()) {
     out << "  properties:\n";
-    for (const auto& [k, v] : kafka_properties) out << "    " << k << ": \"" << v << "\"\n";
+    for (const auto& [k, v] : options.kafka_properties) {
+      out << "    " << k << ": \"" << v << "\"\n";
+    }
   }
   out
       << "mariadb:\n"
@@ -389,13 +389,24 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
       << "  user: sluice\n"
       << "  password_file: \"" << db.password_file() << "\"\n"
       << "  database: log\n"
-      << mariadb_lines
+      << options.mariadb_lines
       << "spool:\n"
       << "  path: \"" << dir.file("spool") << "\"\n"
       << "schemas:\n"
       << "  path: \"" << source_dir() << "/schemas\"\n"
-      << extra_yaml;
+      << "admin:\n"
+      << "  listen: \"127.0.0.1:0\"\n"
+      << options.admin_lines << options.extra_yaml;
   return path;
+}
+
+std::string admin_url(const Process& sluice) {
+  const std::string log = sluice.log();
+  const std::string marker = "admin endpoint on ";
+  const auto at = log.find(marker);
+  if (at == std::string::npos) return "";
+  const auto end = log.find_first_of(" \n", at + marker.size());
+  return "http://" + log.substr(at + marker.size(), end - at - marker.size());
 }
 
 std::unique_ptr<Process> start_sluice(const TempDir& dir, const std::string& config,

@@ -138,12 +138,22 @@ struct EventFactory {
   static std::string bad(int which, uint64_t seq, std::string& expected_reason_prefix);
 };
 
-/// Writes a sluice config for the given servers and returns its path.
+/// What a test adds to the generated config.
+struct ConfigOptions {
+  std::string extra_yaml{};                               ///< top-level sections (e.g. batch)
+  std::map<std::string, std::string> kafka_properties{};  ///< kafka.properties
+  std::string mariadb_lines{};                            ///< more keys of `mariadb:`, indented
+  std::string admin_lines{};                              ///< more keys of `admin:`, indented
+};
+
+/// Writes a sluice config for the given servers and returns its path. The admin endpoint
+/// listens on 127.0.0.1:0 (a free port; see admin_url).
 std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,
                          const std::vector<std::string>& topics, const std::string& group,
-                         const std::string& extra_yaml = "",
-                         const std::map<std::string, std::string>& kafka_properties = {},
-                         const std::string& mariadb_lines = "");
+                         const ConfigOptions& options = {});
+
+/// The admin endpoint's URL, read from the service's log once it is listening ("" if not yet).
+std::string admin_url(const Process& sluice);
 
 /// Starts `sluice run --config FILE` with its log in the temp dir.
 std::unique_ptr<Process> start_sluice(const TempDir& dir, const std::string& config,

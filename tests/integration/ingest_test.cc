@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <nlohmann/json.hpp>
+
 #include <fstream>
 #include <set>
 #include <thread>
@@ -152,6 +154,18 @@ class IngestTest : public ::testing::Test {
     }
   }
 
+  /// `sluice status --json` against the running service.
+  nlohmann::json status_of(const Process& sluice, const std::string& token_file = "") {
+    std::string url;
+    EXPECT_TRUE(wait_until([&] { return !(url = admin_url(sluice)).empty(); }, 10s));
+    std::vector<std::string> argv = {binary_dir() + "/main/sluice", "status", "--admin", url,
+                                     "--json"};
+    if (!token_file.empty()) argv.insert(argv.end(), {"--token-file", token_file});
+    std::string out;
+    EXPECT_EQ(run_command(argv, out), 0) << out;
+    return nlohmann::json::parse(out, nullptr, false);
+  }
+
   TempDir dir_;
   std::unique_ptr<MariaDb> db_;
   std::unique_ptr<Broker> broker_;
@@ -167,7 +181,7 @@ TEST_F(IngestTest, MixedStreamLandsExactlyOnceInPartitionOrderWithBadEventsDeadL
   produce("eventlogging_mixed", 1, 4, 1500, 37, expected);
   produce("eventlogging_other", 2, 2, 700, 29, expected);
   const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"^eventlogging_.*"}, "mixed",
-                                   "batch:\n  max_rows: 400\n  max_delay_ms: 200\n");
+                                   {.extra_yaml = "batch:\n  max_rows: 400\n  max_delay_ms: 200\n"});
   auto sluice = start_sluice(dir_, config);
   ASSERT_TRUE(wait_for_all("mixed")) << sluice->log();
   verify_exact(expected, "mixed");
@@ -205,6 +219,33 @@ TEST_F(IngestTest, MixedStreamLandsExactlyOnceInPartitionOrderWithBadEventsDeadL
   EXPECT_EQ(*row[0][1], "Ünïcödé_page_2");
   EXPECT_EQ(*row[0][2], "Zoë 😀");
 
+  // Status: freshness per table equals max(timestamp) queried directly; positions equal
+  // sluice_offsets (the status is a snapshot at most a quarter second old: allow it to settle).
+  auto committed_in_db = [&](const nlohmann::json& p) {
+    return db_->scalar("SELECT next_offset FROM sluice_offsets WHERE topic = '" +
+                       p["topic"].get<std::string>() +
+                       "' AND kafka_partition = " + std::to_string(p["partition"].get<int>()));
+  };
+  nlohmann::json status;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        status = status_of(*sluice);
+        return status.is_object() && status["partitions"].size() == 6u &&
+               std::all_of(status["partitions"].begin(), status["partitions"].end(),
+                           [&](const auto& p) { return p["committed"] == committed_in_db(p); });
+      },
+      10s))
+      << status.dump();
+  EXPECT_EQ(status["state"], "running");
+  EXPECT_EQ(status["tables"].size(), 4u);
+  for (const auto& t : status["tables"]) {
+    const std::string table = t["table"];
+    const auto direct = db_->query("SELECT MAX(timestamp), COUNT(*) FROM `" + table + "`");
+    EXPECT_EQ(t["max_timestamp"], *direct[0][0]) << table;
+    EXPECT_EQ(t["rows_inserted"].get<int64_t>(), std::stoll(*direct[0][1])) << table;
+  }
+  EXPECT_TRUE(status["kafka_gaps"].empty());
+
   sluice->signal(SIGTERM);
   EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
 }
@@ -214,8 +255,8 @@ TEST_F(IngestTest, SigkillMidStreamTwiceThenRestartYieldsTheExactResult) {
   Expected expected;
   produce("eventlogging_kill", 1, 4, 5000, 101, expected);
   const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_kill"}, "kill",
-                                   "batch:\n  max_rows: 250\n  max_delay_ms: 100\n",
-                                   kShortSession);
+                                   {.extra_yaml = "batch:\n  max_rows: 250\n  max_delay_ms: 100\n",
+                                    .kafka_properties = kShortSession});
   int64_t total = 0;
   for (const auto& [t, uuids] : expected.uuids_by_table) total += static_cast<int64_t>(uuids.size());
   auto rows_now = [&] {
@@ -238,7 +279,7 @@ TEST_F(IngestTest, SigkillMidStreamTwiceThenRestartYieldsTheExactResult) {
 TEST_F(IngestTest, QuietPartitionFlushesOnTimeWithoutFurtherEvents) {
   start_broker({"eventlogging_quiet:1"});
   const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_quiet"}, "quiet",
-                                   "batch:\n  max_rows: 5000\n  max_delay_ms: 300\n");
+                                   {.extra_yaml = "batch:\n  max_rows: 5000\n  max_delay_ms: 300\n"});
   auto sluice = start_sluice(dir_, config);
   Expected expected;
   produce("eventlogging_quiet", 1, 1, 3, 0, expected, 3);
@@ -252,7 +293,7 @@ TEST_F(IngestTest, LockWaitTimeoutsAndKilledConnectionsAreRetriedWithoutLossOrDu
   start_broker({"eventlogging_retry:2"});
   db_->exec("SET GLOBAL innodb_lock_wait_timeout = 1");
   const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_retry"}, "retry",
-                                   "batch:\n  max_rows: 100\n  max_delay_ms: 100\n");
+                                   {.extra_yaml = "batch:\n  max_rows: 100\n  max_delay_ms: 100\n"});
   auto sluice = start_sluice(dir_, config);
   Expected expected;
   produce("eventlogging_retry", 1, 2, 300, 0, expected);
@@ -293,8 +334,8 @@ TEST_F(IngestTest, StalledDatabasePausesFetchingAndResumesExactlyWhereItStopped)
   // max_bytes 4 KiB and one writer: at most 12 KiB may wait for MariaDB before fetching pauses.
   const auto config =
       write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_slow"}, "slow",
-                   "batch:\n  max_rows: 50\n  max_bytes: 4096\n  max_delay_ms: 100\n", {},
-                   "  writers: 1\n");
+                   {.extra_yaml = "batch:\n  max_rows: 50\n  max_bytes: 4096\n  max_delay_ms: 100\n",
+                    .mariadb_lines = "  writers: 1\n"});
   auto sluice = start_sluice(dir_, config);
   Expected expected;
   produce("eventlogging_slow", 1, 2, 20, 0, expected);
@@ -325,7 +366,7 @@ TEST_F(IngestTest, DuplicateUuidsAtNewOffsetsAreDeadLetteredNotStoredTwice) {
   expected.bad.push_back({"eventlogging_dup", 0, 40, "duplicate_uuid: uuid: "});
   producer_->flush();
   const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_dup"}, "dup",
-                                   "batch:\n  max_rows: 15\n  max_delay_ms: 100\n");
+                                   {.extra_yaml = "batch:\n  max_rows: 15\n  max_delay_ms: 100\n"});
   auto sluice = start_sluice(dir_, config);
   ASSERT_TRUE(wait_for_all("dup")) << sluice->log();
   verify_exact(expected, "dup");
@@ -336,7 +377,9 @@ TEST_F(IngestTest, OffsetsExpiredFromKafkaAreReportedAsAGapNotSkippedSilently) {
   Expected expected;
   produce("eventlogging_expiry", 1, 1, 10, 0, expected, 3);
   const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_expiry"},
-                                   "expiry", "batch:\n  max_delay_ms: 100\n", kShortSession);
+                                   "expiry",
+                                   {.extra_yaml = "batch:\n  max_delay_ms: 100\n",
+                                    .kafka_properties = kShortSession});
   {
     auto sluice = start_sluice(dir_, config, "sluice-first.log");
     ASSERT_TRUE(wait_for_all("expiry")) << sluice->log();
@@ -369,6 +412,41 @@ TEST_F(IngestTest, OffsetsExpiredFromKafkaAreReportedAsAGapNotSkippedSilently) {
       << reason;
   EXPECT_EQ(table_rows("TestSchema_1"), 10 + (9010 - first_kept));
   EXPECT_NE(sluice->log().find("kafka_gap"), std::string::npos);
+  // ...and the status shows it.
+  const auto status = status_of(*sluice);
+  ASSERT_EQ(status["kafka_gaps"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["kafka_gaps"][0]["from"], 10);
+  EXPECT_EQ(status["kafka_gaps"][0]["to"], first_kept);
+  EXPECT_EQ(status["kafka_gaps"][0]["lost"], first_kept - 10);
+}
+
+TEST_F(IngestTest, StatusCommandNeedsTheTokenAndSaysWhenTheServiceIsUnreachable) {
+  start_broker({"eventlogging_admin:1"});
+  std::ofstream(dir_.file("token")) << "tok-" << getpid() << "\n";
+  const auto config =
+      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_admin"}, "admin",
+                   {.admin_lines = "  token_file: \"" + dir_.file("token") + "\"\n"});
+  auto sluice = start_sluice(dir_, config);
+  Expected expected;
+  produce("eventlogging_admin", 1, 1, 30, 0, expected, 2);
+  ASSERT_TRUE(wait_for_all("admin")) << sluice->log();
+  std::string url;
+  ASSERT_TRUE(wait_until([&] { return !(url = admin_url(*sluice)).empty(); }, 10s));
+  const std::string bin = binary_dir() + "/main/sluice";
+  std::string out;
+  EXPECT_EQ(run_command({bin, "status", "--admin", url}, out), 4) << out;
+  EXPECT_NE(out.find("HTTP 401"), std::string::npos) << out;
+  EXPECT_EQ(run_command({bin, "status", "--admin", url, "--token-file", dir_.file("token")}, out),
+            0)
+      << out;
+  EXPECT_NE(out.find("EditConflict_8860941"), std::string::npos) << out;
+  EXPECT_NE(out.find("state:     running"), std::string::npos) << out;
+  const auto status = status_of(*sluice, dir_.file("token"));
+  EXPECT_EQ(status["tables"][0]["rows_inserted"], 30);
+  sluice->signal(SIGTERM);
+  ASSERT_EQ(sluice->wait(60s), 0);
+  EXPECT_EQ(run_command({bin, "status", "--admin", url}, out), 3) << out;
+  EXPECT_NE(out.find("cannot reach the admin endpoint"), std::string::npos) << out;
 }
 
 TEST_F(IngestTest, BadConfigFilesAreRefusedWithKeyAndLine) {

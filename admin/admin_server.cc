@@ -1,0 +1,254 @@
+#include "admin/admin_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "common/logging.h"
+
+namespace sluice::admin {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+constexpr size_t kHeaderLimit = 8 * 1024;
+constexpr size_t kBodyLimit = 64 * 1024;
+constexpr auto kReadTimeout = std::chrono::seconds(10);
+constexpr int kMaxConnections = 64;
+constexpr int kMaxRequestsPerConnection = 100;
+
+}  // namespace
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  // Length is not secret (tokens have a fixed format); the contents are.
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+Result<std::string> read_token_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::error("admin.token_file: cannot read '" + path + "'");
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty()) return Status::error("admin.token_file: '" + path + "' is empty");
+  return token;
+}
+
+struct AdminServer::Impl {
+  net::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  std::string token;
+  AdminHandlers handlers;
+  std::thread thread;
+  std::atomic<int> connections{0};
+  int port = 0;
+
+  void accept();
+};
+
+namespace {
+
+/// One HTTP connection. Held by shared_ptr because it must outlive each pending asynchronous
+/// operation, whose completion handlers keep it alive (Asio's usual ownership pattern).
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, AdminServer::Impl& server)
+      : stream_(std::move(socket)), server_(server) {}
+  ~Session() { --server_.connections; }
+
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(kBodyLimit);
+    stream_.expires_after(kReadTimeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+ private:
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::body_limit) return reply(413, error_json("request body too large"), false);
+    if (ec == http::error::header_limit) {
+      return reply(431, error_json("request headers too large"), false);
+    }
+    // A parse error of Beast's own category is the client's fault: say so. End of stream,
+    // timeouts and resets have nobody to answer.
+    const auto& parse_errors = beast::error_code(http::error::bad_method).category();
+    if (ec && ec.category() == parse_errors && ec != http::error::end_of_stream &&
+        ec != http::error::partial_message) {
+      return reply(400, error_json("malformed HTTP request: " + ec.message()), false);
+    }
+    if (ec) return close();  // end of stream, timeout, reset: nothing to answer
+    handle(parser_->get());
+  }
+
+  static std::string error_json(const std::string& message) {
+    return nlohmann::json{{"error", message}}.dump();
+  }
+
+  void handle(const http::request<http::string_body>& req) {
+    const bool keep_alive = req.keep_alive() && ++requests_ < kMaxRequestsPerConnection;
+    std::string_view target(req.target().data(), req.target().size());
+    target = target.substr(0, target.find('?'));
+    const auto method = req.method();
+    auto only = [&](http::verb allowed) {
+      if (method == allowed) return true;
+      allow_ = allowed == http::verb::get ? "GET" : "POST";
+      reply(405, error_json("method " + std::string(req.method_string()) + " not allowed on " +
+                            std::string(target) + "; use " + allow_),
+            keep_alive);
+      return false;
+    };
+    if (target == "/healthz") {
+      if (only(http::verb::get)) reply(200, R"({"status":"ok"})", keep_alive);
+      return;
+    }
+    if (target == "/metrics") {
+      if (only(http::verb::get)) {
+        reply(200, server_.handlers.metrics_text(), keep_alive, "text/plain; version=0.0.4");
+      }
+      return;
+    }
+    if (target.starts_with("/v1/") || target == "/v1") {
+      if (!server_.token.empty()) {
+        const auto auth = req[http::field::authorization];
+        if (!constant_time_equal(std::string(auth), "Bearer " + server_.token)) {
+          return reply(401, error_json("missing or wrong bearer token"), keep_alive);
+        }
+      }
+      if (target == "/v1/status") {
+        if (only(http::verb::get)) reply(200, server_.handlers.status_json(), keep_alive);
+        return;
+      }
+      if (target == "/v1/pause" || target == "/v1/resume") {
+        if (!only(http::verb::post)) return;
+        if (!req.body().empty()) {
+          const auto body = nlohmann::json::parse(req.body(), nullptr, false);
+          if (body.is_discarded() || !body.is_object()) {
+            return reply(400, error_json("the body must be a JSON object"), keep_alive);
+          }
+          if (body.contains("reason") && !body["reason"].is_string()) {
+            return reply(400, error_json("'reason' must be a string"), keep_alive);
+          }
+        }
+        return reply(501, error_json("pause and resume are not available in this version of "
+                                     "Sluice (the spool is not built yet)"),
+                     keep_alive);
+      }
+    }
+    reply(404, error_json("no such endpoint: " + std::string(target)), keep_alive);
+  }
+
+  void reply(unsigned status, std::string body, bool keep_alive,
+             const char* content_type = "application/json") {
+    res_ = {};
+    res_.result(status);
+    res_.version(11);
+    res_.set(http::field::server, "sluice");
+    res_.set(http::field::content_type, content_type);
+    if (!allow_.empty()) res_.set(http::field::allow, allow_);
+    allow_.clear();
+    res_.keep_alive(keep_alive);
+    res_.body() = std::move(body);
+    if (res_.body().empty() || res_.body().back() != '\n') res_.body().push_back('\n');
+    res_.prepare_payload();
+    http::async_write(stream_, res_,
+                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                        if (ec || !keep_alive) return self->close();
+                        self->read();
+                      });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  AdminServer::Impl& server_;
+  std::string allow_;
+  int requests_ = 0;
+};
+
+}  // namespace
+
+void AdminServer::Impl::accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted) return;
+    if (!ec) {
+      if (connections.load() >= kMaxConnections) {
+        beast::error_code ignored;
+        socket.close(ignored);  // over the limit: refuse rather than queue
+      } else {
+        ++connections;
+        std::make_shared<Session>(std::move(socket), *this)->read();
+      }
+    }
+    accept();
+  });
+}
+
+AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string& listen,
+                                                        std::string token,
+                                                        AdminHandlers handlers) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return Status::error("admin.listen: expected host:port");
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  try {
+    port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    return Status::error("admin.listen: bad port in '" + listen + "'");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->token = std::move(token);
+  impl->handlers = std::move(handlers);
+  beast::error_code ec;
+  const auto address = net::ip::make_address(host, ec);
+  if (ec) return Status::error("admin.listen: bad address '" + host + "': " + ec.message());
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return Status::error("admin.listen: cannot listen on " + listen + ": " + ec.message());
+  impl->port = impl->acceptor.local_endpoint().port();
+  impl->accept();
+  auto* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->ioc.run(); });
+  logger("admin")->info("admin endpoint on {}:{}{}", host, raw->port,
+                        raw->token.empty() ? " (no token: loopback use only)" : "");
+  return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
+}
+
+int AdminServer::port() const { return impl_->port; }
+
+void AdminServer::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->ioc.stop();
+  impl_->thread.join();
+}
+
+}  // namespace sluice::admin

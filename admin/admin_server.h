@@ -1,0 +1,55 @@
+#pragma once
+/// The admin HTTP endpoint (Boost.Beast on Asio), DESIGN.md §4:
+///   GET /healthz   200 while the process serves
+///   GET /metrics   Prometheus text exposition
+///   GET /v1/status the pipeline's state, partitions, expired-offset gaps, table freshness
+///   POST /v1/pause, POST /v1/resume   501 until pause/spool lands
+/// With a token file, every /v1 request needs `Authorization: Bearer <token>` (compared in
+/// constant time). Errors are JSON `{"error": ...}` with 400/401/404/405/413/431/501.
+/// Hardening: requests are bounded (8 KiB of headers, 64 KiB of body), each connection has a
+/// 10 s read deadline and at most 100 requests, and at most 64 connections are served at once;
+/// a connection beyond that is closed at once. None of it can stall the pipeline: the server runs
+/// on its own thread and reads pipeline state through thread-safe snapshots.
+/// Thread safety: start/stop from one thread; handlers run on the server's thread.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace sluice::admin {
+
+struct AdminHandlers {
+  std::function<std::string()> status_json;  ///< body of GET /v1/status
+  std::function<std::string()> metrics_text;  ///< body of GET /metrics
+};
+
+class AdminServer {
+ public:
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  /// Binds `listen` ("host:port"; port 0 picks a free one) and starts serving. `token` empty
+  /// means no authentication.
+  static Result<std::unique_ptr<AdminServer>> start(const std::string& listen, std::string token,
+                                                    AdminHandlers handlers);
+  /// The bound port (useful with port 0).
+  int port() const;
+  void stop();
+
+  struct Impl;  ///< opaque: the Asio machinery lives in the .cc
+
+ private:
+  explicit AdminServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Reads a token file (first line, trailing whitespace removed).
+Result<std::string> read_token_file(const std::string& path);
+
+/// Compares without an early exit, so timing does not reveal how much of a token matched.
+bool constant_time_equal(const std::string& a, const std::string& b);
+
+}  // namespace sluice::admin

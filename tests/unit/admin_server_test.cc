@@ -1,0 +1,144 @@
+#include "admin/admin_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "admin/admin_client.h"
+
+namespace sluice::admin {
+namespace {
+
+/// Sends raw bytes and returns whatever comes back before the server closes (or 2 s pass).
+std::string raw_exchange(int port, const std::string& bytes, bool half_close = true) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return "<connect failed>";
+  }
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  (void)!write(fd, bytes.data(), bytes.size());
+  if (half_close) shutdown(fd, SHUT_WR);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+class AdminServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = AdminServer::start("127.0.0.1:0", "s3cret-token",
+                                {[] { return std::string(R"({"state":"running"})"); },
+                                 [] { return std::string("sluice_up 1\n"); }});
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    server_ = std::move(s).value();
+    url_ = "http://127.0.0.1:" + std::to_string(server_->port());
+  }
+  HttpReply call(const std::string& method, const std::string& path, const std::string& token,
+                 const std::string& body = "") {
+    auto r = http_request(url_, method, path, body, token);
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    return r.is_ok() ? r.value() : HttpReply{};
+  }
+  std::unique_ptr<AdminServer> server_;
+  std::string url_;
+};
+
+TEST_F(AdminServerTest, HealthAndMetricsNeedNoToken) {
+  EXPECT_EQ(call("GET", "/healthz", "").status, 200);
+  auto m = call("GET", "/metrics", "");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_EQ(m.body, "sluice_up 1\n");
+}
+
+TEST_F(AdminServerTest, V1RequestsNeedTheBearerToken) {
+  EXPECT_EQ(call("GET", "/v1/status", "").status, 401);
+  auto wrong = call("GET", "/v1/status", "s3cret-tokem");
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_NE(wrong.body.find("\"error\""), std::string::npos);
+  EXPECT_EQ(call("GET", "/v1/nonexistent", "").status, 401);  // auth before routing
+  auto ok = call("GET", "/v1/status", "s3cret-token");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body, "{\"state\":\"running\"}\n");
+}
+
+TEST_F(AdminServerTest, UnknownPathWrongMethodAndMalformedBodyGetJsonErrors) {
+  auto missing = call("GET", "/nope", "s3cret-token");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_NE(missing.body.find("\"error\""), std::string::npos);
+  EXPECT_EQ(call("GET", "/v1/nope", "s3cret-token").status, 404);
+  auto wrong = call("POST", "/v1/status", "s3cret-token");
+  EXPECT_EQ(wrong.status, 405);
+  EXPECT_EQ(call("DELETE", "/healthz", "").status, 405);
+  EXPECT_EQ(call("GET", "/v1/pause", "s3cret-token").status, 405);
+  auto bad = call("POST", "/v1/pause", "s3cret-token", "{not json");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("JSON object"), std::string::npos);
+  EXPECT_EQ(call("POST", "/v1/pause", "s3cret-token", R"({"reason": 5})").status, 400);
+  // Until the spool exists, pause refuses plainly instead of pretending.
+  EXPECT_EQ(call("POST", "/v1/pause", "s3cret-token", R"({"reason": "maintenance"})").status, 501);
+}
+
+TEST_F(AdminServerTest, OversizedAndGarbageRequestsAreRefusedAndServingGoesOn) {
+  const int port = server_->port();
+  const auto huge = raw_exchange(port,
+                                 "POST /v1/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                                 "s3cret-token\r\nContent-Length: 10000000000\r\n\r\n{",
+                                 false);
+  EXPECT_NE(huge.find("413"), std::string::npos) << huge;
+  const auto headers = raw_exchange(
+      port, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
+  EXPECT_NE(headers.find("431"), std::string::npos) << headers.substr(0, 200);
+  const auto garbage = raw_exchange(port, "\x16\x03\x01\x02\x00 not http at all\r\n\r\n");
+  EXPECT_NE(garbage.find("400"), std::string::npos) << garbage;
+
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([port, t] {
+      for (int i = 0; i < 75; ++i) {
+        std::string junk(static_cast<size_t>(1 + (i * 37 + t) % 3000), static_cast<char>(i % 256));
+        (void)raw_exchange(port, junk);
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(call("GET", "/healthz", "").status, 200);
+  EXPECT_EQ(call("GET", "/v1/status", "s3cret-token").status, 200);
+}
+
+TEST_F(AdminServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  const auto out = raw_exchange(server_->port(),
+                                "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  size_t count = 0;
+  for (size_t pos = 0; (pos = out.find("HTTP/1.1 200", pos)) != std::string::npos; ++pos) ++count;
+  EXPECT_EQ(count, 2u) << out;
+}
+
+TEST(AdminTokens, CompareInConstantTimeAndReadFromFile) {
+  EXPECT_TRUE(constant_time_equal("abc", "abc"));
+  EXPECT_FALSE(constant_time_equal("abc", "abd"));
+  EXPECT_FALSE(constant_time_equal("abc", "abcd"));
+  EXPECT_FALSE(read_token_file("/nonexistent/token").is_ok());
+}
+
+TEST(AdminClient, UnreachableEndpointIsAClearError) {
+  auto r = http_request("http://127.0.0.1:1", "GET", "/v1/status", "", "", 2000);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("cannot reach the admin endpoint"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::admin
