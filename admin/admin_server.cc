@@ -1,12 +1,11 @@
 #include "admin/admin_server.h"
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <nlohmann/json.hpp>
-
-#include <atomic>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
@@ -73,15 +72,15 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(kBodyLimit);
     stream_.expires_after(kReadTimeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
  private:
   void on_read(beast::error_code ec) {
-    if (ec == http::error::body_limit) return reply(413, error_json("request body too large"), false);
+    if (ec == http::error::body_limit)
+      return reply(413, error_json("request body too large"), false);
     if (ec == http::error::header_limit) {
       return reply(431, error_json("request headers too large"), false);
     }
@@ -108,8 +107,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto only = [&](http::verb allowed) {
       if (method == allowed) return true;
       allow_ = allowed == http::verb::get ? "GET" : "POST";
-      reply(405, error_json("method " + std::string(req.method_string()) + " not allowed on " +
-                            std::string(target) + "; use " + allow_),
+      reply(405,
+            error_json("method " + std::string(req.method_string()) + " not allowed on " +
+                       std::string(target) + "; use " + allow_),
             keep_alive);
       return false;
     };
@@ -145,8 +145,9 @@ class Session : public std::enable_shared_from_this<Session> {
             return reply(400, error_json("'reason' must be a string"), keep_alive);
           }
         }
-        return reply(501, error_json("pause and resume are not available in this version of "
-                                     "Sluice (the spool is not built yet)"),
+        return reply(501,
+                     error_json("pause and resume are not available in this version of "
+                                "Sluice (the spool is not built yet)"),
                      keep_alive);
       }
     }
@@ -210,12 +211,12 @@ AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AdminServer::~AdminServer() { stop(); }
 
 Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string& listen,
-                                                        std::string token,
-                                                        AdminHandlers handlers) {
+                                                        std::string token, AdminHandlers handlers) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) return Status::error("admin.listen: expected host:port");
   std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   int port = 0;
   try {
     port = std::stoi(listen.substr(colon + 1));

@@ -21,7 +21,7 @@
 namespace sluice::admin {
 
 struct AdminHandlers {
-  std::function<std::string()> status_json;  ///< body of GET /v1/status
+  std::function<std::string()> status_json;   ///< body of GET /v1/status
   std::function<std::string()> metrics_text;  ///< body of GET /metrics
 };
 

@@ -28,8 +28,8 @@ function(sluice_test name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
-  set(props LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
-    ENVIRONMENT "SLUICE_BINARY_DIR=${PROJECT_BINARY_DIR};SLUICE_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  # Tests find the trees through sluice_testing's compiled-in paths (see testing/CMakeLists.txt).
+  set(props LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
   if("integration" IN_LIST ARG_LABELS)
     # Integration tests start real servers; one at a time keeps them off each other's CPU.
     list(APPEND props RUN_SERIAL TRUE)

@@ -14,7 +14,8 @@ class Backoff {
       : initial_(initial), max_(max), rng_(std::random_device{}()) {}
 
   std::chrono::milliseconds next() {
-    const auto ceiling = std::min<int64_t>(max_.count(), initial_.count() << std::min(attempt_, 20));
+    const auto ceiling =
+        std::min<int64_t>(max_.count(), initial_.count() << std::min(attempt_, 20));
     ++attempt_;
     std::uniform_int_distribution<int64_t> dist(std::max<int64_t>(1, initial_.count() / 2),
                                                 std::max<int64_t>(1, ceiling));

@@ -68,9 +68,9 @@ class Loader {
     }
     if (v < min || v > max) {
       if (v < 0 && min >= 0) fail(n, key, "must not be negative, got " + n.Scalar());
-      fail(n, key,
-           "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]: " +
-               n.Scalar());
+      fail(
+          n, key,
+          "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]: " + n.Scalar());
     }
     return v;
   }
@@ -89,8 +89,8 @@ class Loader {
 
   /// Calls `fn(value, dotted_key)` for each key of `section` (if the section is present).
   void section(const YAML::Node& root, const std::string& name, const std::set<std::string>& keys,
-               const std::function<void(const std::string&, const YAML::Node&,
-                                        const std::string&)>& fn) const {
+               const std::function<void(const std::string&, const YAML::Node&, const std::string&)>&
+                   fn) const {
     const auto node = root[name];
     if (!node.IsDefined() || node.IsNull()) return;
     only_keys(node, name, keys);
@@ -107,8 +107,8 @@ class Loader {
     } catch (const YAML::BadFile&) {
       throw ConfigError{file_ + ": cannot read the file"};
     } catch (const YAML::ParserException& e) {
-      throw ConfigError{file_ + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " +
-                        e.msg};
+      throw ConfigError{file_ + ":" + std::to_string(e.mark.line + 1) +
+                        ": YAML syntax error: " + e.msg};
     }
     Config c;
     c.source_path = file_;

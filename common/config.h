@@ -15,8 +15,8 @@ namespace sluice {
 struct KafkaConfig {
   std::string brokers = "127.0.0.1:9092";
   std::string group_id = "sluice";
-  std::vector<std::string> topics;                 ///< a name starting with ^ is a regex
-  std::map<std::string, std::string> properties;   ///< passed to librdkafka as-is
+  std::vector<std::string> topics;                ///< a name starting with ^ is a regex
+  std::map<std::string, std::string> properties;  ///< passed to librdkafka as-is
 };
 
 enum class InsertMethod { kLoadData, kMultiInsert };
@@ -24,14 +24,14 @@ enum class InsertMethod { kLoadData, kMultiInsert };
 struct MariaDbConfig {
   std::string host = "127.0.0.1";
   int port = 3306;
-  std::string socket;            ///< when set, used instead of host/port
+  std::string socket;  ///< when set, used instead of host/port
   std::string user = "sluice";
   std::string password_file;
-  std::string password;          ///< read from password_file at load time
+  std::string password;  ///< read from password_file at load time
   std::string database = "log";
-  int writers = 2;               ///< connections writing batches in parallel
+  int writers = 2;  ///< connections writing batches in parallel
   int connect_timeout_ms = 5000;
-  int io_timeout_ms = 60000;     ///< read/write timeout of one round trip
+  int io_timeout_ms = 60000;  ///< read/write timeout of one round trip
   InsertMethod insert_method = InsertMethod::kLoadData;
 };
 
@@ -57,7 +57,7 @@ struct LogConfig {
 };
 
 struct Config {
-  std::string source_path;   ///< the file this was loaded from
+  std::string source_path;  ///< the file this was loaded from
   KafkaConfig kafka;
   MariaDbConfig mariadb;
   BatchConfig batch;

@@ -105,7 +105,8 @@ bool Decoder::check_value(element value, const FieldRule& f, std::string& reason
     case element_type::BOOL: {
       if ((f.types & kTypeBoolean) == 0) return wrong_type();
       const bool b = value.get_bool().value_unsafe();
-      if (f.has_enum && std::find(f.enum_bools.begin(), f.enum_bools.end(), b) == f.enum_bools.end()) {
+      if (f.has_enum &&
+          std::find(f.enum_bools.begin(), f.enum_bools.end(), b) == f.enum_bools.end()) {
         return fail(reason, "invalid_value", f.path, "not one of the allowed values");
       }
       cell.kind = Cell::kBool;
@@ -138,8 +139,8 @@ bool Decoder::check_value(element value, const FieldRule& f, std::string& reason
       if ((f.types & kTypeNumber) == 0) return wrong_type();
       cell.kind = Cell::kDouble;
       cell.d = value.get_double().value_unsafe();
-      if (f.has_enum && std::find(f.enum_numbers.begin(), f.enum_numbers.end(), cell.d) ==
-                            f.enum_numbers.end()) {
+      if (f.has_enum &&
+          std::find(f.enum_numbers.begin(), f.enum_numbers.end(), cell.d) == f.enum_numbers.end()) {
         return fail(reason, "invalid_value", f.path, "not one of the allowed values");
       }
       break;
@@ -147,7 +148,8 @@ bool Decoder::check_value(element value, const FieldRule& f, std::string& reason
     case element_type::STRING: {
       if ((f.types & kTypeString) == 0) return wrong_type();
       const std::string_view s = value.get_string().value_unsafe();
-      if (s.size() > kMaxTextBytes) return fail(reason, "too_long", f.path, too_long_detail(s.size()));
+      if (s.size() > kMaxTextBytes)
+        return fail(reason, "too_long", f.path, too_long_detail(s.size()));
       if (f.has_enum &&
           std::find(f.enum_strings.begin(), f.enum_strings.end(), s) == f.enum_strings.end()) {
         std::string shown(s.substr(0, 64));
@@ -166,7 +168,8 @@ bool Decoder::check_value(element value, const FieldRule& f, std::string& reason
         return validate_object(value.get_object().value_unsafe(), *f.object, reason);
       }
       to_json_cell(value, cell);
-      if (cell.len > kMaxTextBytes) return fail(reason, "too_long", f.path, too_long_detail(cell.len));
+      if (cell.len > kMaxTextBytes)
+        return fail(reason, "too_long", f.path, too_long_detail(cell.len));
       break;
     }
   }
@@ -174,7 +177,8 @@ bool Decoder::check_value(element value, const FieldRule& f, std::string& reason
   if (f.column >= 0 && f.column_type == storage::ColumnType::kJson && cell.kind != Cell::kNull &&
       cell.kind != Cell::kScratch) {
     to_json_cell(value, cell);
-    if (cell.len > kMaxTextBytes) return fail(reason, "too_long", f.path, too_long_detail(cell.len));
+    if (cell.len > kMaxTextBytes)
+      return fail(reason, "too_long", f.path, too_long_detail(cell.len));
   }
   if (f.column >= 0) cell.epoch = epoch_;
   return true;
@@ -235,7 +239,8 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
                   std::string("expected string, got ") + json_type_name(v.type()));
     }
     out = v.get_string().value_unsafe();
-    if (out.size() > kMaxTextBytes) return fail(reason, "too_long", name, too_long_detail(out.size()));
+    if (out.size() > kMaxTextBytes)
+      return fail(reason, "too_long", name, too_long_detail(out.size()));
     return true;
   };
 

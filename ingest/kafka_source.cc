@@ -20,7 +20,7 @@ void log_cb(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* bu
   // librdkafka repeats connection failures per retry; keep one line per 10 s.
   if (level <= 4 && !limiter.allow(suppressed)) return;
   auto log = logger("kafka");
-  const auto lvl = level <= 3 ? spdlog::level::err
+  const auto lvl = level <= 3   ? spdlog::level::err
                    : level == 4 ? spdlog::level::warn
                    : level <= 6 ? spdlog::level::info
                                 : spdlog::level::debug;

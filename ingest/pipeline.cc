@@ -7,9 +7,9 @@
 
 namespace sluice::ingest {
 
+using std::chrono::milliseconds;
 using storage::Batch;
 using storage::WriteOutcome;
-using std::chrono::milliseconds;
 
 // ---------------------------------------------------------------------------------------------
 // Writer: one thread, one sink (connection), a FIFO of batches. A failed write is retried with
@@ -80,9 +80,10 @@ class Pipeline::Writer {
       auto result = sink_->write(batch);
       if (result.outcome != WriteOutcome::kFailed) {
         if (failures > 0) {
-          log.info("writer {}: MariaDB writes recovered after {} failed attempts in {:.1f} s",
-                   index_, failures,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+          log.info(
+              "writer {}: MariaDB writes recovered after {} failed attempts in {:.1f} s", index_,
+              failures,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         }
         log.debug("writer {}: {}/{} [{}, {}) {}: {} rows, {} dead letters, db next {}", index_,
                   batch.topic, batch.partition, batch.base_offset, batch.end_offset,
@@ -106,7 +107,7 @@ class Pipeline::Writer {
         } else {
           ++owner_.stats_.batches_already_applied;
         }
-        Completion c{batch.topic,      batch.partition,  batch.generation,      result.outcome,
+        Completion c{batch.topic,       batch.partition,  batch.generation,      result.outcome,
                      batch.base_offset, batch.end_offset, result.db_next_offset, bytes};
         {
           std::lock_guard lock(owner_.completions_mu_);
@@ -209,9 +210,10 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     }
     if (!st.is_ok()) {
       stored_known = false;
-      log->warn("cannot read sluice_offsets for {} ({}); starting from the group's committed "
-                "offsets, which are never ahead of MariaDB",
-                tp.topic, st.describe());
+      log->warn(
+          "cannot read sluice_offsets for {} ({}); starting from the group's committed "
+          "offsets, which are never ahead of MariaDB",
+          tp.topic, st.describe());
     }
   }
   std::vector<TopicPartition> committed = assigned;
@@ -232,8 +234,9 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
       from = "sluice_offsets";
     } else if (committed[i].offset >= 0) {
       start = committed[i].offset;
-      from = stored_known ? "the group's committed offset" : "the group's committed offset "
-                                                             "(MariaDB unavailable)";
+      from = stored_known ? "the group's committed offset"
+                          : "the group's committed offset "
+                            "(MariaDB unavailable)";
     }
     tp.offset = start;
     auto p = std::make_unique<Partition>(tp.topic, tp.partition, limits_, clock_);
@@ -255,9 +258,10 @@ void Pipeline::on_revoke(const std::vector<TopicPartition>& revoked) {
   process_completions();
   commit_offsets(false);
   for (const auto& tp : revoked) partitions_.erase({tp.topic, tp.partition});
-  logger("ingest")->info("revoked {} partition(s); open batches are dropped and will be read "
-                         "again by the next owner",
-                         revoked.size());
+  logger("ingest")->info(
+      "revoked {} partition(s); open batches are dropped and will be read "
+      "again by the next owner",
+      revoked.size());
 }
 
 void Pipeline::check_gap(Partition& p, int64_t offset) {
@@ -448,15 +452,15 @@ void Pipeline::commit_offsets(bool async) {
 void Pipeline::log_summary(bool force) {
   const auto now = clock_.now();
   if (!force && now - last_summary_ < std::chrono::seconds(30)) return;
-  const double seconds =
-      last_summary_ == Clock::time_point{}
-          ? 0
-          : std::chrono::duration<double>(now - last_summary_).count();
+  const double seconds = last_summary_ == Clock::time_point{}
+                             ? 0
+                             : std::chrono::duration<double>(now - last_summary_).count();
   const uint64_t consumed = stats_.consumed.load();
   logger("ingest")->info(
       "consumed {} ({:.0f}/s), rows inserted {}, dead letters {}, batches {} (+{} already "
       "applied), in flight {} KiB",
-      consumed, seconds > 0 ? static_cast<double>(consumed - last_summary_consumed_) / seconds : 0.0,
+      consumed,
+      seconds > 0 ? static_cast<double>(consumed - last_summary_consumed_) / seconds : 0.0,
       stats_.rows_inserted.load(), stats_.dead_letters.load(), stats_.batches_committed.load(),
       stats_.batches_already_applied.load(), in_flight_bytes_.load() >> 10);
   last_summary_ = now;
@@ -470,8 +474,8 @@ void Pipeline::publish_status(bool force) {
   std::vector<PipelineStatus::Partition> parts;
   parts.reserve(partitions_.size());
   for (const auto& [key, p] : partitions_) {
-    parts.push_back({p->topic, p->partition, p->batcher.next_offset(), p->db_end,
-                     p->kafka_committed});
+    parts.push_back(
+        {p->topic, p->partition, p->batcher.next_offset(), p->db_end, p->kafka_committed});
   }
   std::lock_guard lock(status_mu_);
   status_.partitions = std::move(parts);
@@ -548,9 +552,10 @@ void Pipeline::shutdown() {
     std::this_thread::sleep_for(milliseconds(20));
   }
   if (!all_idle()) {
-    log->warn("MariaDB did not take the last {} KiB within {} s; those events are not committed "
-              "anywhere and will be read again from Kafka on the next start",
-              in_flight_bytes_.load() >> 10, kDrainTimeout.count());
+    log->warn(
+        "MariaDB did not take the last {} KiB within {} s; those events are not committed "
+        "anywhere and will be read again from Kafka on the next start",
+        in_flight_bytes_.load() >> 10, kDrainTimeout.count());
   }
   for (auto& w : writers_) w->stop(true);
   process_completions();

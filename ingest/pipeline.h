@@ -60,14 +60,14 @@ struct PipelineStatus {
   };
   struct Table {
     std::string table;
-    uint64_t rows_inserted = 0;    ///< since start
-    int64_t max_timestamp = -1;    ///< newest inserted `timestamp`, epoch seconds
+    uint64_t rows_inserted = 0;  ///< since start
+    int64_t max_timestamp = -1;  ///< newest inserted `timestamp`, epoch seconds
   };
   std::string state = "starting";  ///< starting | running | stopping
   bool fetch_paused = false;       ///< backpressure: fetching paused while MariaDB catches up
   uint64_t in_flight_bytes = 0;
   std::vector<Partition> partitions;
-  std::vector<Gap> gaps;           ///< the most recent, newest last
+  std::vector<Gap> gaps;  ///< the most recent, newest last
   std::vector<Table> tables;
 };
 
@@ -108,10 +108,10 @@ class Pipeline {
     int32_t partition;
     Batcher batcher;
     uint64_t generation = 0;
-    int64_t db_end = -1;            ///< highest end offset MariaDB has committed
-    int64_t kafka_committed = -1;   ///< last offset committed to Kafka
-    bool paused = false;            ///< paused in Kafka for backpressure
-    bool seeking = false;           ///< sought; older messages may still arrive once
+    int64_t db_end = -1;           ///< highest end offset MariaDB has committed
+    int64_t kafka_committed = -1;  ///< last offset committed to Kafka
+    bool paused = false;           ///< paused in Kafka for backpressure
+    bool seeking = false;          ///< sought; older messages may still arrive once
     size_t writer = 0;
   };
   using Key = std::pair<std::string, int32_t>;
@@ -155,7 +155,7 @@ class Pipeline {
   PipelineStats stats_;
 
   mutable std::mutex status_mu_;
-  PipelineStatus status_;                          ///< guarded by status_mu_
+  PipelineStatus status_;                                ///< guarded by status_mu_
   std::map<std::string, PipelineStatus::Table> tables_;  ///< guarded by status_mu_
   Clock::time_point last_status_{};
   Clock::time_point last_summary_{};

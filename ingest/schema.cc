@@ -136,8 +136,8 @@ Result<std::unique_ptr<Schema>> compile_schema(std::string_view name, int64_t re
   std::vector<storage::Column> columns;
   Compiler compiler(*schema, columns);
   if (auto st = compiler.object(doc, schema->root, "event", "event"); !st) return st;
-  schema->table = std::make_unique<storage::TableLayout>(
-      storage::table_name_for(name, revision), std::move(columns));
+  schema->table = std::make_unique<storage::TableLayout>(storage::table_name_for(name, revision),
+                                                         std::move(columns));
   return schema;
 }
 
@@ -160,7 +160,8 @@ SchemaRegistry::Entry SchemaRegistry::load(std::string_view name, int64_t revisi
   const fs::path file = dir / (std::to_string(revision) + ".json");
   std::ifstream in(file, std::ios::binary);
   if (!in) {
-    entry.error = "unknown_revision: " + std::string(name) + " revision " + std::to_string(revision);
+    entry.error =
+        "unknown_revision: " + std::string(name) + " revision " + std::to_string(revision);
     return entry;
   }
   std::stringstream text;
@@ -197,7 +198,8 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
 
 Result<size_t> SchemaRegistry::load_all() {
   std::error_code ec;
-  if (!fs::is_directory(root_, ec)) return Status::error("schemas.path '" + root_ + "' is not a folder");
+  if (!fs::is_directory(root_, ec))
+    return Status::error("schemas.path '" + root_ + "' is not a folder");
   size_t count = 0;
   for (const auto& dir : fs::directory_iterator(root_)) {
     if (!dir.is_directory()) continue;

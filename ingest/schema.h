@@ -34,11 +34,11 @@ struct ObjectRule;
 
 struct FieldRule {
   std::string name;
-  std::string path;        ///< "event.nested.pi", for error messages
+  std::string path;  ///< "event.nested.pi", for error messages
   uint8_t types = kTypeAny;
   bool required = false;
-  int column = -1;         ///< index into the event columns; -1 for an object with properties
-  int index = 0;           ///< schema-wide index, for "seen" tracking
+  int column = -1;  ///< index into the event columns; -1 for an object with properties
+  int index = 0;    ///< schema-wide index, for "seen" tracking
   storage::ColumnType column_type = storage::ColumnType::kJson;
   std::vector<std::string> enum_strings;
   std::vector<double> enum_numbers;

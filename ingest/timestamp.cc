@@ -55,8 +55,11 @@ Civil to_civil(int64_t epoch) {
   int64_t y = 0;
   unsigned m = 0, d = 0;
   civil_from_days(days, y, m, d);
-  return {static_cast<int>(y), static_cast<int>(m), static_cast<int>(d),
-          static_cast<int>(secs / 3600), static_cast<int>(secs % 3600 / 60),
+  return {static_cast<int>(y),
+          static_cast<int>(m),
+          static_cast<int>(d),
+          static_cast<int>(secs / 3600),
+          static_cast<int>(secs % 3600 / 60),
           static_cast<int>(secs % 60)};
 }
 
@@ -109,9 +112,9 @@ std::optional<int64_t> epoch_seconds_from_iso8601(std::string_view s) {
     }
   }
   if (pos != s.size()) return std::nullopt;
-  const int64_t epoch = days_from_civil(year, static_cast<unsigned>(month),
-                                        static_cast<unsigned>(day)) * 86400 +
-                        hour * 3600 + minute * 60 + second - offset_seconds;
+  const int64_t epoch =
+      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+      hour * 3600 + minute * 60 + second - offset_seconds;
   if (epoch < 0 || epoch > kMaxEpochSeconds) return std::nullopt;
   return epoch;
 }

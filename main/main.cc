@@ -1,12 +1,10 @@
 // The `sluice` command: parses the command line and wires the components together.
 
 #include <CLI/CLI.hpp>
-
 #include <atomic>
 #include <csignal>
 #include <iomanip>
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "admin/admin_client.h"
@@ -162,8 +160,7 @@ int status_command(const AdminOptions& o) {
   std::cout << "\ntables                        rows inserted  max(timestamp)  behind\n";
   for (const auto& t : s["tables"]) {
     std::cout << "  " << std::left << std::setw(28) << t["table"].get<std::string>() << std::right
-              << std::setw(13) << t["rows_inserted"].get<uint64_t>() << "  "
-              << std::setw(14)
+              << std::setw(13) << t["rows_inserted"].get<uint64_t>() << "  " << std::setw(14)
               << (t["max_timestamp"].is_string() ? t["max_timestamp"].get<std::string>() : "-")
               << std::setw(7)
               << (t.contains("behind_s") ? std::to_string(t["behind_s"].get<int64_t>()) + "s" : "-")
@@ -192,7 +189,8 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check-config", "Validate a config file and its schemas");
   check_cmd->add_option("--config,-c", config_path, "Config file (YAML)")->required();
   AdminOptions admin_options;
-  auto* status_cmd = app.add_subcommand("status", "Show a running service's state, lag and freshness");
+  auto* status_cmd =
+      app.add_subcommand("status", "Show a running service's state, lag and freshness");
   add_admin_options(status_cmd, admin_options);
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "sluice 0.1.0\n";

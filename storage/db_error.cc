@@ -7,43 +7,43 @@ namespace sluice::storage {
 
 DbErrorClass classify_db_error(unsigned int code) {
   switch (code) {
-    case ER_LOCK_DEADLOCK:        // 1213
-    case ER_LOCK_WAIT_TIMEOUT:    // 1205
-    case ER_CHECKREAD:            // 1020: record changed since last read
-    case ER_QUERY_INTERRUPTED:    // 1317
-    case ER_STATEMENT_TIMEOUT:    // 1969: max_statement_time
+    case ER_LOCK_DEADLOCK:      // 1213
+    case ER_LOCK_WAIT_TIMEOUT:  // 1205
+    case ER_CHECKREAD:          // 1020: record changed since last read
+    case ER_QUERY_INTERRUPTED:  // 1317
+    case ER_STATEMENT_TIMEOUT:  // 1969: max_statement_time
       return DbErrorClass::kTransient;
-    case CR_CONNECTION_ERROR:     // 2002
-    case CR_CONN_HOST_ERROR:      // 2003
-    case CR_UNKNOWN_HOST:         // 2005
-    case CR_SERVER_GONE_ERROR:    // 2006
-    case CR_SERVER_LOST:          // 2013
-    case CR_COMMANDS_OUT_OF_SYNC: // 2014: the connection is unusable after a failed read
-    case CR_SERVER_LOST_EXTENDED: // 2055
-    case ER_CON_COUNT_ERROR:      // 1040: too many connections
-    case ER_TOO_MANY_USER_CONNECTIONS:  // 1203
-    case ER_SERVER_SHUTDOWN:      // 1053
-    case ER_CONNECTION_KILLED:    // 1927
-    case ER_NORMAL_SHUTDOWN:      // 1077
-    case ER_NET_READ_ERROR:       // 1158
-    case ER_NET_READ_INTERRUPTED: // 1159
-    case ER_NET_ERROR_ON_WRITE:   // 1160
-    case ER_NET_WRITE_INTERRUPTED:  // 1161
-    case ER_ABORTING_CONNECTION:  // 1152
-    case ER_NEW_ABORTING_CONNECTION:  // 1184
+    case CR_CONNECTION_ERROR:            // 2002
+    case CR_CONN_HOST_ERROR:             // 2003
+    case CR_UNKNOWN_HOST:                // 2005
+    case CR_SERVER_GONE_ERROR:           // 2006
+    case CR_SERVER_LOST:                 // 2013
+    case CR_COMMANDS_OUT_OF_SYNC:        // 2014: the connection is unusable after a failed read
+    case CR_SERVER_LOST_EXTENDED:        // 2055
+    case ER_CON_COUNT_ERROR:             // 1040: too many connections
+    case ER_TOO_MANY_USER_CONNECTIONS:   // 1203
+    case ER_SERVER_SHUTDOWN:             // 1053
+    case ER_CONNECTION_KILLED:           // 1927
+    case ER_NORMAL_SHUTDOWN:             // 1077
+    case ER_NET_READ_ERROR:              // 1158
+    case ER_NET_READ_INTERRUPTED:        // 1159
+    case ER_NET_ERROR_ON_WRITE:          // 1160
+    case ER_NET_WRITE_INTERRUPTED:       // 1161
+    case ER_ABORTING_CONNECTION:         // 1152
+    case ER_NEW_ABORTING_CONNECTION:     // 1184
     case ER_LOCK_OR_ACTIVE_TRANSACTION:  // 1192
-    case ER_OUT_OF_RESOURCES:     // 1041
-    case ER_DISK_FULL:            // 1021
+    case ER_OUT_OF_RESOURCES:            // 1041
+    case ER_DISK_FULL:                   // 1021
       return DbErrorClass::kOutage;
-    case ER_OPTION_PREVENTS_STATEMENT:  // 1290: --read-only
+    case ER_OPTION_PREVENTS_STATEMENT:              // 1290: --read-only
     case ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION:  // 1792
-    case ER_READ_ONLY_MODE:       // 1836
+    case ER_READ_ONLY_MODE:                         // 1836
       return DbErrorClass::kReadOnly;
-    case ER_DATA_TOO_LONG:        // 1406
+    case ER_DATA_TOO_LONG:                    // 1406
     case ER_TRUNCATED_WRONG_VALUE_FOR_FIELD:  // 1366
-    case ER_TRUNCATED_WRONG_VALUE:  // 1292
-    case ER_WARN_DATA_OUT_OF_RANGE:  // 1264
-    case ER_BAD_NULL_ERROR:       // 1048
+    case ER_TRUNCATED_WRONG_VALUE:            // 1292
+    case ER_WARN_DATA_OUT_OF_RANGE:           // 1264
+    case ER_BAD_NULL_ERROR:                   // 1048
       return DbErrorClass::kBadRow;
     default:
       return DbErrorClass::kFatal;
@@ -67,7 +67,8 @@ const char* to_string(DbErrorClass c) {
 }
 
 std::string DbStatus::describe() const {
-  return "MariaDB error " + std::to_string(code) + " (" + to_string(error_class()) + "): " + message;
+  return "MariaDB error " + std::to_string(code) + " (" + to_string(error_class()) +
+         "): " + message;
 }
 
 }  // namespace sluice::storage

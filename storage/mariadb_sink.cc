@@ -62,9 +62,11 @@ DbStatus MariaDbSink::read_offsets(const std::string& topic, std::map<int32_t, i
   out.clear();
   if (auto st = ensure_connected(); !st.is_ok()) return st;
   std::vector<std::vector<std::optional<std::string>>> rows;
-  auto st = conn_->query("SELECT kafka_partition, next_offset FROM sluice_offsets WHERE "
-                         "consumer_group = " + quoted(group_) + " AND topic = " + quoted(topic),
-                         rows);
+  auto st = conn_->query(
+      "SELECT kafka_partition, next_offset FROM sluice_offsets WHERE "
+      "consumer_group = " +
+          quoted(group_) + " AND topic = " + quoted(topic),
+      rows);
   if (!st.is_ok()) {
     if (st.error_class() == DbErrorClass::kOutage) disconnect();
     return st;
@@ -97,15 +99,15 @@ WriteResult MariaDbSink::fail(DbStatus st) {
 
 DbStatus MariaDbSink::advance_offset(Batch& batch, bool& proceed, WriteResult& result) {
   proceed = false;
-  const std::string where = " WHERE consumer_group = " + quoted(group_) + " AND topic = " +
-                            quoted(batch.topic) +
+  const std::string where = " WHERE consumer_group = " + quoted(group_) +
+                            " AND topic = " + quoted(batch.topic) +
                             " AND kafka_partition = " + std::to_string(batch.partition);
   // At most three rounds: a first-time insert racing another owner, then one trim.
   for (int round = 0; round < 3; ++round) {
-    auto st = conn_->exec("UPDATE sluice_offsets SET next_offset = " +
-                          std::to_string(batch.end_offset) +
-                          ", updated_at = UTC_TIMESTAMP(6)" + where +
-                          " AND next_offset = " + std::to_string(batch.base_offset));
+    auto st =
+        conn_->exec("UPDATE sluice_offsets SET next_offset = " + std::to_string(batch.end_offset) +
+                    ", updated_at = UTC_TIMESTAMP(6)" + where +
+                    " AND next_offset = " + std::to_string(batch.base_offset));
     if (!st.is_ok()) return st;
     if (conn_->affected_rows() == 1) {
       proceed = true;
@@ -115,11 +117,11 @@ DbStatus MariaDbSink::advance_offset(Batch& batch, bool& proceed, WriteResult& r
     st = conn_->query("SELECT next_offset FROM sluice_offsets" + where + " FOR UPDATE", rows);
     if (!st.is_ok()) return st;
     if (rows.empty()) {
-      st = conn_->exec("INSERT INTO sluice_offsets (consumer_group, topic, kafka_partition, "
-                       "next_offset, updated_at) VALUES (" +
-                       quoted(group_) + ", " + quoted(batch.topic) + ", " +
-                       std::to_string(batch.partition) + ", " + std::to_string(batch.end_offset) +
-                       ", UTC_TIMESTAMP(6))");
+      st = conn_->exec(
+          "INSERT INTO sluice_offsets (consumer_group, topic, kafka_partition, "
+          "next_offset, updated_at) VALUES (" +
+          quoted(group_) + ", " + quoted(batch.topic) + ", " + std::to_string(batch.partition) +
+          ", " + std::to_string(batch.end_offset) + ", UTC_TIMESTAMP(6))");
       if (st.is_ok()) {
         proceed = true;
         return {};
@@ -174,7 +176,8 @@ void MariaDbSink::resolve_duplicates(const TableRows& rows,
   };
   std::unordered_map<std::string_view, size_t> remaining;
   for (size_t i = 0; i < rows.rows(); ++i) {
-    if (auto it = refused.find(std::string(uuid_of(i))); it != refused.end()) ++remaining[it->first];
+    if (auto it = refused.find(std::string(uuid_of(i))); it != refused.end())
+      ++remaining[it->first];
   }
   for (size_t i = 0; i < rows.rows(); ++i) {
     const auto it = refused.find(std::string(uuid_of(i)));
@@ -182,10 +185,10 @@ void MariaDbSink::resolve_duplicates(const TableRows& rows,
     const size_t left = remaining[it->first]--;
     if (left > it->second) continue;  // an earlier occurrence that was stored
     const uint32_t start = i == 0 ? 0 : rows.ends[i - 1];
-    out.push_back({rows.offsets[i],
-                   "duplicate_uuid: uuid: " + it->first + " is already stored in table " +
-                       rows.table->name(),
-                   std::string(rows.data.data() + start, rows.ends[i] - start - 1)});
+    out.push_back(
+        {rows.offsets[i],
+         "duplicate_uuid: uuid: " + it->first + " is already stored in table " + rows.table->name(),
+         std::string(rows.data.data() + start, rows.ends[i] - start - 1)});
   }
 }
 
@@ -207,8 +210,8 @@ DbStatus MariaDbSink::insert_rows(const TableRows& rows, WriteResult& result,
     }
   } else {
     // Multi-row INSERT IGNORE, converted from the encoded rows. Kept to measure against LOAD DATA.
-    const std::string head =
-        "INSERT IGNORE INTO " + quote_identifier(table.name()) + " " + table.column_list() + " VALUES ";
+    const std::string head = "INSERT IGNORE INTO " + quote_identifier(table.name()) + " " +
+                             table.column_list() + " VALUES ";
     std::string field;
     uint32_t start = 0;
     sql_.clear();

@@ -91,7 +91,11 @@ void for_each_field(std::string_view row, std::string& scratch, Fn&& fn) {
     while (end < row.size() && row[end] != '\t') {
       if (row[end] == '\\' && end + 1 < row.size()) {
         const char e = row[++end];
-        scratch.push_back(e == 't' ? '\t' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == '0' ? '\0' : e);
+        scratch.push_back(e == 't'   ? '\t'
+                          : e == 'n' ? '\n'
+                          : e == 'r' ? '\r'
+                          : e == '0' ? '\0'
+                                     : e);
       } else {
         scratch.push_back(row[end]);
       }

@@ -51,7 +51,8 @@ TableLayout::TableLayout(std::string name, std::vector<Column> event_columns)
                 "  `webHost` VARBINARY(1024) NULL,\n"
                 "  `userAgent` VARBINARY(1024) NULL,\n";
   for (const auto& c : event_columns_) {
-    create_sql_ += "  " + quote_identifier(c.name) + " " + std::string(sql_type(c.type)) + " NULL,\n";
+    create_sql_ +=
+        "  " + quote_identifier(c.name) + " " + std::string(sql_type(c.type)) + " NULL,\n";
   }
   create_sql_ +=
       "  UNIQUE KEY `ix_uuid` (`uuid`),\n"

@@ -19,12 +19,12 @@ using namespace std::chrono_literals;
 
 std::string binary_dir() {
   const char* d = std::getenv("SLUICE_BINARY_DIR");
-  return d ? d : fs::current_path().string();
+  return d ? d : SLUICE_BINARY_DIR_DEFAULT;
 }
 
 std::string source_dir() {
   const char* d = std::getenv("SLUICE_SOURCE_DIR");
-  return d ? d : fs::current_path().parent_path().string();
+  return d ? d : SLUICE_SOURCE_DIR_DEFAULT;
 }
 
 TempDir::TempDir() {
@@ -243,10 +243,10 @@ void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opa
 
 void Producer::produce(const std::string& topic, int32_t partition, const std::string& payload) {
   for (;;) {
-    const auto err = rd_kafka_producev(
-        rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    const auto err =
+        rd_kafka_producev(rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       rd_kafka_poll(rk_, 50);
       continue;
@@ -301,7 +301,8 @@ std::string EventFactory::good(int which, uint32_t topic_index, uint32_t partiti
   const std::string s = std::to_string(seq);
   const std::string head = R"("uuid":")" + uuid +
                            R"(","wiki":"enwiki","webHost":"en.wikipedia.org","recvFrom":"cp1",)"
-                           R"("seqId":)" + s + R"(,"timestamp":)" +
+                           R"("seqId":)" +
+                           s + R"(,"timestamp":)" +
                            std::to_string(1700000000000LL + static_cast<int64_t>(seq)) +
                            R"j(,"userAgent":"Mozilla/5.0 (X11; Linux)",)j";
   switch (which) {
@@ -312,7 +313,8 @@ std::string EventFactory::good(int which, uint32_t topic_index, uint32_t partiti
                       R"(,"responseStart":120,"domComplete":900,"loadEventEnd":950,)"
                       R"("mediaWikiLoadEnd":800,"netinfoDownlink":1.45,"deviceMemory":8,)"
                       R"("action":"view","mobileMode":"stable","originCountry":"NL",)"
-                      R"("mediaWikiVersion":"1.42.0-wmf.5","pageviewToken":"tok)" + s + "\"";
+                      R"("mediaWikiVersion":"1.42.0-wmf.5","pageviewToken":"tok)" +
+                      s + "\"";
       if (seq % 3 == 0) e += R"(,"isOversample":true,"oversampleReason":"[\"geo:NL\"]")";
       if (seq % 5 == 0) e += R"(,"netinfoEffectiveConnectionType":"4g","transferSize":51234)";
       return "{" + head + e + "}}";
@@ -351,17 +353,21 @@ std::string EventFactory::bad(int which, uint64_t seq, std::string& reason) {
       return head + R"("schema":"TestSchema","revision":999,"event":{"value":"v","seq":1}})";
     case 4:
       reason = "wrong_type: event.count";
-      return head + R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1,"count":"7"}})";
+      return head +
+             R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1,"count":"7"}})";
     case 5:
       reason = "missing_required: event.isAnon";
-      return head + R"("schema":"NavigationTiming","revision":15485142,"event":{"connectStart":1}})";
+      return head +
+             R"("schema":"NavigationTiming","revision":15485142,"event":{"connectStart":1}})";
     case 6:
       reason = "unexpected_field: event.surprise";
-      return head + R"("schema":"SaveTiming","revision":15396492,"event":{"saveTiming":1,"surprise":2}})";
+      return head +
+             R"("schema":"SaveTiming","revision":15396492,"event":{"saveTiming":1,"surprise":2}})";
     default:
       reason = "too_long: event.title";
-      return head + R"("schema":"EditConflict","revision":8860941,"event":{"namespace":0,"pageId":1,)"
-                    R"("revId":1,"userId":1,"userText":"u","title":")" +
+      return head +
+             R"("schema":"EditConflict","revision":8860941,"event":{"namespace":0,"pageId":1,)"
+             R"("revId":1,"userId":1,"userText":"u","title":")" +
              std::string(1500, 'x') + R"("}})";
   }
 }
@@ -383,14 +389,12 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
       out << "    " << k << ": \"" << v << "\"\n";
     }
   }
-  out
-      << "mariadb:\n"
+  out << "mariadb:\n"
       << "  socket: \"" << db.socket() << "\"\n"
       << "  user: sluice\n"
       << "  password_file: \"" << db.password_file() << "\"\n"
       << "  database: log\n"
-      << options.mariadb_lines
-      << "spool:\n"
+      << options.mariadb_lines << "spool:\n"
       << "  path: \"" << dir.file("spool") << "\"\n"
       << "schemas:\n"
       << "  path: \"" << source_dir() << "/schemas\"\n"

@@ -4,7 +4,6 @@
 // events of every dead-letter class.
 
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <iostream>
 #include <thread>
@@ -21,12 +20,13 @@ int main(int argc, char** argv) {
   int partitions = 1;
   std::string compression = "none";
   // Part of every uuid, so separate runs never produce the same uuid.
-  uint32_t run = static_cast<uint32_t>(
-      std::chrono::system_clock::now().time_since_epoch().count() / 1000 % 0xffffff);
+  uint32_t run = static_cast<uint32_t>(std::chrono::system_clock::now().time_since_epoch().count() /
+                                       1000 % 0xffffff);
   app.add_option("--brokers", brokers, "Bootstrap servers")->required();
-  app.add_option("--topic", topics, "Topic to produce to (repeatable); the schema follows the "
-                                    "name (…NavigationTiming, …SaveTiming, …EditConflict), "
-                                    "otherwise schemas rotate")
+  app.add_option("--topic", topics,
+                 "Topic to produce to (repeatable); the schema follows the "
+                 "name (…NavigationTiming, …SaveTiming, …EditConflict), "
+                 "otherwise schemas rotate")
       ->required();
   app.add_option("--partitions", partitions, "Partitions of each topic to spread over");
   app.add_option("--count", count, "Events per topic");
@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
       producer.produce(topic, partition, payload);
       ++produced;
       if (rate > 0) {
-        const auto due = started + std::chrono::duration<double>(static_cast<double>(produced) / rate);
+        const auto due =
+            started + std::chrono::duration<double>(static_cast<double>(produced) / rate);
         std::this_thread::sleep_until(due);
       }
     }

@@ -9,7 +9,6 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <CLI/CLI.hpp>
-
 #include <atomic>
 #include <csignal>
 #include <cstdio>

@@ -6,9 +6,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <nlohmann/json.hpp>
-
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -23,7 +22,7 @@ using namespace std::chrono_literals;
 /// not shortcut that on leave); tests that restart Sluice keep it short so the new process is
 /// assigned the partitions soon.
 const std::map<std::string, std::string> kShortSession = {{"session.timeout.ms", "6000"},
-                                                         {"heartbeat.interval.ms", "500"}};
+                                                          {"heartbeat.interval.ms", "500"}};
 
 struct Expected {
   struct Bad {
@@ -55,14 +54,14 @@ class IngestTest : public ::testing::Test {
         auto& n = expected.produced[{topic, p}];
         if (bad_every > 0 && i % bad_every == bad_every - 1) {
           std::string reason;
-          producer_->produce(topic, p, EventFactory::bad(static_cast<int>(bad_class_++),
-                                                         next_bad_++, reason));
+          producer_->produce(
+              topic, p, EventFactory::bad(static_cast<int>(bad_class_++), next_bad_++, reason));
           expected.bad.push_back({topic, p, n, reason});
         } else {
           const int which = only_schema >= 0 ? only_schema : static_cast<int>((i + p) % 4);
           const uint64_t seq = seq_[{topic, p}]++;
-          producer_->produce(topic, p, EventFactory::good(which, topic_index,
-                                                          static_cast<uint32_t>(p), seq));
+          producer_->produce(topic, p,
+                             EventFactory::good(which, topic_index, static_cast<uint32_t>(p), seq));
           expected.uuids_by_table[EventFactory::table(which)].insert(
               EventFactory::uuid_for(topic_index, static_cast<uint32_t>(p), seq));
         }
@@ -73,8 +72,10 @@ class IngestTest : public ::testing::Test {
   }
 
   int64_t committed_total(const std::string& group) {
-    return db_->scalar("SELECT COALESCE(SUM(next_offset), 0) FROM sluice_offsets WHERE "
-                       "consumer_group = '" + group + "'");
+    return db_->scalar(
+        "SELECT COALESCE(SUM(next_offset), 0) FROM sluice_offsets WHERE "
+        "consumer_group = '" +
+        group + "'");
   }
 
   int64_t last_offset_total() {
@@ -130,9 +131,9 @@ class IngestTest : public ::testing::Test {
         "SELECT topic, kafka_partition, kafka_offset, reason FROM sluice_dead_letter ORDER BY id");
     std::map<std::tuple<std::string, int32_t, int64_t>, std::string> by_position;
     for (const auto& r : letters) {
-      EXPECT_TRUE(by_position
-                      .emplace(std::make_tuple(*r[0], std::stoi(*r[1]), std::stoll(*r[2])), *r[3])
-                      .second)
+      EXPECT_TRUE(
+          by_position.emplace(std::make_tuple(*r[0], std::stoi(*r[1]), std::stoll(*r[2])), *r[3])
+              .second)
           << "duplicate dead letter at " << *r[0] << "/" << *r[1] << "@" << *r[2];
     }
     EXPECT_EQ(by_position.size(), expected.bad.size());
@@ -180,8 +181,9 @@ TEST_F(IngestTest, MixedStreamLandsExactlyOnceInPartitionOrderWithBadEventsDeadL
   Expected expected;
   produce("eventlogging_mixed", 1, 4, 1500, 37, expected);
   produce("eventlogging_other", 2, 2, 700, 29, expected);
-  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"^eventlogging_.*"}, "mixed",
-                                   {.extra_yaml = "batch:\n  max_rows: 400\n  max_delay_ms: 200\n"});
+  const auto config =
+      write_config(dir_, broker_->bootstrap(), *db_, {"^eventlogging_.*"}, "mixed",
+                   {.extra_yaml = "batch:\n  max_rows: 400\n  max_delay_ms: 200\n"});
   auto sluice = start_sluice(dir_, config);
   ASSERT_TRUE(wait_for_all("mixed")) << sluice->log();
   verify_exact(expected, "mixed");
@@ -258,7 +260,8 @@ TEST_F(IngestTest, SigkillMidStreamTwiceThenRestartYieldsTheExactResult) {
                                    {.extra_yaml = "batch:\n  max_rows: 250\n  max_delay_ms: 100\n",
                                     .kafka_properties = kShortSession});
   int64_t total = 0;
-  for (const auto& [t, uuids] : expected.uuids_by_table) total += static_cast<int64_t>(uuids.size());
+  for (const auto& [t, uuids] : expected.uuids_by_table)
+    total += static_cast<int64_t>(uuids.size());
   auto rows_now = [&] {
     int64_t n = 0;
     for (const auto& [t, uuids] : expected.uuids_by_table) n += table_rows(t);
@@ -278,8 +281,9 @@ TEST_F(IngestTest, SigkillMidStreamTwiceThenRestartYieldsTheExactResult) {
 
 TEST_F(IngestTest, QuietPartitionFlushesOnTimeWithoutFurtherEvents) {
   start_broker({"eventlogging_quiet:1"});
-  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_quiet"}, "quiet",
-                                   {.extra_yaml = "batch:\n  max_rows: 5000\n  max_delay_ms: 300\n"});
+  const auto config =
+      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_quiet"}, "quiet",
+                   {.extra_yaml = "batch:\n  max_rows: 5000\n  max_delay_ms: 300\n"});
   auto sluice = start_sluice(dir_, config);
   Expected expected;
   produce("eventlogging_quiet", 1, 1, 3, 0, expected, 3);
@@ -292,8 +296,9 @@ TEST_F(IngestTest, QuietPartitionFlushesOnTimeWithoutFurtherEvents) {
 TEST_F(IngestTest, LockWaitTimeoutsAndKilledConnectionsAreRetriedWithoutLossOrDuplicates) {
   start_broker({"eventlogging_retry:2"});
   db_->exec("SET GLOBAL innodb_lock_wait_timeout = 1");
-  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_retry"}, "retry",
-                                   {.extra_yaml = "batch:\n  max_rows: 100\n  max_delay_ms: 100\n"});
+  const auto config =
+      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_retry"}, "retry",
+                   {.extra_yaml = "batch:\n  max_rows: 100\n  max_delay_ms: 100\n"});
   auto sluice = start_sluice(dir_, config);
   Expected expected;
   produce("eventlogging_retry", 1, 2, 300, 0, expected);
@@ -303,8 +308,8 @@ TEST_F(IngestTest, LockWaitTimeoutsAndKilledConnectionsAreRetriedWithoutLossOrDu
   db_->exec("START TRANSACTION");
   db_->exec("SELECT * FROM sluice_offsets FOR UPDATE");
   produce("eventlogging_retry", 1, 2, 500, 0, expected);
-  ASSERT_TRUE(wait_until([&] { return sluice->log().find("Lock wait timeout") != std::string::npos; },
-                         30s))
+  ASSERT_TRUE(
+      wait_until([&] { return sluice->log().find("Lock wait timeout") != std::string::npos; }, 30s))
       << sluice->log();
   db_->exec("COMMIT");
 
@@ -332,10 +337,10 @@ TEST_F(IngestTest, LockWaitTimeoutsAndKilledConnectionsAreRetriedWithoutLossOrDu
 TEST_F(IngestTest, StalledDatabasePausesFetchingAndResumesExactlyWhereItStopped) {
   start_broker({"eventlogging_slow:2"});
   // max_bytes 4 KiB and one writer: at most 12 KiB may wait for MariaDB before fetching pauses.
-  const auto config =
-      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_slow"}, "slow",
-                   {.extra_yaml = "batch:\n  max_rows: 50\n  max_bytes: 4096\n  max_delay_ms: 100\n",
-                    .mariadb_lines = "  writers: 1\n"});
+  const auto config = write_config(
+      dir_, broker_->bootstrap(), *db_, {"eventlogging_slow"}, "slow",
+      {.extra_yaml = "batch:\n  max_rows: 50\n  max_bytes: 4096\n  max_delay_ms: 100\n",
+       .mariadb_lines = "  writers: 1\n"});
   auto sluice = start_sluice(dir_, config);
   Expected expected;
   produce("eventlogging_slow", 1, 2, 20, 0, expected);
@@ -343,8 +348,8 @@ TEST_F(IngestTest, StalledDatabasePausesFetchingAndResumesExactlyWhereItStopped)
   db_->exec("START TRANSACTION");
   db_->exec("SELECT * FROM sluice_offsets FOR UPDATE");  // stall every write
   produce("eventlogging_slow", 1, 2, 2000, 53, expected);
-  ASSERT_TRUE(wait_until([&] { return sluice->log().find("fetching paused") != std::string::npos; },
-                         30s))
+  ASSERT_TRUE(
+      wait_until([&] { return sluice->log().find("fetching paused") != std::string::npos; }, 30s))
       << sluice->log();
   db_->exec("COMMIT");
   ASSERT_TRUE(wait_for_all("slow")) << sluice->log();
@@ -376,10 +381,9 @@ TEST_F(IngestTest, OffsetsExpiredFromKafkaAreReportedAsAGapNotSkippedSilently) {
   start_broker({"eventlogging_expiry:1"});
   Expected expected;
   produce("eventlogging_expiry", 1, 1, 10, 0, expected, 3);
-  const auto config = write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_expiry"},
-                                   "expiry",
-                                   {.extra_yaml = "batch:\n  max_delay_ms: 100\n",
-                                    .kafka_properties = kShortSession});
+  const auto config = write_config(
+      dir_, broker_->bootstrap(), *db_, {"eventlogging_expiry"}, "expiry",
+      {.extra_yaml = "batch:\n  max_delay_ms: 100\n", .kafka_properties = kShortSession});
   {
     auto sluice = start_sluice(dir_, config, "sluice-first.log");
     ASSERT_TRUE(wait_for_all("expiry")) << sluice->log();
@@ -460,7 +464,8 @@ TEST_F(IngestTest, BadConfigFilesAreRefusedWithKeyAndLine) {
       {"kafka:\n  topics: [a\n", "YAML syntax error"},
       {"kafka:\n  topics: [a]\nmariadb:\n  password_file: /nope/pw\n",
        ":4: mariadb.password_file: cannot read password file"},
-      {"kafka:\n  topics: [a]\nbatch:\n  max_bytes: -1\n", ":4: batch.max_bytes: must not be negative"},
+      {"kafka:\n  topics: [a]\nbatch:\n  max_bytes: -1\n",
+       ":4: batch.max_bytes: must not be negative"},
   };
   for (const auto& c : cases) {
     const std::string path = dir_.file("bad.yaml");

@@ -72,7 +72,8 @@ TEST_F(ConfigTest, UnknownKeyIsNamedWithItsLine) {
 }
 
 TEST_F(ConfigTest, DuplicateKeyIsRefusedNotSilentlyResolved) {
-  const auto path = write("kafka:\n  topics: [a]\nbatch:\n  max_rows: 10\nbatch:\n  max_rows: 20\n");
+  const auto path =
+      write("kafka:\n  topics: [a]\nbatch:\n  max_rows: 10\nbatch:\n  max_rows: 20\n");
   expect_error(load_config(path), path + ":5: batch", "duplicate key");
   const auto inner = write("kafka:\n  topics: [a]\nbatch:\n  max_rows: 10\n  max_rows: 20\n");
   expect_error(load_config(inner), inner + ":5: batch.max_rows", "duplicate key");

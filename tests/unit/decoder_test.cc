@@ -99,8 +99,7 @@ TEST_F(DecoderTest, TimestampComesFromSecondsMillisecondsDtOrTheKafkaTimestamp) 
 }
 
 TEST_F(DecoderTest, EveryFailureClassNamesTheFieldAndTheClass) {
-  const std::string capsule =
-      R"({"uuid":"babb66f34a0a5de3be0c6513088be33e","wiki":"enwiki",)";
+  const std::string capsule = R"({"uuid":"babb66f34a0a5de3be0c6513088be33e","wiki":"enwiki",)";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{\"schema\": ", "malformed_json: message: "},
       {"", "malformed_json: message: "},
@@ -129,10 +128,11 @@ TEST_F(DecoderTest, EveryFailureClassNamesTheFieldAndTheClass) {
       {capsule +
            R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1,"nested":{"bogus":1}}})",
        "unexpected_field: event.nested.bogus"},
-      {capsule + R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1,"color":"pink"}})",
+      {capsule +
+           R"("schema":"TestSchema","revision":1,"event":{"value":"v","seq":1,"color":"pink"}})",
        "invalid_value: event.color: 'pink' is not one of the allowed values"},
-      {capsule + R"("schema":"TestSchema","revision":1,"event":{"value":")" + std::string(1025, 'a') +
-           R"(","seq":1}})",
+      {capsule + R"("schema":"TestSchema","revision":1,"event":{"value":")" +
+           std::string(1025, 'a') + R"(","seq":1}})",
        "too_long: event.value: 1025 bytes, the column holds 1024"},
       {capsule + R"("schema":"TestSchema","revision":1,"timestamp":"soon","event":{}})",
        "wrong_type: timestamp: expected number, got string"},
@@ -141,14 +141,13 @@ TEST_F(DecoderTest, EveryFailureClassNamesTheFieldAndTheClass) {
       {capsule + R"("schema":"TestSchema","revision":1,"webHost":")" + std::string(2000, 'h') +
            R"(","event":{}})",
        "too_long: webHost: 2000 bytes"},
-      {capsule +
-           R"("schema":"NavigationTiming","revision":15485142,"event":{"isAnon":"yes"}})",
+      {capsule + R"("schema":"NavigationTiming","revision":15485142,"event":{"isAnon":"yes"}})",
        "wrong_type: event.isAnon: expected boolean, got string"},
   };
   for (const auto& [json, expected] : cases) {
     const auto reason = reason_of(json);
-    EXPECT_EQ(reason.rfind(expected, 0), 0u) << "input: " << json.substr(0, 120)
-                                             << "\nreason: " << reason;
+    EXPECT_EQ(reason.rfind(expected, 0), 0u)
+        << "input: " << json.substr(0, 120) << "\nreason: " << reason;
   }
 }
 

@@ -1,6 +1,5 @@
-#include <gtest/gtest.h>
-
 #include <errmsg.h>
+#include <gtest/gtest.h>
 #include <mysqld_error.h>
 
 #include "storage/batch.h"

@@ -48,9 +48,9 @@ TEST(Timestamp, Iso8601Variants) {
 }
 
 TEST(Timestamp, MalformedIso8601IsRefused) {
-  for (const char* bad : {"", "2013-01-21", "2013-13-01T00:00:00", "2013-02-30T00:00:00",
-                          "2013-01-21T25:00:00", "2013-01-21T18:10:34 junk", "yesterday",
-                          "2013-01-21T18:10:34.", "2013-01-21T18:10:34+2"}) {
+  for (const char* bad :
+       {"", "2013-01-21", "2013-13-01T00:00:00", "2013-02-30T00:00:00", "2013-01-21T25:00:00",
+        "2013-01-21T18:10:34 junk", "yesterday", "2013-01-21T18:10:34.", "2013-01-21T18:10:34+2"}) {
     EXPECT_FALSE(epoch_seconds_from_iso8601(bad)) << bad;
   }
 }
