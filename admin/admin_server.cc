@@ -136,6 +136,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       if (target == "/v1/pause" || target == "/v1/resume") {
         if (!only(http::verb::post)) return;
+        std::string reason;
         if (!req.body().empty()) {
           const auto body = nlohmann::json::parse(req.body(), nullptr, false);
           if (body.is_discarded() || !body.is_object()) {
@@ -144,11 +145,27 @@ class Session : public std::enable_shared_from_this<Session> {
           if (body.contains("reason") && !body["reason"].is_string()) {
             return reply(400, error_json("'reason' must be a string"), keep_alive);
           }
+          reason = body.value("reason", "");
         }
-        return reply(501,
-                     error_json("pause and resume are not available in this version of "
-                                "Sluice (the spool is not built yet)"),
-                     keep_alive);
+        const bool is_pause = target == "/v1/pause";
+        if (is_pause ? !server_.handlers.pause : !server_.handlers.resume) {
+          return reply(501, error_json("not available in this process"), keep_alive);
+        }
+        // Pause waits for quiet (bounded), so it runs off the I/O thread: other connections,
+        // /healthz included, are served meanwhile. The session stays alive through `self`.
+        auto self = shared_from_this();
+        std::thread([self, is_pause, reason, keep_alive] {
+          auto result =
+              is_pause ? self->server_.handlers.pause(reason) : self->server_.handlers.resume();
+          net::post(self->stream_.get_executor(), [self, result = std::move(result), keep_alive] {
+            if (result) {
+              self->reply(200, result.value(), keep_alive);
+            } else {
+              self->reply(503, error_json(result.status().message()), keep_alive);
+            }
+          });
+        }).detach();
+        return;
       }
     }
     reply(404, error_json("no such endpoint: " + std::string(target)), keep_alive);

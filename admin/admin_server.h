@@ -3,9 +3,10 @@
 ///   GET /healthz   200 while the process serves
 ///   GET /metrics   Prometheus text exposition
 ///   GET /v1/status the pipeline's state, partitions, expired-offset gaps, table freshness
-///   POST /v1/pause, POST /v1/resume   501 until pause/spool lands
+///   POST /v1/pause ({"reason": "..."} optional): 200 once quiet; POST /v1/resume
 /// With a token file, every /v1 request needs `Authorization: Bearer <token>` (compared in
-/// constant time). Errors are JSON `{"error": ...}` with 400/401/404/405/413/431/501.
+/// constant time). Errors are JSON `{"error": ...}` with 400/401/404/405/413/431/503.
+/// Pause blocks its connection until quiet (bounded); other connections are served meanwhile.
 /// Hardening: requests are bounded (8 KiB of headers, 64 KiB of body), each connection has a
 /// 10 s read deadline and at most 100 requests, and at most 64 connections are served at once;
 /// a connection beyond that is closed at once. None of it can stall the pipeline: the server runs
@@ -21,8 +22,12 @@
 namespace sluice::admin {
 
 struct AdminHandlers {
-  std::function<std::string()> status_json;   ///< body of GET /v1/status
-  std::function<std::string()> metrics_text;  ///< body of GET /metrics
+  std::function<std::string()> status_json{};   ///< body of GET /v1/status
+  std::function<std::string()> metrics_text{};  ///< body of GET /metrics
+  /// POST /v1/pause and /v1/resume: the status JSON once done, or an error (503). When unset,
+  /// the endpoints answer 501.
+  std::function<Result<std::string>(const std::string& reason)> pause{};
+  std::function<Result<std::string>()> resume{};
 };
 
 class AdminServer {

@@ -38,16 +38,22 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms) {
                     {"lost", g.lost},
                     {"detected_at_ms", g.detected_at_ms}});
   }
-  const json out = {
+  json out = {
       {"state", s.state},
-      // The spool is not built yet: nothing is ever spooled, and these say so truthfully.
-      {"spool", {{"events", 0}, {"bytes", 0}, {"oldest_age_s", 0}}},
+      {"spool",
+       {{"events", s.spool_events},
+        {"bytes", s.spool_bytes},
+        {"oldest_age_s", s.spool_oldest_age_s},
+        {"full", s.spool_full}}},
       {"fetch_paused", s.fetch_paused},
       {"in_flight_bytes", s.in_flight_bytes},
       {"partitions", std::move(partitions)},
       {"tables", std::move(tables)},
       {"kafka_gaps", std::move(gaps)},
   };
+  if (s.state == "paused") {
+    out["pause"] = {{"reason", s.pause_reason}, {"since_ms", s.paused_since_ms}};
+  }
   return out.dump();
 }
 

@@ -37,6 +37,30 @@ class Pipeline::Writer {
     return queue_.empty() && !busy_;
   }
 
+  /// Asks for quiet: drops queued batches (their events are read again later), lets the batch
+  /// being written finish or fail without retrying, then closes the connection.
+  void quiesce() {
+    size_t dropped = 0;
+    {
+      std::lock_guard lock(mu_);
+      quiet_requested_ = true;
+      for (const auto& b : queue_) dropped += b.bytes;
+      queue_.clear();
+    }
+    owner_.in_flight_bytes_ -= dropped;
+    cv_.notify_all();
+  }
+  /// True once quiesce() has taken effect: nothing in flight, connection closed.
+  bool quiet() {
+    std::lock_guard lock(mu_);
+    return quiet_requested_ && disconnected_ && !busy_;
+  }
+  void unquiesce() {
+    std::lock_guard lock(mu_);
+    quiet_requested_ = false;
+    disconnected_ = false;
+  }
+
   /// Stops the thread after the queue is written, or at once (dropping the queue) if `abandon`.
   void stop(bool abandon) {
     {
@@ -56,8 +80,18 @@ class Pipeline::Writer {
       Batch batch;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        cv_.wait(lock, [&] {
+          return stopping_ || !queue_.empty() || (quiet_requested_ && !disconnected_);
+        });
         if (abandon_ || (stopping_ && queue_.empty())) return;
+        if (quiet_requested_) {
+          // The sink is only ever touched by this thread; close it here.
+          lock.unlock();
+          sink_->disconnect();
+          lock.lock();
+          disconnected_ = true;
+          continue;
+        }
         batch = std::move(queue_.front());
         queue_.pop_front();
         busy_ = true;
@@ -65,7 +99,10 @@ class Pipeline::Writer {
       const bool written = write_with_retry(batch, *log);
       std::lock_guard lock(mu_);
       busy_ = false;
-      if (!written) return;
+      if (!written) {
+        owner_.in_flight_bytes_ -= batch.bytes;
+        if (abandon_) return;
+      }
     }
   }
 
@@ -131,7 +168,8 @@ class Pipeline::Writer {
       }
       const auto delay = cls == storage::DbErrorClass::kTransient ? quick.next() : backoff.next();
       std::unique_lock lock(mu_);
-      if (cv_.wait_for(lock, delay, [&] { return abandon_; })) return false;
+      // Abandoned at shutdown, or dropped for a pause: the events are read again later.
+      if (cv_.wait_for(lock, delay, [&] { return abandon_ || quiet_requested_; })) return false;
     }
   }
 
@@ -140,11 +178,13 @@ class Pipeline::Writer {
   Pipeline& owner_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Batch> queue_;  // guarded by mu_
-  bool busy_ = false;        // guarded by mu_
-  bool stopping_ = false;    // guarded by mu_
-  bool abandon_ = false;     // guarded by mu_
-  std::thread thread_;       // last: starts after the members above exist
+  std::deque<Batch> queue_;       // guarded by mu_
+  bool busy_ = false;             // guarded by mu_
+  bool stopping_ = false;         // guarded by mu_
+  bool abandon_ = false;          // guarded by mu_
+  bool quiet_requested_ = false;  // guarded by mu_
+  bool disconnected_ = false;     // guarded by mu_
+  std::thread thread_;            // last: starts after the members above exist
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -166,7 +206,6 @@ Pipeline::~Pipeline() = default;
 
 Status Pipeline::prepare_database(const std::atomic<bool>& stop) {
   auto log = logger("mariadb");
-  control_ = std::make_unique<storage::MariaDbSink>(config_.mariadb, config_.kafka.group_id);
   Backoff backoff(milliseconds(200), milliseconds(30'000));
   RateLimiter limiter(std::chrono::seconds(30));
   while (!stop.load()) {
@@ -198,9 +237,9 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
   // so falling back to it when MariaDB cannot be asked re-reads events but never skips any;
   // the compare-and-set then skips what MariaDB already has.
   std::map<std::string, std::map<int32_t, int64_t>> stored;
-  bool stored_known = true;
+  bool stored_known = gate_ == Gate::kOpen;  // a paused service asks MariaDB nothing
   for (const auto& tp : assigned) {
-    if (stored.contains(tp.topic)) continue;
+    if (gate_ != Gate::kOpen || stored.contains(tp.topic)) continue;
     Backoff backoff(milliseconds(200), milliseconds(2000));
     storage::DbStatus st;
     for (int attempt = 0; attempt < 4; ++attempt) {
@@ -229,7 +268,11 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     const char* from = "the reset policy";
     const auto& topic_offsets = stored[tp.topic];
     const bool in_database = topic_offsets.contains(tp.partition);
-    if (in_database) {
+    const auto spooled = spool_->partition(tp.topic, tp.partition);
+    if (spooled) {
+      start = spooled->last_offset + 1;
+      from = "the spool";
+    } else if (in_database) {
       start = topic_offsets.at(tp.partition);
       from = "sluice_offsets";
     } else if (committed[i].offset >= 0) {
@@ -243,7 +286,20 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     p->generation = next_generation_++;
     p->batcher.reset(start, p->generation);
     p->kafka_committed = committed[i].offset;
-    if (in_database) p->db_end = start;
+    if (in_database && !spooled) p->db_end = start;
+    p->fetch_next = start;
+    p->floor = start;
+    if (spooled) {
+      // Invariant 3: what the spool holds goes first; live events queue behind it.
+      p->spooling = true;
+      p->spool_end = p->spool_durable = start;
+      p->drain_next = spooled->first_offset;
+      p->floor = spooled->first_offset;
+      p->batcher.reset(spooled->first_offset, p->generation);
+    } else if (gate_ != Gate::kOpen) {
+      p->spooling = true;
+      p->spool_end = p->spool_durable = p->drain_next = start;
+    }
     p->writer = (std::hash<std::string>{}(tp.topic) * 31 + static_cast<size_t>(tp.partition)) %
                 writers_.size();
     partitions_[{tp.topic, tp.partition}] = std::move(p);
@@ -251,6 +307,7 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
                            start >= 0 ? std::to_string(start) : "reset", from);
   }
   log->info("assigned {} partition(s): {}", assigned.size(), summary);
+  if (gate_ != Gate::kOpen) control_->disconnect();
   backpressure_ = false;
 }
 
@@ -306,8 +363,9 @@ void Pipeline::handle_message(const rd_kafka_message_t& msg) {
   if (it == partitions_.end()) return;  // not (or no longer) assigned to us
   Partition& p = *it->second;
   if (p.paused) return;  // fetched before the pause took effect: read again after resume
+  if (gate_ == Gate::kClosing) return;  // read again after the rewind to the floor
   const int64_t offset = msg.offset;
-  const int64_t expected = p.batcher.next_offset();
+  const int64_t expected = p.fetch_next;
   if (expected >= 0 && offset < expected) {
     // Normal right after a seek (messages fetched before it). Anything else means the log was
     // rewound under us (a recreated topic): those offsets are below what sluice_offsets records
@@ -326,11 +384,27 @@ void Pipeline::handle_message(const rd_kafka_message_t& msg) {
     return;
   }
   p.seeking = false;
-  if (expected >= 0 && offset > expected) check_gap(p, offset);
+  p.fetch_next = offset + 1;
+  if (p.floor < 0) p.floor = offset;
   ++stats_.consumed;
-
   const std::string_view payload(static_cast<const char*>(msg.payload), msg.len);
   const int64_t timestamp_ms = rd_kafka_message_timestamp(&msg, nullptr);
+  if (p.spooling) {
+    // Behind older spooled events, or the gate is closed: into the spool, raw. Made durable by
+    // commit_spool() before its Kafka offset is committed.
+    spool_->append(p.topic, p.partition, offset, timestamp_ms, payload);
+    if (p.drain_next < 0) p.drain_next = offset;
+    p.spool_end = offset + 1;
+    ++stats_.spooled;
+    return;
+  }
+  batch_event(p, offset, timestamp_ms, payload);
+}
+
+void Pipeline::batch_event(Partition& p, int64_t offset, int64_t timestamp_ms,
+                           std::string_view payload) {
+  const int64_t expected = p.batcher.next_offset();
+  if (expected >= 0 && offset > expected) check_gap(p, offset);
   if (const Schema* schema = decoder_.decode(payload, timestamp_ms, reason_)) {
     auto& rows = p.batcher.rows_for(schema->table.get());
     const size_t before = rows.data.size();
@@ -350,7 +424,8 @@ void Pipeline::handle_message(const rd_kafka_message_t& msg) {
 }
 
 void Pipeline::dispatch(Partition& p) {
-  if (p.batcher.empty()) return;
+  // With the gate not open nothing goes to MariaDB; open batches are dropped by the rewind.
+  if (p.batcher.empty() || gate_ != Gate::kOpen) return;
   Batch batch = p.batcher.take();
   batch.generation = p.generation;
   in_flight_bytes_ += batch.bytes;
@@ -365,7 +440,20 @@ void Pipeline::flush_due() {
 
 void Pipeline::apply_backpressure() {
   const size_t in_flight = in_flight_bytes_.load();
-  if (!backpressure_ && in_flight >= max_in_flight_bytes_) {
+  const bool spool_was_full = spool_full_;
+  spool_full_ = spool_->totals().bytes >= static_cast<uint64_t>(config_.spool.max_bytes);
+  if (spool_full_ != spool_was_full) {
+    if (spool_full_) {
+      logger("ingest")->warn(
+          "spool full ({} bytes, spool.max_bytes {}): fetching paused; "
+          "Kafka keeps the events",
+          spool_->totals().bytes, config_.spool.max_bytes);
+    } else {
+      logger("ingest")->info("spool below spool.max_bytes again");
+    }
+  }
+  const bool over = in_flight >= max_in_flight_bytes_ || spool_full_;
+  if (!backpressure_ && over) {
     std::vector<TopicPartition> list;
     for (auto& [key, p] : partitions_) {
       list.push_back({p->topic, p->partition, -1});
@@ -375,13 +463,11 @@ void Pipeline::apply_backpressure() {
     backpressure_ = true;
     logger("ingest")->info("fetching paused: {} MiB of batches waiting for MariaDB",
                            in_flight >> 20);
-  } else if (backpressure_ && in_flight <= max_in_flight_bytes_ / 2) {
+  } else if (backpressure_ && !spool_full_ && in_flight <= max_in_flight_bytes_ / 2) {
     std::vector<TopicPartition> seek, all;
     for (auto& [key, p] : partitions_) {
       all.push_back({p->topic, p->partition, -1});
-      if (p->batcher.next_offset() >= 0) {
-        seek.push_back({p->topic, p->partition, p->batcher.next_offset()});
-      }
+      if (p->fetch_next >= 0) seek.push_back({p->topic, p->partition, p->fetch_next});
       p->paused = false;
     }
     // Messages fetched while paused were dropped: read again from exactly where each stopped.
@@ -396,6 +482,7 @@ void Pipeline::apply_backpressure() {
 void Pipeline::reposition(Partition& p, int64_t offset) {
   p.generation = next_generation_++;
   p.batcher.reset(offset, p.generation);
+  p.fetch_next = offset;
   p.seeking = true;
   if (auto st = source_->seek({{p.topic, p.partition, offset}}); !st) {
     logger("kafka")->error("{}", st.message());
@@ -414,10 +501,15 @@ void Pipeline::process_completions() {
     Partition& p = *it->second;
     switch (c.outcome) {
       case WriteOutcome::kCommitted:
-        p.db_end = std::max(p.db_end, c.end_offset);
-        break;
       case WriteOutcome::kAlreadyApplied:
         p.db_end = std::max({p.db_end, c.end_offset, c.db_next_offset});
+        p.floor = std::max(p.floor, p.db_end);
+        if (spool_->partition(p.topic, p.partition)) {
+          // MariaDB has these now: reclaim their space in the spool.
+          if (auto st = spool_->release(p.topic, p.partition, p.db_end); !st) {
+            logger("spool")->error("{}", st.message());
+          }
+        }
         break;
       case WriteOutcome::kBehind:
         if (c.generation != p.generation) break;  // an earlier reposition already handled it
@@ -437,9 +529,11 @@ void Pipeline::commit_offsets(bool async) {
   last_commit_ = clock_.now();
   std::vector<TopicPartition> list;
   for (auto& [key, p] : partitions_) {
-    if (p->db_end > p->kafka_committed) {
-      list.push_back({p->topic, p->partition, p->db_end});
-      p->kafka_committed = p->db_end;
+    // Durable means committed in MariaDB or synced in the spool (invariant 1).
+    const int64_t durable = std::max(p->db_end, p->spool_durable);
+    if (durable > p->kafka_committed) {
+      list.push_back({p->topic, p->partition, durable});
+      p->kafka_committed = durable;
     }
   }
   if (auto st = source_->commit(list, async); !st) {
@@ -474,13 +568,22 @@ void Pipeline::publish_status(bool force) {
   std::vector<PipelineStatus::Partition> parts;
   parts.reserve(partitions_.size());
   for (const auto& [key, p] : partitions_) {
-    parts.push_back(
-        {p->topic, p->partition, p->batcher.next_offset(), p->db_end, p->kafka_committed});
+    parts.push_back({p->topic, p->partition, p->fetch_next, p->db_end, p->kafka_committed});
   }
+  const auto totals = spool_->totals();
   std::lock_guard lock(status_mu_);
   status_.partitions = std::move(parts);
   status_.fetch_paused = backpressure_;
-  if (status_.state == "starting") status_.state = "running";
+  if (status_.state != "stopping") status_.state = state_name();
+  status_.pause_reason = pause_ ? pause_->reason : "";
+  status_.paused_since_ms = pause_ ? pause_->since_ms : 0;
+  status_.spool_events = totals.events;
+  status_.spool_bytes = totals.bytes;
+  status_.spool_oldest_age_s =
+      totals.oldest_timestamp_ms >= 0
+          ? std::max(0.0, static_cast<double>(clock_.wall_ms() - totals.oldest_timestamp_ms) / 1e3)
+          : 0.0;
+  status_.spool_full = spool_full_;
 }
 
 PipelineStatus Pipeline::status() const {
@@ -491,9 +594,217 @@ PipelineStatus Pipeline::status() const {
   return out;
 }
 
+std::string Pipeline::state_name() const {
+  if (gate_ != Gate::kOpen) return "paused";
+  for (const auto& [key, p] : partitions_) {
+    if (p->spooling) return "draining";
+  }
+  return "running";
+}
+
+void Pipeline::complete_command(uint64_t id, Status st) {
+  {
+    std::lock_guard lock(command_mu_);
+    command_done_.emplace(id, std::move(st));
+  }
+  command_cv_.notify_all();
+}
+
+namespace {
+
+Status wait_for_command(std::mutex& mu, std::condition_variable& cv,
+                        std::map<uint64_t, Status>& done, uint64_t id,
+                        std::chrono::milliseconds timeout, const char* what) {
+  std::unique_lock lock(mu);
+  if (!cv.wait_for(lock, timeout, [&] { return done.contains(id); })) {
+    return Status::error(std::string(what) + " did not complete within " +
+                         std::to_string(timeout.count() / 1000) +
+                         " s (a transaction may still be running); it goes on in the background");
+  }
+  Status st = std::move(done.at(id));
+  done.erase(id);
+  return st;
+}
+
+}  // namespace
+
+Status Pipeline::pause(const std::string& reason, std::chrono::milliseconds timeout) {
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(command_mu_);
+    id = next_command_++;
+    commands_.push_back({Command::kPause, reason, id});
+  }
+  return wait_for_command(command_mu_, command_cv_, command_done_, id, timeout, "pause");
+}
+
+Status Pipeline::resume(std::chrono::milliseconds timeout) {
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(command_mu_);
+    id = next_command_++;
+    commands_.push_back({Command::kResume, "", id});
+  }
+  return wait_for_command(command_mu_, command_cv_, command_done_, id, timeout, "resume");
+}
+
+void Pipeline::process_commands() {
+  std::deque<Command> todo;
+  {
+    std::lock_guard lock(command_mu_);
+    // A resume waits while a pause is still closing the gate: the rewind must happen first.
+    while (!commands_.empty() &&
+           !(gate_ == Gate::kClosing && commands_.front().kind == Command::kResume)) {
+      todo.push_back(std::move(commands_.front()));
+      commands_.pop_front();
+    }
+  }
+  auto log = logger("ingest");
+  for (auto& c : todo) {
+    if (c.kind == Command::kPause) {
+      if (gate_ == Gate::kClosed) {
+        complete_command(c.id, Status::ok());
+        continue;
+      }
+      if (gate_ == Gate::kClosing) {
+        closing_commands_.push_back(c.id);
+        continue;
+      }
+      storage::PauseRecord record{c.reason, clock_.wall_ms()};
+      if (auto st = spool_->set_pause(record); !st) {
+        complete_command(c.id, st);
+        continue;
+      }
+      pause_ = record;
+      gate_ = Gate::kClosing;
+      closing_commands_.push_back(c.id);
+      for (auto& w : writers_) w->quiesce();
+      control_->disconnect();
+      log->info("pausing{}{}: finishing the open transactions and closing MariaDB connections",
+                c.reason.empty() ? "" : " for ", c.reason);
+      continue;
+    }
+    // Resume.
+    if (gate_ == Gate::kOpen) {
+      complete_command(c.id, Status::ok());
+      continue;
+    }
+    if (auto st = spool_->set_pause(std::nullopt); !st) {
+      complete_command(c.id, st);
+      continue;
+    }
+    gate_ = Gate::kOpen;
+    pause_.reset();
+    for (auto& w : writers_) w->unquiesce();
+    const auto totals = spool_->totals();
+    publish_status(true);
+    log->info("resumed: draining {} spooled event(s) in offset order, ahead of live traffic",
+              totals.events);
+    complete_command(c.id, Status::ok());
+  }
+}
+
+void Pipeline::finish_closing() {
+  if (gate_ != Gate::kClosing) return;
+  for (auto& w : writers_) {
+    if (!w->quiet()) return;
+  }
+  process_completions();
+  commit_spool();
+  // Everything MariaDB has not committed is read again — into the spool this time — from the
+  // partition's floor, so the spool holds each partition contiguously from MariaDB's end.
+  for (auto& [key, p] : partitions_) {
+    if (p->spooling) {
+      // Already draining: the spool still holds everything above the floor. Live events keep
+      // appending at spool_end; the drain restarts from the floor.
+      p->generation = next_generation_++;
+      const auto spooled = spool_->partition(p->topic, p->partition);
+      p->drain_next = spooled ? std::max(p->floor, spooled->first_offset) : p->spool_end;
+      p->batcher.reset(p->drain_next, p->generation);
+      continue;
+    }
+    p->spooling = true;
+    if (p->floor >= 0) {
+      reposition(*p, p->floor);
+      p->spool_end = p->spool_durable = p->drain_next = p->floor;
+    }
+  }
+  gate_ = Gate::kClosed;
+  publish_status(true);
+  logger("ingest")->info(
+      "paused: no open transaction and no connection to MariaDB; spooling "
+      "events to {}",
+      config_.spool.path);
+  for (const auto id : closing_commands_) complete_command(id, Status::ok());
+  closing_commands_.clear();
+}
+
+void Pipeline::commit_spool() {
+  if (spool_->staged() == 0) return;
+  if (auto st = spool_->commit(); !st) {
+    static RateLimiter limiter(std::chrono::seconds(10));
+    uint64_t suppressed = 0;
+    if (limiter.allow(suppressed)) {
+      logger("spool")->error("{} ({} similar suppressed); retrying", st.message(), suppressed);
+    }
+    return;
+  }
+  for (auto& [key, p] : partitions_) p->spool_durable = std::max(p->spool_durable, p->spool_end);
+}
+
+void Pipeline::drain() {
+  if (gate_ != Gate::kOpen) return;
+  std::vector<storage::SpooledEvent> events;
+  for (auto& [key, pp] : partitions_) {
+    Partition& p = *pp;
+    if (!p.spooling) continue;
+    if (in_flight_bytes_.load() >= max_in_flight_bytes_) return;
+    if (p.drain_next >= p.spool_end) {
+      // Caught up: everything spooled is batched. From here live events flow directly.
+      if (spool_->staged() > 0) continue;  // wait for the last appends to be synced
+      p.spooling = false;
+      dispatch(p);
+      logger("ingest")->info("{}/{}: spool drained; events flow directly again", p.topic,
+                             p.partition);
+      continue;
+    }
+    if (auto st = spool_->read(p.topic, p.partition, p.drain_next, limits_.max_rows, events); !st) {
+      logger("spool")->error("{}", st.message());
+      continue;
+    }
+    for (const auto& e : events) {
+      batch_event(p, e.offset, e.timestamp_ms, e.payload);
+      p.drain_next = e.offset + 1;
+      ++stats_.drained;
+    }
+    if (events.empty()) {
+      // Staged but not yet synced: read it on a later round.
+      continue;
+    }
+    if (events.size() < limits_.max_rows) dispatch(p);  // the tail: do not wait for max_delay
+  }
+}
+
 Status Pipeline::run(const std::atomic<bool>& stop) {
   auto log = logger("ingest");
-  if (auto st = prepare_database(stop); !st) return st;
+  auto spool = storage::Spool::open(config_.spool.path);
+  if (!spool) return spool.status();
+  spool_ = std::move(spool).value();
+  const auto totals = spool_->totals();
+  if (totals.events > 0) {
+    log->info("spool at {} holds {} event(s) ({} bytes); they drain first", config_.spool.path,
+              totals.events, totals.bytes);
+  }
+  control_ = std::make_unique<storage::MariaDbSink>(config_.mariadb, config_.kafka.group_id);
+  if (auto record = spool_->pause()) {
+    // Invariant 5 across restarts: a service paused for maintenance stays paused, and quiet.
+    pause_ = record;
+    gate_ = Gate::kClosed;
+    log->info("starting paused (\"{}\"): no MariaDB connection until `sluice resume`",
+              record->reason);
+  } else {
+    if (auto st = prepare_database(stop); !st) return st;
+  }
   if (stop.load()) return Status::ok();
   for (int i = 0; i < config_.mariadb.writers; ++i) {
     writers_.push_back(std::make_unique<Writer>(static_cast<size_t>(i), sink_factory_(), *this));
@@ -510,7 +821,10 @@ Status Pipeline::run(const std::atomic<bool>& stop) {
   last_summary_ = clock_.now();
 
   while (!stop.load()) {
+    process_commands();
+    finish_closing();
     process_completions();
+    drain();
     flush_due();
     apply_backpressure();
     // Wake for the nearest batch deadline so a quiet partition flushes on time.
@@ -527,6 +841,7 @@ Status Pipeline::run(const std::atomic<bool>& stop) {
       if (!msg) break;
       handle_message(*msg);
     }
+    commit_spool();  // group commit: one synced write per loop round
     if (clock_.now() - last_commit_ >= std::chrono::seconds(1)) commit_offsets(true);
     log_summary(false);
     publish_status(false);
@@ -559,7 +874,9 @@ void Pipeline::shutdown() {
   }
   for (auto& w : writers_) w->stop(true);
   process_completions();
+  commit_spool();
   commit_offsets(false);
+  for (const auto id : closing_commands_) complete_command(id, Status::error("shutting down"));
   source_->close();
   source_.reset();
   control_.reset();

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "ingest/schema.h"
 #include "storage/batch_sink.h"
 #include "storage/mariadb_sink.h"
+#include "storage/spool.h"
 
 namespace sluice::ingest {
 
@@ -40,6 +42,8 @@ struct PipelineStats {
   std::atomic<uint64_t> batches_committed{0};
   std::atomic<uint64_t> batches_already_applied{0};
   std::atomic<uint64_t> expired_offsets{0};  ///< offsets lost from Kafka before consumption
+  std::atomic<uint64_t> spooled{0};
+  std::atomic<uint64_t> drained{0};
 };
 
 /// A consistent picture of the pipeline for the admin endpoint. Built by `Pipeline::status`.
@@ -63,8 +67,14 @@ struct PipelineStatus {
     uint64_t rows_inserted = 0;  ///< since start
     int64_t max_timestamp = -1;  ///< newest inserted `timestamp`, epoch seconds
   };
-  std::string state = "starting";  ///< starting | running | stopping
-  bool fetch_paused = false;       ///< backpressure: fetching paused while MariaDB catches up
+  std::string state = "starting";  ///< starting | running | paused | draining | stopping
+  std::string pause_reason;        ///< when paused
+  int64_t paused_since_ms = 0;     ///< when paused
+  uint64_t spool_events = 0;
+  uint64_t spool_bytes = 0;
+  double spool_oldest_age_s = 0;
+  bool spool_full = false;    ///< fetching paused: the spool reached spool.max_bytes
+  bool fetch_paused = false;  ///< backpressure: fetching paused while MariaDB catches up
   uint64_t in_flight_bytes = 0;
   std::vector<Partition> partitions;
   std::vector<Gap> gaps;  ///< the most recent, newest last
@@ -86,6 +96,14 @@ class Pipeline {
   const PipelineStats& stats() const { return stats_; }
   /// Thread safe: a snapshot at most a quarter second old.
   PipelineStatus status() const;
+
+  /// Closes the gate (DESIGN.md invariant 5): returns once no transaction is open and every
+  /// MariaDB connection is closed; from then on events are spooled. The pause is recorded in
+  /// the spool, so a restarted service stays paused. Idempotent. Fails after `timeout`.
+  /// Thread safe (called by the admin thread).
+  Status pause(const std::string& reason, std::chrono::milliseconds timeout);
+  /// Opens the gate: spooled partitions drain in offset order, then flow directly. Idempotent.
+  Status resume(std::chrono::milliseconds timeout);
 
  private:
   struct Completion {
@@ -113,6 +131,15 @@ class Pipeline {
     bool paused = false;           ///< paused in Kafka for backpressure
     bool seeking = false;          ///< sought; older messages may still arrive once
     size_t writer = 0;
+    /// Next offset expected from Kafka. Equals the batcher's position when events flow
+    /// directly; ahead of it while the partition drains its spool.
+    int64_t fetch_next = -1;
+    /// Lowest offset not known to be in MariaDB: where to rewind to when the gate closes.
+    int64_t floor = -1;
+    bool spooling = false;       ///< events go to the spool (gate closed, or draining)
+    int64_t spool_end = -1;      ///< one past the last offset appended to the spool
+    int64_t spool_durable = -1;  ///< one past the last offset synced in the spool
+    int64_t drain_next = -1;     ///< next spooled offset to read while draining
   };
   using Key = std::pair<std::string, int32_t>;
 
@@ -132,6 +159,21 @@ class Pipeline {
   void publish_status(bool force);
   /// Drops the partition's open batch and reads it again from `offset`.
   void reposition(Partition& p, int64_t offset);
+  /// Decodes one event into the partition's open batch (dead-lettering it if bad).
+  void batch_event(Partition& p, int64_t offset, int64_t timestamp_ms, std::string_view payload);
+  void process_commands();
+  void finish_closing();
+  void commit_spool();
+  void drain();
+  void complete_command(uint64_t id, Status st);
+  std::string state_name() const;
+
+  enum class Gate { kOpen, kClosing, kClosed };
+  struct Command {
+    enum Kind { kPause, kResume } kind;
+    std::string reason;
+    uint64_t id;
+  };
 
   Config config_;
   SinkFactory sink_factory_;
@@ -142,6 +184,17 @@ class Pipeline {
   Decoder decoder_;
   std::unique_ptr<storage::MariaDbSink> control_;  ///< bookkeeping queries on the ingest thread
   std::unique_ptr<KafkaSource> source_;
+  std::unique_ptr<storage::Spool> spool_;
+  Gate gate_ = Gate::kOpen;                    ///< ingest thread
+  std::optional<storage::PauseRecord> pause_;  ///< ingest thread
+  std::vector<uint64_t> closing_commands_;     ///< pauses waiting for quiet
+  bool spool_full_ = false;                    ///< ingest thread
+
+  std::mutex command_mu_;
+  std::condition_variable command_cv_;
+  std::deque<Command> commands_;             ///< guarded by command_mu_
+  std::map<uint64_t, Status> command_done_;  ///< guarded by command_mu_
+  uint64_t next_command_ = 1;                ///< guarded by command_mu_
   std::vector<std::unique_ptr<Writer>> writers_;
   std::map<Key, std::unique_ptr<Partition>> partitions_;
   uint64_t next_generation_ = 1;

@@ -74,16 +74,26 @@ int run(const std::string& path) {
   sluice::admin::Metrics metrics;
   std::unique_ptr<sluice::admin::AdminServer> admin;
   if (!admin_config.listen.empty()) {
-    auto server = sluice::admin::AdminServer::start(
-        admin_config.listen, token,
-        {[&pipeline] {
-           return sluice::admin::status_to_json(pipeline.status(),
-                                                sluice::SystemClock::instance().wall_ms());
-         },
-         [&pipeline, &metrics] {
-           metrics.refresh(pipeline.stats());
-           return metrics.serialize();
-         }});
+    sluice::admin::AdminHandlers handlers;
+    handlers.status_json = [&pipeline] {
+      return sluice::admin::status_to_json(pipeline.status(),
+                                           sluice::SystemClock::instance().wall_ms());
+    };
+    handlers.metrics_text = [&pipeline, &metrics] {
+      metrics.refresh(pipeline.stats());
+      return metrics.serialize();
+    };
+    handlers.pause = [&pipeline, status = handlers.status_json](
+                         const std::string& reason) -> sluice::Result<std::string> {
+      if (auto st = pipeline.pause(reason, std::chrono::seconds(60)); !st) return st;
+      return status();
+    };
+    handlers.resume = [&pipeline, status = handlers.status_json]() -> sluice::Result<std::string> {
+      if (auto st = pipeline.resume(std::chrono::seconds(60)); !st) return st;
+      return status();
+    };
+    auto server =
+        sluice::admin::AdminServer::start(admin_config.listen, token, std::move(handlers));
     if (!server) {
       log->critical("{}", server.status().message());
       return 1;
@@ -112,7 +122,9 @@ void add_admin_options(CLI::App* cmd, AdminOptions& o) {
   cmd->add_flag("--json", o.json, "Print the JSON answer as it is");
 }
 
-int status_command(const AdminOptions& o) {
+/// Calls the admin API; returns the exit code and, on success, the body.
+int admin_call(const AdminOptions& o, const std::string& method, const std::string& path,
+               const std::string& body, std::string& out) {
   std::string token;
   if (!o.token_file.empty()) {
     auto t = sluice::admin::read_token_file(o.token_file);
@@ -122,7 +134,7 @@ int status_command(const AdminOptions& o) {
     }
     token = std::move(t).value();
   }
-  auto reply = sluice::admin::http_request(o.url, "GET", "/v1/status", "", token);
+  auto reply = sluice::admin::http_request(o.url, method, path, body, token, 90'000);
   if (!reply) {
     std::cerr << "sluice: " << reply.status().message() << "\n";
     return 3;
@@ -135,11 +147,36 @@ int status_command(const AdminOptions& o) {
               << "\n";
     return 4;
   }
+  out = reply->body;
+  return 0;
+}
+
+int pause_resume_command(const AdminOptions& o, bool pause, const std::string& reason) {
+  std::string body, out;
+  if (pause && !reason.empty()) body = nlohmann::json{{"reason", reason}}.dump();
+  if (const int code = admin_call(o, "POST", pause ? "/v1/pause" : "/v1/resume", body, out)) {
+    return code;
+  }
   if (o.json) {
-    std::cout << reply->body;
+    std::cout << out;
     return 0;
   }
-  const auto s = nlohmann::json::parse(reply->body, nullptr, false);
+  const auto s = nlohmann::json::parse(out, nullptr, false);
+  std::cout << "state: " << (s.is_object() ? s.value("state", "?") : "?");
+  if (pause) std::cout << " (no open transaction, no connection to MariaDB)";
+  if (s.is_object()) std::cout << "; spool " << s["spool"].value("events", 0) << " events";
+  std::cout << "\n";
+  return 0;
+}
+
+int status_command(const AdminOptions& o) {
+  std::string body;
+  if (const int code = admin_call(o, "GET", "/v1/status", "", body)) return code;
+  if (o.json) {
+    std::cout << body;
+    return 0;
+  }
+  const auto s = nlohmann::json::parse(body, nullptr, false);
   if (s.is_discarded()) {
     std::cerr << "sluice: the service answered something that is not JSON\n";
     return 4;
@@ -147,8 +184,13 @@ int status_command(const AdminOptions& o) {
   std::cout << "state:     " << s.value("state", "?")
             << (s.value("fetch_paused", false) ? " (fetching paused: MariaDB is behind)" : "")
             << "\n";
+  if (s.contains("pause")) {
+    std::cout << "paused:    \"" << s["pause"].value("reason", "") << "\"\n";
+  }
   std::cout << "spool:     " << s["spool"].value("events", 0) << " events, "
-            << s["spool"].value("bytes", 0) << " bytes\n";
+            << s["spool"].value("bytes", 0) << " bytes, oldest "
+            << s["spool"].value("oldest_age_s", 0.0) << " s"
+            << (s["spool"].value("full", false) ? " (FULL: fetching paused)" : "") << "\n";
   std::cout << "\npartitions                          position   committed\n";
   for (const auto& p : s["partitions"]) {
     const std::string name =
@@ -192,6 +234,13 @@ int main(int argc, char** argv) {
   auto* status_cmd =
       app.add_subcommand("status", "Show a running service's state, lag and freshness");
   add_admin_options(status_cmd, admin_options);
+  std::string reason;
+  auto* pause_cmd = app.add_subcommand(
+      "pause", "Pause writing to MariaDB; returns once no transaction or connection is open");
+  add_admin_options(pause_cmd, admin_options);
+  pause_cmd->add_option("--reason", reason, "Why (shown in status)");
+  auto* resume_cmd = app.add_subcommand("resume", "Resume writing; the spool drains first");
+  add_admin_options(resume_cmd, admin_options);
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "sluice 0.1.0\n";
   });
@@ -200,5 +249,7 @@ int main(int argc, char** argv) {
   if (run_cmd->parsed()) return run(config_path);
   if (check_cmd->parsed()) return check_config(config_path);
   if (status_cmd->parsed()) return status_command(admin_options);
+  if (pause_cmd->parsed()) return pause_resume_command(admin_options, true, reason);
+  if (resume_cmd->parsed()) return pause_resume_command(admin_options, false, reason);
   return 0;
 }

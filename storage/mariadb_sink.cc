@@ -42,14 +42,22 @@ MariaDbSink::MariaDbSink(MariaDbConfig config, std::string consumer_group)
 
 DbStatus MariaDbSink::ensure_connected() {
   if (conn_) return {};
-  return MariaDbConnection::open(config_, conn_);
+  if (auto st = MariaDbConnection::open(config_, conn_); !st.is_ok()) return st;
+  if (!bookkeeping_ready_) {
+    // Any connection may be the first after a restart or a resume: make sure the bookkeeping
+    // tables exist before the first compare-and-set.
+    for (const auto sql : {kCreateOffsets, kCreateDeadLetter}) {
+      if (auto st = conn_->exec(sql); !st.is_ok()) {
+        conn_.reset();
+        return st;
+      }
+    }
+    bookkeeping_ready_ = true;
+  }
+  return {};
 }
 
-DbStatus MariaDbSink::prepare() {
-  if (auto st = ensure_connected(); !st.is_ok()) return st;
-  if (auto st = conn_->exec(kCreateOffsets); !st.is_ok()) return st;
-  return conn_->exec(kCreateDeadLetter);
-}
+DbStatus MariaDbSink::prepare() { return ensure_connected(); }
 
 std::string MariaDbSink::quoted(std::string_view bytes) const {
   std::string out = "'";

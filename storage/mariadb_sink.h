@@ -56,6 +56,7 @@ class MariaDbSink final : public BatchSink {
   std::string group_;
   std::unique_ptr<MariaDbConnection> conn_;
   std::unordered_set<std::string> known_tables_;
+  bool bookkeeping_ready_ = false;
   std::string sql_;  ///< reused statement buffer
 };
 

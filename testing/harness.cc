@@ -396,7 +396,7 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
       << "  database: log\n"
       << options.mariadb_lines << "spool:\n"
       << "  path: \"" << dir.file("spool") << "\"\n"
-      << "schemas:\n"
+      << options.spool_lines << "schemas:\n"
       << "  path: \"" << source_dir() << "/schemas\"\n"
       << "admin:\n"
       << "  listen: \"127.0.0.1:0\"\n"

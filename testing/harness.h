@@ -144,6 +144,7 @@ struct ConfigOptions {
   std::map<std::string, std::string> kafka_properties{};  ///< kafka.properties
   std::string mariadb_lines{};                            ///< more keys of `mariadb:`, indented
   std::string admin_lines{};                              ///< more keys of `admin:`, indented
+  std::string spool_lines{};                              ///< more keys of `spool:`, indented
 };
 
 /// Writes a sluice config for the given servers and returns its path. The admin endpoint

@@ -87,7 +87,7 @@ TEST_F(AdminServerTest, UnknownPathWrongMethodAndMalformedBodyGetJsonErrors) {
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("JSON object"), std::string::npos);
   EXPECT_EQ(call("POST", "/v1/pause", "s3cret-token", R"({"reason": 5})").status, 400);
-  // Until the spool exists, pause refuses plainly instead of pretending.
+  // This server was given no pause handler: it says so rather than pretend.
   EXPECT_EQ(call("POST", "/v1/pause", "s3cret-token", R"({"reason": "maintenance"})").status, 501);
 }
 
