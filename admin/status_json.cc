@@ -54,6 +54,9 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms) {
   if (s.state == "paused") {
     out["pause"] = {{"reason", s.pause_reason}, {"since_ms", s.paused_since_ms}};
   }
+  if (!s.outage_error.empty()) {
+    out["outage"] = {{"error", s.outage_error}, {"since_ms", s.outage_since_ms}};
+  }
   return out.dump();
 }
 

@@ -16,6 +16,9 @@ using storage::WriteOutcome;
 // backoff until it succeeds or the pipeline abandons it at shutdown; a failure streak logs one
 // line when it starts, a summary every 30 s, and one line when it ends.
 
+/// A connection error or read-only refusal that survives this many quick attempts is an outage.
+constexpr int kOutageAttempts = 3;
+
 class Pipeline::Writer {
  public:
   Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Pipeline& owner)
@@ -144,8 +147,9 @@ class Pipeline::Writer {
         } else {
           ++owner_.stats_.batches_already_applied;
         }
-        Completion c{batch.topic,       batch.partition,  batch.generation,      result.outcome,
-                     batch.base_offset, batch.end_offset, result.db_next_offset, bytes};
+        Completion c{batch.topic,        batch.partition,  batch.generation,      result.outcome,
+                     batch.base_offset,  batch.end_offset, result.db_next_offset, bytes,
+                     storage::DbStatus{}};
         {
           std::lock_guard lock(owner_.completions_mu_);
           owner_.completions_.push_back(std::move(c));
@@ -156,6 +160,21 @@ class Pipeline::Writer {
       ++failures;
       const auto cls = result.error.error_class();
       const auto now = std::chrono::steady_clock::now();
+      const bool outage_class =
+          cls == storage::DbErrorClass::kOutage || cls == storage::DbErrorClass::kReadOnly;
+      if (outage_class && failures >= kOutageAttempts) {
+        // Not a blip: hand the outage to the pipeline, which spools until MariaDB is back.
+        // The batch is dropped; its events are read again from the rewind point.
+        Completion c;
+        c.topic = batch.topic;
+        c.partition = batch.partition;
+        c.generation = batch.generation;
+        c.outcome = WriteOutcome::kFailed;
+        c.error = result.error;
+        std::lock_guard lock(owner_.completions_mu_);
+        owner_.completions_.push_back(std::move(c));
+        return false;
+      }
       if (failures == 1) {
         log.warn("writer {}: batch {}/{} [{}, {}) not written: {}; retrying with backoff", index_,
                  batch.topic, batch.partition, batch.base_offset, batch.end_offset,
@@ -166,7 +185,8 @@ class Pipeline::Writer {
                  failures, std::chrono::duration<double>(now - started).count(),
                  result.error.describe());
       }
-      const auto delay = cls == storage::DbErrorClass::kTransient ? quick.next() : backoff.next();
+      const auto delay =
+          cls == storage::DbErrorClass::kTransient || outage_class ? quick.next() : backoff.next();
       std::unique_lock lock(mu_);
       // Abandoned at shutdown, or dropped for a pause: the events are read again later.
       if (cv_.wait_for(lock, delay, [&] { return abandon_ || quiet_requested_; })) return false;
@@ -204,29 +224,20 @@ Pipeline::Pipeline(Config config, SinkFactory sink_factory, const Clock& clock)
 
 Pipeline::~Pipeline() = default;
 
-Status Pipeline::prepare_database(const std::atomic<bool>& stop) {
-  auto log = logger("mariadb");
-  Backoff backoff(milliseconds(200), milliseconds(30'000));
-  RateLimiter limiter(std::chrono::seconds(30));
-  while (!stop.load()) {
-    auto st = control_->prepare();
-    if (st.is_ok()) {
-      log.get()->info("connected to MariaDB; bookkeeping tables ready in database '{}'",
-                      config_.mariadb.database);
-      return Status::ok();
-    }
-    if (st.error_class() == storage::DbErrorClass::kFatal) {
-      return Status::error("cannot use MariaDB: " + st.describe());
-    }
-    uint64_t suppressed = 0;
-    if (limiter.allow(suppressed)) {
-      log->warn("MariaDB is not available ({}); retrying with backoff", st.describe());
-    }
-    const auto until = std::chrono::steady_clock::now() + backoff.next();
-    while (!stop.load() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(milliseconds(50));
-    }
+Status Pipeline::prepare_database(const std::atomic<bool>& /*stop*/) {
+  auto st = control_->prepare();
+  if (st.is_ok()) {
+    logger("mariadb")->info("connected to MariaDB; bookkeeping tables ready in database '{}'",
+                            config_.mariadb.database);
+    return Status::ok();
   }
+  if (st.error_class() == storage::DbErrorClass::kFatal) {
+    // Wrong password, unknown database, missing privilege: a person must act.
+    return Status::error("cannot use MariaDB: " + st.describe());
+  }
+  // Down or read-only at start-up: consume into the spool and probe until it is back.
+  enter_outage(st);
+  gate_ = Gate::kClosed;  // no writer has connected yet: nothing to wait for
   return Status::ok();
 }
 
@@ -520,7 +531,8 @@ void Pipeline::process_completions() {
         reposition(p, c.db_next_offset);
         break;
       case WriteOutcome::kFailed:
-        break;  // never reported: writers retry until written or abandoned
+        enter_outage(c.error);
+        break;
     }
   }
 }
@@ -576,6 +588,8 @@ void Pipeline::publish_status(bool force) {
   status_.fetch_paused = backpressure_;
   if (status_.state != "stopping") status_.state = state_name();
   status_.pause_reason = pause_ ? pause_->reason : "";
+  status_.outage_error = outage_ ? outage_error_.describe() : "";
+  status_.outage_since_ms = outage_ ? outage_since_ms_ : 0;
   status_.paused_since_ms = pause_ ? pause_->since_ms : 0;
   status_.spool_events = totals.events;
   status_.spool_bytes = totals.bytes;
@@ -595,7 +609,7 @@ PipelineStatus Pipeline::status() const {
 }
 
 std::string Pipeline::state_name() const {
-  if (gate_ != Gate::kOpen) return "paused";
+  if (gate_ != Gate::kOpen) return outage_ && !pause_ ? "outage" : "paused";
   for (const auto& [key, p] : partitions_) {
     if (p->spooling) return "draining";
   }
@@ -662,12 +676,12 @@ void Pipeline::process_commands() {
   auto log = logger("ingest");
   for (auto& c : todo) {
     if (c.kind == Command::kPause) {
-      if (gate_ == Gate::kClosed) {
-        complete_command(c.id, Status::ok());
-        continue;
-      }
-      if (gate_ == Gate::kClosing) {
-        closing_commands_.push_back(c.id);
+      if (pause_) {  // already paused, or pausing: idempotent
+        if (gate_ == Gate::kClosed) {
+          complete_command(c.id, Status::ok());
+        } else {
+          closing_commands_.push_back(c.id);
+        }
         continue;
       }
       storage::PauseRecord record{c.reason, clock_.wall_ms()};
@@ -676,16 +690,23 @@ void Pipeline::process_commands() {
         continue;
       }
       pause_ = record;
-      gate_ = Gate::kClosing;
+      if (gate_ == Gate::kClosed) {
+        // Closed by an outage: already quiet. It now stays closed until resumed.
+        complete_command(c.id, Status::ok());
+        log->info("paused{}{} during a MariaDB outage: Sluice stays paused when it returns",
+                  c.reason.empty() ? "" : " for ", c.reason);
+        publish_status(true);
+        continue;
+      }
       closing_commands_.push_back(c.id);
-      for (auto& w : writers_) w->quiesce();
-      control_->disconnect();
+      if (gate_ == Gate::kOpen) close_gate();
       log->info("pausing{}{}: finishing the open transactions and closing MariaDB connections",
                 c.reason.empty() ? "" : " for ", c.reason);
       continue;
     }
     // Resume.
-    if (gate_ == Gate::kOpen) {
+    if (!pause_) {
+      // Nothing an operator closed. (In an outage Sluice reopens by itself.)
       complete_command(c.id, Status::ok());
       continue;
     }
@@ -693,8 +714,14 @@ void Pipeline::process_commands() {
       complete_command(c.id, st);
       continue;
     }
-    gate_ = Gate::kOpen;
     pause_.reset();
+    if (outage_) {
+      log->info("resumed; MariaDB is still unavailable: the spool drains once it is back");
+      publish_status(true);
+      complete_command(c.id, Status::ok());
+      continue;
+    }
+    gate_ = Gate::kOpen;
     for (auto& w : writers_) w->unquiesce();
     const auto totals = spool_->totals();
     publish_status(true);
@@ -702,6 +729,56 @@ void Pipeline::process_commands() {
               totals.events);
     complete_command(c.id, Status::ok());
   }
+}
+
+void Pipeline::close_gate() {
+  gate_ = Gate::kClosing;
+  for (auto& w : writers_) w->quiesce();
+  control_->disconnect();
+}
+
+void Pipeline::enter_outage(const storage::DbStatus& cause) {
+  if (outage_) {
+    outage_error_ = cause;
+    return;
+  }
+  if (gate_ != Gate::kOpen) return;  // already closing or closed by an operator
+  outage_ = true;
+  outage_error_ = cause;
+  outage_since_ms_ = clock_.wall_ms();
+  last_outage_summary_ = clock_.now();
+  probe_backoff_ = std::make_unique<Backoff>(milliseconds(500), milliseconds(30'000));
+  next_probe_ = clock_.now() + probe_backoff_->next();
+  if (!writers_.empty()) close_gate();
+  logger("ingest")->warn(
+      "MariaDB unavailable ({}): spooling events to {} and probing with backoff until it takes "
+      "writes again",
+      cause.describe(), config_.spool.path);
+}
+
+void Pipeline::probe_outage() {
+  if (!outage_ || pause_ || gate_ != Gate::kClosed) return;
+  const auto now = clock_.now();
+  if (now < next_probe_) return;
+  auto st = control_->probe_writable();
+  if (!st.is_ok()) {
+    outage_error_ = st;
+    next_probe_ = clock_.now() + probe_backoff_->next();
+    if (now - last_outage_summary_ >= std::chrono::seconds(60)) {
+      last_outage_summary_ = now;
+      logger("ingest")->warn(
+          "outage for {} s: the spool holds {} event(s); last error: {}; probing with backoff",
+          (clock_.wall_ms() - outage_since_ms_) / 1000, spool_->totals().events, st.describe());
+    }
+    return;
+  }
+  outage_ = false;
+  gate_ = Gate::kOpen;
+  for (auto& w : writers_) w->unquiesce();
+  publish_status(true);
+  logger("ingest")->info(
+      "MariaDB takes writes again after {} s: draining {} spooled event(s) in offset order",
+      (clock_.wall_ms() - outage_since_ms_) / 1000, spool_->totals().events);
 }
 
 void Pipeline::finish_closing() {
@@ -731,10 +808,11 @@ void Pipeline::finish_closing() {
   }
   gate_ = Gate::kClosed;
   publish_status(true);
-  logger("ingest")->info(
-      "paused: no open transaction and no connection to MariaDB; spooling "
-      "events to {}",
-      config_.spool.path);
+  if (pause_) {
+    logger("ingest")->info(
+        "paused: no open transaction and no connection to MariaDB; spooling events to {}",
+        config_.spool.path);
+  }
   for (const auto id : closing_commands_) complete_command(id, Status::ok());
   closing_commands_.clear();
 }
@@ -824,6 +902,7 @@ Status Pipeline::run(const std::atomic<bool>& stop) {
     process_commands();
     finish_closing();
     process_completions();
+    probe_outage();
     drain();
     flush_due();
     apply_backpressure();

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/backoff.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/status.h"
@@ -69,6 +70,8 @@ struct PipelineStatus {
   };
   std::string state = "starting";  ///< starting | running | paused | draining | stopping
   std::string pause_reason;        ///< when paused
+  std::string outage_error;        ///< when in outage: the latest error
+  int64_t outage_since_ms = 0;     ///< when in outage
   int64_t paused_since_ms = 0;     ///< when paused
   uint64_t spool_events = 0;
   uint64_t spool_bytes = 0;
@@ -115,6 +118,7 @@ class Pipeline {
     int64_t end_offset = 0;
     int64_t db_next_offset = -1;
     size_t bytes = 0;
+    storage::DbStatus error;  ///< for kFailed: the outage that made the writer give up
   };
 
   class Writer;
@@ -166,6 +170,12 @@ class Pipeline {
   void commit_spool();
   void drain();
   void complete_command(uint64_t id, Status st);
+  /// MariaDB is down or read-only: close the gate by ourselves and spool (no operator pause).
+  void enter_outage(const storage::DbStatus& cause);
+  /// In an outage: probe MariaDB with backoff and reopen the gate when it takes writes.
+  void probe_outage();
+  /// Starts closing the gate: writers drop their queues and disconnect.
+  void close_gate();
   std::string state_name() const;
 
   enum class Gate { kOpen, kClosing, kClosed };
@@ -189,6 +199,13 @@ class Pipeline {
   std::optional<storage::PauseRecord> pause_;  ///< ingest thread
   std::vector<uint64_t> closing_commands_;     ///< pauses waiting for quiet
   bool spool_full_ = false;                    ///< ingest thread
+  /// Closed by Sluice itself because MariaDB is down or read-only (not by an operator).
+  bool outage_ = false;                      ///< ingest thread
+  storage::DbStatus outage_error_;           ///< ingest thread: the latest cause
+  int64_t outage_since_ms_ = 0;              ///< ingest thread
+  Clock::time_point next_probe_{};           ///< ingest thread
+  Clock::time_point last_outage_summary_{};  ///< ingest thread
+  std::unique_ptr<Backoff> probe_backoff_;   ///< ingest thread
 
   std::mutex command_mu_;
   std::condition_variable command_cv_;

@@ -184,6 +184,9 @@ int status_command(const AdminOptions& o) {
   std::cout << "state:     " << s.value("state", "?")
             << (s.value("fetch_paused", false) ? " (fetching paused: MariaDB is behind)" : "")
             << "\n";
+  if (s.contains("outage")) {
+    std::cout << "outage:    " << s["outage"].value("error", "") << "\n";
+  }
   if (s.contains("pause")) {
     std::cout << "paused:    \"" << s["pause"].value("reason", "") << "\"\n";
   }

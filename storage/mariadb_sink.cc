@@ -59,6 +59,20 @@ DbStatus MariaDbSink::ensure_connected() {
 
 DbStatus MariaDbSink::prepare() { return ensure_connected(); }
 
+DbStatus MariaDbSink::probe_writable() {
+  if (auto st = ensure_connected(); !st.is_ok()) return st;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  if (auto st = conn_->query("SELECT @@global.read_only", rows); !st.is_ok()) {
+    disconnect();
+    return st;
+  }
+  if (!rows.empty() && rows[0][0] && *rows[0][0] != "0") {
+    disconnect();
+    return {ER_OPTION_PREVENTS_STATEMENT, "the server is read-only (@@global.read_only = 1)"};
+  }
+  return {};
+}
+
 std::string MariaDbSink::quoted(std::string_view bytes) const {
   std::string out = "'";
   conn_->append_escaped(out, bytes);

@@ -226,5 +226,99 @@ TEST_F(MaintenanceTest, FullSpoolStopsFetchingLosesNothingAndResumesAsItDrains) 
   verify_exact();
 }
 
+/// Lines at warning level or above in a log: what an on-call person would be paged by.
+size_t loud_lines(const std::string& log) {
+  size_t n = 0;
+  for (size_t pos = 0; (pos = log.find('\n', pos)) != std::string::npos; ++pos) {
+    const auto start = log.rfind('\n', pos - 1);
+    const auto line = log.substr(start == std::string::npos ? 0 : start + 1, pos - start);
+    if (line.find(" warning ") != std::string::npos || line.find(" error ") != std::string::npos) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+TEST_F(MaintenanceTest, ServerKilledMidStreamMeansQuietSpoolingThenDrainsByItself) {
+  auto sluice = start_sluice(dir_, config());
+  produce(300);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  const size_t loud_before = loud_lines(sluice->log());
+  std::thread producer([&] { produce(3000); });
+  ASSERT_TRUE(wait_until([&] { return rows() > 1500; }, 60s));
+  db_->kill9();  // mid-stream
+  producer.join();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = status(*sluice);
+        return s.is_object() && s["state"] == "outage" && s["spool"]["events"] > 0;
+      },
+      60s))
+      << status(*sluice).dump() << sluice->log();
+  std::this_thread::sleep_for(3s);  // a few probe rounds while the server is away
+  ASSERT_TRUE(sluice->running());
+  db_->start();
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  verify_exact();
+  ASSERT_TRUE(wait_until([&] { return status(*sluice)["state"] == "running"; }, 30s));
+  // No storm: a handful of lines for the whole outage, not one per event or per retry.
+  const size_t loud = loud_lines(sluice->log()) - loud_before;
+  EXPECT_LE(loud, 12u) << sluice->log();
+  EXPECT_NE(sluice->log().find("MariaDB unavailable"), std::string::npos);
+  EXPECT_NE(sluice->log().find("takes writes again"), std::string::npos);
+}
+
+TEST_F(MaintenanceTest, ReadOnlyServerGetsNoRowsAndWritableAgainDrainsInOrder) {
+  auto sluice = start_sluice(dir_, config());
+  produce(100);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  db_->exec("SET GLOBAL read_only = 1");
+  produce(1000);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = status(*sluice);
+        return s.is_object() && s["state"] == "outage" && s["spool"]["events"] >= 3000;
+      },
+      60s))
+      << status(*sluice).dump() << sluice->log();
+  EXPECT_EQ(rows(), 400) << "a row was written to a read-only server";
+  EXPECT_NE(status(*sluice)["outage"]["error"].get<std::string>().find("read"), std::string::npos);
+  db_->exec("SET GLOBAL read_only = 0");
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  verify_exact();
+}
+
+TEST_F(MaintenanceTest, DatabaseDownAtStartUpSpoolsFromTheStartAndDrainsWhenItComes) {
+  db_->stop();
+  auto sluice = start_sluice(dir_, config());
+  produce(500);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = status(*sluice);
+        return s.is_object() && s["state"] == "outage" && s["spool"]["events"] == 2000;
+      },
+      60s))
+      << status(*sluice).dump() << sluice->log();
+  db_->start();
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  verify_exact();
+}
+
+TEST_F(MaintenanceTest, PauseDuringOutageHoldsAfterTheServerReturnsUntilResumed) {
+  db_->stop();
+  auto sluice = start_sluice(dir_, config());
+  produce(200);
+  ASSERT_TRUE(wait_until([&] { return status(*sluice)["state"] == "outage"; }, 60s));
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "failover"}, out), 0) << out;
+  db_->start();
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(status(*sluice)["state"], "paused");
+  EXPECT_EQ(sluice_connections(), 0);
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  verify_exact();
+}
+
 }  // namespace
 }  // namespace sluice::testing
