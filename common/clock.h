@@ -2,6 +2,7 @@
 /// The clock seam: components that wait or measure age take a `Clock&`, so tests drive time.
 /// Thread safety: implementations must be safe to call from any thread.
 
+#include <atomic>
 #include <chrono>
 
 namespace sluice {
@@ -30,19 +31,17 @@ class SystemClock final : public Clock {
   }
 };
 
-/// A clock that moves only when told to. For tests; not thread safe.
+/// A clock that moves only when told to, for tests. Safe from any thread (components under
+/// test read it from their own threads while the test advances it).
 class ManualClock final : public Clock {
  public:
-  time_point now() const override { return now_; }
-  int64_t wall_ms() const override { return wall_ms_; }
-  void advance(std::chrono::milliseconds d) {
-    now_ += d;
-    wall_ms_ += d.count();
-  }
+  time_point now() const override { return time_point(std::chrono::milliseconds(elapsed_ms_)); }
+  int64_t wall_ms() const override { return kWallStartMs + elapsed_ms_; }
+  void advance(std::chrono::milliseconds d) { elapsed_ms_ += d.count(); }
 
  private:
-  time_point now_{std::chrono::hours(1)};
-  int64_t wall_ms_ = 1'700'000'000'000;
+  static constexpr int64_t kWallStartMs = 1'700'000'000'000;
+  std::atomic<int64_t> elapsed_ms_{3'600'000};  // an hour in: time_point{} reads as "never"
 };
 
 }  // namespace sluice

@@ -31,8 +31,6 @@ void log_cb(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* bu
   }
 }
 
-}  // namespace
-
 std::vector<TopicPartition> to_vector(const rd_kafka_topic_partition_list_t* list) {
   std::vector<TopicPartition> out;
   if (list == nullptr) return out;
@@ -51,6 +49,8 @@ rd_kafka_topic_partition_list_t* to_list(const std::vector<TopicPartition>& part
   return list;
 }
 
+}  // namespace
+
 KafkaSource::~KafkaSource() {
   if (rk_ != nullptr) {
     close();
@@ -58,7 +58,7 @@ KafkaSource::~KafkaSource() {
   }
 }
 
-Result<std::unique_ptr<KafkaSource>> KafkaSource::create(const KafkaConfig& config,
+Result<std::unique_ptr<EventSource>> KafkaSource::create(const KafkaConfig& config,
                                                          RebalanceHandler handler) {
   std::unique_ptr<KafkaSource> source(new KafkaSource());
   source->handler_ = std::move(handler);
@@ -119,7 +119,7 @@ Result<std::unique_ptr<KafkaSource>> KafkaSource::create(const KafkaConfig& conf
   if (auto e = rd_kafka_subscribe(source->rk_, topics.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::error(std::string("kafka subscribe: ") + rd_kafka_err2str(e));
   }
-  return source;
+  return std::unique_ptr<EventSource>(std::move(source));
 }
 
 void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -157,13 +157,42 @@ void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   }
 }
 
-MessagePtr KafkaSource::poll(int timeout_ms) {
-  return MessagePtr(rd_kafka_consumer_poll(rk_, timeout_ms));
+void KafkaSource::release_held() {
+  for (auto* m : held_) rd_kafka_message_destroy(m);
+  held_.clear();
 }
 
-Status KafkaSource::committed(std::vector<TopicPartition>& partitions, int timeout_ms) {
+void KafkaSource::poll(std::chrono::milliseconds timeout, size_t max,
+                       std::vector<SourceMessage>& out) {
+  release_held();
+  out.clear();
+  int wait_ms = static_cast<int>(timeout.count());
+  while (out.size() < max) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, wait_ms);
+    if (m == nullptr) break;
+    wait_ms = 0;  // only the first message is waited for
+    held_.push_back(m);
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      out.push_back({rd_kafka_topic_name(m->rkt), m->partition, m->offset,
+                     rd_kafka_message_timestamp(m, nullptr),
+                     std::string_view(static_cast<const char*>(m->payload), m->len)});
+      continue;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+    static RateLimiter limiter(std::chrono::seconds(10));
+    uint64_t suppressed = 0;
+    if (limiter.allow(suppressed)) {
+      logger("kafka")->error("consumer error: {} ({} similar suppressed)",
+                             rd_kafka_message_errstr(m), suppressed);
+    }
+  }
+}
+
+Status KafkaSource::committed(std::vector<TopicPartition>& partitions,
+                              std::chrono::milliseconds timeout) {
   ListPtr list(to_list(partitions));
-  if (auto e = rd_kafka_committed(rk_, list.get(), timeout_ms); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (auto e = rd_kafka_committed(rk_, list.get(), static_cast<int>(timeout.count()));
+      e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::error(std::string("kafka committed offsets: ") + rd_kafka_err2str(e));
   }
   partitions = to_vector(list.get());
@@ -215,9 +244,9 @@ Status KafkaSource::resume(const std::vector<TopicPartition>& partitions) {
 }
 
 Status KafkaSource::watermarks(const std::string& topic, int32_t partition, int64_t& low,
-                               int64_t& high, int timeout_ms) {
-  const auto e =
-      rd_kafka_query_watermark_offsets(rk_, topic.c_str(), partition, &low, &high, timeout_ms);
+                               int64_t& high, std::chrono::milliseconds timeout) {
+  const auto e = rd_kafka_query_watermark_offsets(rk_, topic.c_str(), partition, &low, &high,
+                                                  static_cast<int>(timeout.count()));
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::error(std::string("kafka watermarks: ") + rd_kafka_err2str(e));
   }
@@ -227,6 +256,7 @@ Status KafkaSource::watermarks(const std::string& topic, int32_t partition, int6
 void KafkaSource::close() {
   if (closed_ || rk_ == nullptr) return;
   closed_ = true;
+  release_held();
   if (auto e = rd_kafka_consumer_close(rk_); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     logger("kafka")->warn("consumer close: {}", rd_kafka_err2str(e));
   }

@@ -1,24 +1,34 @@
 #pragma once
-/// The ingestion pipeline: Kafka → decode/validate → per-partition batches → writer threads,
-/// each owning one MariaDB connection and writing a batch as one exactly-once transaction.
+/// The ingestion pipeline: source → decode/validate → per-partition batches → writers, each
+/// owning one database session and writing a batch as one exactly-once transaction — or, while
+/// the gate is closed, source → spool, and later spool → batches → writers, in offset order.
 ///
-/// Threads: `run()` is the ingest thread (polls Kafka, decodes, batches, commits offsets to
-/// Kafka); `mariadb.writers` writer threads each own a BatchSink. A partition always maps to the
-/// same writer, so its batches commit in offset order. Writers report back through a completion
-/// queue; Kafka offsets are committed only for batches MariaDB has committed.
+/// The gate (DESIGN.md invariants 1, 3, 5):
+///   open     events flow to MariaDB (a partition with older events in the spool drains them
+///            first; its live events queue behind them, in the spool, until it has caught up)
+///   closing  a pause or an outage was requested: writers finish or drop what they hold and
+///            disconnect; then every partition rewinds to what MariaDB has and spools from there
+///   closed   nothing touches MariaDB; events are spooled. Closed by an operator (pause, kept in
+///            the spool so a restart stays paused) or by Sluice itself (outage: lost connection,
+///            server gone, read-only), which probes with backoff and reopens when writable.
+///
+/// Kafka offsets are committed only for events durable in MariaDB or synced in the spool.
+///
+/// Threads: the ingest thread runs `run()` — or `start()`, `step()` and `shutdown()` when a test
+/// drives the loop itself — and owns all the state below unless marked otherwise. Writers are
+/// their own threads. `status()`, `stats()`, `request_pause()`, `request_resume()`, `pause()`
+/// and `resume()` are safe from any thread.
 ///
 /// Memory: bytes in flight (batches queued or being written) are bounded; at the bound the
-/// partitions are paused in Kafka and later resumed from exactly where they stopped.
+/// partitions are paused in Kafka and later resumed from exactly where they stopped. A full
+/// spool pauses fetching the same way.
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "common/backoff.h"
@@ -27,10 +37,10 @@
 #include "common/status.h"
 #include "ingest/batcher.h"
 #include "ingest/decoder.h"
-#include "ingest/kafka_source.h"
+#include "ingest/event_source.h"
 #include "ingest/schema.h"
+#include "ingest/writer.h"
 #include "storage/batch_sink.h"
-#include "storage/mariadb_sink.h"
 #include "storage/spool.h"
 
 namespace sluice::ingest {
@@ -68,61 +78,66 @@ struct PipelineStatus {
     uint64_t rows_inserted = 0;  ///< since start
     int64_t max_timestamp = -1;  ///< newest inserted `timestamp`, epoch seconds
   };
-  std::string state = "starting";  ///< starting | running | paused | draining | stopping
-  std::string pause_reason;        ///< when paused
-  std::string outage_error;        ///< when in outage: the latest error
-  int64_t outage_since_ms = 0;     ///< when in outage
-  int64_t paused_since_ms = 0;     ///< when paused
+  /// starting | running | paused | draining | outage | stopping
+  std::string state = "starting";
+  std::string pause_reason;     ///< when paused
+  int64_t paused_since_ms = 0;  ///< when paused
+  std::string outage_error;     ///< when in outage: the latest error
+  int64_t outage_since_ms = 0;  ///< when in outage
   uint64_t spool_events = 0;
   uint64_t spool_bytes = 0;
   double spool_oldest_age_s = 0;
   bool spool_full = false;    ///< fetching paused: the spool reached spool.max_bytes
-  bool fetch_paused = false;  ///< backpressure: fetching paused while MariaDB catches up
+  bool fetch_paused = false;  ///< fetching paused: MariaDB is behind, or the spool is full
   uint64_t in_flight_bytes = 0;
   std::vector<Partition> partitions;
   std::vector<Gap> gaps;  ///< the most recent, newest last
   std::vector<Table> tables;
 };
 
+/// The pipeline's connections to the world, each behind its seam.
+struct PipelineParts {
+  /// Builds the consumer once the pipeline can hand it its rebalance handler.
+  SourceFactory source;
+  /// One database session per writer, plus one on the ingest thread for bookkeeping.
+  std::function<std::unique_ptr<storage::BatchSink>()> sinks;
+  std::unique_ptr<storage::Spool> spool;
+};
+
 class Pipeline {
  public:
-  using SinkFactory = std::function<std::unique_ptr<storage::BatchSink>()>;
-
-  Pipeline(Config config, SinkFactory sink_factory, const Clock& clock = SystemClock::instance());
+  Pipeline(Config config, PipelineParts parts, const Clock& clock = SystemClock::instance());
   ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
 
-  /// Runs until `stop` becomes true, then shuts down gracefully: flushes open batches, waits
-  /// (bounded) for the writers, commits offsets and leaves the group. Returns an error for
-  /// start-up failures that retrying cannot fix (bad Kafka settings, access denied, ...).
+  /// Runs until `stop` becomes true: start(), step() until stopped, shutdown(). Returns an error
+  /// for start-up failures that retrying cannot fix (bad Kafka settings, access denied, ...).
   Status run(const std::atomic<bool>& stop);
+
+  /// Connects (or starts paused, or in an outage), starts the writers and joins the group.
+  Status start();
+  /// One round of the loop: commands, completions, drain, flushes, backpressure, a poll that
+  /// waits at most `max_wait`, the spool's group commit, offset commits, status.
+  void step(std::chrono::milliseconds max_wait = std::chrono::milliseconds(100));
+  /// Graceful stop: writes open batches (bounded wait), commits offsets, leaves the group.
+  void shutdown();
 
   const PipelineStats& stats() const { return stats_; }
   /// Thread safe: a snapshot at most a quarter second old.
   PipelineStatus status() const;
 
-  /// Closes the gate (DESIGN.md invariant 5): returns once no transaction is open and every
+  /// Closes the gate (invariant 5): the future is ready once no transaction is open and every
   /// MariaDB connection is closed; from then on events are spooled. The pause is recorded in
-  /// the spool, so a restarted service stays paused. Idempotent. Fails after `timeout`.
-  /// Thread safe (called by the admin thread).
-  Status pause(const std::string& reason, std::chrono::milliseconds timeout);
+  /// the spool, so a restarted service stays paused. Idempotent.
+  std::future<Status> request_pause(std::string reason);
   /// Opens the gate: spooled partitions drain in offset order, then flow directly. Idempotent.
+  std::future<Status> request_resume();
+  /// request_pause / request_resume, waiting at most `timeout` for the outcome.
+  Status pause(const std::string& reason, std::chrono::milliseconds timeout);
   Status resume(std::chrono::milliseconds timeout);
 
  private:
-  struct Completion {
-    std::string topic;
-    int32_t partition = 0;
-    uint64_t generation = 0;
-    storage::WriteOutcome outcome = storage::WriteOutcome::kFailed;
-    int64_t base_offset = 0;
-    int64_t end_offset = 0;
-    int64_t db_next_offset = -1;
-    size_t bytes = 0;
-    storage::DbStatus error;  ///< for kFailed: the outage that made the writer give up
-  };
-
-  class Writer;
-
   struct Partition {
     Partition(const std::string& t, int32_t p, BatchLimits limits, const Clock& clock)
         : topic(t), partition(p), batcher(t, p, limits, clock) {}
@@ -134,6 +149,8 @@ class Pipeline {
     int64_t kafka_committed = -1;  ///< last offset committed to Kafka
     bool paused = false;           ///< paused in Kafka for backpressure
     bool seeking = false;          ///< sought; older messages may still arrive once
+    /// A message at or after fetch_next was dropped: take nothing until sought back there.
+    bool must_seek = false;
     size_t writer = 0;
     /// Next offset expected from Kafka. Equals the batcher's position when events flow
     /// directly; ahead of it while the partition drains its spool.
@@ -147,83 +164,94 @@ class Pipeline {
   };
   using Key = std::pair<std::string, int32_t>;
 
-  Status prepare_database(const std::atomic<bool>& stop);
-  void on_assign(std::vector<TopicPartition>& partitions);
-  void on_revoke(const std::vector<TopicPartition>& partitions);
-  void handle_message(const rd_kafka_message_t& msg);
-  void check_gap(Partition& p, int64_t offset);
-  void dispatch(Partition& p);
-  void flush_due();
-  void apply_backpressure();
-  void process_completions();
-  void commit_offsets(bool async);
-  void log_summary(bool force);
-  void shutdown();
-  /// Publishes the ingest thread's view for status() (rate-limited).
-  void publish_status(bool force);
-  /// Drops the partition's open batch and reads it again from `offset`.
-  void reposition(Partition& p, int64_t offset);
-  /// Decodes one event into the partition's open batch (dead-lettering it if bad).
-  void batch_event(Partition& p, int64_t offset, int64_t timestamp_ms, std::string_view payload);
-  void process_commands();
-  void finish_closing();
-  void commit_spool();
-  void drain();
-  void complete_command(uint64_t id, Status st);
-  /// MariaDB is down or read-only: close the gate by ourselves and spool (no operator pause).
-  void enter_outage(const storage::DbStatus& cause);
-  /// In an outage: probe MariaDB with backoff and reopen the gate when it takes writes.
-  void probe_outage();
-  /// Starts closing the gate: writers drop their queues and disconnect.
-  void close_gate();
-  std::string state_name() const;
-
   enum class Gate { kOpen, kClosing, kClosed };
   struct Command {
     enum Kind { kPause, kResume } kind;
     std::string reason;
-    uint64_t id;
+    std::promise<Status> done;
   };
 
+  // Kafka side.
+  void on_assign(std::vector<TopicPartition>& partitions);
+  void on_revoke(const std::vector<TopicPartition>& partitions);
+  void handle_message(const SourceMessage& msg);
+  void check_gap(Partition& p, int64_t offset);
+  void apply_backpressure();
+  /// Drops the partition's open batch and reads it again from `offset`.
+  void reposition(Partition& p, int64_t offset);
+  void seek_to_fetch_next(Partition& p);
+  /// Seeks back the partitions that dropped messages (see handle_message).
+  void seek_dropped();
+  void commit_offsets(bool async);
+  // Batches and writers.
+  /// Decodes one event into the partition's open batch (dead-lettering it if bad).
+  void batch_event(Partition& p, int64_t offset, int64_t timestamp_ms, std::string_view payload);
+  void dispatch(Partition& p);
+  void flush_due();
+  void on_report(WriteReport&& report);  ///< writer threads
+  void process_reports();
+  // The gate.
+  void process_commands();
+  void close_gate();
+  void finish_closing();
+  /// MariaDB is down or read-only: close the gate by ourselves and spool (no operator pause).
+  void enter_outage(const storage::DbStatus& cause);
+  /// In an outage: probe MariaDB with backoff and reopen the gate when it takes writes.
+  void probe_outage();
+  void open_gate();
+  // The spool.
+  void commit_spool();
+  void drain();
+  // Status and logs.
+  std::string state_name() const;
+  void publish_status(bool force);
+  void log_summary(bool force);
+
   Config config_;
-  SinkFactory sink_factory_;
+  PipelineParts parts_;
   const Clock& clock_;
   BatchLimits limits_;
   size_t max_in_flight_bytes_;
   SchemaRegistry registry_;
   Decoder decoder_;
-  std::unique_ptr<storage::MariaDbSink> control_;  ///< bookkeeping queries on the ingest thread
-  std::unique_ptr<KafkaSource> source_;
-  std::unique_ptr<storage::Spool> spool_;
-  Gate gate_ = Gate::kOpen;                    ///< ingest thread
-  std::optional<storage::PauseRecord> pause_;  ///< ingest thread
-  std::vector<uint64_t> closing_commands_;     ///< pauses waiting for quiet
-  bool spool_full_ = false;                    ///< ingest thread
-  /// Closed by Sluice itself because MariaDB is down or read-only (not by an operator).
-  bool outage_ = false;                      ///< ingest thread
-  storage::DbStatus outage_error_;           ///< ingest thread: the latest cause
-  int64_t outage_since_ms_ = 0;              ///< ingest thread
-  Clock::time_point next_probe_{};           ///< ingest thread
-  Clock::time_point last_outage_summary_{};  ///< ingest thread
-  std::unique_ptr<Backoff> probe_backoff_;   ///< ingest thread
-
-  std::mutex command_mu_;
-  std::condition_variable command_cv_;
-  std::deque<Command> commands_;             ///< guarded by command_mu_
-  std::map<uint64_t, Status> command_done_;  ///< guarded by command_mu_
-  uint64_t next_command_ = 1;                ///< guarded by command_mu_
+  std::unique_ptr<storage::BatchSink> control_;  ///< bookkeeping queries, ingest thread
+  std::unique_ptr<EventSource> source_;
+  storage::Spool& spool_;
   std::vector<std::unique_ptr<Writer>> writers_;
   std::map<Key, std::unique_ptr<Partition>> partitions_;
   uint64_t next_generation_ = 1;
+  size_t in_flight_bytes_ = 0;  ///< batches handed to writers and not yet reported back
   bool backpressure_ = false;
+  /// The spool reached spool.max_bytes, counting what is staged this round.
+  bool spool_full_ = false;
+  bool spool_full_reported_ = false;  ///< the state last logged
+  uint64_t spool_committed_bytes_ = 0;
+  uint64_t spool_staged_bytes_ = 0;
   std::string reason_;  ///< reused dead-letter reason buffer
+  std::vector<SourceMessage> messages_;
+  storage::SpoolChunk chunk_;
+  std::vector<WriteReport> reports_in_;  ///< reused by process_reports
 
-  std::mutex completions_mu_;
-  std::vector<Completion> completions_;  ///< guarded by completions_mu_
-  std::atomic<size_t> in_flight_bytes_{0};
+  Gate gate_ = Gate::kOpen;
+  std::optional<storage::PauseRecord> pause_;          ///< the operator's pause
+  std::vector<std::promise<Status>> closing_waiters_;  ///< pauses waiting for quiet
+  bool outage_ = false;  ///< closed by Sluice itself: MariaDB down or read-only
+  storage::DbStatus outage_error_;
+  int64_t outage_since_ms_ = 0;
+  Clock::time_point next_probe_{};
+  Clock::time_point last_outage_summary_{};
+  std::optional<Backoff> probe_backoff_;
+
+  std::future<Status> submit(Command::Kind kind, std::string reason);
+
+  std::mutex command_mu_;
+  std::vector<Command> commands_;  ///< guarded by command_mu_
+  bool stopped_ = false;           ///< guarded by command_mu_: commands are refused
+
+  std::mutex reports_mu_;
+  std::vector<WriteReport> reports_;  ///< guarded by reports_mu_
 
   PipelineStats stats_;
-
   mutable std::mutex status_mu_;
   PipelineStatus status_;                                ///< guarded by status_mu_
   std::map<std::string, PipelineStatus::Table> tables_;  ///< guarded by status_mu_
@@ -231,6 +259,7 @@ class Pipeline {
   Clock::time_point last_summary_{};
   uint64_t last_summary_consumed_ = 0;
   Clock::time_point last_commit_{};
+  bool started_ = false;
 };
 
 }  // namespace sluice::ingest

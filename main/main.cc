@@ -13,9 +13,11 @@
 #include "admin/status_json.h"
 #include "common/config.h"
 #include "common/logging.h"
+#include "ingest/kafka_source.h"
 #include "ingest/pipeline.h"
 #include "ingest/schema.h"
 #include "storage/mariadb_sink.h"
+#include "storage/rocksdb_spool.h"
 
 namespace {
 
@@ -68,9 +70,20 @@ int run(const std::string& path) {
     }
     token = std::move(t).value();
   }
-  sluice::ingest::Pipeline pipeline(std::move(config).value(), [mariadb, group] {
+  auto spool = sluice::storage::RocksDbSpool::open(config->spool.path);
+  if (!spool) {
+    log->critical("{}", spool.status().message());
+    return 1;
+  }
+  sluice::ingest::PipelineParts parts;
+  parts.source = [kafka = config->kafka](sluice::ingest::RebalanceHandler handler) {
+    return sluice::ingest::KafkaSource::create(kafka, std::move(handler));
+  };
+  parts.sinks = [mariadb, group] {
     return std::make_unique<sluice::storage::MariaDbSink>(mariadb, group);
-  });
+  };
+  parts.spool = std::move(spool).value();
+  sluice::ingest::Pipeline pipeline(std::move(config).value(), std::move(parts));
   sluice::admin::Metrics metrics;
   std::unique_ptr<sluice::admin::AdminServer> admin;
   if (!admin_config.listen.empty()) {

@@ -1,8 +1,11 @@
 #pragma once
-/// The seam between the pipeline and the database: writes one batch as one exactly-once
-/// transaction. The real adapter is MariaDbSink; unit tests use fakes.
+/// The seam between the pipeline and the database: one session that writes one batch as one
+/// exactly-once transaction, answers where each partition stands, and tells whether the server
+/// takes writes. The real adapter is MariaDbSink; unit tests use fakes.
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "storage/batch.h"
 #include "storage/db_error.h"
@@ -25,13 +28,19 @@ struct [[nodiscard]] WriteResult {
   size_t duplicates = 0;        ///< rows refused because their uuid is already stored
 };
 
-/// Thread safety: an instance belongs to one writer thread.
+/// Thread safety: an instance belongs to one thread (a writer, or the ingest thread for the
+/// control session). Every method but disconnect() connects on demand.
 class BatchSink {
  public:
   virtual ~BatchSink() = default;
   /// Writes the batch in one transaction guarded by the compare-and-set on sluice_offsets.
   /// May trim the batch when part of it was applied already.
   virtual WriteResult write(Batch& batch) = 0;
+  /// Whether the server takes writes now: connects, makes sure the bookkeeping tables exist and
+  /// checks that the server is not read-only (ER_OPTION_PREVENTS_STATEMENT when it is).
+  virtual DbStatus probe() = 0;
+  /// next_offset per partition of `topic` for this consumer group (sluice_offsets).
+  virtual DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) = 0;
   /// Closes any connection (pause, shutdown, after an outage).
   virtual void disconnect() = 0;
 };

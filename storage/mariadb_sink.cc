@@ -57,9 +57,7 @@ DbStatus MariaDbSink::ensure_connected() {
   return {};
 }
 
-DbStatus MariaDbSink::prepare() { return ensure_connected(); }
-
-DbStatus MariaDbSink::probe_writable() {
+DbStatus MariaDbSink::probe() {
   if (auto st = ensure_connected(); !st.is_ok()) return st;
   std::vector<std::vector<std::optional<std::string>>> rows;
   if (auto st = conn_->query("SELECT @@global.read_only", rows); !st.is_ok()) {

@@ -25,15 +25,10 @@ class MariaDbSink final : public BatchSink {
  public:
   MariaDbSink(MariaDbConfig config, std::string consumer_group);
 
-  /// Connects and creates the bookkeeping tables (sluice_offsets, sluice_dead_letter).
-  DbStatus prepare();
-  /// Whether the server takes writes now: connects (creating the bookkeeping tables) and checks
-  /// @@global.read_only. Fails with the error, or ER_OPTION_PREVENTS_STATEMENT when read-only.
-  DbStatus probe_writable();
-  /// next_offset per partition of `topic` for this consumer group.
-  DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out);
-
   WriteResult write(Batch& batch) override;
+  /// Connects (creating sluice_offsets and sluice_dead_letter) and checks @@global.read_only.
+  DbStatus probe() override;
+  DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) override;
   void disconnect() override { conn_.reset(); }
 
  private:

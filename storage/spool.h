@@ -1,44 +1,45 @@
 #pragma once
-/// The durable spool: a RocksDB database under `spool.path` holding raw Kafka messages while
-/// MariaDB is paused or away, ordered by (topic, partition, offset).
+/// The spool seam: a durable, ordered store of raw Kafka messages that holds events while
+/// MariaDB is paused or away, ordered by (topic, partition, offset). The production store is
+/// RocksDbSpool (rocksdb_spool.h); unit tests use an in-memory fake with fault injection.
 ///
-/// Durability: `append` stages events in memory; `commit` writes them in one WriteBatch with the
-/// WAL synced (group commit: one fsync per batch of events, not per event). Only after
-/// `commit` returns ok may the events' Kafka offsets be committed. `release` deletes a
-/// partition's events below an offset once MariaDB has committed them (unsynced: if the delete
-/// is lost in a crash, the events are drained again and the sluice_offsets compare-and-set
-/// skips them).
-///
-/// Sizes are accounted per partition in memory and rebuilt by a scan at open. A spool that
-/// cannot be opened (corrupt, unreadable, wrong format) is an error with RocksDB's message;
-/// it is never discarded or recreated.
+/// Durability contract: `append` only stages; `commit` makes every staged event durable (WAL
+/// synced) in one write — a group commit, one sync per call, not per event. The pipeline
+/// commits an event's Kafka offset only after `commit` returned ok. `release` deletes a
+/// partition's events below an offset once MariaDB has committed them; it need not be synced
+/// (a lost release means events drain again and the sluice_offsets compare-and-set skips them).
 ///
 /// Also keeps the operator's pause record, so a paused service restarts paused.
-/// Thread safety: one thread (the ingest thread) calls append/commit/read/release; the
-/// read-only accessors (`totals`, `partitions`) may be called from any thread.
+///
+/// Thread safety: one thread (the ingest thread) calls the mutating methods and `read`; the
+/// accessors `partition`, `partitions`, `totals` and `pause` may be called from any thread.
 
 #include <cstdint>
 #include <map>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
 
-namespace rocksdb {
-class DB;
-class WriteBatch;
-}  // namespace rocksdb
-
 namespace sluice::storage {
 
-struct SpooledEvent {
-  int64_t offset = 0;
-  int64_t timestamp_ms = -1;  ///< the Kafka message timestamp
-  std::string payload;
+/// Events read from the spool, their payloads back to back in one reused buffer.
+struct SpoolChunk {
+  struct Event {
+    int64_t offset = 0;
+    int64_t timestamp_ms = -1;  ///< the Kafka message timestamp
+    std::string_view payload;   ///< into `bytes`
+  };
+  std::vector<Event> events;
+  std::string bytes;
+
+  void clear() {
+    events.clear();
+    bytes.clear();
+  }
 };
 
 struct SpoolPartition {
@@ -60,54 +61,39 @@ struct PauseRecord {
   int64_t since_ms = 0;
 };
 
+using PartitionKey = std::pair<std::string, int32_t>;
+
 class Spool {
  public:
-  ~Spool();
-  Spool(const Spool&) = delete;
-  Spool& operator=(const Spool&) = delete;
-
-  /// Opens (creating if missing) the spool at `path`.
-  static Result<std::unique_ptr<Spool>> open(const std::string& path);
+  virtual ~Spool() = default;
 
   /// Stages one event; durable only after commit(). Precondition: the offset is not already
   /// spooled (the accounting counts every append).
-  void append(const std::string& topic, int32_t partition, int64_t offset, int64_t timestamp_ms,
-              std::string_view payload);
-  /// Writes every staged event with the WAL synced.
-  Status commit();
-  size_t staged() const { return staged_; }
+  virtual void append(const std::string& topic, int32_t partition, int64_t offset,
+                      int64_t timestamp_ms, std::string_view payload) = 0;
+  /// Writes every staged event with the WAL synced. On failure the events stay staged.
+  virtual Status commit() = 0;
+  /// Events staged and not yet committed.
+  virtual size_t staged() const = 0;
 
-  /// Up to `max_events` events of a partition with offset >= `from`, in offset order.
-  Status read(const std::string& topic, int32_t partition, int64_t from, size_t max_events,
-              std::vector<SpooledEvent>& out) const;
+  /// Up to `max_events` committed events of a partition with offset >= `from`, in offset order.
+  virtual Status read(const std::string& topic, int32_t partition, int64_t from, size_t max_events,
+                      SpoolChunk& out) const = 0;
   /// Deletes the partition's events with offset < `below`.
-  Status release(const std::string& topic, int32_t partition, int64_t below);
+  virtual Status release(const std::string& topic, int32_t partition, int64_t below) = 0;
 
-  /// The partition's spooled range, or nullopt when it holds nothing.
-  std::optional<SpoolPartition> partition(const std::string& topic, int32_t partition) const;
-  std::map<std::pair<std::string, int32_t>, SpoolPartition> partitions() const;
-  SpoolTotals totals() const;
+  /// The partition's committed range, or nullopt when it holds nothing.
+  virtual std::optional<SpoolPartition> partition(const std::string& topic,
+                                                  int32_t partition) const = 0;
+  virtual std::map<PartitionKey, SpoolPartition> partitions() const = 0;
+  virtual SpoolTotals totals() const = 0;
 
-  Status set_pause(const std::optional<PauseRecord>& record);
-  std::optional<PauseRecord> pause() const;
-
- private:
-  Spool(std::unique_ptr<rocksdb::DB> db, std::string path);
-  Status rebuild_accounting();
-
-  std::unique_ptr<rocksdb::DB> db_;
-  std::string path_;
-  std::unique_ptr<rocksdb::WriteBatch> pending_;
-  size_t staged_ = 0;
-  /// Staged (not yet committed) changes to the accounting, applied on commit.
-  std::map<std::pair<std::string, int32_t>, SpoolPartition> staged_accounting_;
-  mutable std::mutex mu_;
-  std::map<std::pair<std::string, int32_t>, SpoolPartition> partitions_;  ///< guarded by mu_
-  std::optional<PauseRecord> pause_;                                      ///< guarded by mu_
+  /// Records (or, with nullopt, clears) the operator's pause, synced.
+  virtual Status set_pause(const std::optional<PauseRecord>& record) = 0;
+  virtual std::optional<PauseRecord> pause() const = 0;
 };
 
-/// The key of one event: "e" topic '\0' partition (4 bytes, big-endian) offset (8 bytes,
-/// big-endian, sign bit flipped) — so byte order is (topic, partition, offset) order.
-std::string spool_key(std::string_view topic, int32_t partition, int64_t offset);
+/// Sums per-partition accounting into totals (shared by implementations).
+SpoolTotals sum_totals(const std::map<PartitionKey, SpoolPartition>& partitions);
 
 }  // namespace sluice::storage

@@ -1,4 +1,4 @@
-#include "storage/spool.h"
+#include "storage/rocksdb_spool.h"
 
 #include <gtest/gtest.h>
 
@@ -11,12 +11,12 @@ namespace sluice::storage {
 namespace {
 
 std::unique_ptr<Spool> open_spool(const std::string& path) {
-  auto s = Spool::open(path);
+  auto s = RocksDbSpool::open(path);
   EXPECT_TRUE(s.is_ok()) << s.status().message();
   return s.is_ok() ? std::move(s).value() : nullptr;
 }
 
-TEST(Spool, KeysSortByTopicPartitionOffsetIncludingLargeValues) {
+TEST(RocksDbSpool, KeysSortByTopicPartitionOffsetIncludingLargeValues) {
   EXPECT_LT(spool_key("a", 0, 5), spool_key("a", 0, 6));
   EXPECT_LT(spool_key("a", 0, 255), spool_key("a", 0, 256));
   EXPECT_LT(spool_key("a", 0, 1LL << 40), spool_key("a", 1, 0));
@@ -24,7 +24,7 @@ TEST(Spool, KeysSortByTopicPartitionOffsetIncludingLargeValues) {
   EXPECT_LT(spool_key("a", 1, 0), spool_key("ab", 0, 0));
 }
 
-TEST(Spool, StagedEventsAreInvisibleUntilCommittedThenReadInOffsetOrder) {
+TEST(RocksDbSpool, StagedEventsAreInvisibleUntilCommittedThenReadInOffsetOrder) {
   testing::TempDir dir;
   auto spool = open_spool(dir.file("spool"));
   ASSERT_TRUE(spool);
@@ -36,16 +36,16 @@ TEST(Spool, StagedEventsAreInvisibleUntilCommittedThenReadInOffsetOrder) {
   EXPECT_EQ(spool->totals().events, 0u);
   ASSERT_TRUE(spool->commit().is_ok());
   EXPECT_EQ(spool->totals().events, 4u);
-  std::vector<SpooledEvent> out;
+  SpoolChunk out;
   ASSERT_TRUE(spool->read("t", 0, 0, 100, out).is_ok());
-  ASSERT_EQ(out.size(), 3u);
-  EXPECT_EQ(out[0].offset, 10);
-  EXPECT_EQ(out[0].payload, "event-10");
-  EXPECT_EQ(out[0].timestamp_ms, 1010);
-  EXPECT_EQ(out[2].offset, 12);
+  ASSERT_EQ(out.events.size(), 3u);
+  EXPECT_EQ(out.events[0].offset, 10);
+  EXPECT_EQ(out.events[0].payload, "event-10");
+  EXPECT_EQ(out.events[0].timestamp_ms, 1010);
+  EXPECT_EQ(out.events[2].offset, 12);
   ASSERT_TRUE(spool->read("t", 0, 11, 1, out).is_ok());
-  ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0].offset, 11);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].offset, 11);
   const auto p = spool->partition("t", 0);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->first_offset, 10);
@@ -53,7 +53,7 @@ TEST(Spool, StagedEventsAreInvisibleUntilCommittedThenReadInOffsetOrder) {
   EXPECT_EQ(p->events, 3u);
 }
 
-TEST(Spool, ReleaseDeletesBelowAnOffsetAndReclaimsAccounting) {
+TEST(RocksDbSpool, ReleaseDeletesBelowAnOffsetAndReclaimsAccounting) {
   testing::TempDir dir;
   auto spool = open_spool(dir.file("spool"));
   ASSERT_TRUE(spool);
@@ -61,10 +61,10 @@ TEST(Spool, ReleaseDeletesBelowAnOffsetAndReclaimsAccounting) {
   ASSERT_TRUE(spool->commit().is_ok());
   const auto before = spool->totals().bytes;
   ASSERT_TRUE(spool->release("t", 2, 60).is_ok());
-  std::vector<SpooledEvent> out;
+  SpoolChunk out;
   ASSERT_TRUE(spool->read("t", 2, 0, 1000, out).is_ok());
-  ASSERT_EQ(out.size(), 40u);
-  EXPECT_EQ(out.front().offset, 60);
+  ASSERT_EQ(out.events.size(), 40u);
+  EXPECT_EQ(out.events.front().offset, 60);
   EXPECT_EQ(spool->partition("t", 2)->first_offset, 60);
   EXPECT_EQ(spool->partition("t", 2)->oldest_timestamp_ms, 60);
   EXPECT_LT(spool->totals().bytes, before);
@@ -74,7 +74,7 @@ TEST(Spool, ReleaseDeletesBelowAnOffsetAndReclaimsAccounting) {
   EXPECT_EQ(spool->totals().bytes, 0u);
 }
 
-TEST(Spool, ReopenRestoresEventsAccountingAndThePauseRecord) {
+TEST(RocksDbSpool, ReopenRestoresEventsAccountingAndThePauseRecord) {
   testing::TempDir dir;
   {
     auto spool = open_spool(dir.file("spool"));
@@ -99,7 +99,7 @@ TEST(Spool, ReopenRestoresEventsAccountingAndThePauseRecord) {
   EXPECT_FALSE(open_spool(dir.file("spool"))->pause());
 }
 
-TEST(Spool, CorruptSpoolStopsStartUpWithAClearMessageAndIsNotDiscarded) {
+TEST(RocksDbSpool, CorruptSpoolStopsStartUpWithAClearMessageAndIsNotDiscarded) {
   testing::TempDir dir;
   const std::string path = dir.file("spool");
   {
@@ -110,17 +110,17 @@ TEST(Spool, CorruptSpoolStopsStartUpWithAClearMessageAndIsNotDiscarded) {
   }
   // Damage the manifest pointer.
   std::ofstream(path + "/CURRENT", std::ios::trunc) << "MANIFEST-999999\n";
-  auto broken = Spool::open(path);
+  auto broken = RocksDbSpool::open(path);
   ASSERT_FALSE(broken.is_ok());
   EXPECT_NE(broken.status().message().find("cannot open the spool at " + path), std::string::npos);
   EXPECT_NE(broken.status().message().find("never discarded"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(path + "/CURRENT"));  // left as it was
 }
 
-TEST(Spool, UnreadableFolderIsAnError) {
+TEST(RocksDbSpool, UnreadableFolderIsAnError) {
   testing::TempDir dir;
   std::ofstream(dir.file("file")) << "not a folder";
-  EXPECT_FALSE(Spool::open(dir.file("file") + "/spool").is_ok());
+  EXPECT_FALSE(RocksDbSpool::open(dir.file("file") + "/spool").is_ok());
 }
 
 }  // namespace

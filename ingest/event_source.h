@@ -1,0 +1,78 @@
+#pragma once
+/// The seam between the pipeline and Kafka: a consumer-group member that delivers messages of
+/// the partitions assigned to it and takes commits, pauses and seeks. The real adapter is
+/// KafkaSource (librdkafka); unit tests drive the pipeline with a scripted fake.
+///
+/// Thread safety: every method, and the rebalance handler it calls, runs on one thread (the
+/// pipeline's ingest thread).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace sluice::ingest {
+
+/// Kafka's "no offset" (RD_KAFKA_OFFSET_INVALID): the group's or the reset policy's choice.
+inline constexpr int64_t kOffsetInvalid = -1001;
+
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = kOffsetInvalid;  ///< meaning depends on the call
+};
+
+/// One message. The views point into the source's buffers and stay valid until the next
+/// `poll` (or `close`).
+struct SourceMessage {
+  std::string_view topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = -1;  ///< the message's Kafka timestamp, -1 when it has none
+  std::string_view payload;
+};
+
+/// Called from inside poll() when the group assigns or revokes partitions. `on_assign` sets each
+/// partition's start offset (or leaves kOffsetInvalid for the group's offset / reset policy).
+struct RebalanceHandler {
+  std::function<void(std::vector<TopicPartition>&)> on_assign;
+  std::function<void(const std::vector<TopicPartition>&)> on_revoke;
+};
+
+class EventSource {
+ public:
+  virtual ~EventSource() = default;
+
+  /// Waits up to `timeout` for the first message, then takes what is ready without waiting, up
+  /// to `max` messages in all, appending them to `out` (cleared first). Rebalance callbacks run
+  /// inside. Consumer errors are the source's to log (rate-limited); they are not returned.
+  virtual void poll(std::chrono::milliseconds timeout, size_t max,
+                    std::vector<SourceMessage>& out) = 0;
+
+  /// Offsets the group committed for these partitions (kOffsetInvalid when none).
+  virtual Status committed(std::vector<TopicPartition>& partitions,
+                           std::chrono::milliseconds timeout) = 0;
+  /// Commits each partition's `offset` (the next offset to read); async or waiting.
+  virtual Status commit(const std::vector<TopicPartition>& partitions, bool async) = 0;
+  /// Stops fetching these partitions; messages already fetched may still be delivered.
+  virtual Status pause(const std::vector<TopicPartition>& partitions) = 0;
+  virtual Status resume(const std::vector<TopicPartition>& partitions) = 0;
+  /// Moves each partition's fetch position to its `offset`. Messages fetched before may still
+  /// be delivered once.
+  virtual Status seek(const std::vector<TopicPartition>& partitions) = 0;
+  /// Low (log start) and high watermarks of a partition, asking the broker.
+  virtual Status watermarks(const std::string& topic, int32_t partition, int64_t& low,
+                            int64_t& high, std::chrono::milliseconds timeout) = 0;
+  /// Leaves the group (revoking the assignment through the handler). Idempotent.
+  virtual void close() = 0;
+};
+
+/// Builds the source once the pipeline can hand it its rebalance handler.
+using SourceFactory = std::function<Result<std::unique_ptr<EventSource>>(RebalanceHandler handler)>;
+
+}  // namespace sluice::ingest

@@ -1,0 +1,100 @@
+#pragma once
+/// A writer: one thread, one database session (BatchSink), a FIFO of batches. Batches of one
+/// partition always go to the same writer, so they commit in offset order.
+///
+/// Every batch pushed is reported exactly once through the report callback: written (committed,
+/// already applied, behind) or given up (dropped by quiesce or stop, or handed back as an
+/// outage). Retries: a failed write is retried with backoff — quick for transient errors
+/// (deadlock, lock wait), up to 30 s otherwise — logging one line when a failure streak starts,
+/// a summary every 30 s, and one line when it ends. An outage-class or read-only failure that
+/// survives `kOutageAttempts` quick attempts is not retried: it is reported with its error, and
+/// the pipeline switches to spooling.
+///
+/// Threading: push/quiesce/quiet/unquiesce/idle/stop are called by the ingest thread; the sink
+/// is used only by the writer's own thread, which also calls the report callback.
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "storage/batch_sink.h"
+
+namespace sluice::ingest {
+
+/// How one batch ended, as the ingest thread needs to know it.
+struct WriteReport {
+  struct Table {
+    std::string name;
+    uint64_t rows = 0;
+    int64_t max_timestamp = -1;  ///< epoch seconds
+  };
+  std::string topic;
+  int32_t partition = 0;
+  uint64_t generation = 0;
+  /// kFailed: not written — dropped (quiesce/stop; `error` is ok) or an outage (`error` says).
+  storage::WriteOutcome outcome = storage::WriteOutcome::kFailed;
+  int64_t base_offset = 0;
+  int64_t end_offset = 0;
+  int64_t db_next_offset = -1;
+  size_t bytes = 0;  ///< the batch's in-flight accounting, to give back
+  size_t rows = 0;
+  size_t dead_letters = 0;
+  double seconds = 0;           ///< time spent in the database for this batch, retries included
+  std::vector<Table> tables{};  ///< for kCommitted: rows and newest timestamp per table
+  storage::DbStatus error{};
+};
+
+class Writer {
+ public:
+  /// A connection error or read-only refusal that survives this many quick attempts is an
+  /// outage, handed back to the pipeline.
+  static constexpr int kOutageAttempts = 3;
+  using Report = std::function<void(WriteReport&&)>;
+
+  Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report, const Clock& clock);
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  void push(storage::Batch batch);
+  /// True when nothing is queued or being written.
+  bool idle();
+  /// Asks for quiet: queued batches are dropped (reported as kFailed with an ok error; their
+  /// events are read again later), the batch being written finishes or fails without further
+  /// retries, then the connection is closed.
+  void quiesce();
+  /// True once quiesce() has taken effect: nothing in flight, connection closed.
+  bool quiet();
+  /// Allows writing (and connecting) again after quiesce().
+  void unquiesce();
+  /// Stops the thread: after the queue is written, or at once (dropping it) if `abandon`.
+  void stop(bool abandon);
+
+ private:
+  void loop();
+  /// Writes with retries; false when the batch was given up (reported by the caller).
+  bool write_with_retry(storage::Batch& batch, WriteReport& report);
+  void report_dropped(storage::Batch& batch);
+
+  size_t index_;
+  std::unique_ptr<storage::BatchSink> sink_;
+  Report report_;
+  const Clock& clock_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<storage::Batch> queue_;  // guarded by mu_
+  bool busy_ = false;                 // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  bool abandon_ = false;              // guarded by mu_
+  bool quiet_requested_ = false;      // guarded by mu_
+  bool disconnected_ = false;         // guarded by mu_
+  std::thread thread_;                // last: starts after the members above exist
+};
+
+}  // namespace sluice::ingest
