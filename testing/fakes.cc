@@ -1,0 +1,425 @@
+#include "testing/fakes.h"
+
+#include <errmsg.h>
+#include <mysqld_error.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace sluice::testing {
+
+using ingest::kOffsetInvalid;
+using ingest::TopicPartition;
+using storage::DbStatus;
+using storage::WriteOutcome;
+using storage::WriteResult;
+
+// --- FakeKafka --------------------------------------------------------------------------------
+
+int64_t FakeKafka::produce(const std::string& topic, int32_t partition, std::string payload,
+                           int64_t timestamp_ms) {
+  auto& log = logs_[{topic, partition}];
+  log.payloads.push_back(std::move(payload));
+  log.timestamps.push_back(timestamp_ms);
+  return log.end() - 1;
+}
+
+void FakeKafka::expire_below(const std::string& topic, int32_t partition, int64_t offset) {
+  auto& log = logs_[{topic, partition}];
+  const auto drop = static_cast<size_t>(std::clamp<int64_t>(offset - log.start, 0, log.end()));
+  log.payloads.erase(log.payloads.begin(), log.payloads.begin() + static_cast<ptrdiff_t>(drop));
+  log.timestamps.erase(log.timestamps.begin(),
+                       log.timestamps.begin() + static_cast<ptrdiff_t>(drop));
+  log.start += static_cast<int64_t>(drop);
+}
+
+int64_t FakeKafka::committed(const std::string& topic, int32_t partition) const {
+  const auto it = committed_.find({topic, partition});
+  return it == committed_.end() ? kOffsetInvalid : it->second;
+}
+
+// --- FakeSource -------------------------------------------------------------------------------
+
+FakeSource::FakeSource(FakeKafka& kafka, ingest::RebalanceHandler handler)
+    : kafka_(kafka), handler_(std::move(handler)) {}
+
+void FakeSource::poll(std::chrono::milliseconds timeout, size_t max,
+                      std::vector<ingest::SourceMessage>& out) {
+  out.clear();
+  if (closed_) return;
+  if (!assigned_) {
+    assigned_ = true;
+    std::vector<TopicPartition> list;
+    for (const auto& [topic, partition] : kafka_.assignment_) {
+      list.push_back({topic, partition, kOffsetInvalid});
+    }
+    handler_.on_assign(list);
+    for (const auto& tp : list) {
+      const PartitionKey key{tp.topic, tp.partition};
+      const int64_t committed = kafka_.committed(tp.topic, tp.partition);
+      position_[key] =
+          tp.offset >= 0 ? tp.offset : (committed >= 0 ? committed : kafka_.logs_[key].start);
+    }
+  }
+  bool progress = true;
+  while (out.size() < max && progress) {
+    progress = false;
+    for (auto& [key, position] : position_) {
+      if (out.size() >= max) break;
+      if (paused_.contains(key)) continue;
+      const auto& log = kafka_.logs_[key];
+      position = std::max(position, log.start);  // out of range: auto.offset.reset=earliest
+      if (position >= log.end()) continue;
+      const auto i = static_cast<size_t>(position - log.start);
+      out.push_back(
+          {key.first, key.second, position, log.timestamps[i], std::string_view(log.payloads[i])});
+      ++position;
+      progress = true;
+    }
+  }
+  // Nothing to deliver: wait as a consumer would, so writer threads get the processor.
+  if (out.empty()) std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(2)));
+}
+
+Status FakeSource::committed(std::vector<TopicPartition>& partitions,
+                             std::chrono::milliseconds /*timeout*/) {
+  for (auto& tp : partitions) tp.offset = kafka_.committed(tp.topic, tp.partition);
+  return Status::ok();
+}
+
+Status FakeSource::commit(const std::vector<TopicPartition>& partitions, bool /*async*/) {
+  for (const auto& tp : partitions) {
+    kafka_.committed_[{tp.topic, tp.partition}] = tp.offset;
+    kafka_.commits_.push_back({{tp.topic, tp.partition}, tp.offset});
+  }
+  return Status::ok();
+}
+
+Status FakeSource::pause(const std::vector<TopicPartition>& partitions) {
+  for (const auto& tp : partitions) paused_.insert({tp.topic, tp.partition});
+  return Status::ok();
+}
+
+Status FakeSource::resume(const std::vector<TopicPartition>& partitions) {
+  for (const auto& tp : partitions) paused_.erase({tp.topic, tp.partition});
+  return Status::ok();
+}
+
+Status FakeSource::seek(const std::vector<TopicPartition>& partitions) {
+  for (const auto& tp : partitions) position_[{tp.topic, tp.partition}] = tp.offset;
+  return Status::ok();
+}
+
+Status FakeSource::watermarks(const std::string& topic, int32_t partition, int64_t& low,
+                              int64_t& high, std::chrono::milliseconds /*timeout*/) {
+  const auto& log = kafka_.logs_[{topic, partition}];
+  low = log.start;
+  high = log.end();
+  return Status::ok();
+}
+
+void FakeSource::close() {
+  if (closed_) return;
+  closed_ = true;
+  std::vector<TopicPartition> all;
+  for (const auto& [key, position] : position_) all.push_back({key.first, key.second, position});
+  if (assigned_) handler_.on_revoke(all);
+  position_.clear();
+}
+
+// --- FakeDatabase -----------------------------------------------------------------------------
+
+void FakeDatabase::set_mode(Mode mode) {
+  {
+    std::lock_guard lock(mu_);
+    mode_ = mode;
+  }
+  cv_.notify_all();
+}
+
+void FakeDatabase::hold_writes(bool hold) {
+  {
+    std::lock_guard lock(mu_);
+    hold_ = hold;
+  }
+  cv_.notify_all();
+}
+
+void FakeDatabase::fail_next_writes_transiently(int n) {
+  std::lock_guard lock(mu_);
+  transient_failures_ = n;
+}
+
+std::vector<int64_t> FakeDatabase::stored(const std::string& topic, int32_t partition) const {
+  std::lock_guard lock(mu_);
+  const auto it = stored_.find({topic, partition});
+  return it == stored_.end() ? std::vector<int64_t>{} : it->second;
+}
+
+int64_t FakeDatabase::next_offset(const std::string& topic, int32_t partition) const {
+  std::lock_guard lock(mu_);
+  const auto it = next_offset_.find({topic, partition});
+  return it == next_offset_.end() ? -1 : it->second;
+}
+
+size_t FakeDatabase::dead_letters() const {
+  std::lock_guard lock(mu_);
+  return dead_letters_;
+}
+
+int FakeDatabase::connections() const {
+  std::lock_guard lock(mu_);
+  return connections_;
+}
+
+int FakeDatabase::open_transactions() const {
+  std::lock_guard lock(mu_);
+  return open_transactions_;
+}
+
+bool FakeDatabase::writes_waiting() const {
+  std::lock_guard lock(mu_);
+  return held_ > 0;
+}
+
+int FakeDatabase::writes_attempted() const {
+  std::lock_guard lock(mu_);
+  return writes_;
+}
+
+int FakeDatabase::probes() const {
+  std::lock_guard lock(mu_);
+  return probes_;
+}
+
+// --- FakeSession ------------------------------------------------------------------------------
+
+namespace {
+
+WriteResult failed(unsigned int code, const char* message) {
+  WriteResult r;
+  r.outcome = WriteOutcome::kFailed;
+  r.error = {code, message};
+  return r;
+}
+
+}  // namespace
+
+DbStatus FakeSession::connect_locked() {
+  switch (db_.mode_) {
+    case FakeDatabase::Mode::kDown:
+      if (connected_) {
+        connected_ = false;
+        --db_.connections_;
+        return {CR_SERVER_LOST, "Lost connection to server during query"};
+      }
+      return {CR_CONNECTION_ERROR, "Can't connect to local server"};
+    case FakeDatabase::Mode::kAccessDenied:
+      return {ER_ACCESS_DENIED_ERROR, "Access denied for user 'sluice'"};
+    case FakeDatabase::Mode::kUp:
+    case FakeDatabase::Mode::kReadOnly:
+      break;
+  }
+  if (!connected_) {
+    connected_ = true;
+    ++db_.connections_;
+  }
+  return {};
+}
+
+WriteResult FakeSession::write(storage::Batch& batch) {
+  std::unique_lock lock(db_.mu_);
+  ++db_.writes_;
+  if (auto st = connect_locked(); !st.is_ok()) return failed(st.code, st.message.c_str());
+  if (db_.mode_ == FakeDatabase::Mode::kReadOnly) {
+    // MariaDbSink closes the connection after a read-only refusal.
+    connected_ = false;
+    --db_.connections_;
+    return failed(ER_OPTION_PREVENTS_STATEMENT, "The MariaDB server is running with --read-only");
+  }
+  if (db_.transient_failures_ > 0) {
+    --db_.transient_failures_;
+    return failed(ER_LOCK_DEADLOCK, "Deadlock found when trying to get lock");
+  }
+  ++db_.open_transactions_;
+  if (db_.hold_) {
+    ++db_.held_;
+    db_.cv_.wait(lock, [&] { return !db_.hold_ || db_.mode_ != FakeDatabase::Mode::kUp; });
+    --db_.held_;
+    if (db_.mode_ != FakeDatabase::Mode::kUp) {
+      --db_.open_transactions_;
+      connected_ = false;
+      --db_.connections_;
+      return failed(CR_SERVER_LOST, "Lost connection to server during query");
+    }
+  }
+  const PartitionKey key{batch.topic, batch.partition};
+  WriteResult result;
+  if (const auto it = db_.next_offset_.find(key); it != db_.next_offset_.end()) {
+    const int64_t next = it->second;
+    if (next >= batch.end_offset || next < batch.base_offset) {
+      --db_.open_transactions_;
+      result.outcome =
+          next >= batch.end_offset ? WriteOutcome::kAlreadyApplied : WriteOutcome::kBehind;
+      result.db_next_offset = next;
+      return result;
+    }
+    if (next > batch.base_offset) batch.trim_before(next);
+  }
+  std::vector<int64_t> offsets;
+  for (const auto& t : batch.tables) {
+    offsets.insert(offsets.end(), t.offsets.begin(), t.offsets.end());
+    result.rows += t.rows();
+  }
+  for (const auto& d : batch.dead_letters) offsets.push_back(d.offset);
+  std::sort(offsets.begin(), offsets.end());
+  auto& stored = db_.stored_[key];
+  stored.insert(stored.end(), offsets.begin(), offsets.end());
+  db_.next_offset_[key] = batch.end_offset;
+  db_.dead_letters_ += batch.dead_letters.size();
+  result.dead_letters = batch.dead_letters.size();
+  result.outcome = WriteOutcome::kCommitted;
+  --db_.open_transactions_;
+  return result;
+}
+
+DbStatus FakeSession::probe() {
+  std::lock_guard lock(db_.mu_);
+  ++db_.probes_;
+  if (auto st = connect_locked(); !st.is_ok()) return st;
+  if (db_.mode_ == FakeDatabase::Mode::kReadOnly) {
+    connected_ = false;
+    --db_.connections_;
+    return {ER_OPTION_PREVENTS_STATEMENT, "the server is read-only (@@global.read_only = 1)"};
+  }
+  return {};
+}
+
+DbStatus FakeSession::read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) {
+  std::lock_guard lock(db_.mu_);
+  out.clear();
+  if (auto st = connect_locked(); !st.is_ok()) return st;
+  for (const auto& [key, next] : db_.next_offset_) {
+    if (key.first == topic) out[key.second] = next;
+  }
+  return {};
+}
+
+void FakeSession::disconnect() {
+  std::lock_guard lock(db_.mu_);
+  if (connected_) --db_.connections_;
+  connected_ = false;
+}
+
+// --- MemorySpool ------------------------------------------------------------------------------
+
+void MemorySpool::append(const std::string& topic, int32_t partition, int64_t offset,
+                         int64_t timestamp_ms, std::string_view payload) {
+  std::lock_guard lock(mu_);
+  staged_.push_back({{topic, partition}, offset, {timestamp_ms, std::string(payload)}});
+}
+
+Status MemorySpool::commit() {
+  std::lock_guard lock(mu_);
+  if (fail_commits_)
+    return Status::error("writing to the spool: IO error: No space left on device");
+  for (auto& s : staged_) events_[s.key][s.offset] = std::move(s.event);
+  staged_.clear();
+  ++commits_;
+  return Status::ok();
+}
+
+size_t MemorySpool::staged() const {
+  std::lock_guard lock(mu_);
+  return staged_.size();
+}
+
+Status MemorySpool::read(const std::string& topic, int32_t partition, int64_t from,
+                         size_t max_events, storage::SpoolChunk& out) const {
+  std::lock_guard lock(mu_);
+  out.clear();
+  const auto it = events_.find({topic, partition});
+  if (it == events_.end()) return Status::ok();
+  std::vector<std::pair<size_t, size_t>> ranges;
+  for (auto e = it->second.lower_bound(from);
+       e != it->second.end() && out.events.size() < max_events; ++e) {
+    ranges.emplace_back(out.bytes.size(), e->second.payload.size());
+    out.bytes += e->second.payload;
+    out.events.push_back({e->first, e->second.timestamp_ms, {}});
+  }
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    out.events[i].payload = std::string_view(out.bytes).substr(ranges[i].first, ranges[i].second);
+  }
+  return Status::ok();
+}
+
+Status MemorySpool::release(const std::string& topic, int32_t partition, int64_t below) {
+  std::lock_guard lock(mu_);
+  const auto it = events_.find({topic, partition});
+  if (it == events_.end()) return Status::ok();
+  it->second.erase(it->second.begin(), it->second.lower_bound(below));
+  if (it->second.empty()) events_.erase(it);
+  return Status::ok();
+}
+
+std::optional<storage::SpoolPartition> MemorySpool::partition(const std::string& topic,
+                                                              int32_t partition) const {
+  const auto all = partitions();
+  const auto it = all.find({topic, partition});
+  if (it == all.end()) return std::nullopt;
+  return it->second;
+}
+
+std::map<storage::PartitionKey, storage::SpoolPartition> MemorySpool::partitions() const {
+  std::lock_guard lock(mu_);
+  std::map<storage::PartitionKey, storage::SpoolPartition> out;
+  for (const auto& [key, events] : events_) {
+    if (events.empty()) continue;
+    auto& p = out[key];
+    p.first_offset = events.begin()->first;
+    p.last_offset = events.rbegin()->first;
+    p.oldest_timestamp_ms = events.begin()->second.timestamp_ms;
+    p.events = events.size();
+    for (const auto& [offset, e] : events) p.bytes += 24 + e.payload.size();
+  }
+  return out;
+}
+
+storage::SpoolTotals MemorySpool::totals() const { return storage::sum_totals(partitions()); }
+
+Status MemorySpool::set_pause(const std::optional<storage::PauseRecord>& record) {
+  std::lock_guard lock(mu_);
+  pause_ = record;
+  return Status::ok();
+}
+
+std::optional<storage::PauseRecord> MemorySpool::pause() const {
+  std::lock_guard lock(mu_);
+  return pause_;
+}
+
+void MemorySpool::fail_commits(bool fail) {
+  std::lock_guard lock(mu_);
+  fail_commits_ = fail;
+}
+
+bool MemorySpool::holds(const std::string& topic, int32_t partition, int64_t offset) const {
+  std::lock_guard lock(mu_);
+  const auto it = events_.find({topic, partition});
+  return it != events_.end() && it->second.contains(offset);
+}
+
+int MemorySpool::commits() const {
+  std::lock_guard lock(mu_);
+  return commits_;
+}
+
+std::unique_ptr<MemorySpool> MemorySpool::crash_copy() const {
+  auto copy = std::make_unique<MemorySpool>();
+  std::lock_guard lock(mu_);
+  copy->events_ = events_;
+  copy->pause_ = pause_;
+  return copy;
+}
+
+}  // namespace sluice::testing

@@ -1,0 +1,498 @@
+// The pipeline's state machine — running, paused, draining, outage, and the transitions
+// between them — driven round by round over fakes of Kafka, MariaDB and the spool, with a manual
+// clock. Writers are real threads. Every test asserts the exact outcome (each offset stored
+// once, in offset order) and, after every round, invariant 1: Kafka never holds a committed
+// offset for an event that is neither in the database nor synced in the spool.
+
+#include "ingest/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <numeric>
+#include <set>
+
+#include "testing/fakes.h"
+#include "testing/harness.h"
+
+namespace sluice::ingest {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::EventFactory;
+using testing::FakeDatabase;
+using testing::FakeKafka;
+using testing::FakeSession;
+using testing::FakeSource;
+using testing::MemorySpool;
+using Mode = FakeDatabase::Mode;
+
+constexpr int32_t kPartitions = 2;
+const std::string kTopic = "eventlogging_t";
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  PipelineTest() {
+    config_.kafka.topics = {kTopic};
+    config_.kafka.group_id = "g";
+    config_.mariadb.writers = 2;
+    config_.batch.max_rows = 10;
+    config_.batch.max_delay_ms = 100;
+    config_.spool.path = "(memory)";
+    config_.schemas_path = testing::source_dir() + "/schemas";
+    std::vector<testing::PartitionKey> all;
+    for (int32_t p = 0; p < kPartitions; ++p) all.emplace_back(kTopic, p);
+    kafka_.set_assignment(all);
+  }
+
+  ~PipelineTest() override {
+    db_.hold_writes(false);
+    db_.set_mode(Mode::kUp);
+    if (pipeline_) pipeline_->shutdown();
+  }
+
+  /// Builds and starts a pipeline over the fakes; `spool` defaults to an empty one.
+  Status start(std::unique_ptr<MemorySpool> spool = nullptr) {
+    if (!spool) spool = std::make_unique<MemorySpool>();
+    spool_ = spool.get();
+    PipelineParts parts;
+    parts.source = [this](RebalanceHandler handler) -> Result<std::unique_ptr<EventSource>> {
+      auto source = std::make_unique<FakeSource>(kafka_, std::move(handler));
+      source_ = source.get();
+      return std::unique_ptr<EventSource>(std::move(source));
+    };
+    parts.sinks = [this] { return std::make_unique<FakeSession>(db_); };
+    parts.spool = std::move(spool);
+    pipeline_ = std::make_unique<Pipeline>(config_, std::move(parts), clock_);
+    return pipeline_->start();
+  }
+
+  /// A process killed at this instant: nothing is flushed, committed or closed. The spool a
+  /// restart finds holds only what was synced.
+  std::unique_ptr<MemorySpool> crash() {
+    auto survivor = spool_->crash_copy();
+    pipeline_.reset();
+    source_ = nullptr;
+    spool_ = nullptr;
+    return survivor;
+  }
+
+  /// Produces `n` good events to every partition, continuing each partition's sequence.
+  void produce(int n) {
+    for (int i = 0; i < n; ++i) {
+      for (int32_t p = 0; p < kPartitions; ++p) {
+        kafka_.produce(kTopic, p,
+                       EventFactory::good(3, 0, static_cast<uint32_t>(p), produced_[p]++));
+      }
+    }
+  }
+
+  /// Steps the pipeline (time moving `tick` per round) until `done` holds, or 10 s of real time.
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds tick = 10ms) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      pipeline_->step(1ms);
+      clock_.advance(tick);
+      check_kafka_commits_durable();
+      if (::testing::Test::HasFailure()) return false;
+    }
+    return done();
+  }
+
+  void run_rounds(int n, std::chrono::milliseconds tick = 10ms) {
+    for (int i = 0; i < n; ++i) {
+      pipeline_->step(1ms);
+      clock_.advance(tick);
+      check_kafka_commits_durable();
+    }
+  }
+
+  /// Invariant 1, checked after every round: each committed Kafka offset covers only events in
+  /// the database (below its next_offset) or synced in the spool.
+  void check_kafka_commits_durable() {
+    const auto& commits = kafka_.commits();
+    for (; commits_checked_ < commits.size(); ++commits_checked_) {
+      const auto& c = commits[commits_checked_];
+      const int64_t in_db = db_.next_offset(c.partition.first, c.partition.second);
+      for (int64_t o = std::max<int64_t>(in_db, 0); o < c.offset; ++o) {
+        ASSERT_TRUE(spool_ != nullptr && spool_->holds(c.partition.first, c.partition.second, o))
+            << "Kafka offset " << c.offset << " committed for " << c.partition.first << "/"
+            << c.partition.second << " but offset " << o
+            << " is neither in the database nor synced in the spool";
+      }
+    }
+  }
+
+  std::string state() { return pipeline_->status().state; }
+
+  bool all_stored() {
+    for (int32_t p = 0; p < kPartitions; ++p) {
+      if (db_.next_offset(kTopic, p) != static_cast<int64_t>(produced_[p])) return false;
+    }
+    return true;
+  }
+
+  bool spool_holds_everything_unstored() {
+    for (int32_t p = 0; p < kPartitions; ++p) {
+      for (int64_t o = std::max<int64_t>(db_.next_offset(kTopic, p), 0);
+           o < static_cast<int64_t>(produced_[p]); ++o) {
+        if (!spool_->holds(kTopic, p, o)) return false;
+      }
+    }
+    return true;
+  }
+
+  size_t stored_count() {
+    size_t n = 0;
+    for (int32_t p = 0; p < kPartitions; ++p) n += db_.stored(kTopic, p).size();
+    return n;
+  }
+
+  /// Every offset stored exactly once, in offset order, and nothing else.
+  void expect_exact() {
+    for (int32_t p = 0; p < kPartitions; ++p) {
+      const auto stored = db_.stored(kTopic, p);
+      std::vector<int64_t> want(produced_[p]);
+      std::iota(want.begin(), want.end(), 0);
+      EXPECT_EQ(stored, want) << "partition " << p;
+    }
+  }
+
+  Status wait(std::future<Status>& f) {
+    EXPECT_TRUE(run_until([&] { return f.wait_for(0s) == std::future_status::ready; }));
+    return f.wait_for(0s) == std::future_status::ready ? f.get() : Status::error("not ready");
+  }
+
+  Status pause(const std::string& reason = "maintenance") {
+    auto f = pipeline_->request_pause(reason);
+    return wait(f);
+  }
+  Status resume() {
+    auto f = pipeline_->request_resume();
+    return wait(f);
+  }
+
+  Config config_;
+  ManualClock clock_;
+  FakeKafka kafka_;
+  FakeDatabase db_;
+  MemorySpool* spool_ = nullptr;
+  FakeSource* source_ = nullptr;
+  std::unique_ptr<Pipeline> pipeline_;
+  uint64_t produced_[kPartitions] = {};
+  size_t commits_checked_ = 0;
+};
+
+TEST_F(PipelineTest, RunningStoresEveryEventOnceInOrderAndCommitsKafkaAfterTheDatabase) {
+  ASSERT_TRUE(start());
+  produce(25);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  ASSERT_TRUE(run_until(
+      [&] { return kafka_.committed(kTopic, 0) == 25 && kafka_.committed(kTopic, 1) == 25; }));
+  EXPECT_EQ(state(), "running");
+  EXPECT_EQ(spool_->commits(), 0) << "a running pipeline has no reason to touch the spool";
+}
+
+TEST_F(PipelineTest, PauseAnswersOnlyOnceTheOpenTransactionEndedAndLeavesNoConnection) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  db_.hold_writes(true);
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return db_.writes_waiting(); }));
+  auto paused = pipeline_->request_pause("security update");
+  run_rounds(50);
+  EXPECT_NE(paused.wait_for(0s), std::future_status::ready)
+      << "pause answered while a transaction was open";
+  EXPECT_GE(db_.open_transactions(), 1);
+  db_.hold_writes(false);
+  ASSERT_TRUE(wait(paused));
+  EXPECT_EQ(db_.open_transactions(), 0);
+  EXPECT_EQ(db_.connections(), 0);
+  EXPECT_EQ(state(), "paused");
+  EXPECT_EQ(pipeline_->status().pause_reason, "security update");
+  ASSERT_TRUE(spool_->pause());
+  EXPECT_EQ(spool_->pause()->reason, "security update");
+
+  // Paused means quiet: events go to the spool, and nothing opens a connection.
+  const int writes = db_.writes_attempted();
+  produce(20);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  run_rounds(100);
+  EXPECT_EQ(db_.writes_attempted(), writes);
+  EXPECT_EQ(db_.connections(), 0);
+  EXPECT_EQ(db_.probes(), 1) << "only the start-up probe";
+  EXPECT_TRUE(pause()) << "pause is idempotent";
+}
+
+TEST_F(PipelineTest, PausedKafkaCommitsFollowOnlyWhatTheSpoolSynced) {
+  ASSERT_TRUE(start());
+  produce(3);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  ASSERT_TRUE(run_until([&] { return kafka_.committed(kTopic, 0) == 3; }));
+  spool_->fail_commits(true);  // the disk cannot sync
+  produce(10);
+  run_rounds(200);
+  EXPECT_EQ(kafka_.committed(kTopic, 0), 3);
+  EXPECT_EQ(kafka_.committed(kTopic, 1), 3);
+  EXPECT_FALSE(spool_->holds(kTopic, 0, 3));
+  EXPECT_GT(spool_->staged(), 0u);
+  spool_->fail_commits(false);
+  ASSERT_TRUE(run_until([&] {
+    return spool_holds_everything_unstored() && kafka_.committed(kTopic, 0) == 13 &&
+           kafka_.committed(kTopic, 1) == 13;
+  }));
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+}
+
+TEST_F(PipelineTest, ResumeDrainsTheSpoolInOffsetOrderAheadOfLiveEvents) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  produce(40);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  db_.hold_writes(true);  // keep the drain busy so live events arrive in the middle of it
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return db_.writes_waiting(); }));
+  EXPECT_EQ(state(), "draining");
+  produce(15);  // live events: they must queue behind the spooled ones
+  run_rounds(20);
+  db_.hold_writes(false);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  ASSERT_TRUE(run_until([&] { return state() == "running" && spool_->totals().events == 0; }));
+  produce(5);  // and then events flow directly again
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+}
+
+TEST_F(PipelineTest, PauseDuringDrainKeepsEveryLiveEventThatArrivesWhileClosing) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  produce(40);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  db_.hold_writes(true);
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return db_.writes_waiting(); }));
+  auto paused = pipeline_->request_pause("second window");
+  // The gate is closing (a transaction is open); live events keep arriving meanwhile.
+  for (int i = 0; i < 5; ++i) {
+    produce(2);
+    run_rounds(5);
+  }
+  EXPECT_NE(paused.wait_for(0s), std::future_status::ready);
+  db_.hold_writes(false);
+  ASSERT_TRUE(wait(paused));
+  EXPECT_EQ(state(), "paused");
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  ASSERT_TRUE(run_until([&] { return state() == "running"; }));
+}
+
+TEST_F(PipelineTest, OutageSpoolsProbesWithBackoffAndDrainsByItselfWhenTheServerReturns) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  db_.set_mode(Mode::kDown);
+  produce(20);
+  ASSERT_TRUE(run_until([&] { return state() == "outage"; }));
+  EXPECT_NE(pipeline_->status().outage_error.find("outage"), std::string::npos)
+      << pipeline_->status().outage_error;
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  // Ten minutes of outage: probes back off to one every 30 s or so, never one per round.
+  const int probes_before = db_.probes();
+  run_rounds(600, 1000ms);
+  const int probes = db_.probes() - probes_before;
+  EXPECT_GE(probes, 10);
+  EXPECT_LE(probes, 60) << "probing is not backing off";
+  EXPECT_EQ(state(), "outage");
+  EXPECT_EQ(db_.connections(), 0);
+  produce(5);
+  db_.set_mode(Mode::kUp);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }, 1000ms));
+  expect_exact();
+  ASSERT_TRUE(run_until([&] { return state() == "running"; }));
+  EXPECT_EQ(pipeline_->status().outage_error, "");
+}
+
+TEST_F(PipelineTest, OutageDuringDrainRewindsAndDrainsAgainExactly) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  produce(60);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return stored_count() >= 40; }));
+  db_.hold_writes(true);
+  ASSERT_TRUE(run_until([&] { return db_.writes_waiting(); }));
+  db_.set_mode(Mode::kDown);  // the held transaction loses its connection
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return state() == "outage"; }));
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  db_.hold_writes(false);
+  db_.set_mode(Mode::kUp);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }, 1000ms));
+  expect_exact();
+  ASSERT_TRUE(run_until([&] { return state() == "running"; }));
+}
+
+TEST_F(PipelineTest, ReadOnlyServerGetsNoRowAndWritableAgainDrainsInOrder) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  db_.set_mode(Mode::kReadOnly);
+  produce(20);
+  ASSERT_TRUE(run_until([&] { return state() == "outage"; }));
+  EXPECT_NE(pipeline_->status().outage_error.find("read"), std::string::npos);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  run_rounds(100, 1000ms);
+  EXPECT_EQ(stored_count(), 10u) << "a row was written to a read-only server";
+  db_.set_mode(Mode::kUp);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }, 1000ms));
+  expect_exact();
+}
+
+TEST_F(PipelineTest, ResumeDuringOutageWaitsForTheServerThenDrains) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  db_.set_mode(Mode::kDown);
+  produce(20);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  ASSERT_TRUE(resume()) << "resume succeeds; the drain waits for the server";
+  ASSERT_TRUE(run_until([&] { return state() == "outage"; }));
+  EXPECT_FALSE(spool_->pause()) << "the operator's pause is over, even though MariaDB is down";
+  db_.set_mode(Mode::kUp);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }, 1000ms));
+  expect_exact();
+  ASSERT_TRUE(run_until([&] { return state() == "running"; }));
+}
+
+TEST_F(PipelineTest, PauseDuringOutageHoldsAfterTheServerReturnsUntilResumed) {
+  db_.set_mode(Mode::kDown);
+  ASSERT_TRUE(start()) << "a server down at start-up is an outage, not a failure";
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return state() == "outage" && spool_holds_everything_unstored(); }));
+  ASSERT_TRUE(pause("failover"));
+  EXPECT_EQ(state(), "paused");
+  db_.set_mode(Mode::kUp);
+  const int probes = db_.probes();
+  run_rounds(300, 1000ms);
+  EXPECT_EQ(state(), "paused");
+  EXPECT_EQ(db_.probes(), probes) << "a paused service does not probe";
+  EXPECT_EQ(db_.connections(), 0);
+  EXPECT_EQ(stored_count(), 0u);
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+}
+
+TEST_F(PipelineTest, RestartedWhilePausedStaysPausedAndNeverConnects) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause("schema patch"));
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  const int probes = db_.probes();
+  ASSERT_TRUE(start(crash()));
+  EXPECT_EQ(state(), "paused");
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  run_rounds(100, 1000ms);
+  EXPECT_EQ(db_.probes(), probes);
+  EXPECT_EQ(db_.connections(), 0);
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+}
+
+TEST_F(PipelineTest, CrashWithEventsStagedButNotSyncedLosesNothing) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  produce(20);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  spool_->fail_commits(true);
+  produce(7);  // consumed and staged, never synced: Kafka must not count them as done
+  run_rounds(50);
+  ASSERT_GT(spool_->staged(), 0u);
+  ASSERT_TRUE(start(crash()));
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+}
+
+TEST_F(PipelineTest, CrashWhileDrainingRestartsFromTheSpoolAndFinishesExactly) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  produce(60);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return stored_count() >= 50; }));
+  ASSERT_LT(stored_count(), 130u) << "the crash came too late";
+  ASSERT_TRUE(start(crash()));
+  ASSERT_TRUE(run_until([&] { return state() == "draining"; }));
+  produce(10);  // live events go behind what is left in the spool
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  ASSERT_TRUE(run_until([&] { return state() == "running" && spool_->totals().events == 0; }));
+}
+
+TEST_F(PipelineTest, FullSpoolStopsFetchingAndFetchingResumesAsItDrains) {
+  config_.spool.max_bytes = 20'000;  // a few dozen events
+  ASSERT_TRUE(start());
+  ASSERT_TRUE(pause());
+  produce(200);
+  ASSERT_TRUE(run_until([&] { return pipeline_->status().spool_full; }));
+  EXPECT_TRUE(pipeline_->status().fetch_paused);
+  EXPECT_FALSE(source_->fetching(kTopic, 0));
+  run_rounds(50);
+  // Bounded: at most one event past the limit, however much one poll round brought in.
+  EXPECT_LT(spool_->totals().bytes, 20'000u + 1'000u) << "fetching went on into a full spool";
+  EXPECT_LT(spool_->totals().events, 100u);
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  EXPECT_TRUE(run_until([&] { return !pipeline_->status().spool_full; }));
+}
+
+TEST_F(PipelineTest, TransientErrorsAreRetriedWithoutLeavingRunning) {
+  ASSERT_TRUE(start());
+  db_.fail_next_writes_transiently(5);
+  produce(30);
+  std::set<std::string> states;
+  ASSERT_TRUE(run_until([&] {
+    states.insert(state());
+    return all_stored();
+  }));
+  expect_exact();
+  EXPECT_EQ(states, std::set<std::string>{"running"});
+  EXPECT_EQ(spool_->commits(), 0);
+}
+
+TEST_F(PipelineTest, FatalDatabaseErrorAtStartUpStopsWithTheReason) {
+  db_.set_mode(Mode::kAccessDenied);
+  const auto st = start();
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("Access denied"), std::string::npos) << st.message();
+}
+
+}  // namespace
+}  // namespace sluice::ingest
