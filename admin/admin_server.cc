@@ -24,6 +24,8 @@ constexpr size_t kBodyLimit = 64 * 1024;
 constexpr auto kReadTimeout = std::chrono::seconds(10);
 constexpr int kMaxConnections = 64;
 constexpr int kMaxRequestsPerConnection = 100;
+/// Pause and resume requests waiting for the pipeline at once; more are refused with 503.
+constexpr int kMaxWaitingCommands = 4;
 
 }  // namespace
 
@@ -46,13 +48,17 @@ Result<std::string> read_token_file(const std::string& path) {
 }
 
 struct AdminServer::Impl {
-  net::io_context ioc{1};
-  tcp::acceptor acceptor{ioc};
   std::string token;
   AdminHandlers handlers;
-  std::thread thread;
   std::atomic<int> connections{0};
+  std::atomic<int> waiting_commands{0};
   int port = 0;
+  // Declared after what sessions touch: destroyed first, with any handler still holding one.
+  net::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  /// Pause and resume wait here for the pipeline, off the I/O thread; joined by stop().
+  net::thread_pool blocking{1};
+  std::thread thread;
 
   void accept();
 };
@@ -151,12 +157,20 @@ class Session : public std::enable_shared_from_this<Session> {
         if (is_pause ? !server_.handlers.pause : !server_.handlers.resume) {
           return reply(501, error_json("not available in this process"), keep_alive);
         }
+        if (++server_.waiting_commands > kMaxWaitingCommands) {
+          --server_.waiting_commands;
+          return reply(503,
+                       error_json("busy: " + std::to_string(kMaxWaitingCommands) +
+                                  " pause/resume requests are already waiting; retry"),
+                       keep_alive);
+        }
         // Pause waits for quiet (bounded), so it runs off the I/O thread: other connections,
         // /healthz included, are served meanwhile. The session stays alive through `self`.
         auto self = shared_from_this();
-        std::thread([self, is_pause, reason, keep_alive] {
+        net::post(server_.blocking, [self, is_pause, reason, keep_alive] {
           auto result =
               is_pause ? self->server_.handlers.pause(reason) : self->server_.handlers.resume();
+          --self->server_.waiting_commands;
           net::post(self->stream_.get_executor(), [self, result = std::move(result), keep_alive] {
             if (result) {
               self->reply(200, result.value(), keep_alive);
@@ -164,7 +178,7 @@ class Session : public std::enable_shared_from_this<Session> {
               self->reply(503, error_json(result.status().message()), keep_alive);
             }
           });
-        }).detach();
+        });
         return;
       }
     }
@@ -266,6 +280,7 @@ int AdminServer::port() const { return impl_->port; }
 void AdminServer::stop() {
   if (!impl_ || !impl_->thread.joinable()) return;
   impl_->ioc.stop();
+  impl_->blocking.join();  // a pause in progress returns first (the pipeline answers it)
   impl_->thread.join();
 }
 

@@ -7,6 +7,8 @@
 /// With a token file, every /v1 request needs `Authorization: Bearer <token>` (compared in
 /// constant time). Errors are JSON `{"error": ...}` with 400/401/404/405/413/431/503.
 /// Pause blocks its connection until quiet (bounded); other connections are served meanwhile.
+/// Pause and resume run one at a time on the server's own worker thread; beyond 4 waiting,
+/// requests are refused with 503. stop() waits for the one in progress.
 /// Hardening: requests are bounded (8 KiB of headers, 64 KiB of body), each connection has a
 /// 10 s read deadline and at most 100 requests, and at most 64 connections are served at once;
 /// a connection beyond that is closed at once. None of it can stall the pipeline: the server runs

@@ -6,9 +6,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "admin/admin_client.h"
+#include "testing/harness.h"
 
 namespace sluice::admin {
 namespace {
@@ -125,6 +130,56 @@ TEST_F(AdminServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   size_t count = 0;
   for (size_t pos = 0; (pos = out.find("HTTP/1.1 200", pos)) != std::string::npos; ++pos) ++count;
   EXPECT_EQ(count, 2u) << out;
+}
+
+TEST(AdminServerCommands, PauseWaitsOffTheIoThreadIsBoundedAndStopWaitsForIt) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> calls{0};
+  AdminHandlers handlers{[] { return std::string(R"({"state":"running"})"); },
+                         [] { return std::string(); }};
+  handlers.pause = [&](const std::string&) -> Result<std::string> {
+    ++calls;
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return release; });
+    return std::string(R"({"state":"paused"})");
+  };
+  handlers.resume = [] { return Result<std::string>(std::string(R"({"state":"running"})")); };
+  auto started = AdminServer::start("127.0.0.1:0", "", std::move(handlers));
+  ASSERT_TRUE(started.is_ok());
+  auto server = std::move(started).value();
+  const std::string url = "http://127.0.0.1:" + std::to_string(server->port());
+
+  // Eight operators pause at once while the pipeline is slow to get quiet.
+  std::vector<std::thread> clients;
+  std::mutex results_mu;
+  std::vector<int> codes;
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      auto r = http_request(url, "POST", "/v1/pause", "", "", 20'000);
+      std::lock_guard lock(results_mu);
+      codes.push_back(r.is_ok() ? r->status : -1);
+    });
+  }
+  // Refusals come at once; the admitted ones wait. /healthz is served meanwhile.
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        std::lock_guard lock(results_mu);
+        return codes.size() >= 4;
+      },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(http_request(url, "GET", "/healthz", "", "")->status, 200);
+  EXPECT_EQ(calls.load(), 1) << "pause requests run one at a time";
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(std::count(codes.begin(), codes.end(), 200), 4);
+  EXPECT_EQ(std::count(codes.begin(), codes.end(), 503), 4);
+  server->stop();
 }
 
 TEST(AdminTokens, CompareInConstantTimeAndReadFromFile) {
