@@ -440,13 +440,21 @@ TEST_F(IngestTest, StatusCommandNeedsTheTokenAndSaysWhenTheServiceIsUnreachable)
   std::string out;
   EXPECT_EQ(run_command({bin, "status", "--admin", url}, out), 4) << out;
   EXPECT_NE(out.find("HTTP 401"), std::string::npos) << out;
+  // The status is a snapshot at most a quarter second old: let it catch up with the database.
+  nlohmann::json status;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        status = status_of(*sluice, dir_.file("token"));
+        return status.is_object() && status["tables"].size() == 1 &&
+               status["tables"][0]["rows_inserted"] == 30;
+      },
+      10s))
+      << status.dump();
   EXPECT_EQ(run_command({bin, "status", "--admin", url, "--token-file", dir_.file("token")}, out),
             0)
       << out;
   EXPECT_NE(out.find("EditConflict_8860941"), std::string::npos) << out;
   EXPECT_NE(out.find("state:     running"), std::string::npos) << out;
-  const auto status = status_of(*sluice, dir_.file("token"));
-  EXPECT_EQ(status["tables"][0]["rows_inserted"], 30);
   sluice->signal(SIGTERM);
   ASSERT_EQ(sluice->wait(60s), 0);
   EXPECT_EQ(run_command({bin, "status", "--admin", url}, out), 3) << out;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -244,9 +245,19 @@ TEST_F(MaintenanceTest, ServerKilledMidStreamMeansQuietSpoolingThenDrainsByItsel
   produce(300);
   ASSERT_TRUE(wait_for_all()) << sluice->log();
   const size_t loud_before = loud_lines(sluice->log());
-  std::thread producer([&] { produce(3000); });
+  // A steady stream (about 8,000 events/s) that goes on after the kill, so the server dies
+  // with batches in flight and events keep arriving while it is away.
+  std::atomic<bool> stop_producing{false};
+  std::thread producer([&] {
+    while (!stop_producing.load()) {
+      produce(40);
+      std::this_thread::sleep_for(20ms);
+    }
+  });
   ASSERT_TRUE(wait_until([&] { return rows() > 1500; }, 60s));
   db_->kill9();  // mid-stream
+  std::this_thread::sleep_for(2s);
+  stop_producing = true;
   producer.join();
   ASSERT_TRUE(wait_until(
       [&] {
