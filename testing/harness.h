@@ -59,6 +59,11 @@ class Process {
 /// Runs a command to completion, returning its exit code and output (stdout and stderr).
 int run_command(const std::vector<std::string>& argv, std::string& output);
 
+/// Sends raw bytes to 127.0.0.1:`port` and returns whatever comes back before the server
+/// closes or 2 s pass ("<connect failed>" when nothing listens). With `half_close`, the sending
+/// side is shut down after the bytes, as a client that has nothing more to say.
+std::string raw_exchange(int port, const std::string& bytes, bool half_close = true);
+
 /// Polls `condition` every 50 ms until true or `timeout`; returns its last value.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -28,10 +29,11 @@ class MaintenanceTest : public ::testing::Test {
     producer_ = std::make_unique<Producer>(broker_->bootstrap());
   }
 
-  std::string config(const std::string& spool_lines = "") {
+  std::string config(const std::string& spool_lines = "", const std::string& admin_lines = "") {
     return write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
                         {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n",
                          .kafka_properties = kShortSession,
+                         .admin_lines = admin_lines,
                          .spool_lines = spool_lines});
   }
 
@@ -329,6 +331,75 @@ TEST_F(MaintenanceTest, PauseDuringOutageHoldsAfterTheServerReturnsUntilResumed)
   ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
   ASSERT_TRUE(wait_for_all()) << sluice->log();
   verify_exact();
+}
+
+TEST_F(MaintenanceTest, GarbageOnTheAdminPortNeitherStopsServingNorDisturbsIngestion) {
+  const std::string token = "tok-" + std::to_string(getpid());
+  std::ofstream(dir_.file("token")) << token << "\n";
+  auto sluice = start_sluice(dir_, config("", "  token_file: \"" + dir_.file("token") + "\"\n"));
+  std::string url;
+  ASSERT_TRUE(wait_until([&] { return !(url = admin_url(*sluice)).empty(); }, 30s));
+  const int port = std::stoi(url.substr(url.rfind(':') + 1));
+  std::atomic<bool> stop_producing{false};
+  std::thread producer([&] {
+    while (!stop_producing.load()) {
+      produce(40);
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+
+  // Hundreds of connections of junk while events flow.
+  std::vector<std::thread> attackers;
+  for (int t = 0; t < 4; ++t) {
+    attackers.emplace_back([port, t] {
+      for (int i = 0; i < 75; ++i) {
+        std::string junk(static_cast<size_t>(1 + (i * 53 + t) % 4000), static_cast<char>(i * 7));
+        (void)raw_exchange(port, junk);
+      }
+    });
+  }
+  const std::string auth = "Authorization: Bearer " + token + "\r\n";
+  struct Case {
+    std::string request;
+    std::string status;
+  };
+  const std::vector<Case> cases = {
+      {"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n", "401"},
+      {"GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n\r\n", "401"},
+      {"POST /v1/pause HTTP/1.1\r\nHost: x\r\n\r\n", "401"},
+      {"GET /v1/nope HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", "404"},
+      {"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "404"},
+      {"DELETE /v1/status HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n", "405"},
+      {"POST /v1/pause HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 9\r\n\r\n{not json",
+       "400"},
+      {"POST /v1/pause HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 99999999999\r\n\r\n{",
+       "413"},
+      {"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Junk: " + std::string(50'000, 'j') + "\r\n\r\n",
+       "431"},
+      {"\x16\x03\x01\x02\x00 a TLS hello to a plain-text port\r\n\r\n", "400"},
+  };
+  for (const auto& c : cases) {
+    const auto answer = raw_exchange(port, c.request, c.status != "413");
+    EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 " + c.status) << c.request.substr(0, 60);
+    EXPECT_NE(answer.find("{\"error\":"), std::string::npos) << answer.substr(0, 300);
+  }
+  for (auto& a : attackers) a.join();
+  std::this_thread::sleep_for(500ms);
+  stop_producing = true;
+  producer.join();
+
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  verify_exact();
+  EXPECT_NE(raw_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").find("200 OK"),
+            std::string::npos);
+  std::string out;
+  EXPECT_EQ(run_command({binary_dir() + "/main/sluice", "status", "--admin", url, "--token-file",
+                         dir_.file("token")},
+                        out),
+            0)
+      << out;
+  EXPECT_NE(out.find("state:     running"), std::string::npos) << out;
+  EXPECT_TRUE(sluice->running());
 }
 
 }  // namespace

@@ -1,10 +1,6 @@
 #include "admin/admin_server.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,29 +13,6 @@
 
 namespace sluice::admin {
 namespace {
-
-/// Sends raw bytes and returns whatever comes back before the server closes (or 2 s pass).
-std::string raw_exchange(int port, const std::string& bytes, bool half_close = true) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return "<connect failed>";
-  }
-  timeval tv{2, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  (void)!write(fd, bytes.data(), bytes.size());
-  if (half_close) shutdown(fd, SHUT_WR);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
-}
 
 class AdminServerTest : public ::testing::Test {
  protected:
@@ -98,15 +71,16 @@ TEST_F(AdminServerTest, UnknownPathWrongMethodAndMalformedBodyGetJsonErrors) {
 
 TEST_F(AdminServerTest, OversizedAndGarbageRequestsAreRefusedAndServingGoesOn) {
   const int port = server_->port();
-  const auto huge = raw_exchange(port,
-                                 "POST /v1/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                                 "s3cret-token\r\nContent-Length: 10000000000\r\n\r\n{",
-                                 false);
+  const auto huge =
+      testing::raw_exchange(port,
+                            "POST /v1/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                            "s3cret-token\r\nContent-Length: 10000000000\r\n\r\n{",
+                            false);
   EXPECT_NE(huge.find("413"), std::string::npos) << huge;
-  const auto headers = raw_exchange(
+  const auto headers = testing::raw_exchange(
       port, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
   EXPECT_NE(headers.find("431"), std::string::npos) << headers.substr(0, 200);
-  const auto garbage = raw_exchange(port, "\x16\x03\x01\x02\x00 not http at all\r\n\r\n");
+  const auto garbage = testing::raw_exchange(port, "\x16\x03\x01\x02\x00 not http at all\r\n\r\n");
   EXPECT_NE(garbage.find("400"), std::string::npos) << garbage;
 
   std::vector<std::thread> clients;
@@ -114,7 +88,7 @@ TEST_F(AdminServerTest, OversizedAndGarbageRequestsAreRefusedAndServingGoesOn) {
     clients.emplace_back([port, t] {
       for (int i = 0; i < 75; ++i) {
         std::string junk(static_cast<size_t>(1 + (i * 37 + t) % 3000), static_cast<char>(i % 256));
-        (void)raw_exchange(port, junk);
+        (void)testing::raw_exchange(port, junk);
       }
     });
   }
@@ -124,9 +98,10 @@ TEST_F(AdminServerTest, OversizedAndGarbageRequestsAreRefusedAndServingGoesOn) {
 }
 
 TEST_F(AdminServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
-  const auto out = raw_exchange(server_->port(),
-                                "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto out =
+      testing::raw_exchange(server_->port(),
+                            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   size_t count = 0;
   for (size_t pos = 0; (pos = out.find("HTTP/1.1 200", pos)) != std::string::npos; ++pos) ++count;
   EXPECT_EQ(count, 2u) << out;
