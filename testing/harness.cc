@@ -360,6 +360,73 @@ std::string EventFactory::good(int which, uint32_t topic_index, uint32_t partiti
   }
 }
 
+std::string EventFactory::navigation_timing(uint32_t topic_index, uint32_t partition,
+                                            uint64_t seq) {
+  const std::string uuid = uuid_for(topic_index, partition, seq);
+  const int64_t ms = 1'700'000'000'000LL + static_cast<int64_t>(seq) * 37;
+  // Deterministic variety from the sequence number.
+  const uint64_t h = (seq + 1) * 0x9e3779b97f4a7c15ull;
+  auto pick = [&](int bit) { return ((h >> bit) & 7) != 0; };  // present 7 times in 8
+  auto num = [&](int bit, int mod) {
+    return std::to_string((h >> bit) % static_cast<uint64_t>(mod));
+  };
+  std::string e = "{\"isAnon\":" + std::string(h & 1 ? "true" : "false");
+  auto field = [&](const char* name, const std::string& json) {
+    e += ",\"";
+    e += name;
+    e += "\":";
+    e += json;
+  };
+  const char* timings[] = {
+      "connectStart", "connectEnd",     "dnsLookup",    "fetchStart",
+      "requestStart", "responseStart",  "responseEnd",  "domInteractive",
+      "domComplete",  "loadEventStart", "loadEventEnd", "mediaWikiLoadEnd",
+      "redirecting",  "unload",         "gaps",         "secureConnectionStart"};
+  for (int i = 0; i < 16; ++i) {
+    if (pick(i * 3)) field(timings[i], num(i * 2, 4000 + i * 250));
+  }
+  field("namespaceId", num(5, 16));
+  field("revId", std::to_string(1'000'000'000 + seq));
+  if (pick(50)) field("transferSize", num(11, 900'000));
+  if (pick(52)) field("netinfoRtt", num(13, 600));
+  if (pick(54)) field("netinfoDownlink", num(17, 100) + "." + num(19, 100));
+  if (pick(56)) field("deviceMemory", seq % 2 ? "8" : "0.5");
+  if (pick(58)) field("hardwareConcurrency", num(23, 16));
+  field("action", seq % 5 ? "\"view\"" : "\"edit\"");
+  if (seq % 7 == 0) field("veaction", "\"edit\"");
+  field("mediaWikiVersion", "\"1.42.0-wmf." + num(29, 30) + "\"");
+  field("originCountry", seq % 3 ? "\"NL\"" : "\"BR\"");
+  if (seq % 11 == 0) {
+    field("isOversample", "true");
+    field("oversampleReason", "\"[\\\"geo:NL\\\",\\\"wiki:nlwiki\\\"]\"");
+  }
+  if (seq % 4 == 0) field("mwSpecialPageName", "\"Spécial:Recherche — 検索 😀\"");
+  field("pageviewToken", "\"" + uuid.substr(0, 20) + "\"");
+  if (pick(60)) field("netinfoConnectionType", "\"wifi\"");
+  field("netinfoEffectiveConnectionType", seq % 6 ? "\"4g\"" : "\"3g\"");
+  if (pick(61)) field("cacheResponseType", seq % 2 ? "\"hit\"" : "\"miss\"");
+  field("mobileMode", seq % 3 == 0 ? "\"stable\"" : seq % 3 == 1 ? "\"beta\"" : "\"alpha\"");
+  e += "}";
+  std::string capsule =
+      "{\"event\":" + e + ",\"schema\":\"NavigationTiming\",\"revision\":15485142,\"uuid\":\"" +
+      uuid + "\",\"wiki\":\"" + (seq % 2 ? "enwiki" : "dewiki") + "\",\"webHost\":\"" +
+      (seq % 2 ? "en.wikipedia.org" : "de.m.wikipedia.org") + "\",\"recvFrom\":\"cp30" +
+      num(31, 60) + ".eqiad.wmnet\",\"seqId\":" + std::to_string(seq) +
+      ",\"timestamp\":" + std::to_string(ms);
+  if (seq % 2 == 0) capsule += ",\"dt\":\"2023-11-14T22:13:20.123Z\"";
+  if (seq % 3 == 0) {
+    capsule +=
+        ",\"userAgent\":{\"browser_family\":\"Firefox\",\"browser_major\":\"119\","
+        "\"os_family\":\"Ubuntu\",\"os_major\":\"22\",\"device_family\":\"Other\","
+        "\"is_bot\":false,\"is_mediawiki\":false}";
+  } else {
+    capsule +=
+        ",\"userAgent\":\"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
+        "like Gecko) Chrome/119.0.0.0 Safari/537.36\"";
+  }
+  return capsule + "}";
+}
+
 std::string EventFactory::bad(int which, uint64_t seq, std::string& reason) {
   const std::string uuid = uuid_for(0xbad, 0, seq);
   const std::string head = R"({"uuid":")" + uuid + R"(","wiki":"enwiki",)";

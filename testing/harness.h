@@ -135,6 +135,10 @@ struct EventFactory {
   /// A valid event of schema `which` (0 NavigationTiming, 1 SaveTiming, 2 EditConflict,
   /// 3 TestSchema), with fields varying by seq (optional fields present or not, unicode).
   static std::string good(int which, uint32_t topic_index, uint32_t partition, uint64_t seq);
+  /// A production-shaped NavigationTiming capsule for benchmarks: about 30 of the schema's 36
+  /// fields (which ones vary with seq), unicode strings, a `dt`, and a parsed `userAgent`
+  /// object in a third of the events. About 1 KB of JSON.
+  static std::string navigation_timing(uint32_t topic_index, uint32_t partition, uint64_t seq);
   /// Table name of schema `which`.
   static std::string table(int which);
   /// A bad event of class `which` (0..kBadClasses-1) and the dead-letter reason prefix it must

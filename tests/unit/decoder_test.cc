@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "storage/row_format.h"
 #include "testing/harness.h"
 
@@ -159,12 +161,6 @@ TEST_F(DecoderTest, NumberFieldsAcceptIntegersAndNullableTypesAcceptNull) {
   EXPECT_EQ(row["event_maybe"], "4");
 }
 
-}  // namespace
-}  // namespace sluice::ingest
-
-namespace sluice::ingest {
-namespace {
-
 // The integration tests' event factory must produce events the decoder accepts (and bad ones
 // it refuses with the promised reason), or those tests would prove nothing.
 TEST_F(DecoderTest, TestEventFactoryGoodEventsAreValidAndBadOnesFailAsPromised) {
@@ -183,6 +179,25 @@ TEST_F(DecoderTest, TestEventFactoryGoodEventsAreValidAndBadOnesFailAsPromised) 
     const auto json = testing::EventFactory::bad(which, 9, expected);
     EXPECT_EQ(reason_of(json).rfind(expected, 0), 0u) << reason_of(json) << "\n" << json;
   }
+}
+
+TEST_F(DecoderTest, BenchmarkNavigationTimingEventsAreValidAndVaried) {
+  std::set<size_t> non_null_counts;
+  for (uint64_t seq = 0; seq < 500; ++seq) {
+    std::string reason;
+    const auto json = testing::EventFactory::navigation_timing(3, 1, seq);
+    ASSERT_NE(decoder_.decode(json, -1, reason), nullptr) << reason << "\n" << json;
+    std::string row;
+    decoder_.encode_row(row);
+    size_t non_null = 0;
+    std::string scratch;
+    storage::for_each_field(std::string_view(row).substr(0, row.size() - 1), scratch,
+                            [&](bool is_null, std::string_view) { non_null += is_null ? 0 : 1; });
+    non_null_counts.insert(non_null);
+  }
+  // Optional fields come and go: rows differ in how many columns they fill.
+  EXPECT_GE(non_null_counts.size(), 5u);
+  EXPECT_GE(*non_null_counts.rbegin(), 30u);
 }
 
 }  // namespace

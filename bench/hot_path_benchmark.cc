@@ -1,0 +1,186 @@
+// Micro-benchmarks of the per-event hot path (Google Benchmark): decode + validate, row
+// encoding, batch building, and the spool's durable append and drain scan. Events are
+// production-shaped NavigationTiming capsules (testing::EventFactory::navigation_timing: ~30
+// fields, optional ones present or not, unicode, a nested userAgent object in a third).
+// Reported as items (events) and bytes (capsule JSON) per second. No assertions: see
+// bench/README.md for how to read and compare the figures.
+
+#include <benchmark/benchmark.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ingest/batcher.h"
+#include "ingest/decoder.h"
+#include "ingest/schema.h"
+#include "storage/rocksdb_spool.h"
+#include "testing/harness.h"
+
+namespace {
+
+using sluice::testing::EventFactory;
+
+/// A corpus of distinct events, cycled through so caches see realistic variety.
+const std::vector<std::string>& corpus() {
+  static const std::vector<std::string> events = [] {
+    std::vector<std::string> out;
+    for (uint64_t seq = 0; seq < 4096; ++seq) {
+      out.push_back(EventFactory::navigation_timing(1, static_cast<uint32_t>(seq % 8), seq));
+    }
+    return out;
+  }();
+  return events;
+}
+
+size_t corpus_bytes() {
+  size_t n = 0;
+  for (const auto& e : corpus()) n += e.size();
+  return n;
+}
+
+struct Decoding {
+  sluice::ingest::SchemaRegistry registry{sluice::testing::source_dir() + "/schemas"};
+  sluice::ingest::Decoder decoder{registry};
+  std::string reason;
+};
+
+void BM_DecodeValidate(benchmark::State& state) {
+  Decoding d;
+  const auto& events = corpus();
+  size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    const auto& e = events[i++ % events.size()];
+    benchmark::DoNotOptimize(d.decoder.decode(e, -1, d.reason));
+    bytes += e.size();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_DecodeValidate);
+
+void BM_EncodeRow(benchmark::State& state) {
+  Decoding d;
+  const auto& events = corpus();
+  if (d.decoder.decode(events[1], -1, d.reason) == nullptr) {
+    state.SkipWithError(d.reason.c_str());
+    return;
+  }
+  std::string out;
+  out.reserve(8 << 20);
+  for (auto _ : state) {
+    d.decoder.encode_row(out);
+    if (out.size() > (4 << 20)) out.clear();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_EncodeRow);
+
+/// The whole per-event ingest path: decode, validate, encode into the partition's batch, and
+/// close a batch every 5000 events.
+void BM_BuildBatch(benchmark::State& state) {
+  Decoding d;
+  const auto& events = corpus();
+  sluice::ingest::Batcher batcher("t", 0, {}, sluice::SystemClock::instance());
+  batcher.reset(0, 1);
+  int64_t offset = 0;
+  size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    const auto& e = events[i++ % events.size()];
+    bytes += e.size();
+    if (const auto* schema = d.decoder.decode(e, -1, d.reason)) {
+      auto& rows = batcher.rows_for(schema->table.get());
+      const size_t before = rows.data.size();
+      d.decoder.encode_row(rows.data);
+      batcher.row_added(rows, offset++, before);
+    }
+    if (batcher.full()) benchmark::DoNotOptimize(batcher.take());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_BuildBatch);
+
+std::string fresh_dir(const char* name) {
+  const auto dir = std::filesystem::temp_directory_path() / (std::string("sluice-bench-") + name);
+  std::filesystem::remove_all(dir);
+  return dir.string();
+}
+
+/// Durable appends: every `group` events are written in one synced commit (the pipeline commits
+/// once per loop round, up to 1000 events).
+void BM_SpoolAppendSyncedEvery(benchmark::State& state) {
+  const auto group = static_cast<size_t>(state.range(0));
+  const auto dir = fresh_dir("append");
+  auto opened = sluice::storage::RocksDbSpool::open(dir);
+  if (!opened) {
+    state.SkipWithError(opened.status().message().c_str());
+    return;
+  }
+  auto spool = std::move(opened).value();
+  const auto& events = corpus();
+  int64_t offset = 0;
+  size_t bytes = 0;
+  for (auto _ : state) {
+    const auto& e = events[static_cast<size_t>(offset) % events.size()];
+    spool->append("eventlogging_NavigationTiming", static_cast<int32_t>(offset % 8), offset,
+                  1'700'000'000'000, e);
+    bytes += e.size();
+    if (static_cast<size_t>(++offset) % group == 0 && !spool->commit()) {
+      state.SkipWithError("commit failed");
+      break;
+    }
+  }
+  if (!spool->commit()) state.SkipWithError("commit failed");
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+  spool.reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_SpoolAppendSyncedEvery)->Arg(100)->Arg(1000)->Arg(5000)->UseRealTime();
+
+/// The drain's read: a partition scanned in chunks of 5000 events, in offset order.
+void BM_SpoolScan(benchmark::State& state) {
+  const auto dir = fresh_dir("scan");
+  auto opened = sluice::storage::RocksDbSpool::open(dir);
+  if (!opened) {
+    state.SkipWithError(opened.status().message().c_str());
+    return;
+  }
+  auto spool = std::move(opened).value();
+  const auto& events = corpus();
+  constexpr int64_t kEvents = 200'000;
+  for (int64_t o = 0; o < kEvents; ++o) {
+    spool->append("t", 0, o, 1, events[static_cast<size_t>(o) % events.size()]);
+    if (o % 5000 == 4999 && !spool->commit()) state.SkipWithError("commit failed");
+  }
+  if (!spool->commit()) state.SkipWithError("commit failed");
+  sluice::storage::SpoolChunk chunk;
+  int64_t from = 0;
+  size_t items = 0, bytes = 0;
+  for (auto _ : state) {
+    if (!spool->read("t", 0, from, 5000, chunk)) state.SkipWithError("read failed");
+    items += chunk.events.size();
+    bytes += chunk.bytes.size();
+    from = chunk.events.empty() ? 0 : chunk.events.back().offset + 1;
+    if (from >= kEvents) from = 0;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(items));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+  spool.reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_SpoolScan);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext(
+      "corpus", std::to_string(corpus().size()) + " NavigationTiming capsules, mean " +
+                    std::to_string(corpus_bytes() / corpus().size()) + " bytes");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
