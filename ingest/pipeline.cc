@@ -13,8 +13,10 @@ using storage::WriteOutcome;
 
 namespace {
 
-/// At most this many messages are taken from the source per loop round.
-constexpr size_t kPollBatch = 1000;
+/// At most this many messages are taken from the source per loop round. While spooling, one
+/// round's events are one group commit (one fsync): under a backlog, big groups are what lets
+/// the spool keep up (bench/README.md: spool append by group size).
+constexpr size_t kPollBatch = 5000;
 /// Key and timestamp bytes a spooled event costs beyond its payload (an estimate until commit,
 /// when the spool's own accounting takes over).
 constexpr uint64_t kSpoolRecordOverhead = 32;

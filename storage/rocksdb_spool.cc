@@ -1,16 +1,30 @@
 #include "storage/rocksdb_spool.h"
 
+#include <lz4.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <cassert>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 namespace sluice::storage {
 namespace {
 
-constexpr char kEventPrefix = 'e';
+constexpr char kBlockPrefix = 'b';
 constexpr std::string_view kPauseKey = "m/pause";
+
+// Block value: format (1 byte), events (4), last offset (8), oldest timestamp (8), raw body
+// size (4), then the body — LZ4-compressed, or raw when that would not be smaller.
+constexpr uint8_t kFormatRaw = 0;
+constexpr uint8_t kFormatLz4 = 1;
+constexpr size_t kHeaderSize = 1 + 4 + 8 + 8 + 4;
+// Body: per event, offset (8), timestamp (8), payload length (4), payload.
+constexpr size_t kEventHeaderSize = 8 + 8 + 4;
+
+constexpr uint64_t kSign64 = 0x8000000000000000ull;
 
 void put_be32(std::string& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8)
@@ -26,9 +40,13 @@ uint64_t get_be(std::string_view s, size_t pos, int bytes) {
     v = (v << 8) | static_cast<unsigned char>(s[pos + static_cast<size_t>(i)]);
   return v;
 }
+void put_signed(std::string& out, int64_t v) { put_be64(out, static_cast<uint64_t>(v) ^ kSign64); }
+int64_t get_signed(std::string_view s, size_t pos) {
+  return static_cast<int64_t>(get_be(s, pos, 8) ^ kSign64);
+}
 
 void append_partition_prefix(std::string& k, std::string_view topic, int32_t partition) {
-  k.push_back(kEventPrefix);
+  k.push_back(kBlockPrefix);
   k.append(topic);
   k.push_back('\0');
   put_be32(k, static_cast<uint32_t>(partition) ^ 0x80000000u);
@@ -41,31 +59,68 @@ std::string partition_prefix(std::string_view topic, int32_t partition) {
   return k;
 }
 
-void append_key(std::string& k, std::string_view topic, int32_t partition, int64_t offset) {
-  append_partition_prefix(k, topic, partition);
-  put_be64(k, static_cast<uint64_t>(offset) ^ 0x8000000000000000ull);
-}
-
-int64_t value_timestamp(std::string_view value) {
-  return static_cast<int64_t>(get_be(value, 0, 8) ^ 0x8000000000000000ull);
-}
-
-/// Parses an event key; false for keys of other kinds.
-bool parse_key(std::string_view key, std::string& topic, int32_t& partition, int64_t& offset) {
-  if (key.size() < 1 + 1 + 4 + 8 || key[0] != kEventPrefix) return false;
+/// Parses a block key; false for keys of other kinds.
+bool parse_key(std::string_view key, std::string& topic, int32_t& partition, int64_t& first) {
+  if (key.size() < 1 + 1 + 4 + 8 || key[0] != kBlockPrefix) return false;
   const size_t nul = key.find('\0', 1);
   if (nul == std::string_view::npos || key.size() != nul + 1 + 4 + 8) return false;
   topic.assign(key.substr(1, nul - 1));
   partition = static_cast<int32_t>(static_cast<uint32_t>(get_be(key, nul + 1, 4)) ^ 0x80000000u);
-  offset = static_cast<int64_t>(get_be(key, nul + 5, 8) ^ 0x8000000000000000ull);
+  first = get_signed(key, nul + 5);
   return true;
 }
 
-/// Value: 8-byte big-endian timestamp (sign flipped) then the payload.
-void encode_value(std::string& v, int64_t timestamp_ms, std::string_view payload) {
-  v.clear();
-  put_be64(v, static_cast<uint64_t>(timestamp_ms) ^ 0x8000000000000000ull);
-  v.append(payload);
+int64_t key_first_offset(std::string_view key) { return get_signed(key, key.size() - 8); }
+
+struct BlockHeader {
+  uint8_t format = 0;
+  uint32_t events = 0;
+  int64_t last_offset = 0;
+  int64_t oldest_timestamp_ms = 0;
+  uint32_t raw_size = 0;
+};
+
+bool parse_header(std::string_view value, BlockHeader& h) {
+  if (value.size() < kHeaderSize) return false;
+  h.format = static_cast<uint8_t>(value[0]);
+  h.events = static_cast<uint32_t>(get_be(value, 1, 4));
+  h.last_offset = get_signed(value, 5);
+  h.oldest_timestamp_ms = get_signed(value, 13);
+  h.raw_size = static_cast<uint32_t>(get_be(value, 21, 4));
+  return (h.format == kFormatRaw || h.format == kFormatLz4) && h.events > 0;
+}
+
+/// The raw body of a block (decompressed into `scratch` when needed); false when corrupt.
+bool block_body(std::string_view value, const BlockHeader& h, std::string& scratch,
+                std::string_view& body) {
+  const std::string_view stored = value.substr(kHeaderSize);
+  if (h.format == kFormatRaw) {
+    body = stored;
+    return stored.size() == h.raw_size;
+  }
+  scratch.resize(h.raw_size);
+  const int n = LZ4_decompress_safe(stored.data(), scratch.data(), static_cast<int>(stored.size()),
+                                    static_cast<int>(h.raw_size));
+  body = scratch;
+  return n == static_cast<int>(h.raw_size);
+}
+
+/// Calls fn(offset, timestamp_ms, payload) for each event of a raw body until fn returns
+/// false; returns false when the body is malformed.
+template <typename Fn>
+bool for_each_event(std::string_view body, Fn&& fn) {
+  size_t pos = 0;
+  while (pos < body.size()) {
+    if (body.size() - pos < kEventHeaderSize) return false;
+    const int64_t offset = get_signed(body, pos);
+    const int64_t timestamp = get_signed(body, pos + 8);
+    const auto len = static_cast<size_t>(get_be(body, pos + 16, 4));
+    pos += kEventHeaderSize;
+    if (body.size() - pos < len) return false;
+    if (!fn(offset, timestamp, body.substr(pos, len))) return true;
+    pos += len;
+  }
+  return true;
 }
 
 Status from(const rocksdb::Status& st, const std::string& what) {
@@ -73,18 +128,18 @@ Status from(const rocksdb::Status& st, const std::string& what) {
   return Status::error(what + ": " + st.ToString());
 }
 
+std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
 }  // namespace
 
-std::string spool_key(std::string_view topic, int32_t partition, int64_t offset) {
-  std::string k;
-  append_key(k, topic, partition, offset);
+std::string spool_block_key(std::string_view topic, int32_t partition, int64_t first_offset) {
+  std::string k = partition_prefix(topic, partition);
+  put_signed(k, first_offset);
   return k;
 }
 
 RocksDbSpool::RocksDbSpool(std::unique_ptr<rocksdb::DB> db, std::string path)
-    : db_(std::move(db)),
-      path_(std::move(path)),
-      pending_(std::make_unique<rocksdb::WriteBatch>()) {}
+    : db_(std::move(db)), path_(std::move(path)) {}
 
 RocksDbSpool::~RocksDbSpool() = default;
 
@@ -92,12 +147,15 @@ Result<std::unique_ptr<Spool>> RocksDbSpool::open(const std::string& path) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.paranoid_checks = true;
-  // Records arrive in key order per partition and leave the same way: a queue. Small
-  // memtables and level compaction keep reclaiming the space of released ranges.
-  options.write_buffer_size = 32 << 20;
-  options.max_write_buffer_number = 2;
-  options.compression = rocksdb::kLZ4Compression;
+  // Blocks arrive in key order per partition and leave the same way: a queue. Blocks are
+  // compressed already; level compaction reclaims released ranges.
+  options.write_buffer_size = 64 << 20;
+  options.max_write_buffer_number = 3;
+  options.compression = rocksdb::kNoCompression;
   options.max_open_files = 256;
+  rocksdb::BlockBasedTableOptions table;
+  table.checksum = rocksdb::kXXH3;  // cheaper than the CRC32c Debian's build computes in software
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* raw = nullptr;
   const auto st = rocksdb::DB::Open(options, path, &raw);
   if (!st.ok()) {
@@ -118,96 +176,180 @@ Status RocksDbSpool::rebuild_accounting() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   std::string topic;
   int32_t partition = 0;
-  int64_t offset = 0;
+  int64_t first = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const std::string_view key(it->key().data(), it->key().size());
-    const std::string_view value(it->value().data(), it->value().size());
+    const std::string_view key = view(it->key());
+    const std::string_view value = view(it->value());
     if (key == kPauseKey) {
       const auto j = nlohmann::json::parse(value, nullptr, false);
       if (j.is_object())
         pause = PauseRecord{j.value("reason", ""), j.value("since_ms", int64_t{0})};
       continue;
     }
-    if (!parse_key(key, topic, partition, offset)) {
-      return Status::error("spool at " + path_ + " holds a key Sluice did not write; refusing it");
+    if (!parse_key(key, topic, partition, first)) {
+      return Status::error("spool at " + path_ +
+                           " holds a key Sluice did not write (or of another format); "
+                           "refusing it");
     }
-    if (value.size() < 8) {
-      return Status::error("spool at " + path_ + " holds a truncated record at " + topic + "/" +
-                           std::to_string(partition) + "@" + std::to_string(offset));
+    BlockHeader h;
+    if (!parse_header(value, h) || h.last_offset < first) {
+      return Status::error("spool at " + path_ + " holds a corrupt block at " + topic + "/" +
+                           std::to_string(partition) + "@" + std::to_string(first));
     }
     auto& p = parts[{topic, partition}];
     if (p.events == 0) {
-      p.first_offset = offset;
-      p.oldest_timestamp_ms = value_timestamp(value);
+      p.first_offset = first;
+      p.oldest_timestamp_ms = h.oldest_timestamp_ms;
     }
-    p.last_offset = offset;
-    ++p.events;
+    p.last_offset = h.last_offset;
+    p.events += h.events;
     p.bytes += key.size() + value.size();
   }
   if (!it->status().ok()) return from(it->status(), "reading the spool at " + path_);
   std::lock_guard lock(mu_);
   partitions_ = std::move(parts);
+  hidden_.clear();
   pause_ = std::move(pause);
   return Status::ok();
 }
 
 void RocksDbSpool::append(const std::string& topic, int32_t partition, int64_t offset,
                           int64_t timestamp_ms, std::string_view payload) {
-  key_.clear();
-  append_key(key_, topic, partition, offset);
-  encode_value(value_, timestamp_ms, payload);
-  pending_->Put(key_, value_);
-  ++staged_;
-  auto& p = staged_accounting_[{topic, partition}];
-  if (p.events == 0 || offset < p.first_offset) {
-    p.first_offset = offset;
-    p.oldest_timestamp_ms = timestamp_ms;
+  // Events of one partition come in runs: look the block up only when the partition changes.
+  if (last_staged_ == nullptr || last_staged_partition_ != partition ||
+      last_staged_topic_ != topic) {
+    last_staged_ = &staged_[{topic, partition}];
+    last_staged_topic_ = topic;
+    last_staged_partition_ = partition;
   }
-  p.last_offset = std::max(p.last_offset, offset);
-  ++p.events;
-  p.bytes += key_.size() + value_.size();
+  Staged& s = *last_staged_;
+  assert(s.events == 0 || offset > s.last_offset);  // the Spool contract: increasing offsets
+  if (s.events == 0) {
+    s.first_offset = offset;
+    s.first_timestamp_ms = timestamp_ms;
+  }
+  s.last_offset = offset;
+  ++s.events;
+  put_signed(s.body, offset);
+  put_signed(s.body, timestamp_ms);
+  put_be32(s.body, static_cast<uint32_t>(payload.size()));
+  s.body.append(payload);
+  ++staged_events_;
+}
+
+void RocksDbSpool::encode_block(const Staged& s, std::string& value) {
+  value.clear();
+  value.push_back(static_cast<char>(kFormatLz4));
+  put_be32(value, s.events);
+  put_signed(value, s.last_offset);
+  put_signed(value, s.first_timestamp_ms);
+  put_be32(value, static_cast<uint32_t>(s.body.size()));
+  const int bound = LZ4_compressBound(static_cast<int>(s.body.size()));
+  value.resize(kHeaderSize + static_cast<size_t>(bound));
+  const int n = LZ4_compress_default(s.body.data(), value.data() + kHeaderSize,
+                                     static_cast<int>(s.body.size()), bound);
+  if (n <= 0 || static_cast<size_t>(n) >= s.body.size()) {
+    value[0] = static_cast<char>(kFormatRaw);  // incompressible: store it as it is
+    value.resize(kHeaderSize);
+    value.append(s.body);
+  } else {
+    value.resize(kHeaderSize + static_cast<size_t>(n));
+  }
 }
 
 Status RocksDbSpool::commit() {
-  if (staged_ == 0) return Status::ok();
+  if (staged_events_ == 0) return Status::ok();
+  std::vector<std::pair<const PartitionKey*, const Staged*>> blocks;
+  size_t raw_bytes = 0;
+  for (const auto& [key, s] : staged_) {
+    if (s.events == 0) continue;
+    blocks.emplace_back(&key, &s);
+    raw_bytes += s.body.size();
+  }
+  if (values_.size() < blocks.size()) values_.resize(blocks.size());
+  // Compression is most of a commit's CPU: with several partitions staged, a helper thread
+  // compresses half of the blocks. (The ingest thread waits here anyway, and while Sluice is
+  // paused MariaDB leaves the second core idle.)
+  constexpr size_t kParallelFrom = 64 * 1024;
+  const size_t split = blocks.size() >= 2 && raw_bytes >= kParallelFrom ? blocks.size() / 2 : 0;
+  std::thread helper;
+  if (split > 0) {
+    helper = std::thread([&] {
+      for (size_t i = split; i < blocks.size(); ++i) encode_block(*blocks[i].second, values_[i]);
+    });
+  }
+  for (size_t i = 0; i < (split > 0 ? split : blocks.size()); ++i) {
+    encode_block(*blocks[i].second, values_[i]);
+  }
+  if (helper.joinable()) helper.join();
+  rocksdb::WriteBatch batch;
+  std::vector<uint64_t> sizes(blocks.size());
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const auto& [key, s] = blocks[i];
+    const std::string block_key = spool_block_key(key->first, key->second, s->first_offset);
+    batch.Put(block_key, values_[i]);
+    sizes[i] = block_key.size() + values_[i].size();
+  }
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  const auto st = db_->Write(wo, pending_.get());
-  if (!st.ok()) return from(st, "writing to the spool at " + path_);
-  pending_->Clear();
-  staged_ = 0;
-  std::lock_guard lock(mu_);
-  for (auto& [key, staged] : staged_accounting_) {
-    auto& p = partitions_[key];
-    if (p.events == 0 || staged.first_offset < p.first_offset) {
-      p.first_offset = staged.first_offset;
-      p.oldest_timestamp_ms = staged.oldest_timestamp_ms;
+  const auto st = db_->Write(wo, &batch);
+  if (!st.ok()) return from(st, "writing to the spool at " + path_);  // still staged
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const auto& [key, s] = blocks[i];
+      auto& p = partitions_[*key];
+      if (p.events == 0) {
+        p.first_offset = s->first_offset;
+        p.oldest_timestamp_ms = s->first_timestamp_ms;
+      }
+      p.last_offset = s->last_offset;
+      p.events += s->events;
+      p.bytes += sizes[i];
     }
-    p.last_offset = std::max(p.last_offset, staged.last_offset);
-    p.events += staged.events;
-    p.bytes += staged.bytes;
   }
-  staged_accounting_.clear();
+  // Keep each partition's buffer (its capacity is the next block's) but not its events.
+  constexpr size_t kKeptCapacity = 8 << 20;
+  for (auto& [key, s] : staged_) {
+    s.body.clear();
+    if (s.body.capacity() > kKeptCapacity) s.body.shrink_to_fit();
+    s.events = 0;
+  }
+  staged_events_ = 0;
   return Status::ok();
 }
 
 Status RocksDbSpool::read(const std::string& topic, int32_t partition, int64_t from_offset,
                           size_t max_events, SpoolChunk& out) const {
   out.clear();
+  if (max_events == 0) return Status::ok();
   const std::string prefix = partition_prefix(topic, partition);
+  const std::string start = spool_block_key(topic, partition, from_offset);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  std::string t;
-  int32_t p = 0;
-  int64_t offset = 0;
+  // The block holding `from` starts at or before it; if that block ends before `from`, the
+  // next one is the first to read.
+  it->SeekForPrev(start);
+  if (!it->Valid() || !view(it->key()).starts_with(prefix)) it->Seek(start);
   std::vector<std::pair<size_t, size_t>> ranges;  // payload position and size in out.bytes
-  for (it->Seek(spool_key(topic, partition, from_offset));
-       it->Valid() && out.events.size() < max_events; it->Next()) {
-    const std::string_view key(it->key().data(), it->key().size());
-    if (!key.starts_with(prefix) || !parse_key(key, t, p, offset)) break;
-    const std::string_view value(it->value().data(), it->value().size());
-    ranges.emplace_back(out.bytes.size(), value.size() - 8);
-    out.bytes.append(value.substr(8));
-    out.events.push_back({offset, value_timestamp(value), {}});
+  BlockHeader h;
+  std::string_view body;
+  for (; it->Valid() && out.events.size() < max_events; it->Next()) {
+    const std::string_view key = view(it->key());
+    if (!key.starts_with(prefix)) break;
+    const std::string_view value = view(it->value());
+    if (!parse_header(value, h) || !block_body(value, h, scratch_, body)) {
+      return Status::error("spool at " + path_ + ": corrupt block at " + topic + "/" +
+                           std::to_string(partition) + "@" + std::to_string(key_first_offset(key)));
+    }
+    if (h.last_offset < from_offset) continue;
+    const bool ok = for_each_event(body, [&](int64_t offset, int64_t ts, std::string_view p) {
+      if (offset < from_offset) return true;
+      ranges.emplace_back(out.bytes.size(), p.size());
+      out.bytes.append(p);
+      out.events.push_back({offset, ts, {}});
+      return out.events.size() < max_events;
+    });
+    if (!ok) return Status::error("spool at " + path_ + ": malformed block body");
   }
   // Views are taken once the buffer has stopped growing.
   for (size_t i = 0; i < ranges.size(); ++i) {
@@ -217,45 +359,79 @@ Status RocksDbSpool::read(const std::string& topic, int32_t partition, int64_t f
 }
 
 Status RocksDbSpool::release(const std::string& topic, int32_t partition, int64_t below) {
-  // Count what goes, for the accounting, then delete the range in one tombstone.
-  uint64_t events = 0, bytes = 0;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = partitions_.find({topic, partition});
+    // Releases only move forward; below the first counted event there is nothing to do.
+    if (it == partitions_.end() || below <= it->second.first_offset) return Status::ok();
+  }
+  // Whole blocks below `below` go; the block `below` falls into stays until a later release.
+  const std::string prefix = partition_prefix(topic, partition);
+  uint64_t gone_events = 0, gone_bytes = 0, hidden = 0;
+  std::optional<int64_t> keep_from;  // first key offset that stays
   int64_t next_first = -1, next_oldest = -1;
   {
-    const std::string prefix = partition_prefix(topic, partition);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    std::string t;
-    int32_t p = 0;
-    int64_t offset = 0;
+    BlockHeader h;
+    std::string_view body;
     for (it->Seek(prefix); it->Valid(); it->Next()) {
-      const std::string_view key(it->key().data(), it->key().size());
-      if (!key.starts_with(prefix) || !parse_key(key, t, p, offset)) break;
-      if (offset >= below) {
-        next_first = offset;
-        next_oldest = value_timestamp(std::string_view(it->value().data(), it->value().size()));
-        break;
+      const std::string_view key = view(it->key());
+      if (!key.starts_with(prefix)) break;
+      const std::string_view value = view(it->value());
+      if (!parse_header(value, h)) return Status::error("spool at " + path_ + ": corrupt block");
+      if (h.last_offset < below) {
+        gone_events += h.events;
+        gone_bytes += key.size() + value.size();
+        continue;
       }
-      ++events;
-      bytes += it->key().size() + it->value().size();
+      const int64_t block_first = key_first_offset(key);
+      keep_from = block_first;
+      next_first = block_first;
+      next_oldest = h.oldest_timestamp_ms;
+      if (block_first < below) {
+        if (!block_body(value, h, scratch_, body)) {
+          return Status::error("spool at " + path_ + ": corrupt block");
+        }
+        (void)for_each_event(body, [&](int64_t offset, int64_t ts, std::string_view) {
+          if (offset < below) {
+            ++hidden;
+            return true;
+          }
+          next_first = offset;
+          next_oldest = ts;
+          return false;
+        });
+      }
+      break;
     }
     if (!it->status().ok()) return from(it->status(), "reading the spool at " + path_);
   }
-  if (events == 0) return Status::ok();
-  const auto st =
-      db_->DeleteRange(rocksdb::WriteOptions(), db_->DefaultColumnFamily(),
-                       spool_key(topic, partition, INT64_MIN), spool_key(topic, partition, below));
-  if (!st.ok()) return from(st, "releasing spooled events at " + path_);
-  std::lock_guard lock(mu_);
-  auto it = partitions_.find({topic, partition});
-  if (it == partitions_.end()) return Status::ok();
-  auto& part = it->second;
-  part.events -= std::min(part.events, events);
-  part.bytes -= std::min(part.bytes, bytes);
-  if (part.events == 0) {
-    partitions_.erase(it);
-  } else {
-    part.first_offset = next_first;
-    part.oldest_timestamp_ms = next_oldest;
+  if (gone_events > 0) {
+    std::string end = keep_from ? spool_block_key(topic, partition, *keep_from)
+                                : spool_block_key(topic, partition, INT64_MAX);
+    if (!keep_from) end.push_back('\xff');  // past the last possible block of the partition
+    const auto st = db_->DeleteRange(rocksdb::WriteOptions(), db_->DefaultColumnFamily(),
+                                     spool_block_key(topic, partition, INT64_MIN), end);
+    if (!st.ok()) return from(st, "releasing spooled events at " + path_);
   }
+  std::lock_guard lock(mu_);
+  const auto it = partitions_.find({topic, partition});
+  if (it == partitions_.end()) return Status::ok();
+  uint64_t& hidden_before = hidden_[{topic, partition}];
+  if (!keep_from) {
+    partitions_.erase(it);
+    hidden_.erase({topic, partition});
+    return Status::ok();
+  }
+  // On disk: the counted events plus those hidden in the first block by an earlier release.
+  // What counts now: every block from keep_from, minus the events of its first block below
+  // `below`. Bytes shrink by whole blocks only.
+  auto& p = it->second;
+  p.events = p.events + hidden_before - gone_events - hidden;
+  p.bytes -= std::min(p.bytes, gone_bytes);
+  p.first_offset = next_first;
+  p.oldest_timestamp_ms = next_oldest;
+  hidden_before = hidden;
   return Status::ok();
 }
 

@@ -67,8 +67,8 @@ class Spool {
  public:
   virtual ~Spool() = default;
 
-  /// Stages one event; durable only after commit(). Precondition: the offset is not already
-  /// spooled (the accounting counts every append).
+  /// Stages one event; durable only after commit(). Precondition: the offset is above every
+  /// offset of the partition already spooled or staged (a partition is appended in order).
   virtual void append(const std::string& topic, int32_t partition, int64_t offset,
                       int64_t timestamp_ms, std::string_view payload) = 0;
   /// Writes every staged event with the WAL synced. On failure the events stay staged.

@@ -1,9 +1,11 @@
 #include "storage/rocksdb_spool.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "testing/harness.h"
 
@@ -16,25 +18,42 @@ std::unique_ptr<Spool> open_spool(const std::string& path) {
   return s.is_ok() ? std::move(s).value() : nullptr;
 }
 
-TEST(RocksDbSpool, KeysSortByTopicPartitionOffsetIncludingLargeValues) {
-  EXPECT_LT(spool_key("a", 0, 5), spool_key("a", 0, 6));
-  EXPECT_LT(spool_key("a", 0, 255), spool_key("a", 0, 256));
-  EXPECT_LT(spool_key("a", 0, 1LL << 40), spool_key("a", 1, 0));
-  EXPECT_LT(spool_key("a", 9, 0), spool_key("a", 10, 0));
-  EXPECT_LT(spool_key("a", 1, 0), spool_key("ab", 0, 0));
+std::vector<int64_t> offsets_of(const Spool& spool, const std::string& topic, int32_t partition,
+                                int64_t from, size_t max = 100'000) {
+  SpoolChunk chunk;
+  EXPECT_TRUE(spool.read(topic, partition, from, max, chunk).is_ok());
+  std::vector<int64_t> out;
+  for (const auto& e : chunk.events) out.push_back(e.offset);
+  return out;
+}
+
+std::vector<int64_t> range(int64_t from, int64_t to) {
+  std::vector<int64_t> v;
+  for (int64_t o = from; o < to; ++o) v.push_back(o);
+  return v;
+}
+
+TEST(RocksDbSpool, BlockKeysSortByTopicPartitionOffsetIncludingLargeValues) {
+  EXPECT_LT(spool_block_key("a", 0, 5), spool_block_key("a", 0, 6));
+  EXPECT_LT(spool_block_key("a", 0, 255), spool_block_key("a", 0, 256));
+  EXPECT_LT(spool_block_key("a", 0, 1LL << 40), spool_block_key("a", 1, 0));
+  EXPECT_LT(spool_block_key("a", 9, 0), spool_block_key("a", 10, 0));
+  EXPECT_LT(spool_block_key("a", 1, 0), spool_block_key("ab", 0, 0));
 }
 
 TEST(RocksDbSpool, StagedEventsAreInvisibleUntilCommittedThenReadInOffsetOrder) {
   testing::TempDir dir;
   auto spool = open_spool(dir.file("spool"));
   ASSERT_TRUE(spool);
-  for (int64_t offset : {12, 10, 11}) {
+  for (int64_t offset : {10, 11, 12}) {
     spool->append("t", 0, offset, 1000 + offset, "event-" + std::to_string(offset));
   }
   spool->append("t", 1, 3, 5, "other partition");
   EXPECT_EQ(spool->staged(), 4u);
   EXPECT_EQ(spool->totals().events, 0u);
+  EXPECT_TRUE(offsets_of(*spool, "t", 0, 0).empty());
   ASSERT_TRUE(spool->commit().is_ok());
+  EXPECT_EQ(spool->staged(), 0u);
   EXPECT_EQ(spool->totals().events, 4u);
   SpoolChunk out;
   ASSERT_TRUE(spool->read("t", 0, 0, 100, out).is_ok());
@@ -43,6 +62,7 @@ TEST(RocksDbSpool, StagedEventsAreInvisibleUntilCommittedThenReadInOffsetOrder) 
   EXPECT_EQ(out.events[0].payload, "event-10");
   EXPECT_EQ(out.events[0].timestamp_ms, 1010);
   EXPECT_EQ(out.events[2].offset, 12);
+  EXPECT_EQ(out.events[2].payload, "event-12");
   ASSERT_TRUE(spool->read("t", 0, 11, 1, out).is_ok());
   ASSERT_EQ(out.events.size(), 1u);
   EXPECT_EQ(out.events[0].offset, 11);
@@ -51,52 +71,112 @@ TEST(RocksDbSpool, StagedEventsAreInvisibleUntilCommittedThenReadInOffsetOrder) 
   EXPECT_EQ(p->first_offset, 10);
   EXPECT_EQ(p->last_offset, 12);
   EXPECT_EQ(p->events, 3u);
+  EXPECT_EQ(offsets_of(*spool, "t", 1, 0), std::vector<int64_t>{3});
 }
 
-TEST(RocksDbSpool, ReleaseDeletesBelowAnOffsetAndReclaimsAccounting) {
+TEST(RocksDbSpool, ReadsStartAnywhereInsideABlockAndAcrossBlocks) {
   testing::TempDir dir;
   auto spool = open_spool(dir.file("spool"));
   ASSERT_TRUE(spool);
-  for (int64_t o = 0; o < 100; ++o) spool->append("t", 2, o, o, std::string(100, 'x'));
-  ASSERT_TRUE(spool->commit().is_ok());
+  // Three commits: blocks [0, 100), [100, 250), [250, 260).
+  for (auto [from, to] : {std::pair{0, 100}, {100, 250}, {250, 260}}) {
+    for (int64_t o = from; o < to; ++o) spool->append("t", 7, o, o, "p" + std::to_string(o));
+    ASSERT_TRUE(spool->commit().is_ok());
+  }
+  EXPECT_EQ(offsets_of(*spool, "t", 7, 0), range(0, 260));
+  EXPECT_EQ(offsets_of(*spool, "t", 7, 99), range(99, 260));
+  EXPECT_EQ(offsets_of(*spool, "t", 7, 100), range(100, 260));
+  EXPECT_EQ(offsets_of(*spool, "t", 7, 180, 50), range(180, 230));
+  EXPECT_EQ(offsets_of(*spool, "t", 7, 259), std::vector<int64_t>{259});
+  EXPECT_TRUE(offsets_of(*spool, "t", 7, 260).empty());
+  EXPECT_TRUE(offsets_of(*spool, "t", 6, 0).empty());
+  EXPECT_TRUE(offsets_of(*spool, "t", 8, 0).empty());
+  SpoolChunk chunk;
+  ASSERT_TRUE(spool->read("t", 7, 180, 2, chunk).is_ok());
+  EXPECT_EQ(chunk.events[1].payload, "p181");
+}
+
+TEST(RocksDbSpool, ReleaseInsideABlockCountsOnlyWhatIsLeftAndReclaimsWholeBlocks) {
+  testing::TempDir dir;
+  auto spool = open_spool(dir.file("spool"));
+  ASSERT_TRUE(spool);
+  for (auto [from, to] : {std::pair{0, 100}, {100, 200}}) {
+    for (int64_t o = from; o < to; ++o) spool->append("t", 2, o, 1000 + o, std::string(100, 'x'));
+    ASSERT_TRUE(spool->commit().is_ok());
+  }
   const auto before = spool->totals().bytes;
-  ASSERT_TRUE(spool->release("t", 2, 60).is_ok());
-  SpoolChunk out;
-  ASSERT_TRUE(spool->read("t", 2, 0, 1000, out).is_ok());
-  ASSERT_EQ(out.events.size(), 40u);
-  EXPECT_EQ(out.events.front().offset, 60);
+  ASSERT_TRUE(spool->release("t", 2, 60).is_ok());  // inside the first block
+  EXPECT_EQ(spool->partition("t", 2)->events, 140u);
   EXPECT_EQ(spool->partition("t", 2)->first_offset, 60);
-  EXPECT_EQ(spool->partition("t", 2)->oldest_timestamp_ms, 60);
+  EXPECT_EQ(spool->partition("t", 2)->oldest_timestamp_ms, 1060);
+  EXPECT_EQ(spool->totals().bytes, before) << "a block is reclaimed only when all of it goes";
+  EXPECT_EQ(offsets_of(*spool, "t", 2, 60), range(60, 200));
+  ASSERT_TRUE(spool->release("t", 2, 50).is_ok());  // behind: nothing changes
+  EXPECT_EQ(spool->partition("t", 2)->events, 140u);
+  ASSERT_TRUE(spool->release("t", 2, 130).is_ok());  // past the first block, into the second
+  EXPECT_EQ(spool->partition("t", 2)->events, 70u);
+  EXPECT_EQ(spool->partition("t", 2)->first_offset, 130);
   EXPECT_LT(spool->totals().bytes, before);
-  ASSERT_TRUE(spool->release("t", 2, 100).is_ok());
+  EXPECT_EQ(offsets_of(*spool, "t", 2, 0), range(100, 200)) << "the first block is gone";
+  ASSERT_TRUE(spool->release("t", 2, 200).is_ok());
   EXPECT_FALSE(spool->partition("t", 2));
   EXPECT_EQ(spool->totals().events, 0u);
   EXPECT_EQ(spool->totals().bytes, 0u);
+  EXPECT_TRUE(offsets_of(*spool, "t", 2, 0).empty());
+  // The partition starts over cleanly.
+  spool->append("t", 2, 200, 1, "again");
+  ASSERT_TRUE(spool->commit().is_ok());
+  EXPECT_EQ(spool->partition("t", 2)->events, 1u);
+  EXPECT_EQ(offsets_of(*spool, "t", 2, 0), std::vector<int64_t>{200});
 }
 
-TEST(RocksDbSpool, ReopenRestoresEventsAccountingAndThePauseRecord) {
+TEST(RocksDbSpool, ReopenRestoresBlocksAccountingAndThePauseRecord) {
   testing::TempDir dir;
   {
     auto spool = open_spool(dir.file("spool"));
     ASSERT_TRUE(spool);
     for (int64_t o = 5; o < 25; ++o) spool->append("topic.a", 3, o, 42, "p");
     ASSERT_TRUE(spool->commit().is_ok());
-    spool->append("topic.a", 3, 25, 42, "never committed");
+    for (int64_t o = 25; o < 30; ++o) spool->append("topic.a", 3, o, 43, "q");
+    ASSERT_TRUE(spool->commit().is_ok());
+    ASSERT_TRUE(spool->release("topic.a", 3, 10).is_ok());  // inside the first block
+    spool->append("topic.a", 3, 30, 44, "never committed");
     ASSERT_TRUE(spool->set_pause(PauseRecord{"schema patch", 1700000000000}).is_ok());
   }
   auto spool = open_spool(dir.file("spool"));
   ASSERT_TRUE(spool);
   const auto p = spool->partition("topic.a", 3);
   ASSERT_TRUE(p);
+  // The partial release is forgotten with the process: those events count (and drain) again.
   EXPECT_EQ(p->first_offset, 5);
-  EXPECT_EQ(p->last_offset, 24);
-  EXPECT_EQ(p->events, 20u);
+  EXPECT_EQ(p->last_offset, 29);
+  EXPECT_EQ(p->events, 25u);
+  EXPECT_EQ(offsets_of(*spool, "topic.a", 3, 0), range(5, 30));
   ASSERT_TRUE(spool->pause());
   EXPECT_EQ(spool->pause()->reason, "schema patch");
   EXPECT_EQ(spool->pause()->since_ms, 1700000000000);
   ASSERT_TRUE(spool->set_pause(std::nullopt).is_ok());
   spool.reset();
   EXPECT_FALSE(open_spool(dir.file("spool"))->pause());
+}
+
+TEST(RocksDbSpool, IncompressibleAndEmptyPayloadsRoundTrip) {
+  testing::TempDir dir;
+  auto spool = open_spool(dir.file("spool"));
+  ASSERT_TRUE(spool);
+  std::mt19937_64 rng(7);
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 50; ++i) {
+    std::string p(static_cast<size_t>(i * 40), '\0');
+    for (auto& c : p) c = static_cast<char>(rng());
+    payloads.push_back(p);
+    spool->append("t", 0, i, i, p);
+  }
+  ASSERT_TRUE(spool->commit().is_ok());
+  SpoolChunk chunk;
+  ASSERT_TRUE(spool->read("t", 0, 0, 100, chunk).is_ok());
+  ASSERT_EQ(chunk.events.size(), 50u);
+  for (size_t i = 0; i < 50; ++i) EXPECT_EQ(chunk.events[i].payload, payloads[i]) << i;
 }
 
 TEST(RocksDbSpool, CorruptSpoolStopsStartUpWithAClearMessageAndIsNotDiscarded) {
@@ -115,6 +195,22 @@ TEST(RocksDbSpool, CorruptSpoolStopsStartUpWithAClearMessageAndIsNotDiscarded) {
   EXPECT_NE(broken.status().message().find("cannot open the spool at " + path), std::string::npos);
   EXPECT_NE(broken.status().message().find("never discarded"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(path + "/CURRENT"));  // left as it was
+}
+
+TEST(RocksDbSpool, AKeySluiceDidNotWriteIsRefusedNotIgnored) {
+  testing::TempDir dir;
+  const std::string path = dir.file("spool");
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, path, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "something else", "x").ok());
+  }
+  auto refused = RocksDbSpool::open(path);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("did not write"), std::string::npos);
 }
 
 TEST(RocksDbSpool, UnreadableFolderIsAnError) {
