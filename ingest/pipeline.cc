@@ -672,10 +672,20 @@ void Pipeline::finish_closing() {
       continue;
     }
     p->spooling = true;
-    if (p->floor >= 0) {
-      reposition(*p, p->floor);
-      p->spool_end = p->spool_durable = p->drain_next = p->floor;
+    if (p->floor < 0) continue;  // nothing read yet
+    if (p->spool_end > p->floor) {
+      // A drain had just caught up: the spool still holds [floor, spool_end), whose batches were
+      // dropped before MariaDB committed them. Keep them (spooling them again would put offsets
+      // in the spool twice): drain from the floor, and read Kafka from after them.
+      p->generation = next_generation_++;
+      p->drain_next = p->floor;
+      p->batcher.reset(p->floor, p->generation);
+      p->fetch_next = p->spool_end;
+      seek_to_fetch_next(*p);
+      continue;
     }
+    reposition(*p, p->floor);
+    p->spool_end = p->spool_durable = p->drain_next = p->floor;
   }
   gate_ = Gate::kClosed;
   publish_status(true);

@@ -6,9 +6,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
-#include <cassert>
 #include <nlohmann/json.hpp>
 #include <thread>
+
+#include "common/logging.h"
 
 namespace sluice::storage {
 namespace {
@@ -223,7 +224,25 @@ void RocksDbSpool::append(const std::string& topic, int32_t partition, int64_t o
     last_staged_partition_ = partition;
   }
   Staged& s = *last_staged_;
-  assert(s.events == 0 || offset > s.last_offset);  // the Spool contract: increasing offsets
+  // The Spool contract: a partition is appended in increasing offsets. An offset it already
+  // holds is the same event again: overlapping blocks would hand it to the drain twice.
+  int64_t highest = s.events > 0 ? s.last_offset : -1;
+  if (highest < 0) {
+    std::lock_guard lock(mu_);
+    const auto it = partitions_.find({topic, partition});
+    if (it != partitions_.end()) highest = it->second.last_offset;
+  }
+  if (offset <= highest) {
+    static RateLimiter limiter(std::chrono::seconds(60));
+    uint64_t suppressed = 0;
+    if (limiter.allow(suppressed)) {
+      logger("spool")->error(
+          "{}/{}@{} is already spooled (up to {}): not spooled again; this is a bug ({} similar "
+          "suppressed)",
+          topic, partition, offset, highest, suppressed);
+    }
+    return;
+  }
   if (s.events == 0) {
     s.first_offset = offset;
     s.first_timestamp_ms = timestamp_ms;

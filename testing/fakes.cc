@@ -316,7 +316,21 @@ void FakeSession::disconnect() {
 void MemorySpool::append(const std::string& topic, int32_t partition, int64_t offset,
                          int64_t timestamp_ms, std::string_view payload) {
   std::lock_guard lock(mu_);
-  staged_.push_back({{topic, partition}, offset, {timestamp_ms, std::string(payload)}});
+  const PartitionKey key{topic, partition};
+  int64_t highest = -1;
+  if (const auto it = events_.find(key); it != events_.end() && !it->second.empty()) {
+    highest = it->second.rbegin()->first;
+  }
+  for (const auto& s : staged_) {
+    if (s.key == key) highest = std::max(highest, s.offset);
+  }
+  if (offset <= highest) ++violations_;
+  staged_.push_back({key, offset, {timestamp_ms, std::string(payload)}});
+}
+
+int MemorySpool::contract_violations() const {
+  std::lock_guard lock(mu_);
+  return violations_;
 }
 
 Status MemorySpool::commit() {

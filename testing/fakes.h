@@ -183,6 +183,9 @@ class MemorySpool final : public storage::Spool {
   /// Whether the event is committed (durable) in the spool.
   bool holds(const std::string& topic, int32_t partition, int64_t offset) const;
   int commits() const;
+  /// Appends that broke the Spool contract (an offset not above everything the partition
+  /// already holds, staged or committed). Tests expect none.
+  int contract_violations() const;
   std::unique_ptr<MemorySpool> crash_copy() const;
 
  private:
@@ -201,6 +204,7 @@ class MemorySpool final : public storage::Spool {
   std::optional<storage::PauseRecord> pause_;                ///< guarded by mu_
   bool fail_commits_ = false;                                ///< guarded by mu_
   int commits_ = 0;                                          ///< guarded by mu_
+  int violations_ = 0;                                       ///< guarded by mu_
 };
 
 }  // namespace sluice::testing

@@ -49,6 +49,9 @@ class PipelineTest : public ::testing::Test {
     db_.hold_writes(false);
     db_.set_mode(Mode::kUp);
     if (pipeline_) pipeline_->shutdown();
+    if (spool_ != nullptr) {
+      EXPECT_EQ(spool_->contract_violations(), 0) << "offsets spooled twice";
+    }
   }
 
   /// Builds and starts a pipeline over the fakes; `spool` defaults to an empty one.
@@ -70,6 +73,7 @@ class PipelineTest : public ::testing::Test {
   /// A process killed at this instant: nothing is flushed, committed or closed. The spool a
   /// restart finds holds only what was synced.
   std::unique_ptr<MemorySpool> crash() {
+    EXPECT_EQ(spool_->contract_violations(), 0) << "offsets spooled twice";
     auto survivor = spool_->crash_copy();
     pipeline_.reset();
     source_ = nullptr;
@@ -297,6 +301,32 @@ TEST_F(PipelineTest, PauseDuringDrainKeepsEveryLiveEventThatArrivesWhileClosing)
   ASSERT_TRUE(run_until([&] { return all_stored(); }));
   expect_exact();
   ASSERT_TRUE(run_until([&] { return state() == "running"; }));
+}
+
+TEST_F(PipelineTest, PauseRightAfterADrainCaughtUpKeepsTheSpooledTailInsteadOfSpoolingItTwice) {
+  config_.mariadb.writers = 1;  // batches queue behind the one being written
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  produce(25);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  db_.hold_writes(true);
+  ASSERT_TRUE(resume());
+  // Every spooled event is batched and the partitions flow directly again, but their last
+  // batches are still queued: the spool still holds those events.
+  ASSERT_TRUE(run_until([&] { return state() == "running" && db_.writes_waiting(); }));
+  ASSERT_GT(spool_->totals().events, 0u);
+  auto paused = pipeline_->request_pause("again");
+  run_rounds(10);
+  db_.hold_writes(false);
+  ASSERT_TRUE(wait(paused));
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  EXPECT_EQ(spool_->contract_violations(), 0) << "offsets spooled twice";
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
 }
 
 TEST_F(PipelineTest, OutageSpoolsProbesWithBackoffAndDrainsByItselfWhenTheServerReturns) {

@@ -179,6 +179,20 @@ TEST(RocksDbSpool, IncompressibleAndEmptyPayloadsRoundTrip) {
   for (size_t i = 0; i < 50; ++i) EXPECT_EQ(chunk.events[i].payload, payloads[i]) << i;
 }
 
+TEST(RocksDbSpool, AnOffsetAlreadySpooledIsRefusedSoNoEventCanDrainTwice) {
+  testing::TempDir dir;
+  auto spool = open_spool(dir.file("spool"));
+  ASSERT_TRUE(spool);
+  for (int64_t o = 0; o < 10; ++o) spool->append("t", 0, o, o, "first");
+  ASSERT_TRUE(spool->commit().is_ok());
+  spool->append("t", 0, 5, 5, "again, committed before");
+  spool->append("t", 0, 10, 10, "new");
+  spool->append("t", 0, 10, 10, "again, staged before");
+  ASSERT_TRUE(spool->commit().is_ok());
+  EXPECT_EQ(offsets_of(*spool, "t", 0, 0), range(0, 11));
+  EXPECT_EQ(spool->partition("t", 0)->events, 11u);
+}
+
 TEST(RocksDbSpool, CorruptSpoolStopsStartUpWithAClearMessageAndIsNotDiscarded) {
   testing::TempDir dir;
   const std::string path = dir.file("spool");
