@@ -17,9 +17,6 @@ namespace {
 /// round's events are one group commit (one fsync): under a backlog, big groups are what lets
 /// the spool keep up (bench/README.md: spool append by group size).
 constexpr size_t kPollBatch = 5000;
-/// Key and timestamp bytes a spooled event costs beyond its payload (an estimate until commit,
-/// when the spool's own accounting takes over).
-constexpr uint64_t kSpoolRecordOverhead = 32;
 
 }  // namespace
 
@@ -307,8 +304,7 @@ void Pipeline::handle_message(const SourceMessage& msg) {
     if (p.drain_next < 0) p.drain_next = offset;
     p.spool_end = offset + 1;
     ++stats_.spooled;
-    spool_staged_bytes_ += msg.payload.size() + kSpoolRecordOverhead;
-    if (spool_committed_bytes_ + spool_staged_bytes_ >=
+    if (spool_committed_bytes_ + spool_.staged_bytes() >=
         static_cast<uint64_t>(config_.spool.max_bytes)) {
       spool_full_ = true;  // apply_backpressure() pauses fetching on the next round
     }
@@ -348,7 +344,7 @@ void Pipeline::apply_backpressure() {
   const auto totals = spool_.totals();
   spool_committed_bytes_ = totals.bytes;
   const bool spool_was_full = spool_full_reported_;
-  spool_full_ = spool_committed_bytes_ + spool_staged_bytes_ >=
+  spool_full_ = spool_committed_bytes_ + spool_.staged_bytes() >=
                 static_cast<uint64_t>(config_.spool.max_bytes);
   spool_full_reported_ = spool_full_;
   if (spool_full_ != spool_was_full) {
@@ -759,7 +755,6 @@ void Pipeline::commit_spool() {
     return;
   }
   for (auto& [key, p] : partitions_) p->spool_durable = std::max(p->spool_durable, p->spool_end);
-  spool_staged_bytes_ = 0;
   spool_committed_bytes_ = spool_.totals().bytes;
 }
 

@@ -224,10 +224,9 @@ class Pipeline {
   bool backpressure_ = false;
   /// The spool reached spool.max_bytes, counting what is staged this round.
   bool spool_full_ = false;
-  bool spool_full_reported_ = false;  ///< the state last logged
-  uint64_t spool_committed_bytes_ = 0;
-  uint64_t spool_staged_bytes_ = 0;
-  std::string reason_;  ///< reused dead-letter reason buffer
+  bool spool_full_reported_ = false;    ///< the state last logged
+  uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit
+  std::string reason_;                  ///< reused dead-letter reason buffer
   std::vector<SourceMessage> messages_;
   storage::SpoolChunk chunk_;
   std::vector<WriteReport> reports_in_;  ///< reused by process_reports

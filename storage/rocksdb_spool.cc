@@ -254,6 +254,14 @@ void RocksDbSpool::append(const std::string& topic, int32_t partition, int64_t o
   put_be32(s.body, static_cast<uint32_t>(payload.size()));
   s.body.append(payload);
   ++staged_events_;
+  staged_raw_bytes_ += kEventHeaderSize + payload.size();
+}
+
+uint64_t RocksDbSpool::staged_bytes() const {
+  if (committed_raw_bytes_ == 0) return staged_raw_bytes_;  // no ratio seen yet: assume none
+  return static_cast<uint64_t>(static_cast<double>(staged_raw_bytes_) *
+                               static_cast<double>(committed_stored_bytes_) /
+                               static_cast<double>(committed_raw_bytes_));
 }
 
 void RocksDbSpool::encode_block(const Staged& s, std::string& value) {
@@ -325,8 +333,11 @@ Status RocksDbSpool::commit() {
       p.last_offset = s->last_offset;
       p.events += s->events;
       p.bytes += sizes[i];
+      committed_stored_bytes_ += sizes[i];
     }
   }
+  committed_raw_bytes_ += staged_raw_bytes_;
+  staged_raw_bytes_ = 0;
   // Keep each partition's buffer (its capacity is the next block's) but not its events.
   constexpr size_t kKeptCapacity = 8 << 20;
   for (auto& [key, s] : staged_) {

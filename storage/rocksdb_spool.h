@@ -47,6 +47,8 @@ class RocksDbSpool final : public Spool {
               std::string_view payload) override;
   Status commit() override;
   size_t staged() const override { return staged_events_; }
+  /// Raw staged bytes scaled by the compression ratio the commits so far have seen.
+  uint64_t staged_bytes() const override;
   Status read(const std::string& topic, int32_t partition, int64_t from, size_t max_events,
               SpoolChunk& out) const override;
   Status release(const std::string& topic, int32_t partition, int64_t below) override;
@@ -79,8 +81,11 @@ class RocksDbSpool final : public Spool {
   std::string last_staged_topic_;
   int32_t last_staged_partition_ = 0;
   size_t staged_events_ = 0;
-  std::vector<std::string> values_;  ///< reused block encoding buffers, one per staged block
-  mutable std::string scratch_;      ///< reused decompression buffer (ingest thread only)
+  uint64_t staged_raw_bytes_ = 0;
+  uint64_t committed_raw_bytes_ = 0;     ///< since open: raw block bodies
+  uint64_t committed_stored_bytes_ = 0;  ///< since open: what they took on disk
+  std::vector<std::string> values_;      ///< reused block encoding buffers, one per staged block
+  mutable std::string scratch_;          ///< reused decompression buffer (ingest thread only)
   mutable std::mutex mu_;
   std::map<PartitionKey, SpoolPartition> partitions_;  ///< guarded by mu_
   /// Per partition, events of its first block below the last release: on disk, not counted.

@@ -75,6 +75,9 @@ class Spool {
   virtual Status commit() = 0;
   /// Events staged and not yet committed.
   virtual size_t staged() const = 0;
+  /// An estimate of the bytes the staged events will take once committed (so a caller can keep
+  /// within a size limit before the commit tells it exactly).
+  virtual uint64_t staged_bytes() const = 0;
 
   /// Up to `max_events` committed events of a partition with offset >= `from`, in offset order.
   virtual Status read(const std::string& topic, int32_t partition, int64_t from, size_t max_events,

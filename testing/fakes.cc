@@ -313,6 +313,9 @@ void FakeSession::disconnect() {
 
 // --- MemorySpool ------------------------------------------------------------------------------
 
+/// What MemorySpool counts an event as costing beyond its payload (key and timestamp).
+constexpr uint64_t kEventOverhead = 24;
+
 void MemorySpool::append(const std::string& topic, int32_t partition, int64_t offset,
                          int64_t timestamp_ms, std::string_view payload) {
   std::lock_guard lock(mu_);
@@ -346,6 +349,13 @@ Status MemorySpool::commit() {
 size_t MemorySpool::staged() const {
   std::lock_guard lock(mu_);
   return staged_.size();
+}
+
+uint64_t MemorySpool::staged_bytes() const {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& s : staged_) n += kEventOverhead + s.event.payload.size();
+  return n;
 }
 
 Status MemorySpool::read(const std::string& topic, int32_t partition, int64_t from,
@@ -394,7 +404,7 @@ std::map<storage::PartitionKey, storage::SpoolPartition> MemorySpool::partitions
     p.last_offset = events.rbegin()->first;
     p.oldest_timestamp_ms = events.begin()->second.timestamp_ms;
     p.events = events.size();
-    for (const auto& [offset, e] : events) p.bytes += 24 + e.payload.size();
+    for (const auto& [offset, e] : events) p.bytes += kEventOverhead + e.payload.size();
   }
   return out;
 }

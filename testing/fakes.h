@@ -168,6 +168,7 @@ class MemorySpool final : public storage::Spool {
               std::string_view payload) override;
   Status commit() override;
   size_t staged() const override;
+  uint64_t staged_bytes() const override;
   Status read(const std::string& topic, int32_t partition, int64_t from, size_t max_events,
               storage::SpoolChunk& out) const override;
   Status release(const std::string& topic, int32_t partition, int64_t below) override;

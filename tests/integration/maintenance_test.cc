@@ -212,12 +212,12 @@ TEST_F(MaintenanceTest, KilledWhileDrainingRestartsAndFinishesExactly) {
 }
 
 TEST_F(MaintenanceTest, FullSpoolStopsFetchingLosesNothingAndResumesAsItDrains) {
-  auto sluice = start_sluice(dir_, config("  max_bytes: 300000\n"));
+  auto sluice = start_sluice(dir_, config("  max_bytes: 100000\n"));
   produce(10);
   ASSERT_TRUE(wait_for_all()) << sluice->log();
   std::string out;
   ASSERT_EQ(cli(*sluice, {"pause"}, out), 0) << out;
-  produce(2500);  // about 4 MB: far more than the spool may hold
+  produce(2500);  // about 3 MB, some 500 KB compressed: far more than the spool may hold
   ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["full"] == true; }, 60s))
       << status(*sluice).dump() << sluice->log();
   const auto full = status(*sluice);

@@ -193,6 +193,22 @@ TEST(RocksDbSpool, AnOffsetAlreadySpooledIsRefusedSoNoEventCanDrainTwice) {
   EXPECT_EQ(spool->partition("t", 0)->events, 11u);
 }
 
+TEST(RocksDbSpool, StagedBytesEstimateLearnsTheCompressionRatio) {
+  testing::TempDir dir;
+  auto spool = open_spool(dir.file("spool"));
+  ASSERT_TRUE(spool);
+  const std::string event = testing::EventFactory::navigation_timing(1, 0, 1);
+  for (int64_t o = 0; o < 500; ++o) spool->append("t", 0, o, o, event);
+  EXPECT_GE(spool->staged_bytes(), 500 * event.size()) << "no ratio known before a commit";
+  ASSERT_TRUE(spool->commit().is_ok());
+  const uint64_t stored = spool->totals().bytes;
+  EXPECT_LT(stored, 500 * event.size() / 3) << "blocks of JSON compress";
+  for (int64_t o = 500; o < 1000; ++o) spool->append("t", 0, o, o, event);
+  const uint64_t estimate = spool->staged_bytes();
+  EXPECT_GT(estimate, stored / 2);
+  EXPECT_LT(estimate, stored * 2);
+}
+
 TEST(RocksDbSpool, CorruptSpoolStopsStartUpWithAClearMessageAndIsNotDiscarded) {
   testing::TempDir dir;
   const std::string path = dir.file("spool");
