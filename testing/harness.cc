@@ -73,9 +73,11 @@ Process::~Process() {
 bool Process::running() {
   if (status_) return false;
   int st = 0;
-  const pid_t r = waitpid(pid_, &st, WNOHANG);
+  struct rusage usage {};
+  const pid_t r = wait4(pid_, &st, WNOHANG, &usage);
   if (r == pid_) {
     status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usage_ = usage;
     return false;
   }
   return r == 0;
@@ -485,7 +487,7 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
       << "  socket: \"" << db.socket() << "\"\n"
       << "  user: sluice\n"
       << "  password_file: \"" << db.password_file() << "\"\n"
-      << "  database: log\n"
+      << "  database: " << options.database << "\n"
       << options.mariadb_lines << "spool:\n"
       << "  path: \"" << dir.file("spool") << "\"\n"
       << options.spool_lines << "schemas:\n"

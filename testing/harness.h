@@ -6,6 +6,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <mysql.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -47,12 +48,15 @@ class Process {
   void signal(int sig);
   /// Waits for exit; returns the exit code (128+signal when killed), or nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout);
+  /// The child's resource usage (peak RSS, CPU time), once it has exited.
+  const std::optional<struct rusage>& usage() const { return usage_; }
   const std::string& log_file() const { return log_file_; }
   std::string log() const;
 
  private:
   pid_t pid_ = -1;
   std::optional<int> status_;
+  std::optional<struct rusage> usage_;
   std::string log_file_;
 };
 
@@ -154,6 +158,7 @@ struct ConfigOptions {
   std::string mariadb_lines{};                            ///< more keys of `mariadb:`, indented
   std::string admin_lines{};                              ///< more keys of `admin:`, indented
   std::string spool_lines{};                              ///< more keys of `spool:`, indented
+  std::string database = "log";                           ///< mariadb.database
 };
 
 /// Writes a sluice config for the given servers and returns its path. The admin endpoint

@@ -1,0 +1,331 @@
+// sluice-e2e-bench: the end-to-end benchmark on the local stack, one command (bench/e2e).
+//
+// Loads N production-shaped NavigationTiming events into the test broker first, then measures in
+// one run, against one private MariaDB with durable settings (innodb_flush_log_at_trx_commit=1):
+//   1. direct   `sluice run` ingesting the N events into an empty database;
+//   2. drain    `sluice run` paused at start, spooling the N events, then resumed: the drain of
+//               that backlog into another empty database, timed from resume;
+//   3. ceiling  the server's own LOAD DATA INFILE of exactly the rows of (1), exported with
+//               SELECT ... INTO OUTFILE, into an identical empty table.
+// and prints a table of rates, their ratios to the ceiling, peak RSS and CPU seconds per million
+// events, and writes the same as JSON so runs can be compared over time.
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "testing/harness.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using sluice::testing::Broker;
+using sluice::testing::EventFactory;
+using sluice::testing::MariaDb;
+using sluice::testing::Process;
+using sluice::testing::TempDir;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kTopic = "eventlogging_NavigationTiming";
+constexpr const char* kTable = "NavigationTiming_15485142";
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double cpu_seconds(const struct rusage& u) {
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+struct Options {
+  uint64_t events = 500'000;
+  int partitions = 32;
+  int writers = 2;
+  int batch_rows = 5000;
+  std::string json_path;
+};
+
+class Bench {
+ public:
+  explicit Bench(Options o) : o_(std::move(o)) {}
+
+  int run() {
+    step("starting a private MariaDB (durable: innodb_flush_log_at_trx_commit=1) and the broker");
+    db_ = std::make_unique<MariaDb>(dir_.file("mariadb"));
+    broker_ = std::make_unique<Broker>(
+        std::vector<std::string>{std::string(kTopic) + ":" + std::to_string(o_.partitions)},
+        dir_.path());
+    produce();
+    nlohmann::json direct = run_direct();
+    nlohmann::json drain = run_drain();
+    nlohmann::json ceiling = run_load_data();
+    report(direct, drain, ceiling);
+    return 0;
+  }
+
+ private:
+  void step(const std::string& what) { std::cerr << "e2e: " << what << "\n"; }
+
+  void produce() {
+    step("loading " + std::to_string(o_.events) + " events into " + std::to_string(o_.partitions) +
+         " partitions (zstd)");
+    const auto started = Clock::now();
+    sluice::testing::Producer producer(broker_->bootstrap(), "zstd");
+    for (uint64_t i = 0; i < o_.events; ++i) {
+      const auto p = static_cast<int32_t>(i % static_cast<uint64_t>(o_.partitions));
+      producer.produce(kTopic, p,
+                       EventFactory::navigation_timing(1, static_cast<uint32_t>(p),
+                                                       i / static_cast<uint64_t>(o_.partitions)));
+    }
+    producer.flush();
+    for (const auto& [key, offsets] : producer.offsets()) {
+      if (offsets.front() != 0) throw std::runtime_error("the broker dropped the first events");
+    }
+    produce_s_ = seconds_since(started);
+  }
+
+  /// A config for one Sluice run into `database`, with its own folder (spool, log).
+  std::string config(const TempDir& run_dir, const std::string& database,
+                     const std::string& group) {
+    db_->exec("CREATE DATABASE IF NOT EXISTS `" + database + "`");
+    db_->exec("GRANT ALL ON `" + database + "`.* TO 'sluice'@'localhost'");
+    return sluice::testing::write_config(
+        run_dir, broker_->bootstrap(), *db_, {kTopic}, group,
+        {.extra_yaml =
+             "batch:\n  max_rows: " + std::to_string(o_.batch_rows) + "\nlog:\n  level: warn\n",
+         .mariadb_lines = "  writers: " + std::to_string(o_.writers) + "\n",
+         .database = database});
+  }
+
+  int64_t committed(const std::string& database) {
+    try {
+      return db_->scalar("SELECT COALESCE(SUM(next_offset), 0) FROM `" + database +
+                         "`.sluice_offsets");
+    } catch (const std::exception&) {
+      return 0;  // not created yet
+    }
+  }
+
+  /// Polls until `database` has all events; returns when 10% and 100% were reached.
+  std::pair<Clock::time_point, Clock::time_point> wait_for_all(const std::string& database,
+                                                               Process& sluice) {
+    Clock::time_point tenth{};
+    const auto n = static_cast<int64_t>(o_.events);
+    for (;;) {
+      const int64_t done = committed(database);
+      if (tenth == Clock::time_point{} && done >= n / 10) tenth = Clock::now();
+      if (done >= n) return {tenth, Clock::now()};
+      if (!sluice.running()) throw std::runtime_error("sluice exited: " + sluice.log());
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+
+  nlohmann::json stop(Process& sluice, const std::string& database) {
+    sluice.signal(SIGTERM);
+    if (sluice.wait(120s) != 0) throw std::runtime_error("sluice did not stop cleanly");
+    const auto rows = db_->scalar("SELECT COUNT(*) FROM `" + database + "`.`" + kTable + "`");
+    if (rows != static_cast<int64_t>(o_.events)) {
+      throw std::runtime_error(database + " holds " + std::to_string(rows) + " rows, expected " +
+                               std::to_string(o_.events));
+    }
+    const auto& u = *sluice.usage();
+    return {{"peak_rss_mib", static_cast<double>(u.ru_maxrss) / 1024.0},
+            {"cpu_s", cpu_seconds(u)},
+            {"cpu_s_per_million_events", cpu_seconds(u) * 1e6 / static_cast<double>(o_.events)}};
+  }
+
+  nlohmann::json run_direct() {
+    step("direct: sluice run into an empty database");
+    TempDir run_dir;
+    const auto cfg = config(run_dir, "log", "bench-direct");
+    const auto started = Clock::now();
+    auto sluice = sluice::testing::start_sluice(run_dir, cfg);
+    const auto [tenth, done] = wait_for_all("log", *sluice);
+    const double total = std::chrono::duration<double>(done - started).count();
+    const double steady = std::chrono::duration<double>(done - tenth).count();
+    auto out = stop(*sluice, "log");
+    out["seconds"] = total;
+    out["events_per_s"] = static_cast<double>(o_.events) / total;
+    out["steady_events_per_s"] = 0.9 * static_cast<double>(o_.events) / steady;
+    return out;
+  }
+
+  nlohmann::json run_drain() {
+    step("drain: sluice paused at start spools the events, then resumes");
+    TempDir run_dir;
+    const auto cfg = config(run_dir, "log_drain", "bench-drain");
+    auto sluice = sluice::testing::start_sluice(run_dir, cfg);
+    std::string url, out;
+    if (!sluice::testing::wait_until([&] { return !(url = admin_url(*sluice)).empty(); }, 30s)) {
+      throw std::runtime_error("no admin endpoint: " + sluice->log());
+    }
+    const std::string bin = sluice::testing::binary_dir() + "/main/sluice";
+    if (sluice::testing::run_command({bin, "pause", "--admin", url, "--reason", "bench"}, out) !=
+        0) {
+      throw std::runtime_error("pause failed: " + out);
+    }
+    const auto paused = Clock::now();
+    if (committed("log_drain") != 0) {
+      throw std::runtime_error("events reached MariaDB before the pause: rerun");
+    }
+    // Spooling: the whole backlog, durably.
+    uint64_t spooled = 0;
+    while (spooled < o_.events) {
+      if (sluice::testing::run_command({bin, "status", "--admin", url, "--json"}, out) != 0) {
+        throw std::runtime_error("status failed: " + out);
+      }
+      spooled = nlohmann::json::parse(out)["spool"]["events"].get<uint64_t>();
+      std::this_thread::sleep_for(100ms);
+    }
+    const double spool_s = seconds_since(paused);
+    const auto status = nlohmann::json::parse(out);
+    const auto resumed = Clock::now();
+    if (sluice::testing::run_command({bin, "resume", "--admin", url}, out) != 0) {
+      throw std::runtime_error("resume failed: " + out);
+    }
+    const auto [tenth, done] = wait_for_all("log_drain", *sluice);
+    const double drain_s = std::chrono::duration<double>(done - resumed).count();
+    auto result = stop(*sluice, "log_drain");
+    result["spool_fill_seconds"] = spool_s;
+    result["spool_fill_events_per_s"] = static_cast<double>(o_.events) / spool_s;
+    result["spool_bytes"] = status["spool"]["bytes"];
+    result["seconds"] = drain_s;
+    result["events_per_s"] = static_cast<double>(o_.events) / drain_s;
+    result["steady_events_per_s"] =
+        0.9 * static_cast<double>(o_.events) / std::chrono::duration<double>(done - tenth).count();
+    return result;
+  }
+
+  nlohmann::json run_load_data() {
+    step("ceiling: the server's LOAD DATA INFILE of the same rows into an identical table");
+    std::string columns;
+    for (const auto& r :
+         db_->query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                    "'log' AND TABLE_NAME = '" +
+                    std::string(kTable) + "' AND COLUMN_NAME <> 'id' ORDER BY ORDINAL_POSITION")) {
+      columns += (columns.empty() ? "`" : ",`") + *r[0] + "`";
+    }
+    const std::string file = dir_.file("rows.tsv");
+    db_->exec("SELECT " + columns + " FROM log.`" + kTable + "` ORDER BY id INTO OUTFILE '" + file +
+              "'");
+    db_->exec("CREATE DATABASE log_load");
+    db_->exec("CREATE TABLE log_load.`" + std::string(kTable) + "` LIKE log.`" + kTable + "`");
+    const auto started = Clock::now();
+    db_->exec("LOAD DATA INFILE '" + file + "' INTO TABLE log_load.`" + kTable + "` (" + columns +
+              ")");
+    const double s = seconds_since(started);
+    const auto rows = db_->scalar("SELECT COUNT(*) FROM log_load.`" + std::string(kTable) + "`");
+    if (rows != static_cast<int64_t>(o_.events)) throw std::runtime_error("LOAD DATA lost rows");
+    return {{"seconds", s},
+            {"rows_per_s", static_cast<double>(o_.events) / s},
+            {"file_bytes", std::filesystem::file_size(file)}};
+  }
+
+  void report(const nlohmann::json& direct, const nlohmann::json& drain,
+              const nlohmann::json& ceiling) {
+    const double load = ceiling["rows_per_s"];
+    utsname u{};
+    uname(&u);
+    std::string cpu = "?";
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; std::getline(cpuinfo, line);) {
+      if (line.starts_with("model name")) {
+        cpu = line.substr(line.find(':') + 2);
+        break;
+      }
+    }
+    std::string commit;
+    (void)sluice::testing::run_command(
+        {"git", "-C", sluice::testing::source_dir(), "rev-parse", "--short", "HEAD"}, commit);
+    while (!commit.empty() && std::isspace(static_cast<unsigned char>(commit.back()))) {
+      commit.pop_back();
+    }
+    const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    char date[32];
+    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    nlohmann::json j = {
+        {"date", date},
+        {"commit", commit},
+        {"machine", {{"cpus", sysconf(_SC_NPROCESSORS_ONLN)}, {"cpu", cpu}, {"kernel", u.release}}},
+        {"events", o_.events},
+        {"partitions", o_.partitions},
+        {"writers", o_.writers},
+        {"batch_rows", o_.batch_rows},
+        {"produce_seconds", produce_s_},
+        {"direct", direct},
+        {"drain", drain},
+        {"load_data_infile", ceiling},
+        {"ratios",
+         {{"direct_steady", direct["steady_events_per_s"].get<double>() / load},
+          {"direct_total", direct["events_per_s"].get<double>() / load},
+          {"drain", drain["events_per_s"].get<double>() / load}}},
+        {"peak_rss_mib",
+         std::max(direct["peak_rss_mib"].get<double>(), drain["peak_rss_mib"].get<double>())},
+    };
+    std::printf("\nSluice end-to-end benchmark, %s, commit %s, %ld CPUs (%s)\n", date,
+                commit.c_str(), sysconf(_SC_NPROCESSORS_ONLN), cpu.c_str());
+    std::printf("%lu NavigationTiming events, %d partitions, %d writers, batches of %d rows\n\n",
+                static_cast<unsigned long>(o_.events), o_.partitions, o_.writers, o_.batch_rows);
+    std::printf("%-34s %12s %10s %12s %14s\n", "", "events/s", "vs LOAD", "peak RSS", "CPU s/M ev");
+    auto row = [&](const char* name, double rate, const nlohmann::json* run) {
+      std::printf("%-34s %12.0f %9.2fx", name, rate, rate / load);
+      if (run != nullptr) {
+        std::printf(" %8.0f MiB %14.2f", (*run)["peak_rss_mib"].get<double>(),
+                    (*run)["cpu_s_per_million_events"].get<double>());
+      }
+      std::printf("\n");
+    };
+    row("direct, steady (10% to 100%)", direct["steady_events_per_s"], &direct);
+    row("direct, including start-up", direct["events_per_s"], nullptr);
+    row("drain of the spooled backlog", drain["events_per_s"], &drain);
+    row("spooling (Kafka -> spool, paused)", drain["spool_fill_events_per_s"], nullptr);
+    row("server LOAD DATA INFILE (ceiling)", load, nullptr);
+    std::printf("\nspool held the backlog in %.1f MiB; LOAD DATA file %.1f MiB\n",
+                drain["spool_bytes"].get<double>() / 1048576.0,
+                ceiling["file_bytes"].get<double>() / 1048576.0);
+    std::string path = o_.json_path;
+    if (path.empty()) {
+      std::filesystem::create_directories(sluice::testing::source_dir() + "/.local/bench");
+      path = sluice::testing::source_dir() + "/.local/bench/e2e-" + date + ".json";
+    }
+    std::ofstream(path) << j.dump(2) << "\n";
+    std::printf("JSON: %s\n", path.c_str());
+  }
+
+  Options o_;
+  TempDir dir_;
+  std::unique_ptr<MariaDb> db_;
+  std::unique_ptr<Broker> broker_;
+  double produce_s_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sluice-e2e-bench: direct, drain and LOAD DATA INFILE rates side by side"};
+  Options o;
+  app.add_option("--events", o.events, "Events to load and ingest")->capture_default_str();
+  app.add_option("--partitions", o.partitions, "Partitions (the broker keeps ~5 MiB each)")
+      ->capture_default_str();
+  app.add_option("--writers", o.writers, "mariadb.writers")->capture_default_str();
+  app.add_option("--batch-rows", o.batch_rows, "batch.max_rows")->capture_default_str();
+  app.add_option("--json", o.json_path, "Where to write the JSON (default .local/bench/)");
+  CLI11_PARSE(app, argc, argv);
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    return Bench(o).run();
+  } catch (const std::exception& e) {
+    std::cerr << "sluice-e2e-bench: " << e.what() << "\n";
+    return 1;
+  }
+}
