@@ -187,13 +187,13 @@ bool Decoder::check_value(element value, const FieldRule& f, std::string& reason
 bool Decoder::validate_object(simdjson::dom::object obj, const ObjectRule& rule,
                               std::string& reason) {
   for (auto [key, value] : obj) {
-    const auto it = rule.by_name.find(key);
-    if (it == rule.by_name.end()) {
+    const int index = rule.by_name.find(key);
+    if (index < 0) {
       if (rule.additional_allowed) continue;
       return fail(reason, "unexpected_field", rule.path + "." + std::string(key),
                   "not declared by the schema");
     }
-    const FieldRule& f = rule.fields[static_cast<size_t>(it->second)];
+    const FieldRule& f = rule.fields[static_cast<size_t>(index)];
     seen_[static_cast<size_t>(f.index)] = epoch_;
     if (!check_value(value, f, reason)) return false;
   }

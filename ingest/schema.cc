@@ -99,9 +99,11 @@ class Compiler {
         f.column_type = column_type_for(f.types);
         columns_.push_back({column, f.column_type});
       }
-      rule.by_name.emplace(f.name, static_cast<int>(rule.fields.size()));
       rule.fields.push_back(std::move(f));
     }
+    std::vector<std::string> names;
+    for (const auto& f : rule.fields) names.push_back(f.name);
+    rule.by_name.build(names);
     return Status::ok();
   }
 

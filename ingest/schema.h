@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "ingest/field_table.h"
 #include "storage/table_layout.h"
 
 namespace sluice::ingest {
@@ -55,7 +56,7 @@ struct StringHash {
 struct ObjectRule {
   std::string path;  ///< "event" or "event.nested"
   std::vector<FieldRule> fields;
-  std::unordered_map<std::string, int, StringHash, std::equal_to<>> by_name;
+  FieldTable by_name;  ///< field name → index into `fields`
   bool additional_allowed = true;
 };
 

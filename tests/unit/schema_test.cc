@@ -30,7 +30,7 @@ TEST(Schema, ShippedNavigationTimingMapsEveryFieldToItsColumnType) {
   EXPECT_EQ(cols.at("event_connectStart"), ColumnType::kInteger);
   EXPECT_EQ(cols.at("event_netinfoDownlink"), ColumnType::kNumber);
   EXPECT_EQ(cols.at("event_mobileMode"), ColumnType::kString);
-  const auto& isAnon = s->root.fields[static_cast<size_t>(s->root.by_name.at("isAnon"))];
+  const auto& isAnon = s->root.fields[static_cast<size_t>(s->root.by_name.find("isAnon"))];
   EXPECT_TRUE(isAnon.required);
   EXPECT_FALSE(s->root.additional_allowed);
 }
@@ -60,7 +60,7 @@ TEST(Schema, NestedObjectsFlattenAndBothRequiredStylesCount) {
   EXPECT_EQ(cols.at("event_free"), ColumnType::kJson);
   EXPECT_FALSE(cols.contains("event_nested"));
   auto field = [&](const char* n) {
-    return &schema.root.fields[static_cast<size_t>(schema.root.by_name.at(n))];
+    return &schema.root.fields[static_cast<size_t>(schema.root.by_name.find(n))];
   };
   EXPECT_TRUE(field("a")->required);
   EXPECT_TRUE(field("b")->required);
@@ -127,6 +127,30 @@ TEST(Schema, LoadAllNamesTheBrokenFile) {
   auto n = registry.load_all();
   ASSERT_FALSE(n.is_ok());
   EXPECT_NE(n.status().message().find("Broken/3.json"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::ingest
+
+namespace sluice::ingest {
+namespace {
+
+TEST(FieldTable, FindsEveryNameAndOnlyThoseWhateverTheirLength) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 300; ++i)
+    names.push_back("field" + std::to_string(i) + std::string(i % 13, 'x'));
+  names.push_back("");
+  names.push_back("a");
+  names.push_back("netinfoEffectiveConnectionType");
+  names.push_back("netinfoConnectionType");
+  FieldTable table;
+  table.build(names);
+  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(table.find(names[i]), static_cast<int>(i));
+  EXPECT_EQ(table.find("field1xx"), -1);
+  EXPECT_EQ(table.find("b"), -1);
+  EXPECT_EQ(table.find("netinfoConnectionTyp"), -1);
+  FieldTable empty;
+  EXPECT_EQ(empty.find("anything"), -1);
 }
 
 }  // namespace
