@@ -2,8 +2,9 @@
 
 namespace sluice::ingest {
 
-Batcher::Batcher(std::string topic, int32_t partition, BatchLimits limits, const Clock& clock)
-    : limits_(limits), clock_(clock) {
+Batcher::Batcher(std::string topic, int32_t partition, BatchLimits limits, const Clock& clock,
+                 storage::TableRowsPool* pool)
+    : limits_(limits), clock_(clock), pool_(pool) {
   batch_.topic = std::move(topic);
   batch_.partition = partition;
 }
@@ -28,6 +29,7 @@ storage::TableRows& Batcher::rows_for(const storage::TableLayout* table) {
   for (auto& t : batch_.tables) {
     if (t.table == table) return t;
   }
+  if (pool_ != nullptr) return batch_.tables.emplace_back(pool_->take(table));
   auto& t = batch_.tables.emplace_back();
   t.table = table;
   return t;

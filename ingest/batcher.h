@@ -21,7 +21,9 @@ struct BatchLimits {
 
 class Batcher {
  public:
-  Batcher(std::string topic, int32_t partition, BatchLimits limits, const Clock& clock);
+  /// `pool`, when given, supplies the row buffers of new batches (it must outlive the Batcher).
+  Batcher(std::string topic, int32_t partition, BatchLimits limits, const Clock& clock,
+          storage::TableRowsPool* pool = nullptr);
 
   /// Starts the partition at `offset` (the next offset expected), dropping any open batch.
   void reset(int64_t offset, uint64_t generation);
@@ -39,6 +41,8 @@ class Batcher {
   void row_added(storage::TableRows& rows, int64_t offset, size_t bytes_before);
 
   bool empty() const { return batch_.events == 0; }
+  /// Memory the open batch holds.
+  size_t bytes() const { return batch_.bytes; }
   bool full() const;
   /// True when the open batch's first event has waited max_delay.
   bool due() const;
@@ -52,6 +56,7 @@ class Batcher {
 
   BatchLimits limits_;
   const Clock& clock_;
+  storage::TableRowsPool* pool_;
   storage::Batch batch_;
   Clock::time_point opened_at_{};
   int64_t next_ = -1;

@@ -119,6 +119,7 @@ void Writer::loop() {
     const auto started = clock_.now();
     (void)write_with_retry(batch, report);  // given up or not, the report says how it ended
     report.seconds = std::chrono::duration<double>(clock_.now() - started).count();
+    report.spent = std::move(batch.tables);
     report_(std::move(report));
     std::lock_guard lock(mu_);
     busy_ = false;

@@ -48,6 +48,8 @@ struct WriteReport {
   double seconds = 0;           ///< time spent in the database for this batch, retries included
   std::vector<Table> tables{};  ///< for kCommitted: rows and newest timestamp per table
   storage::DbStatus error{};
+  /// The batch's row buffers, done with: the ingest thread reuses their memory.
+  std::vector<storage::TableRows> spent{};
 };
 
 class Writer {

@@ -23,4 +23,24 @@ void Batch::trim_before(int64_t offset) {
   base_offset = offset;
 }
 
+TableRows TableRowsPool::take(const TableLayout* table) {
+  TableRows rows;
+  if (!spare_.empty()) {
+    rows = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  rows.table = table;
+  return rows;
+}
+
+void TableRowsPool::give(TableRows&& rows) {
+  if (spare_.size() >= max_kept_ || rows.data.capacity() > max_capacity_) return;
+  rows.table = nullptr;
+  rows.data.clear();
+  rows.offsets.clear();
+  rows.ends.clear();
+  rows.max_timestamp = -1;
+  spare_.push_back(std::move(rows));
+}
+
 }  // namespace sluice::storage

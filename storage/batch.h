@@ -22,6 +22,26 @@ struct TableRows {
   size_t rows() const { return offsets.size(); }
 };
 
+/// Spare TableRows whose buffers keep their capacity, so a new batch reuses memory a written
+/// one has already grown and faulted in, rather than growing (and copying) a fresh buffer each
+/// time. Bounded: at most `max_kept` are kept, none larger than `max_capacity` bytes.
+/// Thread safety: one thread (the ingest thread); writers hand buffers back through reports.
+class TableRowsPool {
+ public:
+  TableRowsPool(size_t max_kept, size_t max_capacity)
+      : max_kept_(max_kept), max_capacity_(max_capacity) {}
+  /// Empty rows for `table`, with recycled capacity when there is some.
+  TableRows take(const TableLayout* table);
+  /// Keeps `rows` (cleared) for reuse, or frees them when the pool is full.
+  void give(TableRows&& rows);
+  size_t kept() const { return spare_.size(); }
+
+ private:
+  size_t max_kept_;
+  size_t max_capacity_;
+  std::vector<TableRows> spare_;
+};
+
 struct DeadLetter {
   int64_t offset = 0;
   std::string reason;   ///< "<class>: <detail>", e.g. "wrong_type: event.isAnon: expected boolean"

@@ -83,3 +83,34 @@ TEST(DbError, ClassifiesOnce) {
 
 }  // namespace
 }  // namespace sluice::storage
+
+namespace sluice::storage {
+namespace {
+
+TEST(TableRowsPool, ReusesCapacityButKeepsOnlyABoundedNumberOfModestBuffers) {
+  TableRowsPool pool(2, 1 << 20);
+  TableRows rows = pool.take(nullptr);
+  rows.data.assign(100'000, 'x');
+  rows.offsets.assign(10, 1);
+  rows.ends.assign(10, 1);
+  rows.max_timestamp = 5;
+  const auto* buffer = rows.data.data();
+  pool.give(std::move(rows));
+  ASSERT_EQ(pool.kept(), 1u);
+  const TableRows again = pool.take(nullptr);
+  EXPECT_EQ(again.data.data(), buffer) << "the grown buffer is reused";
+  EXPECT_TRUE(again.data.empty());
+  EXPECT_TRUE(again.offsets.empty());
+  EXPECT_TRUE(again.ends.empty());
+  EXPECT_EQ(again.max_timestamp, -1);
+
+  TableRows huge;
+  huge.data.reserve(4 << 20);
+  pool.give(std::move(huge));
+  EXPECT_EQ(pool.kept(), 0u) << "a buffer past max_capacity is freed, not kept";
+  for (int i = 0; i < 5; ++i) pool.give(TableRows{});
+  EXPECT_EQ(pool.kept(), 2u);
+}
+
+}  // namespace
+}  // namespace sluice::storage
