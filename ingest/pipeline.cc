@@ -17,6 +17,8 @@ namespace {
 /// round's events are one group commit (one fsync): under a backlog, big groups are what lets
 /// the spool keep up (bench/README.md: spool append by group size).
 constexpr size_t kPollBatch = 5000;
+/// How long fetching may simply wait for MariaDB before the partitions are paused in Kafka.
+constexpr std::chrono::seconds kHoldBeforePause{5};
 
 }  // namespace
 
@@ -26,12 +28,21 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       clock_(clock),
       registry_(config_.schemas_path, clock),
       decoder_(registry_),
-      spool_(*parts_.spool) {
+      spool_(*parts_.spool),
+      // Enough spare buffers for a writer's worth of batches in flight, each at most twice a
+      // batch's limit: bounded memory, no growing from scratch.
+      rows_pool_(4 * static_cast<size_t>(config_.mariadb.writers) + 4,
+                 2 * static_cast<size_t>(config_.batch.max_bytes)) {
   limits_.max_rows = static_cast<size_t>(config_.batch.max_rows);
   limits_.max_bytes = static_cast<size_t>(config_.batch.max_bytes);
   limits_.max_delay = milliseconds(config_.batch.max_delay_ms);
   // Enough for every writer to have one batch in the database and one or two waiting.
   max_in_flight_bytes_ = limits_.max_bytes * (2 * static_cast<size_t>(config_.mariadb.writers) + 1);
+  // Open batches of all partitions together. With many partitions read round-robin, their
+  // batches would all fill at once: a burst the writers cannot take, then nothing. Over this
+  // budget the fullest batch goes, so batches flow steadily and memory stays bounded whatever
+  // the partition count.
+  max_open_bytes_ = limits_.max_bytes * (static_cast<size_t>(config_.mariadb.writers) + 1);
 }
 
 Pipeline::~Pipeline() {
@@ -110,9 +121,17 @@ void Pipeline::step(milliseconds max_wait) {
     }
   }
   timeout = std::max(timeout, milliseconds(0));
-  // Under backpressure one message at a time: whatever arrives is dropped and read again.
-  source_->poll(timeout, backpressure_ ? 1 : kPollBatch, messages_);
-  for (const auto& m : messages_) handle_message(m);
+  if (holding()) {
+    // MariaDB is behind: take nothing more for now. librdkafka's queue is bounded
+    // (queued.max.messages.kbytes), so memory is too; nothing is dropped or fetched twice.
+    std::unique_lock lock(reports_mu_);
+    reports_cv_.wait_for(lock, timeout, [&] { return !reports_.empty(); });
+  } else {
+    // Paused in Kafka, one message at a time: whatever arrives is dropped and read again.
+    source_->poll(timeout, backpressure_ ? 1 : kPollBatch, messages_);
+    for (const auto& m : messages_) handle_message(m);
+    dispatch_over_budget();
+  }
   commit_spool();  // group commit: one synced write per loop round
   if (clock_.now() - last_commit_ >= std::chrono::seconds(1)) commit_offsets(true);
   log_summary(false);
@@ -213,7 +232,7 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
                           : "the group's committed offset (MariaDB not asked)";
     }
     tp.offset = start;
-    auto p = std::make_unique<Partition>(tp.topic, tp.partition, limits_, clock_);
+    auto p = std::make_unique<Partition>(tp.topic, tp.partition, limits_, clock_, &rows_pool_);
     p->generation = next_generation_++;
     p->batcher.reset(start, p->generation);
     p->kafka_committed = committed[i].offset;
@@ -340,6 +359,17 @@ void Pipeline::check_gap(Partition& p, int64_t offset) {
   p.batcher.add_dead_letter(expected, reason, "");
 }
 
+bool Pipeline::holding() {
+  if (backpressure_ || in_flight_bytes_ < max_in_flight_bytes_) {
+    holding_since_.reset();
+    return false;
+  }
+  if (!holding_since_) holding_since_ = clock_.now();
+  // A stall longer than this is not flow control but a stuck database: apply_backpressure()
+  // then pauses the partitions in Kafka and polling goes on, so the consumer stays in its group.
+  return clock_.now() - *holding_since_ < kHoldBeforePause;
+}
+
 void Pipeline::apply_backpressure() {
   const auto totals = spool_.totals();
   spool_committed_bytes_ = totals.bytes;
@@ -356,7 +386,8 @@ void Pipeline::apply_backpressure() {
       logger("ingest")->info("spool below spool.max_bytes again");
     }
   }
-  const bool over = in_flight_bytes_ >= max_in_flight_bytes_ || spool_full_;
+  const bool stuck = holding_since_ && clock_.now() - *holding_since_ >= kHoldBeforePause;
+  const bool over = stuck || spool_full_;
   if (!backpressure_ && over) {
     std::vector<TopicPartition> list;
     for (auto& [key, p] : partitions_) {
@@ -460,6 +491,21 @@ void Pipeline::dispatch(Partition& p) {
   writers_[p.writer]->push(std::move(batch));
 }
 
+void Pipeline::dispatch_over_budget() {
+  if (gate_ != Gate::kOpen) return;
+  size_t open = 0;
+  for (const auto& [key, p] : partitions_) open += p->batcher.bytes();
+  while (open > max_open_bytes_) {
+    Partition* fullest = nullptr;
+    for (auto& [key, p] : partitions_) {
+      if (fullest == nullptr || p->batcher.bytes() > fullest->batcher.bytes()) fullest = p.get();
+    }
+    if (fullest == nullptr || fullest->batcher.empty()) break;
+    open -= fullest->batcher.bytes();
+    dispatch(*fullest);
+  }
+}
+
 void Pipeline::flush_due() {
   for (auto& [key, p] : partitions_) {
     if (p->batcher.due()) dispatch(*p);
@@ -467,8 +513,11 @@ void Pipeline::flush_due() {
 }
 
 void Pipeline::on_report(WriteReport&& report) {
-  std::lock_guard lock(reports_mu_);
-  reports_.push_back(std::move(report));
+  {
+    std::lock_guard lock(reports_mu_);
+    reports_.push_back(std::move(report));
+  }
+  reports_cv_.notify_one();
 }
 
 void Pipeline::process_reports() {
@@ -478,6 +527,7 @@ void Pipeline::process_reports() {
   }
   for (auto& r : reports_in_) {
     in_flight_bytes_ -= std::min(in_flight_bytes_, r.bytes);
+    for (auto& rows : r.spent) rows_pool_.give(std::move(rows));
     if (r.outcome == WriteOutcome::kCommitted || r.outcome == WriteOutcome::kAlreadyApplied) {
       stats_.rows_inserted += r.rows;
       stats_.dead_letters += r.dead_letters;
@@ -791,6 +841,7 @@ void Pipeline::drain() {
     // the tail: do not wait for max_delay.
     if (!chunk_.events.empty() && chunk_.events.size() < limits_.max_rows) dispatch(p);
   }
+  dispatch_over_budget();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -826,7 +877,7 @@ void Pipeline::publish_status(bool force) {
   const auto totals = spool_.totals();
   std::lock_guard lock(status_mu_);
   status_.partitions = std::move(parts);
-  status_.fetch_paused = backpressure_;
+  status_.fetch_paused = backpressure_ || holding_since_.has_value();
   if (status_.state != "stopping") status_.state = state_name();
   status_.pause_reason = pause_ ? pause_->reason : "";
   status_.paused_since_ms = pause_ ? pause_->since_ms : 0;

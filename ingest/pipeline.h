@@ -24,6 +24,7 @@
 /// spool pauses fetching the same way.
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <map>
 #include <memory>
@@ -139,8 +140,9 @@ class Pipeline {
 
  private:
   struct Partition {
-    Partition(const std::string& t, int32_t p, BatchLimits limits, const Clock& clock)
-        : topic(t), partition(p), batcher(t, p, limits, clock) {}
+    Partition(const std::string& t, int32_t p, BatchLimits limits, const Clock& clock,
+              storage::TableRowsPool* pool)
+        : topic(t), partition(p), batcher(t, p, limits, clock, pool) {}
     std::string topic;
     int32_t partition;
     Batcher batcher;
@@ -176,6 +178,9 @@ class Pipeline {
   void on_revoke(const std::vector<TopicPartition>& partitions);
   void handle_message(const SourceMessage& msg);
   void check_gap(Partition& p, int64_t offset);
+  /// True while MariaDB is behind (in-flight bound reached) for less than a few seconds: the
+  /// loop then waits for writers instead of polling.
+  bool holding();
   void apply_backpressure();
   /// Drops the partition's open batch and reads it again from `offset`.
   void reposition(Partition& p, int64_t offset);
@@ -188,6 +193,8 @@ class Pipeline {
   void batch_event(Partition& p, int64_t offset, int64_t timestamp_ms, std::string_view payload);
   void dispatch(Partition& p);
   void flush_due();
+  /// Dispatches the fullest open batches while all of them together exceed max_open_bytes_.
+  void dispatch_over_budget();
   void on_report(WriteReport&& report);  ///< writer threads
   void process_reports();
   // The gate.
@@ -212,11 +219,16 @@ class Pipeline {
   const Clock& clock_;
   BatchLimits limits_;
   size_t max_in_flight_bytes_;
+  size_t max_open_bytes_;
+  std::optional<Clock::time_point> holding_since_;  ///< in-flight bound reached at
   SchemaRegistry registry_;
   Decoder decoder_;
   std::unique_ptr<storage::BatchSink> control_;  ///< bookkeeping queries, ingest thread
   std::unique_ptr<EventSource> source_;
   storage::Spool& spool_;
+  /// Row buffers of written batches, reused by new ones (declared before the partitions, whose
+  /// batchers use it).
+  storage::TableRowsPool rows_pool_;
   std::vector<std::unique_ptr<Writer>> writers_;
   std::map<Key, std::unique_ptr<Partition>> partitions_;
   uint64_t next_generation_ = 1;
@@ -248,6 +260,7 @@ class Pipeline {
   bool stopped_ = false;           ///< guarded by command_mu_: commands are refused
 
   std::mutex reports_mu_;
+  std::condition_variable reports_cv_;
   std::vector<WriteReport> reports_;  ///< guarded by reports_mu_
 
   PipelineStats stats_;

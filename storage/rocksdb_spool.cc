@@ -150,8 +150,10 @@ Result<std::unique_ptr<Spool>> RocksDbSpool::open(const std::string& path) {
   options.paranoid_checks = true;
   // Blocks arrive in key order per partition and leave the same way: a queue. Blocks are
   // compressed already; level compaction reclaims released ranges.
-  options.write_buffer_size = 64 << 20;
-  options.max_write_buffer_number = 3;
+  // Memtables are most of the spool's memory: blocks are compressed, so 32 MiB holds some
+  // 150,000 events.
+  options.write_buffer_size = 32 << 20;
+  options.max_write_buffer_number = 2;
   options.compression = rocksdb::kNoCompression;
   options.max_open_files = 256;
   rocksdb::BlockBasedTableOptions table;
