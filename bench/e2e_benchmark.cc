@@ -101,8 +101,7 @@ class Bench {
     db_->exec("GRANT ALL ON `" + database + "`.* TO 'sluice'@'localhost'");
     return sluice::testing::write_config(
         run_dir, broker_->bootstrap(), *db_, {kTopic}, group,
-        {.extra_yaml =
-             "batch:\n  max_rows: " + std::to_string(o_.batch_rows) + "\nlog:\n  level: warn\n",
+        {.extra_yaml = "batch:\n  max_rows: " + std::to_string(o_.batch_rows) + "\n",
          .mariadb_lines = "  writers: " + std::to_string(o_.writers) + "\n",
          .database = database});
   }
