@@ -16,6 +16,7 @@
 #include "ingest/kafka_source.h"
 #include "ingest/pipeline.h"
 #include "ingest/schema.h"
+#include "main/bench_command.h"
 #include "storage/mariadb_sink.h"
 #include "storage/rocksdb_spool.h"
 
@@ -257,6 +258,24 @@ int main(int argc, char** argv) {
   pause_cmd->add_option("--reason", reason, "Why (shown in status)");
   auto* resume_cmd = app.add_subcommand("resume", "Resume writing; the spool drains first");
   add_admin_options(resume_cmd, admin_options);
+  sluice::cli::BenchOptions bench;
+  auto* bench_cmd = app.add_subcommand(
+      "bench", "Load-test the configured MariaDB through the real hot path (scratch tables)");
+  bench_cmd->add_option("--config,-c", bench.config_path, "Config file (YAML)")->required();
+  bench_cmd->add_option("--schema", bench.schema, "Schema of the synthetic events")
+      ->capture_default_str();
+  bench_cmd->add_option("--revision", bench.revision, "Schema revision (default: the newest)");
+  bench_cmd->add_option("--events", bench.events, "Events per run")->capture_default_str();
+  bench_cmd->add_option("--batch-rows", bench.batch_rows, "Batch sizes to sweep")
+      ->delimiter(',')
+      ->capture_default_str();
+  bench_cmd->add_option("--writers", bench.writers, "Writer counts to sweep")
+      ->delimiter(',')
+      ->capture_default_str();
+  bench_cmd->add_option("--backlog", bench.backlog, "Backlog size to estimate the drain time of")
+      ->capture_default_str();
+  bench_cmd->add_flag("--keep", bench.keep, "Keep the scratch tables (sluice_bench_*)");
+  bench_cmd->add_flag("--json", bench.json, "Print the results as JSON");
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "sluice 0.1.0\n";
   });
@@ -264,6 +283,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (run_cmd->parsed()) return run(config_path);
   if (check_cmd->parsed()) return check_config(config_path);
+  if (bench_cmd->parsed()) return sluice::cli::bench_command(bench);
   if (status_cmd->parsed()) return status_command(admin_options);
   if (pause_cmd->parsed()) return pause_resume_command(admin_options, true, reason);
   if (resume_cmd->parsed()) return pause_resume_command(admin_options, false, reason);

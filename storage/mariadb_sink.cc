@@ -13,32 +13,42 @@ namespace {
 /// Statements that carry many rows are cut at about this size, well under max_allowed_packet.
 constexpr size_t kMaxStatementBytes = 4 * 1024 * 1024;
 
-constexpr std::string_view kCreateOffsets =
-    "CREATE TABLE IF NOT EXISTS `sluice_offsets` (\n"
-    "  `consumer_group` VARBINARY(255) NOT NULL,\n"
-    "  `topic` VARBINARY(255) NOT NULL,\n"
-    "  `kafka_partition` INT NOT NULL,\n"
-    "  `next_offset` BIGINT NOT NULL,\n"
-    "  `updated_at` DATETIME(6) NOT NULL,\n"
-    "  PRIMARY KEY (`consumer_group`, `topic`, `kafka_partition`)\n"
-    ") ENGINE=InnoDB DEFAULT CHARSET=binary";
+std::string create_offsets_sql(const std::string& name) {
+  return "CREATE TABLE IF NOT EXISTS " + quote_identifier(name) +
+         " (\n"
+         "  `consumer_group` VARBINARY(255) NOT NULL,\n"
+         "  `topic` VARBINARY(255) NOT NULL,\n"
+         "  `kafka_partition` INT NOT NULL,\n"
+         "  `next_offset` BIGINT NOT NULL,\n"
+         "  `updated_at` DATETIME(6) NOT NULL,\n"
+         "  PRIMARY KEY (`consumer_group`, `topic`, `kafka_partition`)\n"
+         ") ENGINE=InnoDB DEFAULT CHARSET=binary";
+}
 
-constexpr std::string_view kCreateDeadLetter =
-    "CREATE TABLE IF NOT EXISTS `sluice_dead_letter` (\n"
-    "  `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,\n"
-    "  `topic` VARBINARY(255) NOT NULL,\n"
-    "  `kafka_partition` INT NOT NULL,\n"
-    "  `kafka_offset` BIGINT NOT NULL,\n"
-    "  `reason` VARBINARY(1024) NOT NULL,\n"
-    "  `payload` LONGBLOB NULL,\n"
-    "  `received_at` DATETIME(6) NOT NULL,\n"
-    "  KEY `ix_position` (`topic`, `kafka_partition`, `kafka_offset`)\n"
-    ") ENGINE=InnoDB DEFAULT CHARSET=binary";
+std::string create_dead_letter_sql(const std::string& name) {
+  return "CREATE TABLE IF NOT EXISTS " + quote_identifier(name) +
+         " (\n"
+         "  `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,\n"
+         "  `topic` VARBINARY(255) NOT NULL,\n"
+         "  `kafka_partition` INT NOT NULL,\n"
+         "  `kafka_offset` BIGINT NOT NULL,\n"
+         "  `reason` VARBINARY(1024) NOT NULL,\n"
+         "  `payload` LONGBLOB NULL,\n"
+         "  `received_at` DATETIME(6) NOT NULL,\n"
+         "  KEY `ix_position` (`topic`, `kafka_partition`, `kafka_offset`)\n"
+         ") ENGINE=InnoDB DEFAULT CHARSET=binary";
+}
 
 }  // namespace
 
-MariaDbSink::MariaDbSink(MariaDbConfig config, std::string consumer_group)
-    : config_(std::move(config)), group_(std::move(consumer_group)) {}
+MariaDbSink::MariaDbSink(MariaDbConfig config, std::string consumer_group,
+                         BookkeepingTables bookkeeping)
+    : config_(std::move(config)),
+      group_(std::move(consumer_group)),
+      offsets_table_(quote_identifier(bookkeeping.offsets)),
+      dead_letter_table_(quote_identifier(bookkeeping.dead_letter)),
+      create_bookkeeping_{create_offsets_sql(bookkeeping.offsets),
+                          create_dead_letter_sql(bookkeeping.dead_letter)} {}
 
 DbStatus MariaDbSink::ensure_connected() {
   if (conn_) return {};
@@ -46,7 +56,7 @@ DbStatus MariaDbSink::ensure_connected() {
   if (!bookkeeping_ready_) {
     // Any connection may be the first after a restart or a resume: make sure the bookkeeping
     // tables exist before the first compare-and-set.
-    for (const auto sql : {kCreateOffsets, kCreateDeadLetter}) {
+    for (const auto& sql : create_bookkeeping_) {
       if (auto st = conn_->exec(sql); !st.is_ok()) {
         conn_.reset();
         return st;
@@ -82,11 +92,10 @@ DbStatus MariaDbSink::read_offsets(const std::string& topic, std::map<int32_t, i
   out.clear();
   if (auto st = ensure_connected(); !st.is_ok()) return st;
   std::vector<std::vector<std::optional<std::string>>> rows;
-  auto st = conn_->query(
-      "SELECT kafka_partition, next_offset FROM sluice_offsets WHERE "
-      "consumer_group = " +
-          quoted(group_) + " AND topic = " + quoted(topic),
-      rows);
+  auto st = conn_->query("SELECT kafka_partition, next_offset FROM " + offsets_table_ +
+                             " WHERE consumer_group = " + quoted(group_) +
+                             " AND topic = " + quoted(topic),
+                         rows);
   if (!st.is_ok()) {
     if (st.error_class() == DbErrorClass::kOutage) disconnect();
     return st;
@@ -124,24 +133,24 @@ DbStatus MariaDbSink::advance_offset(Batch& batch, bool& proceed, WriteResult& r
                             " AND kafka_partition = " + std::to_string(batch.partition);
   // At most three rounds: a first-time insert racing another owner, then one trim.
   for (int round = 0; round < 3; ++round) {
-    auto st =
-        conn_->exec("UPDATE sluice_offsets SET next_offset = " + std::to_string(batch.end_offset) +
-                    ", updated_at = UTC_TIMESTAMP(6)" + where +
-                    " AND next_offset = " + std::to_string(batch.base_offset));
+    auto st = conn_->exec("UPDATE " + offsets_table_ + " SET next_offset = " +
+                          std::to_string(batch.end_offset) + ", updated_at = UTC_TIMESTAMP(6)" +
+                          where + " AND next_offset = " + std::to_string(batch.base_offset));
     if (!st.is_ok()) return st;
     if (conn_->affected_rows() == 1) {
       proceed = true;
       return {};
     }
     std::vector<std::vector<std::optional<std::string>>> rows;
-    st = conn_->query("SELECT next_offset FROM sluice_offsets" + where + " FOR UPDATE", rows);
+    st = conn_->query("SELECT next_offset FROM " + offsets_table_ + where + " FOR UPDATE", rows);
     if (!st.is_ok()) return st;
     if (rows.empty()) {
-      st = conn_->exec(
-          "INSERT INTO sluice_offsets (consumer_group, topic, kafka_partition, "
-          "next_offset, updated_at) VALUES (" +
-          quoted(group_) + ", " + quoted(batch.topic) + ", " + std::to_string(batch.partition) +
-          ", " + std::to_string(batch.end_offset) + ", UTC_TIMESTAMP(6))");
+      st = conn_->exec("INSERT INTO " + offsets_table_ +
+                       " (consumer_group, topic, kafka_partition, "
+                       "next_offset, updated_at) VALUES (" +
+                       quoted(group_) + ", " + quoted(batch.topic) + ", " +
+                       std::to_string(batch.partition) + ", " + std::to_string(batch.end_offset) +
+                       ", UTC_TIMESTAMP(6))");
       if (st.is_ok()) {
         proceed = true;
         return {};
@@ -161,7 +170,7 @@ DbStatus MariaDbSink::advance_offset(Batch& batch, bool& proceed, WriteResult& r
     }
     batch.trim_before(next);  // a prefix was applied by an earlier owner: write the rest
   }
-  return {ER_LOCK_DEADLOCK, "sluice_offsets kept changing under the compare-and-set"};
+  return {ER_LOCK_DEADLOCK, "the offsets row kept changing under the compare-and-set"};
 }
 
 DbStatus MariaDbSink::read_duplicate_warnings(const TableLayout& table,
@@ -269,9 +278,9 @@ DbStatus MariaDbSink::insert_rows(const TableRows& rows, WriteResult& result,
 
 DbStatus MariaDbSink::insert_dead_letters(const Batch& batch,
                                           const std::vector<DeadLetter>& letters) {
-  const std::string head =
-      "INSERT INTO sluice_dead_letter (topic, kafka_partition, kafka_offset, reason, payload, "
-      "received_at) VALUES ";
+  const std::string head = "INSERT INTO " + dead_letter_table_ +
+                           " (topic, kafka_partition, kafka_offset, reason, payload, "
+                           "received_at) VALUES ";
   const std::string topic = quoted(batch.topic);
   const std::string partition = std::to_string(batch.partition);
   sql_.clear();

@@ -9,6 +9,7 @@
 /// re-delivery never creates a second row. Tables are created on first use.
 /// Thread safety: one instance per thread (it owns one connection).
 
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,9 +22,15 @@
 
 namespace sluice::storage {
 
+/// Names of the tables the sink keeps its own records in. `sluice bench` uses scratch ones.
+struct BookkeepingTables {
+  std::string offsets = "sluice_offsets";
+  std::string dead_letter = "sluice_dead_letter";
+};
+
 class MariaDbSink final : public BatchSink {
  public:
-  MariaDbSink(MariaDbConfig config, std::string consumer_group);
+  MariaDbSink(MariaDbConfig config, std::string consumer_group, BookkeepingTables bookkeeping = {});
 
   WriteResult write(Batch& batch) override;
   /// Connects (creating sluice_offsets and sluice_dead_letter) and checks @@global.read_only.
@@ -52,6 +59,9 @@ class MariaDbSink final : public BatchSink {
 
   MariaDbConfig config_;
   std::string group_;
+  std::string offsets_table_;      ///< quoted
+  std::string dead_letter_table_;  ///< quoted
+  std::array<std::string, 2> create_bookkeeping_;
   std::unique_ptr<MariaDbConnection> conn_;
   std::unordered_set<std::string> known_tables_;
   bool bookkeeping_ready_ = false;

@@ -1,0 +1,163 @@
+#include "ingest/load_test.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+
+#include "ingest/batcher.h"
+#include "ingest/decoder.h"
+#include "ingest/synthetic_events.h"
+#include "ingest/writer.h"
+
+namespace sluice::ingest {
+namespace {
+
+/// Where a generated capsule's uuid starts: it opens with {"uuid":"<32 hex>".
+constexpr size_t kUuidAt = 9;
+/// Batches queued per writer beyond the one being written: enough to keep each session busy
+/// while the next batch is built, little enough to bound memory.
+constexpr size_t kQueuedPerWriter = 2;
+
+double percentile_ms(std::vector<double>& seconds, double q) {
+  if (seconds.empty()) return 0;
+  const size_t i = std::min(seconds.size() - 1, static_cast<size_t>(q * seconds.size()));
+  std::nth_element(seconds.begin(), seconds.begin() + static_cast<std::ptrdiff_t>(i),
+                   seconds.end());
+  return seconds[i] * 1000;
+}
+
+/// Writes `v` as 16 lowercase hex digits at `at`.
+void put_hex16(char* at, uint64_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, v >>= 4) at[i] = kDigits[v & 15];
+}
+
+}  // namespace
+
+LoadTest::LoadTest(SchemaRegistry& registry, const Schema& schema,
+                   const storage::TableLayout& table, SinkFactory sinks, size_t max_bytes)
+    : registry_(registry),
+      schema_(schema),
+      table_(table),
+      sinks_(std::move(sinks)),
+      max_bytes_(max_bytes) {
+  SyntheticEvents generator(schema, /*seed=*/0);
+  templates_.resize(kTemplates);
+  for (size_t i = 0; i < kTemplates; ++i) generator.append(i, templates_[i]);
+}
+
+LoadTestResult LoadTest::run(size_t batch_rows, size_t writers, uint64_t events,
+                             const Progress& progress) {
+  const uint64_t run_id = ++runs_;
+  LoadTestResult result;
+  result.batch_rows = batch_rows;
+  result.writers = writers;
+  result.events = events;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t in_flight = 0;  // guarded by mu
+  std::vector<double> batch_seconds;
+  std::vector<storage::TableRows> spent;  // guarded by mu: row buffers to reuse
+  auto report = [&](WriteReport&& r) {
+    std::lock_guard lock(mu);
+    --in_flight;
+    for (auto& t : r.spent) spent.push_back(std::move(t));
+    if (r.outcome == storage::WriteOutcome::kCommitted) {
+      result.rows += r.rows;
+      ++result.batches;
+      batch_seconds.push_back(r.seconds);
+    } else if (result.error.empty()) {
+      result.error = r.error.is_ok() ? "a batch was not written" : r.error.message;
+    }
+    cv.notify_all();
+  };
+
+  const Clock& clock = SystemClock::instance();
+  std::vector<std::unique_ptr<Writer>> pool;
+  for (size_t w = 0; w < writers; ++w) {
+    auto sink = sinks_();
+    // Connect before the clock starts: the run measures writing, not logging in.
+    if (auto st = sink->probe(); !st.is_ok()) {
+      result.error = st.message;
+      return result;
+    }
+    pool.push_back(std::make_unique<Writer>(w, std::move(sink), report, clock));
+  }
+
+  // Twice as many partitions as writers, as a consumer group spreads a topic's partitions.
+  const size_t partitions = 2 * writers;
+  const std::string topic = "sluice-bench-" + std::to_string(run_id);
+  storage::TableRowsPool rows_pool(partitions + writers * (kQueuedPerWriter + 1), max_bytes_ * 2);
+  std::vector<Batcher> batchers;
+  batchers.reserve(partitions);
+  const BatchLimits limits{batch_rows, max_bytes_, std::chrono::hours(1)};
+  for (size_t p = 0; p < partitions; ++p) {
+    batchers.emplace_back(topic, static_cast<int32_t>(p), limits, clock, &rows_pool);
+    batchers.back().reset(0, 1);
+  }
+
+  const auto started = std::chrono::steady_clock::now();
+  auto dispatch = [&](size_t p) {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return in_flight < writers * (kQueuedPerWriter + 1); });
+    ++in_flight;
+    for (auto& t : spent) rows_pool.give(std::move(t));
+    spent.clear();
+    lock.unlock();
+    pool[p % writers]->push(batchers[p].take());
+  };
+
+  Decoder decoder(registry_);
+  std::string reason;
+  uint64_t dead = 0;
+  for (uint64_t i = 0; i < events; ++i) {
+    std::string& capsule = templates_[i % kTemplates];
+    put_hex16(capsule.data() + kUuidAt, run_id);
+    put_hex16(capsule.data() + kUuidAt + 16, i);
+    const size_t p = (i / batch_rows) % partitions;
+    Batcher& batcher = batchers[p];
+    const int64_t offset = batcher.next_offset();
+    if (decoder.decode(capsule, -1, reason) != nullptr) {
+      auto& rows = batcher.rows_for(&table_);
+      const size_t before = rows.data.size();
+      decoder.encode_row(rows.data);
+      rows.max_timestamp = std::max(rows.max_timestamp, decoder.timestamp());
+      batcher.row_added(rows, offset, before);
+    } else {
+      ++dead;
+      batcher.add_dead_letter(offset, reason, capsule);
+    }
+    if (batcher.full()) dispatch(p);
+    if (progress && i % 4096 == 0) progress(i);
+  }
+  for (size_t p = 0; p < partitions; ++p) {
+    if (!batchers[p].empty()) dispatch(p);
+  }
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return in_flight == 0; });
+  }
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (progress) progress(events);
+  for (auto& w : pool) w->stop(false);
+
+  result.rows_per_s = result.seconds > 0 ? static_cast<double>(result.rows) / result.seconds : 0;
+  result.batch_p50_ms = percentile_ms(batch_seconds, 0.50);
+  result.batch_p99_ms = percentile_ms(batch_seconds, 0.99);
+  result.batch_max_ms = batch_seconds.empty()
+                            ? 0
+                            : *std::max_element(batch_seconds.begin(), batch_seconds.end()) * 1000;
+  if (result.error.empty() && dead > 0) {
+    result.error = std::to_string(dead) + " synthetic events failed validation, e.g. " + reason;
+  } else if (result.error.empty() && result.rows != events) {
+    result.error = "the database reports " + std::to_string(result.rows) + " rows inserted of " +
+                   std::to_string(events);
+  }
+  return result;
+}
+
+}  // namespace sluice::ingest
