@@ -2,33 +2,155 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+
 namespace sluice::admin {
 namespace {
 
-prometheus::Gauge* gauge(prometheus::Registry& registry, const std::string& name,
-                         const std::string& help) {
-  return &prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add({});
-}
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+/// Every state the pipeline reports; sluice_state has one series each, 1 for the current one.
+constexpr const char* kStates[] = {"starting", "running", "paused",
+                                   "draining", "outage",  "stopping"};
 
 }  // namespace
 
-// Totals are kept by the pipeline as atomics and mirrored here; they only grow, so Prometheus's
-// rate() treats them as counters.
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
-      consumed_(gauge(*registry_, "sluice_events_consumed", "Events read from Kafka")),
-      rows_inserted_(gauge(*registry_, "sluice_rows_inserted", "Rows committed to MariaDB")),
-      dead_letters_(gauge(*registry_, "sluice_dead_letters", "Events sent to sluice_dead_letter")),
-      batches_(gauge(*registry_, "sluice_batches_committed", "Batch transactions committed")),
-      expired_offsets_(gauge(*registry_, "sluice_kafka_expired_offsets",
-                             "Offsets that expired from Kafka before Sluice read them")) {}
+      consumed_(BuildCounter()
+                    .Name("sluice_events_consumed_total")
+                    .Help("Events read from Kafka, per topic")
+                    .Register(*registry_)),
+      rows_inserted_(BuildCounter()
+                         .Name("sluice_rows_inserted_total")
+                         .Help("Rows committed to MariaDB, per table")
+                         .Register(*registry_)),
+      dead_letters_(BuildCounter()
+                        .Name("sluice_dead_letters_total")
+                        .Help("Events committed to sluice_dead_letter, per reason class")
+                        .Register(*registry_)),
+      spooled_(BuildCounter()
+                   .Name("sluice_events_spooled_total")
+                   .Help("Events written to the spool")
+                   .Register(*registry_)
+                   .Add({})),
+      drained_(BuildCounter()
+                   .Name("sluice_events_drained_total")
+                   .Help("Spooled events read back for MariaDB")
+                   .Register(*registry_)
+                   .Add({})),
+      batches_(BuildCounter()
+                   .Name("sluice_batches_committed_total")
+                   .Help("Batch transactions committed")
+                   .Register(*registry_)
+                   .Add({})),
+      expired_offsets_(BuildCounter()
+                           .Name("sluice_kafka_expired_offsets_total")
+                           .Help("Offsets that expired from Kafka before Sluice read them")
+                           .Register(*registry_)
+                           .Add({})),
+      spool_events_(BuildGauge()
+                        .Name("sluice_spool_events")
+                        .Help("Events held in the spool")
+                        .Register(*registry_)
+                        .Add({})),
+      spool_bytes_(BuildGauge()
+                       .Name("sluice_spool_bytes")
+                       .Help("Bytes held in the spool")
+                       .Register(*registry_)
+                       .Add({})),
+      spool_oldest_age_(BuildGauge()
+                            .Name("sluice_spool_oldest_age_seconds")
+                            .Help("Age of the oldest spooled event (0 when empty)")
+                            .Register(*registry_)
+                            .Add({})),
+      state_(BuildGauge()
+                 .Name("sluice_state")
+                 .Help("1 for the pipeline's current state")
+                 .Register(*registry_)),
+      db_up_(BuildGauge()
+                 .Name("sluice_db_up")
+                 .Help("1 when MariaDB took Sluice's last write or probe, 0 in an outage")
+                 .Register(*registry_)
+                 .Add({})),
+      fetch_paused_(BuildGauge()
+                        .Name("sluice_fetch_paused")
+                        .Help("1 while fetching from Kafka is paused (MariaDB behind, spool full)")
+                        .Register(*registry_)
+                        .Add({})),
+      lag_(BuildGauge()
+               .Name("sluice_consumer_lag")
+               .Help("Events between Sluice's position and the partition's high watermark")
+               .Register(*registry_)),
+      batch_rows_(BuildHistogram()
+                      .Name("sluice_batch_rows")
+                      .Help("Rows per committed batch")
+                      .Register(*registry_)
+                      .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 100, 500, 1000, 2500,
+                                                                       5000, 10000, 25000, 65535})),
+      batch_seconds_(
+          BuildHistogram()
+              .Name("sluice_batch_seconds")
+              .Help("Time in MariaDB per committed batch, retries included")
+              .Register(*registry_)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                               0.5, 1, 2.5, 5, 10, 30})),
+      transaction_max_(BuildGauge()
+                           .Name("sluice_transaction_seconds_max")
+                           .Help("Longest batch transaction in the last 60 s")
+                           .Register(*registry_)
+                           .Add({})) {
+  for (const char* s : kStates) state_.Add({{"state", s}}).Set(0);
+}
 
-void Metrics::refresh(const ingest::PipelineStats& s) {
-  consumed_->Set(static_cast<double>(s.consumed.load()));
-  rows_inserted_->Set(static_cast<double>(s.rows_inserted.load()));
-  dead_letters_->Set(static_cast<double>(s.dead_letters.load()));
-  batches_->Set(static_cast<double>(s.batches_committed.load()));
-  expired_offsets_->Set(static_cast<double>(s.expired_offsets.load()));
+void Metrics::observe_batch(const ingest::WriteReport& r) {
+  std::lock_guard lock(mu_);
+  for (const auto& t : r.tables) {
+    rows_inserted_.Add({{"table", t.name}}).Increment(static_cast<double>(t.rows));
+  }
+  for (const auto& [reason, n] : r.dead_letter_classes) {
+    dead_letters_.Add({{"reason", reason}}).Increment(static_cast<double>(n));
+  }
+  batch_rows_.Observe(static_cast<double>(r.rows));
+  batch_seconds_.Observe(r.seconds);
+  const auto now = std::chrono::steady_clock::now();
+  recent_.emplace_back(now, r.seconds);
+  // Bounded even when nobody scrapes.
+  while (recent_.front().first < now - kMaxWindow) recent_.pop_front();
+}
+
+void Metrics::mirror(prometheus::Counter& counter, uint64_t total, uint64_t& last) {
+  if (total > last) counter.Increment(static_cast<double>(total - last));
+  last = std::max(last, total);
+}
+
+void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineStats& stats) {
+  std::lock_guard lock(mu_);
+  for (const auto& [topic, total] : s.consumed_by_topic) {
+    mirror(consumed_.Add({{"topic", topic}}), total, last_consumed_[topic]);
+  }
+  mirror(spooled_, stats.spooled.load(), last_spooled_);
+  mirror(drained_, stats.drained.load(), last_drained_);
+  mirror(batches_, stats.batches_committed.load(), last_batches_);
+  mirror(expired_offsets_, stats.expired_offsets.load(), last_expired_);
+  spool_events_.Set(static_cast<double>(s.spool_events));
+  spool_bytes_.Set(static_cast<double>(s.spool_bytes));
+  spool_oldest_age_.Set(s.spool_oldest_age_s);
+  for (const char* name : kStates) state_.Add({{"state", name}}).Set(s.state == name ? 1 : 0);
+  db_up_.Set(s.db_up ? 1 : 0);
+  fetch_paused_.Set(s.fetch_paused ? 1 : 0);
+  for (const auto& p : s.partitions) {
+    if (p.lag < 0) continue;
+    lag_.Add({{"topic", p.topic}, {"partition", std::to_string(p.partition)}})
+        .Set(static_cast<double>(p.lag));
+  }
+  const auto cutoff = std::chrono::steady_clock::now() - kMaxWindow;
+  while (!recent_.empty() && recent_.front().first < cutoff) recent_.pop_front();
+  double longest = 0;
+  for (const auto& [when, seconds] : recent_) longest = std::max(longest, seconds);
+  transaction_max_.Set(longest);
 }
 
 std::string Metrics::serialize() const {

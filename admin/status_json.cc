@@ -14,7 +14,9 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms) {
                           {"partition", p.partition},
                           {"position", p.position},
                           {"committed", p.committed},
-                          {"kafka_committed", p.kafka_committed}});
+                          {"kafka_committed", p.kafka_committed},
+                          {"high_watermark", p.high_watermark},
+                          {"lag", p.lag}});
   }
   json tables = json::array();
   for (const auto& t : s.tables) {
@@ -46,6 +48,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms) {
         {"oldest_age_s", s.spool_oldest_age_s},
         {"full", s.spool_full}}},
       {"fetch_paused", s.fetch_paused},
+      {"db_up", s.db_up},
       {"in_flight_bytes", s.in_flight_bytes},
       {"partitions", std::move(partitions)},
       {"tables", std::move(tables)},

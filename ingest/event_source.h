@@ -68,6 +68,9 @@ class EventSource {
   /// Low (log start) and high watermarks of a partition, asking the broker.
   virtual Status watermarks(const std::string& topic, int32_t partition, int64_t& low,
                             int64_t& high, std::chrono::milliseconds timeout) = 0;
+  /// The partition's high watermark as last seen in a fetch (no broker round trip), or -1 when
+  /// not known yet. For lag in status and metrics.
+  virtual int64_t cached_high_watermark(const std::string& topic, int32_t partition) = 0;
   /// Leaves the group (revoking the assignment through the handler). Idempotent.
   virtual void close() = 0;
 };

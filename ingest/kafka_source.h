@@ -35,6 +35,7 @@ class KafkaSource final : public EventSource {
   Status seek(const std::vector<TopicPartition>& partitions) override;
   Status watermarks(const std::string& topic, int32_t partition, int64_t& low, int64_t& high,
                     std::chrono::milliseconds timeout) override;
+  int64_t cached_high_watermark(const std::string& topic, int32_t partition) override;
   void close() override;
 
  private:

@@ -75,6 +75,7 @@ Status Pipeline::start() {
     log->info("starting paused (\"{}\"): no MariaDB connection until `sluice resume`",
               record->reason);
   } else if (auto st = control_->probe(); st.is_ok()) {
+    db_up_ = true;
     logger("mariadb")->info("connected to MariaDB; bookkeeping tables ready in database '{}'",
                             config_.mariadb.database);
   } else if (st.error_class() == DbErrorClass::kFatal) {
@@ -233,6 +234,7 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     }
     tp.offset = start;
     auto p = std::make_unique<Partition>(tp.topic, tp.partition, limits_, clock_, &rows_pool_);
+    p->topic_consumed = &consumed_by_topic_[tp.topic];
     p->generation = next_generation_++;
     p->batcher.reset(start, p->generation);
     p->kafka_committed = committed[i].offset;
@@ -316,6 +318,7 @@ void Pipeline::handle_message(const SourceMessage& msg) {
   p.fetch_next = offset + 1;
   if (p.floor < 0) p.floor = offset;
   ++stats_.consumed;
+  ++*p.topic_consumed;
   if (p.spooling) {
     // Behind older spooled events, or the gate is closed: into the spool, raw. Made durable by
     // commit_spool() before its Kafka offset is committed.
@@ -533,6 +536,10 @@ void Pipeline::process_reports() {
       stats_.dead_letters += r.dead_letters;
       ++(r.outcome == WriteOutcome::kCommitted ? stats_.batches_committed
                                                : stats_.batches_already_applied);
+      db_up_ = true;
+      if (r.outcome == WriteOutcome::kCommitted && parts_.on_batch_committed) {
+        parts_.on_batch_committed(r);
+      }
       if (!r.tables.empty()) {
         std::lock_guard lock(status_mu_);
         for (const auto& t : r.tables) {
@@ -751,6 +758,7 @@ void Pipeline::enter_outage(const storage::DbStatus& cause) {
   }
   if (gate_ != Gate::kOpen) return;  // already closing or closed by an operator
   outage_ = true;
+  db_up_ = false;
   outage_error_ = cause;
   outage_since_ms_ = clock_.wall_ms();
   last_outage_summary_ = clock_.now();
@@ -785,6 +793,7 @@ void Pipeline::probe_outage() {
     return;
   }
   outage_ = false;
+  db_up_ = true;
   open_gate();
   logger("ingest")->info(
       "MariaDB takes writes again after {} s: draining {} spooled event(s) in offset order",
@@ -872,7 +881,11 @@ void Pipeline::publish_status(bool force) {
   std::vector<PipelineStatus::Partition> parts;
   parts.reserve(partitions_.size());
   for (const auto& [key, p] : partitions_) {
-    parts.push_back({p->topic, p->partition, p->fetch_next, p->db_end, p->kafka_committed});
+    const int64_t high = source_ ? source_->cached_high_watermark(p->topic, p->partition) : -1;
+    const int64_t lag =
+        high >= 0 && p->fetch_next >= 0 ? std::max<int64_t>(0, high - p->fetch_next) : -1;
+    parts.push_back(
+        {p->topic, p->partition, p->fetch_next, p->db_end, p->kafka_committed, high, lag});
   }
   const auto totals = spool_.totals();
   std::lock_guard lock(status_mu_);
@@ -891,6 +904,8 @@ void Pipeline::publish_status(bool force) {
           : 0.0;
   status_.spool_full = spool_full_;
   status_.in_flight_bytes = in_flight_bytes_;
+  status_.db_up = db_up_;
+  status_.consumed_by_topic = consumed_by_topic_;
 }
 
 PipelineStatus Pipeline::status() const {

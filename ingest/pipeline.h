@@ -66,6 +66,8 @@ struct PipelineStatus {
     int64_t position = -1;         ///< next offset the pipeline will read
     int64_t committed = -1;        ///< next offset MariaDB has (sluice_offsets), -1 unknown
     int64_t kafka_committed = -1;  ///< last offset committed to the consumer group
+    int64_t high_watermark = -1;   ///< Kafka's log end as last fetched, -1 unknown
+    int64_t lag = -1;              ///< high_watermark - position, -1 unknown
   };
   struct Gap {
     std::string topic;
@@ -91,6 +93,9 @@ struct PipelineStatus {
   bool spool_full = false;    ///< fetching paused: the spool reached spool.max_bytes
   bool fetch_paused = false;  ///< fetching paused: MariaDB is behind, or the spool is full
   uint64_t in_flight_bytes = 0;
+  /// 1 once Sluice last reached MariaDB (a commit or a probe); false in an outage.
+  bool db_up = false;
+  std::map<std::string, uint64_t> consumed_by_topic;  ///< events consumed since start
   std::vector<Partition> partitions;
   std::vector<Gap> gaps;  ///< the most recent, newest last
   std::vector<Table> tables;
@@ -103,6 +108,8 @@ struct PipelineParts {
   /// One database session per writer, plus one on the ingest thread for bookkeeping.
   std::function<std::unique_ptr<storage::BatchSink>()> sinks;
   std::unique_ptr<storage::Spool> spool;
+  /// Called on the ingest thread with the report of every batch MariaDB committed (metrics).
+  std::function<void(const WriteReport&)> on_batch_committed{};
 };
 
 class Pipeline {
@@ -159,10 +166,11 @@ class Pipeline {
     int64_t fetch_next = -1;
     /// Lowest offset not known to be in MariaDB: where to rewind to when the gate closes.
     int64_t floor = -1;
-    bool spooling = false;       ///< events go to the spool (gate closed, or draining)
-    int64_t spool_end = -1;      ///< one past the last offset appended to the spool
-    int64_t spool_durable = -1;  ///< one past the last offset synced in the spool
-    int64_t drain_next = -1;     ///< next spooled offset to read while draining
+    bool spooling = false;               ///< events go to the spool (gate closed, or draining)
+    int64_t spool_end = -1;              ///< one past the last offset appended to the spool
+    int64_t spool_durable = -1;          ///< one past the last offset synced in the spool
+    int64_t drain_next = -1;             ///< next spooled offset to read while draining
+    uint64_t* topic_consumed = nullptr;  ///< into consumed_by_topic_
   };
   using Key = std::pair<std::string, int32_t>;
 
@@ -247,6 +255,8 @@ class Pipeline {
   std::optional<storage::PauseRecord> pause_;          ///< the operator's pause
   std::vector<std::promise<Status>> closing_waiters_;  ///< pauses waiting for quiet
   bool outage_ = false;  ///< closed by Sluice itself: MariaDB down or read-only
+  bool db_up_ = false;   ///< MariaDB took the last write or probe
+  std::map<std::string, uint64_t> consumed_by_topic_;
   storage::DbStatus outage_error_;
   int64_t outage_since_ms_ = 0;
   Clock::time_point next_probe_{};

@@ -13,6 +13,25 @@ using storage::WriteOutcome;
 
 namespace {
 
+/// Dead letters per reason class: the text before the first ':' of each reason, plus the rows
+/// the database refused as duplicates. Classes are a small fixed set, so a linear list will do.
+void count_dead_letter_classes(const Batch& batch, size_t duplicates,
+                               std::vector<std::pair<std::string, uint64_t>>& out) {
+  auto add = [&](std::string_view cls, uint64_t n) {
+    for (auto& [name, count] : out) {
+      if (name == cls) {
+        count += n;
+        return;
+      }
+    }
+    out.emplace_back(std::string(cls), n);
+  };
+  for (const auto& d : batch.dead_letters) {
+    add(std::string_view(d.reason).substr(0, d.reason.find(':')), 1);
+  }
+  if (duplicates > 0) add("duplicate_uuid", duplicates);
+}
+
 WriteReport report_for(const Batch& batch) {
   WriteReport r;
   r.topic = batch.topic;
@@ -149,6 +168,7 @@ bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
         for (const auto& t : batch.tables) {
           report.tables.push_back({t.table->name(), t.rows(), t.max_timestamp});
         }
+        count_dead_letter_classes(batch, result.duplicates, report.dead_letter_classes);
       }
       return true;
     }

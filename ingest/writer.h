@@ -47,6 +47,8 @@ struct WriteReport {
   size_t dead_letters = 0;
   double seconds = 0;           ///< time spent in the database for this batch, retries included
   std::vector<Table> tables{};  ///< for kCommitted: rows and newest timestamp per table
+  /// For kCommitted: dead letters per reason class ("wrong_type", "duplicate_uuid", ...).
+  std::vector<std::pair<std::string, uint64_t>> dead_letter_classes{};
   storage::DbStatus error{};
   /// The batch's row buffers, done with: the ingest thread reuses their memory.
   std::vector<storage::TableRows> spent{};

@@ -84,8 +84,11 @@ int run(const std::string& path) {
     return std::make_unique<sluice::storage::MariaDbSink>(mariadb, group);
   };
   parts.spool = std::move(spool).value();
-  sluice::ingest::Pipeline pipeline(std::move(config).value(), std::move(parts));
   sluice::admin::Metrics metrics;
+  parts.on_batch_committed = [&metrics](const sluice::ingest::WriteReport& r) {
+    metrics.observe_batch(r);
+  };
+  sluice::ingest::Pipeline pipeline(std::move(config).value(), std::move(parts));
   std::unique_ptr<sluice::admin::AdminServer> admin;
   if (!admin_config.listen.empty()) {
     sluice::admin::AdminHandlers handlers;
@@ -94,7 +97,7 @@ int run(const std::string& path) {
                                            sluice::SystemClock::instance().wall_ms());
     };
     handlers.metrics_text = [&pipeline, &metrics] {
-      metrics.refresh(pipeline.stats());
+      metrics.refresh(pipeline.status(), pipeline.stats());
       return metrics.serialize();
     };
     handlers.pause = [&pipeline, status = handlers.status_json](

@@ -118,6 +118,10 @@ Status FakeSource::watermarks(const std::string& topic, int32_t partition, int64
   return Status::ok();
 }
 
+int64_t FakeSource::cached_high_watermark(const std::string& topic, int32_t partition) {
+  return kafka_.logs_[{topic, partition}].end();
+}
+
 void FakeSource::close() {
   if (closed_) return;
   closed_ = true;
