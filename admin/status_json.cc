@@ -49,6 +49,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms) {
         {"full", s.spool_full}}},
       {"fetch_paused", s.fetch_paused},
       {"db_up", s.db_up},
+      {"mariadb", s.mariadb},
       {"in_flight_bytes", s.in_flight_bytes},
       {"partitions", std::move(partitions)},
       {"tables", std::move(tables)},

@@ -227,4 +227,40 @@ Result<Config> load_config(const std::string& path) {
   }
 }
 
+ConfigChanges diff_config(const Config& a, const Config& b) {
+  ConfigChanges c;
+  const auto& ma = a.mariadb;
+  const auto& mb = b.mariadb;
+  c.mariadb_endpoint = ma.host != mb.host || ma.port != mb.port || ma.socket != mb.socket ||
+                       ma.user != mb.user || ma.password != mb.password;
+  c.log_level = a.log.level != b.log.level;
+  auto check = [&](bool changed, const char* key) {
+    if (changed) c.need_restart.emplace_back(key);
+  };
+  check(a.kafka.brokers != b.kafka.brokers, "kafka.brokers");
+  check(a.kafka.group_id != b.kafka.group_id, "kafka.group_id");
+  check(a.kafka.topics != b.kafka.topics, "kafka.topics");
+  check(a.kafka.properties != b.kafka.properties, "kafka.properties");
+  // Offsets live in the database: moving to another one is a new deployment, not a failover.
+  check(ma.database != mb.database, "mariadb.database");
+  check(ma.writers != mb.writers, "mariadb.writers");
+  check(ma.connect_timeout_ms != mb.connect_timeout_ms, "mariadb.connect_timeout_ms");
+  check(ma.io_timeout_ms != mb.io_timeout_ms, "mariadb.io_timeout_ms");
+  check(ma.insert_method != mb.insert_method, "mariadb.insert_method");
+  check(a.batch.max_rows != b.batch.max_rows, "batch.max_rows");
+  check(a.batch.max_bytes != b.batch.max_bytes, "batch.max_bytes");
+  check(a.batch.max_delay_ms != b.batch.max_delay_ms, "batch.max_delay_ms");
+  check(a.spool.path != b.spool.path, "spool.path");
+  check(a.spool.max_bytes != b.spool.max_bytes, "spool.max_bytes");
+  check(a.schemas_path != b.schemas_path, "schemas.path");
+  check(a.admin.listen != b.admin.listen, "admin.listen");
+  check(a.admin.token_file != b.admin.token_file, "admin.token_file");
+  check(a.log.json != b.log.json, "log.format");
+  return c;
+}
+
+std::string describe_endpoint(const MariaDbConfig& m) {
+  return m.user + "@" + (m.socket.empty() ? m.host + ":" + std::to_string(m.port) : m.socket);
+}
+
 }  // namespace sluice

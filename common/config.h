@@ -71,4 +71,17 @@ struct Config {
 /// "FILE:LINE: KEY: what is wrong" (or "FILE: ..." when no line applies).
 Result<Config> load_config(const std::string& path);
 
+/// What a reload (SIGHUP) would change in a running service.
+struct ConfigChanges {
+  /// mariadb host, port, socket, user or password: applied while paused (the failover case).
+  bool mariadb_endpoint = false;
+  bool log_level = false;  ///< applied at once
+  /// Dotted keys that changed and need a restart; a reload leaves them as they run.
+  std::vector<std::string> need_restart;
+};
+ConfigChanges diff_config(const Config& running, const Config& loaded);
+
+/// "host:port" or the socket path, and the user: how logs and status name a MariaDB endpoint.
+std::string describe_endpoint(const MariaDbConfig& mariadb);
+
 }  // namespace sluice

@@ -1,11 +1,49 @@
 #include "common/logging.h"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <mutex>
 
 namespace sluice {
 namespace {
+
+/// `%*` in a pattern: the message as the inside of a JSON string (quotes, backslashes and
+/// control characters escaped), so JSON log lines stay JSON whatever a message holds.
+class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm& /*time*/,
+              spdlog::memory_buf_t& dest) override {
+    static constexpr char kHex[] = "0123456789abcdef";
+    auto put = [&](std::string_view text) { dest.append(text.data(), text.data() + text.size()); };
+    for (const char c : msg.payload) {
+      switch (c) {
+        case '"':
+          put("\\\"");
+          break;
+        case '\\':
+          put("\\\\");
+          break;
+        case '\n':
+          put("\\n");
+          break;
+        case '\t':
+          put("\\t");
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            const char u[] = {'\\', 'u', '0', '0', kHex[(c >> 4) & 0xf], kHex[c & 0xf]};
+            dest.append(u, u + sizeof u);
+          } else {
+            dest.push_back(c);
+          }
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
 
 struct LogSetup {
   std::mutex mu;
@@ -26,8 +64,10 @@ void configure_logging(const std::string& level, bool json) {
   s.level = spdlog::level::from_str(level);
   s.sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   if (json) {
-    s.sink->set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%v"})");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%*"})");
+    s.sink->set_formatter(std::move(formatter));
   } else {
     s.sink->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] %v");
   }
@@ -35,6 +75,13 @@ void configure_logging(const std::string& level, bool json) {
     l->sinks() = {s.sink};
     l->set_level(s.level);
   });
+}
+
+void set_log_level(const std::string& level) {
+  auto& s = setup();
+  std::lock_guard lock(s.mu);
+  s.level = spdlog::level::from_str(level);
+  spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) { l->set_level(s.level); });
 }
 
 std::shared_ptr<spdlog::logger> logger(const std::string& component) {

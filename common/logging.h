@@ -15,6 +15,9 @@ namespace sluice {
 /// level: trace|debug|info|warn|error; json: one JSON object per line instead of text.
 void configure_logging(const std::string& level, bool json);
 
+/// Changes the level of every logger (a config reload).
+void set_log_level(const std::string& level);
+
 /// The logger of a component, created on first use with the configured sink and level.
 std::shared_ptr<spdlog::logger> logger(const std::string& component);
 

@@ -67,7 +67,7 @@ Status Pipeline::start() {
     log->info("spool at {} holds {} event(s) ({} bytes); they drain first", config_.spool.path,
               totals.events, totals.bytes);
   }
-  control_ = parts_.sinks();
+  control_ = parts_.sinks(config_.mariadb);
   if (auto record = spool_.pause()) {
     // Invariant 5 across restarts: a service paused for maintenance stays paused, and quiet.
     pause_ = record;
@@ -86,9 +86,7 @@ Status Pipeline::start() {
     enter_outage(st);
   }
   for (int i = 0; i < config_.mariadb.writers; ++i) {
-    writers_.push_back(std::make_unique<Writer>(
-        static_cast<size_t>(i), parts_.sinks(),
-        [this](WriteReport&& r) { on_report(std::move(r)); }, clock_));
+    writers_.push_back(make_writer(static_cast<size_t>(i)));
   }
   RebalanceHandler handler{[this](std::vector<TopicPartition>& p) { on_assign(p); },
                            [this](const std::vector<TopicPartition>& p) { on_revoke(p); }};
@@ -585,9 +583,16 @@ void Pipeline::process_reports() {
 // ---------------------------------------------------------------------------------------------
 // The gate
 
-std::future<Status> Pipeline::submit(Command::Kind kind, std::string reason) {
+std::unique_ptr<Writer> Pipeline::make_writer(size_t index) {
+  return std::make_unique<Writer>(
+      index, parts_.sinks(config_.mariadb), [this](WriteReport&& r) { on_report(std::move(r)); },
+      clock_);
+}
+
+std::future<Status> Pipeline::submit(Command::Kind kind, std::string reason,
+                                     std::optional<MariaDbConfig> mariadb) {
   std::lock_guard lock(command_mu_);
-  Command c{kind, std::move(reason), {}};
+  Command c{kind, std::move(reason), {}, std::move(mariadb)};
   auto done = c.done.get_future();
   if (stopped_) {
     c.done.set_value(Status::error("shutting down"));
@@ -624,6 +629,14 @@ Status Pipeline::resume(std::chrono::milliseconds timeout) {
   return wait_for(request_resume(), timeout, "resume");
 }
 
+Status Pipeline::retarget(const MariaDbConfig& mariadb, std::chrono::milliseconds timeout) {
+  return wait_for(request_retarget(mariadb), timeout, "retarget");
+}
+
+std::future<Status> Pipeline::request_retarget(MariaDbConfig mariadb) {
+  return submit(Command::kRetarget, "", std::move(mariadb));
+}
+
 void Pipeline::process_commands() {
   std::vector<Command> todo;
   {
@@ -640,6 +653,10 @@ void Pipeline::process_commands() {
   }
   auto log = logger("ingest");
   for (auto& c : todo) {
+    if (c.kind == Command::kRetarget) {
+      apply_retarget(c);
+      continue;
+    }
     if (c.kind == Command::kPause) {
       if (pause_) {  // already paused, or pausing: idempotent
         if (gate_ == Gate::kClosed) {
@@ -691,6 +708,30 @@ void Pipeline::process_commands() {
               spool_.totals().events);
     c.done.set_value(Status::ok());
   }
+}
+
+void Pipeline::apply_retarget(Command& c) {
+  if (!pause_ || gate_ != Gate::kClosed) {
+    c.done.set_value(Status::error(
+        "the MariaDB endpoint changes only while paused: run `sluice pause` first, then reload"));
+    return;
+  }
+  const std::string before = describe_endpoint(config_.mariadb);
+  const int writers = config_.mariadb.writers;
+  config_.mariadb = std::move(*c.mariadb);
+  config_.mariadb.writers = writers;
+  // Paused means quiet: no writer holds a batch or a connection, so their sessions can be
+  // replaced. The new ones stay quiet until the resume.
+  control_ = parts_.sinks(config_.mariadb);
+  for (size_t i = 0; i < writers_.size(); ++i) {
+    writers_[i]->stop(true);
+    writers_[i] = make_writer(i);
+    writers_[i]->quiesce();
+  }
+  logger("ingest")->info("MariaDB endpoint is now {} (was {}); `sluice resume` writes there",
+                         describe_endpoint(config_.mariadb), before);
+  publish_status(true);
+  c.done.set_value(Status::ok());
 }
 
 void Pipeline::close_gate() {
@@ -905,6 +946,7 @@ void Pipeline::publish_status(bool force) {
   status_.spool_full = spool_full_;
   status_.in_flight_bytes = in_flight_bytes_;
   status_.db_up = db_up_;
+  status_.mariadb = describe_endpoint(config_.mariadb);
   status_.consumed_by_topic = consumed_by_topic_;
 }
 

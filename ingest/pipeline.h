@@ -87,6 +87,7 @@ struct PipelineStatus {
   int64_t paused_since_ms = 0;  ///< when paused
   std::string outage_error;     ///< when in outage: the latest error
   int64_t outage_since_ms = 0;  ///< when in outage
+  std::string mariadb;          ///< the endpoint written to (describe_endpoint)
   uint64_t spool_events = 0;
   uint64_t spool_bytes = 0;
   double spool_oldest_age_s = 0;
@@ -105,8 +106,9 @@ struct PipelineStatus {
 struct PipelineParts {
   /// Builds the consumer once the pipeline can hand it its rebalance handler.
   SourceFactory source;
-  /// One database session per writer, plus one on the ingest thread for bookkeeping.
-  std::function<std::unique_ptr<storage::BatchSink>()> sinks;
+  /// One database session per writer, plus one on the ingest thread for bookkeeping, for the
+  /// endpoint given (the configured one, or a new one after a retarget).
+  std::function<std::unique_ptr<storage::BatchSink>(const MariaDbConfig&)> sinks;
   std::unique_ptr<storage::Spool> spool;
   /// Called on the ingest thread with the report of every batch MariaDB committed (metrics).
   std::function<void(const WriteReport&)> on_batch_committed{};
@@ -141,9 +143,15 @@ class Pipeline {
   std::future<Status> request_pause(std::string reason);
   /// Opens the gate: spooled partitions drain in offset order, then flow directly. Idempotent.
   std::future<Status> request_resume();
-  /// request_pause / request_resume, waiting at most `timeout` for the outcome.
+  /// Points the pipeline at another MariaDB endpoint (the failover case: pause, retarget to the
+  /// new primary, resume). Refused unless an operator paused and the gate is closed: no
+  /// transaction may be open on the old server. Sessions are rebuilt for the new endpoint and
+  /// connect on resume; the offsets compare-and-set there decides where each partition stands.
+  std::future<Status> request_retarget(MariaDbConfig mariadb);
+  /// request_pause / request_resume / request_retarget, waiting at most `timeout`.
   Status pause(const std::string& reason, std::chrono::milliseconds timeout);
   Status resume(std::chrono::milliseconds timeout);
+  Status retarget(const MariaDbConfig& mariadb, std::chrono::milliseconds timeout);
 
  private:
   struct Partition {
@@ -176,9 +184,10 @@ class Pipeline {
 
   enum class Gate { kOpen, kClosing, kClosed };
   struct Command {
-    enum Kind { kPause, kResume } kind;
+    enum Kind { kPause, kResume, kRetarget } kind;
     std::string reason;
     std::promise<Status> done;
+    std::optional<MariaDbConfig> mariadb{};  ///< for kRetarget
   };
 
   // Kafka side.
@@ -263,7 +272,10 @@ class Pipeline {
   Clock::time_point last_outage_summary_{};
   std::optional<Backoff> probe_backoff_;
 
-  std::future<Status> submit(Command::Kind kind, std::string reason);
+  std::future<Status> submit(Command::Kind kind, std::string reason,
+                             std::optional<MariaDbConfig> mariadb = std::nullopt);
+  void apply_retarget(Command& c);
+  std::unique_ptr<Writer> make_writer(size_t index);
 
   std::mutex command_mu_;
   std::vector<Command> commands_;  ///< guarded by command_mu_

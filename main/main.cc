@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "admin/admin_client.h"
 #include "admin/admin_server.h"
@@ -23,8 +24,46 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 
 void on_signal(int /*sig*/) { g_stop.store(true); }
+void on_hangup(int /*sig*/) { g_reload.store(true); }
+
+/// SIGHUP: reads the config file again and applies what is safe — the log level at once, a new
+/// MariaDB endpoint while paused (failover) — and says clearly what needs a restart.
+void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pipeline& pipeline) {
+  auto log = sluice::logger("main");
+  auto loaded = sluice::load_config(path);
+  if (!loaded) {
+    log->error("reload refused, nothing changed: {}", loaded.status().message());
+    return;
+  }
+  const auto changes = sluice::diff_config(running, *loaded);
+  for (const auto& key : changes.need_restart) {
+    log->warn("reload: {} changed; it needs a restart and was not applied", key);
+  }
+  if (changes.log_level) {
+    sluice::set_log_level(loaded->log.level);
+    running.log.level = loaded->log.level;
+    log->info("reload: log.level is now {}", running.log.level);
+  }
+  if (changes.mariadb_endpoint) {
+    if (auto st = pipeline.retarget(loaded->mariadb, std::chrono::seconds(60)); !st) {
+      log->error("reload: MariaDB endpoint not changed: {}", st.message());
+    } else {
+      auto& m = running.mariadb;
+      m.host = loaded->mariadb.host;
+      m.port = loaded->mariadb.port;
+      m.socket = loaded->mariadb.socket;
+      m.user = loaded->mariadb.user;
+      m.password_file = loaded->mariadb.password_file;
+      m.password = loaded->mariadb.password;
+    }
+  }
+  if (!changes.log_level && !changes.mariadb_endpoint && changes.need_restart.empty()) {
+    log->info("reload: {} has no changes", path);
+  }
+}
 
 int check_config(const std::string& path) {
   auto config = sluice::load_config(path);
@@ -57,9 +96,12 @@ int run(const std::string& path) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hangup;
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  const auto mariadb = config->mariadb;
   const auto group = config->kafka.group_id;
   const auto admin_config = config->admin;
   std::string token;
@@ -80,7 +122,7 @@ int run(const std::string& path) {
   parts.source = [kafka = config->kafka](sluice::ingest::RebalanceHandler handler) {
     return sluice::ingest::KafkaSource::create(kafka, std::move(handler));
   };
-  parts.sinks = [mariadb, group] {
+  parts.sinks = [group](const sluice::MariaDbConfig& mariadb) {
     return std::make_unique<sluice::storage::MariaDbSink>(mariadb, group);
   };
   parts.spool = std::move(spool).value();
@@ -88,6 +130,7 @@ int run(const std::string& path) {
   parts.on_batch_committed = [&metrics](const sluice::ingest::WriteReport& r) {
     metrics.observe_batch(r);
   };
+  sluice::Config running = *config;
   sluice::ingest::Pipeline pipeline(std::move(config).value(), std::move(parts));
   std::unique_ptr<sluice::admin::AdminServer> admin;
   if (!admin_config.listen.empty()) {
@@ -118,7 +161,15 @@ int run(const std::string& path) {
     admin = std::move(server).value();
   }
   log->info("sluice starting (config {})", path);
+  std::thread reloader([&] {
+    while (!g_stop.load()) {
+      if (g_reload.exchange(false)) reload(path, running, pipeline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
   auto st = pipeline.run(g_stop);
+  g_stop.store(true);
+  reloader.join();
   if (admin) admin->stop();
   if (!st) {
     log->critical("{}", st.message());
@@ -201,6 +252,8 @@ int status_command(const AdminOptions& o) {
   std::cout << "state:     " << s.value("state", "?")
             << (s.value("fetch_paused", false) ? " (fetching paused: MariaDB is behind)" : "")
             << "\n";
+  std::cout << "mariadb:   " << s.value("mariadb", "?")
+            << (s.value("db_up", false) ? "" : " (not reached yet, or down)") << "\n";
   if (s.contains("outage")) {
     std::cout << "outage:    " << s["outage"].value("error", "") << "\n";
   }

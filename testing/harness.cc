@@ -503,7 +503,7 @@ std::string admin_url(const Process& sluice) {
   const std::string marker = "admin endpoint on ";
   const auto at = log.find(marker);
   if (at == std::string::npos) return "";
-  const auto end = log.find_first_of(" \n", at + marker.size());
+  const auto end = log.find_first_of(" \n\"", at + marker.size());  // text or JSON lines
   return "http://" + log.substr(at + marker.size(), end - at - marker.size());
 }
 

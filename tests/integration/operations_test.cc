@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "admin/admin_client.h"
@@ -164,6 +166,153 @@ TEST_F(OperationsTest, SigtermUnderLoadExitsZeroPromptlyAndARestartIsExact) {
   verify_exact();
   again->signal(SIGTERM);
   EXPECT_EQ(again->wait(60s), 0) << again->log();
+}
+
+}  // namespace
+}  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+TEST_F(OperationsTest, SighupRetargetsToASecondMariaDbOnlyWhilePausedAndLosesNothing) {
+  MariaDb second(dir_.file("mariadb-2"));
+  second.start();
+  auto sluice = start_sluice(dir_, config());
+  produce(200);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+
+  // Not paused: the new endpoint is refused, and writing goes on where it was.
+  config("", "", &second);
+  sluice->signal(SIGHUP);
+  ASSERT_TRUE(wait_until(
+      [&] { return sluice->log().find("MariaDB endpoint not changed") != std::string::npos; }, 10s))
+      << sluice->log();
+  produce(50);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  const int64_t on_first = static_cast<int64_t>(produced());
+
+  // The failover: pause, point at the new primary, reload, resume.
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "failover"}, out), 0) << out;
+  produce(300);
+  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 1200; }, 60s));
+  sluice->signal(SIGHUP);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return status(*sluice)["mariadb"].get<std::string>().find(second.socket()) !=
+               std::string::npos;
+      },
+      10s))
+      << sluice->log();
+  EXPECT_EQ(status(*sluice)["state"], "paused");
+  EXPECT_EQ(second.scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = "
+                          "'sluice'"),
+            0)
+      << "paused: the new server is not touched before the resume";
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        try {
+          return second.scalar("SELECT COALESCE(SUM(next_offset), 0) FROM sluice_offsets") ==
+                 static_cast<int64_t>(produced());
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      120s))
+      << sluice->log();
+  produce(25);  // and live traffic follows to the new server
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return second.scalar("SELECT COALESCE(SUM(next_offset), 0) FROM sluice_offsets") ==
+               static_cast<int64_t>(produced());
+      },
+      60s));
+
+  // Every event exactly once across the two servers: the first kept what it had, the second
+  // got the rest, in offset order per partition.
+  EXPECT_EQ(db_->scalar("SELECT COALESCE(SUM(next_offset), 0) FROM sluice_offsets"), on_first);
+  EXPECT_EQ(sluice_connections(), 0) << "connections left on the old server";
+  std::set<std::string> seen;
+  for (MariaDb* db : {db_.get(), &second}) {
+    std::map<uint32_t, uint64_t> next;
+    for (const auto& r : db->query("SELECT uuid FROM TestSchema_1 ORDER BY id")) {
+      ASSERT_TRUE(seen.insert(*r[0]).second) << "duplicate " << *r[0];
+      uint32_t t = 0, p = 0;
+      uint64_t seq = 0;
+      EventFactory::parse_uuid(*r[0], t, p, seq);
+      if (next.contains(p)) {
+        EXPECT_EQ(seq, next[p]) << "order or gap, partition " << p;
+      }
+      next[p] = seq + 1;
+    }
+  }
+  EXPECT_EQ(seen.size(), produced());
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
+}
+
+TEST_F(OperationsTest, SighupAppliesTheLogLevelRefusesRestartOnlyKeysAndSurvivesABadFile) {
+  const std::string path = config();
+  auto sluice = start_sluice(dir_, path);
+  produce(10);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+
+  std::ofstream(path, std::ios::app) << "batch_typo: [\n";
+  sluice->signal(SIGHUP);
+  ASSERT_TRUE(wait_until(
+      [&] { return sluice->log().find("reload refused, nothing changed") != std::string::npos; },
+      10s))
+      << sluice->log();
+  EXPECT_EQ(status(*sluice)["state"], "running");
+
+  // A valid file that changes the log level (applied) and batch.max_rows (needs a restart).
+  write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
+               {.extra_yaml = "batch:\n  max_rows: 250\n  max_delay_ms: 100\nlog:\n  level: warn\n",
+                .kafka_properties = kShortSession});
+  sluice->signal(SIGHUP);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return sluice->log().find("batch.max_rows changed; it needs a restart") !=
+               std::string::npos;
+      },
+      10s))
+      << sluice->log();
+  // At warn, the 30 s info summaries and pause/resume info lines are no longer written.
+  const size_t before = sluice->log().size();
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"pause"}, out), 0) << out;
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  produce(10);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  EXPECT_EQ(sluice->log().substr(before).find(" info "), std::string::npos)
+      << sluice->log().substr(before);
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
+}
+
+TEST_F(OperationsTest, JsonLogLinesStayJsonWhateverTheMessageHolds) {
+  auto sluice = start_sluice(dir_, config("", "", nullptr, "log:\n  format: json\n"));
+  produce(10);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "say \"hi\" \\ then\ttab"}, out), 0) << out;
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  sluice->signal(SIGTERM);
+  ASSERT_EQ(sluice->wait(60s), 0) << sluice->log();
+  std::istringstream lines(sluice->log());
+  std::string line;
+  size_t parsed = 0;
+  bool reason_seen = false;
+  while (std::getline(lines, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << line;
+    ASSERT_TRUE(j.contains("msg") && j.contains("level") && j.contains("logger")) << line;
+    reason_seen |= j["msg"].get<std::string>().find("say \"hi\" \\ then\ttab") != std::string::npos;
+    ++parsed;
+  }
+  EXPECT_GT(parsed, 3u);
+  EXPECT_TRUE(reason_seen) << sluice->log();
 }
 
 }  // namespace

@@ -30,9 +30,13 @@ class StackTest : public ::testing::Test {
     producer_ = std::make_unique<Producer>(broker_->bootstrap());
   }
 
-  std::string config(const std::string& spool_lines = "", const std::string& admin_lines = "") {
-    return write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
-                        {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n",
+  /// Writes the config (always the same file) for `db` (default: db_); `more_yaml` adds
+  /// top-level sections.
+  std::string config(const std::string& spool_lines = "", const std::string& admin_lines = "",
+                     const MariaDb* db = nullptr, const std::string& more_yaml = "") {
+    return write_config(dir_, broker_->bootstrap(), db != nullptr ? *db : *db_, {"eventlogging_m"},
+                        "m",
+                        {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n" + more_yaml,
                          .kafka_properties = kShortSession,
                          .admin_lines = admin_lines,
                          .spool_lines = spool_lines});

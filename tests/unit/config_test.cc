@@ -123,3 +123,33 @@ TEST_F(ConfigTest, MissingFileIsReported) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(ConfigDiffTest, EndpointAndLogLevelAreReloadableEverythingElseNeedsARestart) {
+  Config a;
+  a.kafka.topics = {"t"};
+  Config b = a;
+  EXPECT_FALSE(diff_config(a, b).mariadb_endpoint);
+  EXPECT_TRUE(diff_config(a, b).need_restart.empty());
+
+  b.mariadb.host = "10.0.0.2";
+  b.mariadb.password = "rotated";
+  b.log.level = "debug";
+  auto c = diff_config(a, b);
+  EXPECT_TRUE(c.mariadb_endpoint);
+  EXPECT_TRUE(c.log_level);
+  EXPECT_TRUE(c.need_restart.empty());
+
+  b.mariadb.database = "other";
+  b.batch.max_rows = 10;
+  b.kafka.topics = {"t", "u"};
+  c = diff_config(a, b);
+  EXPECT_EQ(c.need_restart,
+            (std::vector<std::string>{"kafka.topics", "mariadb.database", "batch.max_rows"}));
+  EXPECT_EQ(describe_endpoint(b.mariadb), "sluice@10.0.0.2:3306");
+}
+
+}  // namespace
+}  // namespace sluice

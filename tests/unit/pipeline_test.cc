@@ -64,7 +64,9 @@ class PipelineTest : public ::testing::Test {
       source_ = source.get();
       return std::unique_ptr<EventSource>(std::move(source));
     };
-    parts.sinks = [this] { return std::make_unique<FakeSession>(db_); };
+    parts.sinks = [this](const MariaDbConfig& m) {
+      return std::make_unique<FakeSession>(m.host == "new-primary" ? new_primary_ : db_);
+    };
     parts.spool = std::move(spool);
     pipeline_ = std::make_unique<Pipeline>(config_, std::move(parts), clock_);
     return pipeline_->start();
@@ -181,6 +183,7 @@ class PipelineTest : public ::testing::Test {
   ManualClock clock_;
   FakeKafka kafka_;
   FakeDatabase db_;
+  FakeDatabase new_primary_;  ///< where a retarget to host "new-primary" writes
   MemorySpool* spool_ = nullptr;
   FakeSource* source_ = nullptr;
   std::unique_ptr<Pipeline> pipeline_;
@@ -229,6 +232,43 @@ TEST_F(PipelineTest, PauseAnswersOnlyOnceTheOpenTransactionEndedAndLeavesNoConne
   EXPECT_EQ(db_.connections(), 0);
   EXPECT_EQ(db_.probes(), 1) << "only the start-up probe";
   EXPECT_TRUE(pause()) << "pause is idempotent";
+}
+
+TEST_F(PipelineTest, RetargetIsRefusedUnlessPausedAndThenTheResumeWritesToTheNewServer) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  MariaDbConfig moved = config_.mariadb;
+  moved.host = "new-primary";
+  auto refused = pipeline_->request_retarget(moved);
+  const Status st = wait(refused);
+  EXPECT_FALSE(st);
+  EXPECT_NE(st.message().find("sluice pause"), std::string::npos) << st.message();
+  produce(1);
+  ASSERT_TRUE(run_until([&] { return all_stored(); })) << "a refused retarget changes nothing";
+
+  ASSERT_TRUE(pause());
+  produce(10);  // spooled while paused
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  auto moved_ok = pipeline_->request_retarget(moved);
+  ASSERT_TRUE(wait(moved_ok));
+  EXPECT_EQ(pipeline_->status().mariadb, "sluice@new-primary:3306");
+  run_rounds(50);
+  EXPECT_EQ(new_primary_.connections(), 0) << "paused: the new server is not touched yet";
+  EXPECT_EQ(new_primary_.writes_attempted(), 0);
+
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] {
+    return new_primary_.next_offset(kTopic, 0) == 16 && new_primary_.next_offset(kTopic, 1) == 16;
+  }));
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    // The old server kept what it had; the new one got exactly the rest, in order.
+    EXPECT_EQ(db_.next_offset(kTopic, p), 6);
+    const auto moved_rows = new_primary_.stored(kTopic, p);
+    ASSERT_EQ(moved_rows.size(), 10u);
+    for (size_t i = 0; i < moved_rows.size(); ++i) EXPECT_EQ(moved_rows[i], 6 + int64_t(i));
+  }
+  EXPECT_EQ(db_.connections(), 0);
 }
 
 TEST_F(PipelineTest, PausedKafkaCommitsFollowOnlyWhatTheSpoolSynced) {
