@@ -140,6 +140,13 @@ class Session : public std::enable_shared_from_this<Session> {
         if (only(http::verb::get)) reply(200, server_.handlers.status_json(), keep_alive);
         return;
       }
+      if (target == "/v1/spool") {
+        if (!only(http::verb::get)) return;
+        if (!server_.handlers.spool_json) {
+          return reply(501, error_json("not available in this process"), keep_alive);
+        }
+        return reply(200, server_.handlers.spool_json(), keep_alive);
+      }
       if (target == "/v1/pause" || target == "/v1/resume") {
         if (!only(http::verb::post)) return;
         std::string reason;

@@ -25,6 +25,7 @@ namespace sluice::admin {
 
 struct AdminHandlers {
   std::function<std::string()> status_json{};   ///< body of GET /v1/status
+  std::function<std::string()> spool_json{};    ///< body of GET /v1/spool (501 when unset)
   std::function<std::string()> metrics_text{};  ///< body of GET /metrics
   /// POST /v1/pause and /v1/resume: the status JSON once done, or an error (503). When unset,
   /// the endpoints answer 501.

@@ -64,4 +64,26 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms) {
   return out.dump();
 }
 
+std::string spool_to_json(const std::vector<ingest::PipelineStatus::SpoolPartition>& partitions,
+                          const std::optional<storage::PauseRecord>& pause) {
+  using nlohmann::json;
+  json list = json::array();
+  uint64_t events = 0, bytes = 0;
+  for (const auto& p : partitions) {
+    list.push_back({{"topic", p.topic},
+                    {"partition", p.partition},
+                    {"first_offset", p.range.first_offset},
+                    {"last_offset", p.range.last_offset},
+                    {"events", p.range.events},
+                    {"bytes", p.range.bytes},
+                    {"oldest_timestamp_ms", p.range.oldest_timestamp_ms},
+                    {"newest_timestamp_ms", p.newest_timestamp_ms}});
+    events += p.range.events;
+    bytes += p.range.bytes;
+  }
+  json out = {{"partitions", std::move(list)}, {"events", events}, {"bytes", bytes}};
+  out["pause"] = pause ? json{{"reason", pause->reason}, {"since_ms", pause->since_ms}} : json();
+  return out.dump();
+}
+
 }  // namespace sluice::admin

@@ -1,7 +1,9 @@
 #pragma once
 /// Renders the pipeline's status as the JSON body of GET /v1/status (DESIGN.md §4).
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "ingest/pipeline.h"
 
@@ -9,5 +11,10 @@ namespace sluice::admin {
 
 /// `now_ms`: wall-clock milliseconds, for the freshness of each table.
 std::string status_to_json(const ingest::PipelineStatus& status, int64_t now_ms);
+
+/// The body of GET /v1/spool and of `sluice spool inspect --json`: per partition the offset
+/// range, events, bytes, oldest and newest event time; the totals; the operator's pause.
+std::string spool_to_json(const std::vector<ingest::PipelineStatus::SpoolPartition>& partitions,
+                          const std::optional<storage::PauseRecord>& pause);
 
 }  // namespace sluice::admin

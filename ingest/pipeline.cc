@@ -323,6 +323,7 @@ void Pipeline::handle_message(const SourceMessage& msg) {
     spool_.append(p.topic, p.partition, offset, msg.timestamp_ms, msg.payload);
     if (p.drain_next < 0) p.drain_next = offset;
     p.spool_end = offset + 1;
+    p.spool_newest_ms = msg.timestamp_ms;
     ++stats_.spooled;
     if (spool_committed_bytes_ + spool_.staged_bytes() >=
         static_cast<uint64_t>(config_.spool.max_bytes)) {
@@ -929,7 +930,15 @@ void Pipeline::publish_status(bool force) {
         {p->topic, p->partition, p->fetch_next, p->db_end, p->kafka_committed, high, lag});
   }
   const auto totals = spool_.totals();
+  std::vector<PipelineStatus::SpoolPartition> spooled;
+  for (const auto& [key, range] : spool_.partitions()) {
+    const auto it = partitions_.find(key);
+    spooled.push_back(
+        {key.first, key.second, range,
+         it != partitions_.end() && range.events > 0 ? it->second->spool_newest_ms : -1});
+  }
   std::lock_guard lock(status_mu_);
+  status_.spool_partitions = std::move(spooled);
   status_.partitions = std::move(parts);
   status_.fetch_paused = backpressure_ || holding_since_.has_value();
   if (status_.state != "stopping") status_.state = state_name();

@@ -76,6 +76,13 @@ struct PipelineStatus {
     int64_t lost = 0;
     int64_t detected_at_ms = 0;
   };
+  /// What the spool holds for one partition (GET /v1/spool, `sluice spool inspect`).
+  struct SpoolPartition {
+    std::string topic;
+    int32_t partition = 0;
+    storage::SpoolPartition range;
+    int64_t newest_timestamp_ms = -1;  ///< of the last event; -1 when not known
+  };
   struct Table {
     std::string table;
     uint64_t rows_inserted = 0;  ///< since start
@@ -100,6 +107,7 @@ struct PipelineStatus {
   std::vector<Partition> partitions;
   std::vector<Gap> gaps;  ///< the most recent, newest last
   std::vector<Table> tables;
+  std::vector<SpoolPartition> spool_partitions;
 };
 
 /// The pipeline's connections to the world, each behind its seam.
@@ -179,6 +187,7 @@ class Pipeline {
     int64_t spool_durable = -1;          ///< one past the last offset synced in the spool
     int64_t drain_next = -1;             ///< next spooled offset to read while draining
     uint64_t* topic_consumed = nullptr;  ///< into consumed_by_topic_
+    int64_t spool_newest_ms = -1;        ///< timestamp of the last event appended to the spool
   };
   using Key = std::pair<std::string, int32_t>;
 

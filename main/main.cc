@@ -17,11 +17,17 @@
 #include "ingest/kafka_source.h"
 #include "ingest/pipeline.h"
 #include "ingest/schema.h"
+#include "main/admin_call.h"
 #include "main/bench_command.h"
+#include "main/spool_command.h"
 #include "storage/mariadb_sink.h"
 #include "storage/rocksdb_spool.h"
 
 namespace {
+
+using sluice::cli::add_admin_options;
+using sluice::cli::admin_call;
+using sluice::cli::AdminOptions;
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reload{false};
@@ -139,6 +145,13 @@ int run(const std::string& path) {
       return sluice::admin::status_to_json(pipeline.status(),
                                            sluice::SystemClock::instance().wall_ms());
     };
+    handlers.spool_json = [&pipeline] {
+      const auto s = pipeline.status();
+      std::optional<sluice::storage::PauseRecord> pause;
+      if (s.state == "paused")
+        pause = sluice::storage::PauseRecord{s.pause_reason, s.paused_since_ms};
+      return sluice::admin::spool_to_json(s.spool_partitions, pause);
+    };
     handlers.metrics_text = [&pipeline, &metrics] {
       metrics.refresh(pipeline.status(), pipeline.stats());
       return metrics.serialize();
@@ -175,47 +188,6 @@ int run(const std::string& path) {
     log->critical("{}", st.message());
     return 1;
   }
-  return 0;
-}
-
-struct AdminOptions {
-  std::string url = "http://127.0.0.1:8470";
-  std::string token_file;
-  bool json = false;
-};
-
-void add_admin_options(CLI::App* cmd, AdminOptions& o) {
-  cmd->add_option("--admin", o.url, "Admin endpoint of the running service")->capture_default_str();
-  cmd->add_option("--token-file", o.token_file, "File holding the admin bearer token");
-  cmd->add_flag("--json", o.json, "Print the JSON answer as it is");
-}
-
-/// Calls the admin API; returns the exit code and, on success, the body.
-int admin_call(const AdminOptions& o, const std::string& method, const std::string& path,
-               const std::string& body, std::string& out) {
-  std::string token;
-  if (!o.token_file.empty()) {
-    auto t = sluice::admin::read_token_file(o.token_file);
-    if (!t) {
-      std::cerr << "sluice: " << t.status().message() << "\n";
-      return 2;
-    }
-    token = std::move(t).value();
-  }
-  auto reply = sluice::admin::http_request(o.url, method, path, body, token, 90'000);
-  if (!reply) {
-    std::cerr << "sluice: " << reply.status().message() << "\n";
-    return 3;
-  }
-  if (reply->status != 200) {
-    const auto body = nlohmann::json::parse(reply->body, nullptr, false);
-    std::cerr << "sluice: the service refused: HTTP " << reply->status << ": "
-              << (body.is_object() && body.contains("error") ? body["error"].get<std::string>()
-                                                             : reply->body)
-              << "\n";
-    return 4;
-  }
-  out = reply->body;
   return 0;
 }
 
@@ -332,6 +304,31 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_cmd->add_flag("--keep", bench.keep, "Keep the scratch tables (sluice_bench_*)");
   bench_cmd->add_flag("--json", bench.json, "Print the results as JSON");
+  sluice::cli::SpoolOptions spool;
+  auto* spool_cmd = app.add_subcommand("spool", "Inspect, export or discard spooled events");
+  spool_cmd->require_subcommand(1);
+  auto spool_action = [&](const char* name, const char* help) {
+    auto* cmd = spool_cmd->add_subcommand(name, help);
+    cmd->add_option("--path", spool.path, "Spool directory of a stopped service");
+    cmd->add_option("--config,-c", spool.config_path, "Config file (its spool.path)");
+    cmd->final_callback([&spool, name] { spool.action = name; });
+    return cmd;
+  };
+  auto* inspect_cmd = spool_action(
+      "inspect", "Events and bytes per partition, offset range, oldest and newest event time");
+  add_admin_options(inspect_cmd, spool.admin);
+  for (auto* cmd : {spool_action("export", "Write spooled events as JSON lines"),
+                    spool_action("discard", "Delete spooled events (only with --confirm)")}) {
+    cmd->add_option("--topic", spool.topic, "Only this topic");
+    cmd->add_option("--partition", spool.partition, "Only this partition (with --topic)");
+  }
+  auto* export_cmd = spool_cmd->get_subcommand("export");
+  export_cmd->add_option("--output,-o", spool.output, "File to write (- for stdout)")
+      ->capture_default_str();
+  auto* discard_cmd = spool_cmd->get_subcommand("discard");
+  discard_cmd->add_flag("--all", spool.all, "Every partition");
+  discard_cmd->add_flag("--confirm", spool.confirm,
+                        "Really delete (without it, only print what would be deleted)");
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "sluice 0.1.0\n";
   });
@@ -340,6 +337,7 @@ int main(int argc, char** argv) {
   if (run_cmd->parsed()) return run(config_path);
   if (check_cmd->parsed()) return check_config(config_path);
   if (bench_cmd->parsed()) return sluice::cli::bench_command(bench);
+  if (spool_cmd->parsed()) return sluice::cli::spool_command(spool);
   if (status_cmd->parsed()) return status_command(admin_options);
   if (pause_cmd->parsed()) return pause_resume_command(admin_options, true, reason);
   if (resume_cmd->parsed()) return pause_resume_command(admin_options, false, reason);

@@ -317,3 +317,94 @@ TEST_F(OperationsTest, JsonLogLinesStayJsonWhateverTheMessageHolds) {
 
 }  // namespace
 }  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+TEST_F(OperationsTest, SpoolToolsInspectExportAndDeleteNothingWithoutConfirm) {
+  const std::string path = config();
+  auto sluice = start_sluice(dir_, path);
+  produce(10);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "spool tools"}, out), 0) << out;
+  produce(100);
+  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 400; }, 60s));
+
+  // A running service: inspect through the admin API; the offline tools refuse its spool.
+  ASSERT_EQ(cli(*sluice, {"spool", "inspect", "--json"}, out), 0) << out;
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["events"], 400);
+  ASSERT_EQ(j["partitions"].size(), 4u) << out;
+  for (const auto& p : j["partitions"]) {
+    EXPECT_EQ(p["first_offset"], 10) << out;
+    EXPECT_EQ(p["last_offset"], 109) << out;
+    EXPECT_EQ(p["events"], 100) << out;
+    EXPECT_GE(p["newest_timestamp_ms"].get<int64_t>(), p["oldest_timestamp_ms"].get<int64_t>());
+  }
+  const std::string sluice_bin = binary_dir() + "/main/sluice";
+  EXPECT_EQ(run_command({sluice_bin, "spool", "export", "--config", path}, out), 1);
+  EXPECT_NE(out.find("stop the service first"), std::string::npos) << out;
+
+  sluice->signal(SIGTERM);
+  ASSERT_EQ(sluice->wait(60s), 0) << sluice->log();
+
+  // Offline: the same picture, and the operator's pause.
+  ASSERT_EQ(run_command({sluice_bin, "spool", "inspect", "--config", path, "--json"}, out), 0)
+      << out;
+  j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["events"], 400);
+  EXPECT_EQ(j["pause"]["reason"], "spool tools");
+  ASSERT_EQ(run_command({sluice_bin, "spool", "inspect", "--config", path}, out), 0) << out;
+  EXPECT_NE(out.find("eventlogging_m/3"), std::string::npos) << out;
+
+  // Export: every event, as received, in offset order per partition.
+  const std::string file = dir_.file("export.jsonl");
+  ASSERT_EQ(run_command({sluice_bin, "spool", "export", "--config", path, "-o", file}, out), 0)
+      << out;
+  std::ifstream in(file);
+  std::string line;
+  std::map<int, int64_t> next;
+  size_t lines = 0;
+  while (std::getline(in, line)) {
+    const auto e = nlohmann::json::parse(line);
+    const int p = e["partition"];
+    EXPECT_EQ(e["offset"].get<int64_t>(), next.contains(p) ? next[p] : 10) << line;
+    next[p] = e["offset"].get<int64_t>() + 1;
+    const auto capsule = nlohmann::json::parse(e["payload"].get<std::string>());
+    uint32_t t = 0, part = 0;
+    uint64_t seq = 0;
+    EventFactory::parse_uuid(capsule["uuid"], t, part, seq);
+    EXPECT_EQ(static_cast<int>(part), p);
+    EXPECT_EQ(static_cast<int64_t>(seq), e["offset"].get<int64_t>());
+    ++lines;
+  }
+  EXPECT_EQ(lines, 400u);
+
+  // Discard: without --confirm it only says what it would delete.
+  EXPECT_EQ(run_command({sluice_bin, "spool", "discard", "--config", path}, out), 2) << out;
+  ASSERT_EQ(run_command({sluice_bin, "spool", "discard", "--config", path, "--all"}, out), 0);
+  EXPECT_NE(out.find("would delete 400"), std::string::npos) << out;
+  EXPECT_NE(out.find("nothing deleted"), std::string::npos) << out;
+  ASSERT_EQ(run_command({sluice_bin, "spool", "discard", "--config", path, "--topic",
+                         "eventlogging_m", "--partition", "0"},
+                        out),
+            0);
+  EXPECT_NE(out.find("eventlogging_m/0 offsets 10..109: 100 event(s)"), std::string::npos) << out;
+  ASSERT_EQ(run_command({sluice_bin, "spool", "inspect", "--config", path, "--json"}, out), 0);
+  EXPECT_EQ(nlohmann::json::parse(out)["events"], 400) << "deleted without --confirm";
+
+  ASSERT_EQ(run_command({sluice_bin, "spool", "discard", "--config", path, "--topic",
+                         "eventlogging_m", "--partition", "0", "--confirm"},
+                        out),
+            0)
+      << out;
+  ASSERT_EQ(run_command({sluice_bin, "spool", "inspect", "--config", path, "--json"}, out), 0);
+  j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["events"], 300) << out;
+  ASSERT_EQ(j["partitions"].size(), 3u) << out;
+  for (const auto& p : j["partitions"]) EXPECT_NE(p["partition"], 0) << out;
+}
+
+}  // namespace
+}  // namespace sluice::testing
