@@ -57,10 +57,17 @@ DbStatus MariaDbConnection::open(const MariaDbConfig& c, std::unique_ptr<MariaDb
                          static_cast<unsigned int>(c.port), socket, CLIENT_FOUND_ROWS) == nullptr) {
     return conn->last_error();
   }
+  // A batch transaction is bounded in size by batch.max_rows/max_bytes and in time here: no
+  // statement runs longer than the I/O timeout and no lock wait exceeds 10 s, so Sluice never
+  // holds a transaction long enough to trip a long-running-transaction alarm. Both failures
+  // are retried as transient errors.
   auto st = conn->exec(
       "SET SESSION time_zone = '+00:00', "
       "sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO', "
       "max_error_count = 65535, "
+      "max_statement_time = " +
+      std::to_string(io_timeout) +
+      ", innodb_lock_wait_timeout = 10, "
       "tx_isolation = 'READ-COMMITTED', autocommit = 1");
   if (!st.is_ok()) return st;
   out = std::move(conn);

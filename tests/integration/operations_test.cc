@@ -89,6 +89,15 @@ TEST_F(OperationsTest, EveryMetricIsPresentAndMovesWithTheStream) {
   EXPECT_EQ(value(m, "sluice_spool_events"), 0) << m;
   EXPECT_EQ(value(m, "sluice_events_spooled_total"), 0) << m;
 
+  // DBAs can tell Sluice's sessions from others: each says program_name=sluice.
+  const int64_t sessions = sluice_connections();
+  EXPECT_GE(sessions, 1);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM performance_schema.session_connect_attrs a JOIN "
+                        "information_schema.PROCESSLIST p ON a.PROCESSLIST_ID = p.ID WHERE "
+                        "p.USER = 'sluice' AND a.ATTR_NAME = 'program_name' AND "
+                        "a.ATTR_VALUE = 'sluice'"),
+            sessions);
+
   // Status: lag to the high watermark per partition, freshness per table equal to the table's.
   auto s = status(*sluice);
   for (const auto& p : s["partitions"]) {
