@@ -6,7 +6,22 @@
 
 namespace sluice::admin {
 
-std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms) {
+namespace {
+
+/// Seconds from a YYYYMMDDHHMMSS timestamp to now, or -1 when it does not parse.
+int64_t behind_seconds(const std::string& mediawiki, int64_t now_ms) {
+  if (mediawiki.size() != 14) return -1;
+  const std::string& t = mediawiki;
+  const std::string iso = t.substr(0, 4) + "-" + t.substr(4, 2) + "-" + t.substr(6, 2) + "T" +
+                          t.substr(8, 2) + ":" + t.substr(10, 2) + ":" + t.substr(12, 2) + "Z";
+  const auto epoch = ingest::epoch_seconds_from_iso8601(iso);
+  return epoch ? std::max<int64_t>(0, now_ms / 1000 - *epoch) : -1;
+}
+
+}  // namespace
+
+std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
+                           const std::vector<ReplicaFreshness::Replica>& replicas) {
   using nlohmann::json;
   json partitions = json::array();
   for (const auto& p : s.partitions) {
@@ -60,6 +75,30 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms) {
   }
   if (!s.outage_error.empty()) {
     out["outage"] = {{"error", s.outage_error}, {"since_ms", s.outage_since_ms}};
+  }
+  if (!replicas.empty()) {
+    json list = json::array();
+    for (const auto& r : replicas) {
+      json tables_on_replica = json::array();
+      for (const auto& t : r.tables) {
+        json entry = {{"table", t.table}};
+        if (t.max_timestamp.empty()) {
+          entry["max_timestamp"] = nullptr;
+        } else {
+          entry["max_timestamp"] = t.max_timestamp;
+          if (const int64_t behind = behind_seconds(t.max_timestamp, now_ms); behind >= 0) {
+            entry["behind_s"] = behind;
+          }
+        }
+        tables_on_replica.push_back(std::move(entry));
+      }
+      json replica = {{"endpoint", r.endpoint},
+                      {"checked_at_ms", r.checked_at_ms},
+                      {"tables", std::move(tables_on_replica)}};
+      if (!r.error.empty()) replica["error"] = r.error;
+      list.push_back(std::move(replica));
+    }
+    out["replicas"] = std::move(list);
   }
   return out.dump();
 }

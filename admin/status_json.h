@@ -5,12 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "admin/replica_freshness.h"
 #include "ingest/pipeline.h"
 
 namespace sluice::admin {
 
-/// `now_ms`: wall-clock milliseconds, for the freshness of each table.
-std::string status_to_json(const ingest::PipelineStatus& status, int64_t now_ms);
+/// `now_ms`: wall-clock milliseconds, for the freshness of each table; `replicas`: the latest
+/// freshness check of each configured replica (a "replicas" list, present when any).
+std::string status_to_json(const ingest::PipelineStatus& status, int64_t now_ms,
+                           const std::vector<ReplicaFreshness::Replica>& replicas = {});
 
 /// The body of GET /v1/spool and of `sluice spool inspect --json`: per partition the offset
 /// range, events, bytes, oldest and newest event time; the totals; the operator's pause.

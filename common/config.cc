@@ -87,6 +87,32 @@ class Loader {
     return (fs::absolute(file_).parent_path() / p).lexically_normal().string();
   }
 
+  /// Sets one connection key (host, port, socket, user, password_file, database) of `m`;
+  /// false when `k` is not one of them.
+  bool endpoint_key(MariaDbConfig& m, const std::string& k, const YAML::Node& v,
+                    const std::string& key) const {
+    if (k == "host") {
+      m.host = str(v, key);
+    } else if (k == "port") {
+      m.port = static_cast<int>(integer(v, key, 1, 65535));
+    } else if (k == "socket") {
+      m.socket = path(v, key);
+    } else if (k == "user") {
+      m.user = str(v, key);
+    } else if (k == "database") {
+      m.database = str(v, key);
+    } else if (k == "password_file") {
+      m.password_file = path(v, key);
+      if (m.password_file.empty()) return true;
+      std::ifstream in(m.password_file);
+      if (!in) fail(v, key, "cannot read password file '" + m.password_file + "'");
+      std::getline(in, m.password);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
   /// Calls `fn(value, dotted_key)` for each key of `section` (if the section is present).
   void section(const YAML::Node& root, const std::string& name, const std::set<std::string>& keys,
                const std::function<void(const std::string&, const YAML::Node&, const std::string&)>&
@@ -134,14 +160,26 @@ class Loader {
             });
     section(root, "mariadb",
             {"host", "port", "socket", "user", "password_file", "database", "writers",
-             "connect_timeout_ms", "io_timeout_ms", "insert_method"},
+             "connect_timeout_ms", "io_timeout_ms", "insert_method", "replicas"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               auto& m = c.mariadb;
-              if (k == "host") m.host = str(v, key);
-              if (k == "port") m.port = static_cast<int>(integer(v, key, 1, 65535));
-              if (k == "socket") m.socket = path(v, key);
-              if (k == "user") m.user = str(v, key);
-              if (k == "database") m.database = str(v, key);
+              if (endpoint_key(m, k, v, key)) return;
+              if (k == "replicas") {
+                if (v.IsNull()) return;
+                if (!v.IsSequence()) fail(v, key, "expected a list of replica endpoints");
+                for (size_t i = 0; i < v.size(); ++i) {
+                  const std::string item = key + "[" + std::to_string(i) + "]";
+                  only_keys(v[i], item,
+                            {"host", "port", "socket", "user", "password_file", "database"});
+                  MariaDbConfig r;
+                  r.database.clear();  // defaults to the primary's, below
+                  for (const auto& kv : v[i]) {
+                    const auto rk = kv.first.as<std::string>();
+                    endpoint_key(r, rk, kv.second, item + "." + rk);
+                  }
+                  c.replicas.push_back(std::move(r));
+                }
+              }
               if (k == "writers") m.writers = static_cast<int>(integer(v, key, 1, 64));
               if (k == "connect_timeout_ms")
                 m.connect_timeout_ms = static_cast<int>(integer(v, key, 1, 3'600'000));
@@ -157,14 +195,10 @@ class Loader {
                   fail(v, key, "expected load_data or multi_insert, got '" + s + "'");
                 }
               }
-              if (k == "password_file") {
-                m.password_file = path(v, key);
-                if (m.password_file.empty()) return;
-                std::ifstream in(m.password_file);
-                if (!in) fail(v, key, "cannot read password file '" + m.password_file + "'");
-                std::getline(in, m.password);
-              }
             });
+    for (auto& r : c.replicas) {
+      if (r.database.empty()) r.database = c.mariadb.database;
+    }
     section(root, "batch", {"max_rows", "max_bytes", "max_delay_ms"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               // MariaDB reports at most 65535 warnings per statement; duplicate uuids are found
@@ -247,6 +281,12 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(ma.connect_timeout_ms != mb.connect_timeout_ms, "mariadb.connect_timeout_ms");
   check(ma.io_timeout_ms != mb.io_timeout_ms, "mariadb.io_timeout_ms");
   check(ma.insert_method != mb.insert_method, "mariadb.insert_method");
+  auto endpoints = [](const Config& c) {
+    std::vector<std::string> out;
+    for (const auto& r : c.replicas) out.push_back(describe_endpoint(r) + "/" + r.database);
+    return out;
+  };
+  check(endpoints(a) != endpoints(b), "mariadb.replicas");
   check(a.batch.max_rows != b.batch.max_rows, "batch.max_rows");
   check(a.batch.max_bytes != b.batch.max_bytes, "batch.max_bytes");
   check(a.batch.max_delay_ms != b.batch.max_delay_ms, "batch.max_delay_ms");

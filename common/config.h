@@ -60,6 +60,9 @@ struct Config {
   std::string source_path;  ///< the file this was loaded from
   KafkaConfig kafka;
   MariaDbConfig mariadb;
+  /// mariadb.replicas: read-only endpoints whose freshness status shows beside the primary's
+  /// (host, port, socket, user, password_file, database — the primary's database by default).
+  std::vector<MariaDbConfig> replicas;
   BatchConfig batch;
   SpoolConfig spool;
   std::string schemas_path = "schemas";

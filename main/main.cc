@@ -138,12 +138,22 @@ int run(const std::string& path) {
   };
   sluice::Config running = *config;
   sluice::ingest::Pipeline pipeline(std::move(config).value(), std::move(parts));
+  std::unique_ptr<sluice::admin::ReplicaFreshness> replicas;
+  if (!running.replicas.empty()) {
+    replicas = std::make_unique<sluice::admin::ReplicaFreshness>(running.replicas, [&pipeline] {
+      std::vector<std::string> names;
+      for (const auto& t : pipeline.status().tables) names.push_back(t.table);
+      return names;
+    });
+  }
   std::unique_ptr<sluice::admin::AdminServer> admin;
   if (!admin_config.listen.empty()) {
     sluice::admin::AdminHandlers handlers;
-    handlers.status_json = [&pipeline] {
-      return sluice::admin::status_to_json(pipeline.status(),
-                                           sluice::SystemClock::instance().wall_ms());
+    handlers.status_json = [&pipeline, &replicas] {
+      return sluice::admin::status_to_json(
+          pipeline.status(), sluice::SystemClock::instance().wall_ms(),
+          replicas ? replicas->snapshot()
+                   : std::vector<sluice::admin::ReplicaFreshness::Replica>{});
     };
     handlers.spool_json = [&pipeline] {
       const auto s = pipeline.status();
@@ -252,6 +262,35 @@ int status_command(const AdminOptions& o) {
               << std::setw(7)
               << (t.contains("behind_s") ? std::to_string(t["behind_s"].get<int64_t>()) + "s" : "-")
               << "\n";
+  }
+  if (s.contains("replicas")) {
+    // Primary and replicas side by side: per table, max(timestamp) and how far behind now.
+    auto cell = [](const nlohmann::json& t) {
+      if (!t.is_object() || !t["max_timestamp"].is_string()) return std::string("-");
+      return t["max_timestamp"].get<std::string>() +
+             (t.contains("behind_s") ? " (" + std::to_string(t["behind_s"].get<int64_t>()) + "s)"
+                                     : "");
+    };
+    std::cout << "\nfreshness: max(timestamp) (behind now)\n";
+    for (const auto& r : s["replicas"]) {
+      if (r.contains("error")) {
+        std::cout << "  replica " << r["endpoint"].get<std::string>()
+                  << " unreachable: " << r["error"].get<std::string>() << "\n";
+      }
+    }
+    for (const auto& t : s["tables"]) {
+      const std::string table = t["table"];
+      std::cout << "  " << std::left << std::setw(28) << table << std::right << " primary "
+                << cell(t);
+      for (const auto& r : s["replicas"]) {
+        nlohmann::json on_replica;
+        for (const auto& rt : r["tables"]) {
+          if (rt["table"] == table) on_replica = rt;
+        }
+        std::cout << "   " << r["endpoint"].get<std::string>() << " " << cell(on_replica);
+      }
+      std::cout << "\n";
+    }
   }
   if (!s["kafka_gaps"].empty()) {
     std::cout << "\nEXPIRED FROM KAFKA BEFORE SLUICE READ THEM (lost upstream):\n";

@@ -417,3 +417,57 @@ TEST_F(OperationsTest, SpoolToolsInspectExportAndDeleteNothingWithoutConfirm) {
 
 }  // namespace
 }  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+TEST_F(OperationsTest, StatusShowsReplicaFreshnessBesideThePrimaryAndSurvivesADeadReplica) {
+  MariaDb replica(dir_.file("replica"));
+  replica.start();
+  // A replica that lags: it holds an older copy of the table (only `timestamp` matters here).
+  replica.exec("CREATE TABLE TestSchema_1 (`timestamp` VARBINARY(14), KEY (`timestamp`))");
+  replica.exec("INSERT INTO TestSchema_1 VALUES ('20200101000000'), ('20200102030405')");
+  const std::string replicas = "  replicas:\n    - socket: \"" + replica.socket() +
+                               "\"\n      user: sluice\n      password_file: \"" +
+                               replica.password_file() +
+                               "\"\n    - host: 127.0.0.1\n      port: 1\n      user: nobody\n";
+  // The replicas list belongs under mariadb: append it to that section's extra lines.
+  const std::string path =
+      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
+                   {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n",
+                    .kafka_properties = kShortSession,
+                    .mariadb_lines = replicas});
+  auto sluice = start_sluice(dir_, path);
+  produce(20);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  nlohmann::json s;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = status(*sluice);
+        return s.contains("replicas") && s["replicas"].size() == 2 &&
+               !s["replicas"][0]["tables"].empty() && s["replicas"][1].contains("error");
+      },
+      30s))
+      << s.dump() << sluice->log();
+  const auto& on_replica = s["replicas"][0];
+  EXPECT_FALSE(on_replica.contains("error")) << s.dump();
+  EXPECT_NE(on_replica["endpoint"].get<std::string>().find(replica.socket()), std::string::npos);
+  ASSERT_EQ(on_replica["tables"][0]["table"], "TestSchema_1") << s.dump();
+  EXPECT_EQ(on_replica["tables"][0]["max_timestamp"], "20200102030405") << s.dump();
+  EXPECT_GT(on_replica["tables"][0]["behind_s"].get<int64_t>(), 365 * 24 * 3600) << s.dump();
+  // The primary's own freshness, side by side, equals the table's.
+  EXPECT_EQ(s["tables"][0]["max_timestamp"],
+            *db_->query("SELECT MAX(timestamp) FROM TestSchema_1")[0][0]);
+  EXPECT_EQ(s["state"], "running") << "a dead replica must not disturb ingestion";
+
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"status"}, out), 0) << out;
+  EXPECT_NE(out.find("freshness"), std::string::npos) << out;
+  EXPECT_NE(out.find("20200102030405"), std::string::npos) << out;
+  EXPECT_NE(out.find("unreachable"), std::string::npos) << out;
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
+}
+
+}  // namespace
+}  // namespace sluice::testing

@@ -17,9 +17,10 @@ namespace {
 class AdminServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = AdminServer::start("127.0.0.1:0", "s3cret-token",
-                                {[] { return std::string(R"({"state":"running"})"); },
-                                 [] { return std::string("sluice_up 1\n"); }});
+    auto s =
+        AdminServer::start("127.0.0.1:0", "s3cret-token",
+                           {.status_json = [] { return std::string(R"({"state":"running"})"); },
+                            .metrics_text = [] { return std::string("sluice_up 1\n"); }});
     ASSERT_TRUE(s.is_ok()) << s.status().message();
     server_ = std::move(s).value();
     url_ = "http://127.0.0.1:" + std::to_string(server_->port());
@@ -50,6 +51,10 @@ TEST_F(AdminServerTest, V1RequestsNeedTheBearerToken) {
   auto ok = call("GET", "/v1/status", "s3cret-token");
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.body, "{\"state\":\"running\"}\n");
+  // Without a spool handler (not this process's job), a clear 501 rather than a crash.
+  auto spool = call("GET", "/v1/spool", "s3cret-token");
+  EXPECT_EQ(spool.status, 501);
+  EXPECT_NE(spool.body.find("\"error\""), std::string::npos);
 }
 
 TEST_F(AdminServerTest, UnknownPathWrongMethodAndMalformedBodyGetJsonErrors) {

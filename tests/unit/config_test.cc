@@ -153,3 +153,37 @@ TEST(ConfigDiffTest, EndpointAndLogLevelAreReloadableEverythingElseNeedsARestart
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(ConfigReplicasTest, ReplicasAreEndpointsWithThePrimarysDatabaseByDefault) {
+  testing::TempDir dir;
+  const std::string pw = dir.file("pw");
+  std::ofstream(pw) << "secret\n";
+  const std::string path = dir.file("c.yaml");
+  std::ofstream(path) << "kafka:\n  topics: [t]\nmariadb:\n  database: log\n  replicas:\n    - "
+                         "host: r1\n      port: 3307\n"
+                         "      password_file: \""
+                      << pw << "\"\n    - socket: /tmp/r2.sock\n      database: other\n";
+  auto c = load_config(path);
+  ASSERT_TRUE(c) << c.status().message();
+  ASSERT_EQ(c->replicas.size(), 2u);
+  EXPECT_EQ(c->replicas[0].host, "r1");
+  EXPECT_EQ(c->replicas[0].port, 3307);
+  EXPECT_EQ(c->replicas[0].password, "secret");
+  EXPECT_EQ(c->replicas[0].database, "log");
+  EXPECT_EQ(c->replicas[1].socket, "/tmp/r2.sock");
+  EXPECT_EQ(c->replicas[1].database, "other");
+
+  std::ofstream(path) << "kafka:\n  topics: [t]\nmariadb:\n  replicas:\n    - host: r1\n"
+                         "      writers: 3\n";
+  c = load_config(path);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.status().message().find(":6: mariadb.replicas[0].writers: unknown key"),
+            std::string::npos)
+      << c.status().message();
+}
+
+}  // namespace
+}  // namespace sluice

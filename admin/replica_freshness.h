@@ -1,0 +1,57 @@
+#pragma once
+/// Freshness of the tables on replicas (`mariadb.replicas`): a background thread that every
+/// few seconds asks each replica, over its own read-only session, for `MAX(timestamp)` of each
+/// table Sluice writes (an index lookup: `timestamp` is indexed), so `sluice status` shows
+/// primary and replica freshness side by side without a status request ever waiting on a
+/// replica. A replica that cannot be reached shows its error; nothing else is affected.
+/// Thread safety: snapshot() from any thread.
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/config.h"
+
+namespace sluice::admin {
+
+class ReplicaFreshness {
+ public:
+  struct Table {
+    std::string table;
+    std::string max_timestamp;  ///< YYYYMMDDHHMMSS, empty when the table is empty or missing
+  };
+  struct Replica {
+    std::string endpoint;       ///< describe_endpoint
+    std::string error;          ///< the last check's failure, empty when it worked
+    int64_t checked_at_ms = 0;  ///< wall clock of the last check, 0 before the first
+    std::vector<Table> tables;
+  };
+  /// The tables to check (those Sluice has written).
+  using TablesFn = std::function<std::vector<std::string>()>;
+
+  ReplicaFreshness(std::vector<MariaDbConfig> replicas, TablesFn tables,
+                   std::chrono::milliseconds interval = std::chrono::seconds(5));
+  ~ReplicaFreshness();
+  ReplicaFreshness(const ReplicaFreshness&) = delete;
+  ReplicaFreshness& operator=(const ReplicaFreshness&) = delete;
+
+  std::vector<Replica> snapshot() const;
+
+ private:
+  void loop();
+
+  std::vector<MariaDbConfig> replicas_;
+  TablesFn tables_;
+  std::chrono::milliseconds interval_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;             // guarded by mu_
+  std::vector<Replica> results_;  // guarded by mu_
+  std::thread thread_;            // last: starts once the members above exist
+};
+
+}  // namespace sluice::admin
