@@ -187,3 +187,40 @@ TEST(ConfigReplicasTest, ReplicasAreEndpointsWithThePrimarysDatabaseByDefault) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
+  // deploy/sluice.example.yaml documents every key; with its secret files made real, it must
+  // load as it is, so the example can never drift from what Sluice accepts.
+  testing::TempDir dir;
+  std::ifstream in(testing::source_dir() + "/deploy/sluice.example.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(text.empty());
+  for (const std::string secret :
+       {"/etc/sluice/password", "/etc/sluice/replica-password", "/etc/sluice/admin-token"}) {
+    const auto at = text.find(secret);
+    ASSERT_NE(at, std::string::npos) << secret;
+    const std::string local = dir.file(secret.substr(secret.rfind('/') + 1));
+    std::ofstream(local) << "x\n";
+    text.replace(at, secret.size(), local);
+  }
+  const std::string path = dir.file("sluice.yaml");
+  std::ofstream(path) << text;
+  auto c = load_config(path);
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->replicas.size(), 1u);
+  EXPECT_EQ(c->kafka.topics, std::vector<std::string>{"^eventlogging_.*"});
+  for (const char* key : {"brokers:",       "group_id:",      "topics:",   "properties:",
+                          "host:",          "port:",          "socket:",   "user:",
+                          "password_file:", "database:",      "writers:",  "connect_timeout_ms:",
+                          "io_timeout_ms:", "insert_method:", "replicas:", "max_rows:",
+                          "max_bytes:",     "max_delay_ms:",  "path:",     "listen:",
+                          "token_file:",    "level:",         "format:"}) {
+    EXPECT_NE(text.find(std::string("  ") + key), std::string::npos) << key;
+  }
+}
+
+}  // namespace
+}  // namespace sluice
