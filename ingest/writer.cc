@@ -149,15 +149,15 @@ bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
   auto log = logger("mariadb");
   Backoff backoff(milliseconds(100), milliseconds(30'000));
   Backoff quick(milliseconds(20), milliseconds(1'000));
-  const auto started = clock_.now();
-  auto last_summary = started;
-  int failures = 0;
+  int failures = 0;  // of this batch; the streak (failed_attempts_) spans batches
   for (;;) {
     const auto result = sink_->write(batch);
     if (result.outcome != WriteOutcome::kFailed) {
-      if (failures > 0) {
+      if (failed_attempts_ > 0) {
         log->info("writer {}: MariaDB writes recovered after {} failed attempts in {:.1f} s",
-                  index_, failures, std::chrono::duration<double>(clock_.now() - started).count());
+                  index_, failed_attempts_,
+                  std::chrono::duration<double>(clock_.now() - failing_since_).count());
+        failed_attempts_ = 0;
       }
       report.outcome = result.outcome;
       report.db_next_offset = result.db_next_offset;
@@ -173,6 +173,20 @@ bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
       return true;
     }
     ++failures;
+    const auto now = clock_.now();
+    // One line when a failure streak starts — however many batches it then spans — and a
+    // summary every 30 s while it lasts.
+    if (failed_attempts_++ == 0) {
+      failing_since_ = last_summary_ = now;
+      log->warn("writer {}: batch {}/{} [{}, {}) not written: {}; retrying with backoff", index_,
+                batch.topic, batch.partition, batch.base_offset, batch.end_offset,
+                result.error.describe());
+    } else if (now - last_summary_ >= std::chrono::seconds(30)) {
+      last_summary_ = now;
+      log->warn("writer {}: still failing after {} attempts over {:.0f} s; last error: {}", index_,
+                failed_attempts_, std::chrono::duration<double>(now - failing_since_).count(),
+                result.error.describe());
+    }
     const auto cls = result.error.error_class();
     const bool outage_class = cls == DbErrorClass::kOutage || cls == DbErrorClass::kReadOnly;
     if (outage_class && failures >= kOutageAttempts) {
@@ -181,17 +195,6 @@ bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
       report.outcome = WriteOutcome::kFailed;
       report.error = result.error;
       return false;
-    }
-    const auto now = clock_.now();
-    if (failures == 1) {
-      log->warn("writer {}: batch {}/{} [{}, {}) not written: {}; retrying with backoff", index_,
-                batch.topic, batch.partition, batch.base_offset, batch.end_offset,
-                result.error.describe());
-    } else if (now - last_summary >= std::chrono::seconds(30)) {
-      last_summary = now;
-      log->warn("writer {}: still failing after {} attempts over {:.0f} s; last error: {}", index_,
-                failures, std::chrono::duration<double>(now - started).count(),
-                result.error.describe());
     }
     const auto delay =
         cls == DbErrorClass::kTransient || outage_class ? quick.next() : backoff.next();

@@ -98,7 +98,11 @@ class Writer {
   bool abandon_ = false;              // guarded by mu_
   bool quiet_requested_ = false;      // guarded by mu_
   bool disconnected_ = false;         // guarded by mu_
-  std::thread thread_;                // last: starts after the members above exist
+  // The current failure streak, across batches (writer thread only).
+  int failed_attempts_ = 0;
+  Clock::time_point failing_since_{};
+  Clock::time_point last_summary_{};
+  std::thread thread_;  // last: starts after the members above exist
 };
 
 }  // namespace sluice::ingest

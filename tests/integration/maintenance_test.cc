@@ -176,9 +176,10 @@ TEST_F(MaintenanceTest, ServerKilledMidStreamMeansQuietSpoolingThenDrainsByItsel
   ASSERT_TRUE(wait_for_all()) << sluice->log();
   verify_exact();
   ASSERT_TRUE(wait_until([&] { return status(*sluice)["state"] == "running"; }, 30s));
-  // No storm: a handful of lines for the whole outage, not one per event or per retry.
+  // No storm: a handful of lines for the whole outage, not one per event, batch or retry —
+  // one per writer when its failures start, the transition, at most a summary.
   const size_t loud = loud_lines(sluice->log()) - loud_before;
-  EXPECT_LE(loud, 12u) << sluice->log();
+  EXPECT_LE(loud, 5u) << sluice->log();
   EXPECT_NE(sluice->log().find("MariaDB unavailable"), std::string::npos);
   EXPECT_NE(sluice->log().find("takes writes again"), std::string::npos);
 }
