@@ -177,12 +177,6 @@ TEST_F(OperationsTest, SigtermUnderLoadExitsZeroPromptlyAndARestartIsExact) {
   EXPECT_EQ(again->wait(60s), 0) << again->log();
 }
 
-}  // namespace
-}  // namespace sluice::testing
-
-namespace sluice::testing {
-namespace {
-
 TEST_F(OperationsTest, SighupRetargetsToASecondMariaDbOnlyWhilePausedAndLosesNothing) {
   MariaDb second(dir_.file("mariadb-2"));
   second.start();
@@ -324,12 +318,6 @@ TEST_F(OperationsTest, JsonLogLinesStayJsonWhateverTheMessageHolds) {
   EXPECT_TRUE(reason_seen) << sluice->log();
 }
 
-}  // namespace
-}  // namespace sluice::testing
-
-namespace sluice::testing {
-namespace {
-
 TEST_F(OperationsTest, SpoolToolsInspectExportAndDeleteNothingWithoutConfirm) {
   const std::string path = config();
   auto sluice = start_sluice(dir_, path);
@@ -414,12 +402,6 @@ TEST_F(OperationsTest, SpoolToolsInspectExportAndDeleteNothingWithoutConfirm) {
   ASSERT_EQ(j["partitions"].size(), 3u) << out;
   for (const auto& p : j["partitions"]) EXPECT_NE(p["partition"], 0) << out;
 }
-
-}  // namespace
-}  // namespace sluice::testing
-
-namespace sluice::testing {
-namespace {
 
 TEST_F(OperationsTest, StatusShowsReplicaFreshnessBesideThePrimaryAndSurvivesADeadReplica) {
   MariaDb replica(dir_.file("replica"));

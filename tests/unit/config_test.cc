@@ -121,12 +121,6 @@ TEST_F(ConfigTest, MissingFileIsReported) {
   expect_error(load_config(dir_.file("absent.yaml")), "absent.yaml", "cannot read");
 }
 
-}  // namespace
-}  // namespace sluice
-
-namespace sluice {
-namespace {
-
 TEST(ConfigDiffTest, EndpointAndLogLevelAreReloadableEverythingElseNeedsARestart) {
   Config a;
   a.kafka.topics = {"t"};
@@ -150,12 +144,6 @@ TEST(ConfigDiffTest, EndpointAndLogLevelAreReloadableEverythingElseNeedsARestart
             (std::vector<std::string>{"kafka.topics", "mariadb.database", "batch.max_rows"}));
   EXPECT_EQ(describe_endpoint(b.mariadb), "sluice@10.0.0.2:3306");
 }
-
-}  // namespace
-}  // namespace sluice
-
-namespace sluice {
-namespace {
 
 TEST(ConfigReplicasTest, ReplicasAreEndpointsWithThePrimarysDatabaseByDefault) {
   testing::TempDir dir;
@@ -184,12 +172,6 @@ TEST(ConfigReplicasTest, ReplicasAreEndpointsWithThePrimarysDatabaseByDefault) {
             std::string::npos)
       << c.status().message();
 }
-
-}  // namespace
-}  // namespace sluice
-
-namespace sluice {
-namespace {
 
 TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
   // deploy/sluice.example.yaml documents every key; with its secret files made real, it must
