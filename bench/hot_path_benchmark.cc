@@ -91,10 +91,7 @@ void BM_BuildBatch(benchmark::State& state) {
     const auto& e = events[i++ % events.size()];
     bytes += e.size();
     if (const auto* schema = d.decoder.decode(e, -1, d.reason)) {
-      auto& rows = batcher.rows_for(schema->table.get());
-      const size_t before = rows.data.size();
-      d.decoder.encode_row(rows.data);
-      batcher.row_added(rows, offset++, before);
+      batcher.add_decoded(schema->table.get(), d.decoder, offset++);
     }
     if (batcher.full()) {
       auto batch = batcher.take();

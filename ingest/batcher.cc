@@ -1,5 +1,9 @@
 #include "ingest/batcher.h"
 
+#include <algorithm>
+
+#include "ingest/decoder.h"
+
 namespace sluice::ingest {
 
 Batcher::Batcher(std::string topic, int32_t partition, BatchLimits limits, const Clock& clock,
@@ -47,6 +51,15 @@ void Batcher::row_added(storage::TableRows& rows, int64_t offset, size_t bytes_b
   rows.offsets.push_back(offset);
   rows.ends.push_back(static_cast<uint32_t>(rows.data.size()));
   added(offset, rows.data.size() - bytes_before + sizeof(int64_t) + sizeof(uint32_t));
+}
+
+void Batcher::add_decoded(const storage::TableLayout* table, const Decoder& decoder,
+                          int64_t offset) {
+  auto& rows = rows_for(table);
+  const size_t before = rows.data.size();
+  decoder.encode_row(rows.data);
+  rows.max_timestamp = std::max(rows.max_timestamp, decoder.timestamp());
+  row_added(rows, offset, before);
 }
 
 void Batcher::add_dead_letter(int64_t offset, std::string reason, std::string payload) {

@@ -13,6 +13,8 @@
 
 namespace sluice::ingest {
 
+class Decoder;
+
 struct BatchLimits {
   size_t max_rows = 5000;
   size_t max_bytes = 8 * 1024 * 1024;
@@ -39,6 +41,8 @@ class Batcher {
   void add_dead_letter(int64_t offset, std::string reason, std::string payload);
   /// Records the row appended to `rows` (its end position) for `offset`.
   void row_added(storage::TableRows& rows, int64_t offset, size_t bytes_before);
+  /// Appends the row of `decoder`'s last successful decode, bound for `table`, at `offset`.
+  void add_decoded(const storage::TableLayout* table, const Decoder& decoder, int64_t offset);
 
   bool empty() const { return batch_.events == 0; }
   /// Memory the open batch holds.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 
 #include "ingest/batcher.h"
@@ -121,11 +120,7 @@ LoadTestResult LoadTest::run(size_t batch_rows, size_t writers, uint64_t events,
     Batcher& batcher = batchers[p];
     const int64_t offset = batcher.next_offset();
     if (decoder.decode(capsule, -1, reason) != nullptr) {
-      auto& rows = batcher.rows_for(&table_);
-      const size_t before = rows.data.size();
-      decoder.encode_row(rows.data);
-      rows.max_timestamp = std::max(rows.max_timestamp, decoder.timestamp());
-      batcher.row_added(rows, offset, before);
+      batcher.add_decoded(&table_, decoder, offset);
     } else {
       ++dead;
       batcher.add_dead_letter(offset, reason, capsule);

@@ -467,11 +467,7 @@ void Pipeline::batch_event(Partition& p, int64_t offset, int64_t timestamp_ms,
   const int64_t expected = p.batcher.next_offset();
   if (expected >= 0 && offset > expected) check_gap(p, offset);
   if (const Schema* schema = decoder_.decode(payload, timestamp_ms, reason_)) {
-    auto& rows = p.batcher.rows_for(schema->table.get());
-    const size_t before = rows.data.size();
-    decoder_.encode_row(rows.data);
-    rows.max_timestamp = std::max(rows.max_timestamp, decoder_.timestamp());
-    p.batcher.row_added(rows, offset, before);
+    p.batcher.add_decoded(schema->table.get(), decoder_, offset);
   } else {
     static RateLimiter limiter(std::chrono::seconds(10));
     uint64_t suppressed = 0;
