@@ -21,7 +21,7 @@
 #include <mutex>
 #include <string>
 
-#include "ingest/pipeline.h"
+#include "ingest/pipeline_status.h"
 #include "ingest/writer.h"
 
 namespace sluice::admin {

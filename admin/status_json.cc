@@ -25,13 +25,18 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
   using nlohmann::json;
   json partitions = json::array();
   for (const auto& p : s.partitions) {
-    partitions.push_back({{"topic", p.topic},
-                          {"partition", p.partition},
-                          {"position", p.position},
-                          {"committed", p.committed},
-                          {"kafka_committed", p.kafka_committed},
-                          {"high_watermark", p.high_watermark},
-                          {"lag", p.lag}});
+    json entry = {{"topic", p.topic},
+                  {"partition", p.partition},
+                  {"mode", p.mode},
+                  {"position", p.position},
+                  {"committed", p.committed},
+                  {"kafka_committed", p.kafka_committed},
+                  {"high_watermark", p.high_watermark},
+                  {"lag", p.lag}};
+    if (p.waiting_from >= 0) {
+      entry["waiting_for"] = {{"from", p.waiting_from}, {"to", p.waiting_to}};
+    }
+    partitions.push_back(std::move(entry));
   }
   json tables = json::array();
   for (const auto& t : s.tables) {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "admin/replica_freshness.h"
-#include "ingest/pipeline.h"
+#include "ingest/pipeline_status.h"
 
 namespace sluice::admin {
 

@@ -1,7 +1,10 @@
 #include "common/config.h"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -75,6 +78,38 @@ class Loader {
     return v;
   }
 
+  /// Refuses librdkafka properties that would break what Sluice promises.
+  void check_kafka_property(const YAML::Node& n, const std::string& key, const std::string& name,
+                            const std::string& value) const {
+    static const std::map<std::string, std::string> managed = {
+        {"bootstrap.servers", "set kafka.brokers instead"},
+        {"group.id", "set kafka.group_id instead"},
+        {"group.instance.id", "set kafka.instance_id instead"},
+        {"enable.auto.commit",
+         "Sluice commits an offset only once MariaDB holds the event (invariant 1)"},
+        {"enable.auto.offset.store",
+         "Sluice commits an offset only once MariaDB holds the event (invariant 1)"},
+        {"enable.partition.eof", "Sluice needs no end-of-partition events"},
+    };
+    if (const auto it = managed.find(name); it != managed.end()) {
+      fail(n, key, "managed by Sluice: " + it->second);
+    }
+    if (name == "auto.offset.reset" && value != "earliest" && value != "smallest" &&
+        value != "beginning") {
+      fail(n, key,
+           "only 'earliest' is allowed: with '" + value +
+               "' a partition without a committed offset would skip events silently (Sluice "
+               "reports offsets that expired from Kafka as a gap instead)");
+    }
+  }
+
+  static bool valid_member_name(const std::string& s) {
+    if (s.empty() || s.size() > 200) return false;
+    return std::all_of(s.begin(), s.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-';
+    });
+  }
+
   bool boolean(const YAML::Node& n, const std::string& key) const {
     bool v = false;
     if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) fail(n, key, "expected true or false");
@@ -141,10 +176,18 @@ class Loader {
     if (root.IsNull()) return c;
     only_keys(root, "", {"kafka", "mariadb", "batch", "spool", "schemas", "admin", "log"});
 
-    section(root, "kafka", {"brokers", "group_id", "topics", "properties"},
+    section(root, "kafka", {"brokers", "group_id", "topics", "instance_id", "properties"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               if (k == "brokers") c.kafka.brokers = str(v, key);
               if (k == "group_id") c.kafka.group_id = str(v, key);
+              if (k == "instance_id") {
+                c.kafka.instance_id = str(v, key);
+                if (!valid_member_name(c.kafka.instance_id)) {
+                  fail(v, key,
+                       "expected 1-200 characters of [A-Za-z0-9._-], got '" + c.kafka.instance_id +
+                           "'");
+                }
+              }
               if (k == "topics") {
                 if (!v.IsSequence()) fail(v, key, "expected a list of topic names");
                 for (const auto& t : v) c.kafka.topics.push_back(str(t, key));
@@ -153,8 +196,10 @@ class Loader {
                 if (v.IsNull()) return;
                 if (!v.IsMap()) fail(v, key, "expected a mapping of librdkafka properties");
                 for (const auto& p : v) {
-                  c.kafka.properties[p.first.as<std::string>()] =
-                      str(p.second, key + "." + p.first.as<std::string>());
+                  const auto name = p.first.as<std::string>();
+                  const auto value = str(p.second, key + "." + name);
+                  check_kafka_property(p.first, key + "." + name, name, value);
+                  c.kafka.properties[name] = value;
                 }
               }
             });
@@ -242,6 +287,7 @@ class Loader {
     }
     if (!root["schemas"].IsDefined()) c.schemas_path = path(YAML::Node("schemas"), "schemas.path");
     if (!root["spool"]["path"].IsDefined()) c.spool.path = SpoolConfig{}.path;
+    if (c.kafka.instance_id.empty()) c.kafka.instance_id = default_instance_id();
     return c;
   }
 
@@ -274,6 +320,7 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(a.kafka.brokers != b.kafka.brokers, "kafka.brokers");
   check(a.kafka.group_id != b.kafka.group_id, "kafka.group_id");
   check(a.kafka.topics != b.kafka.topics, "kafka.topics");
+  check(a.kafka.instance_id != b.kafka.instance_id, "kafka.instance_id");
   check(a.kafka.properties != b.kafka.properties, "kafka.properties");
   // Offsets live in the database: moving to another one is a new deployment, not a failover.
   check(ma.database != mb.database, "mariadb.database");
@@ -297,6 +344,17 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(a.admin.token_file != b.admin.token_file, "admin.token_file");
   check(a.log.json != b.log.json, "log.format");
   return c;
+}
+
+std::string default_instance_id() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "sluice";
+  std::string id;
+  for (const char* p = host; *p != '\0' && id.size() < 200; ++p) {
+    const auto ch = static_cast<unsigned char>(*p);
+    id += std::isalnum(ch) || ch == '.' || ch == '-' ? static_cast<char>(ch) : '_';
+  }
+  return id;
 }
 
 std::string describe_endpoint(const MariaDbConfig& m) {

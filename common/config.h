@@ -15,7 +15,11 @@ namespace sluice {
 struct KafkaConfig {
   std::string brokers = "127.0.0.1:9092";
   std::string group_id = "sluice";
-  std::vector<std::string> topics;                ///< a name starting with ^ is a regex
+  std::vector<std::string> topics;  ///< a name starting with ^ is a regex
+  /// This instance's static group membership (group.instance.id): a restarted instance gets its
+  /// partitions back at once instead of after a session timeout. Unique per instance of a
+  /// group; defaults to the host name.
+  std::string instance_id;
   std::map<std::string, std::string> properties;  ///< passed to librdkafka as-is
 };
 
@@ -83,6 +87,9 @@ struct ConfigChanges {
   std::vector<std::string> need_restart;
 };
 ConfigChanges diff_config(const Config& running, const Config& loaded);
+
+/// The host name, as a static group member name (characters outside [A-Za-z0-9._-] become '_').
+std::string default_instance_id();
 
 /// "host:port" or the socket path, and the user: how logs and status name a MariaDB endpoint.
 std::string describe_endpoint(const MariaDbConfig& mariadb);

@@ -1,10 +1,16 @@
 #pragma once
 /// The seam between the pipeline and Kafka: a consumer-group member that delivers messages of
 /// the partitions assigned to it and takes commits, pauses and seeks. The real adapter is
-/// KafkaSource (librdkafka); unit tests drive the pipeline with a scripted fake.
+/// KafkaSource (librdkafka); unit tests drive the pipeline with FakeSource (testing/fakes.h),
+/// which behaves like librdkafka where it matters: rebalances (eager and cooperative), messages
+/// fetched before a seek or a pause still delivered once, calls that fail.
 ///
-/// Thread safety: every method, and the rebalance handler it calls, runs on one thread (the
-/// pipeline's ingest thread).
+/// Every call that can fail says so: a failed seek, pause or resume has not happened, and the
+/// caller must keep the partition in the state that needs it and call again. Each of these
+/// calls is idempotent, so a retry after a partial failure is safe.
+///
+/// Thread safety: every method, and the handler's callbacks, run on one thread (the pipeline's
+/// ingest thread); the callbacks run inside `poll` (and `close`).
 
 #include <chrono>
 #include <cstdint>
@@ -37,11 +43,16 @@ struct SourceMessage {
   std::string_view payload;
 };
 
-/// Called from inside poll() when the group assigns or revokes partitions. `on_assign` sets each
-/// partition's start offset (or leaves kOffsetInvalid for the group's offset / reset policy).
-struct RebalanceHandler {
+/// Called from inside poll() (and close()).
+struct SourceHandler {
+  /// The group assigned these partitions. The handler sets each one's start offset, or leaves
+  /// kOffsetInvalid for the group's committed offset (and then the earliest offset Kafka has).
   std::function<void(std::vector<TopicPartition>&)> on_assign;
+  /// The partitions are taken away (a rebalance, or close). Nothing of them is delivered after.
   std::function<void(const std::vector<TopicPartition>&)> on_revoke;
+  /// The broker acknowledged (or refused) an asynchronous commit: each partition's `offset` is
+  /// what was committed. `error` is ok, or why the commit did not happen.
+  std::function<void(const std::vector<TopicPartition>&, const Status& error)> on_commit{};
 };
 
 class EventSource {
@@ -49,18 +60,23 @@ class EventSource {
   virtual ~EventSource() = default;
 
   /// Waits up to `timeout` for the first message, then takes what is ready without waiting, up
-  /// to `max` messages in all, appending them to `out` (cleared first). Rebalance callbacks run
-  /// inside. Consumer errors are the source's to log (rate-limited); they are not returned.
-  virtual void poll(std::chrono::milliseconds timeout, size_t max,
-                    std::vector<SourceMessage>& out) = 0;
+  /// to `max` messages in all, appending them to `out` (cleared first). Handler callbacks run
+  /// inside. Transient consumer errors (a broker down, a leader moving) are the source's to log,
+  /// rate-limited; an error returned here is fatal — the consumer cannot go on (fenced by
+  /// another member with the same instance id, a fatal protocol error) and the service stops.
+  virtual Status poll(std::chrono::milliseconds timeout, size_t max,
+                      std::vector<SourceMessage>& out) = 0;
 
   /// Offsets the group committed for these partitions (kOffsetInvalid when none).
   virtual Status committed(std::vector<TopicPartition>& partitions,
                            std::chrono::milliseconds timeout) = 0;
-  /// Commits each partition's `offset` (the next offset to read); async or waiting.
+  /// Commits each partition's `offset` (the next offset to read). Asynchronous commits are
+  /// acknowledged through `SourceHandler::on_commit`; a synchronous one returns the outcome.
   virtual Status commit(const std::vector<TopicPartition>& partitions, bool async) = 0;
   /// Stops fetching these partitions; messages already fetched may still be delivered.
   virtual Status pause(const std::vector<TopicPartition>& partitions) = 0;
+  /// Fetches these partitions again from the fetcher's own position (not the last message
+  /// delivered: what was dropped meanwhile needs a seek).
   virtual Status resume(const std::vector<TopicPartition>& partitions) = 0;
   /// Moves each partition's fetch position to its `offset`. Messages fetched before may still
   /// be delivered once.
@@ -75,7 +91,7 @@ class EventSource {
   virtual void close() = 0;
 };
 
-/// Builds the source once the pipeline can hand it its rebalance handler.
-using SourceFactory = std::function<Result<std::unique_ptr<EventSource>>(RebalanceHandler handler)>;
+/// Builds the source once the pipeline can hand it its handler.
+using SourceFactory = std::function<Result<std::unique_ptr<EventSource>>(SourceHandler handler)>;
 
 }  // namespace sluice::ingest

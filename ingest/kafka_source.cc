@@ -59,7 +59,7 @@ KafkaSource::~KafkaSource() {
 }
 
 Result<std::unique_ptr<EventSource>> KafkaSource::create(const KafkaConfig& config,
-                                                         RebalanceHandler handler) {
+                                                         SourceHandler handler) {
   std::unique_ptr<KafkaSource> source(new KafkaSource());
   source->handler_ = std::move(handler);
   char err[512];
@@ -70,36 +70,40 @@ Result<std::unique_ptr<EventSource>> KafkaSource::create(const KafkaConfig& conf
     }
     return Status::ok();
   };
-  // Defaults Sluice relies on; the user's kafka.properties may override the tunables, but not
-  // the commit settings: offsets are committed only after MariaDB or the spool has the events.
+  // Defaults Sluice relies on; kafka.properties may override these tunables. The settings that
+  // carry Sluice's promises (commits, reset policy, group identity) are refused there by the
+  // config loader and set below.
   const std::pair<const char*, const char*> defaults[] = {
-      {"auto.offset.reset", "earliest"},
       {"queued.max.messages.kbytes", "32768"},
       {"fetch.message.max.bytes", "1048576"},
       {"session.timeout.ms", "30000"},
+      // Incremental rebalances: partitions that stay keep flowing while others move.
+      {"partition.assignment.strategy", "cooperative-sticky"},
   };
   for (const auto& [k, v] : defaults) {
-    if (auto st = set(k, v); !st) return st;
-  }
-  for (const auto& [k, v] : config.properties) {
-    if (k == "enable.auto.commit" || k == "enable.auto.offset.store" || k == "group.id" ||
-        k == "bootstrap.servers") {
-      rd_kafka_conf_destroy(conf);
-      return Status::error("kafka property " + k +
-                           " is managed by Sluice (use kafka.brokers / kafka.group_id)");
-    }
     if (auto st = set(k, v); !st) {
       rd_kafka_conf_destroy(conf);
       return st;
     }
   }
+  for (const auto& [k, v] : config.properties) {
+    if (auto st = set(k, v); !st) {
+      rd_kafka_conf_destroy(conf);
+      return st;
+    }
+  }
+  const std::string instance =
+      config.instance_id.empty() ? default_instance_id() : config.instance_id;
   for (const auto& [k, v] : std::initializer_list<std::pair<std::string, std::string>>{
            {"bootstrap.servers", config.brokers},
            {"group.id", config.group_id},
+           {"group.instance.id", instance},
+           // Never skip: a partition without an offset starts at the oldest event Kafka has.
+           {"auto.offset.reset", "earliest"},
            {"enable.auto.commit", "false"},
            {"enable.auto.offset.store", "false"},
            {"enable.partition.eof", "false"},
-           {"client.id", "sluice"}}) {
+           {"client.id", "sluice-" + instance}}) {
     if (auto st = set(k, v); !st) {
       rd_kafka_conf_destroy(conf);
       return st;
@@ -107,6 +111,7 @@ Result<std::unique_ptr<EventSource>> KafkaSource::create(const KafkaConfig& conf
   }
   rd_kafka_conf_set_log_cb(conf, log_cb);
   rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+  rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
   rd_kafka_conf_set_opaque(conf, source.get());
   source->rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (source->rk_ == nullptr) return Status::error(std::string("kafka consumer: ") + err);
@@ -131,20 +136,21 @@ void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     auto assigned = to_vector(partitions);
     if (self->handler_.on_assign) self->handler_.on_assign(assigned);
     ListPtr list(to_list(assigned));
-    rd_kafka_error_t* error = nullptr;
-    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (cooperative) {
-      error = rd_kafka_incremental_assign(rk, list.get());
-    } else {
-      e = rd_kafka_assign(rk, list.get());
-    }
-    if (error != nullptr) {
-      log->error("assign failed: {}", rd_kafka_error_string(error));
-      rd_kafka_error_destroy(error);
-    } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, list.get())) {
+        log->error("assign failed: {}", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+      }
+    } else if (auto e = rd_kafka_assign(rk, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
       log->error("assign failed: {}", rd_kafka_err2str(e));
     }
     return;
+  }
+  if (rd_kafka_assignment_lost(rk)) {
+    // The group moved on without us (a session timeout): another member may own these already.
+    // Whatever we still write is fenced by the sluice_offsets compare-and-set.
+    log->warn("{} partition(s) lost to the group (session timeout); giving them up",
+              partitions != nullptr ? partitions->cnt : 0);
   }
   if (self->handler_.on_revoke) self->handler_.on_revoke(to_vector(partitions));
   if (cooperative) {
@@ -157,15 +163,35 @@ void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   }
 }
 
+void KafkaSource::commit_cb(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+  auto* self = static_cast<KafkaSource*>(opaque);
+  if (!self->handler_.on_commit || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+  std::vector<TopicPartition> done, failed;
+  std::string why = err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err) : "";
+  for (int i = 0; offsets != nullptr && i < offsets->cnt; ++i) {
+    const auto& e = offsets->elems[i];
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && e.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      done.push_back({e.topic, e.partition, e.offset});
+    } else {
+      failed.push_back({e.topic, e.partition, e.offset});
+      if (why.empty()) why = rd_kafka_err2str(e.err);
+    }
+  }
+  if (!done.empty()) self->handler_.on_commit(done, Status::ok());
+  if (!failed.empty()) self->handler_.on_commit(failed, Status::error("kafka commit: " + why));
+}
+
 void KafkaSource::release_held() {
   for (auto* m : held_) rd_kafka_message_destroy(m);
   held_.clear();
 }
 
-void KafkaSource::poll(std::chrono::milliseconds timeout, size_t max,
-                       std::vector<SourceMessage>& out) {
+Status KafkaSource::poll(std::chrono::milliseconds timeout, size_t max,
+                         std::vector<SourceMessage>& out) {
   release_held();
   out.clear();
+  if (closed_) return Status::ok();
   int wait_ms = static_cast<int>(timeout.count());
   while (out.size() < max) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, wait_ms);
@@ -179,13 +205,24 @@ void KafkaSource::poll(std::chrono::milliseconds timeout, size_t max,
       continue;
     }
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
-    static RateLimiter limiter(std::chrono::seconds(10));
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+      char reason[512] = {};
+      const auto cause = rd_kafka_fatal_error(rk_, reason, sizeof reason);
+      std::string hint;
+      if (cause == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
+        hint =
+            " — another running instance uses the same kafka.instance_id; give each instance "
+            "of the group its own";
+      }
+      return Status::error(std::string("kafka consumer: fatal error: ") + reason + hint);
+    }
     uint64_t suppressed = 0;
-    if (limiter.allow(suppressed)) {
+    if (error_limiter_.allow(suppressed)) {
       logger("kafka")->error("consumer error: {} ({} similar suppressed)",
                              rd_kafka_message_errstr(m), suppressed);
     }
   }
+  return Status::ok();
 }
 
 Status KafkaSource::committed(std::vector<TopicPartition>& partitions,
@@ -209,12 +246,29 @@ Status KafkaSource::commit(const std::vector<TopicPartition>& partitions, bool a
   return Status::ok();
 }
 
+namespace {
+
+/// The first per-partition error of a list a call filled in, as a Status.
+Status first_partition_error(const char* what, const rd_kafka_topic_partition_list_t* list) {
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::error(std::string(what) + " " + list->elems[i].topic + "/" +
+                           std::to_string(list->elems[i].partition) + ": " +
+                           rd_kafka_err2str(list->elems[i].err));
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Status KafkaSource::pause(const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return Status::ok();
   ListPtr list(to_list(partitions));
   if (auto e = rd_kafka_pause_partitions(rk_, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::error(std::string("kafka pause: ") + rd_kafka_err2str(e));
   }
-  return Status::ok();
+  return first_partition_error("kafka pause", list.get());
 }
 
 Status KafkaSource::seek(const std::vector<TopicPartition>& partitions) {
@@ -225,22 +279,16 @@ Status KafkaSource::seek(const std::vector<TopicPartition>& partitions) {
     rd_kafka_error_destroy(error);
     return st;
   }
-  for (int i = 0; i < list->cnt; ++i) {
-    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status::error("kafka seek " + std::string(list->elems[i].topic) + "/" +
-                           std::to_string(list->elems[i].partition) + ": " +
-                           rd_kafka_err2str(list->elems[i].err));
-    }
-  }
-  return Status::ok();
+  return first_partition_error("kafka seek", list.get());
 }
 
 Status KafkaSource::resume(const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return Status::ok();
   ListPtr list(to_list(partitions));
   if (auto e = rd_kafka_resume_partitions(rk_, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::error(std::string("kafka resume: ") + rd_kafka_err2str(e));
   }
-  return Status::ok();
+  return first_partition_error("kafka resume", list.get());
 }
 
 Status KafkaSource::watermarks(const std::string& topic, int32_t partition, int64_t& low,

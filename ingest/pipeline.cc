@@ -1,8 +1,8 @@
 #include "ingest/pipeline.h"
 
 #include <algorithm>
-
-#include "common/logging.h"
+#include <set>
+#include <thread>
 
 namespace sluice::ingest {
 
@@ -17,8 +17,13 @@ namespace {
 /// round's events are one group commit (one fsync): under a backlog, big groups are what lets
 /// the spool keep up (bench/README.md: spool append by group size).
 constexpr size_t kPollBatch = 5000;
-/// How long fetching may simply wait for MariaDB before the partitions are paused in Kafka.
-constexpr std::chrono::seconds kHoldBeforePause{5};
+/// How often partitions that wait on MariaDB (or on another spool) look again.
+constexpr std::chrono::seconds kLookAgainEvery{3};
+
+bool outage_class(const storage::DbStatus& st) {
+  const auto cls = st.error_class();
+  return cls == DbErrorClass::kOutage || cls == DbErrorClass::kReadOnly;
+}
 
 }  // namespace
 
@@ -26,28 +31,35 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
     : config_(std::move(config)),
       parts_(std::move(parts)),
       clock_(clock),
+      limits_{static_cast<size_t>(config_.batch.max_rows),
+              static_cast<size_t>(config_.batch.max_bytes),
+              milliseconds(config_.batch.max_delay_ms)},
+      // Enough for every writer to have one batch in the database and one or two waiting.
+      max_in_flight_bytes_(limits_.max_bytes *
+                           (2 * static_cast<size_t>(config_.mariadb.writers) + 1)),
+      // Open batches of all partitions together. With many partitions read round-robin, their
+      // batches would all fill at once: a burst the writers cannot take, then nothing. Over this
+      // budget the fullest batch goes, so batches flow steadily and memory stays bounded
+      // whatever the partition count.
+      max_open_bytes_(limits_.max_bytes * (static_cast<size_t>(config_.mariadb.writers) + 1)),
       registry_(config_.schemas_path, clock),
       decoder_(registry_),
       spool_(*parts_.spool),
       // Enough spare buffers for a writer's worth of batches in flight, each at most twice a
       // batch's limit: bounded memory, no growing from scratch.
       rows_pool_(4 * static_cast<size_t>(config_.mariadb.writers) + 4,
-                 2 * static_cast<size_t>(config_.batch.max_bytes)) {
-  limits_.max_rows = static_cast<size_t>(config_.batch.max_rows);
-  limits_.max_bytes = static_cast<size_t>(config_.batch.max_bytes);
-  limits_.max_delay = milliseconds(config_.batch.max_delay_ms);
-  // Enough for every writer to have one batch in the database and one or two waiting.
-  max_in_flight_bytes_ = limits_.max_bytes * (2 * static_cast<size_t>(config_.mariadb.writers) + 1);
-  // Open batches of all partitions together. With many partitions read round-robin, their
-  // batches would all fill at once: a burst the writers cannot take, then nothing. Over this
-  // budget the fullest batch goes, so batches flow steadily and memory stays bounded whatever
-  // the partition count.
-  max_open_bytes_ = limits_.max_bytes * (static_cast<size_t>(config_.mariadb.writers) + 1);
-}
+                 2 * static_cast<size_t>(config_.batch.max_bytes)),
+      gate_(*this, clock),
+      flow_(max_in_flight_bytes_, clock),
+      committer_(clock) {}
 
 Pipeline::~Pipeline() {
-  // Writers report into this object: stop them before anything else goes.
+  // Writers report into this object: stop them before anything else goes. Then the source,
+  // whose closing calls back into the handler — which does nothing once detached.
   for (auto& w : writers_) w->stop(true);
+  detached_ = true;
+  source_.reset();
+  gate_.stop("shutting down");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -55,9 +67,9 @@ Pipeline::~Pipeline() {
 
 Status Pipeline::run(const std::atomic<bool>& stop) {
   if (auto st = start(); !st) return st;
-  while (!stop.load()) step();
+  while (!stop.load() && failed_.is_ok()) step();
   shutdown();
-  return Status::ok();
+  return failed_;
 }
 
 Status Pipeline::start() {
@@ -68,35 +80,60 @@ Status Pipeline::start() {
               totals.events, totals.bytes);
   }
   control_ = parts_.sinks(config_.mariadb);
+  for (int i = 0; i < config_.mariadb.writers; ++i) {
+    writers_.push_back(make_writer(static_cast<size_t>(i)));
+  }
   if (auto record = spool_.pause()) {
     // Invariant 5 across restarts: a service paused for maintenance stays paused, and quiet.
-    pause_ = record;
-    gate_ = Gate::kClosed;
+    gate_.start_paused(*record);
+    for (auto& w : writers_) w->quiesce();
     log->info("starting paused (\"{}\"): no MariaDB connection until `sluice resume`",
               record->reason);
   } else if (auto st = control_->probe(); st.is_ok()) {
-    db_up_ = true;
+    gate_.database_reached();
     logger("mariadb")->info("connected to MariaDB; bookkeeping tables ready in database '{}'",
                             config_.mariadb.database);
   } else if (st.error_class() == DbErrorClass::kFatal) {
     // Wrong password, unknown database, missing privilege: a person must act.
+    for (auto& w : writers_) w->stop(true);
+    writers_.clear();
     return Status::error("cannot use MariaDB: " + st.describe());
   } else {
     // Down or read-only at start-up: consume into the spool and probe until it is back.
-    enter_outage(st);
+    gate_.start_in_outage(st);
+    for (auto& w : writers_) w->quiesce();
+    log->warn("MariaDB unavailable at start-up ({}): spooling events and probing with backoff",
+              st.describe());
   }
-  for (int i = 0; i < config_.mariadb.writers; ++i) {
-    writers_.push_back(make_writer(static_cast<size_t>(i)));
-  }
-  RebalanceHandler handler{[this](std::vector<TopicPartition>& p) { on_assign(p); },
-                           [this](const std::vector<TopicPartition>& p) { on_revoke(p); }};
+  SourceHandler handler{[this](std::vector<TopicPartition>& p) {
+                          if (!detached_) on_assign(p);
+                        },
+                        [this](const std::vector<TopicPartition>& p) {
+                          if (!detached_) on_revoke(p);
+                        },
+                        [this](const std::vector<TopicPartition>& p, const Status& outcome) {
+                          if (!detached_) committer_.acknowledged(cursors_, p, outcome);
+                        }};
   auto source = parts_.source(std::move(handler));
-  if (!source) return source.status();
+  if (!source) {
+    for (auto& w : writers_) w->stop(true);
+    writers_.clear();
+    return source.status();
+  }
   source_ = std::move(source).value();
   std::string topics;
   for (const auto& t : config_.kafka.topics) topics += (topics.empty() ? "" : ", ") + t;
-  log->info("consuming [{}] as group '{}' with {} writer(s)", topics, config_.kafka.group_id,
-            writers_.size());
+  log->info("consuming [{}] as group '{}', member '{}', with {} writer(s)", topics,
+            config_.kafka.group_id, config_.kafka.instance_id, writers_.size());
+  // Partitions this spool holds but the group has not given us (yet) are orphans until then:
+  // drained under the compare-and-set, or released once MariaDB has passed them.
+  for (const auto& [key, range] : spool_.partitions()) {
+    auto c = std::make_unique<PartitionCursor>(key.first, key.second, limits_, clock_, &rows_pool_);
+    c->start(decide_start({StartFacts::Spooled{range.first_offset, range.last_offset}, {}, -1}),
+             range, false);
+    c->become_orphan();
+    cursors_[key] = std::move(c);
+  }
   last_summary_ = clock_.now();
   started_ = true;
   publish_status(true);
@@ -104,35 +141,48 @@ Status Pipeline::start() {
 }
 
 void Pipeline::step(milliseconds max_wait) {
-  process_commands();
-  finish_closing();
+  if (!failed_.is_ok()) return;
+  if (deferred_outage_) {
+    gate_.outage(*deferred_outage_);
+    deferred_outage_.reset();
+  }
+  gate_.step();
+  if (gate_.version() != gate_version_) {
+    gate_version_ = gate_.version();
+    publish_status(true);
+  }
   process_reports();
-  probe_outage();
+  advance_partitions();
   drain();
   flush_due();
-  apply_backpressure();
-  seek_dropped();
+  look_again();
+  const bool full = spool_full();
+  flow_.apply(*source_, cursors_, in_flight_bytes_, full);
   // Wake for the nearest batch deadline so a quiet partition flushes on time.
   auto timeout = max_wait;
-  for (auto& [key, p] : partitions_) {
-    if (auto d = p->batcher.deadline()) {
+  for (auto& [key, c] : cursors_) {
+    if (auto d = c->batcher().deadline()) {
       timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(*d - clock_.now()));
     }
   }
   timeout = std::max(timeout, milliseconds(0));
-  if (holding()) {
+  if (flow_.holding(in_flight_bytes_)) {
     // MariaDB is behind: take nothing more for now. librdkafka's queue is bounded
     // (queued.max.messages.kbytes), so memory is too; nothing is dropped or fetched twice.
     std::unique_lock lock(reports_mu_);
     reports_cv_.wait_for(lock, timeout, [&] { return !reports_.empty(); });
   } else {
     // Paused in Kafka, one message at a time: whatever arrives is dropped and read again.
-    source_->poll(timeout, backpressure_ ? 1 : kPollBatch, messages_);
+    if (auto st = source_->poll(timeout, flow_.fetch_paused() ? 1 : kPollBatch, messages_); !st) {
+      logger("kafka")->critical("{}", st.message());
+      failed_ = st;
+      return;
+    }
     for (const auto& m : messages_) handle_message(m);
     dispatch_over_budget();
   }
   commit_spool();  // group commit: one synced write per loop round
-  if (clock_.now() - last_commit_ >= std::chrono::seconds(1)) commit_offsets(true);
+  committer_.maybe_commit(*source_, cursors_);
   log_summary(false);
   publish_status(false);
 }
@@ -146,7 +196,7 @@ void Pipeline::shutdown() {
     status_.state = "stopping";
   }
   log->info("stopping: writing open batches");
-  for (auto& [key, p] : partitions_) dispatch(*p);
+  for (auto& [key, c] : cursors_) dispatch(*c);
   constexpr auto kDrainTimeout = std::chrono::seconds(30);
   const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
   auto all_idle = [&] {
@@ -164,15 +214,10 @@ void Pipeline::shutdown() {
   for (auto& w : writers_) w->stop(true);
   process_reports();
   commit_spool();
-  commit_offsets(false);
-  for (auto& w : closing_waiters_) w.set_value(Status::error("shutting down"));
-  closing_waiters_.clear();
-  {
-    std::lock_guard lock(command_mu_);
-    stopped_ = true;
-    for (auto& c : commands_) c.done.set_value(Status::error("shutting down"));
-    commands_.clear();
-  }
+  std::vector<PartitionKey> keys;
+  for (const auto& [key, c] : cursors_) keys.push_back(key);
+  committer_.commit_now(*source_, cursors_, keys);
+  gate_.stop("shutting down");
   source_->close();
   source_.reset();
   control_.reset();
@@ -182,428 +227,17 @@ void Pipeline::shutdown() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Kafka side
-
-void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
-  auto log = logger("ingest");
-  // Invariant 4: start from the spool, else sluice_offsets, else the group's committed offset,
-  // else the reset policy. The group's offset is never ahead of sluice_offsets (it is committed
-  // after MariaDB or the spool has the events), so falling back to it when MariaDB cannot be
-  // asked re-reads events but never skips any; the compare-and-set then skips what MariaDB has.
-  std::map<std::string, std::map<int32_t, int64_t>> stored;
-  bool stored_known = gate_ == Gate::kOpen;  // a closed gate asks MariaDB nothing
-  for (const auto& tp : assigned) {
-    if (!stored_known || stored.contains(tp.topic)) continue;
-    if (auto st = control_->read_offsets(tp.topic, stored[tp.topic]); !st.is_ok()) {
-      stored_known = false;
-      stored.clear();
-      log->warn(
-          "cannot read sluice_offsets ({}); starting from the group's committed offsets, which "
-          "are never ahead of MariaDB",
-          st.describe());
-      const auto cls = st.error_class();
-      if (cls == DbErrorClass::kOutage || cls == DbErrorClass::kReadOnly) enter_outage(st);
-    }
-  }
-  std::vector<TopicPartition> committed = assigned;
-  if (auto st = source_->committed(committed, std::chrono::seconds(10)); !st) {
-    log->warn("{}; partitions without a sluice_offsets row start from the reset policy",
-              st.message());
-    for (auto& c : committed) c.offset = kOffsetInvalid;
-  }
-  std::string summary;
-  for (size_t i = 0; i < assigned.size(); ++i) {
-    auto& tp = assigned[i];
-    int64_t start = kOffsetInvalid;
-    const char* from = "the reset policy";
-    const auto& topic_offsets = stored[tp.topic];
-    const auto in_database = topic_offsets.find(tp.partition);
-    const auto spooled = spool_.partition(tp.topic, tp.partition);
-    if (spooled) {
-      start = spooled->last_offset + 1;
-      from = "the spool";
-    } else if (in_database != topic_offsets.end()) {
-      start = in_database->second;
-      from = "sluice_offsets";
-    } else if (committed[i].offset >= 0) {
-      start = committed[i].offset;
-      from = stored_known ? "the group's committed offset"
-                          : "the group's committed offset (MariaDB not asked)";
-    }
-    tp.offset = start;
-    auto p = std::make_unique<Partition>(tp.topic, tp.partition, limits_, clock_, &rows_pool_);
-    p->topic_consumed = &consumed_by_topic_[tp.topic];
-    p->generation = next_generation_++;
-    p->batcher.reset(start, p->generation);
-    p->kafka_committed = committed[i].offset;
-    if (in_database != topic_offsets.end() && !spooled) p->db_end = start;
-    p->fetch_next = start;
-    p->floor = start;
-    if (spooled) {
-      // Invariant 3: what the spool holds goes first; live events queue behind it.
-      p->spooling = true;
-      p->spool_end = p->spool_durable = start;
-      p->drain_next = spooled->first_offset;
-      p->floor = spooled->first_offset;
-      p->batcher.reset(spooled->first_offset, p->generation);
-    } else if (gate_ != Gate::kOpen) {
-      p->spooling = true;
-      p->spool_end = p->spool_durable = p->drain_next = start;
-    }
-    p->writer = (std::hash<std::string>{}(tp.topic) * 31 + static_cast<size_t>(tp.partition)) %
-                writers_.size();
-    partitions_[{tp.topic, tp.partition}] = std::move(p);
-    summary += fmt::format("{}{}/{}@{} ({})", summary.empty() ? "" : ", ", tp.topic, tp.partition,
-                           start >= 0 ? std::to_string(start) : "reset", from);
-  }
-  log->info("assigned {} partition(s): {}", assigned.size(), summary);
-  if (gate_ != Gate::kOpen) control_->disconnect();
-  backpressure_ = false;
-  publish_status(true);
-}
-
-void Pipeline::on_revoke(const std::vector<TopicPartition>& revoked) {
-  process_reports();
-  commit_spool();
-  commit_offsets(false);
-  for (const auto& tp : revoked) partitions_.erase({tp.topic, tp.partition});
-  logger("ingest")->info(
-      "revoked {} partition(s); open batches are dropped and will be read again by the next "
-      "owner",
-      revoked.size());
-  publish_status(true);
-}
-
-void Pipeline::handle_message(const SourceMessage& msg) {
-  const auto it = partitions_.find({std::string(msg.topic), msg.partition});
-  if (it == partitions_.end()) return;  // not (or no longer) assigned to us
-  Partition& p = *it->second;
-  const int64_t offset = msg.offset;
-  const int64_t expected = p.fetch_next;
-  if (expected >= 0 && offset < expected) {
-    // Normal right after a seek (messages fetched before it). Anything else means the log was
-    // rewound under us (a recreated topic): those offsets are below what sluice_offsets records
-    // as written, so they are not written again, but say so.
-    if (!p.seeking) {
-      static RateLimiter limiter(std::chrono::seconds(30));
-      uint64_t suppressed = 0;
-      if (limiter.allow(suppressed)) {
-        logger("ingest")->error(
-            "{}/{}: Kafka delivered offset {} but the partition is at {} (sluice_offsets); "
-            "skipping offsets already recorded as written. If the topic was recreated, stop "
-            "Sluice and delete its sluice_offsets rows for this topic ({} similar suppressed)",
-            p.topic, p.partition, offset, expected, suppressed);
-      }
-    }
-    return;
-  }
-  // Events Sluice does not take now are read again later: Kafka keeps them. Every such drop
-  // leaves the partition to be sought back to fetch_next before it takes anything more, so a
-  // dropped event can never turn into a hole.
-  //  - paused in Kafka (backpressure): the resume seeks;
-  //  - the gate is closing and the partition flows directly: it is rewound to its floor once the
-  //    writers are quiet (a spooling partition is not rewound: its events keep going to the
-  //    spool);
-  //  - the spool is full (invariant 6).
-  if (p.must_seek || p.paused || (gate_ == Gate::kClosing && !p.spooling) ||
-      (p.spooling && spool_full_)) {
-    if (p.fetch_next < 0) p.fetch_next = offset;  // the start was unknown: it is here
-    if (p.floor < 0) p.floor = offset;
-    p.must_seek = true;
-    return;
-  }
-  p.seeking = false;
-  p.fetch_next = offset + 1;
-  if (p.floor < 0) p.floor = offset;
-  ++stats_.consumed;
-  ++*p.topic_consumed;
-  if (p.spooling) {
-    // Behind older spooled events, or the gate is closed: into the spool, raw. Made durable by
-    // commit_spool() before its Kafka offset is committed.
-    spool_.append(p.topic, p.partition, offset, msg.timestamp_ms, msg.payload);
-    if (p.drain_next < 0) p.drain_next = offset;
-    p.spool_end = offset + 1;
-    p.spool_newest_ms = msg.timestamp_ms;
-    ++stats_.spooled;
-    if (spool_committed_bytes_ + spool_.staged_bytes() >=
-        static_cast<uint64_t>(config_.spool.max_bytes)) {
-      spool_full_ = true;  // apply_backpressure() pauses fetching on the next round
-    }
-    return;
-  }
-  batch_event(p, offset, msg.timestamp_ms, msg.payload);
-}
-
-void Pipeline::check_gap(Partition& p, int64_t offset) {
-  auto log = logger("ingest");
-  const int64_t expected = p.batcher.next_offset();
-  int64_t low = -1, high = -1;
-  const auto st = source_->watermarks(p.topic, p.partition, low, high, std::chrono::seconds(5));
-  if (st && expected >= low) {
-    // Offsets Kafka never had as records (transaction markers, compaction): nothing is lost.
-    log->debug("{}/{}: offsets [{}, {}) hold no records", p.topic, p.partition, expected, offset);
-    return;
-  }
-  const int64_t lost = (st ? std::min(low, offset) : offset) - expected;
-  stats_.expired_offsets += static_cast<uint64_t>(lost);
-  const std::string why =
-      st ? fmt::format("expired from Kafka (log start is now {}) before Sluice read them", low)
-         : fmt::format("were skipped by Kafka (watermarks unavailable: {})", st.message());
-  const std::string reason = fmt::format(
-      "kafka_gap: offsets [{}, {}) {}: {} event(s) lost upstream", expected, offset, why, lost);
-  log->error("{}/{}: {}; recorded in sluice_dead_letter", p.topic, p.partition, reason);
-  {
-    constexpr size_t kGapsKept = 100;
-    std::lock_guard lock(status_mu_);
-    status_.gaps.push_back({p.topic, p.partition, expected, offset, lost, clock_.wall_ms()});
-    if (status_.gaps.size() > kGapsKept) status_.gaps.erase(status_.gaps.begin());
-  }
-  p.batcher.add_dead_letter(expected, reason, "");
-}
-
-bool Pipeline::holding() {
-  if (backpressure_ || in_flight_bytes_ < max_in_flight_bytes_) {
-    holding_since_.reset();
-    return false;
-  }
-  if (!holding_since_) holding_since_ = clock_.now();
-  // A stall longer than this is not flow control but a stuck database: apply_backpressure()
-  // then pauses the partitions in Kafka and polling goes on, so the consumer stays in its group.
-  return clock_.now() - *holding_since_ < kHoldBeforePause;
-}
-
-void Pipeline::apply_backpressure() {
-  const auto totals = spool_.totals();
-  spool_committed_bytes_ = totals.bytes;
-  const bool spool_was_full = spool_full_reported_;
-  spool_full_ = spool_committed_bytes_ + spool_.staged_bytes() >=
-                static_cast<uint64_t>(config_.spool.max_bytes);
-  spool_full_reported_ = spool_full_;
-  if (spool_full_ != spool_was_full) {
-    if (spool_full_) {
-      logger("ingest")->warn(
-          "spool full ({} bytes, spool.max_bytes {}): fetching paused; Kafka keeps the events",
-          totals.bytes, config_.spool.max_bytes);
-    } else {
-      logger("ingest")->info("spool below spool.max_bytes again");
-    }
-  }
-  const bool stuck = holding_since_ && clock_.now() - *holding_since_ >= kHoldBeforePause;
-  const bool over = stuck || spool_full_;
-  if (!backpressure_ && over) {
-    std::vector<TopicPartition> list;
-    for (auto& [key, p] : partitions_) {
-      list.push_back({p->topic, p->partition, -1});
-      p->paused = true;
-    }
-    if (auto st = source_->pause(list); !st) logger("kafka")->error("{}", st.message());
-    backpressure_ = true;
-    logger("ingest")->info("fetching paused: {} MiB of batches waiting for MariaDB{}",
-                           in_flight_bytes_ >> 20, spool_full_ ? ", spool full" : "");
-  } else if (backpressure_ && !spool_full_ && in_flight_bytes_ <= max_in_flight_bytes_ / 2) {
-    std::vector<TopicPartition> seek, all;
-    for (auto& [key, p] : partitions_) {
-      all.push_back({p->topic, p->partition, -1});
-      if (p->fetch_next >= 0) seek.push_back({p->topic, p->partition, p->fetch_next});
-      p->paused = false;
-      p->must_seek = false;
-      p->seeking = true;
-    }
-    // Messages fetched while paused were dropped: read again from exactly where each stopped.
-    if (auto st = source_->seek(seek); !st) logger("kafka")->error("{}", st.message());
-    if (auto st = source_->resume(all); !st) logger("kafka")->error("{}", st.message());
-    backpressure_ = false;
-    logger("ingest")->info("fetching resumed");
-  }
-}
-
-void Pipeline::reposition(Partition& p, int64_t offset) {
-  p.generation = next_generation_++;
-  p.batcher.reset(offset, p.generation);
-  p.fetch_next = offset;
-  seek_to_fetch_next(p);
-}
-
-void Pipeline::seek_to_fetch_next(Partition& p) {
-  p.must_seek = false;
-  p.seeking = true;
-  if (auto st = source_->seek({{p.topic, p.partition, p.fetch_next}}); !st) {
-    logger("kafka")->error("{}", st.message());
-  }
-}
-
-void Pipeline::seek_dropped() {
-  for (auto& [key, p] : partitions_) {
-    // Paused ones seek on resume; closing ones are rewound by finish_closing().
-    if (!p->must_seek || p->paused || (gate_ == Gate::kClosing && !p->spooling)) continue;
-    seek_to_fetch_next(*p);
-  }
-}
-
-void Pipeline::commit_offsets(bool async) {
-  last_commit_ = clock_.now();
-  std::vector<TopicPartition> list;
-  for (auto& [key, p] : partitions_) {
-    // Durable means committed in MariaDB or synced in the spool (invariant 1).
-    const int64_t durable = std::max(p->db_end, p->spool_durable);
-    if (durable > p->kafka_committed) {
-      list.push_back({p->topic, p->partition, durable});
-      p->kafka_committed = durable;
-    }
-  }
-  if (list.empty()) return;
-  if (auto st = source_->commit(list, async); !st) {
-    static RateLimiter limiter(std::chrono::seconds(30));
-    uint64_t suppressed = 0;
-    if (limiter.allow(suppressed)) logger("kafka")->warn("{}", st.message());
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Batches and writers
-
-void Pipeline::batch_event(Partition& p, int64_t offset, int64_t timestamp_ms,
-                           std::string_view payload) {
-  const int64_t expected = p.batcher.next_offset();
-  if (expected >= 0 && offset > expected) check_gap(p, offset);
-  if (const Schema* schema = decoder_.decode(payload, timestamp_ms, reason_)) {
-    p.batcher.add_decoded(schema->table.get(), decoder_, offset);
-  } else {
-    static RateLimiter limiter(std::chrono::seconds(10));
-    uint64_t suppressed = 0;
-    if (limiter.allow(suppressed)) {
-      logger("ingest")->warn("{}/{}@{} dead-lettered: {} ({} more since the last such line)",
-                             p.topic, p.partition, offset, reason_, suppressed);
-    }
-    p.batcher.add_dead_letter(offset, reason_, std::string(payload));
-  }
-  if (p.batcher.full()) dispatch(p);
-}
-
-void Pipeline::dispatch(Partition& p) {
-  // With the gate not open nothing goes to MariaDB; open batches are dropped by the rewind.
-  if (p.batcher.empty() || gate_ != Gate::kOpen) return;
-  Batch batch = p.batcher.take();
-  batch.generation = p.generation;
-  in_flight_bytes_ += batch.bytes;
-  writers_[p.writer]->push(std::move(batch));
-}
-
-void Pipeline::dispatch_over_budget() {
-  if (gate_ != Gate::kOpen) return;
-  size_t open = 0;
-  for (const auto& [key, p] : partitions_) open += p->batcher.bytes();
-  while (open > max_open_bytes_) {
-    Partition* fullest = nullptr;
-    for (auto& [key, p] : partitions_) {
-      if (fullest == nullptr || p->batcher.bytes() > fullest->batcher.bytes()) fullest = p.get();
-    }
-    if (fullest == nullptr || fullest->batcher.empty()) break;
-    open -= fullest->batcher.bytes();
-    dispatch(*fullest);
-  }
-}
-
-void Pipeline::flush_due() {
-  for (auto& [key, p] : partitions_) {
-    if (p->batcher.due()) dispatch(*p);
-  }
-}
-
-void Pipeline::on_report(WriteReport&& report) {
-  {
-    std::lock_guard lock(reports_mu_);
-    reports_.push_back(std::move(report));
-  }
-  reports_cv_.notify_one();
-}
-
-void Pipeline::process_reports() {
-  {
-    std::lock_guard lock(reports_mu_);
-    reports_in_.swap(reports_);
-  }
-  for (auto& r : reports_in_) {
-    in_flight_bytes_ -= std::min(in_flight_bytes_, r.bytes);
-    for (auto& rows : r.spent) rows_pool_.give(std::move(rows));
-    if (r.outcome == WriteOutcome::kCommitted || r.outcome == WriteOutcome::kAlreadyApplied) {
-      stats_.rows_inserted += r.rows;
-      stats_.dead_letters += r.dead_letters;
-      ++(r.outcome == WriteOutcome::kCommitted ? stats_.batches_committed
-                                               : stats_.batches_already_applied);
-      db_up_ = true;
-      if (r.outcome == WriteOutcome::kCommitted && parts_.on_batch_committed) {
-        parts_.on_batch_committed(r);
-      }
-      if (!r.tables.empty()) {
-        std::lock_guard lock(status_mu_);
-        for (const auto& t : r.tables) {
-          auto& table = tables_[t.name];
-          table.table = t.name;
-          table.rows_inserted += t.rows;
-          table.max_timestamp = std::max(table.max_timestamp, t.max_timestamp);
-        }
-      }
-    }
-    const auto it = partitions_.find({r.topic, r.partition});
-    if (it == partitions_.end()) continue;  // revoked meanwhile
-    Partition& p = *it->second;
-    switch (r.outcome) {
-      case WriteOutcome::kCommitted:
-      case WriteOutcome::kAlreadyApplied:
-        p.db_end = std::max({p.db_end, r.end_offset, r.db_next_offset});
-        p.floor = std::max(p.floor, p.db_end);
-        if (spool_.partition(p.topic, p.partition)) {
-          // MariaDB has these now: reclaim their space in the spool.
-          if (auto st = spool_.release(p.topic, p.partition, p.db_end); !st) {
-            logger("spool")->error("{}", st.message());
-          }
-        }
-        break;
-      case WriteOutcome::kBehind:
-        if (r.generation != p.generation) break;  // an earlier reposition already handled it
-        logger("ingest")->error(
-            "{}/{}: sluice_offsets says the next offset is {}, behind the batch [{}, {}) Sluice "
-            "built; reading the partition again from {}",
-            r.topic, r.partition, r.db_next_offset, r.base_offset, r.end_offset, r.db_next_offset);
-        reposition(p, r.db_next_offset);
-        break;
-      case WriteOutcome::kFailed:
-        // Dropped by a quiesce or a stop (read again from the floor), or an outage.
-        if (!r.error.is_ok()) enter_outage(r.error);
-        break;
-    }
-  }
-  reports_in_.clear();
-}
-
-// ---------------------------------------------------------------------------------------------
-// The gate
-
-std::unique_ptr<Writer> Pipeline::make_writer(size_t index) {
-  return std::make_unique<Writer>(
-      index, parts_.sinks(config_.mariadb), [this](WriteReport&& r) { on_report(std::move(r)); },
-      clock_);
-}
-
-std::future<Status> Pipeline::submit(Command::Kind kind, std::string reason,
-                                     std::optional<MariaDbConfig> mariadb) {
-  std::lock_guard lock(command_mu_);
-  Command c{kind, std::move(reason), {}, std::move(mariadb)};
-  auto done = c.done.get_future();
-  if (stopped_) {
-    c.done.set_value(Status::error("shutting down"));
-  } else {
-    commands_.push_back(std::move(c));
-  }
-  return done;
-}
+// The gate's effects
 
 std::future<Status> Pipeline::request_pause(std::string reason) {
-  return submit(Command::kPause, std::move(reason));
+  return gate_.submit(Gate::Command::kPause, std::move(reason));
 }
 
-std::future<Status> Pipeline::request_resume() { return submit(Command::kResume, ""); }
+std::future<Status> Pipeline::request_resume() { return gate_.submit(Gate::Command::kResume); }
+
+std::future<Status> Pipeline::request_retarget(MariaDbConfig mariadb) {
+  return gate_.submit(Gate::Command::kRetarget, "", std::move(mariadb));
+}
 
 namespace {
 
@@ -630,263 +264,529 @@ Status Pipeline::retarget(const MariaDbConfig& mariadb, std::chrono::millisecond
   return wait_for(request_retarget(mariadb), timeout, "retarget");
 }
 
-std::future<Status> Pipeline::request_retarget(MariaDbConfig mariadb) {
-  return submit(Command::kRetarget, "", std::move(mariadb));
+Status Pipeline::record_pause(const std::optional<storage::PauseRecord>& record) {
+  return spool_.set_pause(record);
 }
 
-void Pipeline::process_commands() {
-  std::vector<Command> todo;
-  {
-    std::lock_guard lock(command_mu_);
-    // A resume waits while a pause is still closing the gate: the rewind must happen first.
-    size_t n = 0;
-    while (n < commands_.size() &&
-           !(gate_ == Gate::kClosing && commands_[n].kind == Command::kResume)) {
-      ++n;
-    }
-    std::move(commands_.begin(), commands_.begin() + static_cast<std::ptrdiff_t>(n),
-              std::back_inserter(todo));
-    commands_.erase(commands_.begin(), commands_.begin() + static_cast<std::ptrdiff_t>(n));
-  }
-  auto log = logger("ingest");
-  for (auto& c : todo) {
-    if (c.kind == Command::kRetarget) {
-      apply_retarget(c);
-      continue;
-    }
-    if (c.kind == Command::kPause) {
-      if (pause_) {  // already paused, or pausing: idempotent
-        if (gate_ == Gate::kClosed) {
-          c.done.set_value(Status::ok());
-        } else {
-          closing_waiters_.push_back(std::move(c.done));
-        }
-        continue;
-      }
-      storage::PauseRecord record{c.reason, clock_.wall_ms()};
-      if (auto st = spool_.set_pause(record); !st) {
-        c.done.set_value(st);
-        continue;
-      }
-      pause_ = record;
-      if (gate_ == Gate::kClosed) {
-        // Closed by an outage: already quiet. It now stays closed until resumed.
-        c.done.set_value(Status::ok());
-        log->info("paused{}{} during a MariaDB outage: Sluice stays paused when it returns",
-                  c.reason.empty() ? "" : " for ", c.reason);
-        publish_status(true);
-        continue;
-      }
-      closing_waiters_.push_back(std::move(c.done));
-      if (gate_ == Gate::kOpen) close_gate();
-      log->info("pausing{}{}: finishing the open transactions and closing MariaDB connections",
-                c.reason.empty() ? "" : " for ", c.reason);
-      continue;
-    }
-    // Resume.
-    if (!pause_) {
-      // Nothing an operator closed. (In an outage Sluice reopens by itself.)
-      c.done.set_value(Status::ok());
-      continue;
-    }
-    if (auto st = spool_.set_pause(std::nullopt); !st) {
-      c.done.set_value(st);
-      continue;
-    }
-    pause_.reset();
-    if (outage_) {
-      log->info("resumed; MariaDB is still unavailable: the spool drains once it is back");
-      publish_status(true);
-      c.done.set_value(Status::ok());
-      continue;
-    }
-    open_gate();
-    log->info("resumed: draining {} spooled event(s) in offset order, ahead of live traffic",
-              spool_.totals().events);
-    c.done.set_value(Status::ok());
+void Pipeline::quiesce() {
+  for (auto& w : writers_) w->quiesce();
+  control_->disconnect();
+  for (auto& [key, c] : cursors_) c->gate_closing();
+  publish_status(true);
+}
+
+bool Pipeline::quiet() {
+  return std::all_of(writers_.begin(), writers_.end(), [](auto& w) { return w->quiet(); });
+}
+
+void Pipeline::closed() {
+  process_reports();
+  commit_spool();
+  // Everything MariaDB has not committed is read again — into the spool this time — from each
+  // partition's floor, so the spool holds each partition contiguously from MariaDB's end.
+  for (auto& [key, c] : cursors_) c->gate_closed();
+  publish_status(true);
+  if (gate_.pause_record()) {
+    logger("ingest")->info(
+        "paused: no open transaction and no connection to MariaDB; spooling events to {}",
+        config_.spool.path);
   }
 }
 
-void Pipeline::apply_retarget(Command& c) {
-  if (!pause_ || gate_ != Gate::kClosed) {
-    c.done.set_value(Status::error(
-        "the MariaDB endpoint changes only while paused: run `sluice pause` first, then reload"));
-    return;
-  }
+void Pipeline::opened() {
+  for (auto& w : writers_) w->unquiesce();
+  // Where MariaDB stands decides each partition's plan: it may lag behind what was spooled (a
+  // failover to a server that lags, a restore) or be past it (another owner wrote further).
+  std::vector<PartitionCursor*> all;
+  for (auto& [key, c] : cursors_) all.push_back(c.get());
+  (void)learn_database(all);
+  for (auto& [key, c] : cursors_) c->gate_opened();
+  publish_status(true);
+}
+
+storage::DbStatus Pipeline::probe() { return control_->probe(); }
+
+void Pipeline::retarget(const MariaDbConfig& mariadb) {
   const std::string before = describe_endpoint(config_.mariadb);
-  const int writers = config_.mariadb.writers;
-  config_.mariadb = std::move(*c.mariadb);
-  config_.mariadb.writers = writers;
-  // Paused means quiet: no writer holds a batch or a connection, so their sessions can be
-  // replaced. The new ones stay quiet until the resume.
+  // Only the endpoint moves; every other key of the section keeps its running value.
+  auto& m = config_.mariadb;
+  m.host = mariadb.host;
+  m.port = mariadb.port;
+  m.socket = mariadb.socket;
+  m.user = mariadb.user;
+  m.password_file = mariadb.password_file;
+  m.password = mariadb.password;
   control_ = parts_.sinks(config_.mariadb);
   for (size_t i = 0; i < writers_.size(); ++i) {
     writers_[i]->stop(true);
     writers_[i] = make_writer(i);
     writers_[i]->quiesce();
   }
+  // What the old server held says nothing about the new one: each partition learns again.
   logger("ingest")->info("MariaDB endpoint is now {} (was {}); `sluice resume` writes there",
                          describe_endpoint(config_.mariadb), before);
   publish_status(true);
-  c.done.set_value(Status::ok());
 }
 
-void Pipeline::close_gate() {
-  gate_ = Gate::kClosing;
-  for (auto& w : writers_) w->quiesce();
-  control_->disconnect();
+// ---------------------------------------------------------------------------------------------
+// Kafka side
+
+bool Pipeline::learn_database(const std::vector<PartitionCursor*>& cursors) {
+  std::map<std::string, std::vector<PartitionCursor*>> by_topic;
+  for (auto* c : cursors) by_topic[c->topic()].push_back(c);
+  for (auto& [topic, list] : by_topic) {
+    std::map<int32_t, int64_t> stored;
+    if (auto st = control_->read_offsets(topic, stored); !st.is_ok()) {
+      logger("ingest")->warn("cannot read sluice_offsets ({}); the first writes will tell",
+                             st.describe());
+      if (outage_class(st)) deferred_outage_ = st;
+      return false;
+    }
+    for (auto* c : list) {
+      if (const auto it = stored.find(c->partition()); it != stored.end()) {
+        c->learned_database(it->second);
+      }
+    }
+  }
+  return true;
 }
 
-void Pipeline::open_gate() {
-  gate_ = Gate::kOpen;
-  for (auto& w : writers_) w->unquiesce();
+void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
+  auto log = logger("ingest");
+  // Invariant 4: the spool, sluice_offsets, the group's committed offset, the earliest offset.
+  // The group's offset is never ahead of MariaDB (only MariaDB's position is committed), so
+  // falling back to it when MariaDB cannot be asked re-reads events but never skips any.
+  std::map<std::string, std::map<int32_t, int64_t>> stored;
+  bool stored_known = gate_.open();  // a closed gate asks MariaDB nothing
+  for (const auto& tp : assigned) {
+    if (!stored_known || stored.contains(tp.topic)) continue;
+    if (auto st = control_->read_offsets(tp.topic, stored[tp.topic]); !st.is_ok()) {
+      stored_known = false;
+      stored.clear();
+      log->warn(
+          "cannot read sluice_offsets ({}); starting from the group's committed offsets, which "
+          "are never ahead of MariaDB",
+          st.describe());
+      if (outage_class(st)) deferred_outage_ = st;
+    }
+  }
+  std::vector<TopicPartition> committed = assigned;
+  if (auto st = source_->committed(committed, std::chrono::seconds(10)); !st) {
+    log->warn("{}; partitions without a sluice_offsets row start from the earliest offset",
+              st.message());
+    for (auto& c : committed) c.offset = kOffsetInvalid;
+  }
+  std::string summary;
+  for (size_t i = 0; i < assigned.size(); ++i) {
+    auto& tp = assigned[i];
+    const PartitionKey key{tp.topic, tp.partition};
+    StartFacts facts;
+    const auto spooled = spool_.partition(tp.topic, tp.partition);
+    if (spooled) facts.spool = StartFacts::Spooled{spooled->first_offset, spooled->last_offset};
+    if (stored_known) {
+      const auto& topic_offsets = stored[tp.topic];
+      if (const auto it = topic_offsets.find(tp.partition); it != topic_offsets.end()) {
+        facts.database = it->second;
+      }
+    }
+    facts.group = committed[i].offset;
+    const auto plan = decide_start(facts);
+    auto& slot = cursors_[key];  // an orphan of this partition is adopted again
+    if (!slot) {
+      slot =
+          std::make_unique<PartitionCursor>(tp.topic, tp.partition, limits_, clock_, &rows_pool_);
+    }
+    slot->start(plan, spooled, gate_.open());
+    // The assignment itself positions the consumer where the cursor reads from.
+    tp.offset = slot->fetch_next() >= 0 ? slot->fetch_next() : kOffsetInvalid;
+    if (slot->wants_seek()) slot->sought();
+    flow_.assigned(key);
+    summary += fmt::format("{}{}/{}@{} ({}, {})", summary.empty() ? "" : ", ", tp.topic,
+                           tp.partition, tp.offset >= 0 ? std::to_string(tp.offset) : "earliest",
+                           start_source_name(plan.source), partition_mode_name(slot->mode()));
+  }
+  log->info("assigned {} partition(s): {}", assigned.size(), summary);
+  if (!gate_.open()) control_->disconnect();
   publish_status(true);
 }
 
-void Pipeline::finish_closing() {
-  if (gate_ != Gate::kClosing) return;
-  for (auto& w : writers_) {
-    if (!w->quiet()) return;
-  }
+void Pipeline::on_revoke(const std::vector<TopicPartition>& revoked) {
   process_reports();
   commit_spool();
-  // Everything MariaDB has not committed is read again — into the spool this time — from the
-  // partition's floor, so the spool holds each partition contiguously from MariaDB's end.
-  for (auto& [key, p] : partitions_) {
-    if (p->spooling) {
-      // Already draining: the spool still holds everything above the floor. Live events keep
-      // appending at spool_end; the drain restarts from the floor.
-      p->generation = next_generation_++;
-      const auto spooled = spool_.partition(p->topic, p->partition);
-      p->drain_next = spooled ? std::max(p->floor, spooled->first_offset) : p->spool_end;
-      p->batcher.reset(p->drain_next, p->generation);
-      continue;
+  std::vector<PartitionKey> keys;
+  for (const auto& tp : revoked) keys.emplace_back(tp.topic, tp.partition);
+  // Tell the group what MariaDB holds, so the next owner starts as close as it can.
+  committer_.commit_now(*source_, cursors_, keys);
+  size_t orphans = 0;
+  for (const auto& key : keys) {
+    flow_.revoked(key);
+    committer_.forget(key);
+    const auto it = cursors_.find(key);
+    if (it == cursors_.end()) continue;
+    if (spool_.partition(key.first, key.second)) {
+      // Its spooled events stay ours to drain under the compare-and-set, or to release once
+      // MariaDB has passed them (invariant 9): an orphan until then.
+      it->second->become_orphan();
+      ++orphans;
+    } else {
+      cursors_.erase(it);
     }
-    p->spooling = true;
-    if (p->floor < 0) continue;  // nothing read yet
-    if (p->spool_end > p->floor) {
-      // A drain had just caught up: the spool still holds [floor, spool_end), whose batches were
-      // dropped before MariaDB committed them. Keep them (spooling them again would put offsets
-      // in the spool twice): drain from the floor, and read Kafka from after them.
-      p->generation = next_generation_++;
-      p->drain_next = p->floor;
-      p->batcher.reset(p->floor, p->generation);
-      p->fetch_next = p->spool_end;
-      seek_to_fetch_next(*p);
-      continue;
-    }
-    reposition(*p, p->floor);
-    p->spool_end = p->spool_durable = p->drain_next = p->floor;
   }
-  gate_ = Gate::kClosed;
-  publish_status(true);
-  if (pause_) {
-    logger("ingest")->info(
-        "paused: no open transaction and no connection to MariaDB; spooling events to {}",
-        config_.spool.path);
-  }
-  for (auto& w : closing_waiters_) w.set_value(Status::ok());
-  closing_waiters_.clear();
-}
-
-void Pipeline::enter_outage(const storage::DbStatus& cause) {
-  if (outage_) {
-    outage_error_ = cause;
-    return;
-  }
-  if (gate_ != Gate::kOpen) return;  // already closing or closed by an operator
-  outage_ = true;
-  db_up_ = false;
-  outage_error_ = cause;
-  outage_since_ms_ = clock_.wall_ms();
-  last_outage_summary_ = clock_.now();
-  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000));
-  next_probe_ = clock_.now() + probe_backoff_->next();
-  if (started_) {
-    close_gate();
-  } else {
-    gate_ = Gate::kClosed;  // no writer exists yet: nothing to wait for
-  }
-  logger("ingest")->warn(
-      "MariaDB unavailable ({}): spooling events to {} and probing with backoff until it takes "
-      "writes again",
-      cause.describe(), config_.spool.path);
-  publish_status(true);
-}
-
-void Pipeline::probe_outage() {
-  if (!outage_ || pause_ || gate_ != Gate::kClosed) return;
-  const auto now = clock_.now();
-  if (now < next_probe_) return;
-  auto st = control_->probe();
-  if (!st.is_ok()) {
-    outage_error_ = st;
-    next_probe_ = clock_.now() + probe_backoff_->next();
-    if (now - last_outage_summary_ >= std::chrono::seconds(60)) {
-      last_outage_summary_ = now;
-      logger("ingest")->warn(
-          "outage for {} s: the spool holds {} event(s); last error: {}; probing with backoff",
-          (clock_.wall_ms() - outage_since_ms_) / 1000, spool_.totals().events, st.describe());
-    }
-    return;
-  }
-  outage_ = false;
-  db_up_ = true;
-  open_gate();
   logger("ingest")->info(
-      "MariaDB takes writes again after {} s: draining {} spooled event(s) in offset order",
-      (clock_.wall_ms() - outage_since_ms_) / 1000, spool_.totals().events);
+      "revoked {} partition(s){}; open batches are dropped and read again by the next owner",
+      revoked.size(),
+      orphans > 0 ? fmt::format(" ({} with spooled events, drained or released here)", orphans)
+                  : std::string());
+  publish_status(true);
+}
+
+int64_t Pipeline::log_start(const std::string& topic, int32_t partition) {
+  int64_t low = -1, high = -1;
+  if (auto st = source_->watermarks(topic, partition, low, high, std::chrono::seconds(5)); !st) {
+    logger("kafka")->warn("{}/{}: {}; reading again from where the partition stands", topic,
+                          partition, st.message());
+    return -1;
+  }
+  return low;
+}
+
+bool Pipeline::claimed_elsewhere(const PartitionCursor& c, int64_t from, int64_t to) const {
+  return parts_.claimed_elsewhere && parts_.claimed_elsewhere(c.topic(), c.partition(), from, to);
+}
+
+void Pipeline::record_gap(PartitionCursor& c, int64_t from, int64_t to, const char* where) {
+  const int64_t lost = to - from;
+  stats_.expired_offsets += static_cast<uint64_t>(lost);
+  const std::string reason = fmt::format(
+      "kafka_gap: offsets [{}, {}) expired from Kafka before Sluice read them{}: {} event(s) "
+      "lost upstream",
+      from, to, where, lost);
+  logger("ingest")->error("{}/{}: {}; recorded in sluice_dead_letter", c.topic(), c.partition(),
+                          reason);
+  {
+    constexpr size_t kGapsKept = 100;
+    std::lock_guard lock(status_mu_);
+    status_.gaps.push_back({c.topic(), c.partition(), from, to, lost, clock_.wall_ms()});
+    if (status_.gaps.size() > kGapsKept) status_.gaps.erase(status_.gaps.begin());
+  }
+  c.batcher().add_dead_letter(from, reason, "");
+}
+
+void Pipeline::handle_message(const SourceMessage& msg) {
+  const auto it = cursors_.find({std::string(msg.topic), msg.partition});
+  if (it == cursors_.end()) return;  // not (or no longer) assigned to us
+  PartitionCursor& c = *it->second;
+  Take take = c.take(msg.offset, spool_full_, flow_.fetch_paused());
+  if (take == Take::kJump) {
+    const auto [from, to] = c.jump_range(msg.offset);
+    const int64_t low = log_start(c.topic(), c.partition());
+    const auto out = c.resolve_jump(msg.offset, low, low > from && claimed_elsewhere(c, from, to));
+    if (out.expired_from < out.expired_to) {
+      record_gap(c, out.expired_from, out.expired_to, "");
+    }
+    take = out.take;
+  }
+  switch (take) {
+    case Take::kStale:
+      if (!c.expecting_stale()) {
+        // Not right after a seek: the log was rewound under us (a recreated topic). Those
+        // offsets are below what sluice_offsets records as written, so they are not written
+        // again, but say so.
+        uint64_t suppressed = 0;
+        if (rewound_log_.allow(suppressed)) {
+          logger("ingest")->error(
+              "{}/{}: Kafka delivered offset {} but the partition is at {}; skipping offsets "
+              "already read. If the topic was recreated, stop Sluice and delete its "
+              "sluice_offsets rows for this topic ({} similar suppressed)",
+              c.topic(), c.partition(), msg.offset, c.fetch_next(), suppressed);
+        }
+      }
+      return;
+    case Take::kDrop:
+    case Take::kJump:
+      return;
+    case Take::kSpool:
+      // Behind older spooled events, or the gate is closed: into the spool, raw. Made durable
+      // by commit_spool() before anything depends on it.
+      spool_.append(c.topic(), c.partition(), msg.offset, msg.timestamp_ms, msg.payload);
+      c.spooled(msg.offset, msg.timestamp_ms);
+      ++stats_.spooled;
+      if (spool_committed_bytes_ + spool_.staged_bytes() >=
+          static_cast<uint64_t>(config_.spool.max_bytes)) {
+        spool_full_ = true;  // no more this round; flow control pauses fetching next round
+      }
+      break;
+    case Take::kBatch:
+      if (c.mode() == PartitionMode::kRefill) ++stats_.refilled;
+      batch_event(c, msg.offset, msg.timestamp_ms, msg.payload);
+      break;
+  }
+  ++stats_.consumed;
+  ++consumed_by_topic_[c.topic()];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches and writers
+
+void Pipeline::batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp_ms,
+                           std::string_view payload) {
+  Batcher& batcher = c.batcher();
+  if (const Schema* schema = decoder_.decode(payload, timestamp_ms, reason_)) {
+    batcher.add_decoded(schema->table.get(), decoder_, offset);
+  } else {
+    uint64_t suppressed = 0;
+    if (dead_letter_log_.allow(suppressed)) {
+      logger("ingest")->warn("{}/{}@{} dead-lettered: {} ({} more since the last such line)",
+                             c.topic(), c.partition(), offset, reason_, suppressed);
+    }
+    batcher.add_dead_letter(offset, reason_, std::string(payload));
+  }
+  if (batcher.full()) dispatch(c);
+}
+
+void Pipeline::dispatch(PartitionCursor& c) {
+  // With the gate not open nothing goes to MariaDB; open batches are dropped by the rewind.
+  if (c.batcher().empty() || !gate_.open()) return;
+  Batch batch = c.batcher().take();
+  batch.generation = c.generation();
+  in_flight_bytes_ += batch.bytes;
+  const size_t writer =
+      (std::hash<std::string>{}(c.topic()) * 31 + static_cast<size_t>(c.partition())) %
+      writers_.size();
+  writers_[writer]->push(std::move(batch));
+}
+
+void Pipeline::dispatch_over_budget() {
+  if (!gate_.open()) return;
+  size_t open = 0;
+  for (const auto& [key, c] : cursors_) open += c->batcher().bytes();
+  while (open > max_open_bytes_) {
+    PartitionCursor* fullest = nullptr;
+    for (auto& [key, c] : cursors_) {
+      if (fullest == nullptr || c->batcher().bytes() > fullest->batcher().bytes()) {
+        fullest = c.get();
+      }
+    }
+    if (fullest == nullptr || fullest->batcher().empty()) break;
+    open -= fullest->batcher().bytes();
+    dispatch(*fullest);
+  }
+}
+
+void Pipeline::flush_due() {
+  for (auto& [key, c] : cursors_) {
+    if (c->batcher().due()) dispatch(*c);
+  }
+}
+
+std::unique_ptr<Writer> Pipeline::make_writer(size_t index) {
+  return std::make_unique<Writer>(
+      index, parts_.sinks(config_.mariadb), [this](WriteReport&& r) { on_report(std::move(r)); },
+      clock_);
+}
+
+void Pipeline::on_report(WriteReport&& report) {
+  {
+    std::lock_guard lock(reports_mu_);
+    reports_.push_back(std::move(report));
+  }
+  reports_cv_.notify_one();
+}
+
+void Pipeline::process_reports() {
+  {
+    std::lock_guard lock(reports_mu_);
+    reports_in_.swap(reports_);
+  }
+  for (auto& r : reports_in_) {
+    in_flight_bytes_ -= std::min(in_flight_bytes_, r.bytes);
+    for (auto& rows : r.spent) rows_pool_.give(std::move(rows));
+    const bool written =
+        r.outcome == WriteOutcome::kCommitted || r.outcome == WriteOutcome::kAlreadyApplied;
+    if (written) {
+      stats_.rows_inserted += r.rows;
+      stats_.dead_letters += r.dead_letters;
+      ++(r.outcome == WriteOutcome::kCommitted ? stats_.batches_committed
+                                               : stats_.batches_already_applied);
+      gate_.database_reached();
+      if (r.outcome == WriteOutcome::kCommitted && parts_.on_batch_committed) {
+        parts_.on_batch_committed(r);
+      }
+      if (!r.tables.empty()) {
+        std::lock_guard lock(status_mu_);
+        for (const auto& t : r.tables) {
+          auto& table = tables_[t.name];
+          table.table = t.name;
+          table.rows_inserted += t.rows;
+          table.max_timestamp = std::max(table.max_timestamp, t.max_timestamp);
+        }
+      }
+    }
+    if (r.outcome == WriteOutcome::kFailed && !r.error.is_ok()) gate_.outage(r.error);
+    const auto it = cursors_.find({r.topic, r.partition});
+    if (it == cursors_.end()) continue;  // revoked meanwhile
+    PartitionCursor& c = *it->second;
+    switch (r.outcome) {
+      case WriteOutcome::kCommitted:
+      case WriteOutcome::kAlreadyApplied:
+        c.written(r.end_offset, r.db_next_offset);
+        break;
+      case WriteOutcome::kBehind:
+        if (c.behind(r.db_next_offset, r.generation)) {
+          // MariaDB lags behind what Sluice wrote there (a failover to a replica that lags, a
+          // restore from a backup): the missing range is read again from Kafka, then what the
+          // spool holds drains.
+          uint64_t suppressed = 0;
+          if (behind_log_.allow(suppressed)) {
+            logger("ingest")->warn(
+                "{}/{}: MariaDB's sluice_offsets says the next offset is {}, behind the batch "
+                "[{}, {}); writing again from there ({}; {} similar suppressed)",
+                r.topic, r.partition, r.db_next_offset, r.base_offset, r.end_offset,
+                partition_mode_name(c.mode()), suppressed);
+          }
+        }
+        break;
+      case WriteOutcome::kFailed:
+        // Dropped by a quiesce or a stop (read again from the floor), or an outage (the gate
+        // closes and every partition rewinds).
+        break;
+    }
+  }
+  reports_in_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partitions
+
+void Pipeline::advance_partitions() {
+  for (auto it = cursors_.begin(); it != cursors_.end();) {
+    PartitionCursor& c = *it->second;
+    const auto before = c.mode();
+    if (c.advance()) {
+      if (before == PartitionMode::kDraining && c.mode() == PartitionMode::kDirect) {
+        dispatch(c);
+        logger("ingest")->info("{}/{}: spool drained; events flow directly again", c.topic(),
+                               c.partition());
+      } else if (before == PartitionMode::kRefill) {
+        logger("ingest")->info("{}/{}: read again from Kafka up to {}; the spool drains from there",
+                               c.topic(), c.partition(), c.refill_end());
+      }
+      publish_status(true);
+    }
+    if (const int64_t below = c.releasable_below(); below >= 0) {
+      // MariaDB has these now: reclaim their space in the spool.
+      if (auto st = spool_.release(c.topic(), c.partition(), below); st) {
+        c.spool_released(below);
+      } else {
+        uint64_t suppressed = 0;
+        if (spool_error_log_.allow(suppressed)) {
+          logger("spool")->error("{} ({} similar suppressed)", st.message(), suppressed);
+        }
+      }
+    }
+    if (c.mode() == PartitionMode::kOrphan && !c.spool_holds_events() && c.batcher().empty()) {
+      logger("ingest")->info("{}/{}: spooled events of a partition that moved away are in MariaDB",
+                             c.topic(), c.partition());
+      it = cursors_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+}
+
+void Pipeline::look_again() {
+  if (!gate_.open()) return;
+  const auto now = clock_.now();
+  if (now - last_look_ < kLookAgainEvery) return;
+  last_look_ = now;
+  std::vector<PartitionCursor*> list;
+  for (auto& [key, c] : cursors_) {
+    const bool orphan_stuck = c->mode() == PartitionMode::kOrphan && c->spool_holds_events() &&
+                              (!c->database_known() || c->floor() < c->spool_first()) &&
+                              c->batcher().empty();
+    if (c->mode() == PartitionMode::kWaiting || orphan_stuck) list.push_back(c.get());
+  }
+  if (list.empty()) return;
+  if (learn_database(list)) {
+    for (auto* c : list) {
+      // A waiting partition looks again even when MariaDB did not move: the claim that held
+      // it may be gone.
+      if (c->mode() == PartitionMode::kWaiting) c->replan();
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The spool
 
-void Pipeline::commit_spool() {
-  if (spool_.staged() == 0) return;
-  if (auto st = spool_.commit(); !st) {
-    static RateLimiter limiter(std::chrono::seconds(10));
-    uint64_t suppressed = 0;
-    if (limiter.allow(suppressed)) {
-      logger("spool")->error("{} ({} similar suppressed); retrying", st.message(), suppressed);
+bool Pipeline::spool_full() {
+  spool_full_ = spool_committed_bytes_ + spool_.staged_bytes() >=
+                static_cast<uint64_t>(config_.spool.max_bytes);
+  const bool full = spool_full_;
+  if (full != spool_full_logged_) {
+    spool_full_logged_ = full;
+    if (full) {
+      logger("ingest")->warn(
+          "spool full ({} bytes, spool.max_bytes {}): fetching paused; Kafka keeps the events",
+          spool_committed_bytes_, config_.spool.max_bytes);
+    } else {
+      logger("ingest")->info("spool below spool.max_bytes again");
     }
-    return;
   }
-  for (auto& [key, p] : partitions_) p->spool_durable = std::max(p->spool_durable, p->spool_end);
+  return full;
+}
+
+void Pipeline::commit_spool() {
+  if (spool_.staged() > 0) {
+    if (auto st = spool_.commit(); !st) {
+      uint64_t suppressed = 0;
+      if (spool_error_log_.allow(suppressed)) {
+        logger("spool")->error("{} ({} similar suppressed); retrying", st.message(), suppressed);
+      }
+      return;
+    }
+    for (auto& [key, c] : cursors_) c->spool_synced_all();
+  }
   spool_committed_bytes_ = spool_.totals().bytes;
 }
 
 void Pipeline::drain() {
-  if (gate_ != Gate::kOpen) return;
-  for (auto& [key, pp] : partitions_) {
-    Partition& p = *pp;
-    if (!p.spooling) continue;
+  if (!gate_.open()) return;
+  for (auto& [key, cp] : cursors_) {
+    PartitionCursor& c = *cp;
     if (in_flight_bytes_ >= max_in_flight_bytes_) return;
-    if (p.drain_next >= p.spool_end) {
-      // Caught up: everything spooled is batched. From here live events flow directly.
-      if (spool_.staged() > 0) continue;  // wait for the last appends to be synced
-      p.spooling = false;
-      dispatch(p);
-      logger("ingest")->info("{}/{}: spool drained; events flow directly again", p.topic,
-                             p.partition);
-      publish_status(true);
-      continue;
-    }
-    if (auto st = spool_.read(p.topic, p.partition, p.drain_next, limits_.max_rows, chunk_); !st) {
-      static RateLimiter limiter(std::chrono::seconds(10));
+    const bool orphan = c.mode() == PartitionMode::kOrphan;
+    if (c.mode() != PartitionMode::kDraining && !orphan) continue;
+    // An orphan drains only from where MariaDB stands, once that lies inside its spool.
+    if (orphan && (!c.database_known() || c.floor() < c.spool_first())) continue;
+    if (c.drain_next() >= c.spool_end()) continue;
+    if (auto st = spool_.read(c.topic(), c.partition(), c.drain_next(), limits_.max_rows, chunk_);
+        !st) {
       uint64_t suppressed = 0;
-      if (limiter.allow(suppressed)) {
+      if (spool_error_log_.allow(suppressed)) {
         logger("spool")->error("{} ({} similar suppressed)", st.message(), suppressed);
       }
       continue;
     }
     for (const auto& e : chunk_.events) {
-      batch_event(p, e.offset, e.timestamp_ms, e.payload);
-      p.drain_next = e.offset + 1;
+      if (e.offset > c.drain_next()) {
+        // A hole in the spool: offsets Kafka never delivered while spooling.
+        const int64_t from = c.drain_next();
+        const int64_t low = log_start(c.topic(), c.partition());
+        const auto out =
+            c.resolve_spool_hole(e.offset, low, low > from && claimed_elsewhere(c, from, e.offset));
+        if (out.take == Take::kDrop) break;
+        if (out.expired_from < out.expired_to) {
+          record_gap(c, out.expired_from, out.expired_to, " while spooled");
+        }
+      }
+      batch_event(c, e.offset, e.timestamp_ms, e.payload);
+      c.drained(e.offset);
       ++stats_.drained;
     }
     // An empty read means staged but not yet synced: read it on a later round. A short read is
     // the tail: do not wait for max_delay.
-    if (!chunk_.events.empty() && chunk_.events.size() < limits_.max_rows) dispatch(p);
+    if (!chunk_.events.empty() && chunk_.events.size() < limits_.max_rows) dispatch(c);
   }
   dispatch_over_budget();
 }
@@ -917,31 +817,35 @@ void Pipeline::publish_status(bool force) {
   if (!force && now - last_status_ < milliseconds(250)) return;
   last_status_ = now;
   std::vector<PipelineStatus::Partition> parts;
-  parts.reserve(partitions_.size());
-  for (const auto& [key, p] : partitions_) {
-    const int64_t high = source_ ? source_->cached_high_watermark(p->topic, p->partition) : -1;
+  parts.reserve(cursors_.size());
+  for (const auto& [key, c] : cursors_) {
+    const bool orphan = c->mode() == PartitionMode::kOrphan;
+    const int64_t high =
+        source_ && !orphan ? source_->cached_high_watermark(c->topic(), c->partition()) : -1;
     const int64_t lag =
-        high >= 0 && p->fetch_next >= 0 ? std::max<int64_t>(0, high - p->fetch_next) : -1;
-    parts.push_back(
-        {p->topic, p->partition, p->fetch_next, p->db_end, p->kafka_committed, high, lag});
+        high >= 0 && c->fetch_next() >= 0 ? std::max<int64_t>(0, high - c->fetch_next()) : -1;
+    parts.push_back({c->topic(), c->partition(), partition_mode_name(c->mode()),
+                     orphan ? -1 : c->fetch_next(), c->database_known() ? c->floor() : -1,
+                     c->kafka_committed(), high, lag, c->waiting_from(), c->waiting_to()});
   }
   const auto totals = spool_.totals();
   std::vector<PipelineStatus::SpoolPartition> spooled;
   for (const auto& [key, range] : spool_.partitions()) {
-    const auto it = partitions_.find(key);
+    const auto it = cursors_.find(key);
     spooled.push_back(
         {key.first, key.second, range,
-         it != partitions_.end() && range.events > 0 ? it->second->spool_newest_ms : -1});
+         it != cursors_.end() && range.events > 0 ? it->second->spool_newest_timestamp_ms() : -1});
   }
+  const auto& pause = gate_.pause_record();
   std::lock_guard lock(status_mu_);
   status_.spool_partitions = std::move(spooled);
   status_.partitions = std::move(parts);
-  status_.fetch_paused = backpressure_ || holding_since_.has_value();
+  status_.fetch_paused = flow_.fetch_paused() || spool_full_;
   if (status_.state != "stopping") status_.state = state_name();
-  status_.pause_reason = pause_ ? pause_->reason : "";
-  status_.paused_since_ms = pause_ ? pause_->since_ms : 0;
-  status_.outage_error = outage_ ? outage_error_.describe() : "";
-  status_.outage_since_ms = outage_ ? outage_since_ms_ : 0;
+  status_.pause_reason = pause ? pause->reason : "";
+  status_.paused_since_ms = pause ? pause->since_ms : 0;
+  status_.outage_error = gate_.in_outage() ? gate_.outage_error().describe() : "";
+  status_.outage_since_ms = gate_.in_outage() ? gate_.outage_since_ms() : 0;
   status_.spool_events = totals.events;
   status_.spool_bytes = totals.bytes;
   status_.spool_oldest_age_s =
@@ -950,7 +854,7 @@ void Pipeline::publish_status(bool force) {
           : 0.0;
   status_.spool_full = spool_full_;
   status_.in_flight_bytes = in_flight_bytes_;
-  status_.db_up = db_up_;
+  status_.db_up = gate_.db_up();
   status_.mariadb = describe_endpoint(config_.mariadb);
   status_.consumed_by_topic = consumed_by_topic_;
 }
@@ -963,9 +867,13 @@ PipelineStatus Pipeline::status() const {
 }
 
 std::string Pipeline::state_name() const {
-  if (gate_ != Gate::kOpen) return outage_ && !pause_ ? "outage" : "paused";
-  for (const auto& [key, p] : partitions_) {
-    if (p->spooling) return "draining";
+  if (!gate_.open()) return gate_.closed_state_name();
+  for (const auto& [key, c] : cursors_) {
+    const auto mode = c->mode();
+    if (mode == PartitionMode::kDraining || mode == PartitionMode::kRefill ||
+        (mode == PartitionMode::kOrphan && c->spool_holds_events())) {
+      return "draining";
+    }
   }
   return "running";
 }

@@ -1,30 +1,31 @@
 #pragma once
-/// The ingestion pipeline: source → decode/validate → per-partition batches → writers, each
-/// owning one database session and writing a batch as one exactly-once transaction — or, while
-/// the gate is closed, source → spool, and later spool → batches → writers, in offset order.
+/// The ingestion pipeline: the short loop that drives the units each of which owns one concern —
 ///
-/// The gate (DESIGN.md invariants 1, 3, 5):
-///   open     events flow to MariaDB (a partition with older events in the spool drains them
-///            first; its live events queue behind them, in the spool, until it has caught up)
-///   closing  a pause or an outage was requested: writers finish or drop what they hold and
-///            disconnect; then every partition rewinds to what MariaDB has and spools from there
-///   closed   nothing touches MariaDB; events are spooled. Closed by an operator (pause, kept in
-///            the spool so a restart stays paused) or by Sluice itself (outage: lost connection,
-///            server gone, read-only), which probes with backoff and reopens when writable.
+///   PartitionCursor  one partition's state: where its events come from and go (partition_cursor.h)
+///   decide_start     where an assigned partition starts, invariant 4 (start_offset.h)
+///   Gate             pause, resume, outage, retarget and their promises (gate.h)
+///   FlowControl      bounded memory and spool: holding, pausing, seeking (flow_control.h)
+///   OffsetCommitter  the consumer group's offsets: only what MariaDB holds (offset_committer.h)
+///   Writer           one MariaDB session each, a batch per transaction (writer.h)
 ///
-/// Kafka offsets are committed only for events durable in MariaDB or synced in the spool.
+/// — and that performs what they decide through the seams: the source (Kafka), the sinks
+/// (MariaDB), the spool (RocksDB). Data flows source → decode/validate → per-partition batches →
+/// writers; or, while the gate is closed or older events of a partition are spooled, source →
+/// spool, and later spool → batches, in offset order.
+///
+/// One round of the loop, always in this order: gate commands and probes; writer reports;
+/// partition transitions and spool releases; the drain; due batches; partitions waiting on
+/// MariaDB; flow control (pauses, resumes, seeks); a poll (or a wait for writers when MariaDB is
+/// behind); the spool's group commit; the group offsets; status.
 ///
 /// Threads: the ingest thread runs `run()` — or `start()`, `step()` and `shutdown()` when a test
 /// drives the loop itself — and owns all the state below unless marked otherwise. Writers are
-/// their own threads. `status()`, `stats()`, `request_pause()`, `request_resume()`, `pause()`
-/// and `resume()` are safe from any thread.
-///
-/// Memory: bytes in flight (batches queued or being written) are bounded; at the bound the
-/// partitions are paused in Kafka and later resumed from exactly where they stopped. A full
-/// spool pauses fetching the same way.
+/// their own threads. `status()`, `stats()`, `request_*`, `pause()`, `resume()` and `retarget()`
+/// are safe from any thread.
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -32,13 +33,17 @@
 #include <optional>
 #include <vector>
 
-#include "common/backoff.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/logging.h"
 #include "common/status.h"
-#include "ingest/batcher.h"
 #include "ingest/decoder.h"
 #include "ingest/event_source.h"
+#include "ingest/flow_control.h"
+#include "ingest/gate.h"
+#include "ingest/offset_committer.h"
+#include "ingest/partition_cursor.h"
+#include "ingest/pipeline_status.h"
 #include "ingest/schema.h"
 #include "ingest/writer.h"
 #include "storage/batch_sink.h"
@@ -46,73 +51,9 @@
 
 namespace sluice::ingest {
 
-/// Counters the pipeline keeps; read from any thread.
-struct PipelineStats {
-  std::atomic<uint64_t> consumed{0};
-  std::atomic<uint64_t> rows_inserted{0};
-  std::atomic<uint64_t> dead_letters{0};
-  std::atomic<uint64_t> batches_committed{0};
-  std::atomic<uint64_t> batches_already_applied{0};
-  std::atomic<uint64_t> expired_offsets{0};  ///< offsets lost from Kafka before consumption
-  std::atomic<uint64_t> spooled{0};
-  std::atomic<uint64_t> drained{0};
-};
-
-/// A consistent picture of the pipeline for the admin endpoint. Built by `Pipeline::status`.
-struct PipelineStatus {
-  struct Partition {
-    std::string topic;
-    int32_t partition = 0;
-    int64_t position = -1;         ///< next offset the pipeline will read
-    int64_t committed = -1;        ///< next offset MariaDB has (sluice_offsets), -1 unknown
-    int64_t kafka_committed = -1;  ///< last offset committed to the consumer group
-    int64_t high_watermark = -1;   ///< Kafka's log end as last fetched, -1 unknown
-    int64_t lag = -1;              ///< high_watermark - position, -1 unknown
-  };
-  struct Gap {
-    std::string topic;
-    int32_t partition = 0;
-    int64_t from = 0, to = 0;  ///< offsets [from, to) expired from Kafka unread
-    int64_t lost = 0;
-    int64_t detected_at_ms = 0;
-  };
-  /// What the spool holds for one partition (GET /v1/spool, `sluice spool inspect`).
-  struct SpoolPartition {
-    std::string topic;
-    int32_t partition = 0;
-    storage::SpoolPartition range;
-    int64_t newest_timestamp_ms = -1;  ///< of the last event; -1 when not known
-  };
-  struct Table {
-    std::string table;
-    uint64_t rows_inserted = 0;  ///< since start
-    int64_t max_timestamp = -1;  ///< newest inserted `timestamp`, epoch seconds
-  };
-  /// starting | running | paused | draining | outage | stopping
-  std::string state = "starting";
-  std::string pause_reason;     ///< when paused
-  int64_t paused_since_ms = 0;  ///< when paused
-  std::string outage_error;     ///< when in outage: the latest error
-  int64_t outage_since_ms = 0;  ///< when in outage
-  std::string mariadb;          ///< the endpoint written to (describe_endpoint)
-  uint64_t spool_events = 0;
-  uint64_t spool_bytes = 0;
-  double spool_oldest_age_s = 0;
-  bool spool_full = false;    ///< fetching paused: the spool reached spool.max_bytes
-  bool fetch_paused = false;  ///< fetching paused: MariaDB is behind, or the spool is full
-  uint64_t in_flight_bytes = 0;
-  /// 1 once Sluice last reached MariaDB (a commit or a probe); false in an outage.
-  bool db_up = false;
-  std::map<std::string, uint64_t> consumed_by_topic;  ///< events consumed since start
-  std::vector<Partition> partitions;
-  std::vector<Gap> gaps;  ///< the most recent, newest last
-  std::vector<Table> tables;
-  std::vector<SpoolPartition> spool_partitions;
-};
-
 /// The pipeline's connections to the world, each behind its seam.
 struct PipelineParts {
-  /// Builds the consumer once the pipeline can hand it its rebalance handler.
+  /// Builds the consumer once the pipeline can hand it its handler.
   SourceFactory source;
   /// One database session per writer, plus one on the ingest thread for bookkeeping, for the
   /// endpoint given (the configured one, or a new one after a retarget).
@@ -120,26 +61,36 @@ struct PipelineParts {
   std::unique_ptr<storage::Spool> spool;
   /// Called on the ingest thread with the report of every batch MariaDB committed (metrics).
   std::function<void(const WriteReport&)> on_batch_committed{};
+  /// Whether a spool other than this instance's may hold offsets [from, to) of a partition
+  /// (the fleet's view). Offsets that expired from Kafka are declared lost only when no spool
+  /// may hold them (invariant 9). Unset: only this instance's spool counts.
+  std::function<bool(const std::string& topic, int32_t partition, int64_t from, int64_t to)>
+      claimed_elsewhere{};
 };
 
-class Pipeline {
+class Pipeline final : private GateEffects {
  public:
   Pipeline(Config config, PipelineParts parts, const Clock& clock = SystemClock::instance());
-  ~Pipeline();
+  /// Without shutdown(), like a crash as far as MariaDB and Kafka can tell: nothing more is
+  /// written or committed; threads are stopped and joined.
+  ~Pipeline() override;
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
   /// Runs until `stop` becomes true: start(), step() until stopped, shutdown(). Returns an error
-  /// for start-up failures that retrying cannot fix (bad Kafka settings, access denied, ...).
+  /// for failures that retrying cannot fix (bad Kafka settings, access denied, a consumer fenced
+  /// by another with the same instance id).
   Status run(const std::atomic<bool>& stop);
 
   /// Connects (or starts paused, or in an outage), starts the writers and joins the group.
   Status start();
-  /// One round of the loop: commands, completions, drain, flushes, backpressure, a poll that
-  /// waits at most `max_wait`, the spool's group commit, offset commits, status.
+  /// One round of the loop (see above); the poll waits at most `max_wait`. After a fatal source
+  /// error, `failed()` says why and the loop should stop.
   void step(std::chrono::milliseconds max_wait = std::chrono::milliseconds(100));
   /// Graceful stop: writes open batches (bounded wait), commits offsets, leaves the group.
   void shutdown();
+  /// A fatal error seen by step() (the consumer cannot go on), or ok.
+  const Status& failed() const { return failed_; }
 
   const PipelineStats& stats() const { return stats_; }
   /// Thread safe: a snapshot at most a quarter second old.
@@ -152,9 +103,10 @@ class Pipeline {
   /// Opens the gate: spooled partitions drain in offset order, then flow directly. Idempotent.
   std::future<Status> request_resume();
   /// Points the pipeline at another MariaDB endpoint (the failover case: pause, retarget to the
-  /// new primary, resume). Refused unless an operator paused and the gate is closed: no
-  /// transaction may be open on the old server. Sessions are rebuilt for the new endpoint and
-  /// connect on resume; the offsets compare-and-set there decides where each partition stands.
+  /// new primary, resume). Refused unless an operator paused and the gate is closed. Only the
+  /// endpoint is taken (host, port, socket, user, password); sessions are rebuilt and connect
+  /// on resume, where sluice_offsets decides where each partition stands — one that lags is
+  /// filled again from Kafka before the spool drains.
   std::future<Status> request_retarget(MariaDbConfig mariadb);
   /// request_pause / request_resume / request_retarget, waiting at most `timeout`.
   Status pause(const std::string& reason, std::chrono::milliseconds timeout);
@@ -162,79 +114,49 @@ class Pipeline {
   Status retarget(const MariaDbConfig& mariadb, std::chrono::milliseconds timeout);
 
  private:
-  struct Partition {
-    Partition(const std::string& t, int32_t p, BatchLimits limits, const Clock& clock,
-              storage::TableRowsPool* pool)
-        : topic(t), partition(p), batcher(t, p, limits, clock, pool) {}
-    std::string topic;
-    int32_t partition;
-    Batcher batcher;
-    uint64_t generation = 0;
-    int64_t db_end = -1;           ///< highest end offset MariaDB has committed
-    int64_t kafka_committed = -1;  ///< last offset committed to Kafka
-    bool paused = false;           ///< paused in Kafka for backpressure
-    bool seeking = false;          ///< sought; older messages may still arrive once
-    /// A message at or after fetch_next was dropped: take nothing until sought back there.
-    bool must_seek = false;
-    size_t writer = 0;
-    /// Next offset expected from Kafka. Equals the batcher's position when events flow
-    /// directly; ahead of it while the partition drains its spool.
-    int64_t fetch_next = -1;
-    /// Lowest offset not known to be in MariaDB: where to rewind to when the gate closes.
-    int64_t floor = -1;
-    bool spooling = false;               ///< events go to the spool (gate closed, or draining)
-    int64_t spool_end = -1;              ///< one past the last offset appended to the spool
-    int64_t spool_durable = -1;          ///< one past the last offset synced in the spool
-    int64_t drain_next = -1;             ///< next spooled offset to read while draining
-    uint64_t* topic_consumed = nullptr;  ///< into consumed_by_topic_
-    int64_t spool_newest_ms = -1;        ///< timestamp of the last event appended to the spool
-  };
-  using Key = std::pair<std::string, int32_t>;
-
-  enum class Gate { kOpen, kClosing, kClosed };
-  struct Command {
-    enum Kind { kPause, kResume, kRetarget } kind;
-    std::string reason;
-    std::promise<Status> done;
-    std::optional<MariaDbConfig> mariadb{};  ///< for kRetarget
-  };
+  // GateEffects.
+  Status record_pause(const std::optional<storage::PauseRecord>& record) override;
+  void quiesce() override;
+  bool quiet() override;
+  void closed() override;
+  void opened() override;
+  storage::DbStatus probe() override;
+  void retarget(const MariaDbConfig& mariadb) override;
 
   // Kafka side.
   void on_assign(std::vector<TopicPartition>& partitions);
   void on_revoke(const std::vector<TopicPartition>& partitions);
   void handle_message(const SourceMessage& msg);
-  void check_gap(Partition& p, int64_t offset);
-  /// True while MariaDB is behind (in-flight bound reached) for less than a few seconds: the
-  /// loop then waits for writers instead of polling.
-  bool holding();
-  void apply_backpressure();
-  /// Drops the partition's open batch and reads it again from `offset`.
-  void reposition(Partition& p, int64_t offset);
-  void seek_to_fetch_next(Partition& p);
-  /// Seeks back the partitions that dropped messages (see handle_message).
-  void seek_dropped();
-  void commit_offsets(bool async);
+  /// Asks the broker where a partition's log starts now (-1 when it cannot be asked).
+  int64_t log_start(const std::string& topic, int32_t partition);
+  bool claimed_elsewhere(const PartitionCursor& c, int64_t from, int64_t to) const;
+  /// Records offsets [from, to) that expired from Kafka unread: a `kafka_gap` dead letter at
+  /// `from` in the partition's batch, the log, status and the counter.
+  void record_gap(PartitionCursor& c, int64_t from, int64_t to, const char* where);
   // Batches and writers.
   /// Decodes one event into the partition's open batch (dead-lettering it if bad).
-  void batch_event(Partition& p, int64_t offset, int64_t timestamp_ms, std::string_view payload);
-  void dispatch(Partition& p);
+  void batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp_ms,
+                   std::string_view payload);
+  void dispatch(PartitionCursor& c);
   void flush_due();
   /// Dispatches the fullest open batches while all of them together exceed max_open_bytes_.
   void dispatch_over_budget();
   void on_report(WriteReport&& report);  ///< writer threads
   void process_reports();
-  // The gate.
-  void process_commands();
-  void close_gate();
-  void finish_closing();
-  /// MariaDB is down or read-only: close the gate by ourselves and spool (no operator pause).
-  void enter_outage(const storage::DbStatus& cause);
-  /// In an outage: probe MariaDB with backoff and reopen the gate when it takes writes.
-  void probe_outage();
-  void open_gate();
+  std::unique_ptr<Writer> make_writer(size_t index);
+  // Partitions.
+  /// Mode changes (refill → draining → direct), spool releases, orphans done.
+  void advance_partitions();
+  /// Reads sluice_offsets for these partitions and tells each cursor (false on failure).
+  bool learn_database(const std::vector<PartitionCursor*>& cursors);
+  /// Every few seconds with the gate open: partitions waiting on MariaDB or on another spool,
+  /// and orphans, look again at where MariaDB stands.
+  void look_again();
   // The spool.
   void commit_spool();
   void drain();
+  /// Updates spool_full_ (and says so when it changes).
+  bool spool_full();
   // Status and logs.
   std::string state_name() const;
   void publish_status(bool force);
@@ -246,49 +168,38 @@ class Pipeline {
   BatchLimits limits_;
   size_t max_in_flight_bytes_;
   size_t max_open_bytes_;
-  std::optional<Clock::time_point> holding_since_;  ///< in-flight bound reached at
   SchemaRegistry registry_;
   Decoder decoder_;
   std::unique_ptr<storage::BatchSink> control_;  ///< bookkeeping queries, ingest thread
   std::unique_ptr<EventSource> source_;
   storage::Spool& spool_;
-  /// Row buffers of written batches, reused by new ones (declared before the partitions, whose
+  /// Row buffers of written batches, reused by new ones (declared before the cursors, whose
   /// batchers use it).
   storage::TableRowsPool rows_pool_;
   std::vector<std::unique_ptr<Writer>> writers_;
-  std::map<Key, std::unique_ptr<Partition>> partitions_;
-  uint64_t next_generation_ = 1;
-  size_t in_flight_bytes_ = 0;  ///< batches handed to writers and not yet reported back
-  bool backpressure_ = false;
+  Cursors cursors_;
+  Gate gate_;
+  FlowControl flow_;
+  OffsetCommitter committer_;
+  size_t in_flight_bytes_ = 0;          ///< batches handed to writers and not yet reported back
+  uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit
   /// The spool reached spool.max_bytes, counting what is staged this round.
   bool spool_full_ = false;
-  bool spool_full_reported_ = false;    ///< the state last logged
-  uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit
-  std::string reason_;                  ///< reused dead-letter reason buffer
+  bool spool_full_logged_ = false;  ///< the state last logged
+  /// An outage found outside a write (reading sluice_offsets), handed to the gate next round.
+  std::optional<storage::DbStatus> deferred_outage_;
+  Status failed_;
+  std::string reason_;  ///< reused dead-letter reason buffer
   std::vector<SourceMessage> messages_;
   storage::SpoolChunk chunk_;
   std::vector<WriteReport> reports_in_;  ///< reused by process_reports
-
-  Gate gate_ = Gate::kOpen;
-  std::optional<storage::PauseRecord> pause_;          ///< the operator's pause
-  std::vector<std::promise<Status>> closing_waiters_;  ///< pauses waiting for quiet
-  bool outage_ = false;  ///< closed by Sluice itself: MariaDB down or read-only
-  bool db_up_ = false;   ///< MariaDB took the last write or probe
   std::map<std::string, uint64_t> consumed_by_topic_;
-  storage::DbStatus outage_error_;
-  int64_t outage_since_ms_ = 0;
-  Clock::time_point next_probe_{};
-  Clock::time_point last_outage_summary_{};
-  std::optional<Backoff> probe_backoff_;
-
-  std::future<Status> submit(Command::Kind kind, std::string reason,
-                             std::optional<MariaDbConfig> mariadb = std::nullopt);
-  void apply_retarget(Command& c);
-  std::unique_ptr<Writer> make_writer(size_t index);
-
-  std::mutex command_mu_;
-  std::vector<Command> commands_;  ///< guarded by command_mu_
-  bool stopped_ = false;           ///< guarded by command_mu_: commands are refused
+  Clock::time_point last_look_{};
+  uint64_t gate_version_ = 0;  ///< the gate's version last published
+  RateLimiter dead_letter_log_{std::chrono::seconds(10)};
+  RateLimiter rewound_log_{std::chrono::seconds(30)};
+  RateLimiter spool_error_log_{std::chrono::seconds(10)};
+  RateLimiter behind_log_{std::chrono::seconds(10)};
 
   std::mutex reports_mu_;
   std::condition_variable reports_cv_;
@@ -301,8 +212,9 @@ class Pipeline {
   Clock::time_point last_status_{};
   Clock::time_point last_summary_{};
   uint64_t last_summary_consumed_ = 0;
-  Clock::time_point last_commit_{};
   bool started_ = false;
+  /// Set by the destructor: handler callbacks that still come (the source closing) do nothing.
+  bool detached_ = false;
 };
 
 }  // namespace sluice::ingest

@@ -125,7 +125,7 @@ int run(const std::string& path) {
     return 1;
   }
   sluice::ingest::PipelineParts parts;
-  parts.source = [kafka = config->kafka](sluice::ingest::RebalanceHandler handler) {
+  parts.source = [kafka = config->kafka](sluice::ingest::SourceHandler handler) {
     return sluice::ingest::KafkaSource::create(kafka, std::move(handler));
   };
   parts.sinks = [group](const sluice::MariaDbConfig& mariadb) {

@@ -10,6 +10,7 @@
 /// MemorySpool follows the Spool contract.
 
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,17 +28,32 @@ using PartitionKey = std::pair<std::string, int32_t>;
 
 // --- Kafka ----------------------------------------------------------------------------------
 
-/// The broker side: partition logs, the group's committed offsets, and the assignment handed to
-/// the next consumer.
+class FakeSource;
+
+/// The broker and the group coordinator: partition logs, one consumer group's committed
+/// offsets and its members. Behaves like Kafka where the pipeline depends on it:
+///  - the group assigns the subscribed partitions among live members (sticky: a partition stays
+///    with its owner when it can), eagerly (everything revoked, then assigned) or cooperatively
+///    (only what moves is revoked, and assigned to its new owner only once given up);
+///  - static membership: a member that crashes (destroyed without close) keeps its partitions
+///    until `expire_session`; a new member with the same instance id takes them over at once;
+///  - retention (`expire_below`): a consumer positioned below the log start is moved to it
+///    (auto.offset.reset = earliest).
 class FakeKafka {
  public:
+  enum class Protocol { kEager, kCooperative };
   /// Appends to a partition's log; returns the message's offset.
   int64_t produce(const std::string& topic, int32_t partition, std::string payload,
                   int64_t timestamp_ms = 1'700'000'000'000);
   /// Deletes the log below `offset` (retention), so those offsets are gone unread.
   void expire_below(const std::string& topic, int32_t partition, int64_t offset);
-  /// The partitions the group assigns to the next consumer (on its first poll).
-  void set_assignment(std::vector<PartitionKey> partitions) { assignment_ = std::move(partitions); }
+  /// The partitions the group consumes (its subscription); a change rebalances.
+  void set_assignment(std::vector<PartitionKey> partitions);
+  void set_protocol(Protocol protocol) { protocol_ = protocol; }
+  /// Forces a rebalance (as a metadata change or a member joining would).
+  void rebalance();
+  /// The session of a crashed static member times out: its partitions move to the others.
+  void expire_session(const std::string& instance_id);
 
   /// The group's committed offset, kOffsetInvalid when none.
   int64_t committed(const std::string& topic, int32_t partition) const;
@@ -47,6 +63,8 @@ class FakeKafka {
     int64_t offset;
   };
   const std::vector<Commit>& commits() const { return commits_; }
+  /// The member that owns a partition now ("" when none).
+  std::string owner(const PartitionKey& partition) const;
 
   struct Log {
     int64_t start = 0;  ///< log start offset (retention)
@@ -56,23 +74,47 @@ class FakeKafka {
   };
   const Log& log(const std::string& topic, int32_t partition) { return logs_[{topic, partition}]; }
 
+  /// Faults: the next `n` calls of a kind fail (and do nothing).
+  enum class Call { kSeek, kPause, kResume, kCommit, kWatermarks };
+  void fail_next(Call call, int n) { failures_[call] = n; }
+
  private:
   friend class FakeSource;
+  struct Member {
+    std::string instance_id;
+    FakeSource* source = nullptr;  ///< nullptr while crashed (static membership)
+    std::set<PartitionKey> owned;  ///< as the coordinator sees it
+  };
+  bool take_failure(Call call);
+  void join(FakeSource* source);
+  void leave(FakeSource* source, bool crashed);
+  /// Recomputes the assignment and queues revokes and assigns for the members.
+  void assign();
+  /// Hands partitions nobody holds any longer to the members they are meant for.
+  void deliver_pending_assignments();
+
   std::map<PartitionKey, Log> logs_;
   std::map<PartitionKey, int64_t> committed_;
   std::vector<Commit> commits_;
-  std::vector<PartitionKey> assignment_;
+  std::vector<PartitionKey> subscription_;
+  std::vector<Member> members_;
+  std::map<PartitionKey, std::string> target_;  ///< the assignment being moved towards
+  Protocol protocol_ = Protocol::kCooperative;
+  std::map<Call, int> failures_;
 };
 
-/// A consumer of FakeKafka. On its first poll it is assigned FakeKafka's assignment; start
-/// offsets come from the rebalance handler, else the group's committed offset, else the log
-/// start (auto.offset.reset = earliest). Partitions are served round-robin.
+/// A consumer of FakeKafka, as librdkafka behaves for the pipeline: it joins the group on its
+/// first poll, prefetches a few messages per partition — still delivered after a pause or a
+/// seek (stale), and after a resume it goes on from where its fetcher was, not from the last
+/// message delivered — and runs the handler's callbacks inside poll and close.
 class FakeSource final : public ingest::EventSource {
  public:
-  FakeSource(FakeKafka& kafka, ingest::RebalanceHandler handler);
+  FakeSource(FakeKafka& kafka, ingest::SourceHandler handler, std::string instance_id = "sluice-1");
+  /// Without close(): a crash. The group keeps the partitions (static membership).
+  ~FakeSource() override;
 
-  void poll(std::chrono::milliseconds timeout, size_t max,
-            std::vector<ingest::SourceMessage>& out) override;
+  Status poll(std::chrono::milliseconds timeout, size_t max,
+              std::vector<ingest::SourceMessage>& out) override;
   Status committed(std::vector<ingest::TopicPartition>& partitions,
                    std::chrono::milliseconds timeout) override;
   Status commit(const std::vector<ingest::TopicPartition>& partitions, bool async) override;
@@ -84,18 +126,35 @@ class FakeSource final : public ingest::EventSource {
   int64_t cached_high_watermark(const std::string& topic, int32_t partition) override;
   void close() override;
 
-  bool fetching(const std::string& topic, int32_t partition) const {
-    return !paused_.contains({topic, partition});
-  }
+  bool fetching(const std::string& topic, int32_t partition) const;
+  const std::string& instance_id() const { return instance_id_; }
+  /// The next poll returns this fatal error.
+  void fail_fatally(std::string why) { fatal_ = std::move(why); }
+  /// Messages prefetched per partition (delivered even after a pause or a seek).
+  static constexpr size_t kPrefetch = 3;
 
  private:
+  friend class FakeKafka;
+  struct Fetch {
+    int64_t position = -1;      ///< the fetcher's next offset (-1: from committed / earliest)
+    std::deque<int64_t> ready;  ///< prefetched offsets, delivered in order
+  };
+  void start_fetch(const PartitionKey& key, int64_t offset);
+
   FakeKafka& kafka_;
-  ingest::RebalanceHandler handler_;
-  bool assigned_ = false;
+  ingest::SourceHandler handler_;
+  std::string instance_id_;
+  bool joined_ = false;
   bool closed_ = false;
-  std::map<PartitionKey, int64_t> position_;
+  std::string fatal_;
+  std::map<PartitionKey, Fetch> fetch_;  ///< assigned partitions
+  /// Paused partitions. Like librdkafka's per-partition flag, it outlives a revoke and a new
+  /// assignment of the same partition: only resume() clears it.
   std::set<PartitionKey> paused_;
-  std::vector<std::string> topics_;  ///< backing the views handed out
+  std::vector<PartitionKey> pending_revoke_;  ///< delivered at the next poll
+  std::vector<PartitionKey> pending_assign_;  ///< delivered at the next poll
+  std::vector<ingest::TopicPartition> acks_;  ///< async commits to acknowledge
+  std::deque<std::string> topics_;            ///< backing the views handed out
 };
 
 // --- MariaDB --------------------------------------------------------------------------------
@@ -110,6 +169,11 @@ class FakeDatabase {
   void hold_writes(bool hold);
   /// The next `n` writes fail with a deadlock (a transient error).
   void fail_next_writes_transiently(int n);
+  /// Becomes a copy of `other` (a replica, or a dump restored elsewhere).
+  void copy_from(const FakeDatabase& other);
+  /// Loses everything of a partition from `next_offset` on (a restore from an older backup):
+  /// the rows and dead letters at or past it, and sluice_offsets moves back to it.
+  void truncate(const std::string& topic, int32_t partition, int64_t next_offset);
 
   /// Offsets stored for a partition (rows and dead letters), in commit order.
   std::vector<int64_t> stored(const std::string& topic, int32_t partition) const;
@@ -186,7 +250,8 @@ class MemorySpool final : public storage::Spool {
   bool holds(const std::string& topic, int32_t partition, int64_t offset) const;
   int commits() const;
   /// Appends that broke the Spool contract (an offset not above everything the partition
-  /// already holds, staged or committed). Tests expect none.
+  /// already holds, staged or committed): refused, as RocksDbSpool refuses them. Tests expect
+  /// none.
   int contract_violations() const;
   std::unique_ptr<MemorySpool> crash_copy() const;
 

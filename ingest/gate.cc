@@ -1,0 +1,218 @@
+#include "ingest/gate.h"
+
+#include "common/logging.h"
+
+namespace sluice::ingest {
+
+using std::chrono::milliseconds;
+
+Gate::Gate(GateEffects& effects, const Clock& clock) : effects_(effects), clock_(clock) {}
+
+void Gate::start_paused(storage::PauseRecord record) {
+  pause_ = std::move(record);
+  state_ = State::kClosed;
+}
+
+void Gate::start_in_outage(const storage::DbStatus& cause) {
+  state_ = State::kClosed;
+  outage_ = true;
+  db_up_ = false;
+  outage_error_ = cause;
+  outage_since_ms_ = clock_.wall_ms();
+  last_outage_summary_ = clock_.now();
+  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000));
+  next_probe_ = clock_.now() + probe_backoff_->next();
+}
+
+const char* Gate::closed_state_name() const {
+  if (state_ == State::kOpen) return "";
+  return outage_ && !pause_ ? "outage" : "paused";
+}
+
+std::future<Status> Gate::submit(Command kind, std::string reason,
+                                 std::optional<MariaDbConfig> mariadb) {
+  std::lock_guard lock(mu_);
+  Pending c{kind, std::move(reason), {}, std::move(mariadb)};
+  auto done = c.done.get_future();
+  if (stopped_) {
+    c.done.set_value(Status::error(stopped_why_));
+  } else {
+    pending_.push_back(std::move(c));
+  }
+  return done;
+}
+
+void Gate::stop(const std::string& why) {
+  for (auto& w : closing_waiters_) w.set_value(Status::error(why));
+  closing_waiters_.clear();
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+  stopped_why_ = why;
+  for (auto& c : pending_) c.done.set_value(Status::error(why));
+  pending_.clear();
+}
+
+void Gate::step() {
+  std::vector<Pending> todo;
+  {
+    std::lock_guard lock(mu_);
+    // A resume waits while a pause is still closing the gate: the rewind must happen first.
+    size_t n = 0;
+    while (n < pending_.size() &&
+           !(state_ == State::kClosing && pending_[n].kind == Command::kResume)) {
+      ++n;
+    }
+    const auto end = pending_.begin() + static_cast<std::ptrdiff_t>(n);
+    std::move(pending_.begin(), end, std::back_inserter(todo));
+    pending_.erase(pending_.begin(), end);
+  }
+  for (auto& c : todo) {
+    switch (c.kind) {
+      case Command::kPause:
+        pause(c);
+        break;
+      case Command::kResume:
+        resume(c);
+        break;
+      case Command::kRetarget:
+        retarget(c);
+        break;
+    }
+  }
+  finish_closing();
+  probe();
+}
+
+void Gate::pause(Pending& c) {
+  auto log = logger("ingest");
+  if (pause_) {  // already paused, or pausing: idempotent
+    if (state_ == State::kClosed) {
+      c.done.set_value(Status::ok());
+    } else {
+      closing_waiters_.push_back(std::move(c.done));
+    }
+    return;
+  }
+  storage::PauseRecord record{c.reason, clock_.wall_ms()};
+  if (auto st = effects_.record_pause(record); !st) {
+    c.done.set_value(st);
+    return;
+  }
+  pause_ = record;
+  ++version_;
+  if (state_ == State::kClosed) {
+    // Closed by an outage: already quiet. It now stays closed until resumed.
+    c.done.set_value(Status::ok());
+    log->info("paused{}{} during a MariaDB outage: Sluice stays paused when it returns",
+              c.reason.empty() ? "" : " for ", c.reason);
+    return;
+  }
+  closing_waiters_.push_back(std::move(c.done));
+  if (state_ == State::kOpen) close();
+  log->info("pausing{}{}: finishing the open transactions and closing MariaDB connections",
+            c.reason.empty() ? "" : " for ", c.reason);
+}
+
+void Gate::resume(Pending& c) {
+  if (!pause_) {
+    // Nothing an operator closed. (In an outage Sluice reopens by itself.)
+    c.done.set_value(Status::ok());
+    return;
+  }
+  if (auto st = effects_.record_pause(std::nullopt); !st) {
+    c.done.set_value(st);
+    return;
+  }
+  pause_.reset();
+  ++version_;
+  if (outage_) {
+    logger("ingest")->info("resumed; MariaDB is still unavailable: writing starts once it is back");
+    // Probe soon: the outage may have ended while paused (a paused service does not probe).
+    next_probe_ = clock_.now();
+    c.done.set_value(Status::ok());
+    return;
+  }
+  reopen();
+  logger("ingest")->info("resumed: spooled events drain first, in offset order");
+  c.done.set_value(Status::ok());
+}
+
+void Gate::retarget(Pending& c) {
+  if (!pause_ || state_ != State::kClosed) {
+    c.done.set_value(Status::error(
+        "the MariaDB endpoint changes only while paused: run `sluice pause` first, then reload"));
+    return;
+  }
+  // Paused means quiet: no writer holds a batch or a connection, so their sessions can be
+  // replaced. The new ones stay quiet until the resume.
+  effects_.retarget(*c.mariadb);
+  db_up_ = false;
+  c.done.set_value(Status::ok());
+}
+
+void Gate::close() {
+  ++version_;
+  state_ = State::kClosing;
+  effects_.quiesce();
+}
+
+void Gate::reopen() {
+  ++version_;
+  state_ = State::kOpen;
+  effects_.opened();
+}
+
+void Gate::finish_closing() {
+  if (state_ != State::kClosing || !effects_.quiet()) return;
+  effects_.closed();
+  ++version_;
+  state_ = State::kClosed;
+  for (auto& w : closing_waiters_) w.set_value(Status::ok());
+  closing_waiters_.clear();
+}
+
+void Gate::outage(const storage::DbStatus& cause) {
+  if (outage_) {
+    outage_error_ = cause;
+    return;
+  }
+  if (state_ != State::kOpen) return;  // already closing or closed by an operator
+  outage_ = true;
+  db_up_ = false;
+  outage_error_ = cause;
+  outage_since_ms_ = clock_.wall_ms();
+  last_outage_summary_ = clock_.now();
+  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000));
+  next_probe_ = clock_.now() + probe_backoff_->next();
+  close();
+  logger("ingest")->warn(
+      "MariaDB unavailable ({}): spooling events and probing with backoff until it takes writes "
+      "again",
+      cause.describe());
+}
+
+void Gate::probe() {
+  if (!outage_ || pause_ || state_ != State::kClosed) return;
+  const auto now = clock_.now();
+  if (now < next_probe_) return;
+  auto st = effects_.probe();
+  if (!st.is_ok()) {
+    if (st.describe() != outage_error_.describe()) ++version_;
+    outage_error_ = st;
+    next_probe_ = clock_.now() + probe_backoff_->next();
+    if (now - last_outage_summary_ >= std::chrono::seconds(60)) {
+      last_outage_summary_ = now;
+      logger("ingest")->warn("outage for {} s; last error: {}; probing with backoff",
+                             (clock_.wall_ms() - outage_since_ms_) / 1000, st.describe());
+    }
+    return;
+  }
+  outage_ = false;
+  db_up_ = true;
+  ++version_;
+  logger("ingest")->info("MariaDB takes writes again after {} s: spooled events drain first",
+                         (clock_.wall_ms() - outage_since_ms_) / 1000);
+  reopen();
+}
+
+}  // namespace sluice::ingest

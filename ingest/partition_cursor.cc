@@ -1,0 +1,386 @@
+#include "ingest/partition_cursor.h"
+
+#include <algorithm>
+
+namespace sluice::ingest {
+
+const char* partition_mode_name(PartitionMode mode) {
+  switch (mode) {
+    case PartitionMode::kDirect:
+      return "direct";
+    case PartitionMode::kRefill:
+      return "refill";
+    case PartitionMode::kDraining:
+      return "draining";
+    case PartitionMode::kWaiting:
+      return "waiting";
+    case PartitionMode::kHalted:
+      return "halted";
+    case PartitionMode::kSpooling:
+      return "spooling";
+    case PartitionMode::kOrphan:
+      return "orphan";
+  }
+  return "?";
+}
+
+PartitionCursor::PartitionCursor(std::string topic, int32_t partition, BatchLimits limits,
+                                 const Clock& clock, storage::TableRowsPool* pool)
+    : topic_(topic),
+      partition_(partition),
+      batcher_(std::move(topic), partition, limits, clock, pool) {}
+
+// --- Life cycle --------------------------------------------------------------------------------
+
+void PartitionCursor::start(const StartPlan& plan,
+                            const std::optional<storage::SpoolPartition>& spool, bool gate_open) {
+  floor_ = plan.floor;
+  database_known_ = plan.database_known;
+  // The assignment itself positions the consumer here: no seek is needed.
+  fetch_next_ = plan.fetch;
+  wants_seek_ = false;
+  sought_ = false;
+  verifying_jump_from_ = -1;
+  waiting_from_ = waiting_to_ = -1;
+  if (spool) {
+    spool_first_ = spool->first_offset;
+    spool_end_ = spool_synced_ = spool->last_offset + 1;
+  } else {
+    spool_first_ = spool_end_ = spool_synced_ = plan.fetch;
+  }
+  if (gate_open) {
+    plan_open();
+  } else {
+    mode_ = PartitionMode::kSpooling;
+    if (floor_ >= 0 && spool_end_ < floor_) spool_end_ = spool_synced_ = floor_;  // stale spool
+    restart_batches(floor_);
+  }
+}
+
+void PartitionCursor::become_orphan() {
+  mode_ = PartitionMode::kOrphan;
+  wants_seek_ = false;
+  waiting_from_ = waiting_to_ = -1;
+  drain_next_ = database_known_ ? std::max(floor_, spool_first_) : spool_first_;
+  restart_batches(drain_next_);
+}
+
+// --- The gate ----------------------------------------------------------------------------------
+
+void PartitionCursor::gate_closing() {
+  switch (mode_) {
+    case PartitionMode::kDirect:
+    case PartitionMode::kRefill:
+    case PartitionMode::kWaiting:
+      mode_ = PartitionMode::kHalted;
+      break;
+    case PartitionMode::kDraining:
+      // Kafka already appends behind the spool: it goes on doing so; the drain stops.
+      mode_ = PartitionMode::kSpooling;
+      break;
+    case PartitionMode::kHalted:
+    case PartitionMode::kSpooling:
+    case PartitionMode::kOrphan:
+      break;
+  }
+}
+
+void PartitionCursor::gate_closed() {
+  if (mode_ == PartitionMode::kHalted) {
+    mode_ = PartitionMode::kSpooling;
+    if (floor_ >= 0) {
+      if (spool_first_ >= 0 && spool_end_ > std::max(floor_, spool_first_)) {
+        // The spool still holds what MariaDB may lack (a drain that had just caught up, whose
+        // last batches were dropped; or a refill still pending below it): keep it, and read
+        // Kafka from after it, so no offset is spooled twice.
+        fetch_from(spool_end_);
+      } else {
+        // Everything MariaDB lacks is read again from Kafka — into the spool this time.
+        if (spool_first_ < 0) spool_first_ = floor_;
+        spool_end_ = spool_synced_ = floor_;
+        fetch_from(floor_);
+      }
+    }
+  }
+  if (mode_ == PartitionMode::kSpooling && spool_end_ < 0) {
+    spool_first_ = spool_end_ = spool_synced_ = fetch_next_;
+  }
+  restart_batches(mode_ == PartitionMode::kOrphan ? drain_next_ : floor_);
+}
+
+void PartitionCursor::gate_opened() {
+  if (mode_ == PartitionMode::kOrphan) {
+    become_orphan();
+    return;
+  }
+  if (mode_ == PartitionMode::kSpooling || mode_ == PartitionMode::kHalted) plan_open();
+}
+
+void PartitionCursor::plan_open() {
+  waiting_from_ = waiting_to_ = -1;
+  const bool spooled = spool_first_ >= 0 && spool_end_ > spool_first_;
+  if (!spooled || (floor_ >= 0 && floor_ >= spool_end_)) {
+    // Nothing spooled that MariaDB lacks: straight from Kafka, from the floor.
+    mode_ = PartitionMode::kDirect;
+    if (floor_ >= 0) {
+      if (spool_end_ < floor_) spool_end_ = spool_synced_ = floor_;
+      if (spool_first_ < 0) spool_first_ = floor_;
+      fetch_from(floor_);
+    }
+    restart_batches(floor_ >= 0 ? floor_ : fetch_next_);
+    return;
+  }
+  if (floor_ < 0) floor_ = spool_first_;  // not known yet: the first write will tell
+  if (floor_ >= spool_first_) {
+    mode_ = PartitionMode::kDraining;
+    drain_next_ = floor_;
+    restart_batches(floor_);
+    fetch_from(spool_end_);
+    return;
+  }
+  // MariaDB lags behind the spool (a failover to a server that lags, a restore from a backup):
+  // what lies between comes again from Kafka first, then the spool drains.
+  mode_ = PartitionMode::kRefill;
+  refill_end_ = spool_first_;
+  restart_batches(floor_);
+  fetch_from(floor_);
+}
+
+void PartitionCursor::fetch_from(int64_t offset) {
+  if (offset < 0 || offset == fetch_next_) return;
+  fetch_next_ = offset;
+  wants_seek_ = true;
+  verifying_jump_from_ = -1;
+}
+
+void PartitionCursor::restart_batches(int64_t offset) {
+  ++generation_;
+  batcher_.reset(offset, generation_);
+}
+
+// --- Kafka -------------------------------------------------------------------------------------
+
+Take PartitionCursor::take(int64_t offset, bool spool_full, bool fetch_paused) {
+  if (fetch_next_ >= 0 && offset < fetch_next_) return Take::kStale;
+  auto drop = [&] {
+    if (fetch_next_ < 0) fetch_next_ = offset;  // the start was unknown: it is here
+    if (floor_ < 0) floor_ = offset;
+    wants_seek_ = true;
+    return Take::kDrop;
+  };
+  if (wants_seek_ || fetch_paused) return drop();
+  const bool jump = fetch_next_ >= 0 && offset > fetch_next_ && verifying_jump_from_ != fetch_next_;
+  switch (mode_) {
+    case PartitionMode::kHalted:
+    case PartitionMode::kWaiting:
+    case PartitionMode::kOrphan:
+      return drop();
+    case PartitionMode::kSpooling:
+    case PartitionMode::kDraining:
+      if (spool_full) return drop();
+      if (jump) return Take::kJump;
+      break;
+    case PartitionMode::kRefill:
+      // A jump across the refill's end seen twice: Kafka holds no records up to it.
+      if (!jump && offset >= refill_end_) fetch_next_ = std::max(fetch_next_, refill_end_);
+      if (fetch_next_ >= refill_end_) {
+        // The refill has reached what the spool holds: the spool drains from here.
+        (void)advance_refill();
+        return Take::kDrop;
+      }
+      if (jump) return Take::kJump;
+      break;
+    case PartitionMode::kDirect:
+      if (jump) return Take::kJump;
+      break;
+  }
+  fetch_next_ = offset + 1;
+  sought_ = false;
+  verifying_jump_from_ = -1;
+  if (floor_ < 0) floor_ = offset;
+  return mode_ == PartitionMode::kSpooling || mode_ == PartitionMode::kDraining ? Take::kSpool
+                                                                                : Take::kBatch;
+}
+
+std::pair<int64_t, int64_t> PartitionCursor::jump_range(int64_t offset) const {
+  const int64_t to = mode_ == PartitionMode::kRefill ? std::min(offset, refill_end_) : offset;
+  return {fetch_next_, to};
+}
+
+PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64_t log_start,
+                                                           bool claimed_elsewhere) {
+  JumpOutcome out;
+  const auto [from, to] = jump_range(offset);
+  if (log_start < 0) {
+    // The broker could not be asked: never guess. Read again from where we are, later.
+    wants_seek_ = true;
+    return out;
+  }
+  if (log_start <= from) {
+    // Kafka still has `from` yet delivered a later offset: offsets holding no records
+    // (transaction markers, compaction) — or a fetch gone wrong. Look once more before
+    // believing it: the same jump after a seek back is real.
+    verifying_jump_from_ = from;
+    wants_seek_ = true;
+    return out;
+  }
+  const int64_t expired_to = std::min(log_start, to);
+  const bool spooling = mode_ == PartitionMode::kSpooling || mode_ == PartitionMode::kDraining;
+  if (spooling) {
+    // The spool keeps the hole; the drain records it (asking the broker again then).
+    if (offset <= log_start) {
+      fetch_next_ = offset + 1;
+      sought_ = false;
+      verifying_jump_from_ = -1;
+      out.take = Take::kSpool;
+      return out;
+    }
+    fetch_from(log_start);  // [log_start, offset) is still in Kafka: look again from there
+    return out;
+  }
+  if (claimed_elsewhere) {
+    // Another instance's spool may hold what Kafka lost: nothing is declared lost; wait until
+    // MariaDB has passed it (that instance drains it) or the claim goes away.
+    mode_ = PartitionMode::kWaiting;
+    waiting_from_ = from;
+    waiting_to_ = expired_to;
+    wants_seek_ = true;
+    return out;
+  }
+  out.expired_from = from;
+  out.expired_to = expired_to;
+  fetch_next_ = expired_to;
+  verifying_jump_from_ = -1;
+  if (mode_ == PartitionMode::kRefill && fetch_next_ >= refill_end_) {
+    (void)advance_refill();
+    out.take = Take::kDrop;  // the rest comes from the spool
+    return out;
+  }
+  if (offset == fetch_next_) {
+    fetch_next_ = offset + 1;
+    sought_ = false;
+    out.take = Take::kBatch;
+    return out;
+  }
+  // [expired_to, offset) is still in Kafka: look again from there.
+  wants_seek_ = true;
+  return out;
+}
+
+void PartitionCursor::sought() {
+  wants_seek_ = false;
+  sought_ = true;
+}
+
+// --- The spool ---------------------------------------------------------------------------------
+
+void PartitionCursor::spooled(int64_t offset, int64_t timestamp_ms) {
+  if (spool_first_ < 0 || spool_first_ >= spool_end_) spool_first_ = offset;
+  spool_end_ = offset + 1;
+  spool_newest_ms_ = timestamp_ms;
+}
+
+void PartitionCursor::spool_released(int64_t below) {
+  if (spool_first_ < 0) return;
+  spool_first_ = std::min(std::max(spool_first_, below), std::max(spool_end_, spool_first_));
+}
+
+int64_t PartitionCursor::releasable_below() const {
+  if (!database_known_ || floor_ < 0 || spool_first_ < 0) return -1;
+  return spool_first_ < floor_ ? floor_ : -1;
+}
+
+PartitionCursor::JumpOutcome PartitionCursor::resolve_spool_hole(int64_t next, int64_t log_start,
+                                                                 bool claimed_elsewhere) {
+  JumpOutcome out;
+  const int64_t from = drain_next_;
+  if (log_start < 0) return out;  // cannot tell now: try again later
+  if (log_start > from) {
+    if (claimed_elsewhere && mode_ != PartitionMode::kOrphan) {
+      mode_ = PartitionMode::kWaiting;
+      waiting_from_ = from;
+      waiting_to_ = std::min(log_start, next);
+      wants_seek_ = true;
+      return out;
+    }
+    out.expired_from = from;
+    out.expired_to = std::min(log_start, next);
+  }
+  // Otherwise the offsets hold no records: a jump spooled only after a second look at Kafka.
+  drain_next_ = next;
+  out.take = Take::kBatch;
+  return out;
+}
+
+bool PartitionCursor::advance_refill() {
+  if (mode_ != PartitionMode::kRefill || fetch_next_ < refill_end_) return false;
+  mode_ = PartitionMode::kDraining;
+  drain_next_ = refill_end_;
+  fetch_from(spool_end_);
+  return true;
+}
+
+bool PartitionCursor::advance() {
+  switch (mode_) {
+    case PartitionMode::kRefill:
+      if (advance_refill()) return true;
+      break;
+    case PartitionMode::kDraining:
+      if (drain_next_ >= spool_end_ && spool_synced_ >= spool_end_) {
+        // Everything spooled is batched and durable: live events flow directly from here.
+        mode_ = PartitionMode::kDirect;
+        return true;
+      }
+      break;
+    default:
+      return false;
+  }
+  if (database_known_ && batcher_.empty() && floor_ > batcher_.next_offset() &&
+      batcher_.next_offset() >= 0) {
+    // MariaDB is ahead of what we are batching (another owner wrote it): skip to where it is.
+    plan_open();
+    return true;
+  }
+  return false;
+}
+
+// --- MariaDB -----------------------------------------------------------------------------------
+
+void PartitionCursor::written(int64_t end, int64_t db_next) {
+  floor_ = std::max({floor_, end, db_next});
+  database_known_ = true;
+}
+
+bool PartitionCursor::behind(int64_t db_next, uint64_t generation) {
+  if (generation != generation_) return false;
+  floor_ = db_next;
+  database_known_ = true;
+  replan();
+  return true;
+}
+
+void PartitionCursor::learned_database(int64_t db_next) {
+  database_known_ = true;
+  if (db_next == floor_ && mode_ != PartitionMode::kWaiting) return;
+  floor_ = db_next;
+  replan();
+}
+
+void PartitionCursor::replan() {
+  switch (mode_) {
+    case PartitionMode::kDirect:
+    case PartitionMode::kRefill:
+    case PartitionMode::kDraining:
+    case PartitionMode::kWaiting:
+      plan_open();
+      break;
+    case PartitionMode::kOrphan:
+      become_orphan();
+      break;
+    case PartitionMode::kHalted:
+    case PartitionMode::kSpooling:
+      break;  // the rewind and the next opening start from the floor
+  }
+}
+
+}  // namespace sluice::ingest

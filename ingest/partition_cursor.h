@@ -1,0 +1,204 @@
+#pragma once
+/// One Kafka partition's state machine: where its events come from (Kafka or the spool), where
+/// they go (batches for MariaDB, or the spool), and the positions that make this exact. It owns
+/// the partition's Batcher. It does no I/O: the pipeline performs what it asks for (seeks, spool
+/// reads and releases, watermark queries) and reports back.
+///
+/// Positions (offsets; -1 when unknown):
+///   floor        the lowest offset MariaDB is not known to hold — where writing goes on from;
+///                it follows committed batches up, and goes down only when MariaDB says so (a
+///                "behind" answer after a failover to a server that lags, a restore)
+///   fetch_next   the next offset wanted from Kafka; older messages are stale (after a seek),
+///                a later one is a jump to explain (expired, or offsets holding no records)
+///   spool [first, end)  what the spool holds of the partition (committed and staged); `synced`
+///                is how far it is durable
+///   drain_next   the next spooled offset to batch, while draining
+///
+/// Modes (the gate decides between the open and the closed ones):
+///   kDirect    gate open: Kafka → batches
+///   kRefill    gate open: MariaDB lags behind the spool: Kafka [floor, refill_end) → batches,
+///              then the spool drains (DESIGN.md invariant 4)
+///   kDraining  gate open: spool → batches, in offset order; Kafka → the spool behind them
+///              (invariant 3), until the drain has caught up: then kDirect
+///   kWaiting   gate open: an expired range that another instance's spool may still hold lies
+///              ahead: nothing is taken until MariaDB has passed it (invariant 9)
+///   kHalted    the gate is closing: nothing is taken from Kafka until the writers are quiet and
+///              the partition is rewound to its floor
+///   kSpooling  gate closed: Kafka → the spool
+///   kOrphan    no longer assigned here, but the spool holds some of it: drained under the
+///              compare-and-set when the gate is open, released once MariaDB has passed it
+///
+/// A dropped message (the cursor said kDrop) is never a hole: the cursor then wants a seek to
+/// fetch_next and takes nothing until `sought()` confirms it.
+///
+/// Thread safety: the ingest thread only.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "ingest/batcher.h"
+#include "ingest/start_offset.h"
+#include "storage/spool.h"
+
+namespace sluice::ingest {
+
+enum class PartitionMode { kDirect, kRefill, kDraining, kWaiting, kHalted, kSpooling, kOrphan };
+
+const char* partition_mode_name(PartitionMode mode);
+
+/// What to do with a message Kafka delivered.
+enum class Take {
+  kStale,  ///< older than wanted (delivered once more after a seek): ignore it
+  kDrop,   ///< not now: ignore it; the cursor will want a seek back before taking more
+  kBatch,  ///< decode it into the open batch
+  kSpool,  ///< append it to the spool
+  kJump,   ///< later than wanted: call `resolve_jump` with the broker's log start, then again
+};
+
+class PartitionCursor {
+ public:
+  PartitionCursor(std::string topic, int32_t partition, BatchLimits limits, const Clock& clock,
+                  storage::TableRowsPool* pool);
+
+  const std::string& topic() const { return topic_; }
+  int32_t partition() const { return partition_; }
+  PartitionMode mode() const { return mode_; }
+  /// Bumped whenever the batch stream restarts from another offset: reports of batches of an
+  /// earlier generation say nothing about where the partition stands now.
+  uint64_t generation() const { return generation_; }
+  Batcher& batcher() { return batcher_; }
+  const Batcher& batcher() const { return batcher_; }
+
+  int64_t floor() const { return floor_; }
+  bool database_known() const { return database_known_; }
+  int64_t fetch_next() const { return fetch_next_; }
+  int64_t drain_next() const { return drain_next_; }
+  int64_t refill_end() const { return refill_end_; }
+  int64_t spool_first() const { return spool_first_; }
+  int64_t spool_end() const { return spool_end_; }
+  int64_t spool_synced() const { return spool_synced_; }
+  bool spool_holds_events() const { return spool_first_ >= 0 && spool_first_ < spool_end_; }
+  /// An expired range [waiting_from, waiting_to) that some spool may hold (kWaiting).
+  int64_t waiting_from() const { return waiting_from_; }
+  int64_t waiting_to() const { return waiting_to_; }
+
+  // --- Life cycle ---------------------------------------------------------------------------
+
+  /// Assigned with this plan (decide_start); `spool` is what the spool holds of the partition.
+  void start(const StartPlan& plan, const std::optional<storage::SpoolPartition>& spool,
+             bool gate_open);
+  /// Revoked, but the spool still holds events: only drains (when the gate is open) or waits.
+  /// An orphan that is assigned again simply starts anew (`start`).
+  void become_orphan();
+
+  // --- The gate -----------------------------------------------------------------------------
+
+  /// The gate starts closing: Kafka messages of direct partitions are dropped from now on
+  /// (they are rewound once the writers are quiet); draining ones keep spooling.
+  void gate_closing();
+  /// The writers are quiet: every partition spools, from its floor or after what its spool
+  /// holds.
+  void gate_closed();
+  /// The gate opened: drain, refill or flow directly, from the floor.
+  void gate_opened();
+
+  // --- Kafka --------------------------------------------------------------------------------
+
+  /// Decides what happens to a message at `offset`. `spool_full` is the spool at its size
+  /// limit (spooling modes drop then, and read again later); `fetch_paused` is flow control
+  /// holding every partition (all drop). Advances fetch_next for kBatch and kSpool.
+  Take take(int64_t offset, bool spool_full, bool fetch_paused);
+  /// The broker's log start for a kJump at `offset` (-1 when it could not be asked), and
+  /// whether some other spool may hold the offsets Kafka no longer has. Returns what to do
+  /// with the message now (kBatch / kSpool when it may be taken, kDrop otherwise); when it
+  /// returns an expired range, the caller dead-letters it (`expired`) before batching.
+  struct JumpOutcome {
+    Take take = Take::kDrop;
+    int64_t expired_from = -1, expired_to = -1;  ///< lost upstream; empty when from == to
+  };
+  JumpOutcome resolve_jump(int64_t offset, int64_t log_start, bool claimed_elsewhere);
+  /// The offsets [from, to) this jump would cross (for the claims check), by mode.
+  std::pair<int64_t, int64_t> jump_range(int64_t offset) const;
+  /// True while the cursor may not take messages until a seek to fetch_next succeeded.
+  bool wants_seek() const { return wants_seek_; }
+  /// The seek to fetch_next took effect: older messages may still come once (stale).
+  void sought();
+  /// Nothing was taken since the last seek: a stale message is expected, not a rewound log.
+  bool expecting_stale() const { return sought_; }
+
+  // --- The spool ----------------------------------------------------------------------------
+
+  /// A message appended (staged) to the spool.
+  void spooled(int64_t offset, int64_t timestamp_ms);
+  /// Everything appended so far is synced.
+  void spool_synced_all() { spool_synced_ = spool_end_; }
+  /// The spool released everything below `below`.
+  void spool_released(int64_t below);
+  /// Where the spool should be released up to (MariaDB holds everything below), or -1.
+  int64_t releasable_below() const;
+  /// A spooled event was batched while draining.
+  void drained(int64_t offset) { drain_next_ = offset + 1; }
+  /// Draining found a hole in the spool at [drain_next, next) (offsets Kafka never delivered:
+  /// expired while spooled, or holding no records). Returns the expired part to dead-letter
+  /// (empty when none) and moves the drain past the hole — unless another spool may hold it,
+  /// then the partition waits.
+  JumpOutcome resolve_spool_hole(int64_t next, int64_t log_start, bool claimed_elsewhere);
+  int64_t spool_newest_timestamp_ms() const { return spool_newest_ms_; }
+
+  /// Moves on when a refill reached the spool (→ draining) or a drain caught up (→ direct).
+  /// Returns true when the mode changed.
+  bool advance();
+
+  // --- MariaDB ------------------------------------------------------------------------------
+
+  /// A batch up to `end` is in MariaDB (committed now, or found applied already, with
+  /// `db_next` its next_offset then; -1 when not known).
+  void written(int64_t end, int64_t db_next);
+  /// MariaDB's next_offset is `db_next`, below the batch of `generation` (a server that lags).
+  /// Returns false when the report is of an earlier generation (already handled).
+  bool behind(int64_t db_next, uint64_t generation);
+  /// sluice_offsets read directly: where MariaDB stands now. A waiting partition looks again
+  /// at what held it.
+  void learned_database(int64_t db_next);
+  /// With the gate open: starts again from the floor, choosing the mode anew.
+  void replan();
+
+  /// Kafka acknowledged the group offset.
+  void kafka_committed(int64_t offset) { kafka_committed_ = offset; }
+  int64_t kafka_committed() const { return kafka_committed_; }
+
+ private:
+  /// Chooses the open-gate mode from floor and spool, restarting the batch stream there.
+  void plan_open();
+  void fetch_from(int64_t offset);
+  void restart_batches(int64_t offset);
+  /// A refill that reached the spool's start turns into a drain; false when not there yet.
+  bool advance_refill();
+
+  std::string topic_;
+  int32_t partition_;
+  Batcher batcher_;
+  PartitionMode mode_ = PartitionMode::kSpooling;
+  uint64_t generation_ = 0;
+
+  int64_t floor_ = -1;
+  bool database_known_ = false;
+  int64_t fetch_next_ = -1;
+  bool wants_seek_ = false;
+  bool sought_ = false;  ///< since the last seek nothing was taken: stale messages are normal
+  /// A jump from this offset was sent back for a second look; the same jump again is real.
+  int64_t verifying_jump_from_ = -1;
+
+  int64_t spool_first_ = -1;
+  int64_t spool_end_ = -1;
+  int64_t spool_synced_ = -1;
+  int64_t spool_newest_ms_ = -1;
+  int64_t drain_next_ = -1;
+  int64_t refill_end_ = -1;
+  int64_t waiting_from_ = -1, waiting_to_ = -1;
+  int64_t kafka_committed_ = -1;
+};
+
+}  // namespace sluice::ingest

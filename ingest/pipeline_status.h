@@ -1,0 +1,85 @@
+#pragma once
+/// What the pipeline shows of itself: counters (atomics, read from any thread) and a status
+/// snapshot (republished by the ingest thread at most every quarter second, copied out under a
+/// lock). The admin endpoint and the metrics read only these.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "storage/spool.h"
+
+namespace sluice::ingest {
+
+/// Counters the pipeline keeps; read from any thread.
+struct PipelineStats {
+  std::atomic<uint64_t> consumed{0};
+  std::atomic<uint64_t> rows_inserted{0};
+  std::atomic<uint64_t> dead_letters{0};
+  std::atomic<uint64_t> batches_committed{0};
+  std::atomic<uint64_t> batches_already_applied{0};
+  std::atomic<uint64_t> expired_offsets{0};  ///< offsets lost from Kafka before consumption
+  std::atomic<uint64_t> spooled{0};
+  std::atomic<uint64_t> drained{0};
+  std::atomic<uint64_t> refilled{0};  ///< read again from Kafka because MariaDB lagged behind
+};
+
+/// A consistent picture of the pipeline for the admin endpoint. Built by `Pipeline::status`.
+struct PipelineStatus {
+  struct Partition {
+    std::string topic;
+    int32_t partition = 0;
+    /// direct | refill | draining | waiting | halted | spooling | orphan (partition_cursor.h)
+    std::string mode;
+    int64_t position = -1;         ///< next offset the pipeline will read from Kafka
+    int64_t committed = -1;        ///< next offset MariaDB has (sluice_offsets), -1 unknown
+    int64_t kafka_committed = -1;  ///< last offset the consumer group acknowledged
+    int64_t high_watermark = -1;   ///< Kafka's log end as last fetched, -1 unknown
+    int64_t lag = -1;              ///< high_watermark - position, -1 unknown
+    /// While waiting: offsets [from, to) expired from Kafka that another spool may hold.
+    int64_t waiting_from = -1, waiting_to = -1;
+  };
+  struct Gap {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t from = 0, to = 0;  ///< offsets [from, to) expired from Kafka unread
+    int64_t lost = 0;
+    int64_t detected_at_ms = 0;
+  };
+  /// What the spool holds for one partition (GET /v1/spool, `sluice spool inspect`).
+  struct SpoolPartition {
+    std::string topic;
+    int32_t partition = 0;
+    storage::SpoolPartition range;
+    int64_t newest_timestamp_ms = -1;  ///< of the last event; -1 when not known
+  };
+  struct Table {
+    std::string table;
+    uint64_t rows_inserted = 0;  ///< since start
+    int64_t max_timestamp = -1;  ///< newest inserted `timestamp`, epoch seconds
+  };
+  /// starting | running | paused | draining | outage | stopping
+  std::string state = "starting";
+  std::string pause_reason;     ///< when paused
+  int64_t paused_since_ms = 0;  ///< when paused
+  std::string outage_error;     ///< when in outage: the latest error
+  int64_t outage_since_ms = 0;  ///< when in outage
+  std::string mariadb;          ///< the endpoint written to (describe_endpoint)
+  uint64_t spool_events = 0;
+  uint64_t spool_bytes = 0;
+  double spool_oldest_age_s = 0;
+  bool spool_full = false;    ///< fetching paused: the spool reached spool.max_bytes
+  bool fetch_paused = false;  ///< fetching paused: MariaDB is behind, or the spool is full
+  uint64_t in_flight_bytes = 0;
+  /// 1 once Sluice last reached MariaDB (a commit or a probe); false in an outage.
+  bool db_up = false;
+  std::map<std::string, uint64_t> consumed_by_topic;  ///< events consumed since start
+  std::vector<Partition> partitions;
+  std::vector<Gap> gaps;  ///< the most recent, newest last
+  std::vector<Table> tables;
+  std::vector<SpoolPartition> spool_partitions;
+};
+
+}  // namespace sluice::ingest
