@@ -26,6 +26,8 @@ namespace sluice::ingest {
 
 /// Kafka's "no offset" (RD_KAFKA_OFFSET_INVALID): the group's or the reset policy's choice.
 inline constexpr int64_t kOffsetInvalid = -1001;
+/// The beginning of a partition's log (RD_KAFKA_OFFSET_BEGINNING), for seeks.
+inline constexpr int64_t kOffsetBeginning = -2;
 
 struct TopicPartition {
   std::string topic;

@@ -5,10 +5,12 @@
 namespace sluice::ingest {
 
 FlowControl::FlowControl(size_t max_in_flight_bytes, const Clock& clock,
-                         std::chrono::milliseconds hold_before_pause)
+                         std::chrono::milliseconds hold_before_pause,
+                         std::chrono::milliseconds stall_after)
     : max_in_flight_bytes_(max_in_flight_bytes),
       clock_(clock),
-      hold_before_pause_(hold_before_pause) {}
+      hold_before_pause_(hold_before_pause),
+      stall_after_(stall_after) {}
 
 bool FlowControl::holding(size_t in_flight_bytes) {
   if (paused_ || in_flight_bytes < max_in_flight_bytes_) {
@@ -24,33 +26,72 @@ bool FlowControl::holding(size_t in_flight_bytes) {
 void FlowControl::apply(EventSource& source, Cursors& cursors, size_t in_flight_bytes,
                         bool spool_full) {
   const bool stuck = holding_since_ && clock_.now() - *holding_since_ >= hold_before_pause_;
-  if (!paused_ && (stuck || spool_full)) {
+  if (!paused_ && stuck) {
     paused_ = true;
     holding_since_.reset();
-    logger("ingest")->info("fetching paused: {} MiB of batches waiting for MariaDB{}",
-                           in_flight_bytes >> 20, spool_full ? ", spool full" : "");
-  } else if (paused_ && !spool_full && in_flight_bytes <= max_in_flight_bytes_ / 2) {
+    logger("ingest")->info("fetching paused: {} MiB of batches waiting for MariaDB",
+                           in_flight_bytes >> 20);
+  } else if (paused_ && in_flight_bytes <= max_in_flight_bytes_ / 2) {
     paused_ = false;
     logger("ingest")->info("fetching resumed");
   }
+  spool_full_ = spool_full;
+  watch(source, cursors);
   // Seek before resuming: a partition fetches again only from where it should.
   seek(source, cursors);
   reconcile(source, cursors);
 }
 
+void FlowControl::watch(EventSource& source, Cursors& cursors) {
+  const auto now = clock_.now();
+  for (auto& [key, c] : cursors) {
+    const auto mode = c->mode();
+    const bool reads_kafka = mode == PartitionMode::kDirect || mode == PartitionMode::kRefill ||
+                             mode == PartitionMode::kDraining || mode == PartitionMode::kSpooling;
+    auto& p = progress_[key];
+    const int64_t high =
+        reads_kafka ? source.cached_high_watermark(c->topic(), c->partition()) : -1;
+    if (!reads_kafka || should_pause(*c) || c->wants_seek() || c->fetch_next() < 0 ||
+        high <= c->fetch_next() || p.fetch_next != c->fetch_next()) {
+      p = {c->fetch_next(), now};  // moving, or nothing to fetch: not a stall
+      continue;
+    }
+    if (now - p.since < stall_after_) continue;
+    uint64_t suppressed = 0;
+    if (stall_log_.allow(suppressed)) {
+      logger("kafka")->warn(
+          "{}/{}: no message for {} s although the log reaches {} and the partition stands at "
+          "{}; seeking it there again ({} similar suppressed)",
+          c->topic(), c->partition(),
+          std::chrono::duration_cast<std::chrono::seconds>(now - p.since).count(), high,
+          c->fetch_next(), suppressed);
+    }
+    c->seek_again();
+    p.since = now;
+  }
+}
+
+bool FlowControl::should_pause(const PartitionCursor& c) const {
+  const auto mode = c.mode();
+  return paused_ ||
+         (spool_full_ && (mode == PartitionMode::kSpooling || mode == PartitionMode::kDraining));
+}
+
 void FlowControl::seek(EventSource& source, Cursors& cursors) {
-  if (paused_) return;  // whatever arrives while paused is dropped: seek on the way out
   std::vector<TopicPartition> list;
   std::vector<PartitionCursor*> sought;
   for (auto& [key, c] : cursors) {
     const auto mode = c->mode();
+    // Whatever arrives while paused is dropped: a paused partition is sought on the way out.
     // Halted partitions are rewound once the gate has closed, waiting ones when they go on;
     // orphans are not assigned.
-    if (!c->wants_seek() || c->fetch_next() < 0 || mode == PartitionMode::kHalted ||
+    if (!c->wants_seek() || should_pause(*c) || mode == PartitionMode::kHalted ||
         mode == PartitionMode::kWaiting || mode == PartitionMode::kOrphan) {
       continue;
     }
-    list.push_back({c->topic(), c->partition(), c->fetch_next()});
+    // An unknown position is sought to the beginning of the log (the earliest offset).
+    list.push_back(
+        {c->topic(), c->partition(), c->fetch_next() >= 0 ? c->fetch_next() : kOffsetBeginning});
     sought.push_back(c.get());
   }
   if (list.empty()) return;
@@ -65,26 +106,28 @@ void FlowControl::seek(EventSource& source, Cursors& cursors) {
 }
 
 void FlowControl::reconcile(EventSource& source, Cursors& cursors) {
-  std::vector<TopicPartition> change;
-  std::vector<PartitionKey> keys;
-  const Told want = paused_ ? Told::kPaused : Told::kFetching;
-  for (auto& [key, c] : cursors) {
-    if (c->mode() == PartitionMode::kOrphan) continue;
-    auto [it, added] = told_.try_emplace(key, Told::kUnknown);
-    if (it->second == want) continue;
-    change.push_back({c->topic(), c->partition(), kOffsetInvalid});
-    keys.push_back(key);
-  }
-  if (change.empty()) return;
-  const auto st = paused_ ? source.pause(change) : source.resume(change);
-  if (!st) {
-    uint64_t suppressed = 0;
-    if (pause_errors_.allow(suppressed)) {
-      logger("kafka")->warn("{}; retrying ({} similar suppressed)", st.message(), suppressed);
+  for (const Told want : {Told::kPaused, Told::kFetching}) {
+    std::vector<TopicPartition> change;
+    std::vector<PartitionKey> keys;
+    for (auto& [key, c] : cursors) {
+      if (c->mode() == PartitionMode::kOrphan) continue;
+      if ((want == Told::kPaused) != should_pause(*c)) continue;
+      auto [it, added] = told_.try_emplace(key, Told::kUnknown);
+      if (it->second == want) continue;
+      change.push_back({c->topic(), c->partition(), kOffsetInvalid});
+      keys.push_back(key);
     }
-    return;
+    if (change.empty()) continue;
+    const auto st = want == Told::kPaused ? source.pause(change) : source.resume(change);
+    if (!st) {
+      uint64_t suppressed = 0;
+      if (pause_errors_.allow(suppressed)) {
+        logger("kafka")->warn("{}; retrying ({} similar suppressed)", st.message(), suppressed);
+      }
+      continue;
+    }
+    for (const auto& key : keys) told_[key] = want;
   }
-  for (const auto& key : keys) told_[key] = want;
 }
 
 }  // namespace sluice::ingest

@@ -53,29 +53,28 @@ void Gate::stop(const std::string& why) {
 }
 
 void Gate::step() {
-  std::vector<Pending> todo;
-  {
-    std::lock_guard lock(mu_);
-    // A resume waits while a pause is still closing the gate: the rewind must happen first.
-    size_t n = 0;
-    while (n < pending_.size() &&
-           !(state_ == State::kClosing && pending_[n].kind == Command::kResume)) {
-      ++n;
+  for (;;) {
+    std::optional<Pending> c;
+    {
+      std::lock_guard lock(mu_);
+      // A resume waits while a pause is still closing the gate: the rewind must happen first.
+      // (Checked before each command: a pause just taken may have started closing.)
+      if (pending_.empty() ||
+          (state_ == State::kClosing && pending_.front().kind == Command::kResume)) {
+        break;
+      }
+      c.emplace(std::move(pending_.front()));
+      pending_.erase(pending_.begin());
     }
-    const auto end = pending_.begin() + static_cast<std::ptrdiff_t>(n);
-    std::move(pending_.begin(), end, std::back_inserter(todo));
-    pending_.erase(pending_.begin(), end);
-  }
-  for (auto& c : todo) {
-    switch (c.kind) {
+    switch (c->kind) {
       case Command::kPause:
-        pause(c);
+        pause(*c);
         break;
       case Command::kResume:
-        resume(c);
+        resume(*c);
         break;
       case Command::kRetarget:
-        retarget(c);
+        retarget(*c);
         break;
     }
   }

@@ -39,7 +39,7 @@ void PartitionCursor::start(const StartPlan& plan,
   // The assignment itself positions the consumer here: no seek is needed.
   fetch_next_ = plan.fetch;
   wants_seek_ = false;
-  sought_ = false;
+  expect_stale_ = false;
   verifying_jump_from_ = -1;
   waiting_from_ = waiting_to_ = -1;
   if (spool) {
@@ -52,7 +52,9 @@ void PartitionCursor::start(const StartPlan& plan,
     plan_open();
   } else {
     mode_ = PartitionMode::kSpooling;
-    if (floor_ >= 0 && spool_end_ < floor_) spool_end_ = spool_synced_ = floor_;  // stale spool
+    if (floor_ >= 0 && spool_end_ <= floor_) {
+      spool_first_ = spool_end_ = spool_synced_ = floor_;  // a stale spool: appends start here
+    }
     restart_batches(floor_);
   }
 }
@@ -96,8 +98,7 @@ void PartitionCursor::gate_closed() {
         fetch_from(spool_end_);
       } else {
         // Everything MariaDB lacks is read again from Kafka — into the spool this time.
-        if (spool_first_ < 0) spool_first_ = floor_;
-        spool_end_ = spool_synced_ = floor_;
+        spool_first_ = spool_end_ = spool_synced_ = floor_;
         fetch_from(floor_);
       }
     }
@@ -123,8 +124,8 @@ void PartitionCursor::plan_open() {
     // Nothing spooled that MariaDB lacks: straight from Kafka, from the floor.
     mode_ = PartitionMode::kDirect;
     if (floor_ >= 0) {
-      if (spool_end_ < floor_) spool_end_ = spool_synced_ = floor_;
-      if (spool_first_ < 0) spool_first_ = floor_;
+      // What the spool still holds below the floor is MariaDB's already: released.
+      if (spool_end_ <= floor_) spool_first_ = spool_end_ = spool_synced_ = floor_;
       fetch_from(floor_);
     }
     restart_batches(floor_ >= 0 ? floor_ : fetch_next_);
@@ -150,6 +151,7 @@ void PartitionCursor::fetch_from(int64_t offset) {
   if (offset < 0 || offset == fetch_next_) return;
   fetch_next_ = offset;
   wants_seek_ = true;
+  expect_stale_ = true;
   verifying_jump_from_ = -1;
 }
 
@@ -163,13 +165,21 @@ void PartitionCursor::restart_batches(int64_t offset) {
 Take PartitionCursor::take(int64_t offset, bool spool_full, bool fetch_paused) {
   if (fetch_next_ >= 0 && offset < fetch_next_) return Take::kStale;
   auto drop = [&] {
-    if (fetch_next_ < 0) fetch_next_ = offset;  // the start was unknown: it is here
-    if (floor_ < 0) floor_ = offset;
+    // With the start unknown, the offset of a dropped message says nothing about what lies
+    // before it: read again from the beginning of the log.
     wants_seek_ = true;
     return Take::kDrop;
   };
   if (wants_seek_ || fetch_paused) return drop();
-  const bool jump = fetch_next_ >= 0 && offset > fetch_next_ && verifying_jump_from_ != fetch_next_;
+  // The start is unknown (the broker could not say where the log begins): not even the first
+  // message is taken on trust.
+  if (fetch_next_ < 0 && mode_ != PartitionMode::kHalted && mode_ != PartitionMode::kWaiting &&
+      mode_ != PartitionMode::kOrphan) {
+    return Take::kJump;
+  }
+  // A jump is believed only when Kafka delivers the very same one again after a seek back.
+  const bool jump = fetch_next_ >= 0 && offset > fetch_next_ &&
+                    !(verifying_jump_from_ == fetch_next_ && verifying_jump_to_ == offset);
   switch (mode_) {
     case PartitionMode::kHalted:
     case PartitionMode::kWaiting:
@@ -195,7 +205,7 @@ Take PartitionCursor::take(int64_t offset, bool spool_full, bool fetch_paused) {
       break;
   }
   fetch_next_ = offset + 1;
-  sought_ = false;
+  expect_stale_ = false;
   verifying_jump_from_ = -1;
   if (floor_ < 0) floor_ = offset;
   return mode_ == PartitionMode::kSpooling || mode_ == PartitionMode::kDraining ? Take::kSpool
@@ -210,17 +220,33 @@ std::pair<int64_t, int64_t> PartitionCursor::jump_range(int64_t offset) const {
 PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64_t log_start,
                                                            bool claimed_elsewhere) {
   JumpOutcome out;
-  const auto [from, to] = jump_range(offset);
   if (log_start < 0) {
-    // The broker could not be asked: never guess. Read again from where we are, later.
+    // The broker could not be asked: never guess. Read again from where we are (or from the
+    // beginning, when even that is unknown), later.
     wants_seek_ = true;
     return out;
   }
+  if (fetch_next_ < 0) {
+    // The first message of a partition whose start was unknown: the log begins at log_start.
+    fetch_next_ = log_start;
+    if (floor_ < 0) floor_ = log_start;
+    if (batcher_.next_offset() < 0) batcher_.reset(log_start, generation_);
+    if (offset == log_start) {
+      fetch_next_ = offset + 1;
+      verifying_jump_from_ = -1;
+      out.take = mode_ == PartitionMode::kSpooling || mode_ == PartitionMode::kDraining
+                     ? Take::kSpool
+                     : Take::kBatch;
+      return out;
+    }
+  }
+  const auto [from, to] = jump_range(offset);
   if (log_start <= from) {
     // Kafka still has `from` yet delivered a later offset: offsets holding no records
     // (transaction markers, compaction) — or a fetch gone wrong. Look once more before
     // believing it: the same jump after a seek back is real.
     verifying_jump_from_ = from;
+    verifying_jump_to_ = offset;
     wants_seek_ = true;
     return out;
   }
@@ -230,7 +256,7 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64
     // The spool keeps the hole; the drain records it (asking the broker again then).
     if (offset <= log_start) {
       fetch_next_ = offset + 1;
-      sought_ = false;
+      expect_stale_ = false;
       verifying_jump_from_ = -1;
       out.take = Take::kSpool;
       return out;
@@ -258,7 +284,7 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64
   }
   if (offset == fetch_next_) {
     fetch_next_ = offset + 1;
-    sought_ = false;
+    expect_stale_ = false;
     out.take = Take::kBatch;
     return out;
   }
@@ -269,7 +295,7 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64
 
 void PartitionCursor::sought() {
   wants_seek_ = false;
-  sought_ = true;
+  expect_stale_ = true;
 }
 
 // --- The spool ---------------------------------------------------------------------------------
@@ -280,14 +306,9 @@ void PartitionCursor::spooled(int64_t offset, int64_t timestamp_ms) {
   spool_newest_ms_ = timestamp_ms;
 }
 
-void PartitionCursor::spool_released(int64_t below) {
-  if (spool_first_ < 0) return;
-  spool_first_ = std::min(std::max(spool_first_, below), std::max(spool_end_, spool_first_));
-}
-
-int64_t PartitionCursor::releasable_below() const {
-  if (!database_known_ || floor_ < 0 || spool_first_ < 0) return -1;
-  return spool_first_ < floor_ ? floor_ : -1;
+bool PartitionCursor::orphan_done() const {
+  return mode_ == PartitionMode::kOrphan && database_known_ && floor_ >= spool_end_ &&
+         batcher_.empty();
 }
 
 PartitionCursor::JumpOutcome PartitionCursor::resolve_spool_hole(int64_t next, int64_t log_start,
@@ -295,20 +316,35 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_spool_hole(int64_t next, i
   JumpOutcome out;
   const int64_t from = drain_next_;
   if (log_start < 0) return out;  // cannot tell now: try again later
+  const bool orphan = mode_ == PartitionMode::kOrphan;
   if (log_start > from) {
-    if (claimed_elsewhere && mode_ != PartitionMode::kOrphan) {
-      mode_ = PartitionMode::kWaiting;
-      waiting_from_ = from;
-      waiting_to_ = std::min(log_start, next);
-      wants_seek_ = true;
+    if (claimed_elsewhere) {
+      // Another spool may hold what Kafka lost: wait until MariaDB has passed it.
+      if (!orphan) {
+        mode_ = PartitionMode::kWaiting;
+        waiting_from_ = from;
+        waiting_to_ = std::min(log_start, next);
+        wants_seek_ = true;
+      }
       return out;
     }
     out.expired_from = from;
     out.expired_to = std::min(log_start, next);
+    drain_next_ = out.expired_to;
+    if (drain_next_ == next) {
+      out.take = Take::kBatch;
+      return out;
+    }
   }
-  // Otherwise the offsets hold no records: a jump spooled only after a second look at Kafka.
-  drain_next_ = next;
-  out.take = Take::kBatch;
+  // Kafka still has [drain_next, next) but the spool does not: released while MariaDB held
+  // them (it has lost them since — a restore, a server that lags), or offsets holding no
+  // records. Read them again from Kafka before the spool goes on. An orphan cannot: the
+  // partition's owner writes them, and the orphan looks again later.
+  if (!orphan) {
+    mode_ = PartitionMode::kRefill;
+    refill_end_ = next;
+    fetch_from(drain_next_);
+  }
   return out;
 }
 
@@ -329,6 +365,12 @@ bool PartitionCursor::advance() {
       if (drain_next_ >= spool_end_ && spool_synced_ >= spool_end_) {
         // Everything spooled is batched and durable: live events flow directly from here.
         mode_ = PartitionMode::kDirect;
+        if (fetch_next_ > spool_end_) {
+          // Kafka was sought past an expired range the spool never got an event after: the
+          // next message must explain the jump from here (and the range be recorded).
+          fetch_next_ = spool_end_;
+          verifying_jump_from_ = -1;
+        }
         return true;
       }
       break;

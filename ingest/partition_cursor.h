@@ -79,6 +79,8 @@ class PartitionCursor {
   int64_t spool_first() const { return spool_first_; }
   int64_t spool_end() const { return spool_end_; }
   int64_t spool_synced() const { return spool_synced_; }
+  /// The spool holds events of the partition that MariaDB may lack ([spool_first, spool_end)).
+  /// Events below the floor may still be on disk until the pipeline releases them.
   bool spool_holds_events() const { return spool_first_ >= 0 && spool_first_ < spool_end_; }
   /// An expired range [waiting_from, waiting_to) that some spool may hold (kWaiting).
   int64_t waiting_from() const { return waiting_from_; }
@@ -121,12 +123,15 @@ class PartitionCursor {
   JumpOutcome resolve_jump(int64_t offset, int64_t log_start, bool claimed_elsewhere);
   /// The offsets [from, to) this jump would cross (for the claims check), by mode.
   std::pair<int64_t, int64_t> jump_range(int64_t offset) const;
-  /// True while the cursor may not take messages until a seek to fetch_next succeeded.
+  /// True while the cursor may not take messages until a seek to fetch_next succeeded — to the
+  /// beginning of the log when fetch_next is still unknown (-1).
   bool wants_seek() const { return wants_seek_; }
   /// The seek to fetch_next took effect: older messages may still come once (stale).
   void sought();
+  /// Asks for a seek to where the partition stands (a fetch that stopped making progress).
+  void seek_again() { wants_seek_ = true; }
   /// Nothing was taken since the last seek: a stale message is expected, not a rewound log.
-  bool expecting_stale() const { return sought_; }
+  bool expecting_stale() const { return expect_stale_; }
 
   // --- The spool ----------------------------------------------------------------------------
 
@@ -134,16 +139,15 @@ class PartitionCursor {
   void spooled(int64_t offset, int64_t timestamp_ms);
   /// Everything appended so far is synced.
   void spool_synced_all() { spool_synced_ = spool_end_; }
-  /// The spool released everything below `below`.
-  void spool_released(int64_t below);
-  /// Where the spool should be released up to (MariaDB holds everything below), or -1.
-  int64_t releasable_below() const;
+  /// An orphan whose spooled events MariaDB all holds now: it can go.
+  bool orphan_done() const;
   /// A spooled event was batched while draining.
   void drained(int64_t offset) { drain_next_ = offset + 1; }
-  /// Draining found a hole in the spool at [drain_next, next) (offsets Kafka never delivered:
-  /// expired while spooled, or holding no records). Returns the expired part to dead-letter
-  /// (empty when none) and moves the drain past the hole — unless another spool may hold it,
-  /// then the partition waits.
+  /// Draining found a hole in the spool at [drain_next, next). What expired from Kafka is
+  /// returned to dead-letter (unless another spool may hold it: then the partition waits);
+  /// what Kafka still has is read again from it (kRefill up to `next`), since the spool may
+  /// have released it while MariaDB held it. Returns kBatch when the event at `next` may be
+  /// batched now.
   JumpOutcome resolve_spool_hole(int64_t next, int64_t log_start, bool claimed_elsewhere);
   int64_t spool_newest_timestamp_ms() const { return spool_newest_ms_; }
 
@@ -187,9 +191,11 @@ class PartitionCursor {
   bool database_known_ = false;
   int64_t fetch_next_ = -1;
   bool wants_seek_ = false;
-  bool sought_ = false;  ///< since the last seek nothing was taken: stale messages are normal
-  /// A jump from this offset was sent back for a second look; the same jump again is real.
-  int64_t verifying_jump_from_ = -1;
+  /// Moved (or sought) since the last message taken: older messages are normal, not a log
+  /// rewound under us.
+  bool expect_stale_ = false;
+  /// A jump [from, to) was sent back for a second look; the very same jump again is real.
+  int64_t verifying_jump_from_ = -1, verifying_jump_to_ = -1;
 
   int64_t spool_first_ = -1;
   int64_t spool_end_ = -1;

@@ -158,10 +158,11 @@ void Pipeline::step(milliseconds max_wait) {
   look_again();
   const bool full = spool_full();
   flow_.apply(*source_, cursors_, in_flight_bytes_, full);
-  // Wake for the nearest batch deadline so a quiet partition flushes on time.
+  // Wake for the nearest batch deadline so a quiet partition flushes on time (with the gate
+  // not open nothing is dispatched: a due batch then must not make the loop spin).
   auto timeout = max_wait;
   for (auto& [key, c] : cursors_) {
-    if (auto d = c->batcher().deadline()) {
+    if (auto d = c->batcher().deadline(); d && gate_.open()) {
       timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(*d - clock_.now()));
     }
   }
@@ -381,7 +382,17 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     auto& tp = assigned[i];
     const PartitionKey key{tp.topic, tp.partition};
     StartFacts facts;
-    const auto spooled = spool_.partition(tp.topic, tp.partition);
+    auto spooled = spool_.partition(tp.topic, tp.partition);
+    auto& slot = cursors_[key];  // an orphan of this partition is adopted again
+    if (slot && slot->spool_holds_events()) {
+      // Appended but not synced yet (the disk refuses for now): they are spooled all the same,
+      // and the spool commits them once it can. Kafka must go on after them.
+      if (!spooled) {
+        spooled.emplace();
+        spooled->first_offset = slot->spool_first();
+      }
+      spooled->last_offset = std::max(spooled->last_offset, slot->spool_end() - 1);
+    }
     if (spooled) facts.spool = StartFacts::Spooled{spooled->first_offset, spooled->last_offset};
     if (stored_known) {
       const auto& topic_offsets = stored[tp.topic];
@@ -390,8 +401,16 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
       }
     }
     facts.group = committed[i].offset;
+    if (!facts.spool && !facts.database && facts.group < 0) {
+      // Nowhere known: the earliest offset Kafka has — asked, so that the first event
+      // delivered is checked against it like any other.
+      int64_t high = -1;
+      if (!source_->watermarks(tp.topic, tp.partition, facts.log_start, high,
+                               std::chrono::seconds(5))) {
+        facts.log_start = -1;
+      }
+    }
     const auto plan = decide_start(facts);
-    auto& slot = cursors_[key];  // an orphan of this partition is adopted again
     if (!slot) {
       slot =
           std::make_unique<PartitionCursor>(tp.topic, tp.partition, limits_, clock_, &rows_pool_);
@@ -423,7 +442,7 @@ void Pipeline::on_revoke(const std::vector<TopicPartition>& revoked) {
     committer_.forget(key);
     const auto it = cursors_.find(key);
     if (it == cursors_.end()) continue;
-    if (spool_.partition(key.first, key.second)) {
+    if (it->second->spool_holds_events() || spool_.partition(key.first, key.second)) {
       // Its spooled events stay ours to drain under the compare-and-set, or to release once
       // MariaDB has passed them (invariant 9): an orphan until then.
       it->second->become_orphan();
@@ -673,18 +692,19 @@ void Pipeline::advance_partitions() {
       }
       publish_status(true);
     }
-    if (const int64_t below = c.releasable_below(); below >= 0) {
-      // MariaDB has these now: reclaim their space in the spool.
-      if (auto st = spool_.release(c.topic(), c.partition(), below); st) {
-        c.spool_released(below);
-      } else {
-        uint64_t suppressed = 0;
-        if (spool_error_log_.allow(suppressed)) {
-          logger("spool")->error("{} ({} similar suppressed)", st.message(), suppressed);
+    if (c.database_known() && c.floor() > 0) {
+      // MariaDB holds everything below the floor: reclaim its space in the spool.
+      const auto spooled = spool_.partition(c.topic(), c.partition());
+      if (spooled && spooled->first_offset < c.floor()) {
+        if (auto st = spool_.release(c.topic(), c.partition(), c.floor()); !st) {
+          uint64_t suppressed = 0;
+          if (spool_error_log_.allow(suppressed)) {
+            logger("spool")->error("{} ({} similar suppressed)", st.message(), suppressed);
+          }
         }
       }
     }
-    if (c.mode() == PartitionMode::kOrphan && !c.spool_holds_events() && c.batcher().empty()) {
+    if (c.orphan_done()) {
       logger("ingest")->info("{}/{}: spooled events of a partition that moved away are in MariaDB",
                              c.topic(), c.partition());
       it = cursors_.erase(it);
@@ -775,10 +795,10 @@ void Pipeline::drain() {
         const int64_t low = log_start(c.topic(), c.partition());
         const auto out =
             c.resolve_spool_hole(e.offset, low, low > from && claimed_elsewhere(c, from, e.offset));
-        if (out.take == Take::kDrop) break;
         if (out.expired_from < out.expired_to) {
           record_gap(c, out.expired_from, out.expired_to, " while spooled");
         }
+        if (out.take == Take::kDrop) break;  // waiting, or read again from Kafka first
       }
       batch_event(c, e.offset, e.timestamp_ms, e.payload);
       c.drained(e.offset);

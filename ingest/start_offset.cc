@@ -50,6 +50,8 @@ StartPlan decide_start(const StartFacts& facts) {
   } else if (facts.group >= 0) {
     plan.fetch = plan.floor = facts.group;
     plan.source = StartSource::kGroup;
+  } else if (facts.log_start >= 0) {
+    plan.fetch = plan.floor = facts.log_start;
   }
   return plan;
 }

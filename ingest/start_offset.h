@@ -36,10 +36,13 @@ struct StartFacts {
   std::optional<int64_t> database;
   /// The group's committed offset, or a negative value when it has none or it is unknown.
   int64_t group = -1;
+  /// Where the partition's log starts now (asked only when nothing above is known), or -1.
+  int64_t log_start = -1;
 };
 
 struct StartPlan {
-  /// Next offset to read from Kafka, or -1 for "the earliest it has" (auto.offset.reset).
+  /// Next offset to read from Kafka, or -1 for "the earliest it has" when even that could not
+  /// be asked (the first event Kafka delivers then sets it).
   int64_t fetch = -1;
   /// Lowest offset MariaDB is not known to hold, or -1 when unknown until the first event.
   int64_t floor = -1;
@@ -54,7 +57,8 @@ struct StartPlan {
 /// written from MariaDB's position when known (it may lie inside the spool, below it — then that
 /// range comes again from Kafka first — or past it, when another owner wrote further: the spool
 /// is then stale and Kafka continues from MariaDB). Without a spool: sluice_offsets, else the
-/// group's committed offset, else the earliest offset.
+/// group's committed offset, else the earliest offset — named, when the broker said where the
+/// log starts, so that even the first event is checked against it.
 StartPlan decide_start(const StartFacts& facts);
 
 }  // namespace sluice::ingest

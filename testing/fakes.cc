@@ -24,6 +24,13 @@ int64_t FakeKafka::produce(const std::string& topic, int32_t partition, std::str
   return log.end() - 1;
 }
 
+int64_t FakeKafka::produce_marker(const std::string& topic, int32_t partition) {
+  auto& log = logs_[{topic, partition}];
+  log.payloads.emplace_back();
+  log.timestamps.push_back(-2);
+  return log.end() - 1;
+}
+
 void FakeKafka::expire_below(const std::string& topic, int32_t partition, int64_t offset) {
   auto& log = logs_[{topic, partition}];
   const auto drop = static_cast<size_t>(std::clamp<int64_t>(offset - log.start, 0, log.end()));
@@ -70,6 +77,7 @@ void FakeKafka::join(FakeSource* source) {
     }
     m.source = source;
     for (const auto& p : m.owned) source->pending_assign_.push_back(p);
+    deliver_pending_assignments();  // what was on its way to it when it went down
     return;
   }
   members_.push_back({source->instance_id_, source, {}});
@@ -80,7 +88,8 @@ void FakeKafka::leave(FakeSource* source, bool crashed) {
   for (auto it = members_.begin(); it != members_.end(); ++it) {
     if (it->source != source) continue;
     if (crashed) {
-      it->source = nullptr;  // keeps its partitions until its session expires
+      it->source = nullptr;           // keeps its partitions until its session expires
+      deliver_pending_assignments();  // revokes it had not run yet no longer hold anything
       return;
     }
     members_.erase(it);
@@ -210,7 +219,14 @@ Status FakeSource::poll(std::chrono::milliseconds timeout, size_t max,
     if (paused_.contains(key)) return;
     const auto& log = kafka_.logs_[key];
     f.position = std::max(f.position, log.start);  // out of range: auto.offset.reset=earliest
-    while (f.ready.size() < kPrefetch && f.position < log.end()) f.ready.push_back(f.position++);
+    if (auto lost = kafka_.lost_fetch_.find(key); lost != kafka_.lost_fetch_.end()) {
+      f.position = std::min(f.position + lost->second, log.end());  // a fetch gone wrong
+      kafka_.lost_fetch_.erase(lost);
+    }
+    while (f.ready.size() < kPrefetch && f.position < log.end()) {
+      const int64_t o = f.position++;
+      if (log.timestamps[static_cast<size_t>(o - log.start)] != -2) f.ready.push_back(o);
+    }
   };
   bool progress = true;
   while (out.size() < max && progress) {
@@ -284,14 +300,17 @@ Status FakeSource::seek(const std::vector<TopicPartition>& partitions) {
                            ": Local: Unknown partition");
     }
     Fetch& f = it->second;
+    const int64_t target = tp.offset == ingest::kOffsetBeginning
+                               ? kafka_.logs_[{tp.topic, tp.partition}].start
+                               : tp.offset;
     // librdkafka purges what it prefetched; messages below the new position that were already
     // on their way may still arrive once (stale), never ones at or past it.
     std::deque<int64_t> stale;
     for (const int64_t o : f.ready) {
-      if (o < tp.offset) stale.push_back(o);
+      if (o < target) stale.push_back(o);
     }
     f.ready = std::move(stale);
-    f.position = tp.offset;
+    f.position = target;
   }
   return Status::ok();
 }
@@ -355,6 +374,7 @@ void FakeDatabase::copy_from(const FakeDatabase& other) {
   std::scoped_lock lock(mu_, other.mu_);
   next_offset_ = other.next_offset_;
   stored_ = other.stored_;
+  reasons_ = other.reasons_;
   dead_letters_ = other.dead_letters_;
 }
 
@@ -378,6 +398,13 @@ int64_t FakeDatabase::next_offset(const std::string& topic, int32_t partition) c
   std::lock_guard lock(mu_);
   const auto it = next_offset_.find({topic, partition});
   return it == next_offset_.end() ? -1 : it->second;
+}
+
+std::map<int64_t, std::string> FakeDatabase::dead_letter_reasons(const std::string& topic,
+                                                                 int32_t partition) const {
+  std::lock_guard lock(mu_);
+  const auto it = reasons_.find({topic, partition});
+  return it == reasons_.end() ? std::map<int64_t, std::string>{} : it->second;
 }
 
 size_t FakeDatabase::dead_letters() const {
@@ -495,6 +522,7 @@ WriteResult FakeSession::write(storage::Batch& batch) {
   stored.insert(stored.end(), offsets.begin(), offsets.end());
   db_.next_offset_[key] = batch.end_offset;
   db_.dead_letters_ += batch.dead_letters.size();
+  for (const auto& d : batch.dead_letters) db_.reasons_[key][d.offset] = d.reason;
   result.dead_letters = batch.dead_letters.size();
   result.outcome = WriteOutcome::kCommitted;
   --db_.open_transactions_;

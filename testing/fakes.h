@@ -45,6 +45,13 @@ class FakeKafka {
   /// Appends to a partition's log; returns the message's offset.
   int64_t produce(const std::string& topic, int32_t partition, std::string payload,
                   int64_t timestamp_ms = 1'700'000'000'000);
+  /// Appends an offset that holds no record (a transaction marker): never delivered.
+  int64_t produce_marker(const std::string& topic, int32_t partition);
+  /// The next fetch of a partition by any consumer goes wrong once: `n` offsets are skipped
+  /// (they are still in the log). The pipeline must notice and read them again.
+  void lose_next_fetch(const std::string& topic, int32_t partition, int64_t n) {
+    lost_fetch_[{topic, partition}] = n;
+  }
   /// Deletes the log below `offset` (retention), so those offsets are gone unread.
   void expire_below(const std::string& topic, int32_t partition, int64_t offset);
   /// The partitions the group consumes (its subscription); a change rebalances.
@@ -69,7 +76,7 @@ class FakeKafka {
   struct Log {
     int64_t start = 0;  ///< log start offset (retention)
     std::vector<std::string> payloads;
-    std::vector<int64_t> timestamps;
+    std::vector<int64_t> timestamps;  ///< -2 marks an offset holding no record
     int64_t end() const { return start + static_cast<int64_t>(payloads.size()); }
   };
   const Log& log(const std::string& topic, int32_t partition) { return logs_[{topic, partition}]; }
@@ -101,6 +108,7 @@ class FakeKafka {
   std::map<PartitionKey, std::string> target_;  ///< the assignment being moved towards
   Protocol protocol_ = Protocol::kCooperative;
   std::map<Call, int> failures_;
+  std::map<PartitionKey, int64_t> lost_fetch_;
 };
 
 /// A consumer of FakeKafka, as librdkafka behaves for the pipeline: it joins the group on its
@@ -179,6 +187,9 @@ class FakeDatabase {
   std::vector<int64_t> stored(const std::string& topic, int32_t partition) const;
   int64_t next_offset(const std::string& topic, int32_t partition) const;  ///< -1 when no row
   size_t dead_letters() const;
+  /// A partition's dead letters: offset → reason.
+  std::map<int64_t, std::string> dead_letter_reasons(const std::string& topic,
+                                                     int32_t partition) const;
   int connections() const;
   int open_transactions() const;
   /// Sessions have a transaction open and are blocked by hold_writes.
@@ -201,6 +212,7 @@ class FakeDatabase {
   size_t dead_letters_ = 0;
   std::map<PartitionKey, int64_t> next_offset_;
   std::map<PartitionKey, std::vector<int64_t>> stored_;
+  std::map<PartitionKey, std::map<int64_t, std::string>> reasons_;
 };
 
 /// One session (connection) to FakeDatabase, as MariaDbSink would behave.

@@ -19,6 +19,7 @@ namespace sluice::ingest {
 namespace {
 
 using namespace std::chrono_literals;
+using storage::Batch;
 using testing::EventFactory;
 using testing::FakeDatabase;
 using testing::FakeKafka;
@@ -68,6 +69,7 @@ class PipelineTest : public ::testing::Test {
       return std::make_unique<FakeSession>(m.host == "new-primary" ? new_primary_ : db_);
     };
     parts.spool = std::move(spool);
+    if (claims_) parts.claimed_elsewhere = claims_;
     pipeline_ = std::make_unique<Pipeline>(config_, std::move(parts), clock_);
     return pipeline_->start();
   }
@@ -189,6 +191,7 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<Pipeline> pipeline_;
   uint64_t produced_[kPartitions] = {};
   size_t commits_checked_ = 0;
+  std::function<bool(const std::string&, int32_t, int64_t, int64_t)> claims_;
 };
 
 TEST_F(PipelineTest, RunningStoresEveryEventOnceInOrderAndCommitsKafkaAfterTheDatabase) {
@@ -570,6 +573,245 @@ TEST_F(PipelineTest, TransientErrorsAreRetriedWithoutLeavingRunning) {
   expect_exact();
   EXPECT_EQ(states, std::set<std::string>{"running"});
   EXPECT_EQ(spool_->commits(), 0);
+}
+
+// --- Failover to a server that lags, restores, expiry -------------------------------------------
+
+TEST_F(PipelineTest, FailoverToAServerThatLagsRefillsFromKafkaBeforeTheSpoolDrains) {
+  ASSERT_TRUE(start());
+  produce(13);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  produce(20);  // spooled while paused
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  // The new primary is a replica that lags: it has only the first 5 events of each partition.
+  new_primary_.copy_from(db_);
+  for (int32_t p = 0; p < kPartitions; ++p) new_primary_.truncate(kTopic, p, 5);
+  MariaDbConfig moved = config_.mariadb;
+  moved.host = "new-primary";
+  auto retargeted = pipeline_->request_retarget(moved);
+  ASSERT_TRUE(wait(retargeted));
+  ASSERT_TRUE(resume());
+  produce(4);  // live events arrive behind the spool
+  ASSERT_TRUE(run_until([&] {
+    return new_primary_.next_offset(kTopic, 0) == 37 && new_primary_.next_offset(kTopic, 1) == 37;
+  }));
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    std::vector<int64_t> want(37);
+    std::iota(want.begin(), want.end(), 0);
+    EXPECT_EQ(new_primary_.stored(kTopic, p), want) << "partition " << p;
+  }
+  ASSERT_TRUE(run_until([&] { return state() == "running" && spool_->totals().events == 0; }));
+  EXPECT_GE(pipeline_->stats().refilled.load(), 16u) << "offsets 5..12 came again from Kafka";
+}
+
+TEST_F(PipelineTest, ARestoreFromABackupWhileRunningIsFilledAgainFromKafka) {
+  ASSERT_TRUE(start());
+  produce(30);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  // A DBA restores last night's dump: the partitions' rows and offsets go back to 10.
+  for (int32_t p = 0; p < kPartitions; ++p) db_.truncate(kTopic, p, 10);
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+}
+
+TEST_F(PipelineTest, ExpiredWhilePausedAndStoppedIsRecordedAsAGapAndNothingElseIsLost) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause("long maintenance"));
+  ASSERT_TRUE(run_until(
+      [&] { return kafka_.committed(kTopic, 0) == 5 && kafka_.committed(kTopic, 1) == 5; }));
+  auto survivor = crash();  // stopped for days, still paused
+  produce(20);
+  for (int32_t p = 0; p < kPartitions; ++p) kafka_.expire_below(kTopic, p, 15);
+  ASSERT_TRUE(start(std::move(survivor)));
+  EXPECT_EQ(state(), "paused");
+  ASSERT_TRUE(
+      run_until([&] { return spool_->holds(kTopic, 0, 24) && spool_->holds(kTopic, 1, 24); }));
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    // 0..4 written before; [5, 15) expired unread: one kafka_gap dead letter at 5; then 15..24.
+    std::vector<int64_t> want = {0, 1, 2, 3, 4, 5};
+    for (int64_t o = 15; o < 25; ++o) want.push_back(o);
+    EXPECT_EQ(db_.stored(kTopic, p), want) << "partition " << p;
+    const auto reasons = db_.dead_letter_reasons(kTopic, p);
+    ASSERT_EQ(reasons.size(), 1u);
+    EXPECT_NE(reasons.at(5).find("kafka_gap: offsets [5, 15)"), std::string::npos) << reasons.at(5);
+  }
+  EXPECT_EQ(pipeline_->stats().expired_offsets.load(), 20u);
+  EXPECT_EQ(pipeline_->status().gaps.size(), 2u);
+}
+
+TEST_F(PipelineTest, AnExpiredRangeAnotherSpoolMayHoldWaitsInsteadOfBeingDeclaredLost) {
+  bool claimed = true;
+  claims_ = [&](const std::string&, int32_t, int64_t, int64_t) { return claimed; };
+  produce(10);
+  for (int32_t p = 0; p < kPartitions; ++p) kafka_.expire_below(kTopic, p, 4);
+  // sluice_offsets says 2: offsets 2 and 3 are gone from Kafka, and another spool claims them.
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    Batch b;
+    b.topic = kTopic;
+    b.partition = p;
+    b.base_offset = 0;
+    b.end_offset = 2;
+    FakeSession seed(db_);
+    ASSERT_EQ(seed.write(b).outcome, storage::WriteOutcome::kCommitted);
+  }
+  ASSERT_TRUE(start());
+  run_rounds(100, 100ms);
+  EXPECT_EQ(db_.next_offset(kTopic, 0), 2) << "declared lost while a spool may hold it";
+  EXPECT_TRUE(run_until([&] { return pipeline_->status().partitions[0].mode == "waiting"; }));
+  claimed = false;  // that instance is gone for good and its spool declared lost
+  ASSERT_TRUE(run_until([&] { return all_stored(); }, 100ms));
+  EXPECT_NE(db_.dead_letter_reasons(kTopic, 0).at(2).find("kafka_gap: offsets [2, 4)"),
+            std::string::npos);
+}
+
+// --- Kafka's own behaviour: jumps, markers, failing calls, rebalances ----------------------------
+
+TEST_F(PipelineTest, AJumpKafkaStillHasIsReadAgainNotSkipped) {
+  ASSERT_TRUE(start());
+  produce(3);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  kafka_.lose_next_fetch(kTopic, 0, 4);  // the fetcher skips 4 offsets once
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  EXPECT_EQ(db_.dead_letters(), 0u);
+}
+
+TEST_F(PipelineTest, APartitionThatStopsMovingWithLagIsSoughtAgainNotLeftStalled) {
+  ASSERT_TRUE(start());
+  produce(3);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  kafka_.lose_next_fetch(kTopic, 0, 2);  // the last two events are lost by a fetch...
+  produce(2);                            // ...and nothing comes after them to tell
+  run_rounds(20, 100ms);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }, 1000ms)) << "stalled silently";
+  expect_exact();
+}
+
+TEST_F(PipelineTest, OffsetsHoldingNoRecordsAreCoveredAfterASecondLook) {
+  ASSERT_TRUE(start());
+  produce(3);
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    kafka_.produce_marker(kTopic, p);  // transaction markers: offsets without records
+    kafka_.produce_marker(kTopic, p);
+  }
+  for (int i = 0; i < 4; ++i) {
+    for (int32_t p = 0; p < kPartitions; ++p) {
+      kafka_.produce(kTopic, p, EventFactory::good(3, 0, static_cast<uint32_t>(p), 100 + i));
+    }
+  }
+  ASSERT_TRUE(run_until(
+      [&] { return db_.next_offset(kTopic, 0) == 9 && db_.next_offset(kTopic, 1) == 9; }));
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(db_.stored(kTopic, p), (std::vector<int64_t>{0, 1, 2, 5, 6, 7, 8}));
+  }
+  EXPECT_EQ(db_.dead_letters(), 0u) << "offsets without records are not lost events";
+}
+
+TEST_F(PipelineTest, FailingSeeksPausesAndResumesAreRetriedAndLoseNothing) {
+  config_.batch.max_bytes = 1024;  // the in-flight bound is reached quickly
+  ASSERT_TRUE(start());
+  db_.hold_writes(true);
+  produce(100);
+  ASSERT_TRUE(run_until([&] { return db_.writes_waiting(); }));
+  kafka_.fail_next(FakeKafka::Call::kPause, 3);
+  run_rounds(20, 1000ms);  // MariaDB stays stuck: fetching is paused (after three failures)
+  ASSERT_TRUE(run_until([&] { return pipeline_->status().fetch_paused; }));
+  ASSERT_TRUE(run_until([&] { return !source_->fetching(kTopic, 0); }));
+  kafka_.fail_next(FakeKafka::Call::kSeek, 3);
+  kafka_.fail_next(FakeKafka::Call::kResume, 3);
+  db_.hold_writes(false);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  EXPECT_TRUE(
+      run_until([&] { return source_->fetching(kTopic, 0) && source_->fetching(kTopic, 1); }));
+  produce(5);  // and what comes next is read from exactly where each partition stood
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+}
+
+TEST_F(PipelineTest, ARebalanceWhilePausedForBackpressureLeavesNoPartitionPausedInKafka) {
+  for (auto protocol : {FakeKafka::Protocol::kCooperative, FakeKafka::Protocol::kEager}) {
+    SCOPED_TRACE(protocol == FakeKafka::Protocol::kEager ? "eager" : "cooperative");
+    if (pipeline_) pipeline_->shutdown();
+    pipeline_.reset();
+    kafka_ = FakeKafka();
+    db_.copy_from(FakeDatabase());
+    std::fill(std::begin(produced_), std::end(produced_), 0);
+    commits_checked_ = 0;
+    kafka_.set_protocol(protocol);
+    kafka_.set_assignment({{kTopic, 0}});
+    config_.batch.max_bytes = 1024;
+    ASSERT_TRUE(start());
+    db_.hold_writes(true);
+    produce(100);
+    ASSERT_TRUE(run_until([&] { return db_.writes_waiting(); }));
+    run_rounds(20, 1000ms);
+    ASSERT_TRUE(run_until([&] { return !source_->fetching(kTopic, 0); }));
+    // A rebalance: the topic grows a partition (or another member comes and goes).
+    kafka_.set_assignment({{kTopic, 0}, {kTopic, 1}});
+    run_rounds(5);
+    db_.hold_writes(false);
+    produce(20);
+    ASSERT_TRUE(run_until([&] { return all_stored(); }))
+        << "a partition still paused in Kafka stalls silently";
+    expect_exact();
+  }
+}
+
+TEST_F(PipelineTest, ACooperativeRebalanceMidBatchHandsPartitionsOverExactly) {
+  ASSERT_TRUE(start());
+  produce(25);
+  run_rounds(3);
+  // Another instance joins the group (its own pipeline, sharing Kafka and MariaDB).
+  MemorySpool other_spool;
+  Config other_config = config_;
+  other_config.kafka.instance_id = "sluice-2";
+  PipelineParts parts;
+  parts.source = [this](SourceHandler handler) -> Result<std::unique_ptr<EventSource>> {
+    return std::unique_ptr<EventSource>(
+        std::make_unique<FakeSource>(kafka_, std::move(handler), "sluice-2"));
+  };
+  parts.sinks = [this](const MariaDbConfig&) { return std::make_unique<FakeSession>(db_); };
+  parts.spool = std::make_unique<MemorySpool>();
+  Pipeline other(other_config, std::move(parts), clock_);
+  ASSERT_TRUE(other.start());
+  produce(25);
+  ASSERT_TRUE(run_until([&] {
+    other.step(1ms);
+    return all_stored();
+  }));
+  expect_exact();
+  EXPECT_NE(kafka_.owner({kTopic, 0}), kafka_.owner({kTopic, 1})) << "one partition each";
+  other.shutdown();
+}
+
+TEST_F(PipelineTest, AsyncCommitsCountOnlyOnceAcknowledgedAndRefusedOnesAreSentAgain) {
+  ASSERT_TRUE(start());
+  kafka_.fail_next(FakeKafka::Call::kCommit, 2);
+  produce(12);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(run_until([&] {
+    const auto parts = pipeline_->status().partitions;
+    return kafka_.committed(kTopic, 0) == 12 && kafka_.committed(kTopic, 1) == 12 &&
+           parts.size() == 2 && parts[0].kafka_committed == 12 && parts[1].kafka_committed == 12;
+  }));
+}
+
+TEST_F(PipelineTest, AFatalConsumerErrorStopsTheLoopWithTheReason) {
+  ASSERT_TRUE(start());
+  produce(3);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  source_->fail_fatally("FENCED_INSTANCE_ID");
+  run_rounds(2);
+  ASSERT_FALSE(pipeline_->failed());
+  EXPECT_NE(pipeline_->failed().message().find("FENCED_INSTANCE_ID"), std::string::npos);
 }
 
 TEST_F(PipelineTest, FatalDatabaseErrorAtStartUpStopsWithTheReason) {

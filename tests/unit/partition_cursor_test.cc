@@ -1,0 +1,194 @@
+// One partition's state machine, driven directly: its modes, positions and the decisions it
+// hands the pipeline (take, drop, seek, jump), with no I/O around it.
+
+#include "ingest/partition_cursor.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice::ingest {
+namespace {
+
+class PartitionCursorTest : public ::testing::Test {
+ protected:
+  ManualClock clock_;
+  PartitionCursor cursor_{"t", 0, BatchLimits{}, clock_, nullptr};
+
+  static std::optional<storage::SpoolPartition> spool(int64_t first, int64_t last) {
+    storage::SpoolPartition p;
+    p.first_offset = first;
+    p.last_offset = last;
+    p.events = static_cast<uint64_t>(last - first + 1);
+    return p;
+  }
+  static StartPlan plan(int64_t fetch, int64_t floor, bool known) {
+    StartPlan p;
+    p.fetch = fetch;
+    p.floor = floor;
+    p.database_known = known;
+    return p;
+  }
+  /// Takes `n` messages from `from` on, expecting `want` for each.
+  void take(int64_t from, int n, Take want) {
+    for (int64_t o = from; o < from + n; ++o) {
+      ASSERT_EQ(cursor_.take(o, false, false), want) << "offset " << o;
+      if (want == Take::kBatch) cursor_.batcher().add_dead_letter(o, "x", "");
+      if (want == Take::kSpool) cursor_.spooled(o, -1);
+    }
+  }
+};
+
+TEST_F(PartitionCursorTest, DirectTakesEveryOffsetInOrderAndIgnoresStaleOnes) {
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kDirect);
+  take(10, 5, Take::kBatch);
+  EXPECT_EQ(cursor_.take(12, false, false), Take::kStale);
+  EXPECT_EQ(cursor_.fetch_next(), 15);
+}
+
+TEST_F(PartitionCursorTest, ADroppedMessageWantsASeekBackBeforeAnythingMoreIsTaken) {
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  take(10, 2, Take::kBatch);
+  EXPECT_EQ(cursor_.take(12, false, /*fetch_paused=*/true), Take::kDrop);
+  EXPECT_TRUE(cursor_.wants_seek());
+  EXPECT_EQ(cursor_.take(13, false, false), Take::kDrop) << "not before the seek";
+  cursor_.sought();
+  EXPECT_EQ(cursor_.fetch_next(), 12);
+  take(12, 1, Take::kBatch);
+}
+
+TEST_F(PartitionCursorTest, ClosingHaltsDirectPartitionsAndRewindsThemToTheFloor) {
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  take(10, 5, Take::kBatch);
+  cursor_.written(12, -1);  // MariaDB has [10, 12); [12, 15) was in flight and is dropped
+  cursor_.gate_closing();
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kHalted);
+  EXPECT_EQ(cursor_.take(15, false, false), Take::kDrop);
+  cursor_.gate_closed();
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kSpooling);
+  EXPECT_EQ(cursor_.fetch_next(), 12);
+  EXPECT_TRUE(cursor_.wants_seek());
+  cursor_.sought();
+  take(12, 3, Take::kSpool);
+  EXPECT_EQ(cursor_.spool_first(), 12);
+  EXPECT_EQ(cursor_.spool_end(), 15);
+}
+
+TEST_F(PartitionCursorTest, OpeningDrainsTheSpoolWhileKafkaAppendsBehindItThenGoesDirect) {
+  cursor_.start(plan(20, 10, true), spool(10, 19), true);
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kDraining);
+  EXPECT_EQ(cursor_.drain_next(), 10);
+  EXPECT_EQ(cursor_.fetch_next(), 20);
+  take(20, 2, Take::kSpool);  // live events go behind the spooled ones
+  cursor_.spool_synced_all();
+  for (int64_t o = 10; o < 22; ++o) cursor_.drained(o);
+  EXPECT_TRUE(cursor_.advance());
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kDirect);
+  take(22, 1, Take::kBatch);
+}
+
+TEST_F(PartitionCursorTest, MariaDbBehindTheSpoolRefillsFromKafkaThenDrains) {
+  // The spool holds [100, 120); a server that lags has only up to 40.
+  cursor_.start(plan(120, 100, false), spool(100, 119), true);
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kDraining);
+  const uint64_t generation = cursor_.generation();
+  ASSERT_TRUE(cursor_.behind(40, generation));
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kRefill);
+  EXPECT_EQ(cursor_.floor(), 40);
+  EXPECT_EQ(cursor_.refill_end(), 100);
+  EXPECT_EQ(cursor_.fetch_next(), 40);
+  EXPECT_TRUE(cursor_.wants_seek());
+  EXPECT_EQ(cursor_.batcher().next_offset(), 40);
+  EXPECT_FALSE(cursor_.behind(10, generation)) << "a report of the old stream says nothing";
+  cursor_.sought();
+  take(40, 60, Take::kBatch);
+  EXPECT_TRUE(cursor_.advance());
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kDraining);
+  EXPECT_EQ(cursor_.drain_next(), 100);
+  EXPECT_EQ(cursor_.fetch_next(), 120) << "Kafka goes on after the spool";
+  EXPECT_TRUE(cursor_.wants_seek());
+}
+
+TEST_F(PartitionCursorTest, AnExpiredRangeDuringARefillIsAGapUpToTheSpool) {
+  cursor_.start(plan(120, 40, true), spool(100, 119), true);
+  ASSERT_EQ(cursor_.mode(), PartitionMode::kRefill);
+  cursor_.sought();
+  ASSERT_EQ(cursor_.take(130, false, false), Take::kJump);  // Kafka's log now starts at 130
+  const auto out = cursor_.resolve_jump(130, 130, false);
+  EXPECT_EQ(out.expired_from, 40);
+  EXPECT_EQ(out.expired_to, 100) << "the spool holds [100, 120)";
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kDraining);
+  EXPECT_EQ(cursor_.drain_next(), 100);
+}
+
+TEST_F(PartitionCursorTest, AJumpKafkaStillHasIsLookedAtTwiceBeforeItIsBelieved) {
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  ASSERT_EQ(cursor_.take(15, false, false), Take::kJump);
+  auto out = cursor_.resolve_jump(15, /*log_start=*/0, false);
+  EXPECT_EQ(out.take, Take::kDrop);
+  EXPECT_TRUE(cursor_.wants_seek());
+  EXPECT_EQ(cursor_.fetch_next(), 10);
+  cursor_.sought();
+  // The same jump after the seek back: offsets [10, 15) hold no records.
+  EXPECT_EQ(cursor_.take(15, false, false), Take::kBatch);
+  EXPECT_EQ(cursor_.fetch_next(), 16);
+}
+
+TEST_F(PartitionCursorTest, AJumpIsNeverBelievedWhenTheBrokerCannotBeAsked) {
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  ASSERT_EQ(cursor_.take(15, false, false), Take::kJump);
+  const auto out = cursor_.resolve_jump(15, -1, false);
+  EXPECT_EQ(out.take, Take::kDrop);
+  EXPECT_EQ(out.expired_from, out.expired_to);
+  EXPECT_EQ(cursor_.fetch_next(), 10);
+  EXPECT_TRUE(cursor_.wants_seek());
+}
+
+TEST_F(PartitionCursorTest, AnExpiredRangeAnotherSpoolClaimsMakesThePartitionWait) {
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  ASSERT_EQ(cursor_.take(30, false, false), Take::kJump);
+  const auto out = cursor_.resolve_jump(30, 30, /*claimed_elsewhere=*/true);
+  EXPECT_EQ(out.take, Take::kDrop);
+  EXPECT_EQ(out.expired_from, out.expired_to) << "nothing declared lost";
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kWaiting);
+  EXPECT_EQ(cursor_.waiting_from(), 10);
+  EXPECT_EQ(cursor_.waiting_to(), 30);
+  // The other instance drained it: MariaDB is past the range.
+  cursor_.learned_database(30);
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kDirect);
+  EXPECT_EQ(cursor_.fetch_next(), 30);
+}
+
+TEST_F(PartitionCursorTest, ASpoolMariaDbHasPassedIsReleasedAndKafkaGoesOnFromMariaDb) {
+  cursor_.start(plan(20, 10, false), spool(10, 19), true);
+  cursor_.learned_database(50);  // another owner wrote further
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kDirect);
+  EXPECT_EQ(cursor_.fetch_next(), 50);
+  EXPECT_FALSE(cursor_.spool_holds_events()) << "all of it is MariaDB's: released";
+}
+
+TEST_F(PartitionCursorTest, APauseRightAfterADrainCaughtUpKeepsTheSpooledTail) {
+  cursor_.start(plan(20, 10, true), spool(10, 19), true);
+  cursor_.spool_synced_all();
+  for (int64_t o = 10; o < 20; ++o) cursor_.drained(o);
+  ASSERT_TRUE(cursor_.advance());  // direct, but [10, 20) is not in MariaDB yet
+  take(20, 3, Take::kBatch);
+  cursor_.gate_closing();
+  cursor_.gate_closed();
+  EXPECT_EQ(cursor_.fetch_next(), 20) << "Kafka from after the spool: nothing spooled twice";
+  EXPECT_EQ(cursor_.spool_first(), 10);
+}
+
+TEST_F(PartitionCursorTest, AnOrphanDrainsFromMariaDbsPositionInsideItsSpool) {
+  cursor_.start(plan(20, 10, true), spool(10, 19), true);
+  cursor_.written(14, -1);
+  cursor_.become_orphan();
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kOrphan);
+  EXPECT_EQ(cursor_.drain_next(), 14);
+  EXPECT_EQ(cursor_.take(20, false, false), Take::kDrop) << "not ours to read from Kafka";
+  EXPECT_FALSE(cursor_.orphan_done());
+  cursor_.learned_database(25);
+  EXPECT_TRUE(cursor_.orphan_done());
+}
+
+}  // namespace
+}  // namespace sluice::ingest
