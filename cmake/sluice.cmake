@@ -14,11 +14,14 @@ function(sluice_library name)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
 endfunction()
 
-# sluice_test(NAME SOURCES a_test.cc DEPS lib [LABELS unit|integration] [TIMEOUT s])
+# sluice_test(NAME SOURCES a_test.cc DEPS lib [LABELS unit|integration] [TIMEOUT s]
+#             [FIXTURES f ...] [ENVIRONMENT VAR=value ...])
 # A GoogleTest binary registered with CTest; integration tests are labelled so they can be
 # selected (`ctest -L integration`) and run serially against the real servers they start.
+# FIXTURES names CTest fixtures every test of the binary requires (a Kafka cluster started once
+# for all of them, see tests/CMakeLists.txt).
 function(sluice_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS;FIXTURES;ENVIRONMENT" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_compile_options(${name} PRIVATE ${SLUICE_WARNINGS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
@@ -30,6 +33,12 @@ function(sluice_test name)
   endif()
   # Tests find the trees through sluice_testing's compiled-in paths (see testing/CMakeLists.txt).
   set(props LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  if(ARG_FIXTURES)
+    list(APPEND props FIXTURES_REQUIRED "${ARG_FIXTURES}")
+  endif()
+  if(ARG_ENVIRONMENT)
+    list(APPEND props ENVIRONMENT "${ARG_ENVIRONMENT}")
+  endif()
   if("integration" IN_LIST ARG_LABELS)
     # Integration tests start real servers; one at a time keeps them off each other's CPU.
     list(APPEND props RUN_SERIAL TRUE)

@@ -144,7 +144,10 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 
 // --- MariaDb ------------------------------------------------------------------------------
 
-MariaDb::MariaDb(const std::string& dir) : dir_(dir) { start(); }
+MariaDb::MariaDb(const std::string& dir, std::string extra_options)
+    : dir_(dir), extra_options_(std::move(extra_options)) {
+  start();
+}
 
 MariaDb::~MariaDb() {
   if (conn_ != nullptr) mysql_close(conn_);
@@ -154,7 +157,9 @@ MariaDb::~MariaDb() {
 
 void MariaDb::start() {
   std::string out;
-  const int code = run_command({source_dir() + "/scripts/dev-mariadb", "start", dir_}, out);
+  const int code = run_command({"/usr/bin/env", "MARIADB_EXTRA_OPTS=" + extra_options_,
+                                source_dir() + "/scripts/dev-mariadb", "start", dir_},
+                               out);
   if (code != 0) throw std::runtime_error("dev-mariadb start failed: " + out);
   const auto s = out.find("socket=");
   const auto p = out.find(" port=");
@@ -194,6 +199,25 @@ MYSQL* MariaDb::connection() {
 }
 
 void MariaDb::exec(const std::string& sql) { (void)query(sql); }
+
+void MariaDb::dump(const std::string& file) {
+  std::string out;
+  if (run_command({"/bin/sh", "-c",
+                   "mariadb-dump --no-defaults -S '" + socket_ +
+                       "' -uroot --single-transaction log > '" + file + "'"},
+                  out) != 0) {
+    throw std::runtime_error("mariadb-dump failed: " + out);
+  }
+}
+
+void MariaDb::load(const std::string& file) {
+  std::string out;
+  if (run_command({"/bin/sh", "-c",
+                   "mariadb --no-defaults -S '" + socket_ + "' -uroot log < '" + file + "'"},
+                  out) != 0) {
+    throw std::runtime_error("loading the dump failed: " + out);
+  }
+}
 
 std::vector<std::vector<std::optional<std::string>>> MariaDb::query(const std::string& sql) {
   MYSQL* m = connection();
@@ -240,13 +264,20 @@ Broker::Broker(const std::vector<std::string>& topics, const std::string& dir) {
 
 // --- Producer -----------------------------------------------------------------------------
 
-Producer::Producer(const std::string& bootstrap, const std::string& compression) {
+Producer::Producer(const std::string& bootstrap, const std::string& compression, bool idempotent) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
+  if (idempotent) {
+    // Exactly once and in order into Kafka even when a leader dies mid-send: the tests then
+    // know every offset a partition holds.
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err);
+  }
   rd_kafka_conf_set(conf, "compression.codec", compression.c_str(), err, sizeof err);
   rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
   rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+  // Partitions a test adds are known within a second.
+  rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "1000", err, sizeof err);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_opaque(conf, this);
   rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
@@ -269,13 +300,15 @@ void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opa
 }
 
 void Producer::produce(const std::string& topic, int32_t partition, const std::string& payload) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
   for (;;) {
     const auto err =
         rd_kafka_producev(rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
                           RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      rd_kafka_poll(rk_, 50);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL || (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION &&
+                                                 std::chrono::steady_clock::now() < deadline)) {
+      rd_kafka_poll(rk_, 50);  // full, or a partition added a moment ago
       continue;
     }
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -477,6 +510,7 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
       << "  brokers: \"" << bootstrap << "\"\n"
       << "  group_id: \"" << group << "\"\n"
       << "  topics: [" << topic_list << "]\n";
+  if (!options.instance_id.empty()) out << "  instance_id: " << options.instance_id << "\n";
   if (!options.kafka_properties.empty()) {
     out << "  properties:\n";
     for (const auto& [k, v] : options.kafka_properties) {

@@ -74,7 +74,8 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 /// A private MariaDB server (scripts/dev-mariadb) in its own folder.
 class MariaDb {
  public:
-  explicit MariaDb(const std::string& dir);
+  /// `extra_options` are mariadbd options (e.g. "--log-bin --server-id=1" for a primary).
+  explicit MariaDb(const std::string& dir, std::string extra_options = "");
   ~MariaDb();
   void start();
   void stop();
@@ -88,10 +89,15 @@ class MariaDb {
   std::vector<std::vector<std::optional<std::string>>> query(const std::string& sql);
   /// The first column of the first row as an integer (0 when NULL or no row).
   int64_t scalar(const std::string& sql);
+  /// mariadb-dump of database `log` into `file` (a backup).
+  void dump(const std::string& file);
+  /// Loads a dump into database `log` (a restore).
+  void load(const std::string& file);
 
  private:
   MYSQL* connection();
   std::string dir_;
+  std::string extra_options_;
   std::string socket_;
   int port_ = 0;
   MYSQL* conn_ = nullptr;
@@ -111,7 +117,8 @@ class Broker {
 /// A librdkafka producer that waits for every delivery and records each message's offset.
 class Producer {
  public:
-  explicit Producer(const std::string& bootstrap, const std::string& compression = "none");
+  explicit Producer(const std::string& bootstrap, const std::string& compression = "none",
+                    bool idempotent = false);
   ~Producer();
   /// Produces to an explicit partition; returns nothing until flush().
   void produce(const std::string& topic, int32_t partition, const std::string& payload);
@@ -159,10 +166,11 @@ struct ConfigOptions {
   std::string admin_lines{};                              ///< more keys of `admin:`, indented
   std::string spool_lines{};                              ///< more keys of `spool:`, indented
   std::string database = "log";                           ///< mariadb.database
+  std::string instance_id{};                              ///< kafka.instance_id (default: host)
 };
 
-/// Writes a sluice config for the given servers and returns its path. The admin endpoint
-/// listens on 127.0.0.1:0 (a free port; see admin_url).
+/// Writes a sluice config (`dir`/sluice.yaml) for the given servers and returns its path. The admin
+/// endpoint listens on 127.0.0.1:0 (a free port; see admin_url).
 std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,
                          const std::vector<std::string>& topics, const std::string& group,
                          const ConfigOptions& options = {});
