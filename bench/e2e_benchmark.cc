@@ -1,7 +1,9 @@
 // sluice-e2e-bench: the end-to-end benchmark on the local stack, one command (bench/e2e).
 //
-// Loads N production-shaped NavigationTiming events into the test broker first, then measures in
-// one run, against one private MariaDB with durable settings (innodb_flush_log_at_trx_commit=1):
+// Loads N production-shaped NavigationTiming events into a broker first — the test broker
+// (librdkafka's mock cluster, instant to start), Apache Kafka (one KRaft node on loopback), or
+// each of them in turn (--broker both) — then measures in one run, against one private MariaDB
+// with durable settings (innodb_flush_log_at_trx_commit=1):
 //   1. direct   `sluice run` ingesting the N events into an empty database;
 //   2. drain    `sluice run` paused at start, spooling the N events, then resumed: the drain of
 //               that backlog into another empty database, timed from resume;
@@ -24,12 +26,14 @@
 #include <thread>
 
 #include "testing/harness.h"
+#include "testing/kafka_cluster.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 using sluice::testing::Broker;
 using sluice::testing::EventFactory;
+using sluice::testing::KafkaCluster;
 using sluice::testing::MariaDb;
 using sluice::testing::Process;
 using sluice::testing::TempDir;
@@ -52,6 +56,7 @@ struct Options {
   int partitions = 32;
   int writers = 2;
   int batch_rows = 5000;
+  std::string broker = "mock";  ///< mock | kafka | both
   std::string json_path;
 };
 
@@ -60,16 +65,34 @@ class Bench {
   explicit Bench(Options o) : o_(std::move(o)) {}
 
   int run() {
-    step("starting a private MariaDB (durable: innodb_flush_log_at_trx_commit=1) and the broker");
+    step("starting a private MariaDB (durable: innodb_flush_log_at_trx_commit=1)");
     db_ = std::make_unique<MariaDb>(dir_.file("mariadb"));
-    broker_ = std::make_unique<Broker>(
-        std::vector<std::string>{std::string(kTopic) + ":" + std::to_string(o_.partitions)},
-        dir_.path());
-    produce();
-    nlohmann::json direct = run_direct();
-    nlohmann::json drain = run_drain();
-    nlohmann::json ceiling = run_load_data();
-    report(direct, drain, ceiling);
+    std::vector<std::string> brokers;
+    if (o_.broker == "mock" || o_.broker == "both") brokers.emplace_back("mock");
+    if (o_.broker == "kafka" || o_.broker == "both") brokers.emplace_back("kafka");
+    nlohmann::json runs = nlohmann::json::object();
+    for (const auto& name : brokers) {
+      if (name == "mock") {
+        step("starting the test broker (librdkafka's mock cluster)");
+        broker_ = std::make_unique<Broker>(
+            std::vector<std::string>{std::string(kTopic) + ":" + std::to_string(o_.partitions)},
+            dir_.path());
+        bootstrap_ = broker_->bootstrap();
+      } else {
+        step("starting Apache Kafka (one KRaft node on loopback)");
+        kafka_ = std::make_unique<KafkaCluster>(1);
+        kafka_->create_topic(kTopic, o_.partitions);
+        bootstrap_ = kafka_->bootstrap();
+      }
+      produce();
+      nlohmann::json direct = run_direct(name);
+      nlohmann::json drain = run_drain(name);
+      runs[name] = {{"produce_seconds", produce_s_}, {"direct", direct}, {"drain", drain}};
+      broker_.reset();
+      kafka_.reset();
+    }
+    nlohmann::json ceiling = run_load_data(brokers.front());
+    report(runs, ceiling);
     return 0;
   }
 
@@ -80,7 +103,7 @@ class Bench {
     step("loading " + std::to_string(o_.events) + " events into " + std::to_string(o_.partitions) +
          " partitions (zstd)");
     const auto started = Clock::now();
-    sluice::testing::Producer producer(broker_->bootstrap(), "zstd");
+    sluice::testing::Producer producer(bootstrap_, "zstd");
     for (uint64_t i = 0; i < o_.events; ++i) {
       const auto p = static_cast<int32_t>(i % static_cast<uint64_t>(o_.partitions));
       producer.produce(kTopic, p,
@@ -100,7 +123,7 @@ class Bench {
     db_->exec("CREATE DATABASE IF NOT EXISTS `" + database + "`");
     db_->exec("GRANT ALL ON `" + database + "`.* TO 'sluice'@'localhost'");
     return sluice::testing::write_config(
-        run_dir, broker_->bootstrap(), *db_, {kTopic}, group,
+        run_dir, bootstrap_, *db_, {kTopic}, group,
         {.extra_yaml = "batch:\n  max_rows: " + std::to_string(o_.batch_rows) + "\n",
          .mariadb_lines = "  writers: " + std::to_string(o_.writers) + "\n",
          .database = database});
@@ -143,26 +166,28 @@ class Bench {
             {"cpu_s_per_million_events", cpu_seconds(u) * 1e6 / static_cast<double>(o_.events)}};
   }
 
-  nlohmann::json run_direct() {
+  nlohmann::json run_direct(const std::string& broker) {
     step("direct: sluice run into an empty database");
     TempDir run_dir;
-    const auto cfg = config(run_dir, "log", "bench-direct");
+    const std::string database = "log_direct_" + broker;
+    const auto cfg = config(run_dir, database, "bench-direct");
     const auto started = Clock::now();
     auto sluice = sluice::testing::start_sluice(run_dir, cfg);
-    const auto [tenth, done] = wait_for_all("log", *sluice);
+    const auto [tenth, done] = wait_for_all(database, *sluice);
     const double total = std::chrono::duration<double>(done - started).count();
     const double steady = std::chrono::duration<double>(done - tenth).count();
-    auto out = stop(*sluice, "log");
+    auto out = stop(*sluice, database);
     out["seconds"] = total;
     out["events_per_s"] = static_cast<double>(o_.events) / total;
     out["steady_events_per_s"] = 0.9 * static_cast<double>(o_.events) / steady;
     return out;
   }
 
-  nlohmann::json run_drain() {
+  nlohmann::json run_drain(const std::string& broker) {
     step("drain: sluice paused at start spools the events, then resumes");
     TempDir run_dir;
-    const auto cfg = config(run_dir, "log_drain", "bench-drain");
+    const std::string database = "log_drain_" + broker;
+    const auto cfg = config(run_dir, database, "bench-drain");
     auto sluice = sluice::testing::start_sluice(run_dir, cfg);
     std::string url, out;
     if (!sluice::testing::wait_until([&] { return !(url = admin_url(*sluice)).empty(); }, 30s)) {
@@ -174,7 +199,7 @@ class Bench {
       throw std::runtime_error("pause failed: " + out);
     }
     const auto paused = Clock::now();
-    if (committed("log_drain") != 0) {
+    if (committed(database) != 0) {
       throw std::runtime_error("events reached MariaDB before the pause: rerun");
     }
     // Spooling: the whole backlog, durably.
@@ -192,9 +217,9 @@ class Bench {
     if (sluice::testing::run_command({bin, "resume", "--admin", url}, out) != 0) {
       throw std::runtime_error("resume failed: " + out);
     }
-    const auto [tenth, done] = wait_for_all("log_drain", *sluice);
+    const auto [tenth, done] = wait_for_all(database, *sluice);
     const double drain_s = std::chrono::duration<double>(done - resumed).count();
-    auto result = stop(*sluice, "log_drain");
+    auto result = stop(*sluice, database);
     result["spool_fill_seconds"] = spool_s;
     result["spool_fill_events_per_s"] = static_cast<double>(o_.events) / spool_s;
     result["spool_bytes"] = status["spool"]["bytes"];
@@ -205,20 +230,22 @@ class Bench {
     return result;
   }
 
-  nlohmann::json run_load_data() {
+  nlohmann::json run_load_data(const std::string& broker) {
     step("ceiling: the server's LOAD DATA INFILE of the same rows into an identical table");
+    const std::string source = "log_direct_" + broker;
     std::string columns;
     for (const auto& r :
-         db_->query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
-                    "'log' AND TABLE_NAME = '" +
-                    std::string(kTable) + "' AND COLUMN_NAME <> 'id' ORDER BY ORDINAL_POSITION")) {
+         db_->query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '" +
+                    source + "' AND TABLE_NAME = '" + std::string(kTable) +
+                    "' AND COLUMN_NAME <> 'id' ORDER BY ORDINAL_POSITION")) {
       columns += (columns.empty() ? "`" : ",`") + *r[0] + "`";
     }
     const std::string file = dir_.file("rows.tsv");
-    db_->exec("SELECT " + columns + " FROM log.`" + kTable + "` ORDER BY id INTO OUTFILE '" + file +
-              "'");
+    db_->exec("SELECT " + columns + " FROM `" + source + "`.`" + kTable +
+              "` ORDER BY id INTO OUTFILE '" + file + "'");
     db_->exec("CREATE DATABASE log_load");
-    db_->exec("CREATE TABLE log_load.`" + std::string(kTable) + "` LIKE log.`" + kTable + "`");
+    db_->exec("CREATE TABLE log_load.`" + std::string(kTable) + "` LIKE `" + source + "`.`" +
+              kTable + "`");
     const auto started = Clock::now();
     db_->exec("LOAD DATA INFILE '" + file + "' INTO TABLE log_load.`" + kTable + "` (" + columns +
               ")");
@@ -230,8 +257,7 @@ class Bench {
             {"file_bytes", std::filesystem::file_size(file)}};
   }
 
-  void report(const nlohmann::json& direct, const nlohmann::json& drain,
-              const nlohmann::json& ceiling) {
+  void report(const nlohmann::json& runs, const nlohmann::json& ceiling) {
     const double load = ceiling["rows_per_s"];
     utsname u{};
     uname(&u);
@@ -260,38 +286,36 @@ class Bench {
         {"partitions", o_.partitions},
         {"writers", o_.writers},
         {"batch_rows", o_.batch_rows},
-        {"produce_seconds", produce_s_},
-        {"direct", direct},
-        {"drain", drain},
+        {"brokers", runs},
         {"load_data_infile", ceiling},
-        {"ratios",
-         {{"direct_steady", direct["steady_events_per_s"].get<double>() / load},
-          {"direct_total", direct["events_per_s"].get<double>() / load},
-          {"drain", drain["events_per_s"].get<double>() / load}}},
-        {"peak_rss_mib",
-         std::max(direct["peak_rss_mib"].get<double>(), drain["peak_rss_mib"].get<double>())},
     };
     std::printf("\nSluice end-to-end benchmark, %s, commit %s, %ld CPUs (%s)\n", date,
                 commit.c_str(), sysconf(_SC_NPROCESSORS_ONLN), cpu.c_str());
     std::printf("%lu NavigationTiming events, %d partitions, %d writers, batches of %d rows\n\n",
                 static_cast<unsigned long>(o_.events), o_.partitions, o_.writers, o_.batch_rows);
-    std::printf("%-34s %12s %10s %12s %14s\n", "", "events/s", "vs LOAD", "peak RSS", "CPU s/M ev");
-    auto row = [&](const char* name, double rate, const nlohmann::json* run) {
-      std::printf("%-34s %12.0f %9.2fx", name, rate, rate / load);
+    std::printf("%-44s %12s %10s %12s %14s\n", "", "events/s", "vs LOAD", "peak RSS", "CPU s/M ev");
+    auto row = [&](const std::string& name, double rate, const nlohmann::json* run) {
+      std::printf("%-44s %12.0f %9.2fx", name.c_str(), rate, rate / load);
       if (run != nullptr) {
         std::printf(" %8.0f MiB %14.2f", (*run)["peak_rss_mib"].get<double>(),
                     (*run)["cpu_s_per_million_events"].get<double>());
       }
       std::printf("\n");
     };
-    row("direct, steady (10% to 100%)", direct["steady_events_per_s"], &direct);
-    row("direct, including start-up", direct["events_per_s"], nullptr);
-    row("drain of the spooled backlog", drain["events_per_s"], &drain);
-    row("spooling (Kafka -> spool, paused)", drain["spool_fill_events_per_s"], nullptr);
+    for (const auto& [name, run] : runs.items()) {
+      const std::string b = name == "mock" ? " [test broker]" : " [Apache Kafka]";
+      const auto& direct = run["direct"];
+      const auto& drain = run["drain"];
+      row("direct, steady (10% to 100%)" + b, direct["steady_events_per_s"], &direct);
+      row("direct, including start-up" + b, direct["events_per_s"], nullptr);
+      row("drain of the spooled backlog" + b, drain["events_per_s"], &drain);
+      row("spooling (Kafka -> spool, paused)" + b, drain["spool_fill_events_per_s"], nullptr);
+      j["ratios"][name] = {{"direct_steady", direct["steady_events_per_s"].get<double>() / load},
+                           {"direct_total", direct["events_per_s"].get<double>() / load},
+                           {"drain", drain["events_per_s"].get<double>() / load}};
+    }
     row("server LOAD DATA INFILE (ceiling)", load, nullptr);
-    std::printf("\nspool held the backlog in %.1f MiB; LOAD DATA file %.1f MiB\n",
-                drain["spool_bytes"].get<double>() / 1048576.0,
-                ceiling["file_bytes"].get<double>() / 1048576.0);
+    std::printf("\nLOAD DATA file %.1f MiB\n", ceiling["file_bytes"].get<double>() / 1048576.0);
     std::string path = o_.json_path;
     if (path.empty()) {
       std::filesystem::create_directories(sluice::testing::source_dir() + "/.local/bench");
@@ -305,6 +329,8 @@ class Bench {
   TempDir dir_;
   std::unique_ptr<MariaDb> db_;
   std::unique_ptr<Broker> broker_;
+  std::unique_ptr<KafkaCluster> kafka_;
+  std::string bootstrap_;
   double produce_s_ = 0;
 };
 
@@ -318,6 +344,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--writers", o.writers, "mariadb.writers")->capture_default_str();
   app.add_option("--batch-rows", o.batch_rows, "batch.max_rows")->capture_default_str();
+  app.add_option("--broker", o.broker, "mock (the test broker), kafka (Apache Kafka), or both")
+      ->check(CLI::IsMember({"mock", "kafka", "both"}))
+      ->capture_default_str();
   app.add_option("--json", o.json_path, "Where to write the JSON (default .local/bench/)");
   CLI11_PARSE(app, argc, argv);
   std::signal(SIGPIPE, SIG_IGN);

@@ -117,6 +117,32 @@ TEST_F(ConfigTest, BadEnumValueIsNamed) {
   expect_error(load_config(path), path + ":4: log.level", "expected one of");
 }
 
+TEST_F(ConfigTest, AnOffsetResetOtherThanEarliestIsRefusedWithTheReason) {
+  const auto path = write("kafka:\n  topics: [a]\n  properties:\n    auto.offset.reset: latest\n");
+  expect_error(load_config(path), path + ":4: kafka.properties.auto.offset.reset",
+               "only 'earliest' is allowed");
+}
+
+TEST_F(ConfigTest, PropertiesThatCarrySluicesPromisesAreRefused) {
+  for (const char* key : {"enable.auto.commit", "group.instance.id", "group.id"}) {
+    const auto path =
+        write(std::string("kafka:\n  topics: [a]\n  properties:\n    ") + key + ": \"x\"\n");
+    expect_error(load_config(path), path + ":4: kafka.properties." + key, "managed by Sluice");
+  }
+}
+
+TEST_F(ConfigTest, TheInstanceIdDefaultsToTheHostNameAndMustBeAMemberName) {
+  auto config = load_config(write("kafka:\n  topics: [a]\n"));
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->kafka.instance_id, default_instance_id());
+  EXPECT_FALSE(config->kafka.instance_id.empty());
+  config = load_config(write("kafka:\n  topics: [a]\n  instance_id: db-ingest-2\n"));
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->kafka.instance_id, "db-ingest-2");
+  const auto path = write("kafka:\n  topics: [a]\n  instance_id: \"two words\"\n");
+  expect_error(load_config(path), path + ":3: kafka.instance_id", "[A-Za-z0-9._-]");
+}
+
 TEST_F(ConfigTest, MissingFileIsReported) {
   expect_error(load_config(dir_.file("absent.yaml")), "absent.yaml", "cannot read");
 }
@@ -194,6 +220,7 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
   ASSERT_TRUE(c) << c.status().message();
   EXPECT_EQ(c->replicas.size(), 1u);
   EXPECT_EQ(c->kafka.topics, std::vector<std::string>{"^eventlogging_.*"});
+  EXPECT_EQ(c->kafka.instance_id, "db-ingest-1");
   for (const char* key : {"brokers:",       "group_id:",      "topics:",   "properties:",
                           "host:",          "port:",          "socket:",   "user:",
                           "password_file:", "database:",      "writers:",  "connect_timeout_ms:",

@@ -102,7 +102,7 @@ TEST_F(FlowControlTest, APartitionRevokedWhilePausedIsResumedWhenItComesBack) {
   flow_.apply(*source_, cursors_, 0, false);  // ...fetching resumes for what is left...
   ASSERT_TRUE(source_->fetching("t", 0));
   kafka_.set_assignment({{"t", 0}, {"t", 1}});  // ...and partition 1 comes back, still paused
-  poll();                                      // inside Kafka (as librdkafka keeps it)
+  poll();                                       // inside Kafka (as librdkafka keeps it)
   flow_.apply(*source_, cursors_, 0, false);
   EXPECT_TRUE(source_->fetching("t", 1)) << "a partition stays paused in Kafka, silently";
 }
