@@ -20,6 +20,7 @@
 #include "main/admin_call.h"
 #include "main/bench_command.h"
 #include "main/spool_command.h"
+#include "main/version.h"
 #include "storage/mariadb_sink.h"
 #include "storage/rocksdb_spool.h"
 
@@ -183,7 +184,7 @@ int run(const std::string& path) {
     }
     admin = std::move(server).value();
   }
-  log->info("sluice starting (config {})", path);
+  log->info("sluice {} ({}) starting (config {})", sluice::kVersion, sluice::kGitRevision, path);
   std::thread reloader([&] {
     while (!g_stop.load()) {
       if (g_reload.exchange(false)) reload(path, running, pipeline);
@@ -368,8 +369,11 @@ int main(int argc, char** argv) {
   discard_cmd->add_flag("--all", spool.all, "Every partition");
   discard_cmd->add_flag("--confirm", spool.confirm,
                         "Really delete (without it, only print what would be deleted)");
-  app.add_subcommand("version", "Print the version")->callback([] {
-    std::cout << "sluice 0.1.0\n";
+  const std::string version =
+      std::string("sluice ") + sluice::kVersion + " (git " + sluice::kGitRevision + ")";
+  app.set_version_flag("--version", version, "Print the version and exit");
+  app.add_subcommand("version", "Print the version")->callback([&version] {
+    std::cout << version << "\n";
   });
 
   CLI11_PARSE(app, argc, argv);
