@@ -19,6 +19,7 @@
 #include "ingest/schema.h"
 #include "main/admin_call.h"
 #include "main/bench_command.h"
+#include "main/service_notify.h"
 #include "main/spool_command.h"
 #include "main/version.h"
 #include "storage/mariadb_sink.h"
@@ -70,6 +71,23 @@ void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pi
   if (!changes.log_level && !changes.mariadb_endpoint && changes.need_restart.empty()) {
     log->info("reload: {} has no changes", path);
   }
+}
+
+/// STATUS= for systemd (`systemctl status sluice`): the state and what the spool holds.
+std::string service_status(const sluice::ingest::PipelineStatus& s) {
+  std::string out = s.state;
+  if (s.state == "paused" && !s.pause_reason.empty()) {
+    // The reason is an operator's free text: one line, so it cannot add a field (READY=,
+    // MAINPID=, ...) to the notification.
+    std::string reason = s.pause_reason.substr(0, 200);
+    for (char& c : reason) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+    }
+    out += " (" + reason + ")";
+  }
+  out += "; spool " + std::to_string(s.spool_events) + " events";
+  if (s.spool_full) out += " (full: fetching paused)";
+  return out;
 }
 
 int check_config(const std::string& path) {
@@ -191,7 +209,19 @@ int run(const std::string& path) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
-  auto st = pipeline.run(g_stop);
+  // Pipeline::run, spelled out so systemd hears READY once the pipeline has started (consuming,
+  // or knowingly paused or in an outage) and the watchdog hears of every round of the loop.
+  sluice::cli::ServiceNotifier notifier([&pipeline] { return service_status(pipeline.status()); });
+  auto st = pipeline.start();
+  if (st) {
+    notifier.ready();
+    while (!g_stop.load()) {
+      pipeline.step();
+      notifier.beat();
+    }
+    notifier.stopping();
+    pipeline.shutdown();
+  }
   g_stop.store(true);
   reloader.join();
   if (admin) admin->stop();
