@@ -66,6 +66,7 @@ void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pi
       m.user = loaded->mariadb.user;
       m.password_file = loaded->mariadb.password_file;
       m.password = loaded->mariadb.password;
+      m.tls = loaded->mariadb.tls;
     }
   }
   if (!changes.log_level && !changes.mariadb_endpoint && changes.need_restart.empty()) {

@@ -159,6 +159,8 @@ struct ConfigOptions {
   std::string admin_lines{};                              ///< more keys of `admin:`, indented
   std::string spool_lines{};                              ///< more keys of `spool:`, indented
   std::string database = "log";                           ///< mariadb.database
+  /// Connect over TCP to 127.0.0.1:port instead of the server's socket (TLS needs TCP).
+  bool tcp = false;
 };
 
 /// Writes a sluice config for the given servers and returns its path. The admin endpoint
