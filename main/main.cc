@@ -152,7 +152,9 @@ int run(const std::string& path) {
     return std::make_unique<sluice::storage::MariaDbSink>(mariadb, group);
   };
   parts.spool = std::move(spool).value();
-  sluice::admin::Metrics metrics;
+  sluice::admin::Metrics metrics({.version = sluice::kVersion,
+                                  .revision = sluice::kGitRevision,
+                                  .spool_max_bytes = config->spool.max_bytes});
   parts.on_batch_committed = [&metrics](const sluice::ingest::WriteReport& r) {
     metrics.observe_batch(r);
   };
@@ -182,8 +184,10 @@ int run(const std::string& path) {
         pause = sluice::storage::PauseRecord{s.pause_reason, s.paused_since_ms};
       return sluice::admin::spool_to_json(s.spool_partitions, pause);
     };
-    handlers.metrics_text = [&pipeline, &metrics] {
-      metrics.refresh(pipeline.status(), pipeline.stats());
+    handlers.metrics_text = [&pipeline, &metrics, &replicas] {
+      metrics.refresh(pipeline.status(), pipeline.stats(),
+                      sluice::SystemClock::instance().wall_ms());
+      if (replicas) metrics.refresh_replicas(replicas->snapshot());
       return metrics.serialize();
     };
     handlers.pause = [&pipeline, status = handlers.status_json](
