@@ -320,7 +320,7 @@ class Loader {
     section(root, "admin", {"listen", "token_file"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               if (k == "listen") c.admin.listen = str(v, key);
-              if (k == "token_file") c.admin.token_file = path(v, key);
+              if (k == "token_file") c.admin.token_file = readable_file(v, key);
             });
     section(root, "log", {"level", "format"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {

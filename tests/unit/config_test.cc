@@ -221,6 +221,8 @@ TEST_F(ConfigTest, AdminOnANonLoopbackAddressNeedsAToken) {
   EXPECT_TRUE(load_config(path)) << "with a token the endpoint may face the network";
   path = write(head + "  listen: \"\"\n");
   EXPECT_TRUE(load_config(path)) << "no endpoint at all";
+  path = write(head + "  token_file: absent-token\n");
+  expect_error(load_config(path), path + ":4: admin.token_file", "cannot read");
 }
 
 TEST(ConfigLoopbackTest, OnlyLoopbackAddressesCountAsLoopback) {
