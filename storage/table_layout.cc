@@ -39,6 +39,13 @@ std::string quote_identifier(std::string_view name) {
   return out;
 }
 
+// GCC 12 at -O2 reports a -Wrestrict overlap inside std::string's own insert and assign, as
+// inlined into this constructor, that cannot happen (GCC bug 105651, fixed in GCC 13). Where it
+// shows moves with each rewrite of the code, so the warning is silenced here, for GCC 12 only.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wrestrict"
+#endif
 TableLayout::TableLayout(std::string name, std::vector<Column> event_columns)
     : name_(std::move(name)), event_columns_(std::move(event_columns)) {
   create_sql_ = "CREATE TABLE IF NOT EXISTS " + quote_identifier(name_) +
@@ -59,18 +66,15 @@ TableLayout::TableLayout(std::string name, std::vector<Column> event_columns)
       "  KEY `ix_timestamp` (`timestamp`)\n"
       ") ENGINE=InnoDB DEFAULT CHARSET=binary";
 
-  // Appended piece by piece: `"," + quote_identifier(...)` makes GCC 12 at -O2 warn of a
-  // -Wrestrict overlap inside std::string::insert that cannot happen (a known false positive).
   column_list_ = "(";
   for (size_t i = 0; i < kFixedColumnCount; ++i) {
-    if (i > 0) column_list_ += ',';
-    column_list_ += quote_identifier(kFixedColumns[i]);
+    column_list_ += (i ? "," : "") + quote_identifier(kFixedColumns[i]);
   }
-  for (const auto& c : event_columns_) {
-    column_list_ += ',';
-    column_list_ += quote_identifier(c.name);
-  }
+  for (const auto& c : event_columns_) column_list_ += "," + quote_identifier(c.name);
   column_list_ += ")";
 }
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic pop
+#endif
 
 }  // namespace sluice::storage
