@@ -148,6 +148,9 @@ Metrics::Metrics(const MetricsInfo& info)
               .Register(*registry_)) {
   for (const char* s : kStates) state_.Add({{"state", s}}).Set(0);
   for (const char* reason : kDeadLetterClasses) dead_letters_.Add({{"reason", reason}});
+  for (const auto& topic : info.topics) {
+    if (!topic.starts_with("^")) consumed_.Add({{"topic", topic}});
+  }
   BuildGauge()
       .Name("sluice_build_info")
       .Help("Always 1; the labels say which Sluice runs")

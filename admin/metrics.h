@@ -8,7 +8,8 @@
 /// `refresh_replicas` with the replicas' freshness. Label sets are bounded: topics and
 /// partitions come from the subscription, tables from the schemas, reasons from the fixed set
 /// of dead-letter classes, replicas from the config. Series whose labels are known in advance
-/// (every state, every dead-letter class) exist at 0 from the start.
+/// (every state, every dead-letter class, every topic named in kafka.topics) exist at 0 from
+/// the start.
 /// deploy/grafana and deploy/prometheus use these names; tests/unit/deploy_test.cc and
 /// tests/integration/deploy_test.cc keep them in step.
 /// Thread safety: every method may be called from any thread.
@@ -24,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "admin/replica_freshness.h"
 #include "ingest/pipeline_status.h"
@@ -36,6 +38,8 @@ struct MetricsInfo {
   std::string version;
   std::string revision;
   int64_t spool_max_bytes = 0;  ///< spool.max_bytes
+  /// kafka.topics: the names (not the ^patterns) get their consumed counter at 0 from the start.
+  std::vector<std::string> topics{};
 };
 
 class Metrics {

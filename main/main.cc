@@ -154,7 +154,8 @@ int run(const std::string& path) {
   parts.spool = std::move(spool).value();
   sluice::admin::Metrics metrics({.version = sluice::kVersion,
                                   .revision = sluice::kGitRevision,
-                                  .spool_max_bytes = config->spool.max_bytes});
+                                  .spool_max_bytes = config->spool.max_bytes,
+                                  .topics = config->kafka.topics});
   parts.on_batch_committed = [&metrics](const sluice::ingest::WriteReport& r) {
     metrics.observe_batch(r);
   };

@@ -15,8 +15,13 @@ double value_of(const std::string& text, const std::string& series) {
 }
 
 TEST(MetricsTest, SeriesWithKnownLabelsExistAtZeroFromTheStart) {
-  Metrics m({.version = "1.2.3", .revision = "abc", .spool_max_bytes = 1 << 20});
+  Metrics m({.version = "1.2.3",
+             .revision = "abc",
+             .spool_max_bytes = 1 << 20,
+             .topics = {"eventlogging_A", "^eventlogging_.*"}});
   const auto text = m.serialize();
+  EXPECT_EQ(value_of(text, "sluice_events_consumed_total{topic=\"eventlogging_A\"}"), 0);
+  EXPECT_EQ(text.find("topic=\"^"), std::string::npos) << "a pattern is not a topic";
   for (const char* reason : Metrics::kDeadLetterClasses) {
     EXPECT_EQ(value_of(text, std::string("sluice_dead_letters_total{reason=\"") + reason + "\"}"),
               0)
