@@ -66,7 +66,6 @@ void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pi
       m.user = loaded->mariadb.user;
       m.password_file = loaded->mariadb.password_file;
       m.password = loaded->mariadb.password;
-      m.tls = loaded->mariadb.tls;
     }
   }
   if (!changes.log_level && !changes.mariadb_endpoint && changes.need_restart.empty()) {
@@ -221,12 +220,13 @@ int run(const std::string& path) {
   auto st = pipeline.start();
   if (st) {
     notifier.ready();
-    while (!g_stop.load()) {
+    while (!g_stop.load() && pipeline.failed().is_ok()) {
       pipeline.step();
       notifier.beat();
     }
     notifier.stopping();
     pipeline.shutdown();
+    st = pipeline.failed();
   }
   g_stop.store(true);
   reloader.join();
