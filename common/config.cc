@@ -375,7 +375,7 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   const auto& ma = a.mariadb;
   const auto& mb = b.mariadb;
   c.mariadb_endpoint = ma.host != mb.host || ma.port != mb.port || ma.socket != mb.socket ||
-                       ma.user != mb.user || ma.password != mb.password || ma.tls != mb.tls;
+                       ma.user != mb.user || ma.password != mb.password;
   c.log_level = a.log.level != b.log.level;
   auto check = [&](bool changed, const char* key) {
     if (changed) c.need_restart.emplace_back(key);
@@ -392,6 +392,9 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(ma.connect_timeout_ms != mb.connect_timeout_ms, "mariadb.connect_timeout_ms");
   check(ma.io_timeout_ms != mb.io_timeout_ms, "mariadb.io_timeout_ms");
   check(ma.insert_method != mb.insert_method, "mariadb.insert_method");
+  // A failover moves the endpoint only (Pipeline::retarget); renewed certificates under the same
+  // paths need nothing, since the files are read at each connect.
+  check(ma.tls != mb.tls, "mariadb.tls");
   auto endpoints = [](const Config& c) {
     std::vector<std::string> out;
     for (const auto& r : c.replicas) {

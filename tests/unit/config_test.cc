@@ -253,15 +253,15 @@ TEST_F(ConfigTest, KafkaSaslPasswordComesFromItsFileOnly) {
   expect_error(load_config(path), "kafka.sasl_password_file", "cannot read password file");
 }
 
-TEST(ConfigDiffTest, TlsIsPartOfTheEndpointAReloadMayChangeWhilePaused) {
+TEST(ConfigDiffTest, ChangedTlsSettingsNeedARestart) {
   Config a;
   a.kafka.topics = {"t"};
   Config b = a;
   b.mariadb.tls.enabled = true;
   b.mariadb.tls.ca_file = "/etc/sluice/new-ca.pem";
   const auto c = diff_config(a, b);
-  EXPECT_TRUE(c.mariadb_endpoint);
-  EXPECT_TRUE(c.need_restart.empty());
+  EXPECT_FALSE(c.mariadb_endpoint);
+  EXPECT_EQ(c.need_restart, std::vector<std::string>{"mariadb.tls"});
 }
 
 TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
