@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "ingest/timestamp.h"
+
 namespace sluice::admin {
 namespace {
 
@@ -15,9 +17,22 @@ using prometheus::BuildHistogram;
 constexpr const char* kStates[] = {"starting", "running", "paused",
                                    "draining", "outage",  "stopping"};
 
+/// Epoch seconds of a YYYYMMDDHHMMSS timestamp (a replica's answer), nullopt when malformed.
+std::optional<int64_t> epoch_of_mediawiki(const std::string& t) {
+  if (t.size() != 14) return std::nullopt;
+  return ingest::epoch_seconds_from_iso8601(t.substr(0, 4) + "-" + t.substr(4, 2) + "-" +
+                                            t.substr(6, 2) + "T" + t.substr(8, 2) + ":" +
+                                            t.substr(10, 2) + ":" + t.substr(12, 2) + "Z");
+}
+
+/// Seconds from `since_ms` to `now_ms`; 0 when `since_ms` is unknown.
+double seconds_since(int64_t since_ms, int64_t now_ms) {
+  return since_ms > 0 ? static_cast<double>(std::max<int64_t>(0, now_ms - since_ms)) / 1000.0 : 0;
+}
+
 }  // namespace
 
-Metrics::Metrics()
+Metrics::Metrics(const MetricsInfo& info)
     : registry_(std::make_shared<prometheus::Registry>()),
       consumed_(BuildCounter()
                     .Name("sluice_events_consumed_total")
@@ -101,8 +116,53 @@ Metrics::Metrics()
                            .Name("sluice_transaction_seconds_max")
                            .Help("Longest batch transaction in the last 60 s")
                            .Register(*registry_)
-                           .Add({})) {
+                           .Add({})),
+      pause_duration_(BuildGauge()
+                          .Name("sluice_pause_duration_seconds")
+                          .Help("How long the operator's pause has held (0 when not paused)")
+                          .Register(*registry_)
+                          .Add({})),
+      outage_duration_(BuildGauge()
+                           .Name("sluice_outage_duration_seconds")
+                           .Help("How long the current outage has lasted (0 when none)")
+                           .Register(*registry_)
+                           .Add({})),
+      spool_full_(BuildGauge()
+                      .Name("sluice_spool_full")
+                      .Help("1 while the spool is at spool.max_bytes and fetching is paused")
+                      .Register(*registry_)
+                      .Add({})),
+      table_max_timestamp_(
+          BuildGauge()
+              .Name("sluice_table_max_timestamp_seconds")
+              .Help("Newest event `timestamp` Sluice inserted into the table (epoch seconds)")
+              .Register(*registry_)),
+      replica_up_(BuildGauge()
+                      .Name("sluice_replica_up")
+                      .Help("1 when the replica's last freshness check worked")
+                      .Register(*registry_)),
+      replica_max_timestamp_(
+          BuildGauge()
+              .Name("sluice_replica_max_timestamp_seconds")
+              .Help("MAX(`timestamp`) of the table on the replica (epoch seconds)")
+              .Register(*registry_)) {
   for (const char* s : kStates) state_.Add({{"state", s}}).Set(0);
+  for (const char* reason : kDeadLetterClasses) dead_letters_.Add({{"reason", reason}});
+  for (const auto& topic : info.topics) {
+    if (!topic.starts_with("^")) consumed_.Add({{"topic", topic}});
+  }
+  BuildGauge()
+      .Name("sluice_build_info")
+      .Help("Always 1; the labels say which Sluice runs")
+      .Register(*registry_)
+      .Add({{"version", info.version}, {"revision", info.revision}})
+      .Set(1);
+  BuildGauge()
+      .Name("sluice_spool_max_bytes")
+      .Help("spool.max_bytes: the spool's size limit")
+      .Register(*registry_)
+      .Add({})
+      .Set(static_cast<double>(info.spool_max_bytes));
 }
 
 void Metrics::observe_batch(const ingest::WriteReport& r) {
@@ -126,7 +186,8 @@ void Metrics::mirror(prometheus::Counter& counter, uint64_t total, uint64_t& las
   last = std::max(last, total);
 }
 
-void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineStats& stats) {
+void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineStats& stats,
+                      int64_t now_ms) {
   std::lock_guard lock(mu_);
   for (const auto& [topic, total] : s.consumed_by_topic) {
     mirror(consumed_.Add({{"topic", topic}}), total, last_consumed_[topic]);
@@ -141,6 +202,13 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   for (const char* name : kStates) state_.Add({{"state", name}}).Set(s.state == name ? 1 : 0);
   db_up_.Set(s.db_up ? 1 : 0);
   fetch_paused_.Set(s.fetch_paused ? 1 : 0);
+  spool_full_.Set(s.spool_full ? 1 : 0);
+  pause_duration_.Set(s.state == "paused" ? seconds_since(s.paused_since_ms, now_ms) : 0);
+  outage_duration_.Set(s.state == "outage" ? seconds_since(s.outage_since_ms, now_ms) : 0);
+  for (const auto& t : s.tables) {
+    if (t.max_timestamp < 0) continue;
+    table_max_timestamp_.Add({{"table", t.table}}).Set(static_cast<double>(t.max_timestamp));
+  }
   for (const auto& p : s.partitions) {
     if (p.lag < 0) continue;
     lag_.Add({{"topic", p.topic}, {"partition", std::to_string(p.partition)}})
@@ -151,6 +219,19 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   double longest = 0;
   for (const auto& [when, seconds] : recent_) longest = std::max(longest, seconds);
   transaction_max_.Set(longest);
+}
+
+void Metrics::refresh_replicas(const std::vector<ReplicaFreshness::Replica>& replicas) {
+  std::lock_guard lock(mu_);
+  for (const auto& r : replicas) {
+    replica_up_.Add({{"replica", r.endpoint}}).Set(r.error.empty() && r.checked_at_ms > 0 ? 1 : 0);
+    for (const auto& t : r.tables) {
+      if (const auto epoch = epoch_of_mediawiki(t.max_timestamp)) {
+        replica_max_timestamp_.Add({{"replica", r.endpoint}, {"table", t.table}})
+            .Set(static_cast<double>(*epoch));
+      }
+    }
+  }
 }
 
 std::string Metrics::serialize() const {

@@ -1,12 +1,17 @@
 #pragma once
 /// Sluice's Prometheus metrics, declared in one place (prometheus-cpp), served at /metrics.
 ///
-/// Two feeds: `observe_batch` is called on the ingest thread with every committed batch
+/// Three feeds: `observe_batch` is called on the ingest thread with every committed batch
 /// (rows per table, dead letters per reason class, the batch histograms); `refresh` is called
-/// before each scrape with the pipeline's status snapshot (states, spool, lag, and counters the
-/// pipeline keeps itself, mirrored as increments). Label sets are bounded: topics and
+/// before each scrape with the pipeline's status snapshot (states, spool, lag, pause and outage
+/// durations, freshness, and counters the pipeline keeps itself, mirrored as increments), and
+/// `refresh_replicas` with the replicas' freshness. Label sets are bounded: topics and
 /// partitions come from the subscription, tables from the schemas, reasons from the fixed set
-/// of dead-letter classes.
+/// of dead-letter classes, replicas from the config. Series whose labels are known in advance
+/// (every state, every dead-letter class, every topic named in kafka.topics) exist at 0 from
+/// the start.
+/// deploy/grafana and deploy/prometheus use these names; tests/unit/deploy_test.cc and
+/// tests/integration/deploy_test.cc keep them in step.
 /// Thread safety: every method may be called from any thread.
 
 #include <prometheus/counter.h>
@@ -20,21 +25,41 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "admin/replica_freshness.h"
 #include "ingest/pipeline_status.h"
 #include "ingest/writer.h"
 
 namespace sluice::admin {
 
+/// What the metrics say about the process itself (sluice_build_info, sluice_spool_max_bytes).
+struct MetricsInfo {
+  std::string version;
+  std::string revision;
+  int64_t spool_max_bytes = 0;  ///< spool.max_bytes
+  /// kafka.topics: the names (not the ^patterns) get their consumed counter at 0 from the start.
+  std::vector<std::string> topics{};
+};
+
 class Metrics {
  public:
   /// The window of sluice_transaction_seconds_max.
   static constexpr std::chrono::seconds kMaxWindow{60};
+  /// Every dead-letter reason class (architecture.md, "Bad input"): the `reason` label values of
+  /// sluice_dead_letters_total, each exported from the start.
+  static constexpr const char* kDeadLetterClasses[] = {
+      "malformed_json", "not_object",       "unknown_schema",   "unknown_revision",
+      "wrong_type",     "missing_required", "unexpected_field", "too_long",
+      "invalid_value",  "duplicate_uuid",   "kafka_gap"};
 
-  Metrics();
+  explicit Metrics(const MetricsInfo& info = {});
 
   void observe_batch(const ingest::WriteReport& report);
-  void refresh(const ingest::PipelineStatus& status, const ingest::PipelineStats& stats);
+  /// `now_ms`: the wall clock, for the pause and outage durations.
+  void refresh(const ingest::PipelineStatus& status, const ingest::PipelineStats& stats,
+               int64_t now_ms);
+  void refresh_replicas(const std::vector<ReplicaFreshness::Replica>& replicas);
   std::string serialize() const;
 
  private:
@@ -60,6 +85,12 @@ class Metrics {
   prometheus::Histogram& batch_rows_;
   prometheus::Histogram& batch_seconds_;
   prometheus::Gauge& transaction_max_;
+  prometheus::Gauge& pause_duration_;
+  prometheus::Gauge& outage_duration_;
+  prometheus::Gauge& spool_full_;
+  prometheus::Family<prometheus::Gauge>& table_max_timestamp_;
+  prometheus::Family<prometheus::Gauge>& replica_up_;
+  prometheus::Family<prometheus::Gauge>& replica_max_timestamp_;
 
   std::map<std::string, uint64_t> last_consumed_;  ///< per topic, as of the last refresh
   uint64_t last_spooled_ = 0, last_drained_ = 0, last_batches_ = 0, last_expired_ = 0;

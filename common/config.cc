@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -122,7 +123,42 @@ class Loader {
     return (fs::absolute(file_).parent_path() / p).lexically_normal().string();
   }
 
-  /// Sets one connection key (host, port, socket, user, password_file, database) of `m`;
+  /// A file the service reads later (a certificate, a key): it must exist and be readable now,
+  /// so a typo fails check-config rather than the first connection.
+  std::string readable_file(const YAML::Node& n, const std::string& key) const {
+    auto p = path(n, key);
+    if (p.empty()) return p;
+    std::ifstream in(p);
+    if (!in) fail(n, key, "cannot read '" + p + "'");
+    return p;
+  }
+
+  /// mariadb.tls (or a replica's): enabled, ca_file, cert_file, key_file, verify_server_cert.
+  MariaDbTlsConfig tls(const YAML::Node& v, const std::string& key) const {
+    MariaDbTlsConfig t;
+    if (v.IsNull()) return t;
+    only_keys(v, key, {"enabled", "ca_file", "cert_file", "key_file", "verify_server_cert"});
+    for (const auto& kv : v) {
+      const auto k = kv.first.as<std::string>();
+      const auto& n = kv.second;
+      const std::string item = key + "." + k;
+      if (k == "enabled") t.enabled = boolean(n, item);
+      if (k == "ca_file") t.ca_file = readable_file(n, item);
+      if (k == "cert_file") t.cert_file = readable_file(n, item);
+      if (k == "key_file") t.key_file = readable_file(n, item);
+      if (k == "verify_server_cert") t.verify_server_cert = boolean(n, item);
+    }
+    if (t.cert_file.empty() != t.key_file.empty()) {
+      fail(v, key, "cert_file and key_file go together (a client certificate and its key)");
+    }
+    if (!t.enabled && (!t.ca_file.empty() || !t.cert_file.empty())) {
+      fail(v, key + ".enabled",
+           "certificate files are set but TLS is off; set enabled: true (or remove them)");
+    }
+    return t;
+  }
+
+  /// Sets one connection key (host, port, socket, user, password_file, database, tls) of `m`;
   /// false when `k` is not one of them.
   bool endpoint_key(MariaDbConfig& m, const std::string& k, const YAML::Node& v,
                     const std::string& key) const {
@@ -142,6 +178,8 @@ class Loader {
       std::ifstream in(m.password_file);
       if (!in) fail(v, key, "cannot read password file '" + m.password_file + "'");
       std::getline(in, m.password);
+    } else if (k == "tls") {
+      m.tls = tls(v, key);
     } else {
       return false;
     }
@@ -173,12 +211,15 @@ class Loader {
     }
     Config c;
     c.source_path = file_;
+    std::vector<size_t> replica_inherits_tls;  // replicas without a `tls` of their own
     if (root.IsNull()) return c;
     only_keys(root, "", {"kafka", "mariadb", "batch", "spool", "schemas", "admin", "log"});
 
-    section(root, "kafka", {"brokers", "group_id", "topics", "instance_id", "properties"},
+    section(root, "kafka",
+            {"brokers", "group_id", "topics", "instance_id", "properties", "sasl_password_file"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               if (k == "brokers") c.kafka.brokers = str(v, key);
+              if (k == "sasl_password_file") c.kafka.sasl_password_file = path(v, key);
               if (k == "group_id") c.kafka.group_id = str(v, key);
               if (k == "instance_id") {
                 c.kafka.instance_id = str(v, key);
@@ -205,7 +246,7 @@ class Loader {
             });
     section(root, "mariadb",
             {"host", "port", "socket", "user", "password_file", "database", "writers",
-             "connect_timeout_ms", "io_timeout_ms", "insert_method", "replicas"},
+             "connect_timeout_ms", "io_timeout_ms", "insert_method", "replicas", "tls"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               auto& m = c.mariadb;
               if (endpoint_key(m, k, v, key)) return;
@@ -215,9 +256,10 @@ class Loader {
                 for (size_t i = 0; i < v.size(); ++i) {
                   const std::string item = key + "[" + std::to_string(i) + "]";
                   only_keys(v[i], item,
-                            {"host", "port", "socket", "user", "password_file", "database"});
+                            {"host", "port", "socket", "user", "password_file", "database", "tls"});
                   MariaDbConfig r;
                   r.database.clear();  // defaults to the primary's, below
+                  if (!v[i]["tls"].IsDefined()) replica_inherits_tls.push_back(c.replicas.size());
                   for (const auto& kv : v[i]) {
                     const auto rk = kv.first.as<std::string>();
                     endpoint_key(r, rk, kv.second, item + "." + rk);
@@ -244,6 +286,20 @@ class Loader {
     for (auto& r : c.replicas) {
       if (r.database.empty()) r.database = c.mariadb.database;
     }
+    for (const size_t i : replica_inherits_tls) c.replicas[i].tls = c.mariadb.tls;
+    if (!c.kafka.sasl_password_file.empty()) {
+      const auto node = root["kafka"]["sasl_password_file"];
+      if (c.kafka.properties.contains("sasl.password")) {
+        fail(node, "kafka.sasl_password_file",
+             "kafka.properties sets sasl.password too; keep the password in the file only");
+      }
+      std::ifstream in(c.kafka.sasl_password_file);
+      if (!in) {
+        fail(node, "kafka.sasl_password_file",
+             "cannot read password file '" + c.kafka.sasl_password_file + "'");
+      }
+      std::getline(in, c.kafka.properties["sasl.password"]);
+    }
     section(root, "batch", {"max_rows", "max_bytes", "max_delay_ms"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               // MariaDB reports at most 65535 warnings per statement; duplicate uuids are found
@@ -264,7 +320,7 @@ class Loader {
     section(root, "admin", {"listen", "token_file"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               if (k == "listen") c.admin.listen = str(v, key);
-              if (k == "token_file") c.admin.token_file = path(v, key);
+              if (k == "token_file") c.admin.token_file = readable_file(v, key);
             });
     section(root, "log", {"level", "format"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
@@ -282,6 +338,13 @@ class Loader {
               }
             });
 
+    if (!c.admin.listen.empty() && c.admin.token_file.empty() &&
+        !is_loopback_listen(c.admin.listen)) {
+      fail(root["admin"]["listen"], "admin.listen",
+           "'" + c.admin.listen +
+               "' is not a loopback address: set admin.token_file too, or anyone who can reach "
+               "it could pause Sluice");
+    }
     if (root["kafka"]["topics"].IsDefined() == false || c.kafka.topics.empty()) {
       fail(root["kafka"], "kafka.topics", "at least one topic is required");
     }
@@ -322,15 +385,21 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(a.kafka.topics != b.kafka.topics, "kafka.topics");
   check(a.kafka.instance_id != b.kafka.instance_id, "kafka.instance_id");
   check(a.kafka.properties != b.kafka.properties, "kafka.properties");
+  check(a.kafka.sasl_password_file != b.kafka.sasl_password_file, "kafka.sasl_password_file");
   // Offsets live in the database: moving to another one is a new deployment, not a failover.
   check(ma.database != mb.database, "mariadb.database");
   check(ma.writers != mb.writers, "mariadb.writers");
   check(ma.connect_timeout_ms != mb.connect_timeout_ms, "mariadb.connect_timeout_ms");
   check(ma.io_timeout_ms != mb.io_timeout_ms, "mariadb.io_timeout_ms");
   check(ma.insert_method != mb.insert_method, "mariadb.insert_method");
+  // A failover moves the endpoint only (Pipeline::retarget); renewed certificates under the same
+  // paths need nothing, since the files are read at each connect.
+  check(ma.tls != mb.tls, "mariadb.tls");
   auto endpoints = [](const Config& c) {
     std::vector<std::string> out;
-    for (const auto& r : c.replicas) out.push_back(describe_endpoint(r) + "/" + r.database);
+    for (const auto& r : c.replicas) {
+      out.push_back(describe_endpoint(r) + "/" + r.database + (r.tls.enabled ? " tls" : ""));
+    }
     return out;
   };
   check(endpoints(a) != endpoints(b), "mariadb.replicas");
@@ -359,6 +428,26 @@ std::string default_instance_id() {
 
 std::string describe_endpoint(const MariaDbConfig& m) {
   return m.user + "@" + (m.socket.empty() ? m.host + ":" + std::to_string(m.port) : m.socket);
+}
+
+bool is_loopback_listen(const std::string& listen) {
+  std::string host;
+  if (!listen.empty() && listen.front() == '[') {
+    const auto close = listen.find(']');
+    if (close == std::string::npos) return false;
+    host = listen.substr(1, close - 1);
+  } else {
+    host = listen.substr(0, listen.rfind(':'));
+  }
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
 }
 
 }  // namespace sluice

@@ -21,9 +21,27 @@ struct KafkaConfig {
   /// group; defaults to the host name.
   std::string instance_id;
   std::map<std::string, std::string> properties;  ///< passed to librdkafka as-is
+  /// kafka.sasl_password_file: a file whose first line becomes properties["sasl.password"],
+  /// so the SASL password need not sit in the config file.
+  std::string sasl_password_file;
 };
 
 enum class InsertMethod { kLoadData, kMultiInsert };
+
+/// mariadb.tls (and a replica's tls): TLS for every session to that server. The files are
+/// paths only; Connector/C reads them when a session opens, so no key material is held in
+/// memory by Sluice or ever logged.
+struct MariaDbTlsConfig {
+  bool enabled = false;   ///< every session uses TLS, or fails to connect
+  std::string ca_file;    ///< PEM CA certificate(s) the server's certificate must chain to
+  std::string cert_file;  ///< PEM client certificate (for accounts that REQUIRE X509)
+  std::string key_file;   ///< its private key (PEM, unencrypted; readable by sluice only)
+  /// Check the server's certificate chain (against ca_file, or the system's CAs) and that it
+  /// names the host connected to.
+  bool verify_server_cert = true;
+
+  friend bool operator==(const MariaDbTlsConfig&, const MariaDbTlsConfig&) = default;
+};
 
 struct MariaDbConfig {
   std::string host = "127.0.0.1";
@@ -37,6 +55,7 @@ struct MariaDbConfig {
   int connect_timeout_ms = 5000;
   int io_timeout_ms = 60000;  ///< read/write timeout of one round trip
   InsertMethod insert_method = InsertMethod::kLoadData;
+  MariaDbTlsConfig tls;  ///< a replica without its own `tls` uses the primary's
 };
 
 struct BatchConfig {
@@ -51,6 +70,8 @@ struct SpoolConfig {
 };
 
 struct AdminConfig {
+  /// host:port. A non-loopback address is refused without token_file: pause and resume would
+  /// be open to the network.
   std::string listen = "127.0.0.1:8470";
   std::string token_file;
 };
@@ -65,7 +86,8 @@ struct Config {
   KafkaConfig kafka;
   MariaDbConfig mariadb;
   /// mariadb.replicas: read-only endpoints whose freshness status shows beside the primary's
-  /// (host, port, socket, user, password_file, database — the primary's database by default).
+  /// (host, port, socket, user, password_file, database, tls — the primary's database and tls
+  /// by default).
   std::vector<MariaDbConfig> replicas;
   BatchConfig batch;
   SpoolConfig spool;
@@ -93,5 +115,9 @@ std::string default_instance_id();
 
 /// "host:port" or the socket path, and the user: how logs and status name a MariaDB endpoint.
 std::string describe_endpoint(const MariaDbConfig& mariadb);
+
+/// True when `listen` ("host:port", "[v6]:port") names a loopback address (127.0.0.0/8, ::1,
+/// localhost). Anything else, including a wildcard or a name, is not loopback.
+bool is_loopback_listen(const std::string& listen);
 
 }  // namespace sluice

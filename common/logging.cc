@@ -2,7 +2,11 @@
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 
 namespace sluice {
@@ -45,6 +49,37 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
   }
 };
 
+/// `%P` in a pattern: the level as a syslog priority prefix ("<3>" for error, "<6>" for info),
+/// which journald reads from each line (SyslogLevelPrefix=, on by default) as the entry's
+/// priority, so `journalctl -p warning` filters Sluice's lines.
+class SyslogPriority final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm& /*time*/,
+              spdlog::memory_buf_t& dest) override {
+    char prefix[] = "<6>";
+    switch (msg.level) {
+      case spdlog::level::critical:
+        prefix[1] = '2';
+        break;
+      case spdlog::level::err:
+        prefix[1] = '3';
+        break;
+      case spdlog::level::warn:
+        prefix[1] = '4';
+        break;
+      case spdlog::level::info:
+        prefix[1] = '6';
+        break;
+      default:  // debug, trace
+        prefix[1] = '7';
+    }
+    dest.append(prefix, prefix + 3);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<SyslogPriority>();
+  }
+};
+
 struct LogSetup {
   std::mutex mu;
   spdlog::sink_ptr sink;
@@ -68,6 +103,11 @@ void configure_logging(const std::string& level, bool json) {
     formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
         R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%*"})");
     s.sink->set_formatter(std::move(formatter));
+  } else if (stderr_is_journal()) {
+    // journald stamps every line itself: no second timestamp, and the level as its priority.
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<SyslogPriority>('P').set_pattern("%P%-5l [%n] %v");
+    s.sink->set_formatter(std::move(formatter));
   } else {
     s.sink->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] %v");
   }
@@ -75,6 +115,18 @@ void configure_logging(const std::string& level, bool json) {
     l->sinks() = {s.sink};
     l->set_level(s.level);
   });
+}
+
+bool stderr_is_journal() {
+  // systemd sets JOURNAL_STREAM=<device>:<inode> of the stream it connected to the journal; it
+  // is inherited by children whose stderr goes elsewhere, hence the comparison.
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  if (stream == nullptr) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  if (fstat(STDERR_FILENO, &st) != 0) return false;
+  return st.st_dev == dev && st.st_ino == ino;
 }
 
 void set_log_level(const std::string& level) {

@@ -12,8 +12,14 @@
 
 namespace sluice {
 
-/// level: trace|debug|info|warn|error; json: one JSON object per line instead of text.
+/// level: trace|debug|info|warn|error; json: one JSON object per line instead of text. Text
+/// lines written straight to the journal (see stderr_is_journal) carry no timestamp of their
+/// own and start with the syslog priority of their level ("<4>warn  [mariadb] ...").
 void configure_logging(const std::string& level, bool json);
+
+/// True when stderr is the journal stream systemd set up for this service (JOURNAL_STREAM
+/// names its device and inode).
+bool stderr_is_journal();
 
 /// Changes the level of every logger (a config reload).
 void set_log_level(const std::string& level);

@@ -19,7 +19,9 @@
 #include "ingest/schema.h"
 #include "main/admin_call.h"
 #include "main/bench_command.h"
+#include "main/service_notify.h"
 #include "main/spool_command.h"
+#include "main/version.h"
 #include "storage/mariadb_sink.h"
 #include "storage/rocksdb_spool.h"
 
@@ -69,6 +71,23 @@ void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pi
   if (!changes.log_level && !changes.mariadb_endpoint && changes.need_restart.empty()) {
     log->info("reload: {} has no changes", path);
   }
+}
+
+/// STATUS= for systemd (`systemctl status sluice`): the state and what the spool holds.
+std::string service_status(const sluice::ingest::PipelineStatus& s) {
+  std::string out = s.state;
+  if (s.state == "paused" && !s.pause_reason.empty()) {
+    // The reason is an operator's free text: one line, so it cannot add a field (READY=,
+    // MAINPID=, ...) to the notification.
+    std::string reason = s.pause_reason.substr(0, 200);
+    for (char& c : reason) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+    }
+    out += " (" + reason + ")";
+  }
+  out += "; spool " + std::to_string(s.spool_events) + " events";
+  if (s.spool_full) out += " (full: fetching paused)";
+  return out;
 }
 
 int check_config(const std::string& path) {
@@ -132,7 +151,10 @@ int run(const std::string& path) {
     return std::make_unique<sluice::storage::MariaDbSink>(mariadb, group);
   };
   parts.spool = std::move(spool).value();
-  sluice::admin::Metrics metrics;
+  sluice::admin::Metrics metrics({.version = sluice::kVersion,
+                                  .revision = sluice::kGitRevision,
+                                  .spool_max_bytes = config->spool.max_bytes,
+                                  .topics = config->kafka.topics});
   parts.on_batch_committed = [&metrics](const sluice::ingest::WriteReport& r) {
     metrics.observe_batch(r);
   };
@@ -162,8 +184,10 @@ int run(const std::string& path) {
         pause = sluice::storage::PauseRecord{s.pause_reason, s.paused_since_ms};
       return sluice::admin::spool_to_json(s.spool_partitions, pause);
     };
-    handlers.metrics_text = [&pipeline, &metrics] {
-      metrics.refresh(pipeline.status(), pipeline.stats());
+    handlers.metrics_text = [&pipeline, &metrics, &replicas] {
+      metrics.refresh(pipeline.status(), pipeline.stats(),
+                      sluice::SystemClock::instance().wall_ms());
+      if (replicas) metrics.refresh_replicas(replicas->snapshot());
       return metrics.serialize();
     };
     handlers.pause = [&pipeline, status = handlers.status_json](
@@ -183,14 +207,27 @@ int run(const std::string& path) {
     }
     admin = std::move(server).value();
   }
-  log->info("sluice starting (config {})", path);
+  log->info("sluice {} ({}) starting (config {})", sluice::kVersion, sluice::kGitRevision, path);
   std::thread reloader([&] {
     while (!g_stop.load()) {
       if (g_reload.exchange(false)) reload(path, running, pipeline);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
-  auto st = pipeline.run(g_stop);
+  // Pipeline::run, spelled out so systemd hears READY once the pipeline has started (consuming,
+  // or knowingly paused or in an outage) and the watchdog hears of every round of the loop.
+  sluice::cli::ServiceNotifier notifier([&pipeline] { return service_status(pipeline.status()); });
+  auto st = pipeline.start();
+  if (st) {
+    notifier.ready();
+    while (!g_stop.load() && pipeline.failed().is_ok()) {
+      pipeline.step();
+      notifier.beat();
+    }
+    notifier.stopping();
+    pipeline.shutdown();
+    st = pipeline.failed();
+  }
   g_stop.store(true);
   reloader.join();
   if (admin) admin->stop();
@@ -368,8 +405,11 @@ int main(int argc, char** argv) {
   discard_cmd->add_flag("--all", spool.all, "Every partition");
   discard_cmd->add_flag("--confirm", spool.confirm,
                         "Really delete (without it, only print what would be deleted)");
-  app.add_subcommand("version", "Print the version")->callback([] {
-    std::cout << "sluice 0.1.0\n";
+  const std::string version =
+      std::string("sluice ") + sluice::kVersion + " (git " + sluice::kGitRevision + ")";
+  app.set_version_flag("--version", version, "Print the version and exit");
+  app.add_subcommand("version", "Print the version")->callback([&version] {
+    std::cout << version << "\n";
   });
 
   CLI11_PARSE(app, argc, argv);

@@ -1,6 +1,7 @@
 #include "storage/mariadb_connection.h"
 
 #include <errmsg.h>
+#include <mysqld_error.h>
 
 #include <algorithm>
 #include <cstring>
@@ -50,12 +51,39 @@ DbStatus MariaDbConnection::open(const MariaDbConfig& c, std::unique_ptr<MariaDb
   mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);
   mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
   mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", "sluice");
+  if (c.tls.enabled) {
+    // Enforce: no fallback to plaintext when the server offers no TLS. The files are read by
+    // the connector at each connect, so renewed certificates apply to the next session.
+    const my_bool yes = 1;
+    const my_bool verify = c.tls.verify_server_cert ? 1 : 0;
+    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &yes);
+    mysql_optionsv(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+    if (!c.tls.ca_file.empty()) mysql_optionsv(m, MYSQL_OPT_SSL_CA, c.tls.ca_file.c_str());
+    if (!c.tls.cert_file.empty()) mysql_optionsv(m, MYSQL_OPT_SSL_CERT, c.tls.cert_file.c_str());
+    if (!c.tls.key_file.empty()) mysql_optionsv(m, MYSQL_OPT_SSL_KEY, c.tls.key_file.c_str());
+  }
   const char* socket = c.socket.empty() ? nullptr : c.socket.c_str();
   const char* host = c.socket.empty() ? c.host.c_str() : "localhost";
   std::unique_ptr<MariaDbConnection> conn(new MariaDbConnection(m));
   if (mysql_real_connect(m, host, c.user.c_str(), c.password.c_str(), c.database.c_str(),
                          static_cast<unsigned int>(c.port), socket, CLIENT_FOUND_ROWS) == nullptr) {
-    return conn->last_error();
+    auto st = conn->last_error();
+    unsigned long server_caps = 0;
+    if (st.code == ER_ACCESS_DENIED_ERROR && !c.tls.enabled && c.socket.empty() &&
+        mariadb_get_infov(m, MARIADB_CONNECTION_SERVER_CAPABILITIES, &server_caps) == 0 &&
+        (server_caps & CLIENT_SSL) != 0) {
+      // MariaDB refuses a plaintext session under require_secure_transport=ON with this same
+      // "access denied", so say what else it may mean.
+      st.message +=
+          "; this session was not encrypted and the server offers TLS: if it sets "
+          "require_secure_transport, configure mariadb.tls";
+    } else if (st.code == CR_SSL_CONNECTION_ERROR) {
+      st.message +=
+          " (mariadb.tls: check ca_file, cert_file, key_file and that the server's "
+          "certificate names '" +
+          c.host + "')";
+    }
+    return st;
   }
   // A batch transaction is bounded in size by batch.max_rows/max_bytes and in time here: no
   // statement runs longer than the I/O timeout and no lock wait exceeds 10 s, so Sluice never

@@ -39,6 +39,13 @@ std::string quote_identifier(std::string_view name) {
   return out;
 }
 
+// GCC 12 at -O2 reports a -Wrestrict overlap inside std::string's own insert and assign, as
+// inlined into this constructor, that cannot happen (GCC bug 105651, fixed in GCC 13). Where it
+// shows moves with each rewrite of the code, so the warning is silenced here, for GCC 12 only.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wrestrict"
+#endif
 TableLayout::TableLayout(std::string name, std::vector<Column> event_columns)
     : name_(std::move(name)), event_columns_(std::move(event_columns)) {
   create_sql_ = "CREATE TABLE IF NOT EXISTS " + quote_identifier(name_) +
@@ -66,5 +73,8 @@ TableLayout::TableLayout(std::string name, std::vector<Column> event_columns)
   for (const auto& c : event_columns_) column_list_ += "," + quote_identifier(c.name);
   column_list_ += ")";
 }
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic pop
+#endif
 
 }  // namespace sluice::storage

@@ -517,9 +517,14 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
       out << "    " << k << ": \"" << v << "\"\n";
     }
   }
-  out << "mariadb:\n"
-      << "  socket: \"" << db.socket() << "\"\n"
-      << "  user: sluice\n"
+  out << "mariadb:\n";
+  if (options.tcp) {
+    out << "  host: \"127.0.0.1\"\n"
+        << "  port: " << db.port() << "\n";
+  } else {
+    out << "  socket: \"" << db.socket() << "\"\n";
+  }
+  out << "  user: sluice\n"
       << "  password_file: \"" << db.password_file() << "\"\n"
       << "  database: " << options.database << "\n"
       << options.mariadb_lines << "spool:\n"

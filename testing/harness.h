@@ -167,6 +167,8 @@ struct ConfigOptions {
   std::string spool_lines{};                              ///< more keys of `spool:`, indented
   std::string database = "log";                           ///< mariadb.database
   std::string instance_id{};                              ///< kafka.instance_id (default: host)
+  /// Connect over TCP to 127.0.0.1:port instead of the server's socket (TLS needs TCP).
+  bool tcp = false;
 };
 
 /// Writes a sluice config (`dir`/sluice.yaml) for the given servers and returns its path. The admin

@@ -180,6 +180,9 @@ TEST_F(OperationsTest, SigtermUnderLoadExitsZeroPromptlyAndARestartIsExact) {
   auto again = start_sluice(dir_, config(), "sluice-2.log");
   ASSERT_TRUE(wait_for_all()) << again->log();
   verify_exact();
+  // The first process may have stored everything already: wait until this one is up (its
+  // handlers installed) before asking it to stop, or SIGTERM meets the default action.
+  ASSERT_TRUE(wait_until([&] { return !admin_url(*again).empty(); }, 30s)) << again->log();
   again->signal(SIGTERM);
   EXPECT_EQ(again->wait(60s), 0) << again->log();
 }

@@ -199,6 +199,97 @@ TEST(ConfigReplicasTest, ReplicasAreEndpointsWithThePrimarysDatabaseByDefault) {
       << c.status().message();
 }
 
+TEST_F(ConfigTest, TlsFilesAreCheckedAndReplicasInheritThePrimarysTls) {
+  for (const char* f : {"ca.pem", "client.pem", "client.key"}) std::ofstream(dir_.file(f)) << "x";
+  const auto path = write(
+      "kafka:\n  topics: [t]\nmariadb:\n  host: db1\n  replicas:\n    - host: r1\n"
+      "    - host: r2\n      tls:\n        enabled: false\n  tls:\n    enabled: true\n"
+      "    ca_file: ca.pem\n    cert_file: client.pem\n    key_file: client.key\n"
+      "    verify_server_cert: false\n");
+  auto c = load_config(path);
+  ASSERT_TRUE(c) << c.status().message();
+  const auto& tls = c->mariadb.tls;
+  EXPECT_TRUE(tls.enabled);
+  EXPECT_EQ(tls.ca_file, dir_.file("ca.pem"));
+  EXPECT_EQ(tls.cert_file, dir_.file("client.pem"));
+  EXPECT_EQ(tls.key_file, dir_.file("client.key"));
+  EXPECT_FALSE(tls.verify_server_cert);
+  ASSERT_EQ(c->replicas.size(), 2u);
+  EXPECT_EQ(c->replicas[0].tls, tls) << "a replica without tls of its own uses the primary's";
+  EXPECT_FALSE(c->replicas[1].tls.enabled);
+  EXPECT_TRUE(MariaDbTlsConfig{}.verify_server_cert) << "verification is on unless turned off";
+}
+
+TEST_F(ConfigTest, TlsMistakesAreNamedWithTheirKey) {
+  std::ofstream(dir_.file("ca.pem")) << "x";
+  std::ofstream(dir_.file("client.pem")) << "x";
+  const std::string head = "kafka:\n  topics: [t]\nmariadb:\n  tls:\n";
+  auto path = write(head + "    enabled: true\n    ca_file: absent.pem\n");
+  expect_error(load_config(path), path + ":6: mariadb.tls.ca_file", "cannot read");
+  path = write(head + "    enabled: true\n    cert_file: client.pem\n");
+  expect_error(load_config(path), "mariadb.tls", "cert_file and key_file go together");
+  path = write(head + "    ca_file: ca.pem\n");
+  expect_error(load_config(path), "mariadb.tls.enabled", "TLS is off");
+  path = write(head + "    enabled: yes please\n");
+  expect_error(load_config(path), path + ":5: mariadb.tls.enabled", "expected true or false");
+  path = write(head + "    verify: false\n");
+  expect_error(load_config(path), path + ":5: mariadb.tls.verify", "unknown key");
+}
+
+TEST_F(ConfigTest, AdminOnANonLoopbackAddressNeedsAToken) {
+  const std::string head = "kafka:\n  topics: [t]\nadmin:\n";
+  auto path = write(head + "  listen: \"0.0.0.0:8470\"\n");
+  expect_error(load_config(path), path + ":4: admin.listen", "set admin.token_file");
+  path = write(head + "  listen: \"[::]:8470\"\n");
+  expect_error(load_config(path), "admin.listen", "not a loopback address");
+  std::ofstream(dir_.file("token")) << "t0ken\n";
+  path = write(head + "  listen: \"0.0.0.0:8470\"\n  token_file: token\n");
+  EXPECT_TRUE(load_config(path)) << "with a token the endpoint may face the network";
+  path = write(head + "  listen: \"\"\n");
+  EXPECT_TRUE(load_config(path)) << "no endpoint at all";
+  path = write(head + "  token_file: absent-token\n");
+  expect_error(load_config(path), path + ":4: admin.token_file", "cannot read");
+}
+
+TEST(ConfigLoopbackTest, OnlyLoopbackAddressesCountAsLoopback) {
+  for (const char* yes : {"127.0.0.1:8470", "127.1.2.3:1", "localhost:8470", "[::1]:8470",
+                          "[::ffff:127.0.0.1]:8470"}) {
+    EXPECT_TRUE(is_loopback_listen(yes)) << yes;
+  }
+  for (const char* no : {"0.0.0.0:8470", "[::]:8470", "10.0.0.1:8470", "db1001:8470",
+                         "128.0.0.1:8470", "[::1:8470", ":8470"}) {
+    EXPECT_FALSE(is_loopback_listen(no)) << no;
+  }
+}
+
+TEST_F(ConfigTest, KafkaSaslPasswordComesFromItsFileOnly) {
+  std::ofstream(dir_.file("kafka-password")) << "s3cret\nignored\n";
+  auto path = write(
+      "kafka:\n  topics: [t]\n  sasl_password_file: kafka-password\n  properties:\n"
+      "    security.protocol: SASL_SSL\n    sasl.mechanisms: SCRAM-SHA-512\n");
+  auto c = load_config(path);
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->kafka.properties.at("sasl.password"), "s3cret");
+  EXPECT_EQ(c->kafka.sasl_password_file, dir_.file("kafka-password"));
+  path = write(
+      "kafka:\n  topics: [t]\n  sasl_password_file: kafka-password\n  properties:\n"
+      "    sasl.password: inline\n");
+  expect_error(load_config(path), path + ":3: kafka.sasl_password_file", "sets sasl.password too");
+  path = write("kafka:\n  topics: [t]\n  sasl_password_file: absent\n");
+  expect_error(load_config(path), "kafka.sasl_password_file", "cannot read password file");
+}
+
+TEST(ConfigDiffTest, ChangedTlsSettingsNeedARestart) {
+  Config a;
+  a.kafka.topics = {"t"};
+  Config b = a;
+  b.mariadb.tls.enabled = true;
+  b.mariadb.tls.ca_file = "/etc/sluice/new-ca.pem";
+  const auto c = diff_config(a, b);
+  EXPECT_FALSE(c.mariadb_endpoint);
+  EXPECT_EQ(c.need_restart, std::vector<std::string>{"mariadb.tls"});
+}
+
 TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
   // deploy/sluice.example.yaml documents every key; with its secret files made real, it must
   // load as it is, so the example can never drift from what Sluice accepts.
@@ -206,8 +297,7 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
   std::ifstream in(testing::source_dir() + "/deploy/sluice.example.yaml");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_FALSE(text.empty());
-  for (const std::string secret :
-       {"/etc/sluice/password", "/etc/sluice/replica-password", "/etc/sluice/admin-token"}) {
+  for (const std::string secret : {"/etc/sluice/password", "/etc/sluice/admin-token"}) {
     const auto at = text.find(secret);
     ASSERT_NE(at, std::string::npos) << secret;
     const std::string local = dir.file(secret.substr(secret.rfind('/') + 1));
@@ -218,17 +308,43 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
   std::ofstream(path) << text;
   auto c = load_config(path);
   ASSERT_TRUE(c) << c.status().message();
-  EXPECT_EQ(c->replicas.size(), 1u);
+  EXPECT_TRUE(c->replicas.empty()) << "the installed config names no made-up replica";
+  EXPECT_FALSE(c->mariadb.tls.enabled);
   EXPECT_EQ(c->kafka.topics, std::vector<std::string>{"^eventlogging_.*"});
   EXPECT_EQ(c->kafka.instance_id, "db-ingest-1");
-  for (const char* key : {"brokers:",       "group_id:",      "topics:",   "properties:",
-                          "host:",          "port:",          "socket:",   "user:",
-                          "password_file:", "database:",      "writers:",  "connect_timeout_ms:",
-                          "io_timeout_ms:", "insert_method:", "replicas:", "max_rows:",
-                          "max_bytes:",     "max_delay_ms:",  "path:",     "listen:",
-                          "token_file:",    "level:",         "format:"}) {
+  for (const char* key : {"brokers:",       "group_id:",      "topics:",
+                          "properties:",    "host:",          "port:",
+                          "socket:",        "user:",          "password_file:",
+                          "database:",      "writers:",       "connect_timeout_ms:",
+                          "io_timeout_ms:", "insert_method:", "replicas:",
+                          "max_rows:",      "max_bytes:",     "max_delay_ms:",
+                          "path:",          "listen:",        "token_file:",
+                          "level:",         "format:",        "sasl_password_file:",
+                          "tls:",           "enabled:",       "ca_file:",
+                          "cert_file:",     "key_file:",      "verify_server_cert:"}) {
     EXPECT_NE(text.find(std::string("  ") + key), std::string::npos) << key;
   }
+
+  // The commented replica entry is valid too, once uncommented.
+  const std::string commented = "  #   replicas:\n  #     - host: \"db1002.example.org\"\n";
+  const auto at = text.find(commented);
+  ASSERT_NE(at, std::string::npos);
+  std::string entry;
+  for (size_t line = at; line < text.size() && text.compare(line, 3, "  #") == 0;) {
+    const auto end = text.find('\n', line);
+    entry += "  " + text.substr(line + 6, end - line - 6) + "\n";
+    line = end + 1;
+  }
+  std::ofstream(dir.file("replica-password")) << "x\n";
+  const auto replica_pw = entry.find("/etc/sluice/replica-password");
+  ASSERT_NE(replica_pw, std::string::npos) << entry;
+  entry.replace(replica_pw, 28, dir.file("replica-password"));
+  text.replace(text.find("  replicas: []\n"), 15, entry);
+  std::ofstream(path) << text;
+  c = load_config(path);
+  ASSERT_TRUE(c) << c.status().message() << "\n" << entry;
+  ASSERT_EQ(c->replicas.size(), 1u);
+  EXPECT_EQ(c->replicas[0].host, "db1002.example.org");
 }
 
 }  // namespace

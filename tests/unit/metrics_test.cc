@@ -1,0 +1,95 @@
+#include "admin/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace sluice::admin {
+namespace {
+
+/// The value of one series in the exposition text ("name{labels}" as serialized), or -1.
+double value_of(const std::string& text, const std::string& series) {
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST(MetricsTest, SeriesWithKnownLabelsExistAtZeroFromTheStart) {
+  Metrics m({.version = "1.2.3",
+             .revision = "abc",
+             .spool_max_bytes = 1 << 20,
+             .topics = {"eventlogging_A", "^eventlogging_.*"}});
+  const auto text = m.serialize();
+  EXPECT_EQ(value_of(text, "sluice_events_consumed_total{topic=\"eventlogging_A\"}"), 0);
+  EXPECT_EQ(text.find("topic=\"^"), std::string::npos) << "a pattern is not a topic";
+  for (const char* reason : Metrics::kDeadLetterClasses) {
+    EXPECT_EQ(value_of(text, std::string("sluice_dead_letters_total{reason=\"") + reason + "\"}"),
+              0)
+        << reason;
+  }
+  for (const char* state : {"starting", "running", "paused", "draining", "outage", "stopping"}) {
+    EXPECT_EQ(value_of(text, std::string("sluice_state{state=\"") + state + "\"}"), 0) << state;
+  }
+  EXPECT_EQ(value_of(text, "sluice_build_info{revision=\"abc\",version=\"1.2.3\"}"), 1) << text;
+  EXPECT_EQ(value_of(text, "sluice_spool_max_bytes"), 1 << 20);
+  EXPECT_EQ(value_of(text, "sluice_pause_duration_seconds"), 0);
+  EXPECT_EQ(value_of(text, "sluice_outage_duration_seconds"), 0);
+}
+
+TEST(MetricsTest, PauseAndOutageDurationsCountFromWhenTheyBegan) {
+  Metrics m;
+  ingest::PipelineStats stats;
+  ingest::PipelineStatus s;
+  s.state = "paused";
+  s.paused_since_ms = 1'700'000'000'000;
+  m.refresh(s, stats, 1'700'000'090'500);
+  auto text = m.serialize();
+  EXPECT_EQ(value_of(text, "sluice_pause_duration_seconds"), 90.5);
+  EXPECT_EQ(value_of(text, "sluice_outage_duration_seconds"), 0);
+  EXPECT_EQ(value_of(text, "sluice_state{state=\"paused\"}"), 1);
+
+  s.state = "outage";
+  s.outage_since_ms = 1'700'000'100'000;
+  s.spool_full = true;
+  m.refresh(s, stats, 1'700'000'400'000);
+  text = m.serialize();
+  EXPECT_EQ(value_of(text, "sluice_pause_duration_seconds"), 0);
+  EXPECT_EQ(value_of(text, "sluice_outage_duration_seconds"), 300);
+  EXPECT_EQ(value_of(text, "sluice_spool_full"), 1);
+
+  s.state = "running";
+  m.refresh(s, stats, 1'700'000'500'000);
+  EXPECT_EQ(value_of(m.serialize(), "sluice_outage_duration_seconds"), 0);
+}
+
+TEST(MetricsTest, FreshnessOfEachTableOnThePrimaryAndOnEachReplica) {
+  Metrics m;
+  ingest::PipelineStats stats;
+  ingest::PipelineStatus s;
+  s.tables.push_back({.table = "TestSchema_1", .rows_inserted = 3, .max_timestamp = 1700000000});
+  s.tables.push_back({.table = "Empty_1", .rows_inserted = 0, .max_timestamp = -1});
+  m.refresh(s, stats, 1'700'000'000'000);
+  m.refresh_replicas({{.endpoint = "ro@db2:3306",
+                       .error = "",
+                       .checked_at_ms = 1,
+                       .tables = {{"TestSchema_1", "20231114221300"}, {"Empty_1", ""}}},
+                      {.endpoint = "ro@db3:3306",
+                       .error = "connection refused",
+                       .checked_at_ms = 2,
+                       .tables = {}}});
+  const auto text = m.serialize();
+  EXPECT_EQ(value_of(text, "sluice_table_max_timestamp_seconds{table=\"TestSchema_1\"}"),
+            1700000000);
+  EXPECT_EQ(text.find("sluice_table_max_timestamp_seconds{table=\"Empty_1\"}"), std::string::npos)
+      << "no series for a table without a timestamp yet";
+  EXPECT_EQ(value_of(text, "sluice_replica_up{replica=\"ro@db2:3306\"}"), 1);
+  EXPECT_EQ(value_of(text, "sluice_replica_up{replica=\"ro@db3:3306\"}"), 0);
+  // 2023-11-14 22:13:00 UTC
+  EXPECT_EQ(value_of(text,
+                     "sluice_replica_max_timestamp_seconds{replica=\"ro@db2:3306\","
+                     "table=\"TestSchema_1\"}"),
+            1699999980);
+}
+
+}  // namespace
+}  // namespace sluice::admin
