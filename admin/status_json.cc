@@ -21,7 +21,8 @@ int64_t behind_seconds(const std::string& mediawiki, int64_t now_ms) {
 }  // namespace
 
 std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
-                           const std::vector<ReplicaFreshness::Replica>& replicas) {
+                           const std::vector<ReplicaFreshness::Replica>& replicas,
+                           const nlohmann::json& fleet) {
   using nlohmann::json;
   json partitions = json::array();
   for (const auto& p : s.partitions) {
@@ -69,6 +70,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
         {"full", s.spool_full}}},
       {"fetch_paused", s.fetch_paused},
       {"db_up", s.db_up},
+      {"quiet", s.quiet},
       {"mariadb", s.mariadb},
       {"in_flight_bytes", s.in_flight_bytes},
       {"partitions", std::move(partitions)},
@@ -81,6 +83,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
   if (!s.outage_error.empty()) {
     out["outage"] = {{"error", s.outage_error}, {"since_ms", s.outage_since_ms}};
   }
+  if (!fleet.is_null()) out["fleet"] = fleet;
   if (!replicas.empty()) {
     json list = json::array();
     for (const auto& r : replicas) {

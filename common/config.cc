@@ -213,7 +213,8 @@ class Loader {
     c.source_path = file_;
     std::vector<size_t> replica_inherits_tls;  // replicas without a `tls` of their own
     if (root.IsNull()) return c;
-    only_keys(root, "", {"kafka", "mariadb", "batch", "spool", "schemas", "admin", "log"});
+    only_keys(root, "",
+              {"kafka", "mariadb", "batch", "spool", "schemas", "admin", "log", "fleet"});
 
     section(root, "kafka",
             {"brokers", "group_id", "topics", "instance_id", "properties", "sasl_password_file"},
@@ -322,6 +323,20 @@ class Loader {
               if (k == "listen") c.admin.listen = str(v, key);
               if (k == "token_file") c.admin.token_file = readable_file(v, key);
             });
+    section(root, "fleet", {"topic", "heartbeat_ms", "instance_timeout_ms"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              if (k == "topic") {
+                c.fleet.topic = str(v, key);
+                if (c.fleet.topic.empty() || c.fleet.topic.size() > 249 ||
+                    !valid_member_name(c.fleet.topic)) {
+                  fail(v, key, "expected a Kafka topic name: 1-249 characters of [A-Za-z0-9._-]");
+                }
+              }
+              if (k == "heartbeat_ms") c.fleet.heartbeat_ms = integer(v, key, 100, 600'000);
+              if (k == "instance_timeout_ms") {
+                c.fleet.instance_timeout_ms = integer(v, key, 1000, 3'600'000);
+              }
+            });
     section(root, "log", {"level", "format"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               if (k == "level") {
@@ -351,6 +366,7 @@ class Loader {
     if (!root["schemas"].IsDefined()) c.schemas_path = path(YAML::Node("schemas"), "schemas.path");
     if (!root["spool"]["path"].IsDefined()) c.spool.path = SpoolConfig{}.path;
     if (c.kafka.instance_id.empty()) c.kafka.instance_id = default_instance_id();
+    if (c.fleet.topic.empty()) c.fleet.topic = default_fleet_topic(c.kafka.group_id);
     return c;
   }
 
@@ -384,6 +400,9 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(a.kafka.group_id != b.kafka.group_id, "kafka.group_id");
   check(a.kafka.topics != b.kafka.topics, "kafka.topics");
   check(a.kafka.instance_id != b.kafka.instance_id, "kafka.instance_id");
+  check(a.fleet.topic != b.fleet.topic, "fleet.topic");
+  check(a.fleet.heartbeat_ms != b.fleet.heartbeat_ms, "fleet.heartbeat_ms");
+  check(a.fleet.instance_timeout_ms != b.fleet.instance_timeout_ms, "fleet.instance_timeout_ms");
   check(a.kafka.properties != b.kafka.properties, "kafka.properties");
   check(a.kafka.sasl_password_file != b.kafka.sasl_password_file, "kafka.sasl_password_file");
   // Offsets live in the database: moving to another one is a new deployment, not a failover.
@@ -413,6 +432,15 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(a.admin.token_file != b.admin.token_file, "admin.token_file");
   check(a.log.json != b.log.json, "log.format");
   return c;
+}
+
+std::string default_fleet_topic(const std::string& group_id) {
+  std::string topic = "_sluice_fleet.";
+  for (const char ch : group_id) {
+    const auto c = static_cast<unsigned char>(ch);
+    topic += std::isalnum(c) || ch == '.' || ch == '_' || ch == '-' ? ch : '_';
+  }
+  return topic.substr(0, 200);
 }
 
 std::string default_instance_id() {

@@ -81,6 +81,15 @@ struct LogConfig {
   bool json = false;
 };
 
+/// The instances of one consumer group share a target state (paused or running) and what their
+/// spools hold through a control topic of their own (fleet/fleet.h).
+struct FleetConfig {
+  std::string topic;  ///< default: "_sluice_fleet.<group_id>"
+  int64_t heartbeat_ms = 3000;
+  /// An instance silent this long is no longer waited for by a pause or a resume.
+  int64_t instance_timeout_ms = 15000;
+};
+
 struct Config {
   std::string source_path;  ///< the file this was loaded from
   KafkaConfig kafka;
@@ -94,6 +103,7 @@ struct Config {
   std::string schemas_path = "schemas";
   AdminConfig admin;
   LogConfig log;
+  FleetConfig fleet;
 };
 
 /// Loads and validates a config file. The error message has the form
@@ -109,6 +119,10 @@ struct ConfigChanges {
   std::vector<std::string> need_restart;
 };
 ConfigChanges diff_config(const Config& running, const Config& loaded);
+
+/// The fleet's control topic of a consumer group: "_sluice_fleet.<group_id>", with characters
+/// Kafka does not allow in topic names replaced by '_'.
+std::string default_fleet_topic(const std::string& group_id);
 
 /// The host name, as a static group member name (characters outside [A-Za-z0-9._-] become '_').
 std::string default_instance_id();

@@ -24,9 +24,16 @@ void Gate::start_in_outage(const storage::DbStatus& cause) {
   next_probe_ = clock_.now() + probe_backoff_->next();
 }
 
+void Gate::start_held() {
+  state_ = State::kClosed;
+  held_ = true;
+}
+
 const char* Gate::closed_state_name() const {
   if (state_ == State::kOpen) return "";
-  return outage_ && !pause_ ? "outage" : "paused";
+  if (pause_) return "paused";
+  if (held_) return "starting";
+  return outage_ ? "outage" : "paused";
 }
 
 std::future<Status> Gate::submit(Command kind, std::string reason,
@@ -76,6 +83,10 @@ void Gate::step() {
       case Command::kRetarget:
         retarget(*c);
         break;
+      case Command::kRelease:
+        release();
+        c->done.set_value(Status::ok());
+        break;
     }
   }
   finish_closing();
@@ -98,6 +109,7 @@ void Gate::pause(Pending& c) {
     return;
   }
   pause_ = record;
+  held_ = false;  // a held gate is told: stay closed, paused
   ++version_;
   if (state_ == State::kClosed) {
     // Closed by an outage: already quiet. It now stays closed until resumed.
@@ -112,7 +124,25 @@ void Gate::pause(Pending& c) {
             c.reason.empty() ? "" : " for ", c.reason);
 }
 
+void Gate::release() {
+  if (pause_ || !held_) return;
+  // Find out whether MariaDB takes writes, and open when it does.
+  held_ = false;
+  outage_ = true;
+  outage_since_ms_ = clock_.wall_ms();
+  last_outage_summary_ = clock_.now();
+  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000));
+  next_probe_ = clock_.now();
+  ++version_;
+  probe();
+}
+
 void Gate::resume(Pending& c) {
+  if (!pause_ && held_) {
+    release();
+    c.done.set_value(Status::ok());
+    return;
+  }
   if (!pause_) {
     // Nothing an operator closed. (In an outage Sluice reopens by itself.)
     c.done.set_value(Status::ok());

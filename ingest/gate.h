@@ -70,10 +70,15 @@ class Gate {
   void start_paused(storage::PauseRecord record);
   /// MariaDB down or read-only at start-up: start closed and probe.
   void start_in_outage(const storage::DbStatus& cause);
+  /// Start closed and quiet, touching nothing, until told what to do: a pause keeps it closed
+  /// (paused), a resume or a release lets it go (it probes MariaDB, then opens). An instance
+  /// of a fleet starts so until it has read the fleet's target state.
+  void start_held();
 
   // --- Commands (any thread) ----------------------------------------------------------------
 
-  enum class Command { kPause, kResume, kRetarget };
+  /// kRelease lets a held gate go (and does nothing otherwise: a pause stays).
+  enum class Command { kPause, kResume, kRetarget, kRelease };
   std::future<Status> submit(Command kind, std::string reason = {},
                              std::optional<MariaDbConfig> mariadb = std::nullopt);
   /// Answers every command still queued or waiting with `why`; later ones are refused.
@@ -96,8 +101,10 @@ class Gate {
   const storage::DbStatus& outage_error() const { return outage_error_; }
   int64_t outage_since_ms() const { return outage_since_ms_; }
   bool db_up() const { return db_up_; }
-  /// "paused" or "outage" when not open; "" when open.
+  /// "paused", "outage" or "starting" (held) when not open; "" when open.
   const char* closed_state_name() const;
+  /// Closed, with every writer quiet: no transaction, no connection.
+  bool quiet() const { return state_ == State::kClosed; }
   /// Changes whenever the state, the pause or the outage changes (to republish status).
   uint64_t version() const { return version_; }
 
@@ -110,6 +117,7 @@ class Gate {
   };
   void pause(Pending& c);
   void resume(Pending& c);
+  void release();
   void retarget(Pending& c);
   void close();
   void reopen();
@@ -122,6 +130,7 @@ class Gate {
   std::optional<storage::PauseRecord> pause_;  ///< the operator's pause
   std::vector<std::promise<Status>> closing_waiters_;
   bool outage_ = false;  ///< closed by Sluice itself: MariaDB down or read-only
+  bool held_ = false;    ///< closed since start-up until a pause or a resume says what next
   bool db_up_ = false;
   storage::DbStatus outage_error_;
   int64_t outage_since_ms_ = 0;

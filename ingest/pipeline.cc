@@ -89,6 +89,10 @@ Status Pipeline::start() {
     for (auto& w : writers_) w->quiesce();
     log->info("starting paused (\"{}\"): no MariaDB connection until `sluice resume`",
               record->reason);
+  } else if (parts_.start_held) {
+    gate_.start_held();
+    for (auto& w : writers_) w->quiesce();
+    log->info("starting quiet: no MariaDB connection until the fleet's target state is known");
   } else if (auto st = control_->probe(); st.is_ok()) {
     gate_.database_reached();
     logger("mariadb")->info("connected to MariaDB; bookkeeping tables ready in database '{}'",
@@ -235,6 +239,8 @@ std::future<Status> Pipeline::request_pause(std::string reason) {
 }
 
 std::future<Status> Pipeline::request_resume() { return gate_.submit(Gate::Command::kResume); }
+
+std::future<Status> Pipeline::request_release() { return gate_.submit(Gate::Command::kRelease); }
 
 std::future<Status> Pipeline::request_retarget(MariaDbConfig mariadb) {
   return gate_.submit(Gate::Command::kRetarget, "", std::move(mariadb));
@@ -875,6 +881,7 @@ void Pipeline::publish_status(bool force) {
   status_.spool_full = spool_full_;
   status_.in_flight_bytes = in_flight_bytes_;
   status_.db_up = gate_.db_up();
+  status_.quiet = gate_.quiet();
   status_.mariadb = describe_endpoint(config_.mariadb);
   status_.consumed_by_topic = consumed_by_topic_;
 }

@@ -66,6 +66,10 @@ struct PipelineParts {
   /// may hold them (invariant 9). Unset: only this instance's spool counts.
   std::function<bool(const std::string& topic, int32_t partition, int64_t from, int64_t to)>
       claimed_elsewhere{};
+  /// Start closed and quiet (no MariaDB connection) until a pause or a resume says what next —
+  /// an instance of a fleet, until it has read the fleet's target state. A pause recorded in
+  /// the spool still starts paused.
+  bool start_held = false;
 };
 
 class Pipeline final : private GateEffects {
@@ -102,6 +106,8 @@ class Pipeline final : private GateEffects {
   std::future<Status> request_pause(std::string reason);
   /// Opens the gate: spooled partitions drain in offset order, then flow directly. Idempotent.
   std::future<Status> request_resume();
+  /// Lets a start held by `PipelineParts::start_held` go (a pause recorded in the spool stays).
+  std::future<Status> request_release();
   /// Points the pipeline at another MariaDB endpoint (the failover case: pause, retarget to the
   /// new primary, resume). Refused unless an operator paused and the gate is closed. Only the
   /// endpoint is taken (host, port, socket, user, password); sessions are rebuilt and connect

@@ -60,7 +60,8 @@ struct PipelineStatus {
     uint64_t rows_inserted = 0;  ///< since start
     int64_t max_timestamp = -1;  ///< newest inserted `timestamp`, epoch seconds
   };
-  /// starting | running | paused | draining | outage | stopping
+  /// starting (until the fleet's target is known) | running | paused | draining | outage |
+  /// stopping
   std::string state = "starting";
   std::string pause_reason;     ///< when paused
   int64_t paused_since_ms = 0;  ///< when paused
@@ -75,6 +76,8 @@ struct PipelineStatus {
   uint64_t in_flight_bytes = 0;
   /// 1 once Sluice last reached MariaDB (a commit or a probe); false in an outage.
   bool db_up = false;
+  /// No open transaction and no MariaDB connection: the gate is closed and the writers quiet.
+  bool quiet = false;
   std::map<std::string, uint64_t> consumed_by_topic;  ///< events consumed since start
   std::vector<Partition> partitions;
   std::vector<Gap> gaps;  ///< the most recent, newest last

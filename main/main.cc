@@ -14,11 +14,14 @@
 #include "admin/status_json.h"
 #include "common/config.h"
 #include "common/logging.h"
+#include "fleet/fleet.h"
+#include "fleet/kafka_control_channel.h"
 #include "ingest/kafka_source.h"
 #include "ingest/pipeline.h"
 #include "ingest/schema.h"
 #include "main/admin_call.h"
 #include "main/bench_command.h"
+#include "main/fleet_command.h"
 #include "main/service_notify.h"
 #include "main/spool_command.h"
 #include "main/version.h"
@@ -108,6 +111,22 @@ int check_config(const std::string& path) {
   return 0;
 }
 
+/// This instance's record for the fleet, from the pipeline's status.
+sluice::fleet::InstanceRecord describe_instance(const sluice::ingest::PipelineStatus& s) {
+  sluice::fleet::InstanceRecord r;
+  r.state = s.state;
+  r.quiet = s.quiet;
+  for (const auto& p : s.partitions) {
+    if (p.mode != "orphan") r.partitions.emplace_back(p.topic, p.partition);
+  }
+  for (const auto& sp : s.spool_partitions) {
+    r.spooled.push_back(
+        {sp.topic, sp.partition, sp.range.first_offset, sp.range.last_offset, sp.range.events});
+  }
+  r.spool_events = s.spool_events;
+  return r;
+}
+
 int run(const std::string& path) {
   auto config = sluice::load_config(path);
   if (!config) {
@@ -151,6 +170,23 @@ int run(const std::string& path) {
     return std::make_unique<sluice::storage::MariaDbSink>(mariadb, group);
   };
   parts.spool = std::move(spool).value();
+  // The fleet: every instance of the group shares one target state (paused or running) and
+  // what its spool holds, through a control topic. Until this instance has read it, the
+  // pipeline stays quiet.
+  auto channel = sluice::fleet::KafkaControlChannel::open(
+      {config->kafka.brokers, config->fleet.topic, config->kafka.properties,
+       "sluice-fleet-" + config->kafka.instance_id});
+  if (!channel) {
+    log->critical("cannot use the fleet topic {}: {}", config->fleet.topic,
+                  channel.status().message());
+    return 1;
+  }
+  std::unique_ptr<sluice::fleet::Fleet> fleet;
+  parts.start_held = true;
+  parts.claimed_elsewhere = [&fleet](const std::string& topic, int32_t partition, int64_t from,
+                                     int64_t to) {
+    return fleet && fleet->claimed_elsewhere(topic, partition, from, to);
+  };
   sluice::admin::Metrics metrics({.version = sluice::kVersion,
                                   .revision = sluice::kGitRevision,
                                   .spool_max_bytes = config->spool.max_bytes,
@@ -169,13 +205,26 @@ int run(const std::string& path) {
     });
   }
   std::unique_ptr<sluice::admin::AdminServer> admin;
+  fleet = std::make_unique<sluice::fleet::Fleet>(
+      sluice::fleet::FleetOptions{running.kafka.instance_id,
+                                  std::chrono::milliseconds(running.fleet.heartbeat_ms),
+                                  std::chrono::milliseconds(running.fleet.instance_timeout_ms),
+                                  sluice::kVersion},
+      std::move(channel).value(),
+      sluice::fleet::LocalInstance{
+          [&pipeline] { return describe_instance(pipeline.status()); },
+          [&pipeline](const std::string& reason) { return pipeline.request_pause(reason); },
+          [&pipeline] { return pipeline.request_resume(); },
+          [&pipeline] { return pipeline.request_release(); },
+          [&admin] { return admin ? "127.0.0.1:" + std::to_string(admin->port()) : ""; }});
   if (!admin_config.listen.empty()) {
     sluice::admin::AdminHandlers handlers;
-    handlers.status_json = [&pipeline, &replicas] {
+    handlers.status_json = [&pipeline, &replicas, &fleet] {
       return sluice::admin::status_to_json(
           pipeline.status(), sluice::SystemClock::instance().wall_ms(),
           replicas ? replicas->snapshot()
-                   : std::vector<sluice::admin::ReplicaFreshness::Replica>{});
+                   : std::vector<sluice::admin::ReplicaFreshness::Replica>{},
+          fleet->status_json());
     };
     handlers.spool_json = [&pipeline] {
       const auto s = pipeline.status();
@@ -190,13 +239,14 @@ int run(const std::string& path) {
       if (replicas) metrics.refresh_replicas(replicas->snapshot());
       return metrics.serialize();
     };
-    handlers.pause = [&pipeline, status = handlers.status_json](
+    // One pause for the fleet: every live instance applies it and is quiet before it answers.
+    handlers.pause = [&fleet, status = handlers.status_json](
                          const std::string& reason) -> sluice::Result<std::string> {
-      if (auto st = pipeline.pause(reason, std::chrono::seconds(60)); !st) return st;
+      if (auto st = fleet->pause(reason, std::chrono::seconds(60)); !st) return st;
       return status();
     };
-    handlers.resume = [&pipeline, status = handlers.status_json]() -> sluice::Result<std::string> {
-      if (auto st = pipeline.resume(std::chrono::seconds(60)); !st) return st;
+    handlers.resume = [&fleet, status = handlers.status_json]() -> sluice::Result<std::string> {
+      if (auto st = fleet->resume(std::chrono::seconds(60)); !st) return st;
       return status();
     };
     auto server =
@@ -219,6 +269,7 @@ int run(const std::string& path) {
   sluice::cli::ServiceNotifier notifier([&pipeline] { return service_status(pipeline.status()); });
   auto st = pipeline.start();
   if (st) {
+    fleet->start();
     notifier.ready();
     while (!g_stop.load() && pipeline.failed().is_ok()) {
       pipeline.step();
@@ -228,6 +279,7 @@ int run(const std::string& path) {
     pipeline.shutdown();
     st = pipeline.failed();
   }
+  fleet->stop();  // its last record: stopped, with what the spool still holds
   g_stop.store(true);
   reloader.join();
   if (admin) admin->stop();
@@ -250,7 +302,14 @@ int pause_resume_command(const AdminOptions& o, bool pause, const std::string& r
   }
   const auto s = nlohmann::json::parse(out, nullptr, false);
   std::cout << "state: " << (s.is_object() ? s.value("state", "?") : "?");
-  if (pause) std::cout << " (no open transaction, no connection to MariaDB)";
+  if (pause) {
+    std::cout << " (no open transaction, no connection to MariaDB"
+              << (s.is_object() && s.contains("fleet")
+                      ? ", on every live instance of the fleet (" +
+                            std::to_string(s["fleet"]["instances"].size()) + ")"
+                      : std::string())
+              << ")";
+  }
   if (s.is_object()) std::cout << "; spool " << s["spool"].value("events", 0) << " events";
   std::cout << "\n";
   return 0;
@@ -327,6 +386,30 @@ int status_command(const AdminOptions& o) {
         std::cout << "   " << r["endpoint"].get<std::string>() << " " << cell(on_replica);
       }
       std::cout << "\n";
+    }
+  }
+  if (s.contains("fleet")) {
+    const auto& f = s["fleet"];
+    const auto& t = f["target"];
+    std::cout << "\nfleet (" << f["instances"].size() << " instance(s)), target: "
+              << (t.is_object() ? t.value("state", "?") : std::string("not set"));
+    if (t.is_object() && t.value("state", "") == "paused") {
+      std::cout << " (\"" << t.value("reason", "") << "\" by " << t.value("by", "") << ")";
+    }
+    std::cout << "\n  instance                   state      live  heartbeat  partitions  spooled\n";
+    for (const auto& i : f["instances"]) {
+      std::cout << "  " << std::left << std::setw(26)
+                << (i["id"].get<std::string>() + (i.value("self", false) ? " *" : ""))
+                << std::setw(11) << i.value("state", "?") << std::setw(6)
+                << (i.value("live", false) ? "yes" : "no") << std::right << std::setw(8)
+                << std::fixed << std::setprecision(1) << i.value("heartbeat_age_s", -1.0) << " s"
+                << std::setw(12) << i["partitions"].size() << std::setw(9)
+                << i.value("spool_events", 0) << "\n";
+      for (const auto& sp : i["spooled"]) {
+        std::cout << "      spool holds " << sp["topic"].get<std::string>() << "/"
+                  << sp["partition"].get<int>() << " offsets " << sp["first_offset"].get<int64_t>()
+                  << ".." << sp["last_offset"].get<int64_t>() << "\n";
+      }
     }
   }
   if (!s["kafka_gaps"].empty()) {
@@ -412,7 +495,26 @@ int main(int argc, char** argv) {
     std::cout << version << "\n";
   });
 
+  sluice::cli::FleetOptions fleet_options;
+  auto* fleet_cmd = app.add_subcommand(
+      "fleet", "The instances of the group, from the fleet topic (no instance needs to run)");
+  fleet_cmd->require_subcommand(1);
+  auto* fleet_status = fleet_cmd->add_subcommand("status", "Every instance and the target state");
+  fleet_status->add_option("--config,-c", fleet_options.config_path, "Config file (YAML)")
+      ->required();
+  fleet_status->add_flag("--json", fleet_options.json, "Print JSON");
+  fleet_status->final_callback([&fleet_options] { fleet_options.action = "status"; });
+  auto* fleet_forget = fleet_cmd->add_subcommand(
+      "forget", "Forget an instance whose host is lost for good (what its spool held no longer "
+                "counts); prints what it would do, does it only with --confirm");
+  fleet_forget->add_option("instance", fleet_options.instance, "Instance id")->required();
+  fleet_forget->add_option("--config,-c", fleet_options.config_path, "Config file (YAML)")
+      ->required();
+  fleet_forget->add_flag("--confirm", fleet_options.confirm, "Really forget it");
+  fleet_forget->final_callback([&fleet_options] { fleet_options.action = "forget"; });
+
   CLI11_PARSE(app, argc, argv);
+  if (fleet_cmd->parsed()) return sluice::cli::fleet_command(fleet_options);
   if (run_cmd->parsed()) return run(config_path);
   if (check_cmd->parsed()) return check_config(config_path);
   if (bench_cmd->parsed()) return sluice::cli::bench_command(bench);

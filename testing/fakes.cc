@@ -347,6 +347,57 @@ void FakeSource::close() {
   kafka_.leave(this, false);
 }
 
+// --- FakeControlTopic -------------------------------------------------------------------------
+
+void FakeControlTopic::append(fleet::ControlRecord r) {
+  std::lock_guard lock(mu_);
+  log_.push_back(std::move(r));
+}
+
+std::vector<fleet::ControlRecord> FakeControlTopic::read(size_t from) const {
+  std::lock_guard lock(mu_);
+  if (from >= log_.size()) return {};
+  return {log_.begin() + static_cast<std::ptrdiff_t>(from), log_.end()};
+}
+
+size_t FakeControlTopic::size() const {
+  std::lock_guard lock(mu_);
+  return log_.size();
+}
+
+void FakeControlTopic::set_reachable(bool reachable) {
+  std::lock_guard lock(mu_);
+  reachable_ = reachable;
+}
+
+bool FakeControlTopic::reachable() const {
+  std::lock_guard lock(mu_);
+  return reachable_;
+}
+
+Status FakeControlChannel::publish(const std::string& key,
+                                   const std::optional<std::string>& value) {
+  if (!topic_.reachable()) return Status::error("fleet topic: Local: All broker connections are down");
+  topic_.append({key, value});
+  return Status::ok();
+}
+
+Status FakeControlChannel::poll(std::chrono::milliseconds timeout,
+                                std::vector<fleet::ControlRecord>& out) {
+  if (!topic_.reachable()) {
+    std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(5)));
+    return Status::error("fleet topic: Local: All broker connections are down");
+  }
+  auto records = topic_.read(next_);
+  if (records.empty()) {
+    std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(2)));
+    return Status::ok();
+  }
+  next_ += records.size();
+  for (auto& r : records) out.push_back(std::move(r));
+  return Status::ok();
+}
+
 // --- FakeDatabase -----------------------------------------------------------------------------
 
 void FakeDatabase::set_mode(Mode mode) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "fleet/control_channel.h"
 #include "ingest/event_source.h"
 #include "storage/batch_sink.h"
 #include "storage/spool.h"
@@ -163,6 +164,39 @@ class FakeSource final : public ingest::EventSource {
   std::vector<PartitionKey> pending_assign_;  ///< delivered at the next poll
   std::vector<ingest::TopicPartition> acks_;  ///< async commits to acknowledge
   std::deque<std::string> topics_;            ///< backing the views handed out
+};
+
+// --- The fleet's control topic -----------------------------------------------------------------
+
+/// The fleet's control topic: one log of keyed records that several FakeControlChannels read
+/// from the beginning and write to. Thread safe (fleets publish from admin threads).
+class FakeControlTopic {
+ public:
+  void append(fleet::ControlRecord r);
+  /// Records from `from` on.
+  std::vector<fleet::ControlRecord> read(size_t from) const;
+  size_t size() const;
+  /// While unreachable, publish and poll fail (a Kafka outage).
+  void set_reachable(bool reachable);
+  bool reachable() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<fleet::ControlRecord> log_;
+  bool reachable_ = true;
+};
+
+class FakeControlChannel final : public fleet::ControlChannel {
+ public:
+  explicit FakeControlChannel(FakeControlTopic& topic) : topic_(topic), end_at_open_(topic.size()) {}
+  Status publish(const std::string& key, const std::optional<std::string>& value) override;
+  Status poll(std::chrono::milliseconds timeout, std::vector<fleet::ControlRecord>& out) override;
+  bool caught_up() const override { return next_ >= end_at_open_; }
+
+ private:
+  FakeControlTopic& topic_;
+  size_t end_at_open_;
+  size_t next_ = 0;
 };
 
 // --- MariaDB --------------------------------------------------------------------------------

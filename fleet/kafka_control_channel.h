@@ -1,0 +1,54 @@
+#pragma once
+/// The fleet's control topic on Kafka: one partition, compacted (only the latest record of each
+/// key is kept), replicated like the group's own offsets. Created on first use when it does not
+/// exist (CreateTopics; on a broker that creates topics by itself, the first write does);
+/// written by an idempotent producer that waits for every in-sync replica; read from the
+/// beginning by a consumer with an assignment of its own (it joins no group).
+/// Thread safety: as ControlChannel — one thread.
+
+#include <librdkafka/rdkafka.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "fleet/control_channel.h"
+
+namespace sluice::fleet {
+
+struct ControlTopic {
+  std::string brokers;
+  std::string topic;
+  /// librdkafka properties shared with the pipeline's consumer (security, sockets); those
+  /// that apply to consumers only are left out.
+  std::map<std::string, std::string> properties;
+  std::string client_id = "sluice-fleet";
+};
+
+class KafkaControlChannel final : public ControlChannel {
+ public:
+  ~KafkaControlChannel() override;
+  KafkaControlChannel(const KafkaControlChannel&) = delete;
+  KafkaControlChannel& operator=(const KafkaControlChannel&) = delete;
+
+  /// Connects, creates the topic if needed and starts reading it from the beginning. Fails
+  /// with the reason when the topic can be neither found nor created.
+  static Result<std::unique_ptr<ControlChannel>> open(const ControlTopic& config);
+
+  Status publish(const std::string& key, const std::optional<std::string>& value) override;
+  Status poll(std::chrono::milliseconds timeout, std::vector<ControlRecord>& out) override;
+  bool caught_up() const override { return caught_up_; }
+
+ private:
+  KafkaControlChannel() = default;
+  Status ensure_topic(const ControlTopic& config);
+
+  std::string topic_;
+  rd_kafka_t* producer_ = nullptr;
+  rd_kafka_t* consumer_ = nullptr;
+  int64_t end_at_open_ = -1;  ///< the high watermark when opened
+  int64_t next_ = 0;          ///< the next offset to read
+  bool caught_up_ = false;
+};
+
+}  // namespace sluice::fleet
