@@ -309,12 +309,15 @@ int pause_resume_command(const AdminOptions& o, bool pause, const std::string& r
     return 0;
   }
   const auto s = nlohmann::json::parse(out, nullptr, false);
+  size_t live = 0;
+  if (s.is_object() && s.contains("fleet")) {
+    for (const auto& i : s["fleet"]["instances"]) live += i.value("live", false) ? 1 : 0;
+  }
   std::cout << "state: " << (s.is_object() ? s.value("state", "?") : "?");
   if (pause) {
     std::cout << " (no open transaction, no connection to MariaDB"
               << (s.is_object() && s.contains("fleet")
-                      ? ", on every live instance of the fleet (" +
-                            std::to_string(s["fleet"]["instances"].size()) + ")"
+                      ? ", on every live instance of the fleet (" + std::to_string(live) + ")"
                       : std::string())
               << ")";
   }
