@@ -67,6 +67,36 @@ TEST_F(MaintenanceTest, PlannedMaintenancePauseStopServerSpoolStartResumeIsExact
   EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
 }
 
+TEST_F(MaintenanceTest, PauseThatWaitsFifteenSecondsForASlowTransactionStillAnswers) {
+  auto sluice = start_sluice(dir_, config());
+  produce(50);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  // A DBA's table lock holds the next batch's statement inside its transaction: the pause can
+  // only answer once that transaction ends, 15 s from now.
+  db_->exec("LOCK TABLES TestSchema_1 WRITE");
+  produce(50);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return db_->scalar(
+                   "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = "
+                   "'sluice' AND STATE LIKE '%metadata lock%'") > 0;
+      },
+      30s))
+      << sluice->log();
+  std::string out;
+  int code = -1;
+  std::thread pause([&] { code = cli(*sluice, {"pause", "--reason", "slow"}, out); });
+  std::this_thread::sleep_for(15s);
+  db_->exec("UNLOCK TABLES");
+  pause.join();
+  EXPECT_EQ(code, 0) << out << sluice->log();
+  EXPECT_NE(out.find("paused"), std::string::npos) << out;
+  EXPECT_EQ(sluice_connections(), 0);
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  verify_exact();
+}
+
 TEST_F(MaintenanceTest, KilledWhileSpoolingComesBackPausedAndQuietThenDrainsExactly) {
   auto sluice = start_sluice(dir_, config());
   produce(200);
