@@ -122,7 +122,9 @@ Routed route_bytes(std::string_view bytes, const std::string& token,
     if (n == 0) break;
     used += n;
   }
-  if (!ec && !parser.is_done()) parser.put_eof(ec);
+  // End of input: what an end of stream means to a request that has begun (a body that runs
+  // to the end, or a request cut short). Nothing received is no request at all.
+  if (!ec && !parser.is_done() && parser.got_some()) parser.put_eof(ec);
   Routed none;
   none.kind = Routed::Kind::kNone;
   if (ec) {

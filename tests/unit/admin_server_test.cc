@@ -204,6 +204,7 @@ TEST(AdminRouter, RequestsAreRoutedWithoutASocket) {
   EXPECT_EQ(route("GET /v1/status HTTP/1.1\r\nAuthorization: Bearer tok\r\n\r\n").reply.status,
             200u);
   EXPECT_EQ(route("GET /v1/status HTTP/1.1\r\n").kind, Routed::Kind::kNone);  // incomplete
+  EXPECT_EQ(route("").kind, Routed::Kind::kNone);  // found by admin_fuzzer: nothing at all
   EXPECT_EQ(route("\x16\x03\x01 hello\r\n\r\n").reply.status, 400u);
   EXPECT_EQ(route("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n").reply.status, 431u);
   EXPECT_EQ(route("POST /v1/pause HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n").reply.status,
