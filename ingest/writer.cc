@@ -309,6 +309,9 @@ void Writer::note_failure(const Batch& part, const storage::WriteResult& result)
 Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bool splitting) {
   Backoff backoff(milliseconds(100), milliseconds(30'000));
   Backoff quick(milliseconds(20), milliseconds(1'000));
+  // Refused privileges: each attempt is a new session (reconnect_after), and a DBA who puts a
+  // grant back expects writes to resume within seconds, not half a minute.
+  Backoff access(milliseconds(100), milliseconds(5'000));
   int failures = 0;  // of this part; the streak (failed_attempts_) spans batches
   int timeouts = 0;  // of this part, in a row
   for (;;) {
@@ -341,8 +344,9 @@ Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bo
       // batch's events are read again from the partition's rewind point.
       return PartEnd::kGivenUp;
     }
-    const auto delay =
-        cls == DbErrorClass::kTransient || outage_class ? quick.next() : backoff.next();
+    const auto delay = cls == DbErrorClass::kTransient || outage_class ? quick.next()
+                       : storage::is_access_denied(result.error.code)  ? access.next()
+                                                                       : backoff.next();
     std::unique_lock lock(mu_);
     // Abandoned at shutdown, or dropped for a pause: the events are read again later.
     if (cv_.wait_for(lock, delay, [&] { return abandon_ || quiet_requested_; })) {

@@ -5,7 +5,8 @@
 /// Every batch pushed is reported exactly once through the report callback: written (committed,
 /// already applied, behind) or given up (dropped by quiesce or stop, or handed back as an
 /// outage). Retries: a failed write is retried with backoff — quick for transient errors
-/// (deadlock, lock wait), up to 30 s otherwise — logging one line when a failure streak starts,
+/// (deadlock, lock wait), up to 5 s for refused privileges (each attempt on a new session), up
+/// to 30 s otherwise — logging one line when a failure streak starts,
 /// a summary every 30 s, and one line when it ends. An outage-class or read-only failure that
 /// survives `kOutageAttempts` quick attempts is not retried: it is reported with its error, and
 /// the pipeline switches to spooling.
