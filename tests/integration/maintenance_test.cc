@@ -150,7 +150,14 @@ TEST_F(MaintenanceTest, FullSpoolStopsFetchingLosesNothingAndResumesAsItDrains) 
   std::string out;
   ASSERT_EQ(cli(*sluice, {"pause"}, out), 0) << out;
   produce(2500);  // about 3 MB, some 500 KB compressed: far more than the spool may hold
-  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["full"] == true; }, 60s))
+  // `full` is published the round the limit is reached, `fetch_paused` (and the log line) the
+  // round after: wait for both.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = status(*sluice);
+        return s.is_object() && s["spool"]["full"] == true && s["fetch_paused"] == true;
+      },
+      60s))
       << status(*sluice).dump() << sluice->log();
   const auto full = status(*sluice);
   EXPECT_LT(full["spool"]["events"].get<int64_t>(), 10000);
