@@ -223,6 +223,14 @@ TEST_F(HostileTest, OversizedReasonsAndBytesThatAreNotUtf8NeverBlockAPartition) 
   for (int i = 0; i < 200; ++i) {
     for (int32_t p = 0; p < kPartitions; ++p) {
       good(p, i % 4);
+      if (i == 10) {
+        // A field name that would forge a log line of its own in a text-format log.
+        bad(p,
+            capsule(
+                "TestSchema",
+                R"({"value":"v","seq":1,"forged\n2026-01-01 00:00:00.000 error [admin] pwned":1})"),
+            "unexpected_field: event.forged\n2026");
+      }
       if (i == 50) {
         // A 2,000-byte field name the schema does not declare: the reason names it, cut.
         bad(p,
@@ -258,7 +266,8 @@ TEST_F(HostileTest, OversizedReasonsAndBytesThatAreNotUtf8NeverBlockAPartition) 
   verify_exact();
   // Untrusted text in a text-format log never starts a line of its own.
   const std::string log = sluice->log();
-  EXPECT_EQ(log.find("\n\"not\""), std::string::npos);
+  EXPECT_EQ(log.find("\n2026-01-01 00:00:00.000 error [admin] pwned"), std::string::npos) << log;
+  EXPECT_NE(log.find("forged\\n2026-01-01"), std::string::npos) << log;
 }
 
 TEST_F(HostileTest, ExistingTablesOfAnotherLayoutAreDeadLetteredNamingTheColumn) {
