@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
+#include "common/logging.h"
 #include "storage/spool_block.h"
 #include "testing/harness.h"
 
@@ -332,6 +335,34 @@ TEST(SpoolBlock, CorruptBlocksAreRefusedWithoutTrustingTheirLengths) {
   huge += "\x10junk";
   EXPECT_FALSE(decode(huge).is_ok());
   EXPECT_LT(scratch.capacity(), 1u << 20);
+}
+
+}  // namespace
+}  // namespace sluice::storage
+
+namespace sluice::storage {
+namespace {
+
+TEST(RocksDbSpool, EachSpoolRateLimitsItsOwnLogLines) {
+  // Two spools in one process (tests, `sluice bench`): a duplicate append in the second must
+  // be reported even right after one in the first — the limiter is each spool's own.
+  std::ostringstream out;
+  auto log = logger("spool");
+  const auto sinks = log->sinks();
+  log->sinks() = {std::make_shared<spdlog::sinks::ostream_sink_mt>(out)};
+  testing::TempDir dir;
+  for (const char* name : {"a", "b"}) {
+    auto spool = open_spool(dir.file(name));
+    ASSERT_TRUE(spool);
+    spool->append("t", 0, 1, 1, "x");
+    spool->append("t", 0, 1, 1, "x again");
+  }
+  log->sinks() = sinks;
+  size_t lines = 0;
+  for (size_t at = 0; (at = out.str().find("is already spooled", at)) != std::string::npos; ++at) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2u) << out.str();
 }
 
 }  // namespace
