@@ -912,7 +912,12 @@ void Pipeline::publish_status(bool force) {
          it != cursors_.end() && range.events > 0 ? it->second->spool_newest_timestamp_ms() : -1});
   }
   const auto& pause = gate_.pause_record();
+  // Writers: failing or not, and why.
+  std::vector<WriterState> writer_states;
+  writer_states.reserve(writers_.size());
+  for (const auto& w : writers_) writer_states.push_back(w->state());
   std::lock_guard lock(status_mu_);
+  status_.writers = std::move(writer_states);
   status_.spool_partitions = std::move(spooled);
   status_.partitions = std::move(parts);
   status_.fetch_paused = flow_.fetch_paused() || spool_full_;

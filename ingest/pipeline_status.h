@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ingest/writer_state.h"
 #include "storage/spool.h"
 
 namespace sluice::ingest {
@@ -85,6 +86,8 @@ struct PipelineStatus {
   std::vector<Gap> gaps;  ///< the most recent, newest last
   std::vector<Table> tables;
   std::vector<SpoolPartition> spool_partitions;
+  /// Per writer, in index order: whether it is failing, and why (Writer::state()).
+  std::vector<WriterState> writers;
 };
 
 }  // namespace sluice::ingest

@@ -346,6 +346,12 @@ int status_command(const AdminOptions& o) {
   if (s.contains("outage")) {
     std::cout << "outage:    " << s["outage"].value("error", "") << "\n";
   }
+  for (const auto& w : s.value("writers", nlohmann::json::array())) {
+    if (w.value("state", "") != "failing") continue;
+    std::cout << "FAILING:   writer " << w.value("writer", 0) << " on " << w.value("partition", "")
+              << " (" << w.value("table", "") << "), " << w.value("attempts", 0)
+              << " attempts: " << w.value("last_error", "") << "\n";
+  }
   if (s.contains("pause")) {
     std::cout << "paused:    \"" << s["pause"].value("reason", "") << "\"\n";
   }

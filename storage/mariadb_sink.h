@@ -6,7 +6,13 @@
 ///      INSERT, for comparison), IGNOREing uuids already stored, which become dead letters;
 ///   3. the batch's dead letters; 4. COMMIT.
 /// A failed compare-and-set means the batch (or a prefix of it) is applied already, so
-/// re-delivery never creates a second row. Tables are created on first use.
+/// re-delivery never creates a second row. Tables are created on first use; a table that exists
+/// already is checked once against the schema's layout (check_layout), and while it does not
+/// match, its rows become dead letters ("table_mismatch: <table>: <column ...>") — checked again
+/// before each batch that has rows for it, so a table a DBA fixes takes rows again. Dead letters
+/// are sent as hex literals, so any bytes round-trip. After an error that makes the session
+/// unusable or that a new session may not have (reconnect_after: access denied), the connection
+/// is closed and the next write opens a new one.
 /// Thread safety: one instance per thread (it owns one connection).
 
 #include <array>
@@ -40,7 +46,9 @@ class MariaDbSink final : public BatchSink {
 
  private:
   DbStatus ensure_connected();
-  DbStatus ensure_table(const TableLayout& table);
+  /// Creates the table if needed and checks its layout; `mismatch` is set (a dead-letter
+  /// reason) when its rows cannot go there.
+  DbStatus check_table(const TableLayout& table, std::string& mismatch);
   /// Steps 1 of the transaction; sets `result` when the batch must not be written.
   DbStatus advance_offset(Batch& batch, bool& proceed, WriteResult& result);
   DbStatus insert_rows(const TableRows& rows, WriteResult& result,
@@ -55,7 +63,7 @@ class MariaDbSink final : public BatchSink {
                                  const std::unordered_map<std::string, size_t>& refused,
                                  std::vector<DeadLetter>& out);
   std::string quoted(std::string_view bytes) const;
-  WriteResult fail(DbStatus st);
+  WriteResult fail(DbStatus st, std::string table = "");
 
   MariaDbConfig config_;
   std::string group_;
@@ -63,7 +71,8 @@ class MariaDbSink final : public BatchSink {
   std::string dead_letter_table_;  ///< quoted
   std::array<std::string, 2> create_bookkeeping_;
   std::unique_ptr<MariaDbConnection> conn_;
-  std::unordered_set<std::string> known_tables_;
+  std::unordered_set<std::string> known_tables_;  ///< created and matching, this session
+  std::unordered_set<std::string> mismatched_;    ///< found not matching (logged once)
   bool bookkeeping_ready_ = false;
   std::string sql_;  ///< reused statement buffer
 };

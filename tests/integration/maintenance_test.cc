@@ -67,6 +67,36 @@ TEST_F(MaintenanceTest, PlannedMaintenancePauseStopServerSpoolStartResumeIsExact
   EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
 }
 
+TEST_F(MaintenanceTest, PauseThatWaitsFifteenSecondsForASlowTransactionStillAnswers) {
+  auto sluice = start_sluice(dir_, config());
+  produce(50);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  // A DBA's table lock holds the next batch's statement inside its transaction: the pause can
+  // only answer once that transaction ends, 15 s from now.
+  db_->exec("LOCK TABLES TestSchema_1 WRITE");
+  produce(50);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return db_->scalar(
+                   "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = "
+                   "'sluice' AND STATE LIKE '%metadata lock%'") > 0;
+      },
+      30s))
+      << sluice->log();
+  std::string out;
+  int code = -1;
+  std::thread pause([&] { code = cli(*sluice, {"pause", "--reason", "slow"}, out); });
+  std::this_thread::sleep_for(15s);
+  db_->exec("UNLOCK TABLES");
+  pause.join();
+  EXPECT_EQ(code, 0) << out << sluice->log();
+  EXPECT_NE(out.find("paused"), std::string::npos) << out;
+  EXPECT_EQ(sluice_connections(), 0);
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  verify_exact();
+}
+
 TEST_F(MaintenanceTest, KilledWhileSpoolingComesBackPausedAndQuietThenDrainsExactly) {
   auto sluice = start_sluice(dir_, config());
   produce(200);
@@ -120,7 +150,14 @@ TEST_F(MaintenanceTest, FullSpoolStopsFetchingLosesNothingAndResumesAsItDrains) 
   std::string out;
   ASSERT_EQ(cli(*sluice, {"pause"}, out), 0) << out;
   produce(2500);  // about 3 MB, some 500 KB compressed: far more than the spool may hold
-  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["full"] == true; }, 60s))
+  // `full` is published the round the limit is reached, `fetch_paused` (and the log line) the
+  // round after: wait for both.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = status(*sluice);
+        return s.is_object() && s["spool"]["full"] == true && s["fetch_paused"] == true;
+      },
+      60s))
       << status(*sluice).dump() << sluice->log();
   const auto full = status(*sluice);
   EXPECT_LT(full["spool"]["events"].get<int64_t>(), 10000);
