@@ -51,6 +51,12 @@ Metrics::Metrics(const MetricsInfo& info)
                    .Help("Events written to the spool")
                    .Register(*registry_)
                    .Add({})),
+      spool_write_errors_(BuildCounter()
+                              .Name("sluice_spool_write_errors_total")
+                              .Help("Spool writes that failed (a full disk, an I/O error); "
+                                    "fetching for the spool pauses until one succeeds")
+                              .Register(*registry_)
+                              .Add({})),
       drained_(BuildCounter()
                    .Name("sluice_events_drained_total")
                    .Help("Spooled events read back for MariaDB")
@@ -208,6 +214,7 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   }
   mirror(spooled_, stats.spooled.load(), last_spooled_);
   mirror(drained_, stats.drained.load(), last_drained_);
+  mirror(spool_write_errors_, stats.spool_write_errors.load(), last_spool_write_errors_);
   mirror(batches_, stats.batches_committed.load(), last_batches_);
   mirror(expired_offsets_, stats.expired_offsets.load(), last_expired_);
   spool_events_.Set(static_cast<double>(s.spool_events));

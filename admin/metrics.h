@@ -74,6 +74,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& rows_inserted_;
   prometheus::Family<prometheus::Counter>& dead_letters_;
   prometheus::Counter& spooled_;
+  prometheus::Counter& spool_write_errors_;
   prometheus::Counter& drained_;
   prometheus::Counter& batches_;
   prometheus::Counter& expired_offsets_;
@@ -97,6 +98,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& db_errors_;
 
   std::map<std::string, uint64_t> last_consumed_;  ///< per topic, as of the last refresh
+  uint64_t last_spool_write_errors_ = 0;
   uint64_t last_spooled_ = 0, last_drained_ = 0, last_batches_ = 0, last_expired_ = 0;
   std::array<uint64_t, 5> last_db_errors_{};  ///< per storage::DbErrorClass
   /// Recent transactions (when, seconds), for the max over the window.

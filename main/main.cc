@@ -359,6 +359,10 @@ int status_command(const AdminOptions& o) {
             << s["spool"].value("bytes", 0) << " bytes, oldest "
             << s["spool"].value("oldest_age_s", 0.0) << " s"
             << (s["spool"].value("full", false) ? " (FULL: fetching paused)" : "") << "\n";
+  if (s["spool"].contains("error") && s["spool"]["error"].is_string()) {
+    std::cout << "           CANNOT WRITE (fetching paused; retrying): "
+              << s["spool"]["error"].get<std::string>() << "\n";
+  }
   std::cout << "\npartitions                          position   committed\n";
   for (const auto& p : s["partitions"]) {
     const std::string name =

@@ -243,7 +243,15 @@ Status RocksDbSpool::commit() {
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  if (write_failed_) {
+    // After a failed write (no space, an I/O error) RocksDB refuses every write until its
+    // background error is cleared; Resume() does so once the disk takes writes again.
+    if (const auto r = db_->Resume(); !r.ok()) {
+      return from(r, "writing to the spool at " + path_);  // still staged
+    }
+  }
   const auto st = db_->Write(wo, &batch);
+  write_failed_ = !st.ok();
   if (!st.ok()) return from(st, "writing to the spool at " + path_);  // still staged
   {
     std::lock_guard lock(mu_);

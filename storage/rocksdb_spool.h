@@ -77,6 +77,7 @@ class RocksDbSpool final : public Spool {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::string path_;
+  bool write_failed_ = false;  ///< the last commit failed: Resume() before the next
   std::map<PartitionKey, Staged> staged_;
   Staged* last_staged_ = nullptr;  ///< staged_ entry of the last append
   std::string last_staged_topic_;
