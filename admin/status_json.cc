@@ -37,6 +37,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
     if (p.waiting_from >= 0) {
       entry["waiting_for"] = {{"from", p.waiting_from}, {"to", p.waiting_to}};
     }
+    if (!p.spool_error.empty()) entry["spool_error"] = p.spool_error;
     partitions.push_back(std::move(entry));
   }
   json tables = json::array();

@@ -864,11 +864,18 @@ void Pipeline::drain() {
     if (c.drain_next() >= c.spool_end()) continue;
     if (auto st = spool_.read(c.topic(), c.partition(), c.drain_next(), limits_.max_rows, chunk_);
         !st) {
-      uint64_t suppressed = 0;
-      if (spool_error_log_.allow(suppressed)) {
-        logger("spool")->error("{} ({} similar suppressed)", st.message(), suppressed);
+      // Said once per partition and kept in its status: a corrupt block does not heal by
+      // itself (the message says what to do).
+      auto& said = spool_read_errors_[key];
+      if (said != st.message()) {
+        said = st.message();
+        logger("spool")->error("{}", st.message());
+        publish_status(true);
       }
       continue;
+    }
+    if (spool_read_errors_.erase(key) > 0) {
+      logger("spool")->info("{}/{}: its spool reads again", c.topic(), c.partition());
     }
     for (const auto& e : chunk_.events) {
       if (e.offset > c.drain_next()) {
@@ -928,7 +935,10 @@ void Pipeline::publish_status(bool force) {
         high >= 0 && c->fetch_next() >= 0 ? std::max<int64_t>(0, high - c->fetch_next()) : -1;
     parts.push_back({c->topic(), c->partition(), partition_mode_name(c->mode()),
                      orphan ? -1 : c->fetch_next(), c->database_known() ? c->floor() : -1,
-                     c->kafka_committed(), high, lag, c->waiting_from(), c->waiting_to()});
+                     c->kafka_committed(), high, lag, c->waiting_from(), c->waiting_to(), ""});
+    if (const auto e = spool_read_errors_.find(key); e != spool_read_errors_.end()) {
+      parts.back().spool_error = e->second;
+    }
   }
   const auto totals = spool_.totals();
   std::vector<PipelineStatus::SpoolPartition> spooled;

@@ -202,6 +202,8 @@ class Pipeline final : private GateEffects {
   bool spool_full_logged_ = false;  ///< the state last logged
   /// The last spool commit failed (and why): events stay staged, retried every second.
   Status spool_error_;
+  /// Partitions whose spooled events cannot be read (a corrupt block), and why.
+  std::map<std::pair<std::string, int32_t>, std::string> spool_read_errors_;
   int64_t spool_error_since_ms_ = 0;
   Clock::time_point next_spool_try_{};
   /// An outage found outside a write (reading sluice_offsets), handed to the gate next round.

@@ -45,6 +45,8 @@ struct PipelineStatus {
     int64_t lag = -1;              ///< high_watermark - position, -1 unknown
     /// While waiting: offsets [from, to) expired from Kafka that another spool may hold.
     int64_t waiting_from = -1, waiting_to = -1;
+    /// Why its spooled events cannot be read (a corrupt block): its drain stops there.
+    std::string spool_error;
   };
   struct Gap {
     std::string topic;

@@ -370,6 +370,9 @@ int status_command(const AdminOptions& o) {
     std::cout << "  " << std::left << std::setw(32) << name << std::right << std::setw(10)
               << p["position"].get<int64_t>() << std::setw(12) << p["committed"].get<int64_t>()
               << "\n";
+    if (p.contains("spool_error")) {
+      std::cout << "      SPOOL UNREADABLE: " << p["spool_error"].get<std::string>() << "\n";
+    }
   }
   std::cout << "\ntables                        rows inserted  max(timestamp)  behind\n";
   for (const auto& t : s["tables"]) {
@@ -507,6 +510,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   auto* discard_cmd = spool_cmd->get_subcommand("discard");
   discard_cmd->add_flag("--all", spool.all, "Every partition");
+  discard_cmd->add_flag("--corrupt", spool.corrupt,
+                        "Only blocks that do not decode: each is copied aside, then removed");
   discard_cmd->add_flag("--confirm", spool.confirm,
                         "Really delete (without it, only print what would be deleted)");
   const std::string version =

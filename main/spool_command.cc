@@ -166,7 +166,64 @@ int export_events(const SpoolOptions& o) {
   return out ? 0 : 1;
 }
 
+/// The path of the spool of a stopped service (--path, or --config's spool.path); "" after
+/// saying why.
+std::string offline_path(const SpoolOptions& o) {
+  if (!o.path.empty()) return o.path;
+  auto config = load_config(o.config_path);
+  if (!config) {
+    std::cerr << "sluice: invalid configuration: " << config.status().message() << "\n";
+    return "";
+  }
+  return config->spool.path;
+}
+
+int discard_corrupt(const SpoolOptions& o) {
+  const std::string path = offline_path(o);
+  if (path.empty()) return 2;
+  if (!std::filesystem::exists(path + "/CURRENT")) {
+    std::cerr << "sluice spool: no spool at " << path << "\n";
+    return 1;
+  }
+  auto blocks = storage::RocksDbSpool::find_corrupt_blocks(path);
+  if (!blocks) {
+    std::cerr << "sluice spool: " << blocks.status().message() << "\n";
+    return 1;
+  }
+  if (blocks->empty()) {
+    std::cout << "no corrupt block in the spool at " << path << "; nothing removed\n";
+    return 0;
+  }
+  const std::string aside = path + ".corrupt";
+  std::cout << (o.confirm ? "removing" : "would remove") << " " << blocks->size()
+            << " corrupt block(s), each copied to " << aside << "/ first:\n";
+  for (const auto& b : *blocks) {
+    std::cout << "  " << b.topic << "/" << b.partition << " from offset " << b.first_offset
+              << (b.next_offset >= 0 ? " to " + std::to_string(b.next_offset - 1) : "") << " ("
+              << b.bytes << " bytes): " << b.why << "\n";
+  }
+  if (!o.confirm) {
+    std::cout << "nothing removed. Once removed, the service reads those offsets again from "
+                 "Kafka; what Kafka no longer has is recorded as a kafka_gap dead letter. Run "
+                 "again with --confirm to remove them.\n";
+    return 0;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(aside, ec);
+  if (ec) {
+    std::cerr << "sluice spool: cannot create " << aside << ": " << ec.message() << "\n";
+    return 1;
+  }
+  if (auto st = storage::RocksDbSpool::remove_blocks(path, *blocks, aside); !st) {
+    std::cerr << "sluice spool: " << st.message() << "\n";
+    return 1;
+  }
+  std::cout << "removed; copies in " << aside << "/\n";
+  return 0;
+}
+
 int discard(const SpoolOptions& o) {
+  if (o.corrupt) return discard_corrupt(o);
   if (!o.all && o.topic.empty()) {
     std::cerr << "sluice spool discard: say what to delete: --topic T [--partition P], or "
                  "--all\n";

@@ -2,7 +2,9 @@
 /// `sluice spool inspect|export|discard`: the spool of a stopped service (--path DIR, or the
 /// spool.path of --config FILE), or for `inspect` a running one through the admin API.
 /// `discard` first prints exactly what it would delete and deletes nothing without --confirm;
-/// nothing else in Sluice deletes spooled events that MariaDB does not have.
+/// nothing else in Sluice deletes spooled events that MariaDB does not have. `discard
+/// --corrupt` removes only blocks that do not decode, each copied aside first; the service
+/// then reads their offsets again from Kafka.
 
 #include <cstdint>
 #include <string>
@@ -18,7 +20,8 @@ struct SpoolOptions {
   AdminOptions admin;  ///< inspect of a running service when neither path nor config is given
   std::string topic;   ///< export/discard: only this topic
   int32_t partition = -1;
-  bool all = false;  ///< discard: every partition
+  bool all = false;      ///< discard: every partition
+  bool corrupt = false;  ///< discard: only blocks that do not decode (copied aside first)
   bool confirm = false;
   std::string output = "-";  ///< export: file, or - for stdout
 };

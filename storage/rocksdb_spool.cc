@@ -6,6 +6,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -19,6 +20,11 @@ constexpr char kBlockPrefix = 'b';
 constexpr std::string_view kPauseKey = "m/pause";
 
 using namespace spool_block;  // the block format and its byte helpers (spool_block.h)
+
+constexpr const char* kCorruptHint =
+    "Stop the service; `sluice spool discard --path DIR --corrupt` lists corrupt blocks, and "
+    "with --confirm copies each aside and removes it: the offsets it held are then read again "
+    "from Kafka (what Kafka no longer has is recorded as a kafka_gap dead letter)";
 
 void append_partition_prefix(std::string& k, std::string_view topic, int32_t partition) {
   k.push_back(kBlockPrefix);
@@ -67,7 +73,9 @@ RocksDbSpool::RocksDbSpool(std::unique_ptr<rocksdb::DB> db, std::string path)
 
 RocksDbSpool::~RocksDbSpool() = default;
 
-Result<std::unique_ptr<Spool>> RocksDbSpool::open(const std::string& path) {
+namespace {
+
+rocksdb::Options spool_options() {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.paranoid_checks = true;
@@ -82,8 +90,14 @@ Result<std::unique_ptr<Spool>> RocksDbSpool::open(const std::string& path) {
   rocksdb::BlockBasedTableOptions table;
   table.checksum = rocksdb::kXXH3;  // cheaper than the CRC32c Debian's build computes in software
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return options;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Spool>> RocksDbSpool::open(const std::string& path) {
   rocksdb::DB* raw = nullptr;
-  const auto st = rocksdb::DB::Open(options, path, &raw);
+  const auto st = rocksdb::DB::Open(spool_options(), path, &raw);
   if (!st.ok()) {
     return Status::error("cannot open the spool at " + path + ": " + st.ToString() +
                          ". The spool may hold events that are nowhere else: it is never "
@@ -120,7 +134,8 @@ Status RocksDbSpool::rebuild_accounting() {
     BlockHeader h;
     if (!parse_header(value, h) || h.last_offset < first) {
       return Status::error("spool at " + path_ + " holds a corrupt block at " + topic + "/" +
-                           std::to_string(partition) + "@" + std::to_string(first));
+                           std::to_string(partition) + "@" + std::to_string(first) + ". " +
+                           kCorruptHint);
     }
     auto& p = parts[{topic, partition}];
     if (p.events == 0) {
@@ -301,7 +316,8 @@ Status RocksDbSpool::read(const std::string& topic, int32_t partition, int64_t f
     const std::string_view value = view(it->value());
     if (!parse_header(value, h) || !block_body(value, h, scratch_, body)) {
       return Status::error("spool at " + path_ + ": corrupt block at " + topic + "/" +
-                           std::to_string(partition) + "@" + std::to_string(key_first_offset(key)));
+                           std::to_string(partition) + "@" + std::to_string(key_first_offset(key)) +
+                           ": this partition's drain stops here. " + kCorruptHint);
     }
     if (h.last_offset < from_offset) continue;
     const bool ok = for_each_event(body, [&](int64_t offset, int64_t ts, std::string_view p) {
@@ -435,6 +451,70 @@ Status RocksDbSpool::set_pause(const std::optional<PauseRecord>& record) {
 std::optional<PauseRecord> RocksDbSpool::pause() const {
   std::lock_guard lock(mu_);
   return pause_;
+}
+
+Result<std::vector<CorruptBlock>> RocksDbSpool::find_corrupt_blocks(const std::string& path) {
+  auto options = spool_options();
+  options.create_if_missing = false;
+  rocksdb::DB* raw = nullptr;
+  if (const auto st = rocksdb::DB::Open(options, path, &raw); !st.ok()) {
+    return Status::error("cannot open the spool at " + path + ": " + st.ToString());
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  std::vector<CorruptBlock> out;
+  std::string scratch, topic;
+  int32_t partition = 0;
+  int64_t first = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string_view key = view(it->key());
+    if (key == kPauseKey || !parse_key(key, topic, partition, first)) continue;
+    // The block that follows a corrupt one in its partition says where the corrupt range ends.
+    if (!out.empty() && out.back().next_offset < 0 && out.back().topic == topic &&
+        out.back().partition == partition) {
+      out.back().next_offset = first;
+    }
+    const std::string_view value = view(it->value());
+    const Status decoded = spool_block::decode_block(
+        value, scratch, [](int64_t, int64_t, std::string_view) { return true; });
+    if (decoded) continue;
+    out.push_back({topic, partition, first, -1, key.size() + value.size(), decoded.message(),
+                   std::string(key)});
+  }
+  if (!it->status().ok()) return from(it->status(), "reading the spool at " + path);
+  return out;
+}
+
+Status RocksDbSpool::remove_blocks(const std::string& path, const std::vector<CorruptBlock>& blocks,
+                                   const std::string& export_dir) {
+  auto options = spool_options();
+  options.create_if_missing = false;
+  rocksdb::DB* raw = nullptr;
+  if (const auto st = rocksdb::DB::Open(options, path, &raw); !st.ok()) {
+    return Status::error("cannot open the spool at " + path + ": " + st.ToString());
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::WriteBatch batch;
+  for (const auto& b : blocks) {
+    // First a copy of the stored bytes, for forensics; only then the removal.
+    std::string value;
+    if (const auto st = db->Get(rocksdb::ReadOptions(), b.key, &value); !st.ok()) {
+      return from(st, "reading the block at " + b.topic + "/" + std::to_string(b.partition) + "@" +
+                          std::to_string(b.first_offset));
+    }
+    const std::string file = export_dir + "/" + b.topic + "-" + std::to_string(b.partition) + "-" +
+                             std::to_string(b.first_offset) + ".block";
+    std::ofstream f(file, std::ios::binary | std::ios::trunc);
+    f.write(value.data(), static_cast<std::streamsize>(value.size()));
+    f.close();
+    if (!f) return Status::error("cannot write " + file);
+    batch.Delete(b.key);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return from(db->Write(wo, &batch), "removing blocks from the spool at " + path);
 }
 
 }  // namespace sluice::storage

@@ -25,6 +25,8 @@
 
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "common/logging.h"
 #include "storage/spool.h"
@@ -35,6 +37,17 @@ class DB;
 
 namespace sluice::storage {
 
+/// A stored block that does not decode (`sluice spool discard --corrupt`).
+struct CorruptBlock {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t first_offset = 0;  ///< from its key
+  int64_t next_offset = -1;  ///< the first offset of the partition's next block; -1: none
+  uint64_t bytes = 0;
+  std::string why;
+  std::string key;  ///< the stored key
+};
+
 class RocksDbSpool final : public Spool {
  public:
   ~RocksDbSpool() override;
@@ -43,6 +56,15 @@ class RocksDbSpool final : public Spool {
 
   /// Opens (creating if missing) the spool at `path`.
   static Result<std::unique_ptr<Spool>> open(const std::string& path);
+
+  /// Every block of the (stopped service's) spool at `path` that does not decode: a header
+  /// or body cut or garbled, events that do not match the header.
+  static Result<std::vector<CorruptBlock>> find_corrupt_blocks(const std::string& path);
+  /// Copies each block's stored bytes to `<export_dir>/<topic>-<partition>-<first>.block`,
+  /// then removes the blocks in one synced write. The offsets they held become a hole, which
+  /// the service reads again from Kafka.
+  static Status remove_blocks(const std::string& path, const std::vector<CorruptBlock>& blocks,
+                              const std::string& export_dir);
 
   void append(const std::string& topic, int32_t partition, int64_t offset, int64_t timestamp_ms,
               std::string_view payload) override;

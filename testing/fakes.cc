@@ -682,10 +682,22 @@ uint64_t MemorySpool::staged_bytes() const {
   return n;
 }
 
+void MemorySpool::fail_reads(const std::string& topic, int32_t partition, std::string why) {
+  std::lock_guard lock(mu_);
+  if (why.empty()) {
+    failing_reads_.erase({topic, partition});
+  } else {
+    failing_reads_[{topic, partition}] = std::move(why);
+  }
+}
+
 Status MemorySpool::read(const std::string& topic, int32_t partition, int64_t from,
                          size_t max_events, storage::SpoolChunk& out) const {
   std::lock_guard lock(mu_);
   out.clear();
+  if (const auto f = failing_reads_.find({topic, partition}); f != failing_reads_.end()) {
+    return Status::error(f->second);
+  }
   const auto it = events_.find({topic, partition});
   if (it == events_.end()) return Status::ok();
   std::vector<std::pair<size_t, size_t>> ranges;

@@ -309,6 +309,8 @@ class MemorySpool final : public storage::Spool {
 
   /// While set, commit() fails (a disk that cannot sync) and keeps the events staged.
   void fail_commits(bool fail);
+  /// While set (non-empty), read() of that partition fails with `why` (a corrupt block).
+  void fail_reads(const std::string& topic, int32_t partition, std::string why);
   /// Whether the event is committed (durable) in the spool.
   bool holds(const std::string& topic, int32_t partition, int64_t offset) const;
   int commits() const;
@@ -333,6 +335,7 @@ class MemorySpool final : public storage::Spool {
   std::vector<Staged> staged_;                               ///< guarded by mu_
   std::optional<storage::PauseRecord> pause_;                ///< guarded by mu_
   bool fail_commits_ = false;                                ///< guarded by mu_
+  std::map<PartitionKey, std::string> failing_reads_;        ///< guarded by mu_
   int commits_ = 0;                                          ///< guarded by mu_
   int violations_ = 0;                                       ///< guarded by mu_
 };

@@ -3,11 +3,13 @@
 // The real binary against a private mariadbd (two, for the failover) and the test broker.
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <signal.h>
 
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -15,6 +17,7 @@
 #include <thread>
 
 #include "admin/admin_client.h"
+#include "storage/rocksdb_spool.h"
 #include "tests/integration/stack_test.h"
 
 namespace sluice::testing {
@@ -289,6 +292,74 @@ TEST_F(OperationsTest, JsonLogLinesStayJsonWhateverTheMessageHolds) {
   }
   EXPECT_GT(parsed, 3u);
   EXPECT_TRUE(reason_seen) << sluice->log();
+}
+
+// A corrupt spool block: the service refuses to start saying where and what to do; the tool
+// lists it and removes nothing without --confirm, then copies it aside and removes it; the
+// service reads the offsets it held again from Kafka: every event once, in order.
+TEST_F(OperationsTest, ACorruptSpoolBlockIsNamedCopiedAsideRemovedOnConfirmAndReadAgain) {
+  const std::string path = config();
+  auto sluice = start_sluice(dir_, path);
+  produce(10);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "corrupt block drill"}, out), 0) << out;
+  produce(100);
+  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 400; }, 60s));
+  produce(100);  // a second block per partition
+  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 800; }, 60s));
+  sluice->signal(SIGTERM);
+  ASSERT_EQ(sluice->wait(60s), 0) << sluice->log();
+
+  // Garble the header of partition 0's second block.
+  int64_t damaged_first = -1;
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.file("spool"), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string prefix = storage::spool_block_key(topic_, 0, 0);
+    prefix.resize(prefix.size() - 8);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    int n = 0;
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (++n < 2) continue;
+      const std::string key = it->key().ToString();
+      for (int64_t first = 0; first < 1000 && damaged_first < 0; ++first) {
+        if (storage::spool_block_key(topic_, 0, first) == key) damaged_first = first;
+      }
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, "xyz").ok());
+      break;
+    }
+  }
+  ASSERT_GT(damaged_first, 10) << "partition 0 has a second block";
+
+  auto refused = start_sluice(dir_, path, "refused.log");
+  EXPECT_EQ(refused->wait(60s), std::optional<int>(1)) << refused->log();
+  const std::string where = "corrupt block at " + topic_ + "/0@" + std::to_string(damaged_first);
+  EXPECT_NE(refused->log().find(where), std::string::npos) << refused->log();
+  EXPECT_NE(refused->log().find("sluice spool discard --path DIR --corrupt"), std::string::npos);
+
+  const std::string sluice_bin = binary_dir() + "/main/sluice";
+  ASSERT_EQ(run_command({sluice_bin, "spool", "discard", "--config", path, "--corrupt"}, out), 0)
+      << out;
+  EXPECT_NE(out.find("would remove 1 corrupt block(s)"), std::string::npos) << out;
+  EXPECT_NE(out.find(topic_ + "/0 from offset " + std::to_string(damaged_first)), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("nothing removed"), std::string::npos) << out;
+  ASSERT_EQ(run_command(
+                {sluice_bin, "spool", "discard", "--config", path, "--corrupt", "--confirm"}, out),
+            0)
+      << out;
+  EXPECT_TRUE(std::filesystem::exists(dir_.file("spool.corrupt") + "/" + topic_ + "-0-" +
+                                      std::to_string(damaged_first) + ".block"))
+      << out;
+
+  auto again = start_sluice(dir_, path, "again.log");
+  ASSERT_TRUE(wait_until([&] { return status(*again)["state"] == "paused"; }, 60s)) << again->log();
+  ASSERT_EQ(cli(*again, {"resume"}, out), 0) << out;
+  ASSERT_TRUE(wait_for_all()) << again->log();
+  verify_exact();
+  EXPECT_TRUE(wait_until([&] { return status(*again)["spool"]["events"] == 0; }, 30s));
 }
 
 TEST_F(OperationsTest, SpoolToolsInspectExportAndDeleteNothingWithoutConfirm) {

@@ -573,6 +573,29 @@ TEST_F(PipelineTest, ASpoolThatCannotWriteStopsFetchingSaysWhyAndRecoversByItsel
   expect_exact();
 }
 
+// A spool block that cannot be read stops only its own partition's drain, says so once in the
+// log and in that partition's status, and the others drain on.
+TEST_F(PipelineTest, AnUnreadableSpoolBlockStopsOnlyItsPartitionAndShowsInItsStatus) {
+  ASSERT_TRUE(start());
+  ASSERT_TRUE(pause());
+  produce(20);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  spool_->fail_reads(kTopic, 0, "spool at /x: corrupt block at t/0@0");
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return db_.stored(kTopic, 1).size() == 20; }));
+  run_rounds(50);
+  EXPECT_TRUE(db_.stored(kTopic, 0).empty()) << "nothing past an unreadable block";
+  const auto s = pipeline_->status();
+  ASSERT_EQ(s.partitions.size(), 2U);
+  for (const auto& p : s.partitions) {
+    EXPECT_EQ(p.spool_error.empty(), p.partition != 0) << p.partition << ": " << p.spool_error;
+  }
+  spool_->fail_reads(kTopic, 0, "");  // repaired (the block removed, the service restarted)
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  EXPECT_TRUE(run_until([&] { return pipeline_->status().partitions[0].spool_error.empty(); }));
+}
+
 TEST_F(PipelineTest, FullSpoolStopsFetchingAndFetchingResumesAsItDrains) {
   config_.spool.max_bytes = 20'000;  // a few dozen events
   ASSERT_TRUE(start());

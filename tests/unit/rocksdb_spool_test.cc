@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 
@@ -235,6 +236,85 @@ TEST(RocksDbSpool, CorruptSpoolStopsStartUpWithAClearMessageAndIsNotDiscarded) {
   EXPECT_NE(broken.status().message().find("cannot open the spool at " + path), std::string::npos);
   EXPECT_NE(broken.status().message().find("never discarded"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(path + "/CURRENT"));  // left as it was
+}
+
+/// Three blocks of partition 0 (offsets 0-9, 10-19, 20-29) and one of partition 1.
+void spool_three_blocks(const std::string& path) {
+  auto spool = open_spool(path);
+  ASSERT_TRUE(spool);
+  for (int64_t block = 0; block < 3; ++block) {
+    for (int64_t o = block * 10; o < block * 10 + 10; ++o) {
+      spool->append("t", 0, o, 1, "event " + std::to_string(o));
+    }
+    if (block == 0) spool->append("t", 1, 0, 1, "other");
+    ASSERT_TRUE(spool->commit().is_ok());
+  }
+}
+
+/// Rewrites the stored value of the block of t/0 that starts at `first` with `damage` applied.
+void damage_block(const std::string& path, int64_t first,
+                  const std::function<void(std::string&)>& damage) {
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), path, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  const std::string key = spool_block_key("t", 0, first);
+  std::string value;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+  damage(value);
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, value).ok());
+}
+
+TEST(RocksDbSpool, ACorruptBodyStopsItsPartitionsDrainWithWhereAndWhatToDo) {
+  testing::TempDir dir;
+  const std::string path = dir.file("spool");
+  spool_three_blocks(path);
+  damage_block(path, 10, [](std::string& v) { v.resize(v.size() - 3); });  // cut short
+  auto spool = open_spool(path);  // headers are intact: it opens
+  ASSERT_TRUE(spool);
+  SpoolChunk chunk;
+  const auto st = spool->read("t", 0, 5, 100, chunk);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("corrupt block at t/0@10"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("sluice spool discard --path DIR --corrupt"), std::string::npos);
+  EXPECT_EQ(offsets_of(*spool, "t", 1, 0), std::vector<int64_t>{0}) << "other partitions read";
+}
+
+TEST(RocksDbSpool, CorruptBlocksAreFoundCopiedAsideAndRemovedLeavingAHole) {
+  testing::TempDir dir;
+  const std::string path = dir.file("spool");
+  spool_three_blocks(path);
+  damage_block(path, 10, [](std::string& v) { v.resize(3); });  // the header itself
+  auto refused = RocksDbSpool::open(path);
+  ASSERT_FALSE(refused.is_ok()) << "the accounting cannot count a block it cannot read";
+  EXPECT_NE(refused.status().message().find("corrupt block at t/0@10"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("--corrupt"), std::string::npos);
+
+  auto found = RocksDbSpool::find_corrupt_blocks(path);
+  ASSERT_TRUE(found.is_ok()) << found.status().message();
+  ASSERT_EQ(found->size(), 1U);
+  EXPECT_EQ((*found)[0].topic, "t");
+  EXPECT_EQ((*found)[0].partition, 0);
+  EXPECT_EQ((*found)[0].first_offset, 10);
+  EXPECT_EQ((*found)[0].next_offset, 20) << "where the lost range ends";
+  EXPECT_FALSE((*found)[0].why.empty());
+
+  const std::string aside = dir.file("aside");
+  std::filesystem::create_directories(aside);
+  ASSERT_TRUE(RocksDbSpool::remove_blocks(path, *found, aside).is_ok());
+  std::ifstream copy(aside + "/t-0-10.block", std::ios::binary);
+  std::string copied((std::istreambuf_iterator<char>(copy)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(copied.size(), 3U) << "the stored bytes, as they were";
+
+  auto spool = open_spool(path);
+  ASSERT_TRUE(spool);
+  auto expected = range(0, 10);
+  for (int64_t o = 20; o < 30; ++o) expected.push_back(o);
+  EXPECT_EQ(offsets_of(*spool, "t", 0, 0), expected) << "a hole where the block was";
+  EXPECT_EQ(offsets_of(*spool, "t", 1, 0), std::vector<int64_t>{0});
+  spool.reset();
+  auto again = RocksDbSpool::find_corrupt_blocks(path);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_TRUE(again->empty());
 }
 
 TEST(RocksDbSpool, AKeySluiceDidNotWriteIsRefusedNotIgnored) {
