@@ -10,12 +10,16 @@
 //   3. ceiling  the server's own LOAD DATA INFILE of exactly the rows of (1), exported with
 //               SELECT ... INTO OUTFILE, into an identical empty table.
 // and prints a table of rates, their ratios to the ceiling, peak RSS and CPU seconds per million
-// events, and writes the same as JSON so runs can be compared over time.
+// events, and writes the same as JSON so runs can be compared over time. With --instances 1 2 3
+// the direct run is repeated with two and three instances in one consumer group (a fleet; on
+// a 2-core machine they share the CPU with MariaDB: the point is that nothing breaks or
+// regresses, not linear scaling).
 
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -24,9 +28,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
-#include "testing/harness.h"
 #include "storage/rocksdb_spool.h"
+#include "testing/harness.h"
 #include "testing/kafka_cluster.h"
 
 namespace {
@@ -58,6 +63,8 @@ struct Options {
   int writers = 2;
   int batch_rows = 5000;
   std::string broker = "mock";  ///< mock | kafka | both
+  /// Direct runs with this many instances in one consumer group, each (1: the direct run).
+  std::vector<int> instances = {1};
   std::string json_path;
 };
 
@@ -86,9 +93,14 @@ class Bench {
         bootstrap_ = kafka_->bootstrap();
       }
       produce();
-      nlohmann::json direct = run_direct(name);
+      nlohmann::json direct = run_direct(name, 1);
+      nlohmann::json fleet = nlohmann::json::object();
+      for (const int n : o_.instances) {
+        if (n > 1) fleet[std::to_string(n)] = run_direct(name, n);
+      }
       nlohmann::json drain = run_drain(name);
       runs[name] = {{"produce_seconds", produce_s_}, {"direct", direct}, {"drain", drain}};
+      if (!fleet.empty()) runs[name]["direct_instances"] = fleet;
       broker_.reset();
       kafka_.reset();
     }
@@ -119,15 +131,16 @@ class Bench {
   }
 
   /// A config for one Sluice run into `database`, with its own folder (spool, log).
-  std::string config(const TempDir& run_dir, const std::string& database,
-                     const std::string& group) {
+  std::string config(const TempDir& run_dir, const std::string& database, const std::string& group,
+                     const std::string& instance_id = "") {
     db_->exec("CREATE DATABASE IF NOT EXISTS `" + database + "`");
     db_->exec("GRANT ALL ON `" + database + "`.* TO 'sluice'@'localhost'");
     return sluice::testing::write_config(
         run_dir, bootstrap_, *db_, {kTopic}, group,
         {.extra_yaml = "batch:\n  max_rows: " + std::to_string(o_.batch_rows) + "\n",
          .mariadb_lines = "  writers: " + std::to_string(o_.writers) + "\n",
-         .database = database});
+         .database = database,
+         .instance_id = instance_id});
   }
 
   int64_t committed(const std::string& database) {
@@ -141,43 +154,66 @@ class Bench {
 
   /// Polls until `database` has all events; returns when 10% and 100% were reached.
   std::pair<Clock::time_point, Clock::time_point> wait_for_all(const std::string& database,
-                                                               Process& sluice) {
+                                                               const std::vector<Process*>& fleet) {
     Clock::time_point tenth{};
     const auto n = static_cast<int64_t>(o_.events);
     for (;;) {
       const int64_t done = committed(database);
       if (tenth == Clock::time_point{} && done >= n / 10) tenth = Clock::now();
       if (done >= n) return {tenth, Clock::now()};
-      if (!sluice.running()) throw std::runtime_error("sluice exited: " + sluice.log());
+      for (Process* sluice : fleet) {
+        if (!sluice->running()) throw std::runtime_error("sluice exited: " + sluice->log());
+      }
       std::this_thread::sleep_for(20ms);
     }
   }
 
-  nlohmann::json stop(Process& sluice, const std::string& database) {
-    sluice.signal(SIGTERM);
-    if (sluice.wait(120s) != 0) throw std::runtime_error("sluice did not stop cleanly");
+  /// Stops every process; checks the rows; peak RSS of the largest, CPU of all together.
+  nlohmann::json stop(const std::vector<Process*>& fleet, const std::string& database) {
+    for (Process* sluice : fleet) sluice->signal(SIGTERM);
+    double rss = 0, cpu = 0;
+    for (Process* sluice : fleet) {
+      if (sluice->wait(120s) != 0) throw std::runtime_error("sluice did not stop cleanly");
+      const auto& u = *sluice->usage();
+      rss = std::max(rss, static_cast<double>(u.ru_maxrss) / 1024.0);
+      cpu += cpu_seconds(u);
+    }
     const auto rows = db_->scalar("SELECT COUNT(*) FROM `" + database + "`.`" + kTable + "`");
     if (rows != static_cast<int64_t>(o_.events)) {
       throw std::runtime_error(database + " holds " + std::to_string(rows) + " rows, expected " +
                                std::to_string(o_.events));
     }
-    const auto& u = *sluice.usage();
-    return {{"peak_rss_mib", static_cast<double>(u.ru_maxrss) / 1024.0},
-            {"cpu_s", cpu_seconds(u)},
-            {"cpu_s_per_million_events", cpu_seconds(u) * 1e6 / static_cast<double>(o_.events)}};
+    return {{"peak_rss_mib", rss},
+            {"cpu_s", cpu},
+            {"cpu_s_per_million_events", cpu * 1e6 / static_cast<double>(o_.events)}};
   }
 
-  nlohmann::json run_direct(const std::string& broker) {
-    step("direct: sluice run into an empty database");
-    TempDir run_dir;
-    const std::string database = "log_direct_" + broker;
-    const auto cfg = config(run_dir, database, "bench-direct");
+  /// `instances` processes of one group (each its own spool and instance id) into one empty
+  /// database; on this 2-core machine they share the CPU with MariaDB.
+  nlohmann::json run_direct(const std::string& broker, int instances) {
+    step("direct: " + std::to_string(instances) + " instance(s) of sluice run into an empty " +
+         "database");
+    std::vector<std::unique_ptr<TempDir>> run_dirs;
+    std::vector<std::string> configs;
+    const std::string suffix = instances == 1 ? "" : "_" + std::to_string(instances);
+    const std::string database = "log_direct_" + broker + suffix;
+    for (int i = 0; i < instances; ++i) {
+      run_dirs.push_back(std::make_unique<TempDir>());
+      configs.push_back(config(*run_dirs.back(), database, "bench-direct" + suffix,
+                               "bench-" + std::to_string(i)));
+    }
     const auto started = Clock::now();
-    auto sluice = sluice::testing::start_sluice(run_dir, cfg);
-    const auto [tenth, done] = wait_for_all(database, *sluice);
+    std::vector<std::unique_ptr<Process>> processes;
+    std::vector<Process*> fleet;
+    for (int i = 0; i < instances; ++i) {
+      processes.push_back(sluice::testing::start_sluice(*run_dirs[static_cast<size_t>(i)],
+                                                        configs[static_cast<size_t>(i)]));
+      fleet.push_back(processes.back().get());
+    }
+    const auto [tenth, done] = wait_for_all(database, fleet);
     const double total = std::chrono::duration<double>(done - started).count();
     const double steady = std::chrono::duration<double>(done - tenth).count();
-    auto out = stop(*sluice, database);
+    auto out = stop(fleet, database);
     out["seconds"] = total;
     out["events_per_s"] = static_cast<double>(o_.events) / total;
     out["steady_events_per_s"] = 0.9 * static_cast<double>(o_.events) / steady;
@@ -219,9 +255,9 @@ class Bench {
     if (sluice::testing::run_command({bin, "resume", "--admin", url}, out) != 0) {
       throw std::runtime_error("resume failed: " + out);
     }
-    const auto [tenth, done] = wait_for_all(database, *sluice);
+    const auto [tenth, done] = wait_for_all(database, {sluice.get()});
     const double drain_s = std::chrono::duration<double>(done - resumed).count();
-    auto result = stop(*sluice, database);
+    auto result = stop({sluice.get()}, database);
     result["spool_fill_seconds"] = spool_s;
     result["spool_fill_events_per_s"] = static_cast<double>(o_.events) / spool_s;
     result["spool_bytes"] = status["spool"]["bytes"];
@@ -295,9 +331,9 @@ class Bench {
                 commit.c_str(), sysconf(_SC_NPROCESSORS_ONLN), cpu.c_str());
     std::printf("%lu NavigationTiming events, %d partitions, %d writers, batches of %d rows\n\n",
                 static_cast<unsigned long>(o_.events), o_.partitions, o_.writers, o_.batch_rows);
-    std::printf("%-44s %12s %10s %12s %14s\n", "", "events/s", "vs LOAD", "peak RSS", "CPU s/M ev");
+    std::printf("%-52s %12s %10s %12s %14s\n", "", "events/s", "vs LOAD", "peak RSS", "CPU s/M ev");
     auto row = [&](const std::string& name, double rate, const nlohmann::json* run) {
-      std::printf("%-44s %12.0f %9.2fx", name.c_str(), rate, rate / load);
+      std::printf("%-52s %12.0f %9.2fx", name.c_str(), rate, rate / load);
       if (run != nullptr) {
         std::printf(" %8.0f MiB %14.2f", (*run)["peak_rss_mib"].get<double>(),
                     (*run)["cpu_s_per_million_events"].get<double>());
@@ -310,11 +346,19 @@ class Bench {
       const auto& drain = run["drain"];
       row("direct, steady (10% to 100%)" + b, direct["steady_events_per_s"], &direct);
       row("direct, including start-up" + b, direct["events_per_s"], nullptr);
+      if (run.contains("direct_instances")) {
+        for (const auto& [n, d] : run["direct_instances"].items()) {
+          row("direct, " + n + " instances, steady" + b, d["steady_events_per_s"], &d);
+          row("direct, " + n + " instances, incl. start-up" + b, d["events_per_s"], nullptr);
+          j["ratios"][name]["direct_" + n + "_instances_steady"] =
+              d["steady_events_per_s"].get<double>() / load;
+        }
+      }
       row("drain of the spooled backlog" + b, drain["events_per_s"], &drain);
       row("spooling (Kafka -> spool, paused)" + b, drain["spool_fill_events_per_s"], nullptr);
-      j["ratios"][name] = {{"direct_steady", direct["steady_events_per_s"].get<double>() / load},
-                           {"direct_total", direct["events_per_s"].get<double>() / load},
-                           {"drain", drain["events_per_s"].get<double>() / load}};
+      j["ratios"][name]["direct_steady"] = direct["steady_events_per_s"].get<double>() / load;
+      j["ratios"][name]["direct_total"] = direct["events_per_s"].get<double>() / load;
+      j["ratios"][name]["drain"] = drain["events_per_s"].get<double>() / load;
     }
     row("server LOAD DATA INFILE (ceiling)", load, nullptr);
     std::printf("\nLOAD DATA file %.1f MiB\n", ceiling["file_bytes"].get<double>() / 1048576.0);
@@ -348,6 +392,10 @@ int main(int argc, char** argv) {
   app.add_option("--batch-rows", o.batch_rows, "batch.max_rows")->capture_default_str();
   app.add_option("--broker", o.broker, "mock (the test broker), kafka (Apache Kafka), or both")
       ->check(CLI::IsMember({"mock", "kafka", "both"}))
+      ->capture_default_str();
+  app.add_option(
+         "--instances", o.instances,
+         "Also run direct with each of these numbers of instances in one group (e.g. 1 2 3)")
       ->capture_default_str();
   app.add_option("--json", o.json_path, "Where to write the JSON (default .local/bench/)");
   CLI11_PARSE(app, argc, argv);
