@@ -2,6 +2,8 @@
 
 #include <mysqld_error.h>
 
+#include <algorithm>
+#include <optional>
 #include <unordered_map>
 
 #include "storage/row_format.h"
@@ -42,9 +44,10 @@ std::string create_dead_letter_sql(const std::string& name) {
 }  // namespace
 
 MariaDbSink::MariaDbSink(MariaDbConfig config, std::string consumer_group,
-                         BookkeepingTables bookkeeping)
+                         BookkeepingTables bookkeeping, SinkMode mode)
     : config_(std::move(config)),
       group_(std::move(consumer_group)),
+      mode_(mode),
       offsets_table_(quote_identifier(bookkeeping.offsets)),
       dead_letter_table_(quote_identifier(bookkeeping.dead_letter)),
       create_bookkeeping_{create_offsets_sql(bookkeeping.offsets),
@@ -55,9 +58,12 @@ DbStatus MariaDbSink::ensure_connected() {
   if (auto st = MariaDbConnection::open(config_, conn_); !st.is_ok()) return st;
   if (!bookkeeping_ready_) {
     // Any connection may be the first after a restart or a resume: make sure the bookkeeping
-    // tables exist before the first compare-and-set.
-    for (const auto& sql : create_bookkeeping_) {
-      if (auto st = conn_->exec(sql); !st.is_ok()) {
+    // tables exist before the first compare-and-set. A replay needs only the dead letters'
+    // table, and a dry run creates nothing.
+    for (size_t i = 0; i < create_bookkeeping_.size(); ++i) {
+      const bool wanted = mode_ == SinkMode::kExactlyOnce || (mode_ == SinkMode::kReplay && i == 1);
+      if (!wanted) continue;
+      if (auto st = conn_->exec(create_bookkeeping_[i]); !st.is_ok()) {
         conn_.reset();
         return st;
       }
@@ -69,6 +75,7 @@ DbStatus MariaDbSink::ensure_connected() {
 
 DbStatus MariaDbSink::probe() {
   if (auto st = ensure_connected(); !st.is_ok()) return st;
+  if (mode_ == SinkMode::kReplayDryRun) return {};  // it only reads
   std::vector<std::vector<std::optional<std::string>>> rows;
   if (auto st = conn_->query("SELECT @@global.read_only", rows); !st.is_ok()) {
     disconnect();
@@ -96,6 +103,7 @@ DbStatus MariaDbSink::read_offsets(const std::string& topic, std::map<int32_t, i
                              " WHERE consumer_group = " + quoted(group_) +
                              " AND topic = " + quoted(topic),
                          rows);
+  if (st.code == ER_NO_SUCH_TABLE && mode_ != SinkMode::kExactlyOnce) return {};
   if (!st.is_ok()) {
     if (st.error_class() == DbErrorClass::kOutage) disconnect();
     return st;
@@ -222,7 +230,7 @@ void MariaDbSink::resolve_duplicates(const TableRows& rows,
 }
 
 DbStatus MariaDbSink::insert_rows(const TableRows& rows, WriteResult& result,
-                                  std::vector<DeadLetter>& duplicates) {
+                                  std::vector<DeadLetter>& duplicates, size_t& refused_rows) {
   const TableLayout& table = *rows.table;
   uint64_t inserted = 0;
   std::unordered_map<std::string, size_t> refused;  // uuid -> rows refused as duplicates
@@ -272,7 +280,10 @@ DbStatus MariaDbSink::insert_rows(const TableRows& rows, WriteResult& result,
     }
   }
   result.rows += inserted;
-  resolve_duplicates(rows, refused, duplicates);
+  refused_rows = 0;
+  for (const auto& [uuid, n] : refused) refused_rows += n;
+  // A replay counts a uuid already stored as present; only the service dead-letters it.
+  if (mode_ == SinkMode::kExactlyOnce) resolve_duplicates(rows, refused, duplicates);
   return {};
 }
 
@@ -298,6 +309,7 @@ DbStatus MariaDbSink::insert_dead_letters(const Batch& batch,
 }
 
 WriteResult MariaDbSink::write(Batch& batch) {
+  if (mode_ != SinkMode::kExactlyOnce) return write_replay(batch);
   WriteResult result;
   if (auto st = ensure_connected(); !st.is_ok()) return fail(std::move(st));
   for (const auto& t : batch.tables) {
@@ -310,7 +322,10 @@ WriteResult MariaDbSink::write(Batch& batch) {
 
   std::vector<DeadLetter> duplicates;
   for (const auto& t : batch.tables) {
-    if (auto st = insert_rows(t, result, duplicates); !st.is_ok()) return fail(std::move(st));
+    size_t refused = 0;
+    if (auto st = insert_rows(t, result, duplicates, refused); !st.is_ok()) {
+      return fail(std::move(st));
+    }
   }
   if (!batch.dead_letters.empty()) {
     if (auto st = insert_dead_letters(batch, batch.dead_letters); !st.is_ok()) {
@@ -324,6 +339,119 @@ WriteResult MariaDbSink::write(Batch& batch) {
   result.outcome = WriteOutcome::kCommitted;
   result.duplicates = duplicates.size();
   result.dead_letters = batch.dead_letters.size() + duplicates.size();
+  return result;
+}
+
+DbStatus MariaDbSink::recorded_dead_letters(const Batch& batch,
+                                            std::unordered_set<int64_t>& out) {
+  out.clear();
+  if (batch.dead_letters.empty()) return {};
+  std::string sql = "SELECT DISTINCT kafka_offset FROM " + dead_letter_table_ +
+                    " WHERE topic = " + quoted(batch.topic) +
+                    " AND kafka_partition = " + std::to_string(batch.partition) +
+                    " AND kafka_offset IN (";
+  for (size_t i = 0; i < batch.dead_letters.size(); ++i) {
+    if (i > 0) sql += ',';
+    sql += std::to_string(batch.dead_letters[i].offset);
+  }
+  sql += ')';
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  auto st = conn_->query(sql, rows);
+  if (st.code == ER_NO_SUCH_TABLE) return {};  // a dry run against a database without it
+  if (!st.is_ok()) return st;
+  for (const auto& r : rows) out.insert(std::stoll(*r[0]));
+  return {};
+}
+
+DbStatus MariaDbSink::count_present(const TableRows& rows, size_t& present) {
+  present = 0;
+  auto uuid_of = [&](size_t i) {
+    const uint32_t start = i == 0 ? 0 : rows.ends[i - 1];
+    return std::string_view(rows.data.data() + start, 32);
+  };
+  // In chunks, so no statement grows past a few hundred kilobytes.
+  constexpr size_t kChunk = 2000;
+  std::unordered_set<std::string> stored;
+  bool table_exists = true;
+  for (size_t from = 0; from < rows.rows() && table_exists; from += kChunk) {
+    std::string sql = "SELECT uuid FROM " + quote_identifier(rows.table->name()) + " WHERE uuid IN (";
+    for (size_t i = from; i < std::min(rows.rows(), from + kChunk); ++i) {
+      if (i > from) sql += ',';
+      sql += quoted(uuid_of(i));
+    }
+    sql += ')';
+    std::vector<std::vector<std::optional<std::string>>> found;
+    auto st = conn_->query(sql, found);
+    if (st.code == ER_NO_SUCH_TABLE) {
+      table_exists = false;  // a replay would create it: every row would be written
+      break;
+    }
+    if (!st.is_ok()) return st;
+    for (const auto& r : found) stored.insert(r[0].value_or(""));
+  }
+  // As LOAD DATA ... IGNORE would: a uuid stored before is refused, and a uuid that repeats
+  // inside the batch is stored once.
+  std::unordered_set<std::string_view> seen;
+  for (size_t i = 0; i < rows.rows(); ++i) {
+    const auto uuid = uuid_of(i);
+    if (stored.contains(std::string(uuid)) || !seen.insert(uuid).second) ++present;
+  }
+  return {};
+}
+
+WriteResult MariaDbSink::write_replay(Batch& batch) {
+  WriteResult result;
+  if (auto st = ensure_connected(); !st.is_ok()) return fail(std::move(st));
+  result.present_per_table.assign(batch.tables.size(), 0);
+  std::unordered_set<int64_t> recorded;
+  if (mode_ == SinkMode::kReplayDryRun) {
+    for (size_t i = 0; i < batch.tables.size(); ++i) {
+      size_t present = 0;
+      if (auto st = count_present(batch.tables[i], present); !st.is_ok()) return fail(std::move(st));
+      result.present_per_table[i] = present;
+      result.rows += batch.tables[i].rows() - present;
+    }
+    if (auto st = recorded_dead_letters(batch, recorded); !st.is_ok()) return fail(std::move(st));
+    for (const auto& d : batch.dead_letters) {
+      if (recorded.contains(d.offset)) {
+        result.dead_letters_present.push_back(d.offset);
+      } else {
+        ++result.dead_letters;
+      }
+    }
+    result.outcome = WriteOutcome::kCommitted;
+    return result;
+  }
+
+  for (const auto& t : batch.tables) {
+    if (auto st = ensure_table(*t.table); !st.is_ok()) return fail(std::move(st));
+  }
+  if (auto st = conn_->exec("START TRANSACTION"); !st.is_ok()) return fail(std::move(st));
+  std::vector<DeadLetter> unused;
+  for (size_t i = 0; i < batch.tables.size(); ++i) {
+    if (auto st = insert_rows(batch.tables[i], result, unused, result.present_per_table[i]);
+        !st.is_ok()) {
+      return fail(std::move(st));
+    }
+  }
+  if (auto st = recorded_dead_letters(batch, recorded); !st.is_ok()) return fail(std::move(st));
+  std::vector<DeadLetter> letters;
+  for (const auto& d : batch.dead_letters) {
+    if (recorded.contains(d.offset)) {
+      result.dead_letters_present.push_back(d.offset);
+      continue;
+    }
+    // Marked as coming from a replay; the reason column holds 1,024 bytes.
+    std::string reason = d.reason.substr(0, kMaxTextBytes - kReplayMark.size());
+    reason += kReplayMark;
+    letters.push_back({d.offset, std::move(reason), d.payload});
+  }
+  if (!letters.empty()) {
+    if (auto st = insert_dead_letters(batch, letters); !st.is_ok()) return fail(std::move(st));
+  }
+  if (auto st = conn_->exec("COMMIT"); !st.is_ok()) return fail(std::move(st));
+  result.outcome = WriteOutcome::kCommitted;
+  result.dead_letters = letters.size();
   return result;
 }
 

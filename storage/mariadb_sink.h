@@ -7,12 +7,18 @@
 ///   3. the batch's dead letters; 4. COMMIT.
 /// A failed compare-and-set means the batch (or a prefix of it) is applied already, so
 /// re-delivery never creates a second row. Tables are created on first use.
+///
+/// `sluice replay` uses the same path in a mode of its own (SinkMode): no sluice_offsets at all
+/// (neither read by the write nor moved), a row whose uuid is already stored counts as already
+/// present instead of becoming a dead letter, and a dead letter already recorded at the same
+/// position is not written again — so a replay of any range is idempotent.
 /// Thread safety: one instance per thread (it owns one connection).
 
 #include <array>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -28,13 +34,37 @@ struct BookkeepingTables {
   std::string dead_letter = "sluice_dead_letter";
 };
 
+/// What a write does.
+enum class SinkMode {
+  /// The service: the sluice_offsets compare-and-set, a uuid already stored is a
+  /// `duplicate_uuid` dead letter.
+  kExactlyOnce,
+  /// `sluice replay`: each batch is one transaction of rows and dead letters only. Rows whose
+  /// uuid is already stored are refused by the unique key and reported in
+  /// WriteResult::present_per_table; dead letters already recorded at the same (topic,
+  /// partition, offset) are skipped and reported in WriteResult::dead_letters_present; the
+  /// others are written with kReplayMark appended to their reason. sluice_offsets is never
+  /// created, read by a write, or moved.
+  kReplay,
+  /// `sluice replay --dry-run`: as kReplay, but nothing is written, not even a table: the
+  /// result counts what kReplay would write (WriteResult::rows, dead_letters) and what it would
+  /// find present.
+  kReplayDryRun,
+};
+
+/// Appended to the reason of every dead letter a replay writes.
+inline constexpr std::string_view kReplayMark = " (sluice replay)";
+
 class MariaDbSink final : public BatchSink {
  public:
-  MariaDbSink(MariaDbConfig config, std::string consumer_group, BookkeepingTables bookkeeping = {});
+  MariaDbSink(MariaDbConfig config, std::string consumer_group, BookkeepingTables bookkeeping = {},
+              SinkMode mode = SinkMode::kExactlyOnce);
 
   WriteResult write(Batch& batch) override;
-  /// Connects (creating sluice_offsets and sluice_dead_letter) and checks @@global.read_only.
+  /// Connects (creating sluice_offsets and sluice_dead_letter; in kReplay only the latter, in
+  /// kReplayDryRun neither) and checks @@global.read_only (not in kReplayDryRun).
   DbStatus probe() override;
+  /// sluice_offsets of this group; an empty map when the table does not exist (replay modes).
   DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) override;
   void disconnect() override { conn_.reset(); }
 
@@ -43,8 +73,10 @@ class MariaDbSink final : public BatchSink {
   DbStatus ensure_table(const TableLayout& table);
   /// Steps 1 of the transaction; sets `result` when the batch must not be written.
   DbStatus advance_offset(Batch& batch, bool& proceed, WriteResult& result);
+  /// Loads the rows; those refused as duplicates become dead letters in `duplicates`
+  /// (kExactlyOnce), or are only counted in `refused` (replay modes).
   DbStatus insert_rows(const TableRows& rows, WriteResult& result,
-                       std::vector<DeadLetter>& duplicates);
+                       std::vector<DeadLetter>& duplicates, size_t& refused);
   DbStatus insert_dead_letters(const Batch& batch, const std::vector<DeadLetter>& letters);
   /// Counts, per uuid, the rows the last statement refused as duplicates. Any other warning is
   /// an error: it would mean a row stored altered.
@@ -56,9 +88,17 @@ class MariaDbSink final : public BatchSink {
                                  std::vector<DeadLetter>& out);
   std::string quoted(std::string_view bytes) const;
   WriteResult fail(DbStatus st);
+  /// kReplay and kReplayDryRun: the offsets of the batch's dead letters that
+  /// sluice_dead_letter already holds (none when the table does not exist).
+  DbStatus recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out);
+  /// kReplayDryRun: how many rows of `rows` the table already holds by uuid (or that repeat an
+  /// earlier uuid of the batch); 0 for each when the table does not exist.
+  DbStatus count_present(const TableRows& rows, size_t& present);
+  WriteResult write_replay(Batch& batch);
 
   MariaDbConfig config_;
   std::string group_;
+  SinkMode mode_;
   std::string offsets_table_;      ///< quoted
   std::string dead_letter_table_;  ///< quoted
   std::array<std::string, 2> create_bookkeeping_;
