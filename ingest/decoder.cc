@@ -209,6 +209,8 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   ++epoch_;
   scratch_.clear();
   schema_ = nullptr;
+  capsule_schema_ = {};
+  capsule_revision_ = -1;
   element doc;
   if (auto err = parser_.parse(payload.data(), payload.size()).get(doc); err) {
     fail(reason, "malformed_json", "message", simdjson::error_message(err));
@@ -247,6 +249,7 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   for (auto [key, value] : capsule) {
     if (key == "schema") {
       if (!text_field(value, "schema", schema_name)) return nullptr;
+      capsule_schema_ = schema_name;
       has_schema = true;
     } else if (key == "revision") {
       if (!value.is_int64()) {
@@ -255,6 +258,7 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
         return nullptr;
       }
       revision = value.get_int64().value_unsafe();
+      capsule_revision_ = revision;
       has_revision = true;
     } else if (key == "uuid") {
       if (!text_field(value, "uuid", uuid_)) return nullptr;

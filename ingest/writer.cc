@@ -46,11 +46,12 @@ WriteReport report_for(const Batch& batch) {
 }  // namespace
 
 Writer::Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report,
-               const Clock& clock)
+               const Clock& clock, RetryLimit limit)
     : index_(index),
       sink_(std::move(sink)),
       report_(std::move(report)),
       clock_(clock),
+      limit_(limit),
       thread_([this] { loop(); }) {}
 
 Writer::~Writer() { stop(true); }
@@ -165,14 +166,25 @@ bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
       report.dead_letters = result.dead_letters;
       if (result.outcome == WriteOutcome::kCommitted) {
         report.tables.reserve(batch.tables.size());
-        for (const auto& t : batch.tables) {
-          report.tables.push_back({t.table->name(), t.rows(), t.max_timestamp});
+        for (size_t i = 0; i < batch.tables.size(); ++i) {
+          const auto& t = batch.tables[i];
+          const uint64_t present =
+              i < result.present_per_table.size() ? result.present_per_table[i] : 0;
+          report.tables.push_back({t.table->name(), t.rows() - present, t.max_timestamp, present});
         }
         count_dead_letter_classes(batch, result.duplicates, report.dead_letter_classes);
+        report.dead_letters_present = result.dead_letters_present;
       }
       return true;
     }
     ++failures;
+    const auto cls = result.error.error_class();
+    if (limit_.attempts > 0 && (failures >= limit_.attempts || cls == DbErrorClass::kFatal)) {
+      // Given up: the caller reports the error; no "retrying" line.
+      report.outcome = WriteOutcome::kFailed;
+      report.error = result.error;
+      return false;
+    }
     const auto now = clock_.now();
     // One line when a failure streak starts — however many batches it then spans — and a
     // summary every 30 s while it lasts.
@@ -187,7 +199,6 @@ bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
                 failed_attempts_, std::chrono::duration<double>(now - failing_since_).count(),
                 result.error.describe());
     }
-    const auto cls = result.error.error_class();
     const bool outage_class = cls == DbErrorClass::kOutage || cls == DbErrorClass::kReadOnly;
     if (outage_class && failures >= kOutageAttempts) {
       // Not a blip: hand the outage to the pipeline, which spools until MariaDB is back. The

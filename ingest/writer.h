@@ -31,8 +31,10 @@ namespace sluice::ingest {
 struct WriteReport {
   struct Table {
     std::string name;
-    uint64_t rows = 0;
+    uint64_t rows = 0;  ///< rows of the batch for this table, less those already present
     int64_t max_timestamp = -1;  ///< epoch seconds
+    /// Replay modes: rows not written because their uuid is already stored (0 otherwise).
+    uint64_t already_present = 0;
   };
   std::string topic;
   int32_t partition = 0;
@@ -49,9 +51,22 @@ struct WriteReport {
   std::vector<Table> tables{};  ///< for kCommitted: rows and newest timestamp per table
   /// For kCommitted: dead letters per reason class ("wrong_type", "duplicate_uuid", ...).
   std::vector<std::pair<std::string, uint64_t>> dead_letter_classes{};
+  /// For kCommitted, replay modes: offsets whose dead letter was already recorded, so not
+  /// written again.
+  std::vector<int64_t> dead_letters_present{};
   storage::DbStatus error{};
   /// The batch's row buffers, done with: the ingest thread reuses their memory.
   std::vector<storage::TableRows> spent{};
+};
+
+/// How long a writer keeps trying one batch. The service never gives a batch up (outages
+/// aside: those are handed back); a command that must end and say what happened, such as
+/// `sluice replay`, does.
+struct RetryLimit {
+  /// 0: retry until written. Otherwise give the batch up (reported kFailed with its error)
+  /// after this many failed attempts — and at the first for a fatal error (access denied, an
+  /// unknown database), which no retry fixes.
+  int attempts = 0;
 };
 
 class Writer {
@@ -61,7 +76,8 @@ class Writer {
   static constexpr int kOutageAttempts = 3;
   using Report = std::function<void(WriteReport&&)>;
 
-  Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report, const Clock& clock);
+  Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report, const Clock& clock,
+         RetryLimit limit = {});
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -90,6 +106,7 @@ class Writer {
   std::unique_ptr<storage::BatchSink> sink_;
   Report report_;
   const Clock& clock_;
+  RetryLimit limit_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<storage::Batch> queue_;  // guarded by mu_
