@@ -135,9 +135,18 @@ void Writer::loop() {
       queue_.pop_front();
       busy_ = true;
     }
+    if (given_up_) {
+      // A batch before this one was given up: nothing after it is written either, so a
+      // partition never gets a hole with rows past it.
+      report_dropped(batch);
+      std::lock_guard lock(mu_);
+      busy_ = false;
+      continue;
+    }
     WriteReport report = report_for(batch);
     const auto started = clock_.now();
-    (void)write_with_retry(batch, report);  // given up or not, the report says how it ended
+    const bool written = write_with_retry(batch, report);
+    if (!written && !report.error.is_ok() && limit_.attempts > 0) given_up_ = true;
     report.seconds = std::chrono::duration<double>(clock_.now() - started).count();
     report.spent = std::move(batch.tables);
     report_(std::move(report));
@@ -150,7 +159,8 @@ bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
   auto log = logger("mariadb");
   Backoff backoff(milliseconds(100), milliseconds(30'000));
   Backoff quick(milliseconds(20), milliseconds(1'000));
-  int failures = 0;  // of this batch; the streak (failed_attempts_) spans batches
+  int failures = 0;          // of this batch; the streak (failed_attempts_) spans batches
+  int lasting_failures = 0;  // of this batch, not transient
   for (;;) {
     const auto result = sink_->write(batch);
     if (result.outcome != WriteOutcome::kFailed) {
@@ -179,7 +189,9 @@ bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
     }
     ++failures;
     const auto cls = result.error.error_class();
-    if (limit_.attempts > 0 && (failures >= limit_.attempts || cls == DbErrorClass::kFatal)) {
+    if (cls != DbErrorClass::kTransient) ++lasting_failures;
+    if (limit_.attempts > 0 &&
+        (lasting_failures >= limit_.attempts || cls == DbErrorClass::kFatal)) {
       // Given up: the caller reports the error; no "retrying" line.
       report.outcome = WriteOutcome::kFailed;
       report.error = result.error;

@@ -31,7 +31,7 @@ namespace sluice::ingest {
 struct WriteReport {
   struct Table {
     std::string name;
-    uint64_t rows = 0;  ///< rows of the batch for this table, less those already present
+    uint64_t rows = 0;           ///< rows of the batch for this table, less those already present
     int64_t max_timestamp = -1;  ///< epoch seconds
     /// Replay modes: rows not written because their uuid is already stored (0 otherwise).
     uint64_t already_present = 0;
@@ -63,9 +63,11 @@ struct WriteReport {
 /// aside: those are handed back); a command that must end and say what happened, such as
 /// `sluice replay`, does.
 struct RetryLimit {
-  /// 0: retry until written. Otherwise give the batch up (reported kFailed with its error)
-  /// after this many failed attempts — and at the first for a fatal error (access denied, an
-  /// unknown database), which no retry fixes.
+  /// 0: retry until written. Otherwise give the batch up (reported kFailed with its error —
+  /// and every batch after it, reported dropped: the writer writes nothing more)
+  /// after this many failed attempts that were not transient (a deadlock or a lock wait is
+  /// always retried: it passes), and at the first fatal error (access denied, an unknown
+  /// database), which no retry fixes.
   int attempts = 0;
 };
 
@@ -115,6 +117,9 @@ class Writer {
   bool abandon_ = false;              // guarded by mu_
   bool quiet_requested_ = false;      // guarded by mu_
   bool disconnected_ = false;         // guarded by mu_
+  /// With a RetryLimit, a batch was given up: every later one is reported dropped unwritten
+  /// (writer thread only).
+  bool given_up_ = false;
   // The current failure streak, across batches (writer thread only).
   int failed_attempts_ = 0;
   Clock::time_point failing_since_{};
