@@ -143,13 +143,21 @@ void ReplayLedger::finished(Partition& p) {
 
 bool ReplayLedger::reported(const WriteReport& r) {
   const auto it = partitions_.find({r.topic, r.partition});
-  if (it == partitions_.end() || it->second.in_flight_.empty()) {
+  if (it == partitions_.end()) {
     if (error_.empty()) error_ = "a writer reported a batch the replay did not send";
     return false;
   }
   Partition& p = it->second;
-  Partition::InFlight batch = std::move(p.in_flight_.front());
-  p.in_flight_.pop_front();
+  // Reports of one partition usually come in order, but batches dropped from a writer's queue
+  // (a replay stopping) are reported before the one being written: match by the batch's end.
+  auto at = std::find_if(p.in_flight_.begin(), p.in_flight_.end(),
+                         [&](const Partition::InFlight& f) { return f.end == r.end_offset; });
+  if (at == p.in_flight_.end()) {
+    if (error_.empty()) error_ = "a writer reported a batch the replay did not send";
+    return false;
+  }
+  Partition::InFlight batch = std::move(*at);
+  p.in_flight_.erase(at);
   if (r.outcome != WriteOutcome::kCommitted) {
     // Not written: nothing from here on in this partition is covered.
     if (p.stopped_at_ < 0 || batch.base < p.stopped_at_) p.stopped_at_ = batch.base;
@@ -168,9 +176,8 @@ bool ReplayLedger::reported(const WriteReport& r) {
     outcomes += t.rows + t.already_present;
   }
   for (const auto& letter : batch.letters) {
-    const bool present =
-        std::find(r.dead_letters_present.begin(), r.dead_letters_present.end(), letter.offset) !=
-        r.dead_letters_present.end();
+    const bool present = std::find(r.dead_letters_present.begin(), r.dead_letters_present.end(),
+                                   letter.offset) != r.dead_letters_present.end();
     ++(present ? letter.table->already_present : letter.table->dead_lettered);
     ++outcomes;
   }
@@ -261,8 +268,8 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
 
   std::vector<std::unique_ptr<Writer>> writers;
   for (size_t i = 0; i < writer_count; ++i) {
-    writers.push_back(std::make_unique<Writer>(i, sinks_(), on_report, clock_,
-                                               RetryLimit{options_.attempts}));
+    writers.push_back(
+        std::make_unique<Writer>(i, sinks_(), on_report, clock_, RetryLimit{options_.attempts}));
   }
   storage::TableRowsPool pool(4 * writer_count + 4, 2 * options_.limits.max_bytes);
   std::map<std::pair<std::string, int32_t>, Lane> lanes;
@@ -305,10 +312,11 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
     Lane& lane = it->second;
     if (inserted) {
       lane.ledger = &ledger.partition(key_topic, partition);
-      lane.batcher = std::make_unique<Batcher>(key_topic, partition, options_.limits, clock_, &pool);
+      lane.batcher =
+          std::make_unique<Batcher>(key_topic, partition, options_.limits, clock_, &pool);
       lane.batcher->reset(lane.ledger->from >= 0 ? lane.ledger->from : offset, 1);
-      lane.writer = (std::hash<std::string>{}(key_topic) * 31 + static_cast<size_t>(partition)) %
-                    writer_count;
+      lane.writer =
+          (std::hash<std::string>{}(key_topic)*31 + static_cast<size_t>(partition)) % writer_count;
     }
     return lane;
   };
@@ -346,8 +354,8 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
       last_lane = &lane;
       const Schema* schema = decoder.decode(m.payload, m.timestamp_ms, reason);
       if (!options_.schemas.empty()) {
-        const std::string_view name = schema != nullptr ? std::string_view(schema->name)
-                                                        : decoder.capsule_schema();
+        const std::string_view name =
+            schema != nullptr ? std::string_view(schema->name) : decoder.capsule_schema();
         if (!options_.schemas.contains(name)) {
           ledger.skipped(*lane.ledger, m.offset);
           continue;
@@ -369,7 +377,8 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
       if (lane.batcher->full()) dispatch(lane);
     }
     input.take_expired(expired);
-    for (const auto& e : expired) ledger.expired(ledger.partition(e.topic, e.partition), e.from, e.to);
+    for (const auto& e : expired)
+      ledger.expired(ledger.partition(e.topic, e.partition), e.from, e.to);
     expired.clear();
     // Due batches go, so a slow input still makes progress; over the memory budget the
     // fullest go first.
@@ -416,7 +425,8 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
   if (end == ReplayEnd::kFailed && error.empty()) error = ledger.error();
   if (end == ReplayEnd::kComplete) {
     input.take_expired(expired);
-    for (const auto& e : expired) ledger.expired(ledger.partition(e.topic, e.partition), e.from, e.to);
+    for (const auto& e : expired)
+      ledger.expired(ledger.partition(e.topic, e.partition), e.from, e.to);
     for (const auto& [key, p] : ledger.partitions()) {
       ledger.finished(ledger.partition(key.first, key.second));
     }

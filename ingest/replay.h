@@ -166,10 +166,10 @@ class ReplayLedger {
       int64_t end;
       std::vector<Letter> letters;
     };
-    int64_t open_base_ = -1;  ///< first event of the batch being built, -1 when none
+    int64_t open_base_ = -1;   ///< first event of the batch being built, -1 when none
     int64_t stopped_at_ = -1;  ///< first offset of a batch not written (stopped early), or -1
     std::vector<Letter> open_letters_;
-    std::deque<InFlight> in_flight_;  ///< handed to a writer, not reported yet (FIFO)
+    std::deque<InFlight> in_flight_;  ///< handed to a writer, not reported yet, in offset order
   };
 
   /// Declares a partition's range before reading (Kafka ranges).
@@ -192,8 +192,9 @@ class ReplayLedger {
   /// The input has handed out the whole range: offsets up to its end that held no event
   /// (transaction markers, compaction) are covered too.
   void finished(Partition& p);
-  /// A writer's report of the partition's oldest batch in flight. False when the batch was not
-  /// written (the error is kept in error()).
+  /// A writer's report of one of the partition's batches in flight (found by its end offset).
+  /// False when the batch was not written for an error (kept in error()); a batch dropped
+  /// unwritten without an error (a replay stopping) only ends what is covered.
   bool reported(const WriteReport& report);
 
   const std::map<std::string, ReplayTableCounts, std::less<>>& tables() const { return tables_; }
