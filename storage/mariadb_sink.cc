@@ -196,6 +196,13 @@ DbStatus MariaDbSink::read_duplicate_warnings(const TableLayout& table,
       return {ER_TRUNCATED_WRONG_VALUE_FOR_FIELD,
               "table " + table.name() + " refused a row: " + message};
     }
+    if (message.find("'ix_uuid'") == std::string::npos) {
+      // A duplicate on another key — the primary key: InnoDB handed an auto-increment id out
+      // twice under concurrent inserts. Not a uuid already stored: roll back, write again.
+      return {ER_LOCK_DEADLOCK, "table " + table.name() + ": " + message +
+                                    " (an auto-increment id taken twice by concurrent "
+                                    "writers; the batch is written again)"};
+    }
     ++refused[message.substr(open + 1, close - open - 1)];
   }
   return {};
@@ -342,8 +349,7 @@ WriteResult MariaDbSink::write(Batch& batch) {
   return result;
 }
 
-DbStatus MariaDbSink::recorded_dead_letters(const Batch& batch,
-                                            std::unordered_set<int64_t>& out) {
+DbStatus MariaDbSink::recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out) {
   out.clear();
   if (batch.dead_letters.empty()) return {};
   std::string sql = "SELECT DISTINCT kafka_offset FROM " + dead_letter_table_ +
@@ -363,8 +369,8 @@ DbStatus MariaDbSink::recorded_dead_letters(const Batch& batch,
   return {};
 }
 
-DbStatus MariaDbSink::count_present(const TableRows& rows, size_t& present) {
-  present = 0;
+DbStatus MariaDbSink::find_present(const TableRows& rows, std::vector<bool>& present) {
+  present.assign(rows.rows(), false);
   auto uuid_of = [&](size_t i) {
     const uint32_t start = i == 0 ? 0 : rows.ends[i - 1];
     return std::string_view(rows.data.data() + start, 32);
@@ -372,9 +378,9 @@ DbStatus MariaDbSink::count_present(const TableRows& rows, size_t& present) {
   // In chunks, so no statement grows past a few hundred kilobytes.
   constexpr size_t kChunk = 2000;
   std::unordered_set<std::string> stored;
-  bool table_exists = true;
-  for (size_t from = 0; from < rows.rows() && table_exists; from += kChunk) {
-    std::string sql = "SELECT uuid FROM " + quote_identifier(rows.table->name()) + " WHERE uuid IN (";
+  for (size_t from = 0; from < rows.rows(); from += kChunk) {
+    std::string sql =
+        "SELECT uuid FROM " + quote_identifier(rows.table->name()) + " WHERE uuid IN (";
     for (size_t i = from; i < std::min(rows.rows(), from + kChunk); ++i) {
       if (i > from) sql += ',';
       sql += quoted(uuid_of(i));
@@ -382,10 +388,7 @@ DbStatus MariaDbSink::count_present(const TableRows& rows, size_t& present) {
     sql += ')';
     std::vector<std::vector<std::optional<std::string>>> found;
     auto st = conn_->query(sql, found);
-    if (st.code == ER_NO_SUCH_TABLE) {
-      table_exists = false;  // a replay would create it: every row would be written
-      break;
-    }
+    if (st.code == ER_NO_SUCH_TABLE) break;  // nothing stored yet (a dry run creates nothing)
     if (!st.is_ok()) return st;
     for (const auto& r : found) stored.insert(r[0].value_or(""));
   }
@@ -394,7 +397,7 @@ DbStatus MariaDbSink::count_present(const TableRows& rows, size_t& present) {
   std::unordered_set<std::string_view> seen;
   for (size_t i = 0; i < rows.rows(); ++i) {
     const auto uuid = uuid_of(i);
-    if (stored.contains(std::string(uuid)) || !seen.insert(uuid).second) ++present;
+    present[i] = stored.contains(std::string(uuid)) || !seen.insert(uuid).second;
   }
   return {};
 }
@@ -404,12 +407,13 @@ WriteResult MariaDbSink::write_replay(Batch& batch) {
   if (auto st = ensure_connected(); !st.is_ok()) return fail(std::move(st));
   result.present_per_table.assign(batch.tables.size(), 0);
   std::unordered_set<int64_t> recorded;
+  std::vector<bool> present;
   if (mode_ == SinkMode::kReplayDryRun) {
     for (size_t i = 0; i < batch.tables.size(); ++i) {
-      size_t present = 0;
-      if (auto st = count_present(batch.tables[i], present); !st.is_ok()) return fail(std::move(st));
-      result.present_per_table[i] = present;
-      result.rows += batch.tables[i].rows() - present;
+      if (auto st = find_present(batch.tables[i], present); !st.is_ok()) return fail(std::move(st));
+      const auto n = static_cast<size_t>(std::count(present.begin(), present.end(), true));
+      result.present_per_table[i] = n;
+      result.rows += batch.tables[i].rows() - n;
     }
     if (auto st = recorded_dead_letters(batch, recorded); !st.is_ok()) return fail(std::move(st));
     for (const auto& d : batch.dead_letters) {
@@ -428,11 +432,36 @@ WriteResult MariaDbSink::write_replay(Batch& batch) {
   }
   if (auto st = conn_->exec("START TRANSACTION"); !st.is_ok()) return fail(std::move(st));
   std::vector<DeadLetter> unused;
+  TableRows absent;
   for (size_t i = 0; i < batch.tables.size(); ++i) {
-    if (auto st = insert_rows(batch.tables[i], result, unused, result.present_per_table[i]);
-        !st.is_ok()) {
-      return fail(std::move(st));
+    // Rows already stored are left out of the load rather than refused by it: an IGNOREd
+    // duplicate can make InnoDB hand its auto-increment id out again (interleaved lock mode),
+    // which a concurrent writer may hold by then. The unique key still guards a race.
+    const TableRows& rows = batch.tables[i];
+    if (auto st = find_present(rows, present); !st.is_ok()) return fail(std::move(st));
+    const auto n = static_cast<size_t>(std::count(present.begin(), present.end(), true));
+    const TableRows* load = &rows;
+    if (n > 0) {
+      absent.table = rows.table;
+      absent.data.clear();
+      absent.offsets.clear();
+      absent.ends.clear();
+      for (size_t r = 0; r < rows.rows(); ++r) {
+        if (present[r]) continue;
+        const uint32_t start = r == 0 ? 0 : rows.ends[r - 1];
+        absent.data.append(rows.data, start, rows.ends[r] - start);
+        absent.offsets.push_back(rows.offsets[r]);
+        absent.ends.push_back(static_cast<uint32_t>(absent.data.size()));
+      }
+      load = &absent;
     }
+    size_t refused = 0;
+    if (load->rows() > 0) {
+      if (auto st = insert_rows(*load, result, unused, refused); !st.is_ok()) {
+        return fail(std::move(st));
+      }
+    }
+    result.present_per_table[i] = n + refused;
   }
   if (auto st = recorded_dead_letters(batch, recorded); !st.is_ok()) return fail(std::move(st));
   std::vector<DeadLetter> letters;

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "common/config.h"
 #include "storage/batch_sink.h"
@@ -78,8 +79,9 @@ class MariaDbSink final : public BatchSink {
   DbStatus insert_rows(const TableRows& rows, WriteResult& result,
                        std::vector<DeadLetter>& duplicates, size_t& refused);
   DbStatus insert_dead_letters(const Batch& batch, const std::vector<DeadLetter>& letters);
-  /// Counts, per uuid, the rows the last statement refused as duplicates. Any other warning is
-  /// an error: it would mean a row stored altered.
+  /// Counts, per uuid, the rows the last statement refused as duplicates of a stored uuid. Any
+  /// other warning is an error: it would mean a row stored altered, or (a duplicate primary
+  /// key) a row dropped; the latter is transient and the batch is written again.
   DbStatus read_duplicate_warnings(const TableLayout& table,
                                    std::unordered_map<std::string, size_t>& refused);
   /// Turns refused rows into dead letters.
@@ -91,9 +93,9 @@ class MariaDbSink final : public BatchSink {
   /// kReplay and kReplayDryRun: the offsets of the batch's dead letters that
   /// sluice_dead_letter already holds (none when the table does not exist).
   DbStatus recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out);
-  /// kReplayDryRun: how many rows of `rows` the table already holds by uuid (or that repeat an
-  /// earlier uuid of the batch); 0 for each when the table does not exist.
-  DbStatus count_present(const TableRows& rows, size_t& present);
+  /// Replay modes: per row of `rows`, whether the table already holds its uuid (or the row
+  /// repeats an earlier uuid of the batch); none when the table does not exist.
+  DbStatus find_present(const TableRows& rows, std::vector<bool>& present);
   WriteResult write_replay(Batch& batch);
 
   MariaDbConfig config_;
