@@ -116,8 +116,8 @@ Status KafkaRangeReader::watermarks(const std::string& topic, int32_t partition,
 }
 
 Status KafkaRangeReader::offsets_for_times(const std::string& topic,
-                                           const std::vector<int32_t>& partitions,
-                                           int64_t epoch_ms, std::vector<int64_t>& out,
+                                           const std::vector<int32_t>& partitions, int64_t epoch_ms,
+                                           std::vector<int64_t>& out,
                                            std::chrono::milliseconds timeout) {
   ListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   for (const int32_t p : partitions) {
@@ -177,9 +177,10 @@ void KafkaRangeReader::check_jump(Reading& r, int64_t offset) {
   int64_t low = -1, high = -1;
   if (!watermarks(r.topic, r.partition, low, high, std::chrono::seconds(10))) {
     // Cannot tell: say so rather than claim the offsets held nothing.
-    logger("replay")->warn("{}/{}: offsets [{}, {}) were not delivered and the log start "
-                           "could not be asked; counted as expired",
-                           r.topic, r.partition, r.next, upto);
+    logger("replay")->warn(
+        "{}/{}: offsets [{}, {}) were not delivered and the log start "
+        "could not be asked; counted as expired",
+        r.topic, r.partition, r.next, upto);
     expired_.push_back({r.topic, r.partition, r.next, upto});
     return;
   }

@@ -12,9 +12,7 @@ int hex_value(char c) {
   return -1;
 }
 
-bool blank(const std::string& line) {
-  return line.find_first_not_of(" \t\r") == std::string::npos;
-}
+bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
 
 }  // namespace
 
@@ -58,7 +56,8 @@ Status JsonLinesInput::read(std::chrono::milliseconds /*timeout*/, size_t max,
     std::string& payload = payloads_[out.size()];
     simdjson::dom::object obj;
     bool exported = false;
-    if (parser_.parse(line_).get(obj) == simdjson::SUCCESS && obj["schema"].error() != simdjson::SUCCESS &&
+    if (parser_.parse(line_).get(obj) == simdjson::SUCCESS &&
+        obj["schema"].error() != simdjson::SUCCESS &&
         (obj["payload"].error() == simdjson::SUCCESS ||
          obj["payload_hex"].error() == simdjson::SUCCESS)) {
       exported = true;

@@ -502,8 +502,9 @@ int main(int argc, char** argv) {
       "Re-read a range of a topic from Kafka (or a JSON-lines file) and write what MariaDB lacks: "
       "idempotent, outside the group's offsets");
   replay_cmd->add_option("--config,-c", replay.config_path, "Config file (YAML)")->required();
-  replay_cmd->add_option("--topic", replay.topic, "The topic to read (with --from-file: the topic "
-                                                  "of capsule lines, and a filter)");
+  replay_cmd->add_option("--topic", replay.topic,
+                         "The topic to read (with --from-file: the topic "
+                         "of capsule lines, and a filter)");
   replay_cmd->add_option("--partition", replay.partitions,
                          "Only this partition (repeatable; default: every one)");
   replay_cmd->add_option("--from-time", replay.from_time,
@@ -521,8 +522,9 @@ int main(int argc, char** argv) {
                          "instead of Kafka");
   replay_cmd->add_option("--target-database", replay.target_database,
                          "Write into this database instead of mariadb.database");
-  replay_cmd->add_flag("--dry-run", replay.dry_run, "Read and count what would be written; "
-                                                    "write nothing");
+  replay_cmd->add_flag("--dry-run", replay.dry_run,
+                       "Read and count what would be written; "
+                       "write nothing");
   replay_cmd->add_flag("--json", replay.json, "Print the summary as JSON");
   replay_cmd->add_flag("--confirm", replay.confirm,
                        "Go ahead with a range wider than replay.confirm_above_events");

@@ -112,8 +112,8 @@ class ProgressView {
   }
   static std::string bar(uint64_t done, uint64_t total) {
     constexpr int kWidth = 24;
-    const int filled = total == 0 ? kWidth
-                                  : static_cast<int>(kWidth * std::min(done, total) / total);
+    const int filled =
+        total == 0 ? kWidth : static_cast<int>(kWidth * std::min(done, total) / total);
     return "[" + std::string(static_cast<size_t>(filled), '#') +
            std::string(static_cast<size_t>(kWidth - filled), '.') + "]";
   }
@@ -213,20 +213,20 @@ nlohmann::json summary_json(const ReplayLedger& ledger, const Plan& plan, const 
                             const std::string& outcome, int exit_code, const std::string& error,
                             double seconds) {
   const auto totals = ledger.totals();
-  nlohmann::json j = {{"outcome", outcome},
-                      {"exit_code", exit_code},
-                      {"dry_run", o.dry_run},
-                      {"source", plan.from_file ? "file" : "kafka"},
-                      {"target", plan.where},
-                      {"seconds", seconds},
-                      {"events_per_s", seconds > 0 ? static_cast<double>(ledger.durable()) / seconds
-                                                   : 0.0},
-                      {"read", ledger.read()},
-                      {"written", totals.written},
-                      {"already_present", totals.already_present},
-                      {"dead_lettered", totals.dead_lettered},
-                      {"skipped", ledger.skipped()},
-                      {"dead_letter_mark", std::string(storage::kReplayMark)}};
+  nlohmann::json j = {
+      {"outcome", outcome},
+      {"exit_code", exit_code},
+      {"dry_run", o.dry_run},
+      {"source", plan.from_file ? "file" : "kafka"},
+      {"target", plan.where},
+      {"seconds", seconds},
+      {"events_per_s", seconds > 0 ? static_cast<double>(ledger.durable()) / seconds : 0.0},
+      {"read", ledger.read()},
+      {"written", totals.written},
+      {"already_present", totals.already_present},
+      {"dead_lettered", totals.dead_lettered},
+      {"skipped", ledger.skipped()},
+      {"dead_letter_mark", std::string(storage::kReplayMark)}};
   if (plan.from_file) {
     j["file"] = o.from_file;
   } else {
@@ -247,9 +247,11 @@ nlohmann::json summary_json(const ReplayLedger& ledger, const Plan& plan, const 
     nlohmann::json e = nlohmann::json::array();
     for (const auto& [from, to] : p.expired) {
       e.push_back({{"from", from}, {"to", to}, {"offsets", to - from}});
-      j["expired"].push_back(
-          {{"topic", p.topic}, {"partition", p.partition}, {"from", from}, {"to", to},
-           {"offsets", to - from}});
+      j["expired"].push_back({{"topic", p.topic},
+                              {"partition", p.partition},
+                              {"from", from},
+                              {"to", to},
+                              {"offsets", to - from}});
     }
     nlohmann::json part = {{"topic", p.topic},
                            {"partition", p.partition},
@@ -301,18 +303,21 @@ void print_summary(const ReplayLedger& ledger, const Plan& plan, const ReplayOpt
                     ? (", not covered: " + range_text(p.covered_end(), p.to)).c_str()
                     : "");
   }
-  if (ledger.any_expired() || std::any_of(ledger.partitions().begin(), ledger.partitions().end(),
-                                          [](const auto& kv) { return kv.second.may_have_expired; })) {
+  if (ledger.any_expired() ||
+      std::any_of(ledger.partitions().begin(), ledger.partitions().end(),
+                  [](const auto& kv) { return kv.second.may_have_expired; })) {
     std::printf("\n  EXPIRED FROM KAFKA before this replay could read them (not replayed):\n");
     for (const auto& [key, p] : ledger.partitions()) {
       for (const auto& [from, to] : p.expired) {
         std::printf("  %s/%d offsets %s: %s offset(s)\n", p.topic.c_str(), p.partition,
-                    range_text(from, to).c_str(), thousands(static_cast<uint64_t>(to - from)).c_str());
+                    range_text(from, to).c_str(),
+                    thousands(static_cast<uint64_t>(to - from)).c_str());
       }
       if (p.may_have_expired) {
-        std::printf("  %s/%d: the log starts at offset %lld; events of the asked time window "
-                    "may have been among the older, expired ones\n",
-                    p.topic.c_str(), p.partition, static_cast<long long>(p.from));
+        std::printf(
+            "  %s/%d: the log starts at offset %lld; events of the asked time window "
+            "may have been among the older, expired ones\n",
+            p.topic.c_str(), p.partition, static_cast<long long>(p.from));
       }
     }
   }
@@ -370,8 +375,8 @@ int replay_command(const ReplayOptions& o) {
     }
     if (from.kind == to.kind && to.value < from.value) {
       return usage(from.kind == ReplayBound::Kind::kOffset
-                       ? "--to-offset " + std::to_string(o.to_offset) + " is before --from-offset " +
-                             std::to_string(o.from_offset)
+                       ? "--to-offset " + std::to_string(o.to_offset) +
+                             " is before --from-offset " + std::to_string(o.from_offset)
                        : "--to-time " + o.to_time + " is before --from-time " + o.from_time);
     }
     if (o.has_from_offset && o.from_offset < 0) return usage("--from-offset must not be negative");
@@ -422,14 +427,12 @@ int replay_command(const ReplayOptions& o) {
     }
     std::vector<int32_t> selected = all;
     if (!o.partitions.empty()) {
-      selected = std::vector<int32_t>(std::set<int32_t>(o.partitions.begin(), o.partitions.end())
-                                          .begin(),
-                                      std::set<int32_t>(o.partitions.begin(), o.partitions.end())
-                                          .end());
+      const std::set<int32_t> asked(o.partitions.begin(), o.partitions.end());
+      selected.assign(asked.begin(), asked.end());
       for (const int32_t p : selected) {
         if (std::find(all.begin(), all.end(), p) == all.end()) {
-          return usage("topic " + o.topic + " has no partition " + std::to_string(p) +
-                       " (it has " + partition_list(all) + ")");
+          return usage("topic " + o.topic + " has no partition " + std::to_string(p) + " (it has " +
+                       partition_list(all) + ")");
         }
       }
     }
@@ -443,13 +446,12 @@ int replay_command(const ReplayOptions& o) {
       }
       facts.push_back(f);
     }
-    for (const auto& [bound, field] :
-         {std::pair{from, &ingest::PartitionFacts::from_time_offset},
-          std::pair{to, &ingest::PartitionFacts::to_time_offset}}) {
+    for (const auto& [bound, field] : {std::pair{from, &ingest::PartitionFacts::from_time_offset},
+                                       std::pair{to, &ingest::PartitionFacts::to_time_offset}}) {
       if (bound.kind != ReplayBound::Kind::kTime) continue;
       std::vector<int64_t> offsets;
-      if (auto st = (*reader)->offsets_for_times(o.topic, selected, bound.value, offsets,
-                                                 kKafkaTimeout);
+      if (auto st =
+              (*reader)->offsets_for_times(o.topic, selected, bound.value, offsets, kKafkaTimeout);
           !st) {
         std::cerr << "sluice replay: " << st.message() << "\n";
         return kReplayFailed;
@@ -475,8 +477,8 @@ int replay_command(const ReplayOptions& o) {
   const auto bound = config->replay.confirm_above_events;
   if (!o.dry_run && !o.confirm && static_cast<int64_t>(plan.events) > bound) {
     std::cerr << "refused: about " << thousands(plan.events)
-              << " events is more than replay.confirm_above_events (" << thousands(bound)
-              << ") of " << o.config_path
+              << " events is more than replay.confirm_above_events (" << thousands(bound) << ") of "
+              << o.config_path
               << ". Check the plan above (or run it with --dry-run first), then run again with "
                  "--confirm.\n";
     if (o.json) {
@@ -539,8 +541,8 @@ int replay_command(const ReplayOptions& o) {
   const auto started = Steady::now();
   std::string error;
   const auto end = replay.run(
-      *input, ledger, g_stop,
-      [&view](const ReplayLedger& l, bool final) { view.show(l, final); }, error);
+      *input, ledger, g_stop, [&view](const ReplayLedger& l, bool final) { view.show(l, final); },
+      error);
   const double seconds = std::chrono::duration<double>(Steady::now() - started).count();
 
   // --- Summary and exit code.
