@@ -33,7 +33,9 @@ Fleet::Fleet(FleetOptions options, std::unique_ptr<ControlChannel> channel, Loca
       channel_(std::move(channel)),
       local_(std::move(local)),
       clock_(clock),
-      view_(options_.instance_timeout) {}
+      view_(options_.instance_timeout),
+      incarnation_(request_id()),
+      started_ms_(clock.wall_ms()) {}
 
 Fleet::~Fleet() { stop(); }
 
@@ -47,6 +49,10 @@ void Fleet::stop() {
   stop_ = true;
   changed_.notify_all();
   thread_.join();
+  {
+    std::lock_guard lock(mu_);
+    if (!conflict_.empty()) return;  // the record under this id is the other process's
+  }
   // The last word: stopped, with whatever the spool still holds (its claims stay).
   InstanceRecord r = local_.describe();
   r.id = options_.instance_id;
@@ -59,6 +65,9 @@ void Fleet::stop() {
   }
   r.wall_ms = clock_.wall_ms();
   r.version = options_.version;
+  r.incarnation = incarnation_;
+  r.started_ms = started_ms_;
+  if (local_.admin) r.admin = local_.admin();
   std::lock_guard lock(publish_mu_);
   if (auto st = channel_->publish(instance_key(options_.instance_id), encode(r)); !st) {
     logger("fleet")->warn("could not say this instance stopped: {}", st.message());
@@ -84,9 +93,15 @@ void Fleet::read(milliseconds timeout) {
     }
   }
   if (!records.empty()) {
+    const std::string own_key = instance_key(options_.instance_id);
     std::lock_guard lock(mu_);
     const auto now = std::chrono::steady_clock::now();
-    for (const auto& r : records) view_.apply(r.key, r.value, now);
+    for (const auto& r : records) {
+      // Records of earlier runs of this instance are history; one written under its id after
+      // it caught up is another process's.
+      if (r.key == own_key && caught_up_.load()) check_own_key(r.value);
+      view_.apply(r.key, r.value, now);
+    }
   }
   if (channel_->caught_up() && !caught_up_.exchange(true)) {
     std::lock_guard lock(mu_);
@@ -96,6 +111,34 @@ void Fleet::read(milliseconds timeout) {
         view_.instances().size());
   }
   changed_.notify_all();
+}
+
+void Fleet::check_own_key(const std::optional<std::string>& value) {
+  if (!value || !conflict_.empty()) return;
+  const auto other = decode_instance(*value);
+  if (!other || other->incarnation.empty() || other->incarnation == incarnation_) return;
+  // The one that started later goes; a tie is broken by the incarnations.
+  const bool other_older = other->started_ms < started_ms_ ||
+                           (other->started_ms == started_ms_ && other->incarnation < incarnation_);
+  if (!other_older) {
+    static thread_local RateLimiter limiter(std::chrono::seconds(30));
+    uint64_t suppressed = 0;
+    if (!limiter.allow(suppressed)) return;
+    logger("fleet")->error(
+        "another process (admin {}) runs as instance '{}' too, started after this one: it must "
+        "stop; give each instance of the group its own kafka.instance_id",
+        other->admin.empty() ? "unknown" : other->admin, options_.instance_id);
+    return;
+  }
+  conflict_ = "another instance runs with kafka.instance_id '" + options_.instance_id +
+              "' (admin " + (other->admin.empty() ? "unknown" : other->admin) +
+              "), started before this one: give each instance of the group its own; this one "
+              "stops";
+}
+
+Status Fleet::conflict() const {
+  std::lock_guard lock(mu_);
+  return conflict_.empty() ? Status::ok() : Status::error(conflict_);
 }
 
 void Fleet::follow_target() {
@@ -144,6 +187,8 @@ void Fleet::publish_self(bool force) {
   InstanceRecord r = local_.describe();
   r.id = options_.instance_id;
   r.version = options_.version;
+  r.incarnation = incarnation_;
+  r.started_ms = started_ms_;
   if (local_.admin) r.admin = local_.admin();
   {
     std::lock_guard lock(mu_);

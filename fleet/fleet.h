@@ -82,6 +82,10 @@ class Fleet {
                          int64_t to) const;
   /// True once the topic has been read to its end at least once.
   bool caught_up() const { return caught_up_.load(); }
+  /// Not ok once another running process publishes under this instance's id and started
+  /// before this one: two instances with the same kafka.instance_id, and this one must go (the
+  /// group would fence them in turn). The older one goes on.
+  Status conflict() const;
   /// The fleet as GET /v1/status shows it: the target and every instance.
   nlohmann::json status_json() const;
 
@@ -91,6 +95,8 @@ class Fleet {
   void read(std::chrono::milliseconds timeout);
   void follow_target();
   void publish_self(bool force);
+  /// A record under this instance's key, read after catching up: another process's?
+  void check_own_key(const std::optional<std::string>& value);
   Status request(bool paused, const std::string& reason, std::chrono::milliseconds timeout);
 
   FleetOptions options_;
@@ -108,6 +114,9 @@ class Fleet {
   std::string last_published_;                   ///< fleet thread only
   Clock::time_point last_heartbeat_{};           ///< fleet thread only
   std::atomic<bool> caught_up_{false};
+  const std::string incarnation_;
+  const int64_t started_ms_;
+  std::string conflict_;  ///< guarded by mu_
   std::atomic<bool> stop_{false};
   std::mutex publish_mu_;  ///< one publisher at a time (the thread, pause/resume/forget)
   std::thread thread_;

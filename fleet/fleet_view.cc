@@ -32,6 +32,8 @@ std::string encode(const InstanceRecord& r) {
               {"applied", r.applied},
               {"admin", r.admin},
               {"version", r.version},
+              {"incarnation", r.incarnation},
+              {"started_ms", r.started_ms},
               {"wall_ms", r.wall_ms},
               {"partitions", std::move(partitions)},
               {"spooled", std::move(spooled)},
@@ -70,6 +72,8 @@ Result<InstanceRecord> decode_instance(std::string_view text) {
     r.applied = j.value("applied", "");
     r.admin = j.value("admin", "");
     r.version = j.value("version", "");
+    r.incarnation = j.value("incarnation", "");
+    r.started_ms = j.value("started_ms", int64_t{0});
     r.wall_ms = j.value("wall_ms", int64_t{0});
     r.spool_events = j.value("spool_events", uint64_t{0});
     for (const auto& p : j.value("partitions", json::array())) {

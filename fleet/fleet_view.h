@@ -53,6 +53,10 @@ struct InstanceRecord {
   std::string applied;
   std::string admin;  ///< its admin endpoint, host:port
   std::string version;
+  /// This run of the instance (random at start) and when it started: two processes publishing
+  /// under one id are two instances configured with the same kafka.instance_id.
+  std::string incarnation;
+  int64_t started_ms = 0;
   int64_t wall_ms = 0;  ///< when it wrote this record, by its own clock
   std::vector<std::pair<std::string, int32_t>> partitions;
   std::vector<SpooledRange> spooled;

@@ -60,6 +60,7 @@ rd_kafka_conf_t* base_conf(const ControlTopic& c, std::string& error) {
 }  // namespace
 
 KafkaControlChannel::~KafkaControlChannel() {
+  if (creation_ != nullptr) rd_kafka_queue_destroy(creation_);
   if (consumer_ != nullptr) {
     rd_kafka_assign(consumer_, nullptr);
     rd_kafka_destroy(consumer_);
@@ -87,7 +88,9 @@ Result<std::unique_ptr<ControlChannel>> KafkaControlChannel::open(const ControlT
   }
   ch->producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
   if (ch->producer_ == nullptr) return Status::error(std::string("fleet producer: ") + err);
-  if (auto st = ch->ensure_topic(config); !st) return st;
+  // Created in the background: start-up does not wait for a controller (the test broker
+  // has none and creates topics on the first write; every start after the first finds it).
+  ch->start_topic_creation(config);
 
   rd_kafka_conf_t* cconf = base_conf(config, error);
   // An assignment of its own: it joins no group and commits nothing.
@@ -110,24 +113,32 @@ Result<std::unique_ptr<ControlChannel>> KafkaControlChannel::open(const ControlT
   return std::unique_ptr<ControlChannel>(std::move(ch));
 }
 
-Status KafkaControlChannel::ensure_topic(const ControlTopic& config) {
+void KafkaControlChannel::start_topic_creation(const ControlTopic& config) {
   char err[256];
   rd_kafka_NewTopic_t* topic =
       rd_kafka_NewTopic_new(config.topic.c_str(), 1, -1, err, sizeof err);  // broker's RF
-  if (topic == nullptr) return Status::error(std::string("fleet topic: ") + err);
+  if (topic == nullptr) {
+    logger("fleet")->warn("fleet topic {} not created: {}", config.topic, err);
+    return;
+  }
   // Compacted: the latest record of each key is all anyone needs; rolled often, so it is.
   rd_kafka_NewTopic_set_config(topic, "cleanup.policy", "compact");
   rd_kafka_NewTopic_set_config(topic, "segment.ms", "600000");
   rd_kafka_NewTopic_set_config(topic, "min.cleanable.dirty.ratio", "0.1");
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(producer_);
+  creation_ = rd_kafka_queue_new(producer_);
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_ANY);
   rd_kafka_AdminOptions_set_request_timeout(options, 15000, err, sizeof err);
-  rd_kafka_CreateTopics(producer_, &topic, 1, options, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 20000);
+  rd_kafka_CreateTopics(producer_, &topic, 1, options, creation_);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_NewTopic_destroy(topic);
+}
+
+void KafkaControlChannel::check_topic_creation() {
+  if (creation_ == nullptr) return;
+  rd_kafka_event_t* event = rd_kafka_queue_poll(creation_, 0);
+  if (event == nullptr) return;
   std::string problem;
-  if (event == nullptr) {
-    problem = "no answer from the brokers";
-  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     problem = rd_kafka_event_error_string(event);
   } else {
     size_t n = 0;
@@ -135,22 +146,22 @@ Status KafkaControlChannel::ensure_topic(const ControlTopic& config) {
         rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &n);
     for (size_t i = 0; i < n; ++i) {
       const auto e = rd_kafka_topic_result_error(results[i]);
-      if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        logger("fleet")->info("fleet topic {} created", topic_);
+      } else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         problem = rd_kafka_topic_result_error_string(results[i]);
       }
     }
   }
-  if (event != nullptr) rd_kafka_event_destroy(event);
-  rd_kafka_AdminOptions_destroy(options);
-  rd_kafka_queue_destroy(queue);
-  rd_kafka_NewTopic_destroy(topic);
+  rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(creation_);
+  creation_ = nullptr;
   if (!problem.empty()) {
     // A broker that creates topics by itself (or the test broker) takes the first write; one
     // that does not will say so then, with the topic's name.
-    logger("fleet")->info("fleet topic {} not created ({}); relying on the first write",
-                          config.topic, problem);
+    logger("fleet")->info("fleet topic {} not created ({}); relying on the first write", topic_,
+                          problem);
   }
-  return Status::ok();
 }
 
 Status KafkaControlChannel::publish(const std::string& key,
@@ -181,6 +192,7 @@ Status KafkaControlChannel::publish(const std::string& key,
 
 Status KafkaControlChannel::poll(std::chrono::milliseconds timeout,
                                  std::vector<ControlRecord>& out) {
+  check_topic_creation();
   if (end_at_open_ < 0) {
     int64_t low = -1, high = -1;
     if (rd_kafka_query_watermark_offsets(consumer_, topic_.c_str(), 0, &low, &high, 5000) ==

@@ -1,7 +1,8 @@
 #pragma once
 /// The fleet's control topic on Kafka: one partition, compacted (only the latest record of each
 /// key is kept), replicated like the group's own offsets. Created on first use when it does not
-/// exist (CreateTopics; on a broker that creates topics by itself, the first write does);
+/// exist (CreateTopics, in the background; on a broker that creates topics by itself, the
+/// first write does);
 /// written by an idempotent producer that waits for every in-sync replica; read from the
 /// beginning by a consumer with an assignment of its own (it joins no group).
 /// Thread safety: as ControlChannel — one thread.
@@ -31,8 +32,8 @@ class KafkaControlChannel final : public ControlChannel {
   KafkaControlChannel(const KafkaControlChannel&) = delete;
   KafkaControlChannel& operator=(const KafkaControlChannel&) = delete;
 
-  /// Connects, creates the topic if needed and starts reading it from the beginning. Fails
-  /// with the reason when the topic can be neither found nor created.
+  /// Connects, asks for the topic (see above) and starts reading it from the beginning. Fails
+  /// with the reason when the clients cannot be made (a bad property).
   static Result<std::unique_ptr<ControlChannel>> open(const ControlTopic& config);
 
   Status publish(const std::string& key, const std::optional<std::string>& value) override;
@@ -41,13 +42,17 @@ class KafkaControlChannel final : public ControlChannel {
 
  private:
   KafkaControlChannel() = default;
-  Status ensure_topic(const ControlTopic& config);
+  /// Asks the controller to create the topic (already there is fine); the answer is read,
+  /// and a refusal logged, by check_topic_creation from poll.
+  void start_topic_creation(const ControlTopic& config);
+  void check_topic_creation();
 
   std::string topic_;
   rd_kafka_t* producer_ = nullptr;
   rd_kafka_t* consumer_ = nullptr;
-  int64_t end_at_open_ = -1;  ///< the high watermark when opened
-  int64_t next_ = 0;          ///< the next offset to read
+  rd_kafka_queue_t* creation_ = nullptr;  ///< the CreateTopics answer, until read
+  int64_t end_at_open_ = -1;              ///< the high watermark when opened
+  int64_t next_ = 0;                      ///< the next offset to read
   bool caught_up_ = false;
 };
 

@@ -1,5 +1,7 @@
 #include "ingest/gate.h"
 
+#include <utility>
+
 #include "common/logging.h"
 
 namespace sluice::ingest {
@@ -109,13 +111,19 @@ void Gate::pause(Pending& c) {
     return;
   }
   pause_ = record;
+  const bool was_held = held_;
   held_ = false;  // a held gate is told: stay closed, paused
   ++version_;
   if (state_ == State::kClosed) {
-    // Closed by an outage: already quiet. It now stays closed until resumed.
+    // Closed by an outage, or held at start: already quiet. It now stays closed until resumed.
     c.done.set_value(Status::ok());
-    log->info("paused{}{} during a MariaDB outage: Sluice stays paused when it returns",
-              c.reason.empty() ? "" : " for ", c.reason);
+    if (was_held) {
+      log->info("paused{}{} before writing anything: no MariaDB connection until resumed",
+                c.reason.empty() ? "" : " for ", c.reason);
+    } else {
+      log->info("paused{}{} during a MariaDB outage: Sluice stays paused when it returns",
+                c.reason.empty() ? "" : " for ", c.reason);
+    }
     return;
   }
   closing_waiters_.push_back(std::move(c.done));
@@ -128,6 +136,7 @@ void Gate::release() {
   if (pause_ || !held_) return;
   // Find out whether MariaDB takes writes, and open when it does.
   held_ = false;
+  first_contact_ = true;
   outage_ = true;
   outage_since_ms_ = clock_.wall_ms();
   last_outage_summary_ = clock_.now();
@@ -225,7 +234,19 @@ void Gate::probe() {
   const auto now = clock_.now();
   if (now < next_probe_) return;
   auto st = effects_.probe();
+  const bool first_contact = std::exchange(first_contact_, false);
+  if (!st.is_ok() && first_contact && st.error_class() == storage::DbErrorClass::kFatal) {
+    outage_error_ = st;
+    ++version_;
+    effects_.refused(st);
+    return;
+  }
   if (!st.is_ok()) {
+    if (first_contact) {
+      logger("ingest")->warn(
+          "MariaDB unavailable at start-up ({}): spooling events and probing with backoff",
+          st.describe());
+    }
     if (st.describe() != outage_error_.describe()) ++version_;
     outage_error_ = st;
     next_probe_ = clock_.now() + probe_backoff_->next();
@@ -239,8 +260,12 @@ void Gate::probe() {
   outage_ = false;
   db_up_ = true;
   ++version_;
-  logger("ingest")->info("MariaDB takes writes again after {} s: spooled events drain first",
-                         (clock_.wall_ms() - outage_since_ms_) / 1000);
+  if (first_contact) {
+    logger("ingest")->info("connected to MariaDB; bookkeeping tables ready: writing starts");
+  } else {
+    logger("ingest")->info("MariaDB takes writes again after {} s: spooled events drain first",
+                           (clock_.wall_ms() - outage_since_ms_) / 1000);
+  }
   reopen();
 }
 

@@ -54,6 +54,10 @@ class GateEffects {
   virtual storage::DbStatus probe() = 0;
   /// Points the writers at another endpoint; only called while paused and closed.
   virtual void retarget(const MariaDbConfig& mariadb) = 0;
+  /// At the first contact after a held start, MariaDB refused this service outright (wrong
+  /// password, unknown database, missing privilege, a certificate it rejects): as at any
+  /// start-up, a person must act, and the service stops saying why.
+  virtual void refused(const storage::DbStatus& cause) = 0;
 };
 
 class Gate {
@@ -129,8 +133,9 @@ class Gate {
   State state_ = State::kOpen;
   std::optional<storage::PauseRecord> pause_;  ///< the operator's pause
   std::vector<std::promise<Status>> closing_waiters_;
-  bool outage_ = false;  ///< closed by Sluice itself: MariaDB down or read-only
-  bool held_ = false;    ///< closed since start-up until a pause or a resume says what next
+  bool outage_ = false;         ///< closed by Sluice itself: MariaDB down or read-only
+  bool held_ = false;           ///< closed since start-up until a pause or a resume says what next
+  bool first_contact_ = false;  ///< let go from held: the next probe is the start-up's
   bool db_up_ = false;
   storage::DbStatus outage_error_;
   int64_t outage_since_ms_ = 0;

@@ -38,8 +38,8 @@ void PartitionCursor::start(const StartPlan& plan,
   database_known_ = plan.database_known;
   // The assignment itself positions the consumer here: no seek is needed.
   fetch_next_ = plan.fetch;
+  lowest_fetch_ = plan.fetch;
   wants_seek_ = false;
-  expect_stale_ = false;
   verifying_jump_from_ = -1;
   waiting_from_ = waiting_to_ = -1;
   if (spool) {
@@ -150,8 +150,8 @@ void PartitionCursor::plan_open() {
 void PartitionCursor::fetch_from(int64_t offset) {
   if (offset < 0 || offset == fetch_next_) return;
   fetch_next_ = offset;
+  lowest_fetch_ = lowest_fetch_ < 0 ? offset : std::min(lowest_fetch_, offset);
   wants_seek_ = true;
-  expect_stale_ = true;
   verifying_jump_from_ = -1;
 }
 
@@ -205,7 +205,6 @@ Take PartitionCursor::take(int64_t offset, bool spool_full, bool fetch_paused) {
       break;
   }
   fetch_next_ = offset + 1;
-  expect_stale_ = false;
   verifying_jump_from_ = -1;
   if (floor_ < 0) floor_ = offset;
   return mode_ == PartitionMode::kSpooling || mode_ == PartitionMode::kDraining ? Take::kSpool
@@ -229,6 +228,7 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64
   if (fetch_next_ < 0) {
     // The first message of a partition whose start was unknown: the log begins at log_start.
     fetch_next_ = log_start;
+    if (lowest_fetch_ < 0 || log_start < lowest_fetch_) lowest_fetch_ = log_start;
     if (floor_ < 0) floor_ = log_start;
     if (batcher_.next_offset() < 0) batcher_.reset(log_start, generation_);
     if (offset == log_start) {
@@ -256,7 +256,6 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64
     // The spool keeps the hole; the drain records it (asking the broker again then).
     if (offset <= log_start) {
       fetch_next_ = offset + 1;
-      expect_stale_ = false;
       verifying_jump_from_ = -1;
       out.take = Take::kSpool;
       return out;
@@ -284,7 +283,6 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64
   }
   if (offset == fetch_next_) {
     fetch_next_ = offset + 1;
-    expect_stale_ = false;
     out.take = Take::kBatch;
     return out;
   }
@@ -295,7 +293,7 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64
 
 void PartitionCursor::sought() {
   wants_seek_ = false;
-  expect_stale_ = true;
+  ++seeks_;
 }
 
 // --- The spool ---------------------------------------------------------------------------------
@@ -403,7 +401,7 @@ bool PartitionCursor::behind(int64_t db_next, uint64_t generation) {
 
 void PartitionCursor::learned_database(int64_t db_next) {
   database_known_ = true;
-  if (db_next == floor_ && mode_ != PartitionMode::kWaiting) return;
+  if (db_next == floor_) return;
   floor_ = db_next;
   replan();
 }

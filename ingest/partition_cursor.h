@@ -130,8 +130,12 @@ class PartitionCursor {
   void sought();
   /// Asks for a seek to where the partition stands (a fetch that stopped making progress).
   void seek_again() { wants_seek_ = true; }
-  /// Nothing was taken since the last seek: a stale message is expected, not a rewound log.
-  bool expecting_stale() const { return expect_stale_; }
+  /// How many seeks took effect since the cursor was made.
+  uint64_t seeks() const { return seeks_; }
+  /// A stale message below every position this assignment ever fetched from: not a message
+  /// delivered once more after a seek or a resume (librdkafka before 2.4 may restart a resumed
+  /// fetch from the assignment's position), but a log rewound under us — a recreated topic.
+  bool rewound(int64_t offset) const { return lowest_fetch_ >= 0 && offset < lowest_fetch_; }
 
   // --- The spool ----------------------------------------------------------------------------
 
@@ -191,9 +195,9 @@ class PartitionCursor {
   bool database_known_ = false;
   int64_t fetch_next_ = -1;
   bool wants_seek_ = false;
-  /// Moved (or sought) since the last message taken: older messages are normal, not a log
-  /// rewound under us.
-  bool expect_stale_ = false;
+  /// The lowest position fetched from since the assignment (the assignment's own, seeks).
+  int64_t lowest_fetch_ = -1;
+  uint64_t seeks_ = 0;
   /// A jump [from, to) was sent back for a second look; the very same jump again is real.
   int64_t verifying_jump_from_ = -1, verifying_jump_to_ = -1;
 

@@ -109,16 +109,7 @@ Status Pipeline::start() {
     log->warn("MariaDB unavailable at start-up ({}): spooling events and probing with backoff",
               st.describe());
   }
-  SourceHandler handler{[this](std::vector<TopicPartition>& p) {
-                          if (!detached_) on_assign(p);
-                        },
-                        [this](const std::vector<TopicPartition>& p) {
-                          if (!detached_) on_revoke(p);
-                        },
-                        [this](const std::vector<TopicPartition>& p, const Status& outcome) {
-                          if (!detached_) committer_.acknowledged(cursors_, p, outcome);
-                        }};
-  auto source = parts_.source(std::move(handler));
+  auto source = parts_.source(source_handler());
   if (!source) {
     for (auto& w : writers_) w->stop(true);
     writers_.clear();
@@ -141,6 +132,52 @@ Status Pipeline::start() {
   last_summary_ = clock_.now();
   started_ = true;
   publish_status(true);
+  return Status::ok();
+}
+
+SourceHandler Pipeline::source_handler() {
+  return {[this](std::vector<TopicPartition>& p) {
+            if (!detached_) on_assign(p);
+          },
+          [this](const std::vector<TopicPartition>& p) {
+            if (!detached_) on_revoke(p);
+          },
+          [this](const std::vector<TopicPartition>& p, const Status& outcome) {
+            if (!detached_) committer_.acknowledged(cursors_, p, outcome);
+          }};
+}
+
+Status Pipeline::rejoin(const Status& why) {
+  constexpr size_t kMaxRejoins = 3;
+  constexpr auto kRejoinWindow = std::chrono::minutes(10);
+  const auto now = clock_.now();
+  while (!rejoins_.empty() && now - rejoins_.front() > kRejoinWindow) rejoins_.pop_front();
+  if (rejoins_.size() >= kMaxRejoins) {
+    return Status::error(why.message() +
+                         fmt::format(" — fenced {} times in {} minutes: another running "
+                                     "instance uses the same kafka.instance_id ({}); "
+                                     "give each instance of the group its own",
+                                     rejoins_.size() + 1, kRejoinWindow.count(),
+                                     config_.kafka.instance_id));
+  }
+  rejoins_.push_back(now);
+  logger("kafka")->warn(
+      "the group fenced this consumer ({}): its session expired while a broker or the network "
+      "was away; joining again with a new consumer, its partitions revoked and assigned anew",
+      why.message());
+  std::vector<TopicPartition> assigned;
+  for (const auto& [key, c] : cursors_) {
+    if (c->mode() != PartitionMode::kOrphan)
+      assigned.push_back({key.first, key.second, kOffsetInvalid});
+  }
+  on_revoke(assigned);  // what MariaDB holds stays; spooled partitions become orphans
+  detached_ = true;     // the old consumer's closing calls back: nothing to do
+  source_->close();
+  source_.reset();
+  detached_ = false;
+  auto source = parts_.source(source_handler());
+  if (!source) return source.status();
+  source_ = std::move(source).value();
   return Status::ok();
 }
 
@@ -179,8 +216,11 @@ void Pipeline::step(milliseconds max_wait) {
   } else {
     // Paused in Kafka, one message at a time: whatever arrives is dropped and read again.
     if (auto st = source_->poll(timeout, flow_.fetch_paused() ? 1 : kPollBatch, messages_); !st) {
-      logger("kafka")->critical("{}", st.message());
-      failed_ = st;
+      if (source_->fenced()) st = rejoin(st);
+      if (!st) {
+        logger("kafka")->critical("{}", st.message());
+        failed_ = st;
+      }
       return;
     }
     for (const auto& m : messages_) handle_message(m);
@@ -312,6 +352,11 @@ void Pipeline::opened() {
 }
 
 storage::DbStatus Pipeline::probe() { return control_->probe(); }
+
+void Pipeline::refused(const storage::DbStatus& cause) {
+  // As at a start that meets MariaDB at once (start()): a person must act.
+  failed_ = Status::error("cannot use MariaDB: " + cause.describe());
+}
 
 void Pipeline::retarget(const MariaDbConfig& mariadb) {
   const std::string before = describe_endpoint(config_.mariadb);
@@ -513,10 +558,11 @@ void Pipeline::handle_message(const SourceMessage& msg) {
   }
   switch (take) {
     case Take::kStale:
-      if (!c.expecting_stale()) {
-        // Not right after a seek: the log was rewound under us (a recreated topic). Those
-        // offsets are below what sluice_offsets records as written, so they are not written
-        // again, but say so.
+      if (c.rewound(msg.offset)) {
+        // Below anything this assignment fetched from: the log was rewound under us (a
+        // recreated topic). Those offsets are below what sluice_offsets records as written,
+        // so they are not written again, but say so.
+        ++stats_.rewound_messages;
         uint64_t suppressed = 0;
         if (rewound_log_.allow(suppressed)) {
           logger("ingest")->error(
@@ -735,9 +781,12 @@ void Pipeline::look_again() {
   if (list.empty()) return;
   if (learn_database(list)) {
     for (auto* c : list) {
-      // A waiting partition looks again even when MariaDB did not move: the claim that held
-      // it may be gone.
-      if (c->mode() == PartitionMode::kWaiting) c->replan();
+      // A waiting partition MariaDB did not move for looks again once the claim that held it
+      // is gone (its instance forgotten): the jump is then verified afresh, and recorded.
+      if (c->mode() == PartitionMode::kWaiting &&
+          !claimed_elsewhere(*c, c->waiting_from(), c->waiting_to())) {
+        c->replan();
+      }
     }
   }
 }

@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <future>
 #include <map>
@@ -128,8 +129,13 @@ class Pipeline final : private GateEffects {
   void opened() override;
   storage::DbStatus probe() override;
   void retarget(const MariaDbConfig& mariadb) override;
+  void refused(const storage::DbStatus& cause) override;
 
   // Kafka side.
+  SourceHandler source_handler();
+  /// The group fenced the consumer: gives up its partitions and joins again with a new one —
+  /// unless that keeps happening (another running instance with the same instance id).
+  Status rejoin(const Status& why);
   void on_assign(std::vector<TopicPartition>& partitions);
   void on_revoke(const std::vector<TopicPartition>& partitions);
   void handle_message(const SourceMessage& msg);
@@ -206,6 +212,7 @@ class Pipeline final : private GateEffects {
   RateLimiter rewound_log_{std::chrono::seconds(30)};
   RateLimiter spool_error_log_{std::chrono::seconds(10)};
   RateLimiter behind_log_{std::chrono::seconds(10)};
+  std::deque<Clock::time_point> rejoins_;  ///< when the group fenced us, lately
 
   std::mutex reports_mu_;
   std::condition_variable reports_cv_;

@@ -24,6 +24,8 @@ struct PipelineStats {
   std::atomic<uint64_t> spooled{0};
   std::atomic<uint64_t> drained{0};
   std::atomic<uint64_t> refilled{0};  ///< read again from Kafka because MariaDB lagged behind
+  /// Messages below anything their partition fetched from: a log rewound (a recreated topic).
+  std::atomic<uint64_t> rewound_messages{0};
 };
 
 /// A consistent picture of the pipeline for the admin endpoint. Built by `Pipeline::status`.

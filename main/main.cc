@@ -207,10 +207,9 @@ int run(const std::string& path) {
   }
   std::unique_ptr<sluice::admin::AdminServer> admin;
   fleet = std::make_unique<sluice::fleet::Fleet>(
-      sluice::fleet::FleetOptions{running.kafka.instance_id,
-                                  std::chrono::milliseconds(running.fleet.heartbeat_ms),
-                                  std::chrono::milliseconds(running.fleet.instance_timeout_ms),
-                                  sluice::kVersion},
+      sluice::fleet::FleetOptions{
+          running.kafka.instance_id, std::chrono::milliseconds(running.fleet.heartbeat_ms),
+          std::chrono::milliseconds(running.fleet.instance_timeout_ms), sluice::kVersion},
       std::move(channel).value(),
       sluice::fleet::LocalInstance{
           [&pipeline] { return describe_instance(pipeline.status()); },
@@ -223,8 +222,7 @@ int run(const std::string& path) {
     handlers.status_json = [&pipeline, &replicas, &fleet] {
       return sluice::admin::status_to_json(
           pipeline.status(), sluice::SystemClock::instance().wall_ms(),
-          replicas ? replicas->snapshot()
-                   : std::vector<sluice::admin::ReplicaFreshness::Replica>{},
+          replicas ? replicas->snapshot() : std::vector<sluice::admin::ReplicaFreshness::Replica>{},
           fleet->status_json());
     };
     handlers.spool_json = [&pipeline] {
@@ -271,14 +269,24 @@ int run(const std::string& path) {
   auto st = pipeline.start();
   if (st) {
     fleet->start();
-    notifier.ready();
-    while (!g_stop.load() && pipeline.failed().is_ok()) {
+    // READY once the start is no longer held by the fleet (it has read the target state):
+    // then the state says what systemd is told. A fleet topic out of reach does not hold the
+    // start-up past TimeoutStartSec: after 10 s the service is ready, "starting".
+    const auto started = std::chrono::steady_clock::now();
+    bool ready = false;
+    while (!g_stop.load() && pipeline.failed().is_ok() && fleet->conflict().is_ok()) {
       pipeline.step();
+      if (!ready && (pipeline.status().state != "starting" ||
+                     std::chrono::steady_clock::now() - started > std::chrono::seconds(10))) {
+        notifier.ready();
+        ready = true;
+      }
       notifier.beat();
     }
     notifier.stopping();
     pipeline.shutdown();
     st = pipeline.failed();
+    if (st) st = fleet->conflict();
   }
   fleet->stop();  // its last record: stopped, with what the spool still holds
   g_stop.store(true);
@@ -539,8 +547,9 @@ int main(int argc, char** argv) {
   fleet_status->add_flag("--json", fleet_options.json, "Print JSON");
   fleet_status->final_callback([&fleet_options] { fleet_options.action = "status"; });
   auto* fleet_forget = fleet_cmd->add_subcommand(
-      "forget", "Forget an instance whose host is lost for good (what its spool held no longer "
-                "counts); prints what it would do, does it only with --confirm");
+      "forget",
+      "Forget an instance whose host is lost for good (what its spool held no longer "
+      "counts); prints what it would do, does it only with --confirm");
   fleet_forget->add_option("instance", fleet_options.instance, "Instance id")->required();
   fleet_forget->add_option("--config,-c", fleet_options.config_path, "Config file (YAML)")
       ->required();

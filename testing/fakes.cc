@@ -77,6 +77,7 @@ void FakeKafka::join(FakeSource* source) {
     if (m.source != nullptr && m.source != source) {
       m.source->fail_fatally("FENCED_INSTANCE_ID: another member joined with instance id " +
                              m.instance_id);
+      m.source->fenced_ = true;
     }
     m.source = source;
     for (const auto& p : m.owned) source->pending_assign_.push_back(p);
@@ -108,6 +109,19 @@ void FakeKafka::expire_session(const std::string& instance_id) {
       assign();
       return;
     }
+  }
+}
+
+void FakeKafka::expire_live_session(const std::string& instance_id) {
+  for (auto it = members_.begin(); it != members_.end(); ++it) {
+    if (it->instance_id != instance_id || it->source == nullptr) continue;
+    it->source->fail_fatally(
+        "OffsetCommit failed: Broker: Static consumer fenced by other consumer with same "
+        "group.instance.id");
+    it->source->fenced_ = true;
+    members_.erase(it);
+    assign();
+    return;
   }
 }
 
@@ -185,6 +199,7 @@ void FakeSource::start_fetch(const PartitionKey& key, int64_t offset) {
   Fetch f;
   const int64_t committed = kafka_.committed(key.first, key.second);
   f.position = offset >= 0 ? offset : (committed >= 0 ? committed : kafka_.logs_[key].start);
+  f.started_at = f.position;
   fetch_[key] = std::move(f);
 }
 
@@ -287,8 +302,15 @@ Status FakeSource::resume(const std::vector<TopicPartition>& partitions) {
   if (kafka_.take_failure(FakeKafka::Call::kResume)) {
     return Status::error("kafka resume: Local: Erroneous state");
   }
-  // The fetcher goes on from its own position, past whatever was dropped meanwhile.
-  for (const auto& tp : partitions) paused_.erase({tp.topic, tp.partition});
+  for (const auto& tp : partitions) {
+    const PartitionKey key{tp.topic, tp.partition};
+    if (paused_.erase(key) > 0) continue;  // it goes on from its own position
+    // Not paused: librdkafka before 2.4 (its issue 4686) restarts the fetch where the
+    // assignment or the last seek started it; what was delivered comes again.
+    if (const auto it = fetch_.find(key); it != fetch_.end() && it->second.started_at >= 0) {
+      it->second.position = it->second.started_at;
+    }
+  }
   return Status::ok();
 }
 
@@ -313,7 +335,8 @@ Status FakeSource::seek(const std::vector<TopicPartition>& partitions) {
       if (o < target) stale.push_back(o);
     }
     f.ready = std::move(stale);
-    f.position = target;
+    f.position = f.started_at = target;
+    ++kafka_.seeks_[{tp.topic, tp.partition}];
   }
   return Status::ok();
 }
@@ -380,7 +403,8 @@ bool FakeControlTopic::reachable() const {
 
 Status FakeControlChannel::publish(const std::string& key,
                                    const std::optional<std::string>& value) {
-  if (!topic_.reachable()) return Status::error("fleet topic: Local: All broker connections are down");
+  if (!topic_.reachable())
+    return Status::error("fleet topic: Local: All broker connections are down");
   topic_.append({key, value});
   return Status::ok();
 }

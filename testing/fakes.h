@@ -62,6 +62,10 @@ class FakeKafka {
   void rebalance();
   /// The session of a crashed static member times out: its partitions move to the others.
   void expire_session(const std::string& instance_id);
+  /// The session of a live static member times out (a broker away for longer than the
+  /// session): its partitions move to the others, and its next call is fenced — fatal for
+  /// that consumer, as librdkafka reports FENCED_INSTANCE_ID.
+  void expire_live_session(const std::string& instance_id);
 
   /// The group's committed offset, kOffsetInvalid when none.
   int64_t committed(const std::string& topic, int32_t partition) const;
@@ -81,6 +85,12 @@ class FakeKafka {
     int64_t end() const { return start + static_cast<int64_t>(payloads.size()); }
   };
   const Log& log(const std::string& topic, int32_t partition) { return logs_[{topic, partition}]; }
+
+  /// Seeks that took effect on a partition, by any member.
+  uint64_t seeks(const std::string& topic, int32_t partition) const {
+    const auto it = seeks_.find({topic, partition});
+    return it == seeks_.end() ? 0 : it->second;
+  }
 
   /// Faults: the next `n` calls of a kind fail (and do nothing).
   enum class Call { kSeek, kPause, kResume, kCommit, kWatermarks };
@@ -110,12 +120,15 @@ class FakeKafka {
   Protocol protocol_ = Protocol::kCooperative;
   std::map<Call, int> failures_;
   std::map<PartitionKey, int64_t> lost_fetch_;
+  std::map<PartitionKey, uint64_t> seeks_;
 };
 
 /// A consumer of FakeKafka, as librdkafka behaves for the pipeline: it joins the group on its
 /// first poll, prefetches a few messages per partition — still delivered after a pause or a
 /// seek (stale), and after a resume it goes on from where its fetcher was, not from the last
-/// message delivered — and runs the handler's callbacks inside poll and close.
+/// message delivered — except that resuming a partition that was not paused restarts its
+/// fetcher where the assignment or the last seek started it, as librdkafka before 2.4 does
+/// (Debian 12 ships 2.0) — and runs the handler's callbacks inside poll and close.
 class FakeSource final : public ingest::EventSource {
  public:
   FakeSource(FakeKafka& kafka, ingest::SourceHandler handler, std::string instance_id = "sluice-1");
@@ -139,6 +152,7 @@ class FakeSource final : public ingest::EventSource {
   const std::string& instance_id() const { return instance_id_; }
   /// The next poll returns this fatal error.
   void fail_fatally(std::string why) { fatal_ = std::move(why); }
+  bool fenced() const override { return fenced_; }
   /// Messages prefetched per partition (delivered even after a pause or a seek).
   static constexpr size_t kPrefetch = 3;
 
@@ -146,6 +160,7 @@ class FakeSource final : public ingest::EventSource {
   friend class FakeKafka;
   struct Fetch {
     int64_t position = -1;      ///< the fetcher's next offset (-1: from committed / earliest)
+    int64_t started_at = -1;    ///< where the assignment or the last seek started it
     std::deque<int64_t> ready;  ///< prefetched offsets, delivered in order
   };
   void start_fetch(const PartitionKey& key, int64_t offset);
@@ -156,6 +171,7 @@ class FakeSource final : public ingest::EventSource {
   bool joined_ = false;
   bool closed_ = false;
   std::string fatal_;
+  bool fenced_ = false;
   std::map<PartitionKey, Fetch> fetch_;  ///< assigned partitions
   /// Paused partitions. Like librdkafka's per-partition flag, it outlives a revoke and a new
   /// assignment of the same partition: only resume() clears it.
@@ -188,7 +204,8 @@ class FakeControlTopic {
 
 class FakeControlChannel final : public fleet::ControlChannel {
  public:
-  explicit FakeControlChannel(FakeControlTopic& topic) : topic_(topic), end_at_open_(topic.size()) {}
+  explicit FakeControlChannel(FakeControlTopic& topic)
+      : topic_(topic), end_at_open_(topic.size()) {}
   Status publish(const std::string& key, const std::optional<std::string>& value) override;
   Status poll(std::chrono::milliseconds timeout, std::vector<fleet::ControlRecord>& out) override;
   bool caught_up() const override { return next_ >= end_at_open_; }

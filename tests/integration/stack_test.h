@@ -9,6 +9,7 @@
 // with a topic and a consumer group of the test's own.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <map>
 #include <memory>
@@ -107,19 +108,21 @@ class StackTest : public ::testing::Test {
     }
   }
 
+  /// The sum of sluice_offsets' next offsets in `db` (default db_); -1 before Sluice has
+  /// created the table (it does at its first contact with MariaDB).
+  int64_t stored_offsets(MariaDb* db = nullptr) {
+    try {
+      return (db != nullptr ? db : db_.get())
+          ->scalar("SELECT COALESCE(SUM(next_offset), 0) FROM sluice_offsets");
+    } catch (const std::exception&) {
+      return -1;
+    }
+  }
+
   /// sluice_offsets of `db` (default db_) covers every offset produced.
   bool wait_for_all(std::chrono::seconds timeout = 180s, MariaDb* db = nullptr) {
-    MariaDb& target = db != nullptr ? *db : *db_;
-    return wait_until(
-        [&] {
-          try {
-            return target.scalar("SELECT COALESCE(SUM(next_offset), 0) FROM sluice_offsets") ==
-                   static_cast<int64_t>(produced());
-          } catch (const std::exception&) {
-            return false;
-          }
-        },
-        timeout);
+    return wait_until([&] { return stored_offsets(db) == static_cast<int64_t>(produced()); },
+                      timeout);
   }
 
   /// Every event once, in offset order per partition, in `db` (default db_). `lost` lists,
@@ -175,7 +178,8 @@ class RealKafkaTest : public StackTest {
     cluster_ = &KafkaCluster::shared(3);
     bootstrap_ = cluster_->bootstrap();
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    topic_ = "el_" + std::string(info->name()).substr(0, 60);
+    // The process id too: a test run again against the same cluster starts on a fresh topic.
+    topic_ = "el_" + std::string(info->name()).substr(0, 60) + "_" + std::to_string(::getpid());
     group_ = topic_;
     idempotent_producer_ = true;
     cluster_->create_topic(topic_, partitions_);

@@ -59,14 +59,11 @@ class TlsTest : public ::testing::Test {
     certs_ = std::make_unique<Certificates>(dir_, "good");
     ASSERT_NO_FATAL_FAILURE(certs_->issue("server", "localhost", "IP:127.0.0.1,DNS:localhost"));
     ASSERT_NO_FATAL_FAILURE(certs_->issue("client", "sluice", ""));
-    // dev-mariadb passes MARIADB_EXTRA_OPTS to mariadbd; the paths hold no spaces.
-    setenv("MARIADB_EXTRA_OPTS",
-           ("--ssl-ca=" + certs_->ca() + " --ssl-cert=" + certs_->file("server.pem") +
-            " --ssl-key=" + certs_->file("server.key") + " --require-secure-transport=ON")
-               .c_str(),
-           1);
-    db_ = std::make_unique<MariaDb>(dir_.file("mariadb"));
-    unsetenv("MARIADB_EXTRA_OPTS");
+    // Options for mariadbd (passed through dev-mariadb); the paths hold no spaces.
+    db_ = std::make_unique<MariaDb>(
+        dir_.file("mariadb"),
+        "--ssl-ca=" + certs_->ca() + " --ssl-cert=" + certs_->file("server.pem") +
+            " --ssl-key=" + certs_->file("server.key") + " --require-secure-transport=ON");
     ASSERT_EQ(*db_->query("SELECT @@have_ssl")[0][0], "YES");
     ASSERT_EQ(*db_->query("SELECT @@require_secure_transport")[0][0], "1");
     // The account Sluice uses over TCP must show a certificate from our CA.

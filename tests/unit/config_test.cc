@@ -312,6 +312,7 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
   EXPECT_FALSE(c->mariadb.tls.enabled);
   EXPECT_EQ(c->kafka.topics, std::vector<std::string>{"^eventlogging_.*"});
   EXPECT_EQ(c->kafka.instance_id, "db-ingest-1");
+  EXPECT_EQ(c->fleet.topic, "_sluice_fleet." + c->kafka.group_id) << "the default, spelled out";
   for (const char* key : {"brokers:",       "group_id:",      "topics:",
                           "properties:",    "host:",          "port:",
                           "socket:",        "user:",          "password_file:",
@@ -321,7 +322,8 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
                           "path:",          "listen:",        "token_file:",
                           "level:",         "format:",        "sasl_password_file:",
                           "tls:",           "enabled:",       "ca_file:",
-                          "cert_file:",     "key_file:",      "verify_server_cert:"}) {
+                          "cert_file:",     "key_file:",      "verify_server_cert:",
+                          "topic:",         "heartbeat_ms:",  "instance_timeout_ms:"}) {
     EXPECT_NE(text.find(std::string("  ") + key), std::string::npos) << key;
   }
 

@@ -262,6 +262,35 @@ TEST_F(FleetTest, AnInstanceGoneSilentIsNotWaitedFor) {
   EXPECT_GE(std::chrono::steady_clock::now() - started, 500ms) << "a live instance not waited for";
 }
 
+TEST_F(FleetTest, OfTwoProcessesWithOneInstanceIdTheOneStartedLaterStops) {
+  FakeInstance first, second;
+  auto older = join("a", first);
+  ASSERT_TRUE(eventually([&] { return older->caught_up(); }));
+  std::this_thread::sleep_for(5ms);  // started strictly later
+  auto younger = join("a", second);
+  ASSERT_TRUE(eventually([&] { return !younger->conflict().is_ok(); }));
+  EXPECT_NE(younger->conflict().message().find("kafka.instance_id 'a'"), std::string::npos)
+      << younger->conflict().message();
+  std::this_thread::sleep_for(200ms);  // several heartbeats of each
+  EXPECT_TRUE(older->conflict()) << older->conflict().message();
+}
+
+TEST_F(FleetTest, ARestartedInstanceIsNotItsOwnDuplicate) {
+  FakeInstance a, a2;
+  {
+    auto first = join("a", a);
+    ASSERT_TRUE(eventually([&] { return first->caught_up(); }));
+  }
+  // A crash: the last heartbeat of the earlier run is still fresh when the next one reads it.
+  InstanceRecord crashed = record("a", SystemClock::instance().wall_ms());
+  crashed.incarnation = "earlier-run";
+  topic_.append({instance_key("a"), encode(crashed)});
+  auto again = join("a", a2);
+  ASSERT_TRUE(eventually([&] { return again->caught_up(); }));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(again->conflict()) << again->conflict().message();
+}
+
 TEST_F(FleetTest, AnotherInstancesSpoolCountsUntilItIsForgotten) {
   FakeInstance a, b;
   b.set_spooled({{"t", 4, 1000, 1999, 1000}});

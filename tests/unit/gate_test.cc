@@ -5,6 +5,7 @@
 
 #include <errmsg.h>
 #include <gtest/gtest.h>
+#include <mysqld_error.h>
 
 namespace sluice::ingest {
 namespace {
@@ -24,14 +25,18 @@ class RecordedEffects final : public GateEffects {
   void opened() override { ++opens; }
   storage::DbStatus probe() override {
     ++probes;
+    if (refuse_access) return storage::DbStatus{ER_ACCESS_DENIED_ERROR, "Access denied"};
     return database_up ? storage::DbStatus{} : storage::DbStatus{CR_CONNECTION_ERROR, "down"};
   }
   void retarget(const MariaDbConfig& m) override { retargeted = m.host; }
+  void refused(const storage::DbStatus& cause) override { refusals.push_back(cause.describe()); }
 
   std::optional<storage::PauseRecord> recorded;
   bool refuse_record = false;
   bool writers_quiet = false;
   bool database_up = true;
+  bool refuse_access = false;
+  std::vector<std::string> refusals;
   int quiesced = 0, closes = 0, opens = 0, probes = 0;
   std::string retargeted;
 };
@@ -161,6 +166,65 @@ TEST_F(GateTest, StoppingAnswersEveryWaitingCommand) {
   auto late = gate_.submit(Gate::Command::kPause);
   ASSERT_TRUE(ready(late));
   EXPECT_EQ(late.get().message(), "shutting down");
+}
+
+TEST_F(GateTest, AHeldGateLetGoMeetsMariaDbForTheFirstTimeAndOpens) {
+  gate_.start_held();
+  EXPECT_STREQ(gate_.closed_state_name(), "starting");
+  gate_.step();
+  EXPECT_EQ(effects_.probes, 0) << "held means touching nothing";
+  auto released = gate_.submit(Gate::Command::kRelease);
+  gate_.step();
+  ASSERT_TRUE(ready(released));
+  EXPECT_EQ(effects_.probes, 1);
+  EXPECT_EQ(gate_.state(), Gate::State::kOpen);
+  EXPECT_TRUE(effects_.refusals.empty());
+}
+
+TEST_F(GateTest, AHeldGateLetGoToAServerThatIsDownProbesAsInAnOutage) {
+  gate_.start_held();
+  effects_.database_up = false;
+  auto released = gate_.submit(Gate::Command::kRelease);
+  gate_.step();
+  EXPECT_TRUE(gate_.in_outage());
+  EXPECT_STREQ(gate_.closed_state_name(), "outage");
+  EXPECT_TRUE(effects_.refusals.empty()) << "a server that is down comes back by itself";
+  effects_.database_up = true;
+  clock_.advance(1s);
+  gate_.step();
+  EXPECT_EQ(gate_.state(), Gate::State::kOpen);
+}
+
+// As at a start without a fleet: a server that refuses this service (a wrong password, an
+// unknown database, a certificate it rejects) needs a person, not a probe every 30 s forever.
+TEST_F(GateTest, AHeldGateLetGoToAServerThatRefusesThisServiceSaysSoOnce) {
+  gate_.start_held();
+  effects_.refuse_access = true;
+  auto released = gate_.submit(Gate::Command::kRelease);
+  gate_.step();
+  ASSERT_EQ(effects_.refusals.size(), 1U);
+  EXPECT_NE(effects_.refusals[0].find("Access denied"), std::string::npos);
+  clock_.advance(1min);
+  gate_.step();
+  EXPECT_EQ(effects_.refusals.size(), 1U);
+  EXPECT_EQ(gate_.state(), Gate::State::kClosed);
+}
+
+// Once it has written, the same refusal (a DBA revoking a grant) is an outage the service
+// waits out, as before.
+TEST_F(GateTest, ARefusalAfterTheFirstContactIsAnOutage) {
+  gate_.start_held();
+  auto released = gate_.submit(Gate::Command::kRelease);
+  gate_.step();
+  ASSERT_EQ(gate_.state(), Gate::State::kOpen);
+  effects_.refuse_access = true;
+  gate_.outage(storage::DbStatus{ER_ACCESS_DENIED_ERROR, "Access denied"});
+  effects_.writers_quiet = true;
+  gate_.step();
+  clock_.advance(1min);
+  gate_.step();
+  EXPECT_TRUE(gate_.in_outage());
+  EXPECT_TRUE(effects_.refusals.empty());
 }
 
 }  // namespace

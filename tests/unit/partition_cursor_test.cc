@@ -45,6 +45,22 @@ TEST_F(PartitionCursorTest, DirectTakesEveryOffsetInOrderAndIgnoresStaleOnes) {
   EXPECT_EQ(cursor_.fetch_next(), 15);
 }
 
+TEST_F(PartitionCursorTest, OnlyAMessageBelowEverythingFetchedFromIsARewoundLog) {
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  take(10, 20, Take::kBatch);
+  // Delivered again from where the assignment started (a resume of a partition that was not
+  // paused, in librdkafka before 2.4): stale, and normal.
+  EXPECT_EQ(cursor_.take(10, false, false), Take::kStale);
+  EXPECT_FALSE(cursor_.rewound(10));
+  // Below anything this assignment fetched from: the log was rewound (a recreated topic).
+  EXPECT_EQ(cursor_.take(3, false, false), Take::kStale);
+  EXPECT_TRUE(cursor_.rewound(3));
+  // A seek lower down (MariaDB behind) makes what lies above it normal again.
+  cursor_.behind(2, cursor_.generation());
+  EXPECT_FALSE(cursor_.rewound(3));
+  EXPECT_TRUE(cursor_.rewound(1));
+}
+
 TEST_F(PartitionCursorTest, ADroppedMessageWantsASeekBackBeforeAnythingMoreIsTaken) {
   cursor_.start(plan(10, 10, true), std::nullopt, true);
   take(10, 2, Take::kBatch);

@@ -63,6 +63,7 @@ class PipelineTest : public ::testing::Test {
     parts.source = [this](SourceHandler handler) -> Result<std::unique_ptr<EventSource>> {
       auto source = std::make_unique<FakeSource>(kafka_, std::move(handler));
       source_ = source.get();
+      ++sources_made_;
       return std::unique_ptr<EventSource>(std::move(source));
     };
     parts.sinks = [this](const MariaDbConfig& m) {
@@ -192,6 +193,7 @@ class PipelineTest : public ::testing::Test {
   uint64_t produced_[kPartitions] = {};
   size_t commits_checked_ = 0;
   std::function<bool(const std::string&, int32_t, int64_t, int64_t)> claims_;
+  int sources_made_ = 0;  ///< consumers the pipeline built
 };
 
 TEST_F(PipelineTest, RunningStoresEveryEventOnceInOrderAndCommitsKafkaAfterTheDatabase) {
@@ -664,6 +666,13 @@ TEST_F(PipelineTest, AnExpiredRangeAnotherSpoolMayHoldWaitsInsteadOfBeingDeclare
   run_rounds(100, 100ms);
   EXPECT_EQ(db_.next_offset(kTopic, 0), 2) << "declared lost while a spool may hold it";
   EXPECT_TRUE(run_until([&] { return pipeline_->status().partitions[0].mode == "waiting"; }));
+  // It stays waiting, quietly: it looks at the claim again, not at Kafka.
+  const uint64_t seeks = kafka_.seeks(kTopic, 0);
+  for (int i = 0; i < 100; ++i) {
+    run_rounds(1, 100ms);
+    ASSERT_EQ(pipeline_->status().partitions[0].mode, "waiting") << "round " << i;
+  }
+  EXPECT_EQ(kafka_.seeks(kTopic, 0), seeks) << "it went to Kafka again, claim unchanged";
   claimed = false;  // that instance is gone for good and its spool declared lost
   ASSERT_TRUE(run_until([&] { return all_stored(); }, 100ms));
   EXPECT_NE(db_.dead_letter_reasons(kTopic, 0).at(2).find("kafka_gap: offsets [2, 4)"),
@@ -812,6 +821,33 @@ TEST_F(PipelineTest, AFatalConsumerErrorStopsTheLoopWithTheReason) {
   run_rounds(2);
   ASSERT_FALSE(pipeline_->failed());
   EXPECT_NE(pipeline_->failed().message().find("FENCED_INSTANCE_ID"), std::string::npos);
+}
+
+TEST_F(PipelineTest, AMemberFencedAfterItsSessionExpiredJoinsAgainAndLosesNothing) {
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  // A broker away for longer than the session: the group dropped this member, and its next
+  // request is fenced — fatal for that consumer.
+  kafka_.expire_live_session("sluice-1");
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pipeline_->failed()) << pipeline_->failed().message();
+  EXPECT_EQ(sources_made_, 2) << "no new consumer joined";
+  expect_exact();
+}
+
+TEST_F(PipelineTest, FencedAgainAndAgainStopsNamingTheInstanceId) {
+  ASSERT_TRUE(start());
+  produce(2);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  for (int i = 0; i < 4 && pipeline_->failed(); ++i) {
+    kafka_.expire_live_session("sluice-1");
+    run_rounds(5);
+  }
+  ASSERT_FALSE(pipeline_->failed());
+  EXPECT_NE(pipeline_->failed().message().find("same kafka.instance_id"), std::string::npos)
+      << pipeline_->failed().message();
 }
 
 TEST_F(PipelineTest, FatalDatabaseErrorAtStartUpStopsWithTheReason) {

@@ -1,0 +1,421 @@
+// Several instances of `sluice run` in one consumer group — a fleet — against Apache Kafka (the
+// binary's three-node KRaft cluster) and one private mariadbd. Each instance has a host of its
+// own in miniature: its folder, spool, config and instance id. The tests assert the exact
+// outcome — every event once, in partition order, every spool empty, sluice_offsets exact —
+// after kills and restarts at random instants, pauses through any one instance, MariaDB
+// killed or read-only, a broker killed; that a pause reaches every instance, survives restarts
+// and holds a newcomer; and that a range only a dead instance's spool holds is waited for, not
+// declared lost, until that instance returns or is forgotten.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <deque>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "tests/integration/stack_test.h"
+
+namespace sluice::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// One instance of the fleet: its own folder (spool, config, logs) and instance id.
+struct Instance {
+  std::string id;
+  std::unique_ptr<TempDir> dir = std::make_unique<TempDir>();
+  std::string config;
+  std::unique_ptr<Process> process;
+  int starts = 0;
+};
+
+class FleetTest : public RealKafkaTest {
+ protected:
+  FleetTest() { partitions_ = 12; }
+
+  void TearDown() override {
+    for (auto& i : instances_) {
+      if (i.process && i.process->running()) i.process->signal(SIGKILL);
+    }
+  }
+
+  /// Adds an instance (not started).
+  Instance& add(const std::string& id) {
+    Instance& i = instances_.emplace_back();
+    i.id = id;
+    i.config = write_config(*i.dir, bootstrap_, *db_, {topic_}, group_,
+                            {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
+                                           "fleet:\n  heartbeat_ms: 1000\n"
+                                           "  instance_timeout_ms: 8000\n",
+                             .kafka_properties = kShortSession,
+                             .instance_id = id});
+    return i;
+  }
+
+  void start(Instance& i) {
+    i.process = start_sluice(*i.dir, i.config, "sluice-" + std::to_string(++i.starts) + ".log");
+  }
+
+  /// Every instance's log, for a failure message.
+  std::string logs() {
+    std::string out;
+    for (auto& i : instances_) {
+      if (i.process) out += "---- " + i.id + "\n" + i.process->log();
+    }
+    return out;
+  }
+
+  /// sluice_offsets per partition equals Kafka's log end.
+  void expect_offsets_exact() {
+    for (int32_t p = 0; p < partitions_; ++p) {
+      const auto [low, high] = cluster_->watermarks(topic_, p);
+      EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets WHERE kafka_partition = " +
+                            std::to_string(p)),
+                high)
+          << "partition " << p;
+    }
+  }
+
+  /// Every instance runs with an empty spool, and together they hold every partition once.
+  bool settled() {
+    int32_t assigned = 0;
+    for (auto& i : instances_) {
+      if (!i.process || !i.process->running()) continue;
+      const auto s = status(*i.process);
+      if (!s.is_object() || s["state"] != "running" || s["spool"]["events"] != 0) return false;
+      for (const auto& p : s["partitions"]) {
+        if (p["mode"] != "orphan") ++assigned;
+      }
+    }
+    return assigned == partitions_;
+  }
+
+  /// The fleet as instance `i` sees it.
+  nlohmann::json fleet(Instance& i) { return status(*i.process)["fleet"]; }
+
+  std::deque<Instance> instances_;
+};
+
+TEST_F(FleetTest, ThreeInstancesThroughKillsRestartsPausesAndOutagesEndExact) {
+  for (const char* id : {"host-a", "host-b", "host-c"}) start(add(id));
+  std::atomic<bool> stop{false};
+  std::thread producer([&] {
+    while (!stop.load()) {
+      produce(2);
+      std::this_thread::sleep_for(30ms);
+    }
+  });
+  ASSERT_TRUE(wait_until([&] { return rows() > 1000; }, 90s)) << logs();
+
+  std::mt19937 rng(20261130);
+  const auto pick = [&]() -> Instance& { return instances_[rng() % instances_.size()]; };
+  std::string out;
+  for (int step = 1; step <= 12; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % 2000));
+    const int64_t before = rows();
+    switch (step % 6) {
+      case 1: {  // kill -9, back within the session or after it expired
+        Instance& i = pick();
+        i.process->signal(SIGKILL);
+        ASSERT_TRUE(i.process->wait(10s));
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 9000));
+        start(i);
+        break;
+      }
+      case 2: {  // a pause through one instance quiets all; a resume through another
+        Instance& by = pick();
+        ASSERT_EQ(cli(*by.process, {"pause", "--reason", "step " + std::to_string(step)}, out), 0)
+            << out << logs();
+        EXPECT_EQ(sluice_connections(), 0) << "an instance still holds a connection";
+        for (auto& i : instances_) {
+          EXPECT_EQ(status(*i.process)["state"], "paused") << i.id;
+        }
+        std::this_thread::sleep_for(2s);
+        EXPECT_EQ(sluice_connections(), 0);
+        ASSERT_EQ(cli(*pick().process, {"resume"}, out), 0) << out << logs();
+        break;
+      }
+      case 3: {  // MariaDB killed, back after a while
+        db_->kill9();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1000 + rng() % 3000));
+        db_->start();
+        break;
+      }
+      case 4: {  // a clean restart
+        Instance& i = pick();
+        i.process->signal(SIGTERM);
+        ASSERT_EQ(i.process->wait(60s), 0) << i.process->log();
+        start(i);
+        break;
+      }
+      case 5: {  // MariaDB read-only for a while
+        db_->exec("SET GLOBAL read_only = 1");
+        std::this_thread::sleep_for(std::chrono::milliseconds(2000 + rng() % 3000));
+        db_->exec("SET GLOBAL read_only = 0");
+        break;
+      }
+      case 0: {  // the leader of a partition's broker killed, back after a while
+        const int leader = cluster_->leader(topic_, static_cast<int32_t>(rng() % partitions_));
+        ASSERT_GT(leader, 0);
+        cluster_->kill_node(leader);
+        std::this_thread::sleep_for(6s);
+        cluster_->start_node(leader);
+        break;
+      }
+    }
+    ASSERT_TRUE(wait_until([&] { return rows() > before; }, 120s)) << "stalled: " << logs();
+  }
+  stop = true;
+  producer.join();
+  ASSERT_TRUE(wait_for_all(300s)) << logs();
+  verify_exact();
+  expect_offsets_exact();
+  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+  for (auto& i : instances_) {
+    i.process->signal(SIGTERM);
+    EXPECT_EQ(i.process->wait(60s), 0) << i.process->log();
+  }
+}
+
+TEST_F(FleetTest, APauseReachesEveryInstanceOutlivesRestartsAndHoldsANewcomer) {
+  Instance& a = add("host-a");
+  Instance& b = add("host-b");
+  start(a);
+  start(b);
+  produce(200);
+  ASSERT_TRUE(wait_for_all()) << logs();
+
+  std::string out;
+  ASSERT_EQ(cli(*a.process, {"pause", "--reason", "schema patch"}, out), 0) << out << logs();
+  // The contract: once the pause answered, no instance holds a connection.
+  EXPECT_EQ(sluice_connections(), 0);
+  const auto seen_by_b = fleet(b);
+  EXPECT_EQ(seen_by_b["target"]["state"], "paused") << seen_by_b.dump();
+  EXPECT_EQ(seen_by_b["target"]["reason"], "schema patch");
+  EXPECT_EQ(seen_by_b["target"]["by"], "host-a");
+  EXPECT_EQ(status(*b.process)["state"], "paused");
+  produce(300);  // spooled, by both
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return status(*a.process)["spool"]["events"].get<int64_t>() +
+                   status(*b.process)["spool"]["events"].get<int64_t>() ==
+               300 * partitions_;
+      },
+      60s))
+      << logs();
+
+  // Every instance restarts — a rolling upgrade — and comes back paused, without a connection.
+  for (Instance* i : {&a, &b}) {
+    i->process->signal(SIGTERM);
+    ASSERT_EQ(i->process->wait(60s), 0) << i->process->log();
+    start(*i);
+    ASSERT_TRUE(wait_until([&] { return status(*i->process)["state"] == "paused"; }, 60s))
+        << i->process->log();
+  }
+  // A newcomer joins the paused fleet: paused from its first instant.
+  Instance& c = add("host-c");
+  start(c);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = status(*c.process);
+        return s.is_object() && s["state"] == "paused" && s["fleet"]["caught_up"] == true;
+      },
+      60s))
+      << c.process->log();
+  std::this_thread::sleep_for(3s);  // the rebalance it caused settles; still quiet
+  EXPECT_EQ(sluice_connections(), 0) << "a paused fleet opened a connection";
+
+  // `sluice fleet status` reads the topic directly.
+  ASSERT_EQ(
+      run_command(
+          {binary_dir() + "/main/sluice", "fleet", "status", "--config", c.config, "--json"}, out),
+      0)
+      << out;
+  const auto listed = nlohmann::json::parse(out);
+  EXPECT_EQ(listed["target"]["state"], "paused") << out;
+  EXPECT_EQ(listed["instances"].size(), 3u) << out;
+
+  // A resume through the newcomer reaches all.
+  ASSERT_EQ(cli(*c.process, {"resume"}, out), 0) << out << logs();
+  for (Instance* i : {&a, &b, &c}) EXPECT_NE(status(*i->process)["state"], "paused") << i->id;
+  produce(100);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  verify_exact();
+  expect_offsets_exact();
+  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+}
+
+TEST_F(FleetTest, OfTwoInstancesGivenOneInstanceIdTheLaterStopsAndNothingIsLost) {
+  Instance& a = add("host-a");
+  start(a);
+  produce(100);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  // A copy-pasted config: a second host with the same kafka.instance_id.
+  Instance& twin = add("host-a");
+  start(twin);
+  produce(100);
+  ASSERT_EQ(twin.process->wait(60s), 1) << twin.process->log();
+  EXPECT_NE(twin.process->log().find("started before this one: give each instance"),
+            std::string::npos)
+      << twin.process->log();
+  produce(100);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  verify_exact();
+  expect_offsets_exact();
+  ASSERT_TRUE(a.process->running()) << a.process->log();
+  instances_.pop_back();
+  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+}
+
+class FleetClaimTest : public FleetTest {
+ protected:
+  FleetClaimTest() { partitions_ = 4; }
+
+  /// host-a and host-b ingest, pause, spool; host-a is killed; while it is away its spooled
+  /// range expires from Kafka. Returns, per partition host-a spooled, the expired range.
+  std::map<int32_t, std::pair<int64_t, int64_t>> lose_a_with_an_expired_spool() {
+    Instance& a = add("host-a");
+    Instance& b = add("host-b");
+    start(a);
+    start(b);
+    produce(100);
+    EXPECT_TRUE(wait_for_all()) << logs();
+    std::string out;
+    EXPECT_EQ(cli(*a.process, {"pause", "--reason", "maintenance"}, out), 0) << out;
+    produce(200);  // spooled: [100, 300) of every partition, by whoever owns it
+    EXPECT_TRUE(wait_until(
+        [&] {
+          return status(*a.process)["spool"]["events"].get<int64_t>() +
+                     status(*b.process)["spool"]["events"].get<int64_t>() ==
+                 200 * partitions_;
+        },
+        60s));
+    // host-a's record in the fleet topic says what its spool holds; then it dies.
+    std::map<int32_t, std::pair<int64_t, int64_t>> expired;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          expired.clear();
+          uint64_t events = 0;
+          const auto seen = fleet(b);
+          for (const auto& i : seen["instances"]) {
+            if (i["id"] != "host-a") continue;
+            for (const auto& sp : i["spooled"]) {
+              expired[sp["partition"].get<int32_t>()] = {100, 250};
+              events += sp["events"].get<uint64_t>();
+            }
+          }
+          return !expired.empty() && events == status(*a.process)["spool"]["events"];
+        },
+        30s))
+        << "host-a's record does not say what it spools: " << fleet(b).dump() << "\n"
+        << status(*a.process).dump();
+    a.process->signal(SIGKILL);
+    EXPECT_TRUE(a.process->wait(10s));
+    // Retention deletes part of what only host-a's spool holds.
+    for (const auto& [p, range] : expired) cluster_->delete_records(topic_, p, range.second);
+    // host-b takes host-a's partitions once the session expired, and resumes the fleet: those
+    // partitions jump from MariaDB's 100 to Kafka's 250, and the range between is claimed.
+    EXPECT_TRUE(wait_until([&] { return settled_assignment(b); }, 60s)) << b.process->log();
+    EXPECT_EQ(cli(*b.process, {"resume"}, out), 0) << out << logs();
+    return expired;
+  }
+
+  bool settled_assignment(Instance& i) {
+    const auto s = status(*i.process);
+    int32_t assigned = 0;
+    for (const auto& p : s["partitions"]) assigned += p["mode"] != "orphan";
+    return assigned == partitions_;
+  }
+
+  /// host-b's partitions `expired` wait for the claimed range.
+  bool waiting(Instance& b, const std::map<int32_t, std::pair<int64_t, int64_t>>& expired) {
+    const auto s = status(*b.process);
+    size_t n = 0;
+    for (const auto& p : s["partitions"]) {
+      if (p["mode"] == "waiting" && expired.contains(p["partition"].get<int32_t>())) ++n;
+    }
+    return n == expired.size();
+  }
+};
+
+TEST_F(FleetClaimTest, ARangeOnlyADeadInstancesSpoolHoldsIsWaitedForUntilItReturns) {
+  const auto expired = lose_a_with_an_expired_spool();
+  Instance& a = instances_[0];
+  Instance& b = instances_[1];
+  produce(100);
+  // The other partitions go on; host-a's wait, and say why.
+  ASSERT_TRUE(wait_until([&] { return waiting(b, expired); }, 60s)) << status(*b.process).dump();
+  std::this_thread::sleep_for(3s);
+  EXPECT_TRUE(waiting(b, expired)) << status(*b.process).dump();
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0) << "declared lost";
+
+  // host-a comes back: its spool drains from where MariaDB stands, host-b goes on after it.
+  start(a);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  verify_exact();
+  expect_offsets_exact();
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
+  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+}
+
+TEST_F(FleetClaimTest, AHostLostForGoodIsForgottenAndOnlyWhatExpiredIsRecordedLost) {
+  const auto expired = lose_a_with_an_expired_spool();
+  Instance& a = instances_[0];
+  Instance& b = instances_[1];
+  produce(100);
+  ASSERT_TRUE(wait_until([&] { return waiting(b, expired); }, 60s)) << status(*b.process).dump();
+  a.dir.reset();  // the host and its disk are gone for good
+
+  // Forget refuses a live instance, and does nothing without --confirm.
+  std::string out;
+  EXPECT_EQ(
+      run_command(
+          {binary_dir() + "/main/sluice", "fleet", "forget", "host-b", "--config", b.config}, out),
+      4)
+      << out;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return run_command({binary_dir() + "/main/sluice", "fleet", "forget", "host-a", "--config",
+                            b.config},
+                           out) == 0;
+      },
+      30s))
+      << out;
+  EXPECT_NE(out.find("offsets 100..299"), std::string::npos) << out;
+  EXPECT_NE(out.find("--confirm"), std::string::npos) << out;
+  std::this_thread::sleep_for(2s);
+  EXPECT_TRUE(waiting(b, expired))
+      << "forgotten without --confirm: " << status(*b.process).dump() << b.process->log();
+  ASSERT_EQ(run_command({binary_dir() + "/main/sluice", "fleet", "forget", "host-a", "--config",
+                         b.config, "--confirm"},
+                        out),
+            0)
+      << out;
+
+  // What Kafka still had is read again; exactly the expired range is recorded lost.
+  ASSERT_TRUE(wait_for_all()) << b.process->log();
+  std::map<uint32_t, std::set<uint64_t>> lost;
+  for (const auto& [p, range] : expired) {
+    for (int64_t s = range.first; s < range.second; ++s) {
+      lost[static_cast<uint32_t>(p)].insert(static_cast<uint64_t>(s));
+    }
+  }
+  verify_exact(db_.get(), lost);
+  expect_offsets_exact();
+  const auto gaps =
+      db_->query("SELECT kafka_partition, kafka_offset, reason FROM sluice_dead_letter");
+  ASSERT_EQ(gaps.size(), expired.size());
+  for (const auto& g : gaps) {
+    EXPECT_EQ(*g[1], "100");
+    EXPECT_NE(g[2]->find("kafka_gap: offsets [100, 250)"), std::string::npos) << *g[2];
+  }
+  instances_.pop_front();  // host-a is gone
+  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+}
+
+}  // namespace
+}  // namespace sluice::testing
