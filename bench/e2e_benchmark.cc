@@ -7,7 +7,10 @@
 //   1. direct   `sluice run` ingesting the N events into an empty database;
 //   2. drain    `sluice run` paused at start, spooling the N events, then resumed: the drain of
 //               that backlog into another empty database, timed from resume;
-//   3. ceiling  the server's own LOAD DATA INFILE of exactly the rows of (1), exported with
+//   3. replay   `sluice replay --from-offset 0` of the whole topic into a third empty database:
+//               the same decode -> batch -> LOAD DATA path, read with its own assignment, and a
+//               uuid lookup per batch on top; timed from start to exit;
+//   4. ceiling  the server's own LOAD DATA INFILE of exactly the rows of (1), exported with
 //               SELECT ... INTO OUTFILE, into an identical empty table.
 // and prints a table of rates, their ratios to the ceiling, peak RSS and CPU seconds per million
 // events, and writes the same as JSON so runs can be compared over time.
@@ -25,8 +28,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "testing/harness.h"
 #include "storage/rocksdb_spool.h"
+#include "testing/harness.h"
 #include "testing/kafka_cluster.h"
 
 namespace {
@@ -88,7 +91,11 @@ class Bench {
       produce();
       nlohmann::json direct = run_direct(name);
       nlohmann::json drain = run_drain(name);
-      runs[name] = {{"produce_seconds", produce_s_}, {"direct", direct}, {"drain", drain}};
+      nlohmann::json replay = run_replay(name);
+      runs[name] = {{"produce_seconds", produce_s_},
+                    {"direct", direct},
+                    {"drain", drain},
+                    {"replay", replay}};
       broker_.reset();
       kafka_.reset();
     }
@@ -232,6 +239,44 @@ class Bench {
     return result;
   }
 
+  nlohmann::json run_replay(const std::string& broker) {
+    step("replay: sluice replay of the whole topic into an empty database");
+    TempDir run_dir;
+    const std::string database = "log_replay_" + broker;
+    const auto cfg = config(run_dir, database, "bench-replay");
+    const std::string bin = sluice::testing::binary_dir() + "/main/sluice";
+    std::string out;
+    const auto started = Clock::now();
+    const int code =
+        sluice::testing::run_command({bin, "replay", "--config", cfg, "--topic", kTopic,
+                                      "--from-offset", "0", "--confirm", "--json"},
+                                     out);
+    const double total = seconds_since(started);
+    if (code != 0) throw std::runtime_error("replay failed: " + out);
+    // The summary is the output's last line that is a JSON object (progress lines precede it).
+    nlohmann::json summary;
+    for (size_t end = out.size(); end > 0 && !summary.is_object();) {
+      const size_t nl = out.rfind('\n', end - 1);
+      const size_t from = nl == std::string::npos ? 0 : nl + 1;
+      if (from < end && out[from] == '{') {
+        summary = nlohmann::json::parse(out.substr(from, end - from), nullptr, false);
+      }
+      if (nl == std::string::npos) break;
+      end = nl;
+    }
+    if (!summary.is_object() || summary["written"] != o_.events) {
+      throw std::runtime_error("replay did not write every event: " + out);
+    }
+    const auto rows = db_->scalar("SELECT COUNT(*) FROM `" + database + "`.`" + kTable + "`");
+    if (rows != static_cast<int64_t>(o_.events)) {
+      throw std::runtime_error(database + " holds " + std::to_string(rows) + " rows after replay");
+    }
+    return {{"seconds", total},
+            {"events_per_s", static_cast<double>(o_.events) / total},
+            {"replay_seconds", summary["seconds"]},
+            {"replay_events_per_s", summary["events_per_s"]}};
+  }
+
   nlohmann::json run_load_data(const std::string& broker) {
     step("ceiling: the server's LOAD DATA INFILE of the same rows into an identical table");
     const std::string source = "log_direct_" + broker;
@@ -312,9 +357,12 @@ class Bench {
       row("direct, including start-up" + b, direct["events_per_s"], nullptr);
       row("drain of the spooled backlog" + b, drain["events_per_s"], &drain);
       row("spooling (Kafka -> spool, paused)" + b, drain["spool_fill_events_per_s"], nullptr);
+      const auto& replay = run["replay"];
+      row("replay of the topic, start to exit" + b, replay["events_per_s"], nullptr);
       j["ratios"][name] = {{"direct_steady", direct["steady_events_per_s"].get<double>() / load},
                            {"direct_total", direct["events_per_s"].get<double>() / load},
-                           {"drain", drain["events_per_s"].get<double>() / load}};
+                           {"drain", drain["events_per_s"].get<double>() / load},
+                           {"replay", replay["events_per_s"].get<double>() / load}};
     }
     row("server LOAD DATA INFILE (ceiling)", load, nullptr);
     std::printf("\nLOAD DATA file %.1f MiB\n", ceiling["file_bytes"].get<double>() / 1048576.0);
@@ -339,7 +387,7 @@ class Bench {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sluice-e2e-bench: direct, drain and LOAD DATA INFILE rates side by side"};
+  CLI::App app{"sluice-e2e-bench: direct, drain, replay and LOAD DATA INFILE rates side by side"};
   Options o;
   app.add_option("--events", o.events, "Events to load and ingest")->capture_default_str();
   app.add_option("--partitions", o.partitions, "Partitions (the broker keeps ~5 MiB each)")
