@@ -6,7 +6,13 @@
 #include "ingest/replay.h"
 
 #include <gtest/gtest.h>
+#include <mysqld_error.h>
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "ingest/writer.h"
 #include "storage/mariadb_sink.h"
 #include "testing/fakes.h"
 #include "testing/harness.h"
@@ -165,6 +171,115 @@ TEST(ReplayLedger, ExpiredRangesThatTouchAreOneRange) {
   EXPECT_EQ(p.expired[0], std::make_pair(int64_t{50}, int64_t{120}));
   EXPECT_EQ(p.expired[1], std::make_pair(int64_t{200}, int64_t{210}));
   EXPECT_TRUE(ledger.any_expired());
+}
+
+// --- Writer under a RetryLimit (how a replay's writers end) ------------------------------------
+
+/// Answers each write with the next scripted error code (0: committed), then commits.
+class ScriptedSink final : public storage::BatchSink {
+ public:
+  explicit ScriptedSink(std::deque<unsigned int> script) : script_(std::move(script)) {}
+  storage::WriteResult write(storage::Batch&) override {
+    std::lock_guard lock(mu_);
+    ++writes_;
+    storage::WriteResult r;
+    r.outcome = WriteOutcome::kCommitted;
+    if (!script_.empty()) {
+      const unsigned int code = script_.front();
+      script_.pop_front();
+      if (code != 0) {
+        r.outcome = WriteOutcome::kFailed;
+        r.error = {code, "scripted"};
+      }
+    }
+    return r;
+  }
+  storage::DbStatus probe() override { return {}; }
+  storage::DbStatus read_offsets(const std::string&, std::map<int32_t, int64_t>&) override {
+    return {};
+  }
+  void disconnect() override {}
+  int writes() const {
+    std::lock_guard lock(mu_);
+    return writes_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::deque<unsigned int> script_;
+  int writes_ = 0;
+};
+
+/// A writer over a ScriptedSink with a retry limit of 2; collects the reports.
+struct LimitedWriter {
+  explicit LimitedWriter(std::deque<unsigned int> script) {
+    auto sink = std::make_unique<ScriptedSink>(std::move(script));
+    sink_ = sink.get();
+    writer = std::make_unique<Writer>(
+        0, std::move(sink),
+        [this](WriteReport&& r) {
+          {
+            std::lock_guard lock(mu);
+            reports.push_back(std::move(r));
+          }
+          cv.notify_all();
+        },
+        SystemClock::instance(), RetryLimit{2});
+  }
+  void push(int64_t base, int64_t end) {
+    storage::Batch b;
+    b.topic = "t";
+    b.base_offset = base;
+    b.end_offset = end;
+    writer->push(std::move(b));
+  }
+  bool wait_for(size_t n) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(20), [&] { return reports.size() >= n; });
+  }
+
+  ScriptedSink* sink_ = nullptr;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<WriteReport> reports;  // guarded by mu
+  std::unique_ptr<Writer> writer;    // last: stopped before the rest goes
+};
+
+TEST(WriterRetryLimit, DeadlocksAreRetriedUntilTheyPassWhateverTheLimit) {
+  // Twice the limit of deadlocks (another writer on the same table), then the write passes.
+  LimitedWriter w({ER_LOCK_DEADLOCK, ER_LOCK_DEADLOCK, ER_LOCK_DEADLOCK, ER_LOCK_DEADLOCK});
+  w.push(0, 10);
+  ASSERT_TRUE(w.wait_for(1));
+  std::lock_guard lock(w.mu);
+  EXPECT_EQ(w.reports[0].outcome, WriteOutcome::kCommitted) << w.reports[0].error.describe();
+  EXPECT_EQ(w.sink_->writes(), 5);
+}
+
+TEST(WriterRetryLimit, ABatchGivenUpStopsTheWriterSoNothingIsWrittenPastIt) {
+  // A fatal error at once (no retry fixes access denied): the first batch is given up with its
+  // error, and the next is reported dropped without an attempt — no hole with rows past it.
+  LimitedWriter w({ER_ACCESS_DENIED_ERROR});
+  w.push(0, 10);
+  w.push(10, 20);
+  ASSERT_TRUE(w.wait_for(2));
+  std::lock_guard lock(w.mu);
+  EXPECT_EQ(w.reports[0].end_offset, 10);
+  EXPECT_EQ(w.reports[0].outcome, WriteOutcome::kFailed);
+  EXPECT_EQ(w.reports[0].error.code, static_cast<unsigned int>(ER_ACCESS_DENIED_ERROR));
+  EXPECT_EQ(w.reports[1].end_offset, 20);
+  EXPECT_EQ(w.reports[1].outcome, WriteOutcome::kFailed);
+  EXPECT_TRUE(w.reports[1].error.is_ok()) << "dropped, not failed on its own";
+  EXPECT_EQ(w.sink_->writes(), 1);
+}
+
+TEST(WriterRetryLimit, OtherErrorsAreGivenUpAfterTheLimit) {
+  // A bad row (not transient, not fatal) twice: the limit.
+  LimitedWriter w({ER_TRUNCATED_WRONG_VALUE_FOR_FIELD, ER_TRUNCATED_WRONG_VALUE_FOR_FIELD});
+  w.push(0, 10);
+  ASSERT_TRUE(w.wait_for(1));
+  std::lock_guard lock(w.mu);
+  EXPECT_EQ(w.reports[0].outcome, WriteOutcome::kFailed);
+  EXPECT_EQ(w.sink_->writes(), 2);
 }
 
 // --- Replay over fakes -------------------------------------------------------------------------
