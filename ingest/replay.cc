@@ -249,15 +249,17 @@ struct Lane {
 ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomic<bool>& stop,
                       const Progress& progress, std::string& error) {
   const size_t writer_count = std::max<size_t>(1, options_.writers);
-  // Batches queued or being written: enough to keep every session busy while the next batch
-  // is built; memory stays within a few batches per writer.
-  const size_t max_in_flight = 3 * writer_count;
+  // Bytes of batches queued or being written, as the service bounds them: every writer has one
+  // batch in the database and one or two waiting, however small the batches are (many
+  // partitions read round-robin make small ones).
+  const size_t max_in_flight_bytes = (2 * writer_count + 1) * options_.limits.max_bytes;
   const size_t max_open_bytes = (writer_count + 1) * options_.limits.max_bytes;
 
   std::mutex mu;
   std::condition_variable cv;
   std::vector<WriteReport> reports;  // guarded by mu
   size_t in_flight = 0;              // ingest thread only
+  size_t in_flight_bytes = 0;        // ingest thread only
   auto on_report = [&](WriteReport&& r) {
     {
       std::lock_guard lock(mu);
@@ -288,6 +290,7 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
     }
     for (auto& r : taken) {
       --in_flight;
+      in_flight_bytes -= std::min(in_flight_bytes, r.bytes);
       for (auto& rows : r.spent) pool.give(std::move(rows));
       if (!ledger.reported(r) && !failed) {
         failed = true;
@@ -302,6 +305,7 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
     storage::Batch batch = lane.batcher->take();
     ledger.dispatched(*lane.ledger, batch.end_offset);
     ++in_flight;
+    in_flight_bytes += batch.bytes;
     writers[lane.writer]->push(std::move(batch));
   };
   auto lane_for = [&](std::string_view topic, int32_t partition, int64_t offset) -> Lane& {
@@ -335,7 +339,7 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
       break;
     }
     if (input.done()) break;
-    if (in_flight >= max_in_flight) {
+    if (in_flight_bytes >= max_in_flight_bytes) {
       std::unique_lock lock(mu);
       cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return !reports.empty(); });
       continue;
