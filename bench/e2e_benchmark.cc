@@ -271,10 +271,33 @@ class Bench {
     if (rows != static_cast<int64_t>(o_.events)) {
       throw std::runtime_error(database + " holds " + std::to_string(rows) + " rows after replay");
     }
-    return {{"seconds", total},
-            {"events_per_s", static_cast<double>(o_.events) / total},
-            {"replay_seconds", summary["seconds"]},
-            {"replay_events_per_s", summary["events_per_s"]}};
+    nlohmann::json result = {{"seconds", total},
+                             {"events_per_s", static_cast<double>(o_.events) / total},
+                             {"replay_seconds", summary["seconds"]},
+                             {"replay_events_per_s", summary["events_per_s"]}};
+    // Where the time goes: the same again (every uuid present: reading, decoding and the
+    // lookups, no load), and a dry run into a database without the table (reading and decoding).
+    {
+      const auto t = Clock::now();
+      if (sluice::testing::run_command({bin, "replay", "--config", cfg, "--topic", kTopic,
+                                        "--from-offset", "0", "--confirm", "--json"},
+                                       out) != 0) {
+        throw std::runtime_error("second replay failed: " + out);
+      }
+      result["second_run_events_per_s"] = static_cast<double>(o_.events) / seconds_since(t);
+    }
+    TempDir dry_dir;
+    const auto dry_cfg = config(dry_dir, "log_replay_dry_" + broker, "bench-replay-dry");
+    {
+      const auto t = Clock::now();
+      if (sluice::testing::run_command({bin, "replay", "--config", dry_cfg, "--topic", kTopic,
+                                        "--from-offset", "0", "--dry-run", "--json"},
+                                       out) != 0) {
+        throw std::runtime_error("dry run failed: " + out);
+      }
+      result["dry_run_empty_events_per_s"] = static_cast<double>(o_.events) / seconds_since(t);
+    }
+    return result;
   }
 
   nlohmann::json run_load_data(const std::string& broker) {
@@ -359,6 +382,10 @@ class Bench {
       row("spooling (Kafka -> spool, paused)" + b, drain["spool_fill_events_per_s"], nullptr);
       const auto& replay = run["replay"];
       row("replay of the topic, start to exit" + b, replay["events_per_s"], nullptr);
+      row("  the same again (all present: no load)" + b, replay["second_run_events_per_s"],
+          nullptr);
+      row("  dry run, no table (read and decode only)" + b, replay["dry_run_empty_events_per_s"],
+          nullptr);
       j["ratios"][name] = {{"direct_steady", direct["steady_events_per_s"].get<double>() / load},
                            {"direct_total", direct["events_per_s"].get<double>() / load},
                            {"drain", drain["events_per_s"].get<double>() / load},
