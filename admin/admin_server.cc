@@ -9,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "admin/admin_router.h"
 #include "common/logging.h"
 
 namespace sluice::admin {
@@ -19,9 +20,6 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-constexpr size_t kHeaderLimit = 8 * 1024;
-constexpr size_t kBodyLimit = 64 * 1024;
-constexpr auto kReadTimeout = std::chrono::seconds(10);
 constexpr int kMaxConnections = 64;
 constexpr int kMaxRequestsPerConnection = 100;
 /// Pause and resume requests waiting for the pipeline at once; more are refused with 503.
@@ -49,6 +47,7 @@ Result<std::string> read_token_file(const std::string& path) {
 
 struct AdminServer::Impl {
   std::string token;
+  AdminTimeouts timeouts;
   AdminHandlers handlers;
   std::atomic<int> connections{0};
   std::atomic<int> waiting_commands{0};
@@ -77,7 +76,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(kBodyLimit);
-    stream_.expires_after(kReadTimeout);
+    stream_.expires_after(server_.timeouts.read);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
@@ -85,126 +84,65 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void on_read(beast::error_code ec) {
-    if (ec == http::error::body_limit)
-      return reply(413, error_json("request body too large"), false);
-    if (ec == http::error::header_limit) {
-      return reply(431, error_json("request headers too large"), false);
+    if (ec) {
+      if (auto answer = reply_for_read_error(ec)) return reply(std::move(*answer), false);
+      return close();  // end of stream, timeout, reset: nothing to answer
     }
-    // A parse error of Beast's own category is the client's fault: say so. End of stream,
-    // timeouts and resets have nobody to answer.
-    const auto& parse_errors = beast::error_code(http::error::bad_method).category();
-    if (ec && ec.category() == parse_errors && ec != http::error::end_of_stream &&
-        ec != http::error::partial_message) {
-      return reply(400, error_json("malformed HTTP request: " + ec.message()), false);
-    }
-    if (ec) return close();  // end of stream, timeout, reset: nothing to answer
     handle(parser_->get());
-  }
-
-  static std::string error_json(const std::string& message) {
-    return nlohmann::json{{"error", message}}.dump();
   }
 
   void handle(const http::request<http::string_body>& req) {
     const bool keep_alive = req.keep_alive() && ++requests_ < kMaxRequestsPerConnection;
-    std::string_view target(req.target().data(), req.target().size());
-    target = target.substr(0, target.find('?'));
-    const auto method = req.method();
-    auto only = [&](http::verb allowed) {
-      if (method == allowed) return true;
-      allow_ = allowed == http::verb::get ? "GET" : "POST";
-      reply(405,
-            error_json("method " + std::string(req.method_string()) + " not allowed on " +
-                       std::string(target) + "; use " + allow_),
-            keep_alive);
-      return false;
-    };
-    if (target == "/healthz") {
-      if (only(http::verb::get)) reply(200, R"({"status":"ok"})", keep_alive);
-      return;
+    Routed routed = route_request(req, server_.token, server_.handlers);
+    switch (routed.kind) {
+      case Routed::Kind::kReply:
+        return reply(std::move(routed.reply), keep_alive);
+      case Routed::Kind::kNone:
+        return close();
+      case Routed::Kind::kPause:
+      case Routed::Kind::kResume:
+        break;
     }
-    if (target == "/metrics") {
-      if (only(http::verb::get)) {
-        reply(200, server_.handlers.metrics_text(), keep_alive, "text/plain; version=0.0.4");
-      }
-      return;
+    if (++server_.waiting_commands > kMaxWaitingCommands) {
+      --server_.waiting_commands;
+      return reply({503, error_json("busy: " + std::to_string(kMaxWaitingCommands) +
+                                    " pause/resume requests are already waiting; retry")},
+                   keep_alive);
     }
-    if (target.starts_with("/v1/") || target == "/v1") {
-      if (!server_.token.empty()) {
-        const auto auth = req[http::field::authorization];
-        if (!constant_time_equal(std::string(auth), "Bearer " + server_.token)) {
-          return reply(401, error_json("missing or wrong bearer token"), keep_alive);
+    // Pause waits for quiet (bounded), so it runs off the I/O thread: other connections,
+    // /healthz included, are served meanwhile. The session stays alive through `self`. No
+    // deadline runs while it waits; the answer gets a write deadline of its own (reply()).
+    stream_.expires_never();
+    auto self = shared_from_this();
+    const bool is_pause = routed.kind == Routed::Kind::kPause;
+    net::post(server_.blocking, [self, is_pause, reason = std::move(routed.reason), keep_alive] {
+      auto result =
+          is_pause ? self->server_.handlers.pause(reason) : self->server_.handlers.resume();
+      --self->server_.waiting_commands;
+      net::post(self->stream_.get_executor(), [self, result = std::move(result), keep_alive] {
+        if (result) {
+          self->reply({200, result.value()}, keep_alive);
+        } else {
+          self->reply({503, error_json(result.status().message())}, keep_alive);
         }
-      }
-      if (target == "/v1/status") {
-        if (only(http::verb::get)) reply(200, server_.handlers.status_json(), keep_alive);
-        return;
-      }
-      if (target == "/v1/spool") {
-        if (!only(http::verb::get)) return;
-        if (!server_.handlers.spool_json) {
-          return reply(501, error_json("not available in this process"), keep_alive);
-        }
-        return reply(200, server_.handlers.spool_json(), keep_alive);
-      }
-      if (target == "/v1/pause" || target == "/v1/resume") {
-        if (!only(http::verb::post)) return;
-        std::string reason;
-        if (!req.body().empty()) {
-          const auto body = nlohmann::json::parse(req.body(), nullptr, false);
-          if (body.is_discarded() || !body.is_object()) {
-            return reply(400, error_json("the body must be a JSON object"), keep_alive);
-          }
-          if (body.contains("reason") && !body["reason"].is_string()) {
-            return reply(400, error_json("'reason' must be a string"), keep_alive);
-          }
-          reason = body.value("reason", "");
-        }
-        const bool is_pause = target == "/v1/pause";
-        if (is_pause ? !server_.handlers.pause : !server_.handlers.resume) {
-          return reply(501, error_json("not available in this process"), keep_alive);
-        }
-        if (++server_.waiting_commands > kMaxWaitingCommands) {
-          --server_.waiting_commands;
-          return reply(503,
-                       error_json("busy: " + std::to_string(kMaxWaitingCommands) +
-                                  " pause/resume requests are already waiting; retry"),
-                       keep_alive);
-        }
-        // Pause waits for quiet (bounded), so it runs off the I/O thread: other connections,
-        // /healthz included, are served meanwhile. The session stays alive through `self`.
-        auto self = shared_from_this();
-        net::post(server_.blocking, [self, is_pause, reason, keep_alive] {
-          auto result =
-              is_pause ? self->server_.handlers.pause(reason) : self->server_.handlers.resume();
-          --self->server_.waiting_commands;
-          net::post(self->stream_.get_executor(), [self, result = std::move(result), keep_alive] {
-            if (result) {
-              self->reply(200, result.value(), keep_alive);
-            } else {
-              self->reply(503, error_json(result.status().message()), keep_alive);
-            }
-          });
-        });
-        return;
-      }
-    }
-    reply(404, error_json("no such endpoint: " + std::string(target)), keep_alive);
+      });
+    });
   }
 
-  void reply(unsigned status, std::string body, bool keep_alive,
-             const char* content_type = "application/json") {
+  void reply(AdminReply answer, bool keep_alive) {
     res_ = {};
-    res_.result(status);
+    res_.result(answer.status);
     res_.version(11);
     res_.set(http::field::server, "sluice");
-    res_.set(http::field::content_type, content_type);
-    if (!allow_.empty()) res_.set(http::field::allow, allow_);
-    allow_.clear();
+    res_.set(http::field::content_type, answer.content_type);
+    if (!answer.allow.empty()) res_.set(http::field::allow, answer.allow);
     res_.keep_alive(keep_alive);
-    res_.body() = std::move(body);
+    res_.body() = std::move(answer.body);
     if (res_.body().empty() || res_.body().back() != '\n') res_.body().push_back('\n');
     res_.prepare_payload();
+    // The read deadline is spent (it may even have passed while a pause waited, and an expired
+    // deadline closes the socket under the write): the answer gets a deadline of its own.
+    stream_.expires_after(server_.timeouts.write);
     http::async_write(stream_, res_,
                       [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                         if (ec || !keep_alive) return self->close();
@@ -222,7 +160,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   AdminServer::Impl& server_;
-  std::string allow_;
   int requests_ = 0;
 };
 
@@ -249,7 +186,8 @@ AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AdminServer::~AdminServer() { stop(); }
 
 Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string& listen,
-                                                        std::string token, AdminHandlers handlers) {
+                                                        std::string token, AdminHandlers handlers,
+                                                        AdminTimeouts timeouts) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) return Status::error("admin.listen: expected host:port");
   std::string host = listen.substr(0, colon);
@@ -264,6 +202,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string& liste
   auto impl = std::make_unique<Impl>();
   impl->token = std::move(token);
   impl->handlers = std::move(handlers);
+  impl->timeouts = timeouts;
   beast::error_code ec;
   const auto address = net::ip::make_address(host, ec);
   if (ec) return Status::error("admin.listen: bad address '" + host + "': " + ec.message());

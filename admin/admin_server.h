@@ -10,11 +10,13 @@
 /// Pause and resume run one at a time on the server's own worker thread; beyond 4 waiting,
 /// requests are refused with 503. stop() waits for the one in progress.
 /// Hardening: requests are bounded (8 KiB of headers, 64 KiB of body), each connection has a
-/// 10 s read deadline and at most 100 requests, and at most 64 connections are served at once;
+/// 10 s read deadline (cleared while a pause waits) and a 10 s deadline per answer written, and
+/// at most 100 requests, and at most 64 connections are served at once;
 /// a connection beyond that is closed at once. None of it can stall the pipeline: the server runs
 /// on its own thread and reads pipeline state through thread-safe snapshots.
 /// Thread safety: start/stop from one thread; handlers run on the server's thread.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +35,13 @@ struct AdminHandlers {
   std::function<Result<std::string>()> resume{};
 };
 
+/// Deadlines of one connection: reading a request, and writing one answer. The write deadline
+/// starts when the answer is ready, however long a pause waited for it.
+struct AdminTimeouts {
+  std::chrono::milliseconds read{10'000};
+  std::chrono::milliseconds write{10'000};
+};
+
 class AdminServer {
  public:
   ~AdminServer();
@@ -42,7 +51,8 @@ class AdminServer {
   /// Binds `listen` ("host:port"; port 0 picks a free one) and starts serving. `token` empty
   /// means no authentication.
   static Result<std::unique_ptr<AdminServer>> start(const std::string& listen, std::string token,
-                                                    AdminHandlers handlers);
+                                                    AdminHandlers handlers,
+                                                    AdminTimeouts timeouts = {});
   /// The bound port (useful with port 0).
   int port() const;
   void stop();

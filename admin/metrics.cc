@@ -51,6 +51,12 @@ Metrics::Metrics(const MetricsInfo& info)
                    .Help("Events written to the spool")
                    .Register(*registry_)
                    .Add({})),
+      spool_write_errors_(BuildCounter()
+                              .Name("sluice_spool_write_errors_total")
+                              .Help("Spool writes that failed (a full disk, an I/O error); "
+                                    "fetching for the spool pauses until one succeeds")
+                              .Register(*registry_)
+                              .Add({})),
       drained_(BuildCounter()
                    .Name("sluice_events_drained_total")
                    .Help("Spooled events read back for MariaDB")
@@ -145,7 +151,18 @@ Metrics::Metrics(const MetricsInfo& info)
           BuildGauge()
               .Name("sluice_replica_max_timestamp_seconds")
               .Help("MAX(`timestamp`) of the table on the replica (epoch seconds)")
-              .Register(*registry_)) {
+              .Register(*registry_)),
+      writers_failing_(BuildGauge()
+                           .Name("sluice_writer_failing")
+                           .Help("Writers whose batch has failed 3 or more attempts in a row "
+                                 "(status: writers[].state = failing)")
+                           .Register(*registry_)
+                           .Add({})),
+      db_errors_(BuildCounter()
+                     .Name("sluice_db_errors_total")
+                     .Help("Failed MariaDB write attempts, per error class (transient, outage, "
+                           "read_only, bad_row, fatal)")
+                     .Register(*registry_)) {
   for (const char* s : kStates) state_.Add({{"state", s}}).Set(0);
   for (const char* reason : kDeadLetterClasses) dead_letters_.Add({{"reason", reason}});
   for (const auto& topic : info.topics) {
@@ -163,6 +180,9 @@ Metrics::Metrics(const MetricsInfo& info)
       .Register(*registry_)
       .Add({})
       .Set(static_cast<double>(info.spool_max_bytes));
+  for (size_t c = 0; c < last_db_errors_.size(); ++c) {
+    db_errors_.Add({{"class", storage::to_string(static_cast<storage::DbErrorClass>(c))}});
+  }
 }
 
 void Metrics::observe_batch(const ingest::WriteReport& r) {
@@ -194,6 +214,7 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   }
   mirror(spooled_, stats.spooled.load(), last_spooled_);
   mirror(drained_, stats.drained.load(), last_drained_);
+  mirror(spool_write_errors_, stats.spool_write_errors.load(), last_spool_write_errors_);
   mirror(batches_, stats.batches_committed.load(), last_batches_);
   mirror(expired_offsets_, stats.expired_offsets.load(), last_expired_);
   spool_events_.Set(static_cast<double>(s.spool_events));
@@ -213,6 +234,17 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
     if (p.lag < 0) continue;
     lag_.Add({{"topic", p.topic}, {"partition", std::to_string(p.partition)}})
         .Set(static_cast<double>(p.lag));
+  }
+  double failing = 0;
+  std::array<uint64_t, 5> errors{};
+  for (const auto& w : s.writers) {
+    failing += w.failing ? 1 : 0;
+    for (size_t c = 0; c < errors.size(); ++c) errors[c] += w.errors_by_class[c];
+  }
+  writers_failing_.Set(failing);
+  for (size_t c = 0; c < errors.size(); ++c) {
+    mirror(db_errors_.Add({{"class", storage::to_string(static_cast<storage::DbErrorClass>(c))}}),
+           errors[c], last_db_errors_[c]);
   }
   const auto cutoff = std::chrono::steady_clock::now() - kMaxWindow;
   while (!recent_.empty() && recent_.front().first < cutoff) recent_.pop_front();

@@ -20,6 +20,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <array>
 #include <deque>
 #include <map>
 #include <memory>
@@ -51,7 +52,8 @@ class Metrics {
   static constexpr const char* kDeadLetterClasses[] = {
       "malformed_json", "not_object",       "unknown_schema",   "unknown_revision",
       "wrong_type",     "missing_required", "unexpected_field", "too_long",
-      "invalid_value",  "duplicate_uuid",   "kafka_gap"};
+      "invalid_value",  "duplicate_uuid",   "kafka_gap",        "table_mismatch",
+      "db_refused"};
 
   explicit Metrics(const MetricsInfo& info = {});
 
@@ -72,6 +74,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& rows_inserted_;
   prometheus::Family<prometheus::Counter>& dead_letters_;
   prometheus::Counter& spooled_;
+  prometheus::Counter& spool_write_errors_;
   prometheus::Counter& drained_;
   prometheus::Counter& batches_;
   prometheus::Counter& expired_offsets_;
@@ -91,9 +94,13 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& table_max_timestamp_;
   prometheus::Family<prometheus::Gauge>& replica_up_;
   prometheus::Family<prometheus::Gauge>& replica_max_timestamp_;
+  prometheus::Gauge& writers_failing_;
+  prometheus::Family<prometheus::Counter>& db_errors_;
 
   std::map<std::string, uint64_t> last_consumed_;  ///< per topic, as of the last refresh
+  uint64_t last_spool_write_errors_ = 0;
   uint64_t last_spooled_ = 0, last_drained_ = 0, last_batches_ = 0, last_expired_ = 0;
+  std::array<uint64_t, 5> last_db_errors_{};  ///< per storage::DbErrorClass
   /// Recent transactions (when, seconds), for the max over the window.
   std::deque<std::pair<std::chrono::steady_clock::time_point, double>> recent_;
 };

@@ -61,13 +61,28 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
                     {"lost", g.lost},
                     {"detected_at_ms", g.detected_at_ms}});
   }
+  json writers = json::array();
+  for (size_t i = 0; i < s.writers.size(); ++i) {
+    const auto& w = s.writers[i];
+    json entry = {{"writer", i}, {"state", w.failing ? "failing" : "ok"}};
+    if (w.failing) {
+      entry["since_ms"] = w.since_ms;
+      entry["attempts"] = w.attempts;
+      entry["partition"] = w.partition;
+      entry["table"] = w.table;
+      entry["last_error"] = w.last_error;
+    }
+    writers.push_back(std::move(entry));
+  }
   json out = {
       {"state", s.state},
       {"spool",
        {{"events", s.spool_events},
         {"bytes", s.spool_bytes},
         {"oldest_age_s", s.spool_oldest_age_s},
-        {"full", s.spool_full}}},
+        {"full", s.spool_full},
+        {"error", s.spool_error.empty() ? json(nullptr) : json(s.spool_error)},
+        {"error_since_ms", s.spool_error_since_ms}}},
       {"fetch_paused", s.fetch_paused},
       {"db_up", s.db_up},
       {"quiet", s.quiet},
@@ -76,6 +91,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
       {"partitions", std::move(partitions)},
       {"tables", std::move(tables)},
       {"kafka_gaps", std::move(gaps)},
+      {"writers", std::move(writers)},
   };
   if (s.state == "paused") {
     out["pause"] = {{"reason", s.pause_reason}, {"since_ms", s.paused_since_ms}};
@@ -108,7 +124,9 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
     }
     out["replicas"] = std::move(list);
   }
-  return out.dump();
+  // Errors and names may hold bytes that are not UTF-8 (a server message quoting a value):
+  // replaced, never a throw.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string spool_to_json(const std::vector<ingest::PipelineStatus::SpoolPartition>& partitions,
@@ -130,7 +148,9 @@ std::string spool_to_json(const std::vector<ingest::PipelineStatus::SpoolPartiti
   }
   json out = {{"partitions", std::move(list)}, {"events", events}, {"bytes", bytes}};
   out["pause"] = pause ? json{{"reason", pause->reason}, {"since_ms", pause->since_ms}} : json();
-  return out.dump();
+  // Errors and names may hold bytes that are not UTF-8 (a server message quoting a value):
+  // replaced, never a throw.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace sluice::admin

@@ -24,7 +24,8 @@ struct ConfigError {
 
 class Loader {
  public:
-  explicit Loader(std::string file) : file_(std::move(file)) {}
+  explicit Loader(std::string file, const std::string* text = nullptr)
+      : file_(std::move(file)), text_(text) {}
 
   [[noreturn]] void fail(const YAML::Node& node, const std::string& key,
                          const std::string& what) const {
@@ -175,9 +176,17 @@ class Loader {
     } else if (k == "password_file") {
       m.password_file = path(v, key);
       if (m.password_file.empty()) return true;
-      std::ifstream in(m.password_file);
-      if (!in) fail(v, key, "cannot read password file '" + m.password_file + "'");
-      std::getline(in, m.password);
+      // A regular file, and only its first line (at most 4 KiB): a device or a FIFO named by
+      // mistake must not hang start-up or fill the memory.
+      std::error_code ec;
+      std::ifstream in(m.password_file, std::ios::binary);
+      if (!in || !fs::is_regular_file(m.password_file, ec)) {
+        fail(v, key, "cannot read password file '" + m.password_file + "'");
+      }
+      char buf[4096];
+      in.read(buf, sizeof buf);
+      const std::string_view first(buf, static_cast<size_t>(in.gcount()));
+      m.password = std::string(first.substr(0, first.find('\n')));
     } else if (k == "tls") {
       m.tls = tls(v, key);
     } else {
@@ -202,7 +211,7 @@ class Loader {
   Config load() {
     YAML::Node root;
     try {
-      root = YAML::LoadFile(file_);
+      root = text_ != nullptr ? YAML::Load(*text_) : YAML::LoadFile(file_);
     } catch (const YAML::BadFile&) {
       throw ConfigError{file_ + ": cannot read the file"};
     } catch (const YAML::ParserException& e) {
@@ -378,9 +387,20 @@ class Loader {
 
  private:
   std::string file_;
+  const std::string* text_;  ///< the YAML itself, when not read from file_
 };
 
 }  // namespace
+
+Result<Config> parse_config(const std::string& yaml, const std::string& path) {
+  try {
+    return Loader(path, &yaml).load();
+  } catch (const ConfigError& e) {
+    return Status::error(e.message);
+  } catch (const YAML::Exception& e) {
+    return Status::error(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+}
 
 Result<Config> load_config(const std::string& path) {
   try {

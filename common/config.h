@@ -117,6 +117,9 @@ struct Config {
 /// Loads and validates a config file. The error message has the form
 /// "FILE:LINE: KEY: what is wrong" (or "FILE: ..." when no line applies).
 Result<Config> load_config(const std::string& path);
+/// As load_config, from YAML text; `path` names the file in messages and is the base of
+/// relative paths. For tests and the fuzz target.
+Result<Config> parse_config(const std::string& yaml, const std::string& path);
 
 /// What a reload (SIGHUP) would change in a running service.
 struct ConfigChanges {

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "common/text.h"
+
 namespace sluice {
 namespace {
 
@@ -20,7 +22,19 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
               spdlog::memory_buf_t& dest) override {
     static constexpr char kHex[] = "0123456789abcdef";
     auto put = [&](std::string_view text) { dest.append(text.data(), text.data() + text.size()); };
-    for (const char c : msg.payload) {
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    for (size_t i = 0; i < payload.size(); ++i) {
+      const char c = payload[i];
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        // Multi-byte UTF-8 as it is; a byte that is not UTF-8 as U+FFFD, so the line stays JSON.
+        if (const size_t n = utf8_sequence_length(payload, i); n > 0) {
+          put(payload.substr(i, n));
+          i += n - 1;
+        } else {
+          put("\\ufffd");
+        }
+        continue;
+      }
       switch (c) {
         case '"':
           put("\\\"");
@@ -47,6 +61,24 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonEscapedMessage>();
   }
+};
+
+/// `%*` in a text pattern: the message with control characters and bytes that are not UTF-8
+/// escaped (append_log_escaped), so text from events or clients cannot forge a log line.
+class TextEscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm& /*time*/,
+              spdlog::memory_buf_t& dest) override {
+    scratch_.clear();
+    append_log_escaped(scratch_, std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(scratch_.data(), scratch_.data() + scratch_.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<TextEscapedMessage>();
+  }
+
+ private:
+  std::string scratch_;
 };
 
 /// `%P` in a pattern: the level as a syslog priority prefix ("<3>" for error, "<6>" for info),
@@ -93,24 +125,28 @@ LogSetup& setup() {
 
 }  // namespace
 
+std::unique_ptr<spdlog::formatter> make_log_formatter(bool json, bool journal) {
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  if (json) {
+    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%*"})");
+  } else if (journal) {
+    // journald stamps every line itself: no second timestamp, and the level as its priority.
+    formatter->add_flag<SyslogPriority>('P').add_flag<TextEscapedMessage>('*').set_pattern(
+        "%P%-5l [%n] %*");
+  } else {
+    formatter->add_flag<TextEscapedMessage>('*').set_pattern(
+        "%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] %*");
+  }
+  return formatter;
+}
+
 void configure_logging(const std::string& level, bool json) {
   auto& s = setup();
   std::lock_guard lock(s.mu);
   s.level = spdlog::level::from_str(level);
   s.sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  if (json) {
-    auto formatter = std::make_unique<spdlog::pattern_formatter>();
-    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%*"})");
-    s.sink->set_formatter(std::move(formatter));
-  } else if (stderr_is_journal()) {
-    // journald stamps every line itself: no second timestamp, and the level as its priority.
-    auto formatter = std::make_unique<spdlog::pattern_formatter>();
-    formatter->add_flag<SyslogPriority>('P').set_pattern("%P%-5l [%n] %v");
-    s.sink->set_formatter(std::move(formatter));
-  } else {
-    s.sink->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] %v");
-  }
+  s.sink->set_formatter(make_log_formatter(json, !json && stderr_is_journal()));
   spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) {
     l->sinks() = {s.sink};
     l->set_level(s.level);
@@ -142,7 +178,7 @@ std::shared_ptr<spdlog::logger> logger(const std::string& component) {
   if (auto existing = spdlog::get(component)) return existing;
   if (!s.sink) {
     s.sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    s.sink->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] %v");
+    s.sink->set_formatter(make_log_formatter(false, false));
   }
   auto l = std::make_shared<spdlog::logger>(component, s.sink);
   l->set_level(s.level);

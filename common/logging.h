@@ -21,6 +21,12 @@ void configure_logging(const std::string& level, bool json);
 /// names its device and inode).
 bool stderr_is_journal();
 
+/// The formatter configure_logging gives the sink (exposed for tests). Messages carry untrusted
+/// text (field names, server messages): in text lines, control characters and bytes that are
+/// not UTF-8 are escaped (`\n`, `\xNN`); in JSON lines, the message is a valid JSON string
+/// whatever it holds.
+std::unique_ptr<spdlog::formatter> make_log_formatter(bool json, bool journal = false);
+
 /// Changes the level of every logger (a config reload).
 void set_log_level(const std::string& level);
 

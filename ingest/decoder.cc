@@ -1,8 +1,11 @@
 #include "ingest/decoder.h"
 
+#include <charconv>
 #include <cstring>
 
+#include "common/text.h"
 #include "ingest/timestamp.h"
+#include "storage/batch.h"
 #include "storage/row_format.h"
 
 namespace sluice::ingest {
@@ -62,15 +65,161 @@ bool is_hex32(std::string_view s) {
   return true;
 }
 
+/// Sets a dead-letter reason "<class>: <field>: <detail>". The field may come from the event
+/// (an unexpected name of any length), so it is quoted at most kMaxQuotedBytes long, and the
+/// whole reason fits sluice_dead_letter.reason.
 bool fail(std::string& reason, const char* cls, std::string_view field, std::string_view detail) {
   reason.assign(cls);
   reason += ": ";
-  reason += field;
+  if (field.size() > storage::kMaxQuotedBytes) {
+    reason += bounded(field, storage::kMaxQuotedBytes);
+  } else {
+    reason += field;
+  }
   if (!detail.empty()) {
     reason += ": ";
     reason += detail;
   }
+  bound(reason, storage::kMaxReasonBytes);
   return false;
+}
+
+/// Whether a JSON number token (grammatically valid) is too large in magnitude for a double
+/// (1e400) or, written as an integer, for 64 bits (2^64): simdjson refuses such documents with
+/// NUMBER_ERROR, as it does numbers that are not numbers at all.
+bool out_of_range(std::string_view token) {
+  const bool integral = token.find_first_of(".eE") == std::string_view::npos;
+  if (integral) {
+    int64_t i = 0;
+    uint64_t u = 0;
+    const char* end = token.data() + token.size();
+    if (std::from_chars(token.data(), end, i).ec == std::errc()) return false;
+    if (token.front() != '-' && std::from_chars(token.data(), end, u).ec == std::errc()) {
+      return false;
+    }
+    return true;
+  }
+  double d = 0;
+  const auto r = std::from_chars(token.data(), token.data() + token.size(), d);
+  if (r.ec != std::errc::result_out_of_range) return false;
+  // Out of range is overflow (refused) or underflow (simdjson takes it as 0): tell them apart
+  // by the decimal magnitude — digits before the point, plus the exponent.
+  const auto e = token.find_first_of("eE");
+  const std::string_view mantissa = token.substr(0, e);
+  int64_t magnitude = 0;
+  const auto dot = mantissa.find('.');
+  const std::string_view whole =
+      mantissa.substr(mantissa.front() == '-' ? 1 : 0,
+                      dot == std::string_view::npos ? std::string_view::npos
+                                                    : dot - (mantissa.front() == '-' ? 1 : 0));
+  if (whole.find_first_not_of('0') != std::string_view::npos) {
+    magnitude = static_cast<int64_t>(whole.size() - whole.find_first_not_of('0'));
+  }
+  if (e != std::string_view::npos) {
+    int64_t exponent = 0;
+    std::string_view digits = token.substr(e + 1);
+    if (!digits.empty() && digits.front() == '+') digits.remove_prefix(1);
+    const auto er = std::from_chars(digits.data(), digits.data() + digits.size(), exponent);
+    if (er.ec == std::errc::result_out_of_range) return digits.front() != '-';
+    magnitude += exponent;
+  }
+  return magnitude > 0;
+}
+
+/// True for a token that follows JSON's number grammar:
+/// -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+bool json_number(std::string_view t) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t from = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    return i > from;
+  };
+  if (i < t.size() && t[i] == '-') ++i;
+  if (i < t.size() && t[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < t.size() && t[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == t.size();
+}
+
+/// After simdjson refused `json` for a number: finds the numbers that are valid JSON but out of
+/// range, as byte ranges, and the path of the first ("event.ratio", "event.tags[1]"). A light
+/// scan, not a validator: the caller re-parses with those numbers replaced to know whether the
+/// rest is JSON. Only runs on that failure path.
+void find_out_of_range_numbers(std::string_view json, std::vector<std::pair<size_t, size_t>>& found,
+                               std::string& first_path) {
+  struct Frame {
+    bool object;
+    bool expect_key;
+    std::string_view key;
+    size_t index;
+  };
+  constexpr size_t kMaxDepth = 1024;
+  constexpr size_t kMaxFound = 64;
+  std::vector<Frame> frames;
+  auto path = [&] {
+    std::string out;
+    for (const auto& f : frames) {
+      if (f.object) {
+        if (!out.empty()) out += '.';
+        out += bounded(f.key, 64);
+      } else {
+        out += "[" + std::to_string(f.index) + "]";
+      }
+    }
+    return out.empty() ? std::string("message") : out;
+  };
+  size_t i = 0;
+  while (i < json.size() && found.size() < kMaxFound) {
+    const char c = json[i];
+    if (c == '{' || c == '[') {
+      if (frames.size() >= kMaxDepth) return;
+      frames.push_back({c == '{', c == '{', {}, 0});
+      ++i;
+    } else if (c == '}' || c == ']') {
+      if (!frames.empty()) frames.pop_back();
+      ++i;
+    } else if (c == ',') {
+      if (!frames.empty()) {
+        frames.back().expect_key = frames.back().object;
+        ++frames.back().index;
+      }
+      ++i;
+    } else if (c == '"') {
+      size_t end = i + 1;
+      while (end < json.size() && json[end] != '"') end += json[end] == '\\' ? 2 : 1;
+      if (!frames.empty() && frames.back().expect_key) {
+        frames.back().key = json.substr(i + 1, std::min(end, json.size()) - i - 1);
+        frames.back().expect_key = false;
+      }
+      i = end + 1;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t end = i;
+      while (end < json.size() && std::strchr("+-.eE0123456789", json[end]) != nullptr &&
+             json[end] != '\0') {
+        ++end;
+      }
+      const std::string_view token = json.substr(i, end - i);
+      if (json_number(token) && out_of_range(token)) {
+        if (found.empty()) first_path = path();
+        found.emplace_back(i, end - i);
+      }
+      i = end;
+    } else {
+      ++i;
+    }
+  }
 }
 
 std::string too_long_detail(size_t n) {
@@ -190,7 +339,8 @@ bool Decoder::validate_object(simdjson::dom::object obj, const ObjectRule& rule,
     const int index = rule.by_name.find(key);
     if (index < 0) {
       if (rule.additional_allowed) continue;
-      return fail(reason, "unexpected_field", rule.path + "." + std::string(key),
+      return fail(reason, "unexpected_field",
+                  rule.path + "." + std::string(key.substr(0, storage::kMaxQuotedBytes + 4)),
                   "not declared by the schema");
     }
     const FieldRule& f = rule.fields[static_cast<size_t>(index)];
@@ -205,6 +355,21 @@ bool Decoder::validate_object(simdjson::dom::object obj, const ObjectRule& rule,
   return true;
 }
 
+bool Decoder::number_out_of_range(std::string_view payload, std::string& reason) {
+  std::vector<std::pair<size_t, size_t>> found;
+  std::string path;
+  find_out_of_range_numbers(payload, found, path);
+  if (found.empty()) return false;
+  // The document is JSON but for those numbers when it parses with each of them replaced.
+  std::string patched(payload);
+  for (auto it = found.rbegin(); it != found.rend(); ++it)
+    patched.replace(it->first, it->second, "0");
+  simdjson::dom::element ignored;
+  if (parser_.parse(patched).get(ignored) != simdjson::SUCCESS) return false;
+  fail(reason, "invalid_value", path, "number out of range");
+  return true;
+}
+
 const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std::string& reason) {
   ++epoch_;
   scratch_.clear();
@@ -213,6 +378,7 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   capsule_revision_ = -1;
   element doc;
   if (auto err = parser_.parse(payload.data(), payload.size()).get(doc); err) {
+    if (err == simdjson::NUMBER_ERROR && number_out_of_range(payload, reason)) return nullptr;
     fail(reason, "malformed_json", "message", simdjson::error_message(err));
     return nullptr;
   }

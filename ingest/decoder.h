@@ -52,6 +52,9 @@ class Decoder {
   };
 
   bool validate_object(simdjson::dom::object obj, const ObjectRule& rule, std::string& reason);
+  /// After a NUMBER_ERROR: true, with an `invalid_value` reason naming the field, when the
+  /// payload is JSON whose only fault is a number out of range (1e400, 2^64).
+  bool number_out_of_range(std::string_view payload, std::string& reason);
   bool check_value(simdjson::dom::element value, const FieldRule& f, std::string& reason);
   /// Appends the minified JSON of `value` to scratch_ and points `cell` at it.
   void to_json_cell(simdjson::dom::element value, Cell& cell);

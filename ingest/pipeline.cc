@@ -17,6 +17,11 @@ namespace {
 /// round's events are one group commit (one fsync): under a backlog, big groups are what lets
 /// the spool keep up (bench/README.md: spool append by group size).
 constexpr size_t kPollBatch = 5000;
+/// What may wait in memory for the spool, by raw size, whatever spool.max_bytes allows (a
+/// spool that compresses 10:1 would otherwise let tens of GiB pile up when it cannot sync).
+constexpr uint64_t kMaxStagedBytes = 64ULL << 20;
+/// How often a spool that cannot write is tried again.
+constexpr auto kSpoolRetry = std::chrono::seconds(1);
 /// How often partitions that wait on MariaDB (or on another spool) look again.
 constexpr std::chrono::seconds kLookAgainEvery{3};
 
@@ -583,7 +588,8 @@ void Pipeline::handle_message(const SourceMessage& msg) {
       c.spooled(msg.offset, msg.timestamp_ms);
       ++stats_.spooled;
       if (spool_committed_bytes_ + spool_.staged_bytes() >=
-          static_cast<uint64_t>(config_.spool.max_bytes)) {
+              static_cast<uint64_t>(config_.spool.max_bytes) ||
+          spool_.staged_bytes() >= kMaxStagedBytes) {
         spool_full_ = true;  // no more this round; flow control pauses fetching next round
       }
       break;
@@ -795,12 +801,12 @@ void Pipeline::look_again() {
 // The spool
 
 bool Pipeline::spool_full() {
-  spool_full_ = spool_committed_bytes_ + spool_.staged_bytes() >=
-                static_cast<uint64_t>(config_.spool.max_bytes);
-  const bool full = spool_full_;
-  if (full != spool_full_logged_) {
-    spool_full_logged_ = full;
-    if (full) {
+  spool_at_limit_ = spool_committed_bytes_ + spool_.staged_bytes() >=
+                        static_cast<uint64_t>(config_.spool.max_bytes) ||
+                    spool_.staged_bytes() >= kMaxStagedBytes;
+  if (spool_at_limit_ != spool_full_logged_) {
+    spool_full_logged_ = spool_at_limit_;
+    if (spool_at_limit_) {
       logger("ingest")->warn(
           "spool full ({} bytes, spool.max_bytes {}): fetching paused; Kafka keeps the events",
           spool_committed_bytes_, config_.spool.max_bytes);
@@ -808,17 +814,38 @@ bool Pipeline::spool_full() {
       logger("ingest")->info("spool below spool.max_bytes again");
     }
   }
-  return full;
+  spool_full_ = spool_at_limit_ || !spool_error_.is_ok();
+  return spool_full_;
 }
 
 void Pipeline::commit_spool() {
-  if (spool_.staged() > 0) {
+  if (spool_.staged() == 0) {
+    // Nothing waits for the disk (what was staged left with its partition): nothing fails.
+    if (!spool_error_.is_ok()) spool_error_ = Status::ok();
+  } else {
+    if (!spool_error_.is_ok() && clock_.now() < next_spool_try_) return;
     if (auto st = spool_.commit(); !st) {
-      uint64_t suppressed = 0;
-      if (spool_error_log_.allow(suppressed)) {
-        logger("spool")->error("{} ({} similar suppressed); retrying", st.message(), suppressed);
+      ++stats_.spool_write_errors;
+      next_spool_try_ = clock_.now() + kSpoolRetry;
+      if (spool_error_.is_ok()) {
+        spool_error_since_ms_ = clock_.wall_ms();
+        logger("spool")->error(
+            "{}: fetching paused for what would be spooled ({} events wait in memory); Kafka "
+            "keeps the events; retrying every second",
+            st.message(), spool_.staged());
+      } else {
+        uint64_t suppressed = 0;
+        if (spool_error_log_.allow(suppressed)) {
+          logger("spool")->error("{} ({} similar suppressed); retrying", st.message(), suppressed);
+        }
       }
+      spool_error_ = st;
       return;
+    }
+    if (!spool_error_.is_ok()) {
+      logger("spool")->info("the spool writes again after {} s: fetching resumes",
+                            (clock_.wall_ms() - spool_error_since_ms_) / 1000);
+      spool_error_ = Status::ok();
     }
     for (auto& [key, c] : cursors_) c->spool_synced_all();
   }
@@ -912,7 +939,12 @@ void Pipeline::publish_status(bool force) {
          it != cursors_.end() && range.events > 0 ? it->second->spool_newest_timestamp_ms() : -1});
   }
   const auto& pause = gate_.pause_record();
+  // Writers: failing or not, and why.
+  std::vector<WriterState> writer_states;
+  writer_states.reserve(writers_.size());
+  for (const auto& w : writers_) writer_states.push_back(w->state());
   std::lock_guard lock(status_mu_);
+  status_.writers = std::move(writer_states);
   status_.spool_partitions = std::move(spooled);
   status_.partitions = std::move(parts);
   status_.fetch_paused = flow_.fetch_paused() || spool_full_;
@@ -927,7 +959,9 @@ void Pipeline::publish_status(bool force) {
       totals.oldest_timestamp_ms >= 0
           ? std::max(0.0, static_cast<double>(clock_.wall_ms() - totals.oldest_timestamp_ms) / 1e3)
           : 0.0;
-  status_.spool_full = spool_full_;
+  status_.spool_full = spool_at_limit_;
+  status_.spool_error = spool_error_.is_ok() ? "" : spool_error_.message();
+  status_.spool_error_since_ms = spool_error_.is_ok() ? 0 : spool_error_since_ms_;
   status_.in_flight_bytes = in_flight_bytes_;
   status_.db_up = gate_.db_up();
   status_.quiet = gate_.quiet();

@@ -195,9 +195,15 @@ class Pipeline final : private GateEffects {
   OffsetCommitter committer_;
   size_t in_flight_bytes_ = 0;          ///< batches handed to writers and not yet reported back
   uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit
-  /// The spool reached spool.max_bytes, counting what is staged this round.
+  /// The spool takes nothing more: it reached spool.max_bytes (counting what is staged this
+  /// round), what is staged reached kMaxStagedBytes, or it cannot write (spool_error_).
   bool spool_full_ = false;
+  bool spool_at_limit_ = false;     ///< spool.max_bytes (or the staging bound) reached
   bool spool_full_logged_ = false;  ///< the state last logged
+  /// The last spool commit failed (and why): events stay staged, retried every second.
+  Status spool_error_;
+  int64_t spool_error_since_ms_ = 0;
+  Clock::time_point next_spool_try_{};
   /// An outage found outside a write (reading sluice_offsets), handed to the gate next round.
   std::optional<storage::DbStatus> deferred_outage_;
   Status failed_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ingest/writer_state.h"
 #include "storage/spool.h"
 
 namespace sluice::ingest {
@@ -26,6 +27,8 @@ struct PipelineStats {
   std::atomic<uint64_t> refilled{0};  ///< read again from Kafka because MariaDB lagged behind
   /// Messages below anything their partition fetched from: a log rewound (a recreated topic).
   std::atomic<uint64_t> rewound_messages{0};
+  /// Spool writes (synced commits) that failed: a full disk, an I/O error.
+  std::atomic<uint64_t> spool_write_errors{0};
 };
 
 /// A consistent picture of the pipeline for the admin endpoint. Built by `Pipeline::status`.
@@ -73,7 +76,11 @@ struct PipelineStatus {
   uint64_t spool_events = 0;
   uint64_t spool_bytes = 0;
   double spool_oldest_age_s = 0;
-  bool spool_full = false;    ///< fetching paused: the spool reached spool.max_bytes
+  bool spool_full = false;  ///< fetching paused: the spool reached spool.max_bytes
+  /// While the spool cannot write (its disk full, an I/O error): the error; fetching for it
+  /// is paused as for a full one. Empty otherwise.
+  std::string spool_error;
+  int64_t spool_error_since_ms = 0;
   bool fetch_paused = false;  ///< fetching paused: MariaDB is behind, or the spool is full
   uint64_t in_flight_bytes = 0;
   /// 1 once Sluice last reached MariaDB (a commit or a probe); false in an outage.
@@ -85,6 +92,8 @@ struct PipelineStatus {
   std::vector<Gap> gaps;  ///< the most recent, newest last
   std::vector<Table> tables;
   std::vector<SpoolPartition> spool_partitions;
+  /// Per writer, in index order: whether it is failing, and why (Writer::state()).
+  std::vector<WriterState> writers;
 };
 
 }  // namespace sluice::ingest

@@ -6,6 +6,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/text.h"
+#include "storage/batch.h"
+
 namespace sluice::ingest {
 namespace {
 
@@ -13,8 +16,45 @@ namespace fs = std::filesystem;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 
-/// Column names longer than this are refused when the schema is compiled (MariaDB's limit).
+/// Column and table names longer than this are refused when the schema is compiled (MariaDB's
+/// limit is 64 characters; bytes are counted, which is stricter for non-ASCII names).
 constexpr size_t kMaxColumnName = 64;
+/// InnoDB's limits on one table: columns, and bytes per row not counting BLOBs.
+constexpr size_t kMaxColumns = 1000;
+constexpr size_t kMaxRowBytes = 65535;
+/// Unknown (name, revision) pairs remembered at once; beyond that the memory starts over.
+constexpr size_t kMaxMisses = 1024;
+
+/// Why MariaDB would refuse `name` as a column name, or "" when it takes it: no control
+/// characters, no characters outside the Basic Multilingual Plane (identifiers are utf8mb3),
+/// no trailing space.
+std::string column_name_problem(std::string_view name) {
+  if (name.empty() || name.back() == ' ') return "ends with a space";
+  for (size_t i = 0; i < name.size();) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7f) return "holds a control character";
+    const size_t n = utf8_sequence_length(name, i);
+    if (n == 0) return "is not UTF-8";
+    if (n == 4) return "holds a character outside the Basic Multilingual Plane";
+    i += n;
+  }
+  return "";
+}
+
+/// Bytes a column takes in InnoDB's row-size limit.
+size_t column_bytes(storage::ColumnType type) {
+  switch (type) {
+    case storage::ColumnType::kBoolean:
+      return 1;
+    case storage::ColumnType::kInteger:
+    case storage::ColumnType::kNumber:
+      return 8;
+    case storage::ColumnType::kString:
+    case storage::ColumnType::kJson:
+      return storage::kMaxTextBytes + 2;
+  }
+  return storage::kMaxTextBytes + 2;
+}
 
 Result<uint8_t> parse_type_name(std::string_view t, const std::string& path) {
   if (t == "null") return uint8_t{kTypeNull};
@@ -41,6 +81,37 @@ class Compiler {
  public:
   Compiler(Schema& schema, std::vector<storage::Column>& columns)
       : schema_(schema), columns_(columns) {}
+
+  /// Refuses a layout MariaDB could not create or that would lose data: two leaves whose
+  /// flattened column names are equal ignoring case (`a_b` and `a.b`, `Value` and `value`:
+  /// MariaDB's column names are case-insensitive), too many columns, rows too wide.
+  Status check_columns() const {
+    std::unordered_map<std::string, size_t> seen;
+    size_t row_bytes = 8 + 32 + 15 + 5 + 3 * (storage::kMaxTextBytes + 2);  // id .. userAgent
+    for (size_t i = 0; i < columns_.size(); ++i) {
+      std::string folded = columns_[i].name;
+      for (auto& c : folded) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const auto [it, fresh] = seen.emplace(std::move(folded), i);
+      if (!fresh) {
+        return Status::error(paths_[it->second] + " and " + paths_[i] +
+                             " collide: both flatten to column " + columns_[i].name +
+                             " (column names are case-insensitive)");
+      }
+      row_bytes += column_bytes(columns_[i].type);
+    }
+    if (columns_.size() > kMaxColumns) {
+      return Status::error("too many leaves: " + std::to_string(columns_.size()) +
+                           " columns, MariaDB takes at most " + std::to_string(kMaxColumns));
+    }
+    row_bytes += (storage::kFixedColumnCount + 1 + columns_.size() + 7) / 8;  // NULL flags
+    if (row_bytes > kMaxRowBytes) {
+      return Status::error("the table's rows could take " + std::to_string(row_bytes) +
+                           " bytes, beyond MariaDB's limit of " + std::to_string(kMaxRowBytes) +
+                           " (each string or array leaf takes " +
+                           std::to_string(storage::kMaxTextBytes + 2) + ")");
+    }
+    return Status::ok();
+  }
 
   Status object(element node, ObjectRule& rule, const std::string& path,
                 const std::string& column_prefix) {
@@ -92,12 +163,17 @@ class Compiler {
         if (auto st = object(value, *f.object, f.path, column); !st) return st;
       } else {
         if (column.size() > kMaxColumnName) {
-          return Status::error(f.path + ": column name '" + column + "' is longer than " +
+          return Status::error(bounded(f.path, storage::kMaxQuotedBytes) + ": column name '" +
+                               bounded(column, storage::kMaxQuotedBytes) + "' is longer than " +
                                std::to_string(kMaxColumnName) + " characters");
+        }
+        if (const auto problem = column_name_problem(column); !problem.empty()) {
+          return Status::error(f.path + ": column name '" + column + "' " + problem);
         }
         f.column = static_cast<int>(columns_.size());
         f.column_type = column_type_for(f.types);
         columns_.push_back({column, f.column_type});
+        paths_.push_back(f.path);
       }
       rule.fields.push_back(std::move(f));
     }
@@ -110,6 +186,7 @@ class Compiler {
  private:
   Schema& schema_;
   std::vector<storage::Column>& columns_;
+  std::vector<std::string> paths_;  ///< per column: the path of its field ("event.a.b")
 };
 
 }  // namespace
@@ -138,19 +215,25 @@ Result<std::unique_ptr<Schema>> compile_schema(std::string_view name, int64_t re
   std::vector<storage::Column> columns;
   Compiler compiler(*schema, columns);
   if (auto st = compiler.object(doc, schema->root, "event", "event"); !st) return st;
-  schema->table = std::make_unique<storage::TableLayout>(storage::table_name_for(name, revision),
-                                                         std::move(columns));
+  if (auto st = compiler.check_columns(); !st) return st;
+  std::string table = storage::table_name_for(name, revision);
+  if (table.size() > kMaxColumnName) {
+    return Status::error("table name " + bounded(table, storage::kMaxQuotedBytes) +
+                         " is longer than MariaDB's " + std::to_string(kMaxColumnName) +
+                         " characters");
+  }
+  schema->table = std::make_unique<storage::TableLayout>(std::move(table), std::move(columns));
   return schema;
 }
 
 SchemaRegistry::SchemaRegistry(std::string root, const Clock& clock)
     : root_(std::move(root)), clock_(clock) {}
 
-SchemaRegistry::Entry SchemaRegistry::load(std::string_view name, int64_t revision) {
+SchemaRegistry::Entry SchemaRegistry::load(std::string_view name, int64_t revision) const {
   Entry entry;
-  entry.checked_at = clock_.now();
   if (!valid_schema_name(name)) {
-    entry.error = "unknown_schema: '" + std::string(name) + "' is not a valid schema name";
+    entry.error = "unknown_schema: '" + bounded(name, storage::kMaxQuotedBytes) +
+                  "' is not a valid schema name";
     return entry;
   }
   const fs::path dir = fs::path(root_) / std::string(name);
@@ -173,6 +256,7 @@ SchemaRegistry::Entry SchemaRegistry::load(std::string_view name, int64_t revisi
     entry.error = "unknown_revision: " + std::string(name) + " revision " +
                   std::to_string(revision) + " has an invalid schema file (" +
                   compiled.status().message() + ")";
+    bound(entry.error, storage::kMaxReasonBytes);
     return entry;
   }
   entry.schema = std::move(compiled).value();
@@ -181,20 +265,40 @@ SchemaRegistry::Entry SchemaRegistry::load(std::string_view name, int64_t revisi
 
 const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std::string& error) {
   if (last_ != nullptr && last_->revision == revision && last_->name == name) return last_;
-  constexpr auto kRecheckUnknown = std::chrono::seconds(30);
-  auto it = schemas_.find(name);
-  if (it == schemas_.end()) it = schemas_.emplace(std::string(name), Revisions{}).first;
-  auto& revisions = it->second.by_revision;
-  auto rev = revisions.find(revision);
-  if (rev == revisions.end() ||
-      (!rev->second.schema && clock_.now() - rev->second.checked_at >= kRecheckUnknown)) {
-    rev = revisions.insert_or_assign(revision, load(name, revision)).first;
+  if (const auto it = schemas_.find(name); it != schemas_.end()) {
+    if (const auto rev = it->second.find(revision); rev != it->second.end()) {
+      last_ = rev->second.get();
+      return last_;
+    }
   }
-  if (!rev->second.schema) {
-    error = rev->second.error;
+  if (!valid_schema_name(name)) {
+    // Never remembered: names that cannot be folders are refused without a look at the disk.
+    error = load(name, revision).error;
     return nullptr;
   }
-  last_ = rev->second.schema.get();
+  constexpr auto kRecheckUnknown = std::chrono::seconds(30);
+  std::string key(name);
+  key += '\0';
+  key += std::to_string(revision);
+  const auto now = clock_.now();
+  if (const auto miss = misses_.find(key);
+      miss != misses_.end() && now - miss->second.checked_at < kRecheckUnknown) {
+    error = miss->second.error;
+    return nullptr;
+  }
+  Entry entry = load(name, revision);
+  if (!entry.schema) {
+    // Bounded whatever the input: a stream of distinct unknown names starts the memory over
+    // rather than growing it.
+    if (misses_.size() >= kMaxMisses && !misses_.contains(key)) misses_.clear();
+    error = entry.error;
+    misses_.insert_or_assign(std::move(key), Miss{std::move(entry.error), now});
+    return nullptr;
+  }
+  misses_.erase(key);
+  auto& slot = schemas_[std::string(name)][revision];
+  slot = std::move(entry.schema);
+  last_ = slot.get();
   return last_;
 }
 

@@ -69,12 +69,18 @@ struct Schema {
   std::unique_ptr<storage::TableLayout> table;
 };
 
-/// Compiles a schema document (the JSON text of `<revision>.json`).
+/// Compiles a schema document (the JSON text of `<revision>.json`). Refuses, naming the
+/// fields, a schema MariaDB could not hold: leaves whose flattened column names collide
+/// (`a_b` and `a.b`, `Value` and `value`: column names are case-insensitive), column or table
+/// names MariaDB refuses (longer than 64, control characters, characters outside the Basic
+/// Multilingual Plane, a trailing space), more than 1,000 columns, rows wider than 65,535 bytes.
 Result<std::unique_ptr<Schema>> compile_schema(std::string_view name, int64_t revision,
                                                std::string_view json);
 
 /// Finds and caches compiled schemas under a root folder. Unknown (name, revision) pairs are
-/// remembered for a while so a stream of unknown events does not hit the disk per event.
+/// remembered for 30 s so a stream of unknown events does not hit the disk per event — at most
+/// 1,024 of them, so a stream of distinct hostile names cannot grow the memory; names that are
+/// not valid (valid_schema_name) are refused without being remembered.
 /// Thread safety: owned and called by the ingest thread only; the Schema objects (and their
 /// tables) it hands out are immutable and live as long as the registry.
 class SchemaRegistry {
@@ -90,22 +96,30 @@ class SchemaRegistry {
   Result<size_t> load_all();
 
   const std::string& root() const { return root_; }
+  /// Unknown (name, revision) pairs remembered now: at most 1,024.
+  size_t remembered_misses() const { return misses_.size(); }
 
  private:
   struct Entry {
     std::unique_ptr<Schema> schema;
+    std::string error;  ///< a dead-letter reason, when there is no schema
+  };
+  struct Miss {
     std::string error;
     Clock::time_point checked_at;
   };
-  struct Revisions {
-    std::unordered_map<int64_t, Entry> by_revision;
-  };
 
-  Entry load(std::string_view name, int64_t revision);
+  Entry load(std::string_view name, int64_t revision) const;
 
   std::string root_;
   const Clock& clock_;
-  std::unordered_map<std::string, Revisions, StringHash, std::equal_to<>> schemas_;
+  /// Compiled schemas by name and revision: bounded by the files under the root. Never erased
+  /// (batches point at their tables).
+  std::unordered_map<std::string, std::unordered_map<int64_t, std::unique_ptr<Schema>>, StringHash,
+                     std::equal_to<>>
+      schemas_;
+  /// Recent misses by "<name>\0<revision>"; at most kMaxMisses (schema.cc).
+  std::unordered_map<std::string, Miss> misses_;
   const Schema* last_ = nullptr;
 };
 

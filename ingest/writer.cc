@@ -1,7 +1,10 @@
 #include "ingest/writer.h"
 
+#include <algorithm>
+
 #include "common/backoff.h"
 #include "common/logging.h"
+#include "common/text.h"
 #include "storage/table_layout.h"
 
 namespace sluice::ingest {
@@ -148,84 +151,230 @@ void Writer::loop() {
     const bool written = write_with_retry(batch, report);
     if (!written && !report.error.is_ok() && limit_.attempts > 0) given_up_ = true;
     report.seconds = std::chrono::duration<double>(clock_.now() - started).count();
-    report.spent = std::move(batch.tables);
+    report.spent = std::move(batch.tables);  // the row buffers of every part
     report_(std::move(report));
     std::lock_guard lock(mu_);
     busy_ = false;
   }
 }
 
+WriterState Writer::state() const {
+  std::lock_guard lock(state_mu_);
+  return state_;
+}
+
+void Writer::add_to_report(const Batch& part, const storage::WriteResult& result,
+                           WriteReport& report) {
+  report.rows += result.rows;
+  report.dead_letters += result.dead_letters;
+  report.db_next_offset = std::max(report.db_next_offset, result.db_next_offset);
+  if (result.outcome != WriteOutcome::kCommitted) {
+    if (report.outcome == WriteOutcome::kFailed) report.outcome = result.outcome;
+    return;
+  }
+  report.outcome = WriteOutcome::kCommitted;
+  for (size_t i = 0; i < part.tables.size(); ++i) {
+    const auto& t = part.tables[i];
+    const uint64_t present = i < result.present_per_table.size() ? result.present_per_table[i] : 0;
+    auto it = std::find_if(report.tables.begin(), report.tables.end(),
+                           [&](const WriteReport::Table& r) { return r.name == t.table->name(); });
+    if (it == report.tables.end()) {
+      report.tables.push_back({t.table->name(), t.rows() - present, t.max_timestamp, present});
+    } else {
+      it->rows += t.rows() - present;
+      it->max_timestamp = std::max(it->max_timestamp, t.max_timestamp);
+      it->already_present += present;
+    }
+  }
+  count_dead_letter_classes(part, result.duplicates, report.dead_letter_classes);
+  report.dead_letters_present.insert(report.dead_letters_present.end(),
+                                     result.dead_letters_present.begin(),
+                                     result.dead_letters_present.end());
+}
+
 bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
   auto log = logger("mariadb");
+  // Parts still to write, the next one last: splitting replaces the back with its two halves.
+  std::vector<Batch> parts;
+  parts.push_back(std::move(batch));
+  std::vector<storage::TableRows> spent;
+  size_t splits = 0, refused = 0;
+  bool first = true;
+  while (!parts.empty()) {
+    if (!first) {
+      // Between parts, as between retries: a pause or a stop takes precedence. What is
+      // committed stays; the rest is read again (the compare-and-set skips the committed).
+      std::lock_guard lock(mu_);
+      if (abandon_ || quiet_requested_) {
+        report.outcome = WriteOutcome::kFailed;
+        report.error = {};
+        break;
+      }
+    }
+    first = false;
+    Batch& part = parts.back();
+    storage::WriteResult result;
+    const PartEnd end = write_part(part, result, splits > 0);
+    if (end == PartEnd::kGivenUp) {
+      report.outcome = WriteOutcome::kFailed;
+      report.error = result.error;
+      break;
+    }
+    if (end == PartEnd::kWritten) {
+      if (result.outcome == WriteOutcome::kBehind) {
+        // MariaDB is behind this part: the pipeline repositions the partition.
+        report.outcome = WriteOutcome::kBehind;
+        report.db_next_offset = result.db_next_offset;
+        break;
+      }
+      add_to_report(part, result, report);
+      for (auto& t : part.tables) spent.push_back(std::move(t));
+      parts.pop_back();
+      continue;
+    }
+    // Refused for what it holds: halve it, or, down to one event, dead-letter that event with
+    // the server's error and write the dead letter in its place.
+    if (const int64_t middle = part.middle_offset(); middle >= 0) {
+      if (splits++ == 0) {
+        uint64_t suppressed = 0;
+        if (split_log_.allow(suppressed)) {
+          log->warn(
+              "writer {}: batch {}/{} [{}, {}) refused by MariaDB ({}); splitting it to find the "
+              "events at fault ({} similar suppressed)",
+              index_, part.topic, part.partition, part.base_offset, part.end_offset,
+              result.error.describe(), suppressed);
+        }
+      }
+      Batch tail = part.split_at(middle);
+      Batch head = std::move(part);
+      parts.pop_back();
+      parts.push_back(std::move(tail));
+      parts.push_back(std::move(head));
+      continue;
+    }
+    std::string reason = "db_refused: ";
+    if (!result.failed_table.empty()) reason += result.failed_table + ": ";
+    reason += result.error.describe();
+    bound(reason, storage::kMaxReasonBytes);
+    ++refused;
+    uint64_t suppressed = 0;
+    if (split_log_.allow(suppressed)) {
+      log->warn("writer {}: {}/{}@{} dead-lettered: {} ({} similar suppressed)", index_, part.topic,
+                part.partition, part.base_offset, reason, suppressed);
+    }
+    part.dead_letter_table(0, reason);
+  }
+  if (splits > 0 && report.outcome != WriteOutcome::kFailed) {
+    log->info(
+        "writer {}: batch {}/{} [{}, {}) written in parts: {} event(s) refused by MariaDB "
+        "and dead-lettered, {} row(s) written",
+        index_, report.topic, report.partition, report.base_offset, report.end_offset, refused,
+        report.rows);
+  }
+  // The report owns the row buffers, written or not, for the ingest thread to reuse.
+  for (auto& p : parts) {
+    for (auto& t : p.tables) spent.push_back(std::move(t));
+  }
+  batch.tables = std::move(spent);
+  return report.outcome != WriteOutcome::kFailed;
+}
+
+void Writer::note_success() {
+  if (failed_attempts_ > 0) {
+    logger("mariadb")->info(
+        "writer {}: MariaDB writes recovered after {} failed attempts in {:.1f} s", index_,
+        failed_attempts_, std::chrono::duration<double>(clock_.now() - failing_since_).count());
+    failed_attempts_ = 0;
+  }
+  std::lock_guard lock(state_mu_);
+  state_.failing = false;
+  state_.since_ms = 0;
+  state_.attempts = 0;
+  state_.partition.clear();
+  state_.table.clear();
+  state_.last_error.clear();
+}
+
+void Writer::note_failure(const Batch& part, const storage::WriteResult& result) {
+  auto log = logger("mariadb");
+  const auto now = clock_.now();
+  // One line when a failure streak starts — however many batches it then spans — and a
+  // summary every 30 s while it lasts.
+  if (failed_attempts_++ == 0) {
+    failing_since_ = last_summary_ = now;
+    log->warn("writer {}: batch {}/{} [{}, {}) not written: {}; retrying with backoff", index_,
+              part.topic, part.partition, part.base_offset, part.end_offset,
+              result.error.describe());
+  } else if (now - last_summary_ >= std::chrono::seconds(30)) {
+    last_summary_ = now;
+    log->warn("writer {}: still failing after {} attempts over {:.0f} s; last error: {}", index_,
+              failed_attempts_, std::chrono::duration<double>(now - failing_since_).count(),
+              result.error.describe());
+  }
+  std::lock_guard lock(state_mu_);
+  if (failed_attempts_ == 1) {
+    state_.since_ms = clock_.wall_ms();
+  }
+  state_.failing = failed_attempts_ >= kFailingAfter;
+  state_.attempts = static_cast<uint64_t>(failed_attempts_);
+  state_.partition = part.topic + "/" + std::to_string(part.partition);
+  state_.table = result.failed_table;
+  state_.last_error = result.error.describe();
+}
+
+Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bool splitting) {
   Backoff backoff(milliseconds(100), milliseconds(30'000));
   Backoff quick(milliseconds(20), milliseconds(1'000));
-  int failures = 0;          // of this batch; the streak (failed_attempts_) spans batches
-  int lasting_failures = 0;  // of this batch, not transient
+  // Refused privileges: each attempt is a new session (reconnect_after), and a DBA who puts a
+  // grant back expects writes to resume within seconds, not half a minute.
+  Backoff access(milliseconds(100), milliseconds(5'000));
+  int failures = 0;          // of this part; the streak (failed_attempts_) spans batches
+  int lasting_failures = 0;  // of this part, neither transient nor split: for a RetryLimit
+  int timeouts = 0;          // of this part, in a row
   for (;;) {
-    const auto result = sink_->write(batch);
+    result = sink_->write(part);
     if (result.outcome != WriteOutcome::kFailed) {
-      if (failed_attempts_ > 0) {
-        log->info("writer {}: MariaDB writes recovered after {} failed attempts in {:.1f} s",
-                  index_, failed_attempts_,
-                  std::chrono::duration<double>(clock_.now() - failing_since_).count());
-        failed_attempts_ = 0;
-      }
-      report.outcome = result.outcome;
-      report.db_next_offset = result.db_next_offset;
-      report.rows = result.rows;
-      report.dead_letters = result.dead_letters;
-      if (result.outcome == WriteOutcome::kCommitted) {
-        report.tables.reserve(batch.tables.size());
-        for (size_t i = 0; i < batch.tables.size(); ++i) {
-          const auto& t = batch.tables[i];
-          const uint64_t present =
-              i < result.present_per_table.size() ? result.present_per_table[i] : 0;
-          report.tables.push_back({t.table->name(), t.rows() - present, t.max_timestamp, present});
-        }
-        count_dead_letter_classes(batch, result.duplicates, report.dead_letter_classes);
-        report.dead_letters_present = result.dead_letters_present;
-      }
-      return true;
+      note_success();
+      return PartEnd::kWritten;
+    }
+    const auto cls = result.error.error_class();
+    {
+      std::lock_guard lock(state_mu_);
+      ++state_.errors_by_class[static_cast<size_t>(cls)];
+    }
+    timeouts = storage::repeated_means_bad_batch(result.error.code) ? timeouts + 1 : 0;
+    // A part that holds a row, or more than one event, can be split; a lone dead letter the
+    // database refuses cannot, and is retried like any other failure.
+    const bool splittable = part.events > 1 || !part.tables.empty();
+    if (splittable && (cls == DbErrorClass::kBadRow || timeouts >= kTimeoutsBeforeSplit)) {
+      return PartEnd::kSplit;  // progress, not a failure streak
     }
     ++failures;
-    const auto cls = result.error.error_class();
     if (cls != DbErrorClass::kTransient) ++lasting_failures;
     if (limit_.attempts > 0 &&
         (lasting_failures >= limit_.attempts || cls == DbErrorClass::kFatal)) {
       // Given up: the caller reports the error; no "retrying" line.
-      report.outcome = WriteOutcome::kFailed;
-      report.error = result.error;
-      return false;
+      return PartEnd::kGivenUp;
     }
-    const auto now = clock_.now();
-    // One line when a failure streak starts — however many batches it then spans — and a
-    // summary every 30 s while it lasts.
-    if (failed_attempts_++ == 0) {
-      failing_since_ = last_summary_ = now;
-      log->warn("writer {}: batch {}/{} [{}, {}) not written: {}; retrying with backoff", index_,
-                batch.topic, batch.partition, batch.base_offset, batch.end_offset,
-                result.error.describe());
-    } else if (now - last_summary_ >= std::chrono::seconds(30)) {
-      last_summary_ = now;
-      log->warn("writer {}: still failing after {} attempts over {:.0f} s; last error: {}", index_,
-                failed_attempts_, std::chrono::duration<double>(now - failing_since_).count(),
-                result.error.describe());
+    // While a batch is being split, a part that times out once more is part of the search, not
+    // the start of a failure streak worth a log line.
+    if (!splitting || !storage::repeated_means_bad_batch(result.error.code)) {
+      note_failure(part, result);
     }
     const bool outage_class = cls == DbErrorClass::kOutage || cls == DbErrorClass::kReadOnly;
     if (outage_class && failures >= kOutageAttempts) {
       // Not a blip: hand the outage to the pipeline, which spools until MariaDB is back. The
       // batch's events are read again from the partition's rewind point.
-      report.outcome = WriteOutcome::kFailed;
-      report.error = result.error;
-      return false;
+      return PartEnd::kGivenUp;
     }
-    const auto delay =
-        cls == DbErrorClass::kTransient || outage_class ? quick.next() : backoff.next();
+    const auto delay = cls == DbErrorClass::kTransient || outage_class ? quick.next()
+                       : storage::is_access_denied(result.error.code)  ? access.next()
+                                                                       : backoff.next();
     std::unique_lock lock(mu_);
     // Abandoned at shutdown, or dropped for a pause: the events are read again later.
     if (cv_.wait_for(lock, delay, [&] { return abandon_ || quiet_requested_; })) {
-      report.outcome = WriteOutcome::kFailed;
-      return false;
+      result.error = {};
+      return PartEnd::kGivenUp;
     }
   }
 }

@@ -5,13 +5,29 @@
 /// Every batch pushed is reported exactly once through the report callback: written (committed,
 /// already applied, behind) or given up (dropped by quiesce or stop, or handed back as an
 /// outage). Retries: a failed write is retried with backoff — quick for transient errors
-/// (deadlock, lock wait), up to 30 s otherwise — logging one line when a failure streak starts,
+/// (deadlock, lock wait), up to 5 s for refused privileges (each attempt on a new session), up
+/// to 30 s otherwise — logging one line when a failure streak starts,
 /// a summary every 30 s, and one line when it ends. An outage-class or read-only failure that
 /// survives `kOutageAttempts` quick attempts is not retried: it is reported with its error, and
 /// the pipeline switches to spooling.
 ///
+/// A batch never blocks forever on its own content. When the database refuses it for what it
+/// holds (DbErrorClass::kBadRow: a value, a constraint, the table's layout) — or a statement
+/// carrying it exceeds max_statement_time `kTimeoutsBeforeSplit` times in a row — the batch is
+/// split by offset into two contiguous halves, each written as its own exactly-once transaction
+/// with the sluice_offsets compare-and-set, in offset order, and so on down to single events. A
+/// single event the database still refuses becomes a dead letter with the server's error
+/// ("db_refused: <table>: MariaDB error ..."), written in its own transaction; everything else
+/// is written. The report then covers the whole batch (rows and dead letters of every part); a
+/// crash between parts is safe, since the next attempt's compare-and-set skips what was
+/// committed.
+///
+/// A writer whose failures last `kFailingAfter` attempts is `failing` (state()), with the
+/// partition, the table and the last error, until a write succeeds.
+///
 /// Threading: push/quiesce/quiet/unquiesce/idle/stop are called by the ingest thread; the sink
-/// is used only by the writer's own thread, which also calls the report callback.
+/// is used only by the writer's own thread, which also calls the report callback. state() is
+/// safe from any thread.
 
 #include <condition_variable>
 #include <deque>
@@ -23,6 +39,8 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/logging.h"
+#include "ingest/writer_state.h"
 #include "storage/batch_sink.h"
 
 namespace sluice::ingest {
@@ -76,6 +94,10 @@ class Writer {
   /// A connection error or read-only refusal that survives this many quick attempts is an
   /// outage, handed back to the pipeline.
   static constexpr int kOutageAttempts = 3;
+  /// A writer whose attempts have failed this many times in a row is `failing`.
+  static constexpr int kFailingAfter = 3;
+  /// A batch whose statement exceeds max_statement_time this many times in a row is split.
+  static constexpr int kTimeoutsBeforeSplit = 2;
   using Report = std::function<void(WriteReport&&)>;
 
   Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report, const Clock& clock,
@@ -97,11 +119,27 @@ class Writer {
   void unquiesce();
   /// Stops the thread: after the queue is written, or at once (dropping it) if `abandon`.
   void stop(bool abandon);
+  /// Thread safe: whether the writer is failing, and why.
+  WriterState state() const;
 
  private:
+  /// How one part of a batch ended.
+  enum class PartEnd { kWritten, kSplit, kGivenUp };
+
   void loop();
-  /// Writes with retries; false when the batch was given up (reported by the caller).
+  /// Writes the batch — in parts, if its content is refused — and fills `report`; false when
+  /// it was given up (reported by the caller all the same).
   bool write_with_retry(storage::Batch& batch, WriteReport& report);
+  /// Writes one part with retries. kSplit: the database refuses what it holds (the caller
+  /// splits it, or dead-letters a single event); kGivenUp: an outage, a quiesce or a stop.
+  /// `splitting`: the part comes from a batch being split.
+  PartEnd write_part(storage::Batch& part, storage::WriteResult& result, bool splitting);
+  /// Records a failed attempt (streak, logs, counters).
+  void note_failure(const storage::Batch& part, const storage::WriteResult& result);
+  void note_success();
+  /// Adds a written part's outcome to the batch's report.
+  static void add_to_report(const storage::Batch& part, const storage::WriteResult& result,
+                            WriteReport& report);
   void report_dropped(storage::Batch& batch);
 
   size_t index_;
@@ -124,6 +162,9 @@ class Writer {
   int failed_attempts_ = 0;
   Clock::time_point failing_since_{};
   Clock::time_point last_summary_{};
+  RateLimiter split_log_{std::chrono::seconds(10)};  // writer thread only
+  mutable std::mutex state_mu_;
+  WriterState state_;   // guarded by state_mu_
   std::thread thread_;  // last: starts after the members above exist
 };
 

@@ -310,12 +310,15 @@ int pause_resume_command(const AdminOptions& o, bool pause, const std::string& r
     return 0;
   }
   const auto s = nlohmann::json::parse(out, nullptr, false);
+  size_t live = 0;
+  if (s.is_object() && s.contains("fleet")) {
+    for (const auto& i : s["fleet"]["instances"]) live += i.value("live", false) ? 1 : 0;
+  }
   std::cout << "state: " << (s.is_object() ? s.value("state", "?") : "?");
   if (pause) {
     std::cout << " (no open transaction, no connection to MariaDB"
               << (s.is_object() && s.contains("fleet")
-                      ? ", on every live instance of the fleet (" +
-                            std::to_string(s["fleet"]["instances"].size()) + ")"
+                      ? ", on every live instance of the fleet (" + std::to_string(live) + ")"
                       : std::string())
               << ")";
   }
@@ -344,6 +347,12 @@ int status_command(const AdminOptions& o) {
   if (s.contains("outage")) {
     std::cout << "outage:    " << s["outage"].value("error", "") << "\n";
   }
+  for (const auto& w : s.value("writers", nlohmann::json::array())) {
+    if (w.value("state", "") != "failing") continue;
+    std::cout << "FAILING:   writer " << w.value("writer", 0) << " on " << w.value("partition", "")
+              << " (" << w.value("table", "") << "), " << w.value("attempts", 0)
+              << " attempts: " << w.value("last_error", "") << "\n";
+  }
   if (s.contains("pause")) {
     std::cout << "paused:    \"" << s["pause"].value("reason", "") << "\"\n";
   }
@@ -351,6 +360,10 @@ int status_command(const AdminOptions& o) {
             << s["spool"].value("bytes", 0) << " bytes, oldest "
             << s["spool"].value("oldest_age_s", 0.0) << " s"
             << (s["spool"].value("full", false) ? " (FULL: fetching paused)" : "") << "\n";
+  if (s["spool"].contains("error") && s["spool"]["error"].is_string()) {
+    std::cout << "           CANNOT WRITE (fetching paused; retrying): "
+              << s["spool"]["error"].get<std::string>() << "\n";
+  }
   std::cout << "\npartitions                          position   committed\n";
   for (const auto& p : s["partitions"]) {
     const std::string name =

@@ -23,6 +23,70 @@ void Batch::trim_before(int64_t offset) {
   base_offset = offset;
 }
 
+int64_t Batch::middle_offset() const {
+  std::vector<int64_t> offsets;
+  offsets.reserve(events);
+  for (const auto& t : tables) offsets.insert(offsets.end(), t.offsets.begin(), t.offsets.end());
+  for (const auto& d : dead_letters) offsets.push_back(d.offset);
+  if (offsets.size() < 2) return -1;
+  const auto middle = offsets.begin() + static_cast<std::ptrdiff_t>(offsets.size() / 2);
+  std::nth_element(offsets.begin(), middle, offsets.end());
+  return *middle;
+}
+
+Batch Batch::split_at(int64_t offset) {
+  Batch tail;
+  tail.topic = topic;
+  tail.partition = partition;
+  tail.generation = generation;
+  tail.base_offset = offset;
+  tail.end_offset = end_offset;
+  for (auto& t : tables) {
+    const auto cut = std::lower_bound(t.offsets.begin(), t.offsets.end(), offset);
+    const size_t keep = static_cast<size_t>(cut - t.offsets.begin());
+    if (keep == t.rows()) continue;
+    TableRows moved;
+    moved.table = t.table;
+    moved.max_timestamp = t.max_timestamp;
+    const uint32_t at = keep == 0 ? 0 : t.ends[keep - 1];
+    moved.data.assign(t.data, at, std::string::npos);
+    moved.offsets.assign(cut, t.offsets.end());
+    moved.ends.reserve(t.rows() - keep);
+    for (size_t i = keep; i < t.rows(); ++i) moved.ends.push_back(t.ends[i] - at);
+    t.data.resize(at);
+    t.offsets.resize(keep);
+    t.ends.resize(keep);
+    tail.events += moved.rows();
+    tail.bytes += moved.data.size();
+    tail.tables.push_back(std::move(moved));
+  }
+  std::erase_if(tables, [](const TableRows& t) { return t.offsets.empty(); });
+  for (auto& d : dead_letters) {
+    if (d.offset < offset) continue;
+    tail.bytes += d.reason.size() + d.payload.size();
+    tail.dead_letters.push_back(std::move(d));
+    ++tail.events;
+  }
+  std::erase_if(dead_letters, [&](const DeadLetter& d) { return d.offset >= offset; });
+  events -= tail.events;
+  bytes -= std::min(bytes, tail.bytes);
+  end_offset = offset;
+  return tail;
+}
+
+void Batch::dead_letter_table(size_t index, const std::string& reason) {
+  TableRows& t = tables[index];
+  uint32_t start = 0;
+  for (size_t i = 0; i < t.rows(); ++i) {
+    dead_letters.push_back(
+        {t.offsets[i], reason, t.data.substr(start, t.ends[i] - start - 1)});  // without the LF
+    start = t.ends[i];
+  }
+  tables.erase(tables.begin() + static_cast<std::ptrdiff_t>(index));
+  std::stable_sort(dead_letters.begin(), dead_letters.end(),
+                   [](const DeadLetter& a, const DeadLetter& b) { return a.offset < b.offset; });
+}
+
 TableRows TableRowsPool::take(const TableLayout* table) {
   TableRows rows;
   if (!spare_.empty()) {

@@ -11,6 +11,13 @@ namespace sluice::storage {
 
 class TableLayout;
 
+/// Longest dead-letter reason, in bytes: sluice_dead_letter.reason is VARBINARY(1024). Every
+/// reason is bounded where it is built (sluice::bound, common/text.h), cut at a character
+/// boundary with a marker, so a hostile field name can never make the dead letter itself fail.
+inline constexpr size_t kMaxReasonBytes = 1024;
+/// Longest piece of untrusted text (a field name, a schema name) quoted inside a reason.
+inline constexpr size_t kMaxQuotedBytes = 200;
+
 /// Rows bound for one table, in offset order, encoded as in row_format.h.
 struct TableRows {
   const TableLayout* table = nullptr;  ///< owned by the schema registry, lives for the process
@@ -44,7 +51,9 @@ class TableRowsPool {
 
 struct DeadLetter {
   int64_t offset = 0;
-  std::string reason;   ///< "<class>: <detail>", e.g. "wrong_type: event.isAnon: expected boolean"
+  /// "<class>: <detail>", e.g. "wrong_type: event.isAnon: expected boolean"; at most
+  /// kMaxReasonBytes.
+  std::string reason;
   std::string payload;  ///< the message as received (may be empty, e.g. for an expired gap)
 };
 
@@ -66,6 +75,18 @@ struct Batch {
   /// Drops everything below `offset` (already applied by an earlier owner) and moves the base
   /// there. Precondition: base_offset <= offset <= end_offset.
   void trim_before(int64_t offset);
+
+  /// An offset that splits the batch's events into two halves of about equal count (the first
+  /// event of the second half), or -1 when the batch holds at most one event.
+  int64_t middle_offset() const;
+  /// Moves every event at or after `offset` into a new batch [offset, end_offset) of the same
+  /// partition and generation, and ends this one at `offset`. Both stay contiguous: together
+  /// they cover exactly what this batch covered. Precondition: base_offset < offset <
+  /// end_offset.
+  Batch split_at(int64_t offset);
+  /// Turns the rows of tables[index] into dead letters with `reason` (each payload is the row
+  /// as encoded, in row_format.h's text form) and removes that table from the batch.
+  void dead_letter_table(size_t index, const std::string& reason);
 };
 
 }  // namespace sluice::storage

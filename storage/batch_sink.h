@@ -27,6 +27,7 @@ struct [[nodiscard]] WriteResult {
   size_t rows = 0;              ///< rows inserted
   size_t dead_letters = 0;      ///< dead letters inserted (including duplicate uuids)
   size_t duplicates = 0;        ///< rows refused because their uuid is already stored
+  std::string failed_table{};   ///< for kFailed: the table whose statement failed, when one did
   /// Replay modes only (MariaDbSink's SinkMode): per table of the batch, in the order of
   /// Batch::tables, the rows not written because their uuid is already stored there. Empty
   /// otherwise.
@@ -42,7 +43,8 @@ class BatchSink {
  public:
   virtual ~BatchSink() = default;
   /// Writes the batch in one transaction guarded by the compare-and-set on sluice_offsets.
-  /// May trim the batch when part of it was applied already.
+  /// May trim the batch when part of it was applied already, and may turn the rows of a table
+  /// whose layout does not match into dead letters (reason "table_mismatch: ...").
   virtual WriteResult write(Batch& batch) = 0;
   /// Whether the server takes writes now: connects, makes sure the bookkeeping tables exist and
   /// checks that the server is not read-only (ER_OPTION_PREVENTS_STATEMENT when it is).

@@ -43,7 +43,27 @@ DbErrorClass classify_db_error(unsigned int code) {
     case ER_TRUNCATED_WRONG_VALUE_FOR_FIELD:  // 1366
     case ER_TRUNCATED_WRONG_VALUE:            // 1292
     case ER_WARN_DATA_OUT_OF_RANGE:           // 1264
+    case ER_DATA_OUT_OF_RANGE:                // 1690
+    case WARN_DATA_TRUNCATED:                 // 1265
     case ER_BAD_NULL_ERROR:                   // 1048
+    case ER_WARN_NULL_TO_NOTNULL:             // 1263
+    case ER_INVALID_CHARACTER_STRING:         // 1300
+    case ER_WRONG_VALUE_FOR_TYPE:             // 1411
+    case ER_DUP_ENTRY:                        // 1062: a unique key other than the uuid's
+    case ER_NO_REFERENCED_ROW_2:              // 1452: a foreign key a DBA added
+    case ER_CONSTRAINT_FAILED:                // 4025: a CHECK constraint
+    case ER_SIGNAL_EXCEPTION:                 // 1644: a trigger refused the row
+    // The table's layout: a column missing or not fillable, a table that cannot be created.
+    case ER_BAD_FIELD_ERROR:           // 1054
+    case ER_NO_DEFAULT_FOR_FIELD:      // 1364
+    case ER_WRONG_VALUE_COUNT_ON_ROW:  // 1136
+    case ER_WARN_TOO_FEW_RECORDS:      // 1261
+    case ER_WARN_TOO_MANY_RECORDS:     // 1262
+    case ER_TOO_BIG_ROWSIZE:           // 1118
+    case ER_TOO_MANY_FIELDS:           // 1117
+    case ER_WRONG_COLUMN_NAME:         // 1166
+    case ER_TOO_LONG_IDENT:            // 1059
+    case ER_DUP_FIELDNAME:             // 1060
       return DbErrorClass::kBadRow;
     default:
       return DbErrorClass::kFatal;
@@ -65,6 +85,37 @@ const char* to_string(DbErrorClass c) {
   }
   return "fatal";
 }
+
+bool is_access_denied(unsigned int code) {
+  switch (code) {
+    case ER_DBACCESS_DENIED_ERROR:            // 1044
+    case ER_ACCESS_DENIED_ERROR:              // 1045
+    case ER_TABLEACCESS_DENIED_ERROR:         // 1142
+    case ER_COLUMNACCESS_DENIED_ERROR:        // 1143
+    case ER_SPECIFIC_ACCESS_DENIED_ERROR:     // 1227
+    case ER_PROCACCESS_DENIED_ERROR:          // 1370
+    case ER_ACCESS_DENIED_NO_PASSWORD_ERROR:  // 1698
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool reconnect_after(unsigned int code) {
+  switch (classify_db_error(code)) {
+    case DbErrorClass::kOutage:
+    case DbErrorClass::kReadOnly:
+      return true;
+    case DbErrorClass::kTransient:
+    case DbErrorClass::kBadRow:
+      return false;
+    case DbErrorClass::kFatal:
+      return is_access_denied(code);
+  }
+  return true;
+}
+
+bool repeated_means_bad_batch(unsigned int code) { return code == ER_STATEMENT_TIMEOUT; }
 
 std::string DbStatus::describe() const {
   return "MariaDB error " + std::to_string(code) + " (" + to_string(error_class()) +

@@ -10,14 +10,32 @@ enum class DbErrorClass {
   kTransient,  ///< deadlock, lock wait timeout: retry the transaction soon
   kOutage,     ///< connection lost or refused, server gone or shutting down, too many connections
   kReadOnly,   ///< the server refuses writes (read_only, super_read_only)
-  kBadRow,     ///< a row's content was refused (should not happen: rows are validated first)
-  kFatal,      ///< configuration or privilege problems: retrying will not help by itself
+  /// The batch's content or the table's layout was refused: a value too long or out of range, a
+  /// column missing or NOT NULL without a default, a constraint or a trigger. Retrying the same
+  /// batch fails the same way: the writer splits it until the rows at fault are found and
+  /// dead-letters them with the error.
+  kBadRow,
+  kFatal,  ///< configuration or privilege problems: retrying will not help by itself
 };
 
 /// Classifies a MariaDB server or client error number.
 DbErrorClass classify_db_error(unsigned int code);
 
 const char* to_string(DbErrorClass c);
+
+/// Whether the session must be closed after this error and a new one opened before the next
+/// attempt: the connection is gone or unusable (outage), the server is read-only (a failover
+/// may point the next connect elsewhere), or privileges were refused — MariaDB applies
+/// database-level grants at the next connect, so a session that lost INSERT never gets it back.
+bool reconnect_after(unsigned int code);
+
+/// Whether an error is a refused privilege (ER_TABLEACCESS_DENIED_ERROR and its kin).
+bool is_access_denied(unsigned int code);
+
+/// Whether a transient error that keeps coming back for one batch means the batch itself is at
+/// fault: a statement that always exceeds max_statement_time. The writer then splits it as it
+/// does a kBadRow batch.
+bool repeated_means_bad_batch(unsigned int code);
 
 struct [[nodiscard]] DbStatus {
   unsigned int code = 0;  ///< 0 when ok

@@ -9,27 +9,36 @@
 namespace sluice::storage {
 namespace {
 
-// LOAD DATA LOCAL callbacks: the "file" is always the connection's in-memory buffer, whatever
-// name the server asks for, so a server can never make Sluice read a local file.
-struct InfileCursor {
-  std::string_view data;
-  size_t pos = 0;
-};
-
-int init_cursor(void** ptr, const char* /*filename*/, void* userdata) {
+// LOAD DATA LOCAL callbacks, installed for the connection's whole life (never the connector's
+// default, which opens the file the server names). A server may ask for a file in answer to
+// any statement — a rogue server, or a man in the middle — so a request is served only while
+// load_data() runs, and only for the name its statement gave; then from memory. Nothing here
+// ever opens a file.
+int infile_init(void** ptr, const char* filename, void* userdata) {
   *ptr = userdata;
+  auto* in = static_cast<MariaDbConnection::Infile*>(userdata);
+  if (!in->armed || filename == nullptr || std::string_view(filename) != in->name) {
+    in->refused = filename != nullptr ? std::string(filename).substr(0, 200) : "";
+    return 1;
+  }
+  in->armed = false;  // one file per statement
+  in->pos = 0;
   return 0;
 }
-int read_cursor(void* ptr, char* buf, unsigned int len) {
-  auto* cur = static_cast<InfileCursor*>(ptr);
-  const size_t n = std::min<size_t>(len, cur->data.size() - cur->pos);
-  std::memcpy(buf, cur->data.data() + cur->pos, n);
-  cur->pos += n;
+int infile_read(void* ptr, char* buf, unsigned int len) {
+  auto* in = static_cast<MariaDbConnection::Infile*>(ptr);
+  const size_t n = std::min<size_t>(len, in->data.size() - in->pos);
+  std::memcpy(buf, in->data.data() + in->pos, n);
+  in->pos += n;
   return static_cast<int>(n);
 }
-void end_cursor(void* /*ptr*/) {}
-int error_cursor(void* /*ptr*/, char* msg, unsigned int len) {
-  std::snprintf(msg, len, "in-memory LOAD DATA source failed");
+void infile_end(void* /*ptr*/) {}
+int infile_error(void* ptr, char* msg, unsigned int len) {
+  const auto* in = static_cast<MariaDbConnection::Infile*>(ptr);
+  std::snprintf(msg, len,
+                "refused the server's request for local file '%s': Sluice sends only its own "
+                "in-memory batch, and only for its own LOAD DATA statement",
+                in->refused.c_str());
   return CR_UNKNOWN_ERROR;
 }
 
@@ -65,6 +74,9 @@ DbStatus MariaDbConnection::open(const MariaDbConfig& c, std::unique_ptr<MariaDb
   const char* socket = c.socket.empty() ? nullptr : c.socket.c_str();
   const char* host = c.socket.empty() ? c.host.c_str() : "localhost";
   std::unique_ptr<MariaDbConnection> conn(new MariaDbConnection(m));
+  // The object lives on the heap, so the address handed to the connector stays valid.
+  mysql_set_local_infile_handler(m, infile_init, infile_read, infile_end, infile_error,
+                                 &conn->infile_);
   if (mysql_real_connect(m, host, c.user.c_str(), c.password.c_str(), c.database.c_str(),
                          static_cast<unsigned int>(c.port), socket, CLIENT_FOUND_ROWS) == nullptr) {
     auto st = conn->last_error();
@@ -88,13 +100,16 @@ DbStatus MariaDbConnection::open(const MariaDbConfig& c, std::unique_ptr<MariaDb
   // A batch transaction is bounded in size by batch.max_rows/max_bytes and in time here: no
   // statement runs longer than the I/O timeout and no lock wait exceeds 10 s, so Sluice never
   // holds a transaction long enough to trip a long-running-transaction alarm. Both failures
-  // are retried as transient errors.
+  // are retried as transient errors. The statement limit is half a second under the read
+  // timeout, so a slow statement ends with the server's clean error (1969), which the writer
+  // can act on, rather than with a lost connection.
+  const double statement_time = std::max(0.5, static_cast<double>(io_timeout) - 0.5);
   auto st = conn->exec(
       "SET SESSION time_zone = '+00:00', "
       "sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO', "
       "max_error_count = 65535, "
       "max_statement_time = " +
-      std::to_string(io_timeout) +
+      std::to_string(statement_time) +
       ", innodb_lock_wait_timeout = 10, "
       "tx_isolation = 'READ-COMMITTED', autocommit = 1");
   if (!st.is_ok()) return st;
@@ -147,12 +162,15 @@ uint64_t MariaDbConnection::affected_rows() const { return affected_rows_; }
 
 unsigned int MariaDbConnection::warning_count() const { return warning_count_; }
 
-DbStatus MariaDbConnection::load_data(std::string_view sql, std::string_view data) {
-  InfileCursor cursor{data, 0};
-  mysql_set_local_infile_handler(mysql_, init_cursor, read_cursor, end_cursor, error_cursor,
-                                 &cursor);
+DbStatus MariaDbConnection::load_data(std::string_view sql, std::string_view file_name,
+                                      std::string_view data) {
+  infile_.armed = true;
+  infile_.name = file_name;
+  infile_.data = data;
+  infile_.pos = 0;
   const bool failed = mysql_real_query(mysql_, sql.data(), sql.size()) != 0;
-  mysql_set_local_infile_default(mysql_);
+  infile_.armed = false;
+  infile_.data = {};
   if (failed) return last_error();
   affected_rows_ = mysql_affected_rows(mysql_);
   warning_count_ = mysql_warning_count(mysql_);

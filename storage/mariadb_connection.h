@@ -36,17 +36,28 @@ class MariaDbConnection {
   uint64_t affected_rows() const;
   /// Warnings of the last exec or load_data.
   unsigned int warning_count() const;
-  /// Runs `sql` (a LOAD DATA LOCAL INFILE statement); whatever file name it names, the
-  /// connector is served `data` from memory.
-  DbStatus load_data(std::string_view sql, std::string_view data);
+  /// Runs `sql`, a LOAD DATA LOCAL INFILE statement naming `file_name`, serving `data` from
+  /// memory. A request from the server for any other name, or outside this call (the server
+  /// may ask on any statement), is refused: no file is ever read.
+  DbStatus load_data(std::string_view sql, std::string_view file_name, std::string_view data);
   /// Escapes bytes for use inside a single-quoted SQL literal, appending to out.
   void append_escaped(std::string& out, std::string_view bytes) const;
+
+  /// State of the in-memory LOAD DATA source (the connector's callbacks, mariadb_connection.cc).
+  struct Infile {
+    bool armed = false;     ///< a load_data() call is waiting for its request
+    std::string_view name;  ///< the only file name it answers to
+    std::string_view data;
+    size_t pos = 0;
+    std::string refused;  ///< the name of the last refused request, for the error message
+  };
 
  private:
   explicit MariaDbConnection(MYSQL* mysql) : mysql_(mysql) {}
   DbStatus last_error() const;
 
   MYSQL* mysql_;
+  Infile infile_;
   uint64_t affected_rows_ = 0;
   unsigned int warning_count_ = 0;
 };

@@ -6,6 +6,8 @@
 #include <optional>
 #include <unordered_map>
 
+#include "common/logging.h"
+#include "common/text.h"
 #include "storage/row_format.h"
 #include "storage/table_layout.h"
 
@@ -39,6 +41,19 @@ std::string create_dead_letter_sql(const std::string& name) {
          "  `received_at` DATETIME(6) NOT NULL,\n"
          "  KEY `ix_position` (`topic`, `kafka_partition`, `kafka_offset`)\n"
          ") ENGINE=InnoDB DEFAULT CHARSET=binary";
+}
+
+/// Appends bytes as a hex literal (X'...'): binary-safe whatever the connection's character set,
+/// so a payload that is not UTF-8 is stored as it came.
+void append_hex(std::string& out, std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "X'";
+  for (const char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xf]);
+  }
+  out += '\'';
 }
 
 }  // namespace
@@ -112,25 +127,59 @@ DbStatus MariaDbSink::read_offsets(const std::string& topic, std::map<int32_t, i
   return {};
 }
 
-DbStatus MariaDbSink::ensure_table(const TableLayout& table) {
+DbStatus MariaDbSink::check_table(const TableLayout& table, std::string& mismatch) {
+  mismatch.clear();
   if (known_tables_.contains(table.name())) return {};
-  if (auto st = conn_->exec(table.create_sql()); !st.is_ok()) return st;
-  known_tables_.insert(table.name());
+  auto log = logger("mariadb");
+  if (auto st = conn_->exec(table.create_sql()); !st.is_ok()) {
+    if (st.error_class() != DbErrorClass::kBadRow) return st;
+    mismatch = "table_mismatch: " + table.name() + ": cannot create the table: " + st.describe();
+  } else {
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    auto st2 = conn_->query(
+        "SELECT COLUMN_NAME, LOWER(DATA_TYPE), IS_NULLABLE = 'YES', COLUMN_DEFAULT IS NOT NULL, "
+        "EXTRA LIKE '%auto_increment%' OR EXTRA LIKE '%GENERATED%' "
+        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = " +
+            quoted(table.name()),
+        rows);
+    if (!st2.is_ok()) return st2;
+    std::vector<ExistingColumn> existing;
+    for (const auto& r : rows) {
+      existing.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or("0") == "1",
+                          r[3].value_or("0") == "1", r[4].value_or("0") == "1"});
+    }
+    if (auto problem = check_layout(table, existing); !problem.empty()) {
+      mismatch = "table_mismatch: " + table.name() + ": " + problem;
+    }
+  }
+  if (mismatch.empty()) {
+    known_tables_.insert(table.name());
+    if (mismatched_.erase(table.name()) > 0) {
+      log->info("table {} matches its schema again: its events are written there", table.name());
+    }
+    return {};
+  }
+  bound(mismatch, kMaxReasonBytes);
+  if (mismatched_.insert(table.name()).second) {
+    log->error("{}; its events are dead-lettered until the table is fixed", mismatch);
+  }
   return {};
 }
 
-WriteResult MariaDbSink::fail(DbStatus st) {
+WriteResult MariaDbSink::fail(DbStatus st, std::string table) {
   if (conn_) {
     // Roll back whatever is open; if even that fails the connection is not worth keeping.
-    if (!conn_->exec("ROLLBACK").is_ok() || st.error_class() == DbErrorClass::kOutage ||
-        st.error_class() == DbErrorClass::kReadOnly) {
-      disconnect();
-    }
+    if (!conn_->exec("ROLLBACK").is_ok() || reconnect_after(st.code)) disconnect();
   }
-  if (st.code == ER_NO_SUCH_TABLE) known_tables_.clear();
+  // A refused row may mean the table changed under us (a column added, dropped, renamed):
+  // check its layout again before the next attempt.
+  if (st.code == ER_NO_SUCH_TABLE || st.error_class() == DbErrorClass::kBadRow) {
+    known_tables_.clear();
+  }
   WriteResult r;
   r.outcome = WriteOutcome::kFailed;
   r.error = std::move(st);
+  r.failed_table = std::move(table);
   return r;
 }
 
@@ -190,18 +239,16 @@ DbStatus MariaDbSink::read_duplicate_warnings(const TableLayout& table,
     const std::string& message = w[2].value_or("");
     const auto open = message.find('\'');
     const auto close = message.find('\'', open + 1);
-    if (w[1].value_or("") != std::to_string(ER_DUP_ENTRY) || close == std::string::npos) {
-      // Rows are validated before they get here, so any other warning means a row would be
-      // stored altered. Refuse the batch rather than store it silently changed.
-      return {ER_TRUNCATED_WRONG_VALUE_FOR_FIELD,
+    if (w[1].value_or("") != std::to_string(ER_DUP_ENTRY) || close == std::string::npos ||
+        message.find("for key 'ix_uuid'") == std::string::npos) {
+      // Rows are validated before they get here, so any other warning — or a duplicate on a
+      // unique key other than the uuid's, which a DBA may have added — means a row would be
+      // stored altered or dropped. Refuse the batch rather than lose the row silently: the
+      // writer splits it and dead-letters the row with this message.
+      return {w[1].value_or("") == std::to_string(ER_DUP_ENTRY)
+                  ? static_cast<unsigned int>(ER_DUP_ENTRY)
+                  : static_cast<unsigned int>(ER_TRUNCATED_WRONG_VALUE_FOR_FIELD),
               "table " + table.name() + " refused a row: " + message};
-    }
-    if (message.find("'ix_uuid'") == std::string::npos) {
-      // A duplicate on another key — the primary key: InnoDB handed an auto-increment id out
-      // twice under concurrent inserts. Not a uuid already stored: roll back, write again.
-      return {ER_LOCK_DEADLOCK, "table " + table.name() + ": " + message +
-                                    " (an auto-increment id taken twice by concurrent "
-                                    "writers; the batch is written again)"};
     }
     ++refused[message.substr(open + 1, close - open - 1)];
   }
@@ -247,7 +294,7 @@ DbStatus MariaDbSink::insert_rows(const TableRows& rows, WriteResult& result,
            " CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
            "LINES TERMINATED BY '\\n' " +
            table.column_list();
-    if (auto st = conn_->load_data(sql_, rows.data); !st.is_ok()) return st;
+    if (auto st = conn_->load_data(sql_, "sluice-batch", rows.data); !st.is_ok()) return st;
     inserted = conn_->affected_rows();
     if (conn_->warning_count() > 0) {
       if (auto st = read_duplicate_warnings(table, refused); !st.is_ok()) return st;
@@ -306,7 +353,12 @@ DbStatus MariaDbSink::insert_dead_letters(const Batch& batch,
     const auto& d = letters[i];
     sql_ += sql_.empty() ? head : std::string(",");
     sql_ += "(" + topic + "," + partition + "," + std::to_string(d.offset) + ",";
-    sql_ += quoted(d.reason) + "," + quoted(d.payload) + ",UTC_TIMESTAMP(6))";
+    // Reasons are bounded where they are built; this guards the column all the same.
+    append_hex(sql_,
+               std::string_view(d.reason).substr(0, utf8_prefix_length(d.reason, kMaxReasonBytes)));
+    sql_ += ',';
+    append_hex(sql_, d.payload);
+    sql_ += ",UTC_TIMESTAMP(6))";
     if (sql_.size() >= kMaxStatementBytes || i + 1 == letters.size()) {
       if (auto st = conn_->exec(sql_); !st.is_ok()) return st;
       sql_.clear();
@@ -319,8 +371,16 @@ WriteResult MariaDbSink::write(Batch& batch) {
   if (mode_ != SinkMode::kExactlyOnce) return write_replay(batch);
   WriteResult result;
   if (auto st = ensure_connected(); !st.is_ok()) return fail(std::move(st));
-  for (const auto& t : batch.tables) {
-    if (auto st = ensure_table(*t.table); !st.is_ok()) return fail(std::move(st));
+  std::string mismatch;
+  for (size_t i = 0; i < batch.tables.size();) {
+    const TableLayout& table = *batch.tables[i].table;
+    if (auto st = check_table(table, mismatch); !st.is_ok())
+      return fail(std::move(st), table.name());
+    if (mismatch.empty()) {
+      ++i;
+    } else {
+      batch.dead_letter_table(i, mismatch);  // in the same transaction as the rest
+    }
   }
   if (auto st = conn_->exec("START TRANSACTION"); !st.is_ok()) return fail(std::move(st));
   bool proceed = false;
@@ -331,7 +391,7 @@ WriteResult MariaDbSink::write(Batch& batch) {
   for (const auto& t : batch.tables) {
     size_t refused = 0;
     if (auto st = insert_rows(t, result, duplicates, refused); !st.is_ok()) {
-      return fail(std::move(st));
+      return fail(std::move(st), t.table->name());
     }
   }
   if (!batch.dead_letters.empty()) {
@@ -427,8 +487,16 @@ WriteResult MariaDbSink::write_replay(Batch& batch) {
     return result;
   }
 
-  for (const auto& t : batch.tables) {
-    if (auto st = ensure_table(*t.table); !st.is_ok()) return fail(std::move(st));
+  std::string mismatch;
+  for (size_t i = 0; i < batch.tables.size();) {
+    const TableLayout& table = *batch.tables[i].table;
+    if (auto st = check_table(table, mismatch); !st.is_ok())
+      return fail(std::move(st), table.name());
+    if (mismatch.empty()) {
+      ++i;
+    } else {
+      batch.dead_letter_table(i, mismatch);  // marked as a replay's below, like any other
+    }
   }
   if (auto st = conn_->exec("START TRANSACTION"); !st.is_ok()) return fail(std::move(st));
   std::vector<DeadLetter> unused;
@@ -458,7 +526,7 @@ WriteResult MariaDbSink::write_replay(Batch& batch) {
     size_t refused = 0;
     if (load->rows() > 0) {
       if (auto st = insert_rows(*load, result, unused, refused); !st.is_ok()) {
-        return fail(std::move(st));
+        return fail(std::move(st), rows.table->name());
       }
     }
     result.present_per_table[i] = n + refused;
@@ -471,7 +539,8 @@ WriteResult MariaDbSink::write_replay(Batch& batch) {
       continue;
     }
     // Marked as coming from a replay; the reason column holds 1,024 bytes.
-    std::string reason = d.reason.substr(0, kMaxTextBytes - kReplayMark.size());
+    std::string reason = d.reason;
+    bound(reason, kMaxReasonBytes - kReplayMark.size());
     reason += kReplayMark;
     letters.push_back({d.offset, std::move(reason), d.payload});
   }

@@ -6,7 +6,13 @@
 ///      INSERT, for comparison), IGNOREing uuids already stored, which become dead letters;
 ///   3. the batch's dead letters; 4. COMMIT.
 /// A failed compare-and-set means the batch (or a prefix of it) is applied already, so
-/// re-delivery never creates a second row. Tables are created on first use.
+/// re-delivery never creates a second row. Tables are created on first use; a table that exists
+/// already is checked once against the schema's layout (check_layout), and while it does not
+/// match, its rows become dead letters ("table_mismatch: <table>: <column ...>") — checked again
+/// before each batch that has rows for it, so a table a DBA fixes takes rows again. Dead letters
+/// are sent as hex literals, so any bytes round-trip. After an error that makes the session
+/// unusable or that a new session may not have (reconnect_after: access denied), the connection
+/// is closed and the next write opens a new one.
 ///
 /// `sluice replay` uses the same path in a mode of its own (SinkMode): no sluice_offsets at all
 /// (neither read by the write nor moved), a row whose uuid is already stored counts as already
@@ -71,7 +77,9 @@ class MariaDbSink final : public BatchSink {
 
  private:
   DbStatus ensure_connected();
-  DbStatus ensure_table(const TableLayout& table);
+  /// Creates the table if needed and checks its layout; `mismatch` is set (a dead-letter
+  /// reason) when its rows cannot go there.
+  DbStatus check_table(const TableLayout& table, std::string& mismatch);
   /// Steps 1 of the transaction; sets `result` when the batch must not be written.
   DbStatus advance_offset(Batch& batch, bool& proceed, WriteResult& result);
   /// Loads the rows; those refused as duplicates become dead letters in `duplicates`
@@ -80,8 +88,8 @@ class MariaDbSink final : public BatchSink {
                        std::vector<DeadLetter>& duplicates, size_t& refused);
   DbStatus insert_dead_letters(const Batch& batch, const std::vector<DeadLetter>& letters);
   /// Counts, per uuid, the rows the last statement refused as duplicates of a stored uuid. Any
-  /// other warning is an error: it would mean a row stored altered, or (a duplicate primary
-  /// key) a row dropped; the latter is transient and the batch is written again.
+  /// other warning — a duplicate on another key included — is an error (kBadRow): it would mean
+  /// a row stored altered or dropped.
   DbStatus read_duplicate_warnings(const TableLayout& table,
                                    std::unordered_map<std::string, size_t>& refused);
   /// Turns refused rows into dead letters.
@@ -89,7 +97,7 @@ class MariaDbSink final : public BatchSink {
                                  const std::unordered_map<std::string, size_t>& refused,
                                  std::vector<DeadLetter>& out);
   std::string quoted(std::string_view bytes) const;
-  WriteResult fail(DbStatus st);
+  WriteResult fail(DbStatus st, std::string table = "");
   /// kReplay and kReplayDryRun: the offsets of the batch's dead letters that
   /// sluice_dead_letter already holds (none when the table does not exist).
   DbStatus recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out);
@@ -105,7 +113,8 @@ class MariaDbSink final : public BatchSink {
   std::string dead_letter_table_;  ///< quoted
   std::array<std::string, 2> create_bookkeeping_;
   std::unique_ptr<MariaDbConnection> conn_;
-  std::unordered_set<std::string> known_tables_;
+  std::unordered_set<std::string> known_tables_;  ///< created and matching, this session
+  std::unordered_set<std::string> mismatched_;    ///< found not matching (logged once)
   bool bookkeeping_ready_ = false;
   std::string sql_;  ///< reused statement buffer
 };

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "storage/spool_block.h"
 
 namespace sluice::storage {
 namespace {
@@ -17,34 +18,7 @@ namespace {
 constexpr char kBlockPrefix = 'b';
 constexpr std::string_view kPauseKey = "m/pause";
 
-// Block value: format (1 byte), events (4), last offset (8), oldest timestamp (8), raw body
-// size (4), then the body — LZ4-compressed, or raw when that would not be smaller.
-constexpr uint8_t kFormatRaw = 0;
-constexpr uint8_t kFormatLz4 = 1;
-constexpr size_t kHeaderSize = 1 + 4 + 8 + 8 + 4;
-// Body: per event, offset (8), timestamp (8), payload length (4), payload.
-constexpr size_t kEventHeaderSize = 8 + 8 + 4;
-
-constexpr uint64_t kSign64 = 0x8000000000000000ull;
-
-void put_be32(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
-}
-void put_be64(std::string& out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
-}
-uint64_t get_be(std::string_view s, size_t pos, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i)
-    v = (v << 8) | static_cast<unsigned char>(s[pos + static_cast<size_t>(i)]);
-  return v;
-}
-void put_signed(std::string& out, int64_t v) { put_be64(out, static_cast<uint64_t>(v) ^ kSign64); }
-int64_t get_signed(std::string_view s, size_t pos) {
-  return static_cast<int64_t>(get_be(s, pos, 8) ^ kSign64);
-}
+using namespace spool_block;  // the block format and its byte helpers (spool_block.h)
 
 void append_partition_prefix(std::string& k, std::string_view topic, int32_t partition) {
   k.push_back(kBlockPrefix);
@@ -72,57 +46,6 @@ bool parse_key(std::string_view key, std::string& topic, int32_t& partition, int
 }
 
 int64_t key_first_offset(std::string_view key) { return get_signed(key, key.size() - 8); }
-
-struct BlockHeader {
-  uint8_t format = 0;
-  uint32_t events = 0;
-  int64_t last_offset = 0;
-  int64_t oldest_timestamp_ms = 0;
-  uint32_t raw_size = 0;
-};
-
-bool parse_header(std::string_view value, BlockHeader& h) {
-  if (value.size() < kHeaderSize) return false;
-  h.format = static_cast<uint8_t>(value[0]);
-  h.events = static_cast<uint32_t>(get_be(value, 1, 4));
-  h.last_offset = get_signed(value, 5);
-  h.oldest_timestamp_ms = get_signed(value, 13);
-  h.raw_size = static_cast<uint32_t>(get_be(value, 21, 4));
-  return (h.format == kFormatRaw || h.format == kFormatLz4) && h.events > 0;
-}
-
-/// The raw body of a block (decompressed into `scratch` when needed); false when corrupt.
-bool block_body(std::string_view value, const BlockHeader& h, std::string& scratch,
-                std::string_view& body) {
-  const std::string_view stored = value.substr(kHeaderSize);
-  if (h.format == kFormatRaw) {
-    body = stored;
-    return stored.size() == h.raw_size;
-  }
-  scratch.resize(h.raw_size);
-  const int n = LZ4_decompress_safe(stored.data(), scratch.data(), static_cast<int>(stored.size()),
-                                    static_cast<int>(h.raw_size));
-  body = scratch;
-  return n == static_cast<int>(h.raw_size);
-}
-
-/// Calls fn(offset, timestamp_ms, payload) for each event of a raw body until fn returns
-/// false; returns false when the body is malformed.
-template <typename Fn>
-bool for_each_event(std::string_view body, Fn&& fn) {
-  size_t pos = 0;
-  while (pos < body.size()) {
-    if (body.size() - pos < kEventHeaderSize) return false;
-    const int64_t offset = get_signed(body, pos);
-    const int64_t timestamp = get_signed(body, pos + 8);
-    const auto len = static_cast<size_t>(get_be(body, pos + 16, 4));
-    pos += kEventHeaderSize;
-    if (body.size() - pos < len) return false;
-    if (!fn(offset, timestamp, body.substr(pos, len))) return true;
-    pos += len;
-  }
-  return true;
-}
 
 Status from(const rocksdb::Status& st, const std::string& what) {
   if (st.ok()) return Status::ok();
@@ -235,9 +158,8 @@ void RocksDbSpool::append(const std::string& topic, int32_t partition, int64_t o
     if (it != partitions_.end()) highest = it->second.last_offset;
   }
   if (offset <= highest) {
-    static RateLimiter limiter(std::chrono::seconds(60));
     uint64_t suppressed = 0;
-    if (limiter.allow(suppressed)) {
+    if (duplicate_log_.allow(suppressed)) {
       logger("spool")->error(
           "{}/{}@{} is already spooled (up to {}): not spooled again; this is a bug ({} similar "
           "suppressed)",
@@ -321,7 +243,15 @@ Status RocksDbSpool::commit() {
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  if (write_failed_) {
+    // After a failed write (no space, an I/O error) RocksDB refuses every write until its
+    // background error is cleared; Resume() does so once the disk takes writes again.
+    if (const auto r = db_->Resume(); !r.ok()) {
+      return from(r, "writing to the spool at " + path_);  // still staged
+    }
+  }
   const auto st = db_->Write(wo, &batch);
+  write_failed_ = !st.ok();
   if (!st.ok()) return from(st, "writing to the spool at " + path_);  // still staged
   {
     std::lock_guard lock(mu_);

@@ -2,11 +2,11 @@
 /// The production spool: a RocksDB database under `spool.path`.
 ///
 /// Layout: one record per partition per commit — a *block* of the events staged for that
-/// partition since the last commit, LZ4-compressed. Keys sort as (topic, partition, first
-/// offset of the block) (see spool_block_key), so a partition's blocks are one contiguous key
-/// range: drained by one iterator, released by one DeleteRange. A block's value is a small
-/// header (format, event count, last offset, oldest timestamp, raw size) and the body, each
-/// event as [offset, timestamp, length, payload].
+/// partition since the last commit, LZ4-compressed (the format: spool_block.h). Keys sort as
+/// (topic, partition, first offset of the block) (see spool_block_key), so a partition's blocks are
+/// one contiguous key range: drained by one iterator, released by one DeleteRange. A block's value
+/// is a small header (format, event count, last offset, oldest timestamp, raw size) and the body,
+/// each event as [offset, timestamp, length, payload].
 ///
 /// Why blocks: Debian's RocksDB computes the WAL's CRC32c in software and every byte is copied
 /// into the write batch, the WAL and the memtable; JSON events compress about 5x in a block, so
@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 
+#include "common/logging.h"
 #include "storage/spool.h"
 
 namespace rocksdb {
@@ -76,6 +77,7 @@ class RocksDbSpool final : public Spool {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::string path_;
+  bool write_failed_ = false;  ///< the last commit failed: Resume() before the next
   std::map<PartitionKey, Staged> staged_;
   Staged* last_staged_ = nullptr;  ///< staged_ entry of the last append
   std::string last_staged_topic_;
@@ -86,6 +88,8 @@ class RocksDbSpool final : public Spool {
   uint64_t committed_stored_bytes_ = 0;  ///< since open: what they took on disk
   std::vector<std::string> values_;      ///< reused block encoding buffers, one per staged block
   mutable std::string scratch_;          ///< reused decompression buffer (ingest thread only)
+  /// One line a minute about offsets appended twice (ingest thread only; this spool's own).
+  RateLimiter duplicate_log_{std::chrono::seconds(60)};
   mutable std::mutex mu_;
   std::map<PartitionKey, SpoolPartition> partitions_;  ///< guarded by mu_
   /// Per partition, events of its first block below the last release: on disk, not counted.

@@ -1,5 +1,9 @@
 #include "storage/table_layout.h"
 
+#include <algorithm>
+#include <map>
+#include <set>
+
 namespace sluice::storage {
 
 std::string table_name_for(std::string_view schema, long long revision) {
@@ -76,5 +80,89 @@ TableLayout::TableLayout(std::string name, std::vector<Column> event_columns)
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
 #pragma GCC diagnostic pop
 #endif
+
+namespace {
+
+enum class Family { kText, kInteger, kReal, kDateTime, kOther };
+
+Family family_of(std::string_view data_type) {
+  static const std::set<std::string_view> text = {
+      "char",     "varchar",  "binary", "varbinary",  "tinyblob", "blob", "mediumblob",
+      "longblob", "tinytext", "text",   "mediumtext", "longtext", "json"};
+  static const std::set<std::string_view> integer = {"tinyint", "smallint", "mediumint",
+                                                     "int",     "integer",  "bigint"};
+  static const std::set<std::string_view> real = {"float", "double", "real", "decimal"};
+  if (text.contains(data_type)) return Family::kText;
+  if (integer.contains(data_type)) return Family::kInteger;
+  if (real.contains(data_type)) return Family::kReal;
+  if (data_type == "datetime" || data_type == "timestamp") return Family::kDateTime;
+  return Family::kOther;
+}
+
+/// The families a column of `type` takes: a boolean or an integer goes into any integer
+/// column (or a decimal), a number into a floating point or decimal one.
+bool takes(ColumnType type, Family f) {
+  switch (type) {
+    case ColumnType::kBoolean:
+    case ColumnType::kInteger:
+      return f == Family::kInteger || f == Family::kReal;
+    case ColumnType::kNumber:
+      return f == Family::kReal;
+    case ColumnType::kString:
+    case ColumnType::kJson:
+      return f == Family::kText;
+  }
+  return false;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+std::string check_layout(const TableLayout& layout, const std::vector<ExistingColumn>& existing) {
+  std::map<std::string, const ExistingColumn*> by_name;
+  for (const auto& c : existing) by_name.emplace(lower(c.name), &c);
+  std::set<std::string> written;
+  auto expect = [&](std::string_view name, bool ok_family(Family),
+                    std::string_view ours) -> std::string {
+    const auto it = by_name.find(lower(name));
+    written.insert(lower(name));
+    if (it == by_name.end()) return "column `" + std::string(name) + "` is missing";
+    if (!ok_family(family_of(it->second->data_type))) {
+      return "column `" + std::string(name) + "` is " + it->second->data_type +
+             ", where Sluice writes " + std::string(ours);
+    }
+    return "";
+  };
+  static constexpr auto text = [](Family f) { return f == Family::kText; };
+  static constexpr auto date_time = [](Family f) { return f == Family::kDateTime; };
+  for (const auto name : kFixedColumns) {
+    const bool is_dt = name == "dt";
+    if (auto problem = expect(name, is_dt ? +date_time : +text, is_dt ? "DATETIME" : "text");
+        !problem.empty()) {
+      return problem;
+    }
+  }
+  for (const auto& c : layout.event_columns()) {
+    const auto it = by_name.find(lower(c.name));
+    written.insert(lower(c.name));
+    if (it == by_name.end()) return "column `" + c.name + "` is missing";
+    if (!takes(c.type, family_of(it->second->data_type))) {
+      return "column `" + c.name + "` is " + it->second->data_type + ", where Sluice writes " +
+             std::string(sql_type(c.type));
+    }
+  }
+  for (const auto& c : existing) {
+    if (written.contains(lower(c.name))) continue;
+    if (!c.nullable && !c.has_default && !c.filled_by_server) {
+      return "column `" + c.name + "` is NOT NULL without a default: Sluice cannot fill it";
+    }
+  }
+  return "";
+}
 
 }  // namespace sluice::storage

@@ -40,6 +40,25 @@ std::string_view sql_type(ColumnType type);
 /// Quotes an identifier with backticks (doubling any backtick inside).
 std::string quote_identifier(std::string_view name);
 
+/// A column of a table that exists already, as information_schema.COLUMNS describes it.
+struct ExistingColumn {
+  std::string name;
+  std::string data_type;          ///< DATA_TYPE, lower case: "varbinary", "bigint", ...
+  bool nullable = true;           ///< IS_NULLABLE
+  bool has_default = false;       ///< a DEFAULT, DEFAULT NULL included
+  bool filled_by_server = false;  ///< auto-increment or generated
+};
+
+class TableLayout;
+
+/// Why a table that exists already cannot take this layout's rows, naming the column ("column
+/// `dt` is missing", "column `legacy_id` is NOT NULL without a default"), or "" when it can:
+/// every column Sluice writes exists (names compare case-insensitively) with a type of the same
+/// family (text, integer, floating point, date-time), and every other column fills itself
+/// (nullable, a default, auto-increment, generated). Widths are not compared: a value too wide
+/// for a narrower column is refused per row, and that row alone is dead-lettered.
+std::string check_layout(const TableLayout& layout, const std::vector<ExistingColumn>& existing);
+
 class TableLayout {
  public:
   TableLayout(std::string name, std::vector<Column> event_columns);

@@ -6,8 +6,10 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -67,6 +69,36 @@ TEST_F(MaintenanceTest, PlannedMaintenancePauseStopServerSpoolStartResumeIsExact
   EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
 }
 
+TEST_F(MaintenanceTest, PauseThatWaitsFifteenSecondsForASlowTransactionStillAnswers) {
+  auto sluice = start_sluice(dir_, config());
+  produce(50);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  // A DBA's table lock holds the next batch's statement inside its transaction: the pause can
+  // only answer once that transaction ends, 15 s from now.
+  db_->exec("LOCK TABLES TestSchema_1 WRITE");
+  produce(50);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return db_->scalar(
+                   "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = "
+                   "'sluice' AND STATE LIKE '%metadata lock%'") > 0;
+      },
+      30s))
+      << sluice->log();
+  std::string out;
+  int code = -1;
+  std::thread pause([&] { code = cli(*sluice, {"pause", "--reason", "slow"}, out); });
+  std::this_thread::sleep_for(15s);
+  db_->exec("UNLOCK TABLES");
+  pause.join();
+  EXPECT_EQ(code, 0) << out << sluice->log();
+  EXPECT_NE(out.find("paused"), std::string::npos) << out;
+  EXPECT_EQ(sluice_connections(), 0);
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  verify_exact();
+}
+
 TEST_F(MaintenanceTest, KilledWhileSpoolingComesBackPausedAndQuietThenDrainsExactly) {
   auto sluice = start_sluice(dir_, config());
   produce(200);
@@ -120,7 +152,14 @@ TEST_F(MaintenanceTest, FullSpoolStopsFetchingLosesNothingAndResumesAsItDrains) 
   std::string out;
   ASSERT_EQ(cli(*sluice, {"pause"}, out), 0) << out;
   produce(2500);  // about 3 MB, some 500 KB compressed: far more than the spool may hold
-  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["full"] == true; }, 60s))
+  // `full` is published the round the limit is reached, `fetch_paused` (and the log line) the
+  // round after: wait for both.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = status(*sluice);
+        return s.is_object() && s["spool"]["full"] == true && s["fetch_paused"] == true;
+      },
+      60s))
       << status(*sluice).dump() << sluice->log();
   const auto full = status(*sluice);
   EXPECT_LT(full["spool"]["events"].get<int64_t>(), 10000);
@@ -129,6 +168,115 @@ TEST_F(MaintenanceTest, FullSpoolStopsFetchingLosesNothingAndResumesAsItDrains) 
   ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
   ASSERT_TRUE(wait_for_all()) << sluice->log();
   verify_exact();
+}
+
+/// Resident memory of a process, in KiB (VmRSS), or -1.
+int64_t rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+/// A small filesystem of the test's own (tmpfs, needs root) at `path`, unmounted at the end.
+class SmallDisk {
+ public:
+  SmallDisk(std::string path, const std::string& size) : path_(std::move(path)) {
+    std::filesystem::create_directories(path_);
+    std::string out;
+    mounted_ =
+        run_command({"mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", path_}, out) == 0;
+    EXPECT_TRUE(mounted_) << "mount a tmpfs (the tests run as root): " << out;
+  }
+  ~SmallDisk() {
+    std::string out;
+    if (mounted_) run_command({"umount", "-l", path_}, out);
+  }
+  bool mounted() const { return mounted_; }
+  /// Space returns: the filesystem grows.
+  bool grow(const std::string& size) {
+    std::string out;
+    return run_command({"mount", "-o", "remount,size=" + size, path_}, out) == 0;
+  }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
+// The spool on a filesystem that fills up: fetching stops for what would be spooled, memory
+// stays bounded, status and metrics say why; once there is space again the spool writes by
+// itself, and every event ends up stored exactly once.
+TEST_F(MaintenanceTest, ASpoolOnAFullDiskStopsFetchingSaysWhyAndRecoversWhenSpaceReturns) {
+  SmallDisk disk(dir_.file("spool"), "4m");
+  ASSERT_TRUE(disk.mounted());
+  auto sluice = start_sluice(dir_, config());
+  produce(10);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "disk drill"}, out), 0) << out;
+  // Incompressible events (junk, dead-lettered once drained), 4 KB each: 6 MB, more than the
+  // disk holds (and less than the test broker keeps per partition).
+  std::mt19937 random(7);
+  int64_t junk = 0;
+  auto produce_junk = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      std::string payload(4000, '\0');
+      for (auto& ch : payload) ch = static_cast<char>(random());
+      producer_->produce(topic_, static_cast<int32_t>(i % partitions_), payload);
+      ++junk;
+    }
+    producer_->flush();
+  };
+  produce_junk(1500);
+  produce(100);
+  nlohmann::json s;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = status(*sluice);
+        return s.is_object() && s["spool"]["error"].is_string() && s["fetch_paused"] == true;
+      },
+      60s))
+      << s.dump() << sluice->log();
+  EXPECT_NE(s["spool"]["error"].get<std::string>().find("No space left"), std::string::npos)
+      << s.dump();
+  EXPECT_EQ(s["state"], "paused");
+  std::string text;
+  EXPECT_EQ(cli(*sluice, {"status"}, text), 0);
+  EXPECT_NE(text.find("CANNOT WRITE"), std::string::npos) << text;
+  const std::string url = admin_url(*sluice);
+  std::string metrics;
+  ASSERT_EQ(run_command({"curl", "-sf", url + "/metrics"}, metrics), 0);
+  EXPECT_EQ(metrics.find("sluice_spool_write_errors_total 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("sluice_spool_write_errors_total "), std::string::npos) << metrics;
+
+  // Bounded: another 6 MB arriving while the disk is full changes nothing in memory.
+  std::this_thread::sleep_for(2s);
+  const int64_t rss_full = rss_kib(sluice->pid());
+  produce_junk(1500);
+  produce(100);
+  std::this_thread::sleep_for(5s);
+  const int64_t rss_later = rss_kib(sluice->pid());
+  std::cout << "[ measure  ] RSS with the spool's disk full " << rss_full / 1024 << " MiB, after "
+            << "6 MB more arrived " << rss_later / 1024 << " MiB\n";
+  EXPECT_LT(rss_later, rss_full + 8 * 1024) << "memory grows with what cannot be spooled";
+  EXPECT_EQ(status(*sluice)["spool"]["error"].is_string(), true);
+
+  ASSERT_TRUE(disk.grow("256m"));
+  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["error"].is_null(); }, 30s))
+      << sluice->log();
+  EXPECT_NE(sluice->log().find("the spool writes again"), std::string::npos);
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  ASSERT_TRUE(
+      wait_until([&] { return stored_offsets() == static_cast<int64_t>(produced()) + junk; }, 180s))
+      << sluice->log();
+  verify_exact();
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter WHERE reason LIKE "
+                        "'malformed_json%'"),
+            junk);
+  EXPECT_EQ(sluice->log().find("kafka_gap"), std::string::npos) << "nothing expired unread";
 }
 
 /// Lines at warning level or above in a log: what an on-call person would be paged by.

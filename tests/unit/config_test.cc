@@ -354,3 +354,30 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(ConfigTextTest, TextParsesLikeAFileAndNamesThePathGiven) {
+  auto c = parse_config("kafka:\n  topics: [a]\nbatch:\n  max_rows: 7\n", "/etc/sluice/x.yaml");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->batch.max_rows, 7);
+  EXPECT_EQ(c->schemas_path, "/etc/sluice/schemas");
+  auto bad = parse_config("kafka:\n  topics: [a]\nbatch:\n  max_rowz: 7\n", "/etc/sluice/x.yaml");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().message().rfind("/etc/sluice/x.yaml:4: batch.max_rowz: unknown key", 0),
+            0u)
+      << bad.status().message();
+}
+
+TEST(ConfigTextTest, APasswordFileThatIsNotARegularFileIsRefusedNotReadForever) {
+  for (const char* path : {"/dev/zero", "/dev/stdin", "/tmp"}) {
+    auto c = parse_config(
+        std::string("kafka:\n  topics: [a]\nmariadb:\n  password_file: ") + path + "\n", "/x.yaml");
+    ASSERT_FALSE(c.is_ok()) << path;
+    EXPECT_NE(c.status().message().find("cannot read password file"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace sluice

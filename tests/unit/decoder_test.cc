@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "common/text.h"
+#include "storage/batch.h"
 #include "storage/row_format.h"
 #include "testing/harness.h"
 
@@ -198,6 +200,64 @@ TEST_F(DecoderTest, BenchmarkNavigationTimingEventsAreValidAndVaried) {
   // Optional fields come and go: rows differ in how many columns they fill.
   EXPECT_GE(non_null_counts.size(), 5u);
   EXPECT_GE(*non_null_counts.rbegin(), 30u);
+}
+
+}  // namespace
+}  // namespace sluice::ingest
+
+namespace sluice::ingest {
+namespace {
+
+class DecoderLimitsTest : public DecoderTest {};
+
+const std::string kHead =
+    R"({"uuid":"babb66f34a0a5de3be0c6513088be33e","wiki":"enwiki","schema":"TestSchema",)"
+    R"("revision":1,)";
+
+TEST_F(DecoderLimitsTest, AnUnexpectedFieldNameOfAnyLengthGivesAReasonThatFitsTheColumn) {
+  for (size_t n : {2000u, 100'000u}) {
+    const auto reason =
+        reason_of(kHead + R"("event":{"value":"v","seq":1,")" + std::string(n, 'f') + R"(":1}})");
+    EXPECT_EQ(reason.rfind("unexpected_field: event.ffff", 0), 0u) << reason;
+    EXPECT_NE(reason.find("…: not declared by the schema"), std::string::npos) << reason;
+    EXPECT_LE(reason.size(), storage::kMaxReasonBytes);
+  }
+  // Cut at a character boundary: the reason stays UTF-8.
+  const auto reason = reason_of(kHead + R"("event":{"value":"v","seq":1,")" +
+                                std::string(195, 'k') + "😀😀😀😀" + R"(":1}})");
+  for (size_t i = 0; i < reason.size();) {
+    const size_t n = utf8_sequence_length(reason, i);
+    ASSERT_GT(n, 0u) << "not UTF-8 at byte " << i << ": " << reason;
+    i += n;
+  }
+}
+
+TEST_F(DecoderLimitsTest, NumbersOutOfRangeAreInvalidValuesNamingTheFieldNotMalformedJson) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"("event":{"value":"v","seq":1,"ratio":1e400}})", "invalid_value: event.ratio: number"},
+      {R"("event":{"value":"v","seq":1,"ratio":-1.5E+400}})", "invalid_value: event.ratio"},
+      {R"("event":{"value":"v","seq":18446744073709551616}})", "invalid_value: event.seq"},
+      {R"("event":{"value":"v","seq":-9223372036854775809}})", "invalid_value: event.seq"},
+      {R"("event":{"value":"v","seq":1,"tags":[1,2,1e999]}})", "invalid_value: event.tags[2]"},
+      {R"("timestamp":1e400,"event":{"value":"v","seq":1}})", "invalid_value: timestamp"},
+      {R"("event":{"value":"v","seq":1,"nested":{"deeplyNested":{"pi":123456789e999}}}})",
+       "invalid_value: event.nested.deeplyNested.pi"},
+  };
+  for (const auto& [json, expected] : cases) {
+    const auto reason = reason_of(kHead + json);
+    EXPECT_EQ(reason.rfind(expected, 0), 0u) << json << "\nreason: " << reason;
+  }
+  // Not numbers at all, or an out-of-range number in a document that is not JSON otherwise:
+  // still malformed.
+  for (const std::string json :
+       {R"("event":{"value":"v","seq":01}})", R"("event":{"value":"v","seq":1.}})",
+        R"("event":{"value":"v","seq":-}})", R"("event":{"value":"v","seq":1e400,}})"}) {
+    EXPECT_EQ(reason_of(kHead + json).rfind("malformed_json: ", 0), 0u) << json;
+  }
+  // Underflow is zero, not an error; the largest 64-bit integers are numbers.
+  EXPECT_EQ(row_of(kHead + R"("event":{"value":"v","seq":1,"ratio":1e-400}})")["event_ratio"], "0");
+  EXPECT_EQ(row_of(kHead + R"("event":{"value":"v","seq":9223372036854775807}})")["event_seq"],
+            "9223372036854775807");
 }
 
 }  // namespace

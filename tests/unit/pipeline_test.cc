@@ -545,6 +545,34 @@ TEST_F(PipelineTest, CrashWhileDrainingRestartsFromTheSpoolAndFinishesExactly) {
   ASSERT_TRUE(run_until([&] { return state() == "running" && spool_->totals().events == 0; }));
 }
 
+// A spool that cannot write (a full disk, an I/O error) is treated like a full one: fetching
+// stops for everything that would go to it, so what waits in memory is bounded by one poll;
+// status and stats say why; writes are retried (not every round) until the disk takes them.
+TEST_F(PipelineTest, ASpoolThatCannotWriteStopsFetchingSaysWhyAndRecoversByItself) {
+  ASSERT_TRUE(start());
+  ASSERT_TRUE(pause());
+  spool_->fail_commits(true);     // no space left on the spool's disk
+  for (int i = 0; i < 10; ++i) {  // events keep arriving
+    produce(300);
+    run_rounds(30);
+  }
+  const auto s = pipeline_->status();
+  EXPECT_NE(s.spool_error, "") << "status says why";
+  EXPECT_TRUE(s.fetch_paused);
+  EXPECT_FALSE(source_->fetching(kTopic, 0));
+  EXPECT_FALSE(source_->fetching(kTopic, 1));
+  EXPECT_GT(pipeline_->stats().spool_write_errors.load(), 0U);
+  EXPECT_LT(pipeline_->stats().spool_write_errors.load(), 300U / 10U)
+      << "retried at a bounded rate, not every round";
+  EXPECT_LE(spool_->staged(), 600U) << "fetching went on into a spool that cannot write";
+  spool_->fail_commits(false);  // space again
+  ASSERT_TRUE(run_until([&] { return pipeline_->status().spool_error.empty(); }, 100ms));
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }, 100ms));
+  ASSERT_TRUE(resume());
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+}
+
 TEST_F(PipelineTest, FullSpoolStopsFetchingAndFetchingResumesAsItDrains) {
   config_.spool.max_bytes = 20'000;  // a few dozen events
   ASSERT_TRUE(start());

@@ -2,11 +2,15 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
+#include "common/logging.h"
+#include "storage/spool_block.h"
 #include "testing/harness.h"
 
 namespace sluice::storage {
@@ -253,6 +257,112 @@ TEST(RocksDbSpool, UnreadableFolderIsAnError) {
   testing::TempDir dir;
   std::ofstream(dir.file("file")) << "not a folder";
   EXPECT_FALSE(RocksDbSpool::open(dir.file("file") + "/spool").is_ok());
+}
+
+}  // namespace
+}  // namespace sluice::storage
+
+namespace sluice::storage {
+namespace {
+
+using namespace spool_block;
+
+std::string raw_block(const std::vector<std::pair<int64_t, std::string>>& events,
+                      uint32_t claimed_events = 0) {
+  std::string body;
+  for (const auto& [offset, payload] : events) {
+    put_signed(body, offset);
+    put_signed(body, 1000 + offset);
+    put_be32(body, static_cast<uint32_t>(payload.size()));
+    body += payload;
+  }
+  std::string value(1, static_cast<char>(kFormatRaw));
+  put_be32(value, claimed_events ? claimed_events : static_cast<uint32_t>(events.size()));
+  put_signed(value, events.empty() ? 0 : events.back().first);
+  put_signed(value, 1000);
+  put_be32(value, static_cast<uint32_t>(body.size()));
+  return value + body;
+}
+
+TEST(SpoolBlock, BlocksTheSpoolWritesDecodeBackToTheirEvents) {
+  testing::TempDir dir;
+  {
+    auto spool = open_spool(dir.file("spool"));
+    for (int64_t o = 0; o < 50; ++o) {
+      spool->append("t", 0, o, 2000 + o, "payload " + std::string(o % 7 * 10, 'x'));
+    }
+    ASSERT_TRUE(spool->commit().is_ok());
+  }
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir.file("spool"), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  it->Seek(spool_block_key("t", 0, 0));
+  ASSERT_TRUE(it->Valid());
+  std::string scratch;
+  std::vector<int64_t> offsets;
+  const auto st = decode_block(std::string_view(it->value().data(), it->value().size()), scratch,
+                               [&](int64_t offset, int64_t ts, std::string_view p) {
+                                 EXPECT_EQ(ts, 2000 + offset);
+                                 EXPECT_EQ(p.size(), 8 + static_cast<size_t>(offset % 7 * 10));
+                                 offsets.push_back(offset);
+                                 return true;
+                               });
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  EXPECT_EQ(offsets, range(0, 50));
+}
+
+TEST(SpoolBlock, CorruptBlocksAreRefusedWithoutTrustingTheirLengths) {
+  std::string scratch;
+  auto decode = [&](const std::string& value) {
+    return decode_block(value, scratch, [](int64_t, int64_t, std::string_view) { return true; });
+  };
+  const std::string good = raw_block({{5, "a"}, {6, "bb"}});
+  EXPECT_TRUE(decode(good).is_ok());
+  EXPECT_FALSE(decode(good.substr(0, kHeaderSize - 1)).is_ok());      // header cut
+  EXPECT_FALSE(decode(good.substr(0, good.size() - 1)).is_ok());      // body cut
+  EXPECT_FALSE(decode(raw_block({{5, "a"}, {6, "bb"}}, 3)).is_ok());  // count lies
+  EXPECT_FALSE(decode(raw_block({{6, "a"}, {5, "bb"}})).is_ok());     // offsets go back
+  std::string unknown = good;
+  unknown[0] = 7;
+  EXPECT_FALSE(decode(unknown).is_ok());
+  // An LZ4 block claiming a 4 GiB body from a few stored bytes: refused before allocating.
+  std::string huge(1, static_cast<char>(kFormatLz4));
+  put_be32(huge, 1);
+  put_signed(huge, 1);
+  put_signed(huge, 1);
+  put_be32(huge, 0xffffffffu);
+  huge += "\x10junk";
+  EXPECT_FALSE(decode(huge).is_ok());
+  EXPECT_LT(scratch.capacity(), 1u << 20);
+}
+
+}  // namespace
+}  // namespace sluice::storage
+
+namespace sluice::storage {
+namespace {
+
+TEST(RocksDbSpool, EachSpoolRateLimitsItsOwnLogLines) {
+  // Two spools in one process (tests, `sluice bench`): a duplicate append in the second must
+  // be reported even right after one in the first — the limiter is each spool's own.
+  std::ostringstream out;
+  auto log = logger("spool");
+  const auto sinks = log->sinks();
+  log->sinks() = {std::make_shared<spdlog::sinks::ostream_sink_mt>(out)};
+  testing::TempDir dir;
+  for (const char* name : {"a", "b"}) {
+    auto spool = open_spool(dir.file(name));
+    ASSERT_TRUE(spool);
+    spool->append("t", 0, 1, 1, "x");
+    spool->append("t", 0, 1, 1, "x again");
+  }
+  log->sinks() = sinks;
+  size_t lines = 0;
+  for (size_t at = 0; (at = out.str().find("is already spooled", at)) != std::string::npos; ++at) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2u) << out.str();
 }
 
 }  // namespace

@@ -155,3 +155,67 @@ TEST(FieldTable, FindsEveryNameAndOnlyThoseWhateverTheirLength) {
 
 }  // namespace
 }  // namespace sluice::ingest
+
+namespace sluice::ingest {
+namespace {
+
+TEST(Schema, FlattenedNamesThatCollideAreRefusedNamingBothFields) {
+  auto nested = compile_schema("T", 1, R"({"properties": {"a_b": {"type": "string"},
+      "a": {"type": "object", "properties": {"b": {"type": "integer"}}}}})");
+  ASSERT_FALSE(nested.is_ok());
+  EXPECT_NE(nested.status().message().find("event.a_b and event.a.b collide"), std::string::npos)
+      << nested.status().message();
+  EXPECT_NE(nested.status().message().find("column event_a_b"), std::string::npos);
+  auto cased = compile_schema(
+      "T", 1, R"({"properties": {"Value": {"type": "string"}, "value": {"type": "string"}}})");
+  ASSERT_FALSE(cased.is_ok());
+  EXPECT_NE(cased.status().message().find("case-insensitive"), std::string::npos);
+}
+
+TEST(Schema, LayoutsMariaDbCannotCreateAreRefusedAtCompileTime) {
+  for (const std::string& name :
+       {std::string("trailing "), std::string("ctl\\u0001"), std::string("emoji\\ud83d\\ude00")}) {
+    auto s = compile_schema("T", 1, R"({"properties": {")" + name + R"(": {}}})");
+    EXPECT_FALSE(s.is_ok()) << name;
+  }
+  std::string wide = R"({"properties": {)";
+  for (int i = 0; i < 70; ++i)
+    wide += (i ? "," : "") + ("\"s" + std::to_string(i) + "\": {\"type\": \"string\"}");
+  wide += "}}";
+  auto too_wide = compile_schema("T", 1, wide);
+  ASSERT_FALSE(too_wide.is_ok());
+  EXPECT_NE(too_wide.status().message().find("65535"), std::string::npos)
+      << too_wide.status().message();
+  auto long_table = compile_schema(std::string(80, 'L'), 1, "{}");
+  EXPECT_FALSE(long_table.is_ok());
+}
+
+TEST(Schema, UnknownNamesAreRememberedBoundedAndInvalidOnesNever) {
+  SchemaRegistry registry(testing::source_dir() + "/schemas");
+  std::string error;
+  for (int i = 0; i < 5000; ++i) {
+    EXPECT_EQ(registry.find("Unknown" + std::to_string(i), 1, error), nullptr);
+    EXPECT_EQ(registry.find("TestSchema", 1000 + i, error), nullptr);
+    EXPECT_LE(registry.remembered_misses(), 1024u);
+  }
+  EXPECT_EQ(error, "unknown_revision: TestSchema revision 5999");
+  SchemaRegistry fresh(testing::source_dir() + "/schemas");
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(fresh.find("../x" + std::to_string(i), 1, error), nullptr);
+  }
+  EXPECT_EQ(fresh.remembered_misses(), 0u);
+  // Known schemas are found whatever came before.
+  EXPECT_NE(registry.find("TestSchema", 1, error), nullptr);
+}
+
+TEST(Schema, AnInvalidSchemaNameOfAnyLengthGivesAReasonThatFitsTheColumn) {
+  SchemaRegistry registry(testing::source_dir() + "/schemas");
+  std::string error;
+  EXPECT_EQ(registry.find(std::string(100'000, 'S'), 1, error), nullptr);
+  EXPECT_LE(error.size(), 1024u);
+  EXPECT_EQ(error.rfind("unknown_schema: 'SSS", 0), 0u);
+  EXPECT_NE(error.find("…"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::ingest

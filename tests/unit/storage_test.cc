@@ -114,3 +114,144 @@ TEST(TableRowsPool, ReusesCapacityButKeepsOnlyABoundedNumberOfModestBuffers) {
 
 }  // namespace
 }  // namespace sluice::storage
+
+namespace sluice::storage {
+namespace {
+
+Batch three_tables_batch(const TableLayout& a, const TableLayout& b) {
+  Batch batch;
+  batch.topic = "t";
+  batch.partition = 3;
+  batch.generation = 9;
+  batch.base_offset = 10;
+  batch.end_offset = 20;
+  batch.tables.resize(2);
+  batch.tables[0].table = &a;
+  batch.tables[1].table = &b;
+  auto add = [](TableRows& t, int64_t offset) {
+    t.data += "r" + std::to_string(offset) + "\n";
+    t.offsets.push_back(offset);
+    t.ends.push_back(static_cast<uint32_t>(t.data.size()));
+  };
+  for (int64_t o : {10, 12, 13, 17}) add(batch.tables[0], o);
+  for (int64_t o : {11, 18}) add(batch.tables[1], o);
+  batch.dead_letters.push_back({14, "x", "p14"});
+  batch.dead_letters.push_back({19, "y", "p19"});
+  batch.events = 8;  // offsets 15 and 16 hold no record
+  return batch;
+}
+
+TEST(Batch, SplitAtKeepsBothHalvesContiguousAndEveryEventOnce) {
+  TableLayout a("A_1", {}), b("B_1", {});
+  Batch head = three_tables_batch(a, b);
+  const int64_t middle = head.middle_offset();
+  EXPECT_EQ(middle, 14);  // the fifth of eight events
+  Batch tail = head.split_at(middle);
+  EXPECT_EQ(head.base_offset, 10);
+  EXPECT_EQ(head.end_offset, 14);
+  EXPECT_EQ(tail.base_offset, 14);
+  EXPECT_EQ(tail.end_offset, 20);
+  EXPECT_EQ(tail.topic, "t");
+  EXPECT_EQ(tail.partition, 3);
+  EXPECT_EQ(tail.generation, 9u);
+  EXPECT_EQ(head.events, 4u);
+  EXPECT_EQ(tail.events, 4u);
+  ASSERT_EQ(head.tables.size(), 2u);
+  EXPECT_EQ(head.tables[0].data, "r10\nr12\nr13\n");
+  EXPECT_EQ(head.tables[1].data, "r11\n");
+  EXPECT_TRUE(head.dead_letters.empty());
+  ASSERT_EQ(tail.tables.size(), 2u);
+  EXPECT_EQ(tail.tables[0].data, "r17\n");
+  EXPECT_EQ(tail.tables[0].ends, (std::vector<uint32_t>{4}));
+  EXPECT_EQ(tail.tables[1].offsets, (std::vector<int64_t>{18}));
+  ASSERT_EQ(tail.dead_letters.size(), 2u);
+  EXPECT_EQ(tail.dead_letters[0].payload, "p14");
+
+  // Down to single events, then nothing to split.
+  Batch one = tail.split_at(tail.middle_offset());
+  while (one.events > 1) one = one.split_at(one.middle_offset());
+  EXPECT_EQ(one.middle_offset(), -1);
+}
+
+TEST(Batch, DeadLetterTableTurnsItsRowsIntoDeadLettersInOffsetOrder) {
+  TableLayout a("A_1", {}), b("B_1", {});
+  Batch batch = three_tables_batch(a, b);
+  batch.dead_letter_table(0, "table_mismatch: A_1: column `dt` is missing");
+  ASSERT_EQ(batch.tables.size(), 1u);
+  EXPECT_EQ(batch.tables[0].table, &b);
+  ASSERT_EQ(batch.dead_letters.size(), 6u);
+  std::vector<int64_t> offsets;
+  for (const auto& d : batch.dead_letters) offsets.push_back(d.offset);
+  EXPECT_EQ(offsets, (std::vector<int64_t>{10, 12, 13, 14, 17, 19}));
+  EXPECT_EQ(batch.dead_letters[0].payload, "r10");
+  EXPECT_EQ(batch.dead_letters[0].reason, "table_mismatch: A_1: column `dt` is missing");
+  EXPECT_EQ(batch.events, 8u);
+}
+
+std::vector<ExistingColumn> sluice_columns(const TableLayout& layout) {
+  std::vector<ExistingColumn> out = {{"id", "bigint", false, false, true},
+                                     {"uuid", "char", false, false, false},
+                                     {"timestamp", "varbinary"},
+                                     {"dt", "datetime"},
+                                     {"wiki", "varbinary"},
+                                     {"webHost", "varbinary"},
+                                     {"userAgent", "varbinary"}};
+  for (const auto& c : layout.event_columns()) {
+    out.push_back({c.name, std::string(sql_type(c.type)).substr(0, sql_type(c.type).find('(')),
+                   true, false, false});
+    for (auto& ch : out.back().data_type) ch = static_cast<char>(std::tolower(ch));
+  }
+  return out;
+}
+
+TEST(TableLayout, ATableSluiceCreatedMatchesAndOneOfAnotherLayoutIsNamedByItsColumn) {
+  const TableLayout layout("S_1", {{"event_flag", ColumnType::kBoolean},
+                                   {"event_n", ColumnType::kInteger},
+                                   {"event_x", ColumnType::kNumber},
+                                   {"event_s", ColumnType::kString}});
+  auto cols = sluice_columns(layout);
+  EXPECT_EQ(check_layout(layout, cols), "");
+
+  // Names compare case-insensitively; narrower types of the same family are taken.
+  auto same = cols;
+  same[8].name = "EVENT_N";
+  same[8].data_type = "int";
+  same[10].data_type = "varchar";
+  EXPECT_EQ(check_layout(layout, same), "");
+  // Extra columns that fill themselves are fine.
+  same.push_back({"note", "varchar", true, false, false});
+  same.push_back({"added", "int", false, true, false});
+  same.push_back({"v", "int", false, false, true});
+  EXPECT_EQ(check_layout(layout, same), "");
+
+  auto missing = cols;
+  missing.erase(missing.begin() + 3);
+  EXPECT_EQ(check_layout(layout, missing), "column `dt` is missing");
+  auto wrong = cols;
+  wrong[9].data_type = "varbinary";
+  EXPECT_EQ(check_layout(layout, wrong),
+            "column `event_x` is varbinary, where Sluice writes DOUBLE");
+  auto not_null = cols;
+  not_null.push_back({"legacy_id", "int", false, false, false});
+  EXPECT_EQ(check_layout(layout, not_null),
+            "column `legacy_id` is NOT NULL without a default: Sluice cannot fill it");
+}
+
+TEST(DbError, LayoutAndValueRefusalsSplitTheBatchAndAccessDeniedReconnects) {
+  for (unsigned code : {ER_BAD_FIELD_ERROR, ER_NO_DEFAULT_FOR_FIELD, ER_DUP_ENTRY,
+                        ER_CONSTRAINT_FAILED, ER_TOO_BIG_ROWSIZE, ER_WRONG_VALUE_COUNT_ON_ROW}) {
+    EXPECT_EQ(classify_db_error(code), DbErrorClass::kBadRow) << code;
+  }
+  EXPECT_TRUE(reconnect_after(ER_TABLEACCESS_DENIED_ERROR));
+  EXPECT_TRUE(reconnect_after(ER_DBACCESS_DENIED_ERROR));
+  EXPECT_TRUE(reconnect_after(CR_SERVER_LOST));
+  EXPECT_TRUE(reconnect_after(ER_OPTION_PREVENTS_STATEMENT));
+  EXPECT_FALSE(reconnect_after(ER_LOCK_DEADLOCK));
+  EXPECT_FALSE(reconnect_after(ER_DATA_TOO_LONG));
+  EXPECT_FALSE(reconnect_after(ER_BAD_DB_ERROR));
+  EXPECT_TRUE(repeated_means_bad_batch(ER_STATEMENT_TIMEOUT));
+  EXPECT_FALSE(repeated_means_bad_batch(ER_LOCK_WAIT_TIMEOUT));
+}
+
+}  // namespace
+}  // namespace sluice::storage

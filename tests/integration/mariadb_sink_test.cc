@@ -1,0 +1,181 @@
+// Integration tests of the MariaDB adapter alone (no Kafka, no `sluice` process) against a
+// private mariadbd: LOAD DATA LOCAL serves only Sluice's own in-memory batch, dead letters of any
+// bytes round-trip, tables of another layout are found once and their rows dead-lettered, and a
+// session that lost a privilege is replaced once the grant is back.
+
+#include "storage/mariadb_sink.h"
+
+#include <gtest/gtest.h>
+#include <mysqld_error.h>
+
+#include <fstream>
+
+#include "storage/mariadb_connection.h"
+#include "storage/row_format.h"
+#include "storage/table_layout.h"
+#include "testing/harness.h"
+
+namespace sluice::testing {
+namespace {
+
+using storage::Batch;
+using storage::ColumnType;
+using storage::TableLayout;
+using storage::WriteOutcome;
+
+class SinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override { db_ = std::make_unique<MariaDb>(dir_.file("mariadb")); }
+
+  MariaDbConfig config() const {
+    MariaDbConfig c;
+    c.socket = db_->socket();
+    c.user = "sluice";
+    std::ifstream(db_->password_file()) >> c.password;
+    c.database = "log";
+    return c;
+  }
+
+  /// A batch of partition 0 over [base, base + n): rows of `table` at the offsets not in
+  /// `letters`, dead letters (reason, payload) at those.
+  Batch batch(const TableLayout& table, int64_t base, int64_t n,
+              const std::map<int64_t, std::pair<std::string, std::string>>& letters = {}) {
+    Batch b;
+    b.topic = "t";
+    b.partition = 0;
+    b.base_offset = base;
+    b.end_offset = base + n;
+    storage::TableRows rows;
+    rows.table = &table;
+    for (int64_t o = base; o < base + n; ++o) {
+      ++b.events;
+      if (auto it = letters.find(o); it != letters.end()) {
+        b.dead_letters.push_back({o, it->second.first, it->second.second});
+        continue;
+      }
+      char uuid[33];
+      std::snprintf(uuid, sizeof uuid, "%032llx", static_cast<unsigned long long>(o + 1));
+      storage::RowEncoder e(rows.data);
+      e.plain(uuid);
+      e.plain("20240101000000");
+      e.null();
+      e.text("enwiki");
+      e.null();
+      e.null();
+      for (size_t i = 0; i < table.event_columns().size(); ++i) e.text("v" + std::to_string(o));
+      e.end_row();
+      rows.offsets.push_back(o);
+      rows.ends.push_back(static_cast<uint32_t>(rows.data.size()));
+    }
+    if (!rows.offsets.empty()) b.tables.push_back(std::move(rows));
+    return b;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<MariaDb> db_;
+  const TableLayout table_{"Sink_1", {{"event_a", ColumnType::kString}}};
+};
+
+TEST_F(SinkTest, LoadDataServesOnlyItsOwnInMemoryBatchAndNeverReadsAFile) {
+  std::unique_ptr<storage::MariaDbConnection> conn;
+  ASSERT_TRUE(storage::MariaDbConnection::open(config(), conn).is_ok());
+  ASSERT_TRUE(conn->exec("CREATE TABLE f (a VARBINARY(200))").is_ok());
+  const std::string secret = dir_.file("secret");
+  std::ofstream(secret) << "password-do-not-send\n";
+
+  auto ok = conn->load_data("LOAD DATA LOCAL INFILE 'sluice-batch' INTO TABLE f", "sluice-batch",
+                            "from-memory\n");
+  ASSERT_TRUE(ok.is_ok()) << ok.describe();
+  // A request for another name during Sluice's own load: refused, nothing read.
+  auto other = conn->load_data("LOAD DATA LOCAL INFILE '" + secret + "' INTO TABLE f",
+                               "sluice-batch", "from-memory\n");
+  EXPECT_FALSE(other.is_ok());
+  EXPECT_NE(other.message.find("refused the server's request for local file"), std::string::npos)
+      << other.describe();
+  // A request outside load_data (the server may ask on any statement): refused too.
+  auto unarmed = conn->exec("LOAD DATA LOCAL INFILE '" + secret + "' INTO TABLE f");
+  EXPECT_FALSE(unarmed.is_ok());
+  EXPECT_NE(unarmed.message.find(secret), std::string::npos) << unarmed.describe();
+  // The session is still usable, and only the in-memory row arrived.
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  ASSERT_TRUE(conn->query("SELECT a FROM f", rows).is_ok());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(*rows[0][0], "from-memory");
+}
+
+TEST_F(SinkTest, DeadLettersOfAnyBytesRoundTripExactly) {
+  storage::MariaDbSink sink(config(), "g");
+  std::string all_bytes;
+  for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
+  const std::map<int64_t, std::pair<std::string, std::string>> letters = {
+      {0, {"malformed_json: message: é and a quote ' and a backslash \\", all_bytes}},
+      {1, {"malformed_json: message: x", "\xff\xfe{\"not\": json \xc3\x28"}},
+      {2, {"malformed_json: message: y", ""}},
+      {3, {std::string(5000, 'r'), "z"}},  // a reason past the column: cut, never refused
+  };
+  Batch b = batch(table_, 0, 5, letters);
+  const auto r = sink.write(b);
+  ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << r.error.describe();
+  const auto stored =
+      db_->query("SELECT kafka_offset, reason, payload FROM sluice_dead_letter ORDER BY id");
+  ASSERT_EQ(stored.size(), 4u);
+  for (const auto& row : stored) {
+    const auto& [reason, payload] = letters.at(std::stoll(*row[0]));
+    if (reason.size() <= 1024) {
+      EXPECT_EQ(*row[1], reason);
+    }
+    EXPECT_LE(row[1]->size(), 1024u);
+    EXPECT_TRUE(row[2].value_or("") == payload) << "payload changed at " << *row[0];
+  }
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Sink_1"), 1);
+}
+
+TEST_F(SinkTest, ATableOfAnotherLayoutIsFoundAndItsRowsDeadLetteredUntilItIsFixed) {
+  db_->exec(
+      "CREATE TABLE Sink_1 (id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(32), "
+      "timestamp VARBINARY(14), dt DATETIME, wiki VARBINARY(1024), webHost "
+      "VARBINARY(1024), userAgent VARBINARY(1024), event_a VARBINARY(1024), "
+      "legacy INT NOT NULL)");
+  storage::MariaDbSink sink(config(), "g");
+  Batch first = batch(table_, 0, 10);
+  auto r = sink.write(first);
+  ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << r.error.describe();
+  EXPECT_EQ(r.rows, 0u);
+  EXPECT_EQ(r.dead_letters, 10u);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter WHERE reason = "
+                        "'table_mismatch: Sink_1: column `legacy` is NOT NULL without a default: "
+                        "Sluice cannot fill it'"),
+            10);
+  // The DBA fixes the table: the next batch is written there.
+  db_->exec("ALTER TABLE Sink_1 MODIFY legacy INT NULL");
+  Batch second = batch(table_, 10, 10);
+  r = sink.write(second);
+  ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << r.error.describe();
+  EXPECT_EQ(r.rows, 10u);
+  EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets"), 20);
+}
+
+TEST_F(SinkTest, ASessionThatLostAPrivilegeIsReplacedOnceTheGrantIsBack) {
+  storage::MariaDbSink sink(config(), "g");
+  Batch first = batch(table_, 0, 5);
+  ASSERT_EQ(sink.write(first).outcome, WriteOutcome::kCommitted);
+  for (const char* host : {"localhost", "127.0.0.1"}) {
+    db_->exec(std::string("REVOKE INSERT ON log.* FROM 'sluice'@'") + host + "'");
+  }
+  sink.disconnect();  // the session ends (a restart, a resume, a killed connection)
+  Batch second = batch(table_, 5, 5);
+  const auto refused = sink.write(second);
+  ASSERT_EQ(refused.outcome, WriteOutcome::kFailed);
+  EXPECT_EQ(refused.error.code, static_cast<unsigned>(ER_TABLEACCESS_DENIED_ERROR));
+  EXPECT_EQ(refused.failed_table, "Sink_1");
+  for (const char* host : {"localhost", "127.0.0.1"}) {
+    db_->exec(std::string("GRANT INSERT ON log.* TO 'sluice'@'") + host + "'");
+  }
+  // Database-level grants apply at the next connect: the sink must have let the old one go.
+  const auto again = sink.write(second);
+  ASSERT_EQ(again.outcome, WriteOutcome::kCommitted) << again.error.describe();
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Sink_1"), 10);
+}
+
+}  // namespace
+}  // namespace sluice::testing
