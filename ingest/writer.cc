@@ -330,7 +330,7 @@ Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bo
   Backoff access(milliseconds(100), milliseconds(5'000));
   int failures = 0;          // of this part; the streak (failed_attempts_) spans batches
   int lasting_failures = 0;  // of this part, neither transient nor split: for a RetryLimit
-  int timeouts = 0;          // of this part, in a row
+  int repeats = 0;           // of this part, in a row: errors that mean a bad batch if they repeat
   for (;;) {
     result = sink_->write(part);
     if (result.outcome != WriteOutcome::kFailed) {
@@ -342,11 +342,11 @@ Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bo
       std::lock_guard lock(state_mu_);
       ++state_.errors_by_class[static_cast<size_t>(cls)];
     }
-    timeouts = storage::repeated_means_bad_batch(result.error.code) ? timeouts + 1 : 0;
+    repeats = storage::repeated_means_bad_batch(result.error.code) ? repeats + 1 : 0;
     // A part that holds a row, or more than one event, can be split; a lone dead letter the
     // database refuses cannot, and is retried like any other failure.
     const bool splittable = part.events > 1 || !part.tables.empty();
-    if (splittable && (cls == DbErrorClass::kBadRow || timeouts >= kTimeoutsBeforeSplit)) {
+    if (splittable && (cls == DbErrorClass::kBadRow || repeats >= kRepeatsBeforeSplit)) {
       return PartEnd::kSplit;  // progress, not a failure streak
     }
     ++failures;
@@ -356,8 +356,8 @@ Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bo
       // Given up: the caller reports the error; no "retrying" line.
       return PartEnd::kGivenUp;
     }
-    // While a batch is being split, a part that times out once more is part of the search, not
-    // the start of a failure streak worth a log line.
+    // While a batch is being split, a part that times out (or meets a duplicate primary key)
+    // once more is part of the search, not the start of a failure streak worth a log line.
     if (!splitting || !storage::repeated_means_bad_batch(result.error.code)) {
       note_failure(part, result);
     }

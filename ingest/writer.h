@@ -13,9 +13,10 @@
 ///
 /// A batch never blocks forever on its own content. When the database refuses it for what it
 /// holds (DbErrorClass::kBadRow: a value, a constraint, the table's layout) — or a statement
-/// carrying it exceeds max_statement_time `kTimeoutsBeforeSplit` times in a row — the batch is
-/// split by offset into two contiguous halves, each written as its own exactly-once transaction
-/// with the sluice_offsets compare-and-set, in offset order, and so on down to single events. A
+/// carrying it exceeds max_statement_time, or meets a duplicate primary key, `kRepeatsBeforeSplit`
+/// times in a row — the batch is split by offset into two contiguous halves, each written as its
+/// own exactly-once transaction with the sluice_offsets compare-and-set, in offset order, and so
+/// on down to single events. A
 /// single event the database still refuses becomes a dead letter with the server's error
 /// ("db_refused: <table>: MariaDB error ..."), written in its own transaction; everything else
 /// is written. The report then covers the whole batch (rows and dead letters of every part); a
@@ -84,8 +85,9 @@ struct RetryLimit {
   /// 0: retry until written. Otherwise give the batch up (reported kFailed with its error —
   /// and every batch after it, reported dropped: the writer writes nothing more)
   /// after this many failed attempts that were not transient (a deadlock or a lock wait is
-  /// always retried: it passes), and at the first fatal error (access denied, an unknown
-  /// database), which no retry fixes.
+  /// always retried: it passes; one that repeats for the batch's own sake — a statement timeout,
+  /// a duplicate primary key — splits it instead), and at the first fatal error (access denied,
+  /// an unknown database), which no retry fixes.
   int attempts = 0;
 };
 
@@ -96,8 +98,9 @@ class Writer {
   static constexpr int kOutageAttempts = 3;
   /// A writer whose attempts have failed this many times in a row is `failing`.
   static constexpr int kFailingAfter = 3;
-  /// A batch whose statement exceeds max_statement_time this many times in a row is split.
-  static constexpr int kTimeoutsBeforeSplit = 2;
+  /// A batch whose statement exceeds max_statement_time, or meets a duplicate primary key, this
+  /// many times in a row is split (storage::repeated_means_bad_batch).
+  static constexpr int kRepeatsBeforeSplit = 2;
   using Report = std::function<void(WriteReport&&)>;
 
   Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report, const Clock& clock,

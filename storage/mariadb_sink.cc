@@ -230,27 +230,46 @@ DbStatus MariaDbSink::advance_offset(Batch& batch, bool& proceed, WriteResult& r
   return {ER_LOCK_DEADLOCK, "the offsets row kept changing under the compare-and-set"};
 }
 
+DbStatus classify_load_warning(std::string_view table, std::string_view code,
+                               std::string_view message, std::string& uuid) {
+  uuid.clear();
+  const bool duplicate = code == std::to_string(ER_DUP_ENTRY);
+  // A duplicate reads "Duplicate entry '<value>' for key '<key>'" (newer servers may qualify
+  // the key with its table: '<table>.<key>').
+  const auto open = message.find('\'');
+  const auto close = open == std::string_view::npos ? open : message.find('\'', open + 1);
+  if (duplicate && close != std::string_view::npos) {
+    if (message.ends_with("for key 'ix_uuid'") || message.ends_with(".ix_uuid'")) {
+      uuid = message.substr(open + 1, close - open - 1);
+      return {};
+    }
+    if (message.ends_with("for key 'PRIMARY'") || message.ends_with(".PRIMARY'")) {
+      return {kDuplicatePrimaryKey,
+              "table " + std::string(table) + " refused a row: " + std::string(message) +
+                  " (an auto-increment id taken twice by concurrent writers, or a primary key "
+                  "that is not Sluice's id)"};
+    }
+  }
+  // Rows are validated before they get here, so any other warning — or a duplicate on a unique
+  // key other than the uuid's, which a DBA may have added — means a row would be stored altered
+  // or dropped. Refuse the batch rather than lose the row silently: the writer splits it and
+  // dead-letters the row with this message.
+  return {duplicate ? static_cast<unsigned int>(ER_DUP_ENTRY)
+                    : static_cast<unsigned int>(ER_TRUNCATED_WRONG_VALUE_FOR_FIELD),
+          "table " + std::string(table) + " refused a row: " + std::string(message)};
+}
+
 DbStatus MariaDbSink::read_duplicate_warnings(const TableLayout& table,
                                               std::unordered_map<std::string, size_t>& refused) {
   std::vector<std::vector<std::optional<std::string>>> warnings;
   if (auto st = conn_->query("SHOW WARNINGS", warnings); !st.is_ok()) return st;
-  for (const auto& w : warnings) {
-    // Level, Code, Message; a duplicate reads "Duplicate entry '<uuid>' for key 'ix_uuid'".
-    const std::string& message = w[2].value_or("");
-    const auto open = message.find('\'');
-    const auto close = message.find('\'', open + 1);
-    if (w[1].value_or("") != std::to_string(ER_DUP_ENTRY) || close == std::string::npos ||
-        message.find("for key 'ix_uuid'") == std::string::npos) {
-      // Rows are validated before they get here, so any other warning — or a duplicate on a
-      // unique key other than the uuid's, which a DBA may have added — means a row would be
-      // stored altered or dropped. Refuse the batch rather than lose the row silently: the
-      // writer splits it and dead-letters the row with this message.
-      return {w[1].value_or("") == std::to_string(ER_DUP_ENTRY)
-                  ? static_cast<unsigned int>(ER_DUP_ENTRY)
-                  : static_cast<unsigned int>(ER_TRUNCATED_WRONG_VALUE_FOR_FIELD),
-              "table " + table.name() + " refused a row: " + message};
+  std::string uuid;
+  for (const auto& w : warnings) {  // Level, Code, Message
+    if (auto st = classify_load_warning(table.name(), w[1].value_or(""), w[2].value_or(""), uuid);
+        !st.is_ok()) {
+      return st;
     }
-    ++refused[message.substr(open + 1, close - open - 1)];
+    ++refused[uuid];
   }
   return {};
 }

@@ -59,6 +59,15 @@ enum class SinkMode {
   kReplayDryRun,
 };
 
+/// What one warning of a load into `table` (SHOW WARNINGS: Code, Message) means. Ok, with
+/// `uuid` set, for a row refused because its uuid is already stored (key ix_uuid): IGNOREd, as
+/// meant. kDuplicatePrimaryKey for a duplicate on the primary key (transient while it does not
+/// repeat). Anything else is an error of class kBadRow — ER_DUP_ENTRY for a unique key a DBA
+/// added, ER_TRUNCATED_WRONG_VALUE_FOR_FIELD otherwise — since it means a row stored altered or
+/// dropped.
+DbStatus classify_load_warning(std::string_view table, std::string_view code,
+                               std::string_view message, std::string& uuid);
+
 /// Appended to the reason of every dead letter a replay writes.
 inline constexpr std::string_view kReplayMark = " (sluice replay)";
 
@@ -88,8 +97,8 @@ class MariaDbSink final : public BatchSink {
                        std::vector<DeadLetter>& duplicates, size_t& refused);
   DbStatus insert_dead_letters(const Batch& batch, const std::vector<DeadLetter>& letters);
   /// Counts, per uuid, the rows the last statement refused as duplicates of a stored uuid. Any
-  /// other warning — a duplicate on another key included — is an error (kBadRow): it would mean
-  /// a row stored altered or dropped.
+  /// other warning is an error (classify_load_warning): a duplicate primary key is retried, and
+  /// split when it repeats; the rest is kBadRow.
   DbStatus read_duplicate_warnings(const TableLayout& table,
                                    std::unordered_map<std::string, size_t>& refused);
   /// Turns refused rows into dead letters.
