@@ -175,6 +175,12 @@ bool ReplayLedger::reported(const WriteReport& r) {
     counts.already_present += t.already_present;
     outcomes += t.rows + t.already_present;
   }
+  for (const auto& t : r.table_dead_letters) {
+    ReplayTableCounts& counts = table(t.name);
+    counts.dead_lettered += t.dead_lettered;
+    counts.already_present += t.already_present;
+    outcomes += t.dead_lettered + t.already_present;
+  }
   for (const auto& letter : batch.letters) {
     const bool present = std::find(r.dead_letters_present.begin(), r.dead_letters_present.end(),
                                    letter.offset) != r.dead_letters_present.end();

@@ -187,6 +187,19 @@ void Writer::add_to_report(const Batch& part, const storage::WriteResult& result
     }
   }
   count_dead_letter_classes(part, result.duplicates, report.dead_letter_classes);
+  for (const auto& d : part.dead_letters) {
+    if (d.table == nullptr) continue;  // dead-lettered before it reached the database
+    auto it = std::find_if(
+        report.table_dead_letters.begin(), report.table_dead_letters.end(),
+        [&](const WriteReport::TableDeadLetters& t) { return t.name == d.table->name(); });
+    if (it == report.table_dead_letters.end()) {
+      it = report.table_dead_letters.insert(it, {d.table->name()});
+    }
+    const bool present =
+        std::find(result.dead_letters_present.begin(), result.dead_letters_present.end(),
+                  d.offset) != result.dead_letters_present.end();
+    ++(present ? it->already_present : it->dead_lettered);
+  }
   report.dead_letters_present.insert(report.dead_letters_present.end(),
                                      result.dead_letters_present.begin(),
                                      result.dead_letters_present.end());

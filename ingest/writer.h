@@ -73,6 +73,15 @@ struct WriteReport {
   /// For kCommitted, replay modes: offsets whose dead letter was already recorded, so not
   /// written again.
   std::vector<int64_t> dead_letters_present{};
+  /// For kCommitted: events whose row was dead-lettered on the database side (a table of another
+  /// layout, a row MariaDB refused in a split), per table; in replay modes those whose dead
+  /// letter was already recorded count as already present instead.
+  struct TableDeadLetters {
+    std::string name;
+    uint64_t dead_lettered = 0;
+    uint64_t already_present = 0;
+  };
+  std::vector<TableDeadLetters> table_dead_letters{};
   storage::DbStatus error{};
   /// The batch's row buffers, done with: the ingest thread reuses their memory.
   std::vector<storage::TableRows> spent{};

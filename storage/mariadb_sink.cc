@@ -517,6 +517,7 @@ WriteResult MariaDbSink::write_replay(Batch& batch) {
       batch.dead_letter_table(i, mismatch);  // marked as a replay's below, like any other
     }
   }
+  result.present_per_table.assign(batch.tables.size(), 0);
   if (auto st = conn_->exec("START TRANSACTION"); !st.is_ok()) return fail(std::move(st));
   std::vector<DeadLetter> unused;
   TableRows absent;

@@ -162,6 +162,27 @@ TEST(ReplayLedger, ABatchNotWrittenStopsWhatIsCoveredAndKeepsTheError) {
   EXPECT_EQ(a.written, 10u);
 }
 
+TEST(ReplayLedger, RowsDeadLetteredWhileWritingCountUnderTheirTable) {
+  // MariaDB refused one row of A_1 (the writer split the batch and dead-lettered it), and a
+  // replay before had already recorded the dead letter of another: every event read has one
+  // outcome, under its own table.
+  ReplayLedger ledger;
+  auto& p = ledger.expect({"t", 0, 0, 10});
+  auto& a = ledger.table("A_1");
+  for (int64_t o = 0; o < 10; ++o) ledger.read(p, o, a, false);
+  ledger.dispatched(p, 10);
+  WriteReport r = committed("t", 0, 0, 10, {{"A_1", 8, -1, 0}});
+  r.table_dead_letters.push_back({"A_1", 1, 1});
+  ASSERT_TRUE(ledger.reported(r));
+  ledger.finished(p);
+  EXPECT_EQ(a.written, 8u);
+  EXPECT_EQ(a.dead_lettered, 1u);
+  EXPECT_EQ(a.already_present, 1u);
+  EXPECT_EQ(a.outcomes(), a.read);
+  EXPECT_EQ(ledger.durable(), 10u);
+  EXPECT_EQ(p.covered_end(), 10);
+}
+
 TEST(ReplayLedger, ExpiredRangesThatTouchAreOneRange) {
   ReplayLedger ledger;
   auto& p = ledger.expect({"t", 0, 100, 300, 50, 100});

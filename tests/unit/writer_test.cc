@@ -192,6 +192,25 @@ TEST_F(WriterTest, RefusedRowsAreIsolatedDeadLetteredAndTheRestWrittenInOffsetOr
             static_cast<uint64_t>(db_.writes - static_cast<int>(db_.commits.size())));
 }
 
+TEST_F(WriterTest, RowsRefusedInASplitAreReportedUnderTheirTable) {
+  // A replay's summary counts every event under its table: the row MariaDB refused is one of
+  // T_1's dead letters, not a row written.
+  start([](const Batch& b) -> DbStatus {
+    if (holds(b, 5)) return {ER_DATA_TOO_LONG, "Data too long for column 'event_a' at row 1"};
+    return {};
+  });
+  writer_->push(batch(0, 16, {9}));
+  ASSERT_TRUE(wait_reports(1));
+  writer_->stop(false);
+  ASSERT_EQ(reports_[0].outcome, WriteOutcome::kCommitted);
+  ASSERT_EQ(reports_[0].tables.size(), 1u);
+  EXPECT_EQ(reports_[0].tables[0].rows, 14u);
+  ASSERT_EQ(reports_[0].table_dead_letters.size(), 1u) << "the decoder's dead letter is not one";
+  EXPECT_EQ(reports_[0].table_dead_letters[0].name, "T_1");
+  EXPECT_EQ(reports_[0].table_dead_letters[0].dead_lettered, 1u);
+  EXPECT_EQ(reports_[0].dead_letters, 2u);
+}
+
 TEST_F(WriterTest, AStatementThatAlwaysTimesOutIsSplitDownToTheSlowRow) {
   start([](const Batch& b) -> DbStatus {
     if (holds(b, 42)) return {ER_STATEMENT_TIMEOUT, "Query execution was interrupted"};
