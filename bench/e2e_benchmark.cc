@@ -7,7 +7,10 @@
 //   1. direct   `sluice run` ingesting the N events into an empty database;
 //   2. drain    `sluice run` paused at start, spooling the N events, then resumed: the drain of
 //               that backlog into another empty database, timed from resume;
-//   3. ceiling  the server's own LOAD DATA INFILE of exactly the rows of (1), exported with
+//   3. replay   `sluice replay --from-offset 0` of the whole topic into a third empty database:
+//               the same decode -> batch -> LOAD DATA path, read with its own assignment, and a
+//               uuid lookup per batch on top; timed from start to exit;
+//   4. ceiling  the server's own LOAD DATA INFILE of exactly the rows of (1), exported with
 //               SELECT ... INTO OUTFILE, into an identical empty table.
 // and prints a table of rates, their ratios to the ceiling, peak RSS and CPU seconds per million
 // events, and writes the same as JSON so runs can be compared over time. With --instances 1 2 3
@@ -99,7 +102,11 @@ class Bench {
         if (n > 1) fleet[std::to_string(n)] = run_direct(name, n);
       }
       nlohmann::json drain = run_drain(name);
-      runs[name] = {{"produce_seconds", produce_s_}, {"direct", direct}, {"drain", drain}};
+      nlohmann::json replay = run_replay(name);
+      runs[name] = {{"produce_seconds", produce_s_},
+                    {"direct", direct},
+                    {"drain", drain},
+                    {"replay", replay}};
       if (!fleet.empty()) runs[name]["direct_instances"] = fleet;
       broker_.reset();
       kafka_.reset();
@@ -268,6 +275,67 @@ class Bench {
     return result;
   }
 
+  nlohmann::json run_replay(const std::string& broker) {
+    step("replay: sluice replay of the whole topic into an empty database");
+    TempDir run_dir;
+    const std::string database = "log_replay_" + broker;
+    const auto cfg = config(run_dir, database, "bench-replay");
+    const std::string bin = sluice::testing::binary_dir() + "/main/sluice";
+    std::string out;
+    const auto started = Clock::now();
+    const int code =
+        sluice::testing::run_command({bin, "replay", "--config", cfg, "--topic", kTopic,
+                                      "--from-offset", "0", "--confirm", "--json"},
+                                     out);
+    const double total = seconds_since(started);
+    if (code != 0) throw std::runtime_error("replay failed: " + out);
+    // The summary is the output's last line that is a JSON object (progress lines precede it).
+    nlohmann::json summary;
+    for (size_t end = out.size(); end > 0 && !summary.is_object();) {
+      const size_t nl = out.rfind('\n', end - 1);
+      const size_t from = nl == std::string::npos ? 0 : nl + 1;
+      if (from < end && out[from] == '{') {
+        summary = nlohmann::json::parse(out.substr(from, end - from), nullptr, false);
+      }
+      if (nl == std::string::npos) break;
+      end = nl;
+    }
+    if (!summary.is_object() || summary["written"] != o_.events) {
+      throw std::runtime_error("replay did not write every event: " + out);
+    }
+    const auto rows = db_->scalar("SELECT COUNT(*) FROM `" + database + "`.`" + kTable + "`");
+    if (rows != static_cast<int64_t>(o_.events)) {
+      throw std::runtime_error(database + " holds " + std::to_string(rows) + " rows after replay");
+    }
+    nlohmann::json result = {{"seconds", total},
+                             {"events_per_s", static_cast<double>(o_.events) / total},
+                             {"replay_seconds", summary["seconds"]},
+                             {"replay_events_per_s", summary["events_per_s"]}};
+    // Where the time goes: the same again (every uuid present: reading, decoding and the
+    // lookups, no load), and a dry run into a database without the table (reading and decoding).
+    {
+      const auto t = Clock::now();
+      if (sluice::testing::run_command({bin, "replay", "--config", cfg, "--topic", kTopic,
+                                        "--from-offset", "0", "--confirm", "--json"},
+                                       out) != 0) {
+        throw std::runtime_error("second replay failed: " + out);
+      }
+      result["second_run_events_per_s"] = static_cast<double>(o_.events) / seconds_since(t);
+    }
+    TempDir dry_dir;
+    const auto dry_cfg = config(dry_dir, "log_replay_dry_" + broker, "bench-replay-dry");
+    {
+      const auto t = Clock::now();
+      if (sluice::testing::run_command({bin, "replay", "--config", dry_cfg, "--topic", kTopic,
+                                        "--from-offset", "0", "--dry-run", "--json"},
+                                       out) != 0) {
+        throw std::runtime_error("dry run failed: " + out);
+      }
+      result["dry_run_empty_events_per_s"] = static_cast<double>(o_.events) / seconds_since(t);
+    }
+    return result;
+  }
+
   nlohmann::json run_load_data(const std::string& broker) {
     step("ceiling: the server's LOAD DATA INFILE of the same rows into an identical table");
     const std::string source = "log_direct_" + broker;
@@ -356,9 +424,16 @@ class Bench {
       }
       row("drain of the spooled backlog" + b, drain["events_per_s"], &drain);
       row("spooling (Kafka -> spool, paused)" + b, drain["spool_fill_events_per_s"], nullptr);
+      const auto& replay = run["replay"];
+      row("replay of the topic, start to exit" + b, replay["events_per_s"], nullptr);
+      row("  the same again (all present: no load)" + b, replay["second_run_events_per_s"],
+          nullptr);
+      row("  dry run, no table (read and decode only)" + b, replay["dry_run_empty_events_per_s"],
+          nullptr);
       j["ratios"][name]["direct_steady"] = direct["steady_events_per_s"].get<double>() / load;
       j["ratios"][name]["direct_total"] = direct["events_per_s"].get<double>() / load;
       j["ratios"][name]["drain"] = drain["events_per_s"].get<double>() / load;
+      j["ratios"][name]["replay"] = replay["events_per_s"].get<double>() / load;
     }
     row("server LOAD DATA INFILE (ceiling)", load, nullptr);
     std::printf("\nLOAD DATA file %.1f MiB\n", ceiling["file_bytes"].get<double>() / 1048576.0);
@@ -383,7 +458,7 @@ class Bench {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sluice-e2e-bench: direct, drain and LOAD DATA INFILE rates side by side"};
+  CLI::App app{"sluice-e2e-bench: direct, drain, replay and LOAD DATA INFILE rates side by side"};
   Options o;
   app.add_option("--events", o.events, "Events to load and ingest")->capture_default_str();
   app.add_option("--partitions", o.partitions, "Partitions (the broker keeps ~5 MiB each)")

@@ -223,7 +223,7 @@ class Loader {
     std::vector<size_t> replica_inherits_tls;  // replicas without a `tls` of their own
     if (root.IsNull()) return c;
     only_keys(root, "",
-              {"kafka", "mariadb", "batch", "spool", "schemas", "admin", "log", "fleet"});
+              {"kafka", "mariadb", "batch", "spool", "schemas", "admin", "log", "fleet", "replay"});
 
     section(root, "kafka",
             {"brokers", "group_id", "topics", "instance_id", "properties", "sasl_password_file"},
@@ -344,6 +344,12 @@ class Loader {
               if (k == "heartbeat_ms") c.fleet.heartbeat_ms = integer(v, key, 100, 600'000);
               if (k == "instance_timeout_ms") {
                 c.fleet.instance_timeout_ms = integer(v, key, 1000, 3'600'000);
+              }
+            });
+    section(root, "replay", {"confirm_above_events"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              if (k == "confirm_above_events") {
+                c.replay.confirm_above_events = integer(v, key, 0, INT64_MAX);
               }
             });
     section(root, "log", {"level", "format"},

@@ -90,6 +90,13 @@ struct FleetConfig {
   int64_t instance_timeout_ms = 15000;
 };
 
+/// `sluice replay`.
+struct ReplayConfig {
+  /// A replay of more events than this is refused without --confirm (after printing what it
+  /// would do). 0: every replay needs --confirm.
+  int64_t confirm_above_events = 1'000'000;
+};
+
 struct Config {
   std::string source_path;  ///< the file this was loaded from
   KafkaConfig kafka;
@@ -104,6 +111,7 @@ struct Config {
   AdminConfig admin;
   LogConfig log;
   FleetConfig fleet;
+  ReplayConfig replay;
 };
 
 /// Loads and validates a config file. The error message has the form

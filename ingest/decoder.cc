@@ -381,6 +381,8 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   ++epoch_;
   scratch_.clear();
   schema_ = nullptr;
+  capsule_schema_ = {};
+  capsule_revision_ = -1;
   element doc;
   if (auto err = parser_.parse(payload.data(), payload.size()).get(doc); err) {
     if (err == simdjson::NUMBER_ERROR && number_out_of_range(payload, reason)) return nullptr;
@@ -420,6 +422,7 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   for (auto [key, value] : capsule) {
     if (key == "schema") {
       if (!text_field(value, "schema", schema_name)) return nullptr;
+      capsule_schema_ = schema_name;
       has_schema = true;
     } else if (key == "revision") {
       if (!value.is_int64()) {
@@ -428,6 +431,7 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
         return nullptr;
       }
       revision = value.get_int64().value_unsafe();
+      capsule_revision_ = revision;
       has_revision = true;
     } else if (key == "uuid") {
       if (!text_field(value, "uuid", uuid_)) return nullptr;

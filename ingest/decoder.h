@@ -32,6 +32,11 @@ class Decoder {
 
   /// The uuid of the last successful decode.
   std::string_view uuid() const { return uuid_; }
+  /// The capsule's `schema` and `revision` as far as the last decode read them, successful or
+  /// not: "" and -1 when it did not get that far (malformed JSON, no such field). Valid until
+  /// the next decode.
+  std::string_view capsule_schema() const { return capsule_schema_; }
+  int64_t capsule_revision() const { return capsule_revision_; }
   /// The `timestamp` column (epoch seconds) of the last successful decode, or -1 when NULL.
   int64_t timestamp() const { return timestamp_; }
 
@@ -63,6 +68,8 @@ class Decoder {
   const Schema* schema_ = nullptr;
   // Capsule fields of the last decode.
   std::string_view uuid_, wiki_, web_host_;
+  std::string_view capsule_schema_;
+  int64_t capsule_revision_ = -1;
   Cell user_agent_;
   int64_t timestamp_ = -1;  ///< epoch seconds or -1
   int64_t dt_ = -1;         ///< epoch seconds or -1

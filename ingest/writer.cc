@@ -49,11 +49,12 @@ WriteReport report_for(const Batch& batch) {
 }  // namespace
 
 Writer::Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report,
-               const Clock& clock)
+               const Clock& clock, RetryLimit limit)
     : index_(index),
       sink_(std::move(sink)),
       report_(std::move(report)),
       clock_(clock),
+      limit_(limit),
       thread_([this] { loop(); }) {}
 
 Writer::~Writer() { stop(true); }
@@ -137,9 +138,18 @@ void Writer::loop() {
       queue_.pop_front();
       busy_ = true;
     }
+    if (given_up_) {
+      // A batch before this one was given up: nothing after it is written either, so a
+      // partition never gets a hole with rows past it.
+      report_dropped(batch);
+      std::lock_guard lock(mu_);
+      busy_ = false;
+      continue;
+    }
     WriteReport report = report_for(batch);
     const auto started = clock_.now();
-    (void)write_with_retry(batch, report);  // given up or not, the report says how it ended
+    const bool written = write_with_retry(batch, report);
+    if (!written && !report.error.is_ok() && limit_.attempts > 0) given_up_ = true;
     report.seconds = std::chrono::duration<double>(clock_.now() - started).count();
     report.spent = std::move(batch.tables);  // the row buffers of every part
     report_(std::move(report));
@@ -163,17 +173,36 @@ void Writer::add_to_report(const Batch& part, const storage::WriteResult& result
     return;
   }
   report.outcome = WriteOutcome::kCommitted;
-  for (const auto& t : part.tables) {
+  for (size_t i = 0; i < part.tables.size(); ++i) {
+    const auto& t = part.tables[i];
+    const uint64_t present = i < result.present_per_table.size() ? result.present_per_table[i] : 0;
     auto it = std::find_if(report.tables.begin(), report.tables.end(),
                            [&](const WriteReport::Table& r) { return r.name == t.table->name(); });
     if (it == report.tables.end()) {
-      report.tables.push_back({t.table->name(), t.rows(), t.max_timestamp});
+      report.tables.push_back({t.table->name(), t.rows() - present, t.max_timestamp, present});
     } else {
-      it->rows += t.rows();
+      it->rows += t.rows() - present;
       it->max_timestamp = std::max(it->max_timestamp, t.max_timestamp);
+      it->already_present += present;
     }
   }
   count_dead_letter_classes(part, result.duplicates, report.dead_letter_classes);
+  for (const auto& d : part.dead_letters) {
+    if (d.table == nullptr) continue;  // dead-lettered before it reached the database
+    auto it = std::find_if(
+        report.table_dead_letters.begin(), report.table_dead_letters.end(),
+        [&](const WriteReport::TableDeadLetters& t) { return t.name == d.table->name(); });
+    if (it == report.table_dead_letters.end()) {
+      it = report.table_dead_letters.insert(it, {d.table->name()});
+    }
+    const bool present =
+        std::find(result.dead_letters_present.begin(), result.dead_letters_present.end(),
+                  d.offset) != result.dead_letters_present.end();
+    ++(present ? it->already_present : it->dead_lettered);
+  }
+  report.dead_letters_present.insert(report.dead_letters_present.end(),
+                                     result.dead_letters_present.begin(),
+                                     result.dead_letters_present.end());
 }
 
 bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
@@ -312,8 +341,9 @@ Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bo
   // Refused privileges: each attempt is a new session (reconnect_after), and a DBA who puts a
   // grant back expects writes to resume within seconds, not half a minute.
   Backoff access(milliseconds(100), milliseconds(5'000));
-  int failures = 0;  // of this part; the streak (failed_attempts_) spans batches
-  int timeouts = 0;  // of this part, in a row
+  int failures = 0;          // of this part; the streak (failed_attempts_) spans batches
+  int lasting_failures = 0;  // of this part, neither transient nor split: for a RetryLimit
+  int repeats = 0;           // of this part, in a row: errors that mean a bad batch if they repeat
   for (;;) {
     result = sink_->write(part);
     if (result.outcome != WriteOutcome::kFailed) {
@@ -325,16 +355,22 @@ Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bo
       std::lock_guard lock(state_mu_);
       ++state_.errors_by_class[static_cast<size_t>(cls)];
     }
-    timeouts = storage::repeated_means_bad_batch(result.error.code) ? timeouts + 1 : 0;
+    repeats = storage::repeated_means_bad_batch(result.error.code) ? repeats + 1 : 0;
     // A part that holds a row, or more than one event, can be split; a lone dead letter the
     // database refuses cannot, and is retried like any other failure.
     const bool splittable = part.events > 1 || !part.tables.empty();
-    if (splittable && (cls == DbErrorClass::kBadRow || timeouts >= kTimeoutsBeforeSplit)) {
+    if (splittable && (cls == DbErrorClass::kBadRow || repeats >= kRepeatsBeforeSplit)) {
       return PartEnd::kSplit;  // progress, not a failure streak
     }
     ++failures;
-    // While a batch is being split, a part that times out once more is part of the search, not
-    // the start of a failure streak worth a log line.
+    if (cls != DbErrorClass::kTransient) ++lasting_failures;
+    if (limit_.attempts > 0 &&
+        (lasting_failures >= limit_.attempts || cls == DbErrorClass::kFatal)) {
+      // Given up: the caller reports the error; no "retrying" line.
+      return PartEnd::kGivenUp;
+    }
+    // While a batch is being split, a part that times out (or meets a duplicate primary key)
+    // once more is part of the search, not the start of a failure streak worth a log line.
     if (!splitting || !storage::repeated_means_bad_batch(result.error.code)) {
       note_failure(part, result);
     }

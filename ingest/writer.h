@@ -13,9 +13,10 @@
 ///
 /// A batch never blocks forever on its own content. When the database refuses it for what it
 /// holds (DbErrorClass::kBadRow: a value, a constraint, the table's layout) — or a statement
-/// carrying it exceeds max_statement_time `kTimeoutsBeforeSplit` times in a row — the batch is
-/// split by offset into two contiguous halves, each written as its own exactly-once transaction
-/// with the sluice_offsets compare-and-set, in offset order, and so on down to single events. A
+/// carrying it exceeds max_statement_time, or meets a duplicate primary key, `kRepeatsBeforeSplit`
+/// times in a row — the batch is split by offset into two contiguous halves, each written as its
+/// own exactly-once transaction with the sluice_offsets compare-and-set, in offset order, and so
+/// on down to single events. A
 /// single event the database still refuses becomes a dead letter with the server's error
 /// ("db_refused: <table>: MariaDB error ..."), written in its own transaction; everything else
 /// is written. The report then covers the whole batch (rows and dead letters of every part); a
@@ -49,8 +50,10 @@ namespace sluice::ingest {
 struct WriteReport {
   struct Table {
     std::string name;
-    uint64_t rows = 0;
+    uint64_t rows = 0;           ///< rows of the batch for this table, less those already present
     int64_t max_timestamp = -1;  ///< epoch seconds
+    /// Replay modes: rows not written because their uuid is already stored (0 otherwise).
+    uint64_t already_present = 0;
   };
   std::string topic;
   int32_t partition = 0;
@@ -67,9 +70,34 @@ struct WriteReport {
   std::vector<Table> tables{};  ///< for kCommitted: rows and newest timestamp per table
   /// For kCommitted: dead letters per reason class ("wrong_type", "duplicate_uuid", ...).
   std::vector<std::pair<std::string, uint64_t>> dead_letter_classes{};
+  /// For kCommitted, replay modes: offsets whose dead letter was already recorded, so not
+  /// written again.
+  std::vector<int64_t> dead_letters_present{};
+  /// For kCommitted: events whose row was dead-lettered on the database side (a table of another
+  /// layout, a row MariaDB refused in a split), per table; in replay modes those whose dead
+  /// letter was already recorded count as already present instead.
+  struct TableDeadLetters {
+    std::string name;
+    uint64_t dead_lettered = 0;
+    uint64_t already_present = 0;
+  };
+  std::vector<TableDeadLetters> table_dead_letters{};
   storage::DbStatus error{};
   /// The batch's row buffers, done with: the ingest thread reuses their memory.
   std::vector<storage::TableRows> spent{};
+};
+
+/// How long a writer keeps trying one batch. The service never gives a batch up (outages
+/// aside: those are handed back); a command that must end and say what happened, such as
+/// `sluice replay`, does.
+struct RetryLimit {
+  /// 0: retry until written. Otherwise give the batch up (reported kFailed with its error —
+  /// and every batch after it, reported dropped: the writer writes nothing more)
+  /// after this many failed attempts that were not transient (a deadlock or a lock wait is
+  /// always retried: it passes; one that repeats for the batch's own sake — a statement timeout,
+  /// a duplicate primary key — splits it instead), and at the first fatal error (access denied,
+  /// an unknown database), which no retry fixes.
+  int attempts = 0;
 };
 
 class Writer {
@@ -79,11 +107,13 @@ class Writer {
   static constexpr int kOutageAttempts = 3;
   /// A writer whose attempts have failed this many times in a row is `failing`.
   static constexpr int kFailingAfter = 3;
-  /// A batch whose statement exceeds max_statement_time this many times in a row is split.
-  static constexpr int kTimeoutsBeforeSplit = 2;
+  /// A batch whose statement exceeds max_statement_time, or meets a duplicate primary key, this
+  /// many times in a row is split (storage::repeated_means_bad_batch).
+  static constexpr int kRepeatsBeforeSplit = 2;
   using Report = std::function<void(WriteReport&&)>;
 
-  Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report, const Clock& clock);
+  Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report, const Clock& clock,
+         RetryLimit limit = {});
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -128,6 +158,7 @@ class Writer {
   std::unique_ptr<storage::BatchSink> sink_;
   Report report_;
   const Clock& clock_;
+  RetryLimit limit_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<storage::Batch> queue_;  // guarded by mu_
@@ -136,6 +167,9 @@ class Writer {
   bool abandon_ = false;              // guarded by mu_
   bool quiet_requested_ = false;      // guarded by mu_
   bool disconnected_ = false;         // guarded by mu_
+  /// With a RetryLimit, a batch was given up: every later one is reported dropped unwritten
+  /// (writer thread only).
+  bool given_up_ = false;
   // The current failure streak, across batches (writer thread only).
   int failed_attempts_ = 0;
   Clock::time_point failing_since_{};

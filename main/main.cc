@@ -22,6 +22,7 @@
 #include "main/admin_call.h"
 #include "main/bench_command.h"
 #include "main/fleet_command.h"
+#include "main/replay_command.h"
 #include "main/service_notify.h"
 #include "main/spool_command.h"
 #include "main/version.h"
@@ -521,6 +522,39 @@ int main(int argc, char** argv) {
     std::cout << version << "\n";
   });
 
+  sluice::cli::ReplayOptions replay;
+  auto* replay_cmd = app.add_subcommand(
+      "replay",
+      "Re-read a range of a topic from Kafka (or a JSON-lines file) and write what MariaDB lacks: "
+      "idempotent, outside the group's offsets");
+  replay_cmd->add_option("--config,-c", replay.config_path, "Config file (YAML)")->required();
+  replay_cmd->add_option("--topic", replay.topic,
+                         "The topic to read (with --from-file: the topic "
+                         "of capsule lines, and a filter)");
+  replay_cmd->add_option("--partition", replay.partitions,
+                         "Only this partition (repeatable; default: every one)");
+  replay_cmd->add_option("--from-time", replay.from_time,
+                         "Start at the first event at or after this ISO-8601 time");
+  auto* from_offset = replay_cmd->add_option("--from-offset", replay.from_offset,
+                                             "Start at this offset (in each partition)");
+  replay_cmd->add_option("--to-time", replay.to_time,
+                         "Stop before the first event at or after this time (default: the end "
+                         "of the log when the replay starts)");
+  auto* to_offset = replay_cmd->add_option("--to-offset", replay.to_offset,
+                                           "Stop before this offset: the range is [from, to)");
+  replay_cmd->add_option("--schema", replay.schemas, "Only events of this schema (repeatable)");
+  replay_cmd->add_option("--from-file", replay.from_file,
+                         "Replay a JSON-lines file (a `sluice spool export`, or capsules) "
+                         "instead of Kafka");
+  replay_cmd->add_option("--target-database", replay.target_database,
+                         "Write into this database instead of mariadb.database");
+  replay_cmd->add_flag("--dry-run", replay.dry_run,
+                       "Read and count what would be written; "
+                       "write nothing");
+  replay_cmd->add_flag("--json", replay.json, "Print the summary as JSON");
+  replay_cmd->add_flag("--confirm", replay.confirm,
+                       "Go ahead with a range wider than replay.confirm_above_events");
+
   sluice::cli::FleetOptions fleet_options;
   auto* fleet_cmd = app.add_subcommand(
       "fleet", "The instances of the group, from the fleet topic (no instance needs to run)");
@@ -542,6 +576,11 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (fleet_cmd->parsed()) return sluice::cli::fleet_command(fleet_options);
+  if (replay_cmd->parsed()) {
+    replay.has_from_offset = from_offset->count() > 0;
+    replay.has_to_offset = to_offset->count() > 0;
+    return sluice::cli::replay_command(replay);
+  }
   if (run_cmd->parsed()) return run(config_path);
   if (check_cmd->parsed()) return check_config(config_path);
   if (bench_cmd->parsed()) return sluice::cli::bench_command(bench);

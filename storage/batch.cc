@@ -79,7 +79,7 @@ void Batch::dead_letter_table(size_t index, const std::string& reason) {
   uint32_t start = 0;
   for (size_t i = 0; i < t.rows(); ++i) {
     dead_letters.push_back(
-        {t.offsets[i], reason, t.data.substr(start, t.ends[i] - start - 1)});  // without the LF
+        {t.offsets[i], reason, t.data.substr(start, t.ends[i] - start - 1), t.table});  // no LF
     start = t.ends[i];
   }
   tables.erase(tables.begin() + static_cast<std::ptrdiff_t>(index));

@@ -55,6 +55,9 @@ struct DeadLetter {
   /// kMaxReasonBytes.
   std::string reason;
   std::string payload;  ///< the message as received (may be empty, e.g. for an expired gap)
+  /// The table the event's row was for, when the row was dead-lettered on the database side
+  /// (dead_letter_table: a table of another layout, a row MariaDB refused); null otherwise.
+  const TableLayout* table = nullptr;
 };
 
 struct Batch {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "storage/batch.h"
 #include "storage/db_error.h"
@@ -27,6 +28,13 @@ struct [[nodiscard]] WriteResult {
   size_t dead_letters = 0;      ///< dead letters inserted (including duplicate uuids)
   size_t duplicates = 0;        ///< rows refused because their uuid is already stored
   std::string failed_table{};   ///< for kFailed: the table whose statement failed, when one did
+  /// Replay modes only (MariaDbSink's SinkMode): per table of the batch, in the order of
+  /// Batch::tables, the rows not written because their uuid is already stored there. Empty
+  /// otherwise.
+  std::vector<size_t> present_per_table{};
+  /// Replay modes only: offsets of the batch's dead letters not written because
+  /// sluice_dead_letter already holds one for the same topic, partition and offset.
+  std::vector<int64_t> dead_letters_present{};
 };
 
 /// Thread safety: an instance belongs to one thread (a writer, or the ingest thread for the

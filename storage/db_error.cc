@@ -12,6 +12,7 @@ DbErrorClass classify_db_error(unsigned int code) {
     case ER_CHECKREAD:          // 1020: record changed since last read
     case ER_QUERY_INTERRUPTED:  // 1317
     case ER_STATEMENT_TIMEOUT:  // 1969: max_statement_time
+    case kDuplicatePrimaryKey:  // an auto-increment id taken twice; split if it repeats
       return DbErrorClass::kTransient;
     case CR_CONNECTION_ERROR:            // 2002
     case CR_CONN_HOST_ERROR:             // 2003
@@ -115,10 +116,13 @@ bool reconnect_after(unsigned int code) {
   return true;
 }
 
-bool repeated_means_bad_batch(unsigned int code) { return code == ER_STATEMENT_TIMEOUT; }
+bool repeated_means_bad_batch(unsigned int code) {
+  return code == ER_STATEMENT_TIMEOUT || code == kDuplicatePrimaryKey;
+}
 
 std::string DbStatus::describe() const {
-  return "MariaDB error " + std::to_string(code) + " (" + to_string(error_class()) +
+  const unsigned int server_code = code == kDuplicatePrimaryKey ? ER_DUP_ENTRY : code;
+  return "MariaDB error " + std::to_string(server_code) + " (" + to_string(error_class()) +
          "): " + message;
 }
 

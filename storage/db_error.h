@@ -18,6 +18,16 @@ enum class DbErrorClass {
   kFatal,  ///< configuration or privilege problems: retrying will not help by itself
 };
 
+/// Not a server or client code: Sluice's own, for a load that MariaDB answered with a duplicate
+/// on the primary key (ER_DUP_ENTRY, key 'PRIMARY'). Sluice never sends the primary key — `id`
+/// is AUTO_INCREMENT — so this is InnoDB handing an auto-increment id out twice under
+/// concurrent writers (an IGNOREd duplicate uuid may give its id back while another session
+/// holds the next ones): transient, the transaction is written again. It is also what a table
+/// whose primary key is something else (uuid, from an older consumer) answers for a stored
+/// uuid, every time: so it is retried only while it does not repeat (repeated_means_bad_batch),
+/// then split down to the row at fault like a kBadRow. Shown as 1062 by describe().
+inline constexpr unsigned int kDuplicatePrimaryKey = 100'062;
+
 /// Classifies a MariaDB server or client error number.
 DbErrorClass classify_db_error(unsigned int code);
 
@@ -33,8 +43,8 @@ bool reconnect_after(unsigned int code);
 bool is_access_denied(unsigned int code);
 
 /// Whether a transient error that keeps coming back for one batch means the batch itself is at
-/// fault: a statement that always exceeds max_statement_time. The writer then splits it as it
-/// does a kBadRow batch.
+/// fault: a statement that always exceeds max_statement_time, a duplicate primary key
+/// (kDuplicatePrimaryKey). The writer then splits it as it does a kBadRow batch.
 bool repeated_means_bad_batch(unsigned int code);
 
 struct [[nodiscard]] DbStatus {

@@ -2,6 +2,8 @@
 
 #include <mysqld_error.h>
 
+#include <algorithm>
+#include <optional>
 #include <unordered_map>
 
 #include "common/logging.h"
@@ -57,9 +59,10 @@ void append_hex(std::string& out, std::string_view bytes) {
 }  // namespace
 
 MariaDbSink::MariaDbSink(MariaDbConfig config, std::string consumer_group,
-                         BookkeepingTables bookkeeping)
+                         BookkeepingTables bookkeeping, SinkMode mode)
     : config_(std::move(config)),
       group_(std::move(consumer_group)),
+      mode_(mode),
       offsets_table_(quote_identifier(bookkeeping.offsets)),
       dead_letter_table_(quote_identifier(bookkeeping.dead_letter)),
       create_bookkeeping_{create_offsets_sql(bookkeeping.offsets),
@@ -70,9 +73,12 @@ DbStatus MariaDbSink::ensure_connected() {
   if (auto st = MariaDbConnection::open(config_, conn_); !st.is_ok()) return st;
   if (!bookkeeping_ready_) {
     // Any connection may be the first after a restart or a resume: make sure the bookkeeping
-    // tables exist before the first compare-and-set.
-    for (const auto& sql : create_bookkeeping_) {
-      if (auto st = conn_->exec(sql); !st.is_ok()) {
+    // tables exist before the first compare-and-set. A replay needs only the dead letters'
+    // table, and a dry run creates nothing.
+    for (size_t i = 0; i < create_bookkeeping_.size(); ++i) {
+      const bool wanted = mode_ == SinkMode::kExactlyOnce || (mode_ == SinkMode::kReplay && i == 1);
+      if (!wanted) continue;
+      if (auto st = conn_->exec(create_bookkeeping_[i]); !st.is_ok()) {
         conn_.reset();
         return st;
       }
@@ -84,6 +90,7 @@ DbStatus MariaDbSink::ensure_connected() {
 
 DbStatus MariaDbSink::probe() {
   if (auto st = ensure_connected(); !st.is_ok()) return st;
+  if (mode_ == SinkMode::kReplayDryRun) return {};  // it only reads
   std::vector<std::vector<std::optional<std::string>>> rows;
   if (auto st = conn_->query("SELECT @@global.read_only", rows); !st.is_ok()) {
     disconnect();
@@ -111,6 +118,7 @@ DbStatus MariaDbSink::read_offsets(const std::string& topic, std::map<int32_t, i
                              " WHERE consumer_group = " + quoted(group_) +
                              " AND topic = " + quoted(topic),
                          rows);
+  if (st.code == ER_NO_SUCH_TABLE && mode_ != SinkMode::kExactlyOnce) return {};
   if (!st.is_ok()) {
     if (st.error_class() == DbErrorClass::kOutage) disconnect();
     return st;
@@ -222,27 +230,46 @@ DbStatus MariaDbSink::advance_offset(Batch& batch, bool& proceed, WriteResult& r
   return {ER_LOCK_DEADLOCK, "the offsets row kept changing under the compare-and-set"};
 }
 
+DbStatus classify_load_warning(std::string_view table, std::string_view code,
+                               std::string_view message, std::string& uuid) {
+  uuid.clear();
+  const bool duplicate = code == std::to_string(ER_DUP_ENTRY);
+  // A duplicate reads "Duplicate entry '<value>' for key '<key>'" (newer servers may qualify
+  // the key with its table: '<table>.<key>').
+  const auto open = message.find('\'');
+  const auto close = open == std::string_view::npos ? open : message.find('\'', open + 1);
+  if (duplicate && close != std::string_view::npos) {
+    if (message.ends_with("for key 'ix_uuid'") || message.ends_with(".ix_uuid'")) {
+      uuid = message.substr(open + 1, close - open - 1);
+      return {};
+    }
+    if (message.ends_with("for key 'PRIMARY'") || message.ends_with(".PRIMARY'")) {
+      return {kDuplicatePrimaryKey,
+              "table " + std::string(table) + " refused a row: " + std::string(message) +
+                  " (an auto-increment id taken twice by concurrent writers, or a primary key "
+                  "that is not Sluice's id)"};
+    }
+  }
+  // Rows are validated before they get here, so any other warning — or a duplicate on a unique
+  // key other than the uuid's, which a DBA may have added — means a row would be stored altered
+  // or dropped. Refuse the batch rather than lose the row silently: the writer splits it and
+  // dead-letters the row with this message.
+  return {duplicate ? static_cast<unsigned int>(ER_DUP_ENTRY)
+                    : static_cast<unsigned int>(ER_TRUNCATED_WRONG_VALUE_FOR_FIELD),
+          "table " + std::string(table) + " refused a row: " + std::string(message)};
+}
+
 DbStatus MariaDbSink::read_duplicate_warnings(const TableLayout& table,
                                               std::unordered_map<std::string, size_t>& refused) {
   std::vector<std::vector<std::optional<std::string>>> warnings;
   if (auto st = conn_->query("SHOW WARNINGS", warnings); !st.is_ok()) return st;
-  for (const auto& w : warnings) {
-    // Level, Code, Message; a duplicate reads "Duplicate entry '<uuid>' for key 'ix_uuid'".
-    const std::string& message = w[2].value_or("");
-    const auto open = message.find('\'');
-    const auto close = message.find('\'', open + 1);
-    if (w[1].value_or("") != std::to_string(ER_DUP_ENTRY) || close == std::string::npos ||
-        message.find("for key 'ix_uuid'") == std::string::npos) {
-      // Rows are validated before they get here, so any other warning — or a duplicate on a
-      // unique key other than the uuid's, which a DBA may have added — means a row would be
-      // stored altered or dropped. Refuse the batch rather than lose the row silently: the
-      // writer splits it and dead-letters the row with this message.
-      return {w[1].value_or("") == std::to_string(ER_DUP_ENTRY)
-                  ? static_cast<unsigned int>(ER_DUP_ENTRY)
-                  : static_cast<unsigned int>(ER_TRUNCATED_WRONG_VALUE_FOR_FIELD),
-              "table " + table.name() + " refused a row: " + message};
+  std::string uuid;
+  for (const auto& w : warnings) {  // Level, Code, Message
+    if (auto st = classify_load_warning(table.name(), w[1].value_or(""), w[2].value_or(""), uuid);
+        !st.is_ok()) {
+      return st;
     }
-    ++refused[message.substr(open + 1, close - open - 1)];
+    ++refused[uuid];
   }
   return {};
 }
@@ -276,7 +303,7 @@ void MariaDbSink::resolve_duplicates(const TableRows& rows,
 }
 
 DbStatus MariaDbSink::insert_rows(const TableRows& rows, WriteResult& result,
-                                  std::vector<DeadLetter>& duplicates) {
+                                  std::vector<DeadLetter>& duplicates, size_t& refused_rows) {
   const TableLayout& table = *rows.table;
   uint64_t inserted = 0;
   std::unordered_map<std::string, size_t> refused;  // uuid -> rows refused as duplicates
@@ -326,7 +353,10 @@ DbStatus MariaDbSink::insert_rows(const TableRows& rows, WriteResult& result,
     }
   }
   result.rows += inserted;
-  resolve_duplicates(rows, refused, duplicates);
+  refused_rows = 0;
+  for (const auto& [uuid, n] : refused) refused_rows += n;
+  // A replay counts a uuid already stored as present; only the service dead-letters it.
+  if (mode_ == SinkMode::kExactlyOnce) resolve_duplicates(rows, refused, duplicates);
   return {};
 }
 
@@ -357,6 +387,7 @@ DbStatus MariaDbSink::insert_dead_letters(const Batch& batch,
 }
 
 WriteResult MariaDbSink::write(Batch& batch) {
+  if (mode_ != SinkMode::kExactlyOnce) return write_replay(batch);
   WriteResult result;
   if (auto st = ensure_connected(); !st.is_ok()) return fail(std::move(st));
   std::string mismatch;
@@ -377,7 +408,8 @@ WriteResult MariaDbSink::write(Batch& batch) {
 
   std::vector<DeadLetter> duplicates;
   for (const auto& t : batch.tables) {
-    if (auto st = insert_rows(t, result, duplicates); !st.is_ok()) {
+    size_t refused = 0;
+    if (auto st = insert_rows(t, result, duplicates, refused); !st.is_ok()) {
       return fail(std::move(st), t.table->name());
     }
   }
@@ -393,6 +425,151 @@ WriteResult MariaDbSink::write(Batch& batch) {
   result.outcome = WriteOutcome::kCommitted;
   result.duplicates = duplicates.size();
   result.dead_letters = batch.dead_letters.size() + duplicates.size();
+  return result;
+}
+
+DbStatus MariaDbSink::recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out) {
+  out.clear();
+  if (batch.dead_letters.empty()) return {};
+  std::string sql = "SELECT DISTINCT kafka_offset FROM " + dead_letter_table_ +
+                    " WHERE topic = " + quoted(batch.topic) +
+                    " AND kafka_partition = " + std::to_string(batch.partition) +
+                    " AND kafka_offset IN (";
+  for (size_t i = 0; i < batch.dead_letters.size(); ++i) {
+    if (i > 0) sql += ',';
+    sql += std::to_string(batch.dead_letters[i].offset);
+  }
+  sql += ')';
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  auto st = conn_->query(sql, rows);
+  if (st.code == ER_NO_SUCH_TABLE) return {};  // a dry run against a database without it
+  if (!st.is_ok()) return st;
+  for (const auto& r : rows) out.insert(std::stoll(*r[0]));
+  return {};
+}
+
+DbStatus MariaDbSink::find_present(const TableRows& rows, std::vector<bool>& present) {
+  present.assign(rows.rows(), false);
+  auto uuid_of = [&](size_t i) {
+    const uint32_t start = i == 0 ? 0 : rows.ends[i - 1];
+    return std::string_view(rows.data.data() + start, 32);
+  };
+  // In chunks, so no statement grows past a few hundred kilobytes.
+  constexpr size_t kChunk = 2000;
+  std::unordered_set<std::string> stored;
+  for (size_t from = 0; from < rows.rows(); from += kChunk) {
+    std::string sql =
+        "SELECT uuid FROM " + quote_identifier(rows.table->name()) + " WHERE uuid IN (";
+    for (size_t i = from; i < std::min(rows.rows(), from + kChunk); ++i) {
+      if (i > from) sql += ',';
+      sql += quoted(uuid_of(i));
+    }
+    sql += ')';
+    std::vector<std::vector<std::optional<std::string>>> found;
+    auto st = conn_->query(sql, found);
+    if (st.code == ER_NO_SUCH_TABLE) break;  // nothing stored yet (a dry run creates nothing)
+    if (!st.is_ok()) return st;
+    for (const auto& r : found) stored.insert(r[0].value_or(""));
+  }
+  // As LOAD DATA ... IGNORE would: a uuid stored before is refused, and a uuid that repeats
+  // inside the batch is stored once.
+  std::unordered_set<std::string_view> seen;
+  for (size_t i = 0; i < rows.rows(); ++i) {
+    const auto uuid = uuid_of(i);
+    present[i] = stored.contains(std::string(uuid)) || !seen.insert(uuid).second;
+  }
+  return {};
+}
+
+WriteResult MariaDbSink::write_replay(Batch& batch) {
+  WriteResult result;
+  if (auto st = ensure_connected(); !st.is_ok()) return fail(std::move(st));
+  result.present_per_table.assign(batch.tables.size(), 0);
+  std::unordered_set<int64_t> recorded;
+  std::vector<bool> present;
+  if (mode_ == SinkMode::kReplayDryRun) {
+    for (size_t i = 0; i < batch.tables.size(); ++i) {
+      if (auto st = find_present(batch.tables[i], present); !st.is_ok()) return fail(std::move(st));
+      const auto n = static_cast<size_t>(std::count(present.begin(), present.end(), true));
+      result.present_per_table[i] = n;
+      result.rows += batch.tables[i].rows() - n;
+    }
+    if (auto st = recorded_dead_letters(batch, recorded); !st.is_ok()) return fail(std::move(st));
+    for (const auto& d : batch.dead_letters) {
+      if (recorded.contains(d.offset)) {
+        result.dead_letters_present.push_back(d.offset);
+      } else {
+        ++result.dead_letters;
+      }
+    }
+    result.outcome = WriteOutcome::kCommitted;
+    return result;
+  }
+
+  std::string mismatch;
+  for (size_t i = 0; i < batch.tables.size();) {
+    const TableLayout& table = *batch.tables[i].table;
+    if (auto st = check_table(table, mismatch); !st.is_ok())
+      return fail(std::move(st), table.name());
+    if (mismatch.empty()) {
+      ++i;
+    } else {
+      batch.dead_letter_table(i, mismatch);  // marked as a replay's below, like any other
+    }
+  }
+  result.present_per_table.assign(batch.tables.size(), 0);
+  if (auto st = conn_->exec("START TRANSACTION"); !st.is_ok()) return fail(std::move(st));
+  std::vector<DeadLetter> unused;
+  TableRows absent;
+  for (size_t i = 0; i < batch.tables.size(); ++i) {
+    // Rows already stored are left out of the load rather than refused by it: an IGNOREd
+    // duplicate can make InnoDB hand its auto-increment id out again (interleaved lock mode),
+    // which a concurrent writer may hold by then. The unique key still guards a race.
+    const TableRows& rows = batch.tables[i];
+    if (auto st = find_present(rows, present); !st.is_ok()) return fail(std::move(st));
+    const auto n = static_cast<size_t>(std::count(present.begin(), present.end(), true));
+    const TableRows* load = &rows;
+    if (n > 0) {
+      absent.table = rows.table;
+      absent.data.clear();
+      absent.offsets.clear();
+      absent.ends.clear();
+      for (size_t r = 0; r < rows.rows(); ++r) {
+        if (present[r]) continue;
+        const uint32_t start = r == 0 ? 0 : rows.ends[r - 1];
+        absent.data.append(rows.data, start, rows.ends[r] - start);
+        absent.offsets.push_back(rows.offsets[r]);
+        absent.ends.push_back(static_cast<uint32_t>(absent.data.size()));
+      }
+      load = &absent;
+    }
+    size_t refused = 0;
+    if (load->rows() > 0) {
+      if (auto st = insert_rows(*load, result, unused, refused); !st.is_ok()) {
+        return fail(std::move(st), rows.table->name());
+      }
+    }
+    result.present_per_table[i] = n + refused;
+  }
+  if (auto st = recorded_dead_letters(batch, recorded); !st.is_ok()) return fail(std::move(st));
+  std::vector<DeadLetter> letters;
+  for (const auto& d : batch.dead_letters) {
+    if (recorded.contains(d.offset)) {
+      result.dead_letters_present.push_back(d.offset);
+      continue;
+    }
+    // Marked as coming from a replay; the reason column holds 1,024 bytes.
+    std::string reason = d.reason;
+    bound(reason, kMaxReasonBytes - kReplayMark.size());
+    reason += kReplayMark;
+    letters.push_back({d.offset, std::move(reason), d.payload});
+  }
+  if (!letters.empty()) {
+    if (auto st = insert_dead_letters(batch, letters); !st.is_ok()) return fail(std::move(st));
+  }
+  if (auto st = conn_->exec("COMMIT"); !st.is_ok()) return fail(std::move(st));
+  result.outcome = WriteOutcome::kCommitted;
+  result.dead_letters = letters.size();
   return result;
 }
 

@@ -13,14 +13,21 @@
 /// are sent as hex literals, so any bytes round-trip. After an error that makes the session
 /// unusable or that a new session may not have (reconnect_after: access denied), the connection
 /// is closed and the next write opens a new one.
+///
+/// `sluice replay` uses the same path in a mode of its own (SinkMode): no sluice_offsets at all
+/// (neither read by the write nor moved), a row whose uuid is already stored counts as already
+/// present instead of becoming a dead letter, and a dead letter already recorded at the same
+/// position is not written again — so a replay of any range is idempotent.
 /// Thread safety: one instance per thread (it owns one connection).
 
 #include <array>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "common/config.h"
 #include "storage/batch_sink.h"
@@ -34,13 +41,46 @@ struct BookkeepingTables {
   std::string dead_letter = "sluice_dead_letter";
 };
 
+/// What a write does.
+enum class SinkMode {
+  /// The service: the sluice_offsets compare-and-set, a uuid already stored is a
+  /// `duplicate_uuid` dead letter.
+  kExactlyOnce,
+  /// `sluice replay`: each batch is one transaction of rows and dead letters only. Rows whose
+  /// uuid is already stored are refused by the unique key and reported in
+  /// WriteResult::present_per_table; dead letters already recorded at the same (topic,
+  /// partition, offset) are skipped and reported in WriteResult::dead_letters_present; the
+  /// others are written with kReplayMark appended to their reason. sluice_offsets is never
+  /// created, read by a write, or moved.
+  kReplay,
+  /// `sluice replay --dry-run`: as kReplay, but nothing is written, not even a table: the
+  /// result counts what kReplay would write (WriteResult::rows, dead_letters) and what it would
+  /// find present.
+  kReplayDryRun,
+};
+
+/// What one warning of a load into `table` (SHOW WARNINGS: Code, Message) means. Ok, with
+/// `uuid` set, for a row refused because its uuid is already stored (key ix_uuid): IGNOREd, as
+/// meant. kDuplicatePrimaryKey for a duplicate on the primary key (transient while it does not
+/// repeat). Anything else is an error of class kBadRow — ER_DUP_ENTRY for a unique key a DBA
+/// added, ER_TRUNCATED_WRONG_VALUE_FOR_FIELD otherwise — since it means a row stored altered or
+/// dropped.
+DbStatus classify_load_warning(std::string_view table, std::string_view code,
+                               std::string_view message, std::string& uuid);
+
+/// Appended to the reason of every dead letter a replay writes.
+inline constexpr std::string_view kReplayMark = " (sluice replay)";
+
 class MariaDbSink final : public BatchSink {
  public:
-  MariaDbSink(MariaDbConfig config, std::string consumer_group, BookkeepingTables bookkeeping = {});
+  MariaDbSink(MariaDbConfig config, std::string consumer_group, BookkeepingTables bookkeeping = {},
+              SinkMode mode = SinkMode::kExactlyOnce);
 
   WriteResult write(Batch& batch) override;
-  /// Connects (creating sluice_offsets and sluice_dead_letter) and checks @@global.read_only.
+  /// Connects (creating sluice_offsets and sluice_dead_letter; in kReplay only the latter, in
+  /// kReplayDryRun neither) and checks @@global.read_only (not in kReplayDryRun).
   DbStatus probe() override;
+  /// sluice_offsets of this group; an empty map when the table does not exist (replay modes).
   DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) override;
   void disconnect() override { conn_.reset(); }
 
@@ -51,11 +91,14 @@ class MariaDbSink final : public BatchSink {
   DbStatus check_table(const TableLayout& table, std::string& mismatch);
   /// Steps 1 of the transaction; sets `result` when the batch must not be written.
   DbStatus advance_offset(Batch& batch, bool& proceed, WriteResult& result);
+  /// Loads the rows; those refused as duplicates become dead letters in `duplicates`
+  /// (kExactlyOnce), or are only counted in `refused` (replay modes).
   DbStatus insert_rows(const TableRows& rows, WriteResult& result,
-                       std::vector<DeadLetter>& duplicates);
+                       std::vector<DeadLetter>& duplicates, size_t& refused);
   DbStatus insert_dead_letters(const Batch& batch, const std::vector<DeadLetter>& letters);
-  /// Counts, per uuid, the rows the last statement refused as duplicates. Any other warning is
-  /// an error: it would mean a row stored altered.
+  /// Counts, per uuid, the rows the last statement refused as duplicates of a stored uuid. Any
+  /// other warning is an error (classify_load_warning): a duplicate primary key is retried, and
+  /// split when it repeats; the rest is kBadRow.
   DbStatus read_duplicate_warnings(const TableLayout& table,
                                    std::unordered_map<std::string, size_t>& refused);
   /// Turns refused rows into dead letters.
@@ -64,9 +107,17 @@ class MariaDbSink final : public BatchSink {
                                  std::vector<DeadLetter>& out);
   std::string quoted(std::string_view bytes) const;
   WriteResult fail(DbStatus st, std::string table = "");
+  /// kReplay and kReplayDryRun: the offsets of the batch's dead letters that
+  /// sluice_dead_letter already holds (none when the table does not exist).
+  DbStatus recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out);
+  /// Replay modes: per row of `rows`, whether the table already holds its uuid (or the row
+  /// repeats an earlier uuid of the batch); none when the table does not exist.
+  DbStatus find_present(const TableRows& rows, std::vector<bool>& present);
+  WriteResult write_replay(Batch& batch);
 
   MariaDbConfig config_;
   std::string group_;
+  SinkMode mode_;
   std::string offsets_table_;      ///< quoted
   std::string dead_letter_table_;  ///< quoted
   std::array<std::string, 2> create_bookkeeping_;

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <thread>
 
+#include "storage/mariadb_sink.h"
+#include "storage/table_layout.h"
+
 namespace sluice::testing {
 
 using ingest::kOffsetInvalid;
@@ -780,6 +783,76 @@ std::unique_ptr<MemorySpool> MemorySpool::crash_copy() const {
   copy->events_ = events_;
   copy->pause_ = pause_;
   return copy;
+}
+
+// --- FakeEventTables / FakeReplaySession -----------------------------------------------------
+
+std::vector<std::string> FakeEventTables::uuids(const std::string& table) const {
+  std::lock_guard lock(mu_);
+  const auto it = order_.find(table);
+  return it == order_.end() ? std::vector<std::string>{} : it->second;
+}
+
+std::map<std::string, std::string> FakeEventTables::dead_letters() const {
+  std::lock_guard lock(mu_);
+  return dead_letters_;
+}
+
+void FakeEventTables::store(const std::string& table, const std::string& uuid) {
+  std::lock_guard lock(mu_);
+  if (stored_[table].insert(uuid).second) order_[table].push_back(uuid);
+}
+
+void FakeEventTables::fail_next_writes(int n) {
+  std::lock_guard lock(mu_);
+  failures_ = n;
+}
+
+int FakeEventTables::writes() const {
+  std::lock_guard lock(mu_);
+  return writes_;
+}
+
+WriteResult FakeReplaySession::write(storage::Batch& batch) {
+  std::lock_guard lock(tables_.mu_);
+  ++tables_.writes_;
+  if (tables_.failures_ > 0) {
+    --tables_.failures_;
+    return failed(ER_ACCESS_DENIED_ERROR, "Access denied for user 'sluice'");
+  }
+  WriteResult result;
+  result.present_per_table.assign(batch.tables.size(), 0);
+  for (size_t t = 0; t < batch.tables.size(); ++t) {
+    const auto& rows = batch.tables[t];
+    const std::string& name = rows.table->name();
+    auto& stored = tables_.stored_[name];
+    std::set<std::string> in_batch;
+    for (size_t i = 0; i < rows.rows(); ++i) {
+      const uint32_t start = i == 0 ? 0 : rows.ends[i - 1];
+      const std::string uuid(rows.data.data() + start, 32);
+      if (stored.contains(uuid) || !in_batch.insert(uuid).second) {
+        ++result.present_per_table[t];
+        continue;
+      }
+      ++result.rows;
+      if (!dry_run_) {
+        stored.insert(uuid);
+        tables_.order_[name].push_back(uuid);
+      }
+    }
+  }
+  for (const auto& d : batch.dead_letters) {
+    const std::string key =
+        batch.topic + "/" + std::to_string(batch.partition) + "@" + std::to_string(d.offset);
+    if (tables_.dead_letters_.contains(key)) {
+      result.dead_letters_present.push_back(d.offset);
+      continue;
+    }
+    ++result.dead_letters;
+    if (!dry_run_) tables_.dead_letters_[key] = d.reason + std::string(storage::kReplayMark);
+  }
+  result.outcome = WriteOutcome::kCommitted;
+  return result;
 }
 
 }  // namespace sluice::testing

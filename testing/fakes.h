@@ -286,6 +286,52 @@ class FakeSession final : public storage::BatchSink {
   bool connected_ = false;
 };
 
+/// Event tables and sluice_dead_letter as a replay sees them (MariaDbSink in
+/// SinkMode::kReplay / kReplayDryRun): per table the uuids stored, each at most once, in
+/// insertion order; dead letters at most once per (topic, partition, offset); no
+/// sluice_offsets at all. Thread safe.
+class FakeEventTables {
+ public:
+  /// The uuids of a table, in the order they were stored.
+  std::vector<std::string> uuids(const std::string& table) const;
+  /// Dead letters: "topic/partition@offset" → reason.
+  std::map<std::string, std::string> dead_letters() const;
+  /// Stores rows directly (what the service wrote before).
+  void store(const std::string& table, const std::string& uuid);
+  /// The next `n` writes fail with a fatal error (access denied).
+  void fail_next_writes(int n);
+  int writes() const;
+
+ private:
+  friend class FakeReplaySession;
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<std::string>> order_;
+  std::map<std::string, std::set<std::string>> stored_;
+  std::map<std::string, std::string> dead_letters_;
+  int failures_ = 0;
+  int writes_ = 0;
+};
+
+/// A session of a replay on FakeEventTables, as MariaDbSink behaves in the replay modes: rows
+/// whose uuid is stored (or repeats one earlier in the batch) are present, the rest written;
+/// dead letters already recorded are present, the rest written with kReplayMark; a dry run
+/// counts the same and writes nothing.
+class FakeReplaySession final : public storage::BatchSink {
+ public:
+  FakeReplaySession(FakeEventTables& tables, bool dry_run) : tables_(tables), dry_run_(dry_run) {}
+  storage::WriteResult write(storage::Batch& batch) override;
+  storage::DbStatus probe() override { return {}; }
+  storage::DbStatus read_offsets(const std::string&, std::map<int32_t, int64_t>& out) override {
+    out.clear();
+    return {};
+  }
+  void disconnect() override {}
+
+ private:
+  FakeEventTables& tables_;
+  bool dry_run_;
+};
+
 // --- Spool ----------------------------------------------------------------------------------
 
 /// An in-memory spool. `crash_copy` builds the spool a restarted process would find: the

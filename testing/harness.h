@@ -120,8 +120,10 @@ class Producer {
   explicit Producer(const std::string& bootstrap, const std::string& compression = "none",
                     bool idempotent = false);
   ~Producer();
-  /// Produces to an explicit partition; returns nothing until flush().
-  void produce(const std::string& topic, int32_t partition, const std::string& payload);
+  /// Produces to an explicit partition; returns nothing until flush(). `timestamp_ms` is the
+  /// message's Kafka timestamp (0: now).
+  void produce(const std::string& topic, int32_t partition, const std::string& payload,
+               int64_t timestamp_ms = 0);
   /// Waits for all deliveries; throws on any delivery failure.
   void flush();
   /// Offsets of delivered messages, in production order per (topic, partition).

@@ -1,7 +1,8 @@
 // Integration tests of the MariaDB adapter alone (no Kafka, no `sluice` process) against a
 // private mariadbd: LOAD DATA LOCAL serves only Sluice's own in-memory batch, dead letters of any
-// bytes round-trip, tables of another layout are found once and their rows dead-lettered, and a
-// session that lost a privilege is replaced once the grant is back.
+// bytes round-trip, tables of another layout are found once and their rows dead-lettered, a
+// session that lost a privilege is replaced once the grant is back, and a duplicate on a primary
+// key other than Sluice's id is told apart from a stored uuid.
 
 #include "storage/mariadb_sink.h"
 
@@ -175,6 +176,37 @@ TEST_F(SinkTest, ASessionThatLostAPrivilegeIsReplacedOnceTheGrantIsBack) {
   const auto again = sink.write(second);
   ASSERT_EQ(again.outcome, WriteOutcome::kCommitted) << again.error.describe();
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Sink_1"), 10);
+}
+
+TEST_F(SinkTest, AStoredUuidRefusedOnAnotherPrimaryKeyIsADuplicatePrimaryKeyNotAStoredUuid) {
+  // A table from an older consumer: the uuid is the primary key, there is no ix_uuid. A stored
+  // uuid is then refused on 'PRIMARY' at every attempt: the sink must say so (retried while it
+  // does not repeat, then split by the writer), neither count it as a stored uuid nor call it a
+  // deadlock to retry forever.
+  db_->exec(
+      "CREATE TABLE Sink_1 (uuid CHAR(32) PRIMARY KEY, timestamp VARBINARY(14), dt DATETIME, "
+      "wiki VARBINARY(1024), webHost VARBINARY(1024), userAgent VARBINARY(1024), "
+      "event_a VARBINARY(1024))");
+  storage::MariaDbSink sink(config(), "g");
+  Batch first = batch(table_, 0, 5);
+  auto r = sink.write(first);
+  ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << r.error.describe();
+  db_->exec("INSERT INTO Sink_1 (uuid, wiki) VALUES ('" + std::string(24, '0') + "00000008', 'x')");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Batch second = batch(table_, 5, 5);  // offset 7 holds uuid ...08
+    r = sink.write(second);
+    ASSERT_EQ(r.outcome, WriteOutcome::kFailed);
+    EXPECT_EQ(r.error.code, storage::kDuplicatePrimaryKey) << r.error.describe();
+    EXPECT_TRUE(storage::repeated_means_bad_batch(r.error.code));
+    EXPECT_EQ(r.failed_table, "Sink_1");
+  }
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Sink_1"), 6);  // rolled back
+  EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets"), 5);
+  // The part the writer's split isolates without that row is written.
+  Batch head = batch(table_, 5, 2);
+  r = sink.write(head);
+  ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << r.error.describe();
+  EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets"), 7);
 }
 
 }  // namespace

@@ -313,6 +313,8 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
   EXPECT_EQ(c->kafka.topics, std::vector<std::string>{"^eventlogging_.*"});
   EXPECT_EQ(c->kafka.instance_id, "db-ingest-1");
   EXPECT_EQ(c->fleet.topic, "_sluice_fleet." + c->kafka.group_id) << "the default, spelled out";
+  EXPECT_EQ(c->replay.confirm_above_events, ReplayConfig{}.confirm_above_events)
+      << "the default, spelled out";
   for (const char* key : {"brokers:",       "group_id:",      "topics:",
                           "properties:",    "host:",          "port:",
                           "socket:",        "user:",          "password_file:",
@@ -323,7 +325,8 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
                           "level:",         "format:",        "sasl_password_file:",
                           "tls:",           "enabled:",       "ca_file:",
                           "cert_file:",     "key_file:",      "verify_server_cert:",
-                          "topic:",         "heartbeat_ms:",  "instance_timeout_ms:"}) {
+                          "topic:",         "heartbeat_ms:",  "instance_timeout_ms:",
+                          "confirm_above_events:"}) {
     EXPECT_NE(text.find(std::string("  ") + key), std::string::npos) << key;
   }
 

@@ -4,6 +4,7 @@
 
 #include "storage/batch.h"
 #include "storage/db_error.h"
+#include "storage/mariadb_sink.h"
 #include "storage/row_format.h"
 #include "storage/table_layout.h"
 
@@ -251,6 +252,39 @@ TEST(DbError, LayoutAndValueRefusalsSplitTheBatchAndAccessDeniedReconnects) {
   EXPECT_FALSE(reconnect_after(ER_BAD_DB_ERROR));
   EXPECT_TRUE(repeated_means_bad_batch(ER_STATEMENT_TIMEOUT));
   EXPECT_FALSE(repeated_means_bad_batch(ER_LOCK_WAIT_TIMEOUT));
+}
+
+TEST(DbError, ADuplicatePrimaryKeyIsRetriedOnlyWhileItDoesNotRepeat) {
+  // The load IGNOREs a stored uuid (key ix_uuid) and names it; a duplicate on the primary key is
+  // no stored uuid: retried, but split once it repeats, so it can never be retried forever.
+  std::string uuid;
+  const std::string dup = std::to_string(ER_DUP_ENTRY);
+  EXPECT_TRUE(
+      classify_load_warning(
+          "T_1", dup, "Duplicate entry '0123456789abcdef0123456789abcdef' for key 'ix_uuid'", uuid)
+          .is_ok());
+  EXPECT_EQ(uuid, "0123456789abcdef0123456789abcdef");
+
+  const auto primary =
+      classify_load_warning("T_1", dup, "Duplicate entry '1207' for key 'PRIMARY'", uuid);
+  EXPECT_EQ(primary.code, kDuplicatePrimaryKey);
+  EXPECT_EQ(primary.error_class(), DbErrorClass::kTransient);
+  EXPECT_TRUE(repeated_means_bad_batch(primary.code));
+  EXPECT_NE(primary.describe().find("MariaDB error 1062"), std::string::npos) << primary.describe();
+  EXPECT_NE(primary.describe().find("for key 'PRIMARY'"), std::string::npos);
+  EXPECT_EQ(
+      classify_load_warning("T_1", dup, "Duplicate entry '7' for key 'T_1.PRIMARY'", uuid).code,
+      kDuplicatePrimaryKey);
+
+  const auto other =
+      classify_load_warning("T_1", dup, "Duplicate entry 'x' for key 'dba_unique'", uuid);
+  EXPECT_EQ(other.code, static_cast<unsigned int>(ER_DUP_ENTRY));
+  EXPECT_EQ(other.error_class(), DbErrorClass::kBadRow);
+  EXPECT_EQ(classify_load_warning("T_1", std::to_string(WARN_DATA_TRUNCATED),
+                                  "Data truncated for column 'x' at row 3", uuid)
+                .error_class(),
+            DbErrorClass::kBadRow);
+  EXPECT_FALSE(repeated_means_bad_batch(ER_LOCK_DEADLOCK));
 }
 
 }  // namespace

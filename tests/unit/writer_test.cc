@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <mysqld_error.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 
+#include "storage/mariadb_sink.h"
 #include "storage/table_layout.h"
 
 namespace sluice::ingest {
@@ -190,6 +192,25 @@ TEST_F(WriterTest, RefusedRowsAreIsolatedDeadLetteredAndTheRestWrittenInOffsetOr
             static_cast<uint64_t>(db_.writes - static_cast<int>(db_.commits.size())));
 }
 
+TEST_F(WriterTest, RowsRefusedInASplitAreReportedUnderTheirTable) {
+  // A replay's summary counts every event under its table: the row MariaDB refused is one of
+  // T_1's dead letters, not a row written.
+  start([](const Batch& b) -> DbStatus {
+    if (holds(b, 5)) return {ER_DATA_TOO_LONG, "Data too long for column 'event_a' at row 1"};
+    return {};
+  });
+  writer_->push(batch(0, 16, {9}));
+  ASSERT_TRUE(wait_reports(1));
+  writer_->stop(false);
+  ASSERT_EQ(reports_[0].outcome, WriteOutcome::kCommitted);
+  ASSERT_EQ(reports_[0].tables.size(), 1u);
+  EXPECT_EQ(reports_[0].tables[0].rows, 14u);
+  ASSERT_EQ(reports_[0].table_dead_letters.size(), 1u) << "the decoder's dead letter is not one";
+  EXPECT_EQ(reports_[0].table_dead_letters[0].name, "T_1");
+  EXPECT_EQ(reports_[0].table_dead_letters[0].dead_lettered, 1u);
+  EXPECT_EQ(reports_[0].dead_letters, 2u);
+}
+
 TEST_F(WriterTest, AStatementThatAlwaysTimesOutIsSplitDownToTheSlowRow) {
   start([](const Batch& b) -> DbStatus {
     if (holds(b, 42)) return {ER_STATEMENT_TIMEOUT, "Query execution was interrupted"};
@@ -203,6 +224,53 @@ TEST_F(WriterTest, AStatementThatAlwaysTimesOutIsSplitDownToTheSlowRow) {
   ASSERT_EQ(db_.letters.size(), 1u);
   EXPECT_EQ(db_.letters[0].offset, 42);
   EXPECT_NE(db_.letters[0].reason.find("1969"), std::string::npos) << db_.letters[0].reason;
+  EXPECT_EQ(next_offset(), 64);
+}
+
+TEST_F(WriterTest, ADuplicatePrimaryKeyThatRepeatsEndsAsADeadLetterNotAnEndlessRetry) {
+  // A table whose primary key is not Sluice's auto-increment id (uuid, from an older consumer)
+  // answers a stored uuid with a duplicate on 'PRIMARY' on every attempt. Retried as a deadlock,
+  // the batch would never be written; the writer must find the row and dead-letter it.
+  start([](const Batch& b) -> DbStatus {
+    if (!holds(b, 42)) return {};
+    std::string uuid;
+    return storage::classify_load_warning(
+        "T_1", std::to_string(ER_DUP_ENTRY),
+        "Duplicate entry '0123456789abcdef0123456789abcdef' for key 'PRIMARY'", uuid);
+  });
+  writer_->push(batch(0, 64));
+  writer_->push(batch(64, 8));
+  ASSERT_TRUE(wait_reports(2)) << "the batch is retried forever";
+  writer_->stop(false);
+  EXPECT_EQ(reports_[0].outcome, WriteOutcome::kCommitted);
+  EXPECT_EQ(reports_[0].rows, 63u);
+  EXPECT_EQ(reports_[1].outcome, WriteOutcome::kCommitted);
+  ASSERT_EQ(db_.letters.size(), 1u);
+  EXPECT_EQ(db_.letters[0].offset, 42);
+  EXPECT_EQ(db_.letters[0].reason.rfind("db_refused: T_1: MariaDB error 1062", 0), 0u)
+      << db_.letters[0].reason;
+  EXPECT_NE(db_.letters[0].reason.find("for key 'PRIMARY'"), std::string::npos);
+  EXPECT_EQ(next_offset(), 72);
+  EXPECT_FALSE(writer_->state().failing);
+}
+
+TEST_F(WriterTest, ADuplicatePrimaryKeyThatPassesOnRetryWritesTheWholeBatch) {
+  // Two writers on one table: InnoDB handed an auto-increment id out twice, once. Written again,
+  // the batch passes whole; no event is dead-lettered for a race.
+  std::atomic<int> collisions{1};
+  start([&](const Batch&) -> DbStatus {
+    if (collisions.fetch_sub(1) <= 0) return {};
+    std::string uuid;
+    return storage::classify_load_warning("T_1", std::to_string(ER_DUP_ENTRY),
+                                          "Duplicate entry '1207' for key 'PRIMARY'", uuid);
+  });
+  writer_->push(batch(0, 64));
+  ASSERT_TRUE(wait_reports(1));
+  writer_->stop(false);
+  EXPECT_EQ(reports_[0].outcome, WriteOutcome::kCommitted);
+  EXPECT_EQ(reports_[0].rows, 64u);
+  EXPECT_TRUE(db_.letters.empty());
+  EXPECT_EQ(db_.commits.size(), 1u);
   EXPECT_EQ(next_offset(), 64);
 }
 

@@ -1,0 +1,448 @@
+#include "ingest/replay.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <unordered_map>
+
+#include "common/logging.h"
+#include "ingest/decoder.h"
+#include "storage/table_layout.h"
+
+namespace sluice::ingest {
+
+using storage::WriteOutcome;
+
+// --- resolve_ranges ----------------------------------------------------------------------------
+
+Result<std::vector<PartitionRange>> resolve_ranges(const std::string& topic, ReplayBound from,
+                                                   ReplayBound to,
+                                                   const std::vector<PartitionFacts>& facts) {
+  using Kind = ReplayBound::Kind;
+  if (from.kind == Kind::kNone) {
+    return Status::error("a replay needs a start: --from-time or --from-offset");
+  }
+  if (from.kind == Kind::kOffset && from.value < 0) {
+    return Status::error("--from-offset must not be negative, got " + std::to_string(from.value));
+  }
+  if (to.kind == Kind::kOffset && to.value < 0) {
+    return Status::error("--to-offset must not be negative, got " + std::to_string(to.value));
+  }
+  if (from.kind == to.kind && to.value < from.value) {
+    return Status::error(from.kind == Kind::kOffset
+                             ? "--to-offset " + std::to_string(to.value) +
+                                   " is before --from-offset " + std::to_string(from.value)
+                             : std::string("--to-time is before --from-time"));
+  }
+  std::vector<PartitionRange> out;
+  out.reserve(facts.size());
+  for (const auto& f : facts) {
+    PartitionRange r;
+    r.topic = topic;
+    r.partition = f.partition;
+    const int64_t asked_from = from.kind == Kind::kOffset ? from.value
+                               : f.from_time_offset >= 0  ? f.from_time_offset
+                                                          : f.high;
+    int64_t end = f.high;
+    if (to.kind == Kind::kOffset) end = std::min(to.value, f.high);
+    if (to.kind == Kind::kTime && f.to_time_offset >= 0) end = std::min(f.to_time_offset, f.high);
+    if (asked_from < f.low && asked_from < end) {
+      r.expired_from = asked_from;
+      r.expired_to = std::min(f.low, end);
+    }
+    r.from = std::max(asked_from, f.low);
+    r.to = std::max(end, r.from);
+    // Kafka answers a time before the log start with the log start: whatever expired below it
+    // may have been in the window.
+    r.may_have_expired = from.kind == Kind::kTime && f.from_time_offset >= 0 &&
+                         f.from_time_offset == f.low && f.low > 0;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// --- ReplayLedger ------------------------------------------------------------------------------
+
+int64_t ReplayLedger::Partition::covered_end() const {
+  int64_t end = read_next >= 0 ? read_next : from;
+  if (open_base_ >= 0) end = std::min(end, open_base_);
+  if (!in_flight_.empty()) end = std::min(end, in_flight_.front().base);
+  if (stopped_at_ >= 0) end = std::min(end, stopped_at_);
+  return std::max(end, from);
+}
+
+ReplayLedger::Partition& ReplayLedger::expect(const PartitionRange& range) {
+  Partition& p = partition(range.topic, range.partition);
+  p.from = range.from;
+  p.to = range.to;
+  p.may_have_expired = range.may_have_expired;
+  if (range.expired_to > range.expired_from) expired(p, range.expired_from, range.expired_to);
+  return p;
+}
+
+ReplayLedger::Partition& ReplayLedger::partition(const std::string& topic, int32_t partition) {
+  auto [it, inserted] = partitions_.try_emplace({topic, partition});
+  if (inserted) {
+    it->second.topic = topic;
+    it->second.partition = partition;
+  }
+  return it->second;
+}
+
+ReplayTableCounts& ReplayLedger::table(std::string_view name) {
+  if (auto it = tables_.find(name); it != tables_.end()) return it->second;
+  return tables_.emplace(std::string(name), ReplayTableCounts{}).first->second;
+}
+
+void ReplayLedger::expired(Partition& p, int64_t from, int64_t to) {
+  if (to <= from) return;
+  // Merge with the last range when they touch: one line per hole, however it was found.
+  if (!p.expired.empty() && p.expired.back().second >= from) {
+    p.expired.back().second = std::max(p.expired.back().second, to);
+    return;
+  }
+  p.expired.emplace_back(from, to);
+}
+
+void ReplayLedger::read(Partition& p, int64_t offset, ReplayTableCounts& table, bool dead) {
+  ++p.read;
+  if (p.from < 0) p.from = offset;
+  p.read_next = offset + 1;
+  if (p.open_base_ < 0) p.open_base_ = offset;
+  ++table.read;
+  if (dead) p.open_letters_.push_back({offset, &table});
+}
+
+void ReplayLedger::skipped(Partition& p, int64_t offset) {
+  ++p.read;
+  ++p.skipped;
+  ++p.durable;
+  if (p.from < 0) p.from = offset;
+  p.read_next = offset + 1;
+}
+
+void ReplayLedger::dispatched(Partition& p, int64_t end) {
+  if (p.open_base_ < 0) return;  // nothing was built
+  p.in_flight_.push_back({p.open_base_, end, std::move(p.open_letters_)});
+  p.open_base_ = -1;
+  p.open_letters_.clear();
+}
+
+void ReplayLedger::dropped_open(Partition& p) {
+  if (p.open_base_ < 0) return;
+  if (p.stopped_at_ < 0 || p.open_base_ < p.stopped_at_) p.stopped_at_ = p.open_base_;
+  p.open_base_ = -1;
+  p.open_letters_.clear();
+}
+
+void ReplayLedger::finished(Partition& p) {
+  if (p.to >= 0 && p.stopped_at_ < 0 && p.open_base_ < 0 && p.in_flight_.empty()) {
+    p.read_next = std::max(p.read_next, p.to);
+  }
+}
+
+bool ReplayLedger::reported(const WriteReport& r) {
+  const auto it = partitions_.find({r.topic, r.partition});
+  if (it == partitions_.end()) {
+    if (error_.empty()) error_ = "a writer reported a batch the replay did not send";
+    return false;
+  }
+  Partition& p = it->second;
+  // Reports of one partition usually come in order, but batches dropped from a writer's queue
+  // (a replay stopping) are reported before the one being written: match by the batch's end.
+  auto at = std::find_if(p.in_flight_.begin(), p.in_flight_.end(),
+                         [&](const Partition::InFlight& f) { return f.end == r.end_offset; });
+  if (at == p.in_flight_.end()) {
+    if (error_.empty()) error_ = "a writer reported a batch the replay did not send";
+    return false;
+  }
+  Partition::InFlight batch = std::move(*at);
+  p.in_flight_.erase(at);
+  if (r.outcome != WriteOutcome::kCommitted) {
+    // Not written: nothing from here on in this partition is covered.
+    if (p.stopped_at_ < 0 || batch.base < p.stopped_at_) p.stopped_at_ = batch.base;
+    if (!r.error.is_ok() && error_.empty()) {
+      error_ = "batch " + r.topic + "/" + std::to_string(r.partition) + " [" +
+               std::to_string(r.base_offset) + ", " + std::to_string(r.end_offset) +
+               ") not written: " + r.error.describe();
+    }
+    return r.error.is_ok();
+  }
+  uint64_t outcomes = 0;
+  for (const auto& t : r.tables) {
+    ReplayTableCounts& counts = table(t.name);
+    counts.written += t.rows;
+    counts.already_present += t.already_present;
+    outcomes += t.rows + t.already_present;
+  }
+  for (const auto& t : r.table_dead_letters) {
+    ReplayTableCounts& counts = table(t.name);
+    counts.dead_lettered += t.dead_lettered;
+    counts.already_present += t.already_present;
+    outcomes += t.dead_lettered + t.already_present;
+  }
+  for (const auto& letter : batch.letters) {
+    const bool present = std::find(r.dead_letters_present.begin(), r.dead_letters_present.end(),
+                                   letter.offset) != r.dead_letters_present.end();
+    ++(present ? letter.table->already_present : letter.table->dead_lettered);
+    ++outcomes;
+  }
+  p.durable += outcomes;
+  return true;
+}
+
+ReplayTableCounts ReplayLedger::totals() const {
+  ReplayTableCounts sum;
+  for (const auto& [name, t] : tables_) {
+    sum.read += t.read;
+    sum.written += t.written;
+    sum.already_present += t.already_present;
+    sum.dead_lettered += t.dead_lettered;
+  }
+  return sum;
+}
+
+uint64_t ReplayLedger::read() const {
+  uint64_t n = 0;
+  for (const auto& [key, p] : partitions_) n += p.read;
+  return n;
+}
+
+uint64_t ReplayLedger::skipped() const {
+  uint64_t n = 0;
+  for (const auto& [key, p] : partitions_) n += p.skipped;
+  return n;
+}
+
+uint64_t ReplayLedger::durable() const {
+  uint64_t n = 0;
+  for (const auto& [key, p] : partitions_) n += p.durable;
+  return n;
+}
+
+uint64_t ReplayLedger::expected() const {
+  uint64_t n = 0;
+  for (const auto& [key, p] : partitions_) {
+    if (p.from >= 0 && p.to > p.from) n += static_cast<uint64_t>(p.to - p.from);
+  }
+  return n;
+}
+
+bool ReplayLedger::any_expired() const {
+  for (const auto& [key, p] : partitions_) {
+    if (!p.expired.empty()) return true;
+  }
+  return false;
+}
+
+// --- Replay ------------------------------------------------------------------------------------
+
+Replay::Replay(SchemaRegistry& registry, SinkFactory sinks, ReplayOptions options,
+               const Clock& clock)
+    : registry_(registry), sinks_(std::move(sinks)), options_(std::move(options)), clock_(clock) {}
+
+namespace {
+
+/// One partition being replayed: its batcher and its record in the ledger.
+struct Lane {
+  std::unique_ptr<Batcher> batcher;
+  ReplayLedger::Partition* ledger = nullptr;
+  size_t writer = 0;
+};
+
+}  // namespace
+
+ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomic<bool>& stop,
+                      const Progress& progress, std::string& error) {
+  const size_t writer_count = std::max<size_t>(1, options_.writers);
+  // Bytes of batches queued or being written, as the service bounds them: every writer has one
+  // batch in the database and one or two waiting, however small the batches are (many
+  // partitions read round-robin make small ones).
+  const size_t max_in_flight_bytes = (2 * writer_count + 1) * options_.limits.max_bytes;
+  const size_t max_open_bytes = (writer_count + 1) * options_.limits.max_bytes;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<WriteReport> reports;  // guarded by mu
+  size_t in_flight = 0;              // ingest thread only
+  size_t in_flight_bytes = 0;        // ingest thread only
+  auto on_report = [&](WriteReport&& r) {
+    {
+      std::lock_guard lock(mu);
+      reports.push_back(std::move(r));
+    }
+    cv.notify_all();
+  };
+
+  std::vector<std::unique_ptr<Writer>> writers;
+  for (size_t i = 0; i < writer_count; ++i) {
+    writers.push_back(
+        std::make_unique<Writer>(i, sinks_(), on_report, clock_, RetryLimit{options_.attempts}));
+  }
+  storage::TableRowsPool pool(4 * writer_count + 4, 2 * options_.limits.max_bytes);
+  std::map<std::pair<std::string, int32_t>, Lane> lanes;
+  Decoder decoder(registry_);
+  std::unordered_map<const Schema*, ReplayTableCounts*> counts_of;
+  std::vector<SourceMessage> messages;
+  std::vector<ExpiredRange> expired;
+  std::vector<WriteReport> taken;
+  std::string reason;
+  bool failed = false;
+
+  auto process_reports = [&] {
+    {
+      std::lock_guard lock(mu);
+      taken.swap(reports);
+    }
+    for (auto& r : taken) {
+      --in_flight;
+      in_flight_bytes -= std::min(in_flight_bytes, r.bytes);
+      for (auto& rows : r.spent) pool.give(std::move(rows));
+      if (!ledger.reported(r) && !failed) {
+        failed = true;
+        // Batches still queued are dropped, so nothing is written past a hole.
+        for (auto& w : writers) w->quiesce();
+      }
+    }
+    taken.clear();
+  };
+  auto dispatch = [&](Lane& lane) {
+    if (lane.batcher->empty()) return;
+    storage::Batch batch = lane.batcher->take();
+    ledger.dispatched(*lane.ledger, batch.end_offset);
+    ++in_flight;
+    in_flight_bytes += batch.bytes;
+    writers[lane.writer]->push(std::move(batch));
+  };
+  auto lane_for = [&](std::string_view topic, int32_t partition, int64_t offset) -> Lane& {
+    // Looked up only when the partition changes from one event to the next (the caller keeps
+    // the last lane): inputs hand out runs of one partition.
+    const std::string key_topic(topic);
+    auto [it, inserted] = lanes.try_emplace({key_topic, partition});
+    Lane& lane = it->second;
+    if (inserted) {
+      lane.ledger = &ledger.partition(key_topic, partition);
+      lane.batcher =
+          std::make_unique<Batcher>(key_topic, partition, options_.limits, clock_, &pool);
+      lane.batcher->reset(lane.ledger->from >= 0 ? lane.ledger->from : offset, 1);
+      lane.writer =
+          (std::hash<std::string>{}(key_topic)*31 + static_cast<size_t>(partition)) % writer_count;
+    }
+    return lane;
+  };
+
+  ReplayEnd end = ReplayEnd::kComplete;
+  auto last_progress = clock_.now();
+  Lane* last_lane = nullptr;
+  for (;;) {
+    process_reports();
+    if (failed) {
+      end = ReplayEnd::kFailed;
+      break;
+    }
+    if (stop.load()) {
+      end = ReplayEnd::kInterrupted;
+      break;
+    }
+    if (input.done()) break;
+    if (in_flight_bytes >= max_in_flight_bytes) {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return !reports.empty(); });
+      continue;
+    }
+    if (auto st = input.read(std::chrono::milliseconds(100), 1000, messages); !st) {
+      error = st.message();
+      end = ReplayEnd::kFailed;
+      failed = true;
+      break;
+    }
+    for (const auto& m : messages) {
+      Lane& lane = last_lane != nullptr && last_lane->ledger->partition == m.partition &&
+                           last_lane->ledger->topic == m.topic
+                       ? *last_lane
+                       : lane_for(m.topic, m.partition, m.offset);
+      last_lane = &lane;
+      const Schema* schema = decoder.decode(m.payload, m.timestamp_ms, reason);
+      if (!options_.schemas.empty()) {
+        const std::string_view name =
+            schema != nullptr ? std::string_view(schema->name) : decoder.capsule_schema();
+        if (!options_.schemas.contains(name)) {
+          ledger.skipped(*lane.ledger, m.offset);
+          continue;
+        }
+      }
+      if (schema != nullptr) {
+        ReplayTableCounts*& counts = counts_of[schema];
+        if (counts == nullptr) counts = &ledger.table(schema->table->name());
+        ledger.read(*lane.ledger, m.offset, *counts, false);
+        lane.batcher->add_decoded(schema->table.get(), decoder, m.offset);
+      } else {
+        const bool named = !decoder.capsule_schema().empty() && decoder.capsule_revision() >= 0;
+        ReplayTableCounts& counts = ledger.table(
+            named ? storage::table_name_for(decoder.capsule_schema(), decoder.capsule_revision())
+                  : std::string(kNoTable));
+        ledger.read(*lane.ledger, m.offset, counts, true);
+        lane.batcher->add_dead_letter(m.offset, reason, std::string(m.payload));
+      }
+      if (lane.batcher->full()) dispatch(lane);
+    }
+    input.take_expired(expired);
+    for (const auto& e : expired)
+      ledger.expired(ledger.partition(e.topic, e.partition), e.from, e.to);
+    expired.clear();
+    // Due batches go, so a slow input still makes progress; over the memory budget the
+    // fullest go first.
+    size_t open_bytes = 0;
+    for (auto& [key, lane] : lanes) {
+      if (lane.batcher->due()) dispatch(lane);
+      open_bytes += lane.batcher->bytes();
+    }
+    while (open_bytes > max_open_bytes) {
+      Lane* fullest = nullptr;
+      for (auto& [key, lane] : lanes) {
+        if (fullest == nullptr || lane.batcher->bytes() > fullest->batcher->bytes()) {
+          fullest = &lane;
+        }
+      }
+      open_bytes -= fullest->batcher->bytes();
+      dispatch(*fullest);
+    }
+    if (progress && clock_.now() - last_progress >= options_.progress_every) {
+      last_progress = clock_.now();
+      progress(ledger, false);
+    }
+  }
+
+  if (end == ReplayEnd::kComplete) {
+    for (auto& [key, lane] : lanes) dispatch(lane);
+  } else {
+    for (auto& [key, lane] : lanes) ledger.dropped_open(*lane.ledger);
+  }
+  // Whatever is in flight ends before the ledger is read: written, or given up.
+  while (in_flight > 0) {
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !reports.empty(); });
+    }
+    process_reports();
+    if (progress && clock_.now() - last_progress >= options_.progress_every) {
+      last_progress = clock_.now();
+      progress(ledger, false);
+    }
+  }
+  for (auto& w : writers) w->stop(false);
+  if (failed && end == ReplayEnd::kComplete) end = ReplayEnd::kFailed;
+  if (end == ReplayEnd::kFailed && error.empty()) error = ledger.error();
+  if (end == ReplayEnd::kComplete) {
+    input.take_expired(expired);
+    for (const auto& e : expired)
+      ledger.expired(ledger.partition(e.topic, e.partition), e.from, e.to);
+    for (const auto& [key, p] : ledger.partitions()) {
+      ledger.finished(ledger.partition(key.first, key.second));
+    }
+  }
+  if (progress) progress(ledger, true);
+  return end;
+}
+
+}  // namespace sluice::ingest
