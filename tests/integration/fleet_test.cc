@@ -93,6 +93,15 @@ class FleetTest : public RealKafkaTest {
     return assigned == partitions_;
   }
 
+  /// How many partitions instance `i` owns (orphans not counted).
+  int owns(Instance& i) {
+    const auto s = status(*i.process);  // kept: the loop below refers into it
+    int n = 0;
+    if (!s.is_object()) return 0;
+    for (const auto& p : s["partitions"]) n += p["mode"] != "orphan" ? 1 : 0;
+    return n;
+  }
+
   /// The fleet as instance `i` sees it.
   nlohmann::json fleet(Instance& i) { return status(*i.process)["fleet"]; }
 
@@ -284,6 +293,10 @@ class FleetClaimTest : public FleetTest {
     start(b);
     produce(100);
     EXPECT_TRUE(wait_for_all()) << logs();
+    // The group has given host-b its share: no partition moves while the fleet is paused
+    // (one that did would be spooled by both, its old owner's copy an orphan).
+    EXPECT_TRUE(wait_until([&] { return settled() && owns(a) > 0 && owns(b) > 0; }, 120s))
+        << logs();
     std::string out;
     EXPECT_EQ(cli(*a.process, {"pause", "--reason", "maintenance"}, out), 0) << out;
     produce(200);  // spooled: [100, 300) of every partition, by whoever owns it
@@ -293,7 +306,8 @@ class FleetClaimTest : public FleetTest {
                      status(*b.process)["spool"]["events"].get<int64_t>() ==
                  200 * partitions_;
         },
-        60s));
+        60s))
+        << logs();
     // host-a's record in the fleet topic says what its spool holds; then it dies.
     std::map<int32_t, std::pair<int64_t, int64_t>> expired;
     EXPECT_TRUE(wait_until(
