@@ -50,7 +50,7 @@ constexpr int32_t kMaxPartitions = 4;
 
 class ModelRun {
  public:
-  explicit ModelRun(uint64_t seed) : seed_(seed), rng_(seed) {
+  explicit ModelRun(uint64_t seed) : rng_(seed) {
     config_.kafka.topics = {kTopic};
     config_.kafka.group_id = "model";
     config_.kafka.instance_id = "sluice-1";
@@ -471,7 +471,6 @@ class ModelRun {
     }
   }
 
-  uint64_t seed_;
   std::mt19937_64 rng_;
   std::ostringstream history_;
   Config config_;
