@@ -15,6 +15,12 @@
 
 #include "tests/integration/stack_test.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLUICE_TEST_UNDER_ASAN 1
+#endif
+#endif
+
 namespace sluice::testing {
 namespace {
 
@@ -261,7 +267,13 @@ TEST_F(MaintenanceTest, ASpoolOnAFullDiskStopsFetchingSaysWhyAndRecoversWhenSpac
   const int64_t rss_later = rss_kib(sluice->pid());
   std::cout << "[ measure  ] RSS with the spool's disk full " << rss_full / 1024 << " MiB, after "
             << "6 MB more arrived " << rss_later / 1024 << " MiB\n";
+#if defined(__SANITIZE_ADDRESS__) || defined(SLUICE_TEST_UNDER_ASAN)
+  // Under AddressSanitizer freed memory waits in its quarantine (256 MiB by default), so RSS
+  // measures the quarantine, not Sluice; the plain build (scripts/test) checks the bound.
+  (void)rss_later;
+#else
   EXPECT_LT(rss_later, rss_full + 8 * 1024) << "memory grows with what cannot be spooled";
+#endif
   EXPECT_EQ(status(*sluice)["spool"]["error"].is_string(), true);
 
   ASSERT_TRUE(disk.grow("256m"));
