@@ -275,14 +275,7 @@ nlohmann::json Fleet::status_json() const {
   const int64_t wall = clock_.wall_ms();
   json instances = json::array();
   for (const auto& [id, r] : view_.instances()) {
-    json spooled = json::array();
-    for (const auto& s : r.spooled) {
-      spooled.push_back({{"topic", s.topic},
-                         {"partition", s.partition},
-                         {"first_offset", s.first},
-                         {"last_offset", s.last},
-                         {"events", s.events}});
-    }
+    auto spooled = spooled_json(r);
     json partitions = json::array();
     for (const auto& [topic, p] : r.partitions)
       partitions.push_back(topic + "/" + std::to_string(p));

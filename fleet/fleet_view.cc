@@ -15,6 +15,18 @@ std::string encode(const Target& t) {
       .dump();
 }
 
+json spooled_json(const InstanceRecord& r) {
+  json out = json::array();
+  for (const auto& s : r.spooled) {
+    out.push_back({{"topic", s.topic},
+                   {"partition", s.partition},
+                   {"first_offset", s.first},
+                   {"last_offset", s.last},
+                   {"events", s.events}});
+  }
+  return out;
+}
+
 std::string encode(const InstanceRecord& r) {
   json partitions = json::array();
   for (const auto& [topic, p] : r.partitions) partitions.push_back({topic, p});

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,6 +66,9 @@ struct InstanceRecord {
 
 std::string encode(const Target& t);
 std::string encode(const InstanceRecord& r);
+/// What a record says its spool holds, as status shows it: per partition `topic`,
+/// `partition`, `first_offset`, `last_offset`, `events`.
+nlohmann::json spooled_json(const InstanceRecord& r);
 Result<Target> decode_target(std::string_view json);
 Result<InstanceRecord> decode_instance(std::string_view json);
 

@@ -57,14 +57,7 @@ int fleet_command(const FleetOptions& o) {
                        {"since_ms", t->since_ms}};
     }
     for (const auto& [id, r] : view.instances()) {
-      nlohmann::json spooled = nlohmann::json::array();
-      for (const auto& s : r.spooled) {
-        spooled.push_back({{"topic", s.topic},
-                           {"partition", s.partition},
-                           {"first_offset", s.first},
-                           {"last_offset", s.last},
-                           {"events", s.events}});
-      }
+      auto spooled = spooled_json(r);
       out["instances"].push_back({{"id", id},
                                   {"state", r.state},
                                   {"live", view.live(id, now, wall)},

@@ -93,6 +93,17 @@ rocksdb::Options spool_options() {
   return options;
 }
 
+/// The RocksDB database of an existing spool, without the accounting (the offline tools).
+Result<std::unique_ptr<rocksdb::DB>> open_existing(const std::string& path) {
+  auto options = spool_options();
+  options.create_if_missing = false;
+  rocksdb::DB* raw = nullptr;
+  if (const auto st = rocksdb::DB::Open(options, path, &raw); !st.ok()) {
+    return Status::error("cannot open the spool at " + path + ": " + st.ToString());
+  }
+  return std::unique_ptr<rocksdb::DB>(raw);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Spool>> RocksDbSpool::open(const std::string& path) {
@@ -454,13 +465,9 @@ std::optional<PauseRecord> RocksDbSpool::pause() const {
 }
 
 Result<std::vector<CorruptBlock>> RocksDbSpool::find_corrupt_blocks(const std::string& path) {
-  auto options = spool_options();
-  options.create_if_missing = false;
-  rocksdb::DB* raw = nullptr;
-  if (const auto st = rocksdb::DB::Open(options, path, &raw); !st.ok()) {
-    return Status::error("cannot open the spool at " + path + ": " + st.ToString());
-  }
-  std::unique_ptr<rocksdb::DB> db(raw);
+  auto opened = open_existing(path);
+  if (!opened) return opened.status();
+  std::unique_ptr<rocksdb::DB> db = std::move(opened).value();
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
@@ -489,13 +496,9 @@ Result<std::vector<CorruptBlock>> RocksDbSpool::find_corrupt_blocks(const std::s
 
 Status RocksDbSpool::remove_blocks(const std::string& path, const std::vector<CorruptBlock>& blocks,
                                    const std::string& export_dir) {
-  auto options = spool_options();
-  options.create_if_missing = false;
-  rocksdb::DB* raw = nullptr;
-  if (const auto st = rocksdb::DB::Open(options, path, &raw); !st.ok()) {
-    return Status::error("cannot open the spool at " + path + ": " + st.ToString());
-  }
-  std::unique_ptr<rocksdb::DB> db(raw);
+  auto opened = open_existing(path);
+  if (!opened) return opened.status();
+  std::unique_ptr<rocksdb::DB> db = std::move(opened).value();
   rocksdb::WriteBatch batch;
   for (const auto& b : blocks) {
     // First a copy of the stored bytes, for forensics; only then the removal.
