@@ -451,6 +451,10 @@ void FakeDatabase::fail_next_writes_transiently(int n) {
 void FakeDatabase::copy_from(const FakeDatabase& other) {
   std::scoped_lock lock(mu_, other.mu_);
   next_offset_ = other.next_offset_;
+  for (const auto& [key, next] : next_offset_) {
+    auto& high = highest_next_offset_.try_emplace(key, -1).first->second;
+    high = std::max(high, next);
+  }
   stored_ = other.stored_;
   reasons_ = other.reasons_;
   dead_letters_ = other.dead_letters_;
@@ -470,6 +474,12 @@ std::vector<int64_t> FakeDatabase::stored(const std::string& topic, int32_t part
   std::lock_guard lock(mu_);
   const auto it = stored_.find({topic, partition});
   return it == stored_.end() ? std::vector<int64_t>{} : it->second;
+}
+
+int64_t FakeDatabase::highest_next_offset(const std::string& topic, int32_t partition) const {
+  std::lock_guard lock(mu_);
+  const auto it = highest_next_offset_.find({topic, partition});
+  return it == highest_next_offset_.end() ? -1 : it->second;
 }
 
 int64_t FakeDatabase::next_offset(const std::string& topic, int32_t partition) const {
@@ -599,6 +609,8 @@ WriteResult FakeSession::write(storage::Batch& batch) {
   auto& stored = db_.stored_[key];
   stored.insert(stored.end(), offsets.begin(), offsets.end());
   db_.next_offset_[key] = batch.end_offset;
+  auto& high = db_.highest_next_offset_.try_emplace(key, -1).first->second;
+  high = std::max(high, batch.end_offset);
   db_.dead_letters_ += batch.dead_letters.size();
   for (const auto& d : batch.dead_letters) db_.reasons_[key][d.offset] = d.reason;
   result.dead_letters = batch.dead_letters.size();

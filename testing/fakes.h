@@ -237,6 +237,10 @@ class FakeDatabase {
   /// Offsets stored for a partition (rows and dead letters), in commit order.
   std::vector<int64_t> stored(const std::string& topic, int32_t partition) const;
   int64_t next_offset(const std::string& topic, int32_t partition) const;  ///< -1 when no row
+  /// The highest next_offset this server ever committed or was copied with (a restore does not
+  /// lower it): read under the same lock as the write, so no commit escapes an observer that
+  /// only looks between steps.
+  int64_t highest_next_offset(const std::string& topic, int32_t partition) const;
   size_t dead_letters() const;
   /// A partition's dead letters: offset → reason.
   std::map<int64_t, std::string> dead_letter_reasons(const std::string& topic,
@@ -262,6 +266,7 @@ class FakeDatabase {
   int probes_ = 0;
   size_t dead_letters_ = 0;
   std::map<PartitionKey, int64_t> next_offset_;
+  std::map<PartitionKey, int64_t> highest_next_offset_;
   std::map<PartitionKey, std::vector<int64_t>> stored_;
   std::map<PartitionKey, std::map<int64_t, std::string>> reasons_;
 };

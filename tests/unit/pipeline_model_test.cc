@@ -342,11 +342,12 @@ class ModelRun {
 
   /// The group's offset never covers events MariaDB lacks — measured against the most MariaDB
   /// ever held of the partition: a restore from a backup takes rows away under Sluice, which
-  /// learns it only at its next write.
+  /// learns it only at its next write. The servers keep that mark themselves: a writer thread
+  /// may commit and a restore take it away between two looks from here.
   void check_commits() {
     for (int32_t p = 0; p < partitions_; ++p) {
       auto& high = db_high_[{kTopic, p}];
-      for (auto& d : databases_) high = std::max(high, d.next_offset(kTopic, p));
+      for (auto& d : databases_) high = std::max(high, d.highest_next_offset(kTopic, p));
     }
     const auto& commits = kafka_.commits();
     for (; commits_checked_ < commits.size(); ++commits_checked_) {
