@@ -121,6 +121,7 @@ void Fleet::check_own_key(const std::optional<std::string>& value) {
   const bool other_older = other->started_ms < started_ms_ ||
                            (other->started_ms == started_ms_ && other->incarnation < incarnation_);
   if (!other_older) {
+    later_twin_seen_ = clock_.now();
     static thread_local RateLimiter limiter(std::chrono::seconds(30));
     uint64_t suppressed = 0;
     if (!limiter.allow(suppressed)) return;
@@ -134,6 +135,11 @@ void Fleet::check_own_key(const std::optional<std::string>& value) {
               "' (admin " + (other->admin.empty() ? "unknown" : other->admin) +
               "), started before this one: give each instance of the group its own; this one "
               "stops";
+}
+
+bool Fleet::outlives_a_later_twin() const {
+  std::lock_guard lock(mu_);
+  return later_twin_seen_ && clock_.now() - *later_twin_seen_ <= options_.instance_timeout;
 }
 
 Status Fleet::conflict() const {

@@ -86,6 +86,10 @@ class Fleet {
   /// before this one: two instances with the same kafka.instance_id, and this one must go (the
   /// group would fence them in turn). The older one goes on.
   Status conflict() const;
+  /// True while another process that started after this one publishes under this instance's
+  /// id (lately: within the instance timeout). The group fences the two in turn until that one
+  /// reads the topic and stops; this one, the older, joins again each time.
+  bool outlives_a_later_twin() const;
   /// The fleet as GET /v1/status shows it: the target and every instance.
   nlohmann::json status_json() const;
 
@@ -116,7 +120,8 @@ class Fleet {
   std::atomic<bool> caught_up_{false};
   const std::string incarnation_;
   const int64_t started_ms_;
-  std::string conflict_;  ///< guarded by mu_
+  std::string conflict_;                              ///< guarded by mu_
+  std::optional<Clock::time_point> later_twin_seen_;  ///< guarded by mu_
   std::atomic<bool> stop_{false};
   std::mutex publish_mu_;  ///< one publisher at a time (the thread, pause/resume/forget)
   std::thread thread_;

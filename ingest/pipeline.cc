@@ -157,7 +157,8 @@ Status Pipeline::rejoin(const Status& why) {
   constexpr auto kRejoinWindow = std::chrono::minutes(10);
   const auto now = clock_.now();
   while (!rejoins_.empty() && now - rejoins_.front() > kRejoinWindow) rejoins_.pop_front();
-  if (rejoins_.size() >= kMaxRejoins) {
+  const bool twin_stopping = parts_.outlives_a_later_twin && parts_.outlives_a_later_twin();
+  if (!twin_stopping && rejoins_.size() >= kMaxRejoins) {
     return Status::error(why.message() +
                          fmt::format(" — fenced {} times in {} minutes: another running "
                                      "instance uses the same kafka.instance_id ({}); "
@@ -165,11 +166,19 @@ Status Pipeline::rejoin(const Status& why) {
                                      rejoins_.size() + 1, kRejoinWindow.count(),
                                      config_.kafka.instance_id));
   }
-  rejoins_.push_back(now);
-  logger("kafka")->warn(
-      "the group fenced this consumer ({}): its session expired while a broker or the network "
-      "was away; joining again with a new consumer, its partitions revoked and assigned anew",
-      why.message());
+  if (twin_stopping) {
+    logger("kafka")->warn(
+        "the group fenced this consumer ({}): a later process runs with the same instance id "
+        "and stops once it reads the fleet topic; joining again with a new consumer",
+        why.message());
+  } else {
+    rejoins_.push_back(now);
+    logger("kafka")->warn(
+        "the group fenced this consumer ({}): its session expired while a broker or the "
+        "network was away; joining again with a new consumer, its partitions revoked and "
+        "assigned anew",
+        why.message());
+  }
   std::vector<TopicPartition> assigned;
   for (const auto& [key, c] : cursors_) {
     if (c->mode() != PartitionMode::kOrphan)

@@ -67,6 +67,10 @@ struct PipelineParts {
   /// may hold them (invariant 9). Unset: only this instance's spool counts.
   std::function<bool(const std::string& topic, int32_t partition, int64_t from, int64_t to)>
       claimed_elsewhere{};
+  /// Whether a process that started after this one runs with the same instance id (the
+  /// fleet's view): the group fences the two in turn until that one stops, so a fencing then is
+  /// no sign that this one must go. Unset: every fencing counts.
+  std::function<bool()> outlives_a_later_twin{};
   /// Start closed and quiet (no MariaDB connection) until a pause or a resume says what next —
   /// an instance of a fleet, until it has read the fleet's target state. A pause recorded in
   /// the spool still starts paused.

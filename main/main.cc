@@ -188,6 +188,7 @@ int run(const std::string& path) {
                                      int64_t to) {
     return fleet && fleet->claimed_elsewhere(topic, partition, from, to);
   };
+  parts.outlives_a_later_twin = [&fleet] { return fleet && fleet->outlives_a_later_twin(); };
   sluice::admin::Metrics metrics({.version = sluice::kVersion,
                                   .revision = sluice::kGitRevision,
                                   .spool_max_bytes = config->spool.max_bytes,

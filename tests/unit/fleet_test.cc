@@ -273,6 +273,9 @@ TEST_F(FleetTest, OfTwoProcessesWithOneInstanceIdTheOneStartedLaterStops) {
       << younger->conflict().message();
   std::this_thread::sleep_for(200ms);  // several heartbeats of each
   EXPECT_TRUE(older->conflict()) << older->conflict().message();
+  // The older one knows the group's fencings come from the later one: it joins again each time.
+  EXPECT_TRUE(older->outlives_a_later_twin());
+  EXPECT_FALSE(younger->outlives_a_later_twin());
 }
 
 TEST_F(FleetTest, ARestartedInstanceIsNotItsOwnDuplicate) {
@@ -289,6 +292,7 @@ TEST_F(FleetTest, ARestartedInstanceIsNotItsOwnDuplicate) {
   ASSERT_TRUE(eventually([&] { return again->caught_up(); }));
   std::this_thread::sleep_for(200ms);
   EXPECT_TRUE(again->conflict()) << again->conflict().message();
+  EXPECT_FALSE(again->outlives_a_later_twin());
 }
 
 TEST_F(FleetTest, AnotherInstancesSpoolCountsUntilItIsForgotten) {

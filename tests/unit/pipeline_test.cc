@@ -71,6 +71,7 @@ class PipelineTest : public ::testing::Test {
     };
     parts.spool = std::move(spool);
     if (claims_) parts.claimed_elsewhere = claims_;
+    if (later_twin_) parts.outlives_a_later_twin = later_twin_;
     pipeline_ = std::make_unique<Pipeline>(config_, std::move(parts), clock_);
     return pipeline_->start();
   }
@@ -193,6 +194,7 @@ class PipelineTest : public ::testing::Test {
   uint64_t produced_[kPartitions] = {};
   size_t commits_checked_ = 0;
   std::function<bool(const std::string&, int32_t, int64_t, int64_t)> claims_;
+  std::function<bool()> later_twin_;
   int sources_made_ = 0;  ///< consumers the pipeline built
 };
 
@@ -899,6 +901,32 @@ TEST_F(PipelineTest, FencedAgainAndAgainStopsNamingTheInstanceId) {
   ASSERT_FALSE(pipeline_->failed());
   EXPECT_NE(pipeline_->failed().message().find("same kafka.instance_id"), std::string::npos)
       << pipeline_->failed().message();
+}
+
+TEST_F(PipelineTest, FencedAgainAndAgainByALaterTwinJoinsAgainUntilItStops) {
+  // A second process started with this instance id: the group fences the two in turn until
+  // the later one reads the fleet topic and stops. The older one must outlive it.
+  bool twin_running = true;
+  later_twin_ = [&] { return twin_running; };
+  ASSERT_TRUE(start());
+  produce(2);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  for (int i = 0; i < 8; ++i) {
+    kafka_.expire_live_session("sluice-1");
+    run_rounds(5);
+    ASSERT_TRUE(pipeline_->failed())
+        << "fencing " << i + 1 << ": " << pipeline_->failed().message();
+  }
+  twin_running = false;
+  produce(3);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  // Once it is gone, fencings count again.
+  for (int i = 0; i < 4 && pipeline_->failed(); ++i) {
+    kafka_.expire_live_session("sluice-1");
+    run_rounds(5);
+  }
+  EXPECT_FALSE(pipeline_->failed());
 }
 
 TEST_F(PipelineTest, FatalDatabaseErrorAtStartUpStopsWithTheReason) {
