@@ -68,6 +68,13 @@ void Batcher::add_dead_letter(int64_t offset, std::string reason, std::string pa
   added(offset, bytes);
 }
 
+void Batcher::add_gap(int64_t from, int64_t to, std::string where) {
+  auto d = storage::DeadLetter::kafka_gap(from, to, std::move(where));
+  const size_t bytes = d.reason.size() + d.gap_where.size() + sizeof(storage::DeadLetter);
+  batch_.dead_letters.push_back(std::move(d));
+  added(from, bytes);
+}
+
 bool Batcher::full() const {
   return batch_.events >= limits_.max_rows || batch_.bytes >= limits_.max_bytes;
 }

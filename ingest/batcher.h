@@ -39,6 +39,8 @@ class Batcher {
   void added(int64_t offset, size_t bytes);
   /// Appends a dead letter for `offset` and records it.
   void add_dead_letter(int64_t offset, std::string reason, std::string payload);
+  /// Appends the dead letter of a kafka_gap: offsets [from, to) lost upstream.
+  void add_gap(int64_t from, int64_t to, std::string where);
   /// Records the row appended to `rows` (its end position) for `offset`.
   void row_added(storage::TableRows& rows, int64_t offset, size_t bytes_before);
   /// Appends the row of `decoder`'s last successful decode, bound for `table`, at `offset`.

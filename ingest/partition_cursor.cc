@@ -387,7 +387,11 @@ bool PartitionCursor::advance() {
 // --- MariaDB -----------------------------------------------------------------------------------
 
 void PartitionCursor::written(int64_t end, int64_t db_next) {
-  floor_ = std::max({floor_, end, db_next});
+  // A floor not known from MariaDB (the log's start, the group's offset, the spool's first) is
+  // an assumption: what MariaDB says replaces it — even below it, when a batch of an earlier
+  // assignment, still in a writer, commits after the partition was assigned again.
+  const int64_t said = std::max(end, db_next);
+  floor_ = database_known_ ? std::max(floor_, said) : said;
   database_known_ = true;
 }
 

@@ -541,19 +541,15 @@ bool Pipeline::claimed_elsewhere(const PartitionCursor& c, int64_t from, int64_t
 void Pipeline::record_gap(PartitionCursor& c, int64_t from, int64_t to, const char* where) {
   const int64_t lost = to - from;
   stats_.expired_offsets += static_cast<uint64_t>(lost);
-  const std::string reason = fmt::format(
-      "kafka_gap: offsets [{}, {}) expired from Kafka before Sluice read them{}: {} event(s) "
-      "lost upstream",
-      from, to, where, lost);
   logger("ingest")->error("{}/{}: {}; recorded in sluice_dead_letter", c.topic(), c.partition(),
-                          reason);
+                          storage::DeadLetter::kafka_gap(from, to, where).reason);
   {
     constexpr size_t kGapsKept = 100;
     std::lock_guard lock(status_mu_);
     status_.gaps.push_back({c.topic(), c.partition(), from, to, lost, clock_.wall_ms()});
     if (status_.gaps.size() > kGapsKept) status_.gaps.erase(status_.gaps.begin());
   }
-  c.batcher().add_dead_letter(from, reason, "");
+  c.batcher().add_gap(from, to, where);
 }
 
 void Pipeline::handle_message(const SourceMessage& msg) {

@@ -1,8 +1,22 @@
 #include "storage/batch.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace sluice::storage {
+
+DeadLetter DeadLetter::kafka_gap(int64_t from, int64_t to, std::string where) {
+  DeadLetter d;
+  d.offset = from;
+  d.reason = fmt::format(
+      "kafka_gap: offsets [{}, {}) expired from Kafka before Sluice read them{}: {} event(s) "
+      "lost upstream",
+      from, to, where, to - from);
+  d.gap_end = to;
+  d.gap_where = std::move(where);
+  return d;
+}
 
 void Batch::trim_before(int64_t offset) {
   for (auto& t : tables) {
@@ -17,6 +31,10 @@ void Batch::trim_before(int64_t offset) {
     events -= drop;
   }
   std::erase_if(tables, [](const TableRows& t) { return t.offsets.empty(); });
+  for (auto& d : dead_letters) {
+    if (d.offset < offset && d.gap_end > offset)
+      d = DeadLetter::kafka_gap(offset, d.gap_end, d.gap_where);
+  }
   const auto before = dead_letters.size();
   std::erase_if(dead_letters, [&](const DeadLetter& d) { return d.offset < offset; });
   events -= before - dead_letters.size();

@@ -58,6 +58,13 @@ struct DeadLetter {
   /// The table the event's row was for, when the row was dead-lettered on the database side
   /// (dead_letter_table: a table of another layout, a row MariaDB refused); null otherwise.
   const TableLayout* table = nullptr;
+  /// A kafka_gap (offsets that expired from Kafka unread) is one dead letter at its first
+  /// offset: `gap_end` is one past its last, -1 for any other dead letter.
+  int64_t gap_end = -1;
+  std::string gap_where{};  ///< what the gap's reason adds after "before Sluice read them"
+
+  /// The dead letter recording offsets [from, to) as lost upstream.
+  static DeadLetter kafka_gap(int64_t from, int64_t to, std::string where);
 };
 
 struct Batch {
@@ -76,7 +83,9 @@ struct Batch {
   size_t events = 0;  ///< rows plus dead letters
 
   /// Drops everything below `offset` (already applied by an earlier owner) and moves the base
-  /// there. Precondition: base_offset <= offset <= end_offset.
+  /// there; a kafka_gap reaching past `offset` is narrowed to start there (the earlier owner
+  /// wrote what it had, the rest is still lost). Precondition: base_offset <= offset <=
+  /// end_offset.
   void trim_before(int64_t offset);
 
   /// An offset that splits the batch's events into two halves of about equal count (the first

@@ -72,6 +72,20 @@ TEST_F(PartitionCursorTest, ADroppedMessageWantsASeekBackBeforeAnythingMoreIsTak
   take(12, 1, Take::kBatch);
 }
 
+TEST_F(PartitionCursorTest, AnAssumedFloorGivesWayToWhatMariaDbSays) {
+  // Assigned again with nothing known (no sluice_offsets row yet, no group offset, no spool):
+  // the floor is only assumed to be where Kafka's log starts. A batch of the previous
+  // assignment, still in a writer, then commits below it: MariaDB holds up to 17, not 37 —
+  // the group must not be told 37.
+  cursor_.start(plan(37, 37, false), std::nullopt, true);
+  cursor_.written(17, 17);
+  EXPECT_TRUE(cursor_.database_known());
+  EXPECT_EQ(cursor_.floor(), 17);
+  // Once known, a floor only rises with what is written.
+  cursor_.written(12, 12);
+  EXPECT_EQ(cursor_.floor(), 17);
+}
+
 TEST_F(PartitionCursorTest, ClosingHaltsDirectPartitionsAndRewindsThemToTheFloor) {
   cursor_.start(plan(10, 10, true), std::nullopt, true);
   take(10, 5, Take::kBatch);

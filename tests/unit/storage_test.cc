@@ -66,6 +66,29 @@ TEST(Batch, TrimBeforeDropsTheAppliedPrefixOfEveryTable) {
   EXPECT_EQ(batch.events, 3u);
 }
 
+TEST(Batch, TrimBeforeNarrowsAGapReachingPastIt) {
+  // An earlier owner's batch wrote [17, 33) of what this one records lost as [17, 37): the
+  // rest, [33, 37), is still lost and must stay recorded.
+  Batch batch;
+  batch.base_offset = 17;
+  batch.end_offset = 40;
+  batch.dead_letters.push_back(DeadLetter::kafka_gap(17, 37, " while spooled"));
+  batch.dead_letters.push_back(DeadLetter::kafka_gap(37, 38, ""));
+  batch.events = 2;
+  batch.trim_before(33);
+  ASSERT_EQ(batch.dead_letters.size(), 2u);
+  EXPECT_EQ(batch.dead_letters[0].offset, 33);
+  EXPECT_EQ(batch.dead_letters[0].gap_end, 37);
+  EXPECT_EQ(batch.dead_letters[0].reason,
+            "kafka_gap: offsets [33, 37) expired from Kafka before Sluice read them while "
+            "spooled: 4 event(s) lost upstream");
+  EXPECT_EQ(batch.events, 2u);
+  // Past its end, a gap goes like any other dead letter.
+  batch.trim_before(38);
+  EXPECT_TRUE(batch.dead_letters.empty());
+  EXPECT_EQ(batch.events, 0u);
+}
+
 TEST(DbError, ClassifiesOnce) {
   EXPECT_EQ(classify_db_error(ER_LOCK_DEADLOCK), DbErrorClass::kTransient);
   EXPECT_EQ(classify_db_error(ER_LOCK_WAIT_TIMEOUT), DbErrorClass::kTransient);
