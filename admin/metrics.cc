@@ -138,6 +138,22 @@ Metrics::Metrics(const MetricsInfo& info)
                       .Help("1 while the spool is at spool.max_bytes and fetching is paused")
                       .Register(*registry_)
                       .Add({})),
+      drain_rate_limit_(BuildGauge()
+                            .Name("sluice_drain_rate_limit")
+                            .Help("Events per second the spool's drain may write now (0: no limit)")
+                            .Register(*registry_)
+                            .Add({})),
+      drain_limited_(BuildGauge()
+                         .Name("sluice_drain_limited")
+                         .Help("1 for what limits the drain now: none, max_rate, "
+                               "commit_latency or replica_lag")
+                         .Register(*registry_)),
+      replica_lag_(BuildGauge()
+                       .Name("sluice_replica_lag_seconds")
+                       .Help("Worst replica's lag behind Sluice's commits, from its "
+                             "sluice_offsets (-1: unknown or no replicas)")
+                       .Register(*registry_)
+                       .Add({})),
       table_max_timestamp_(
           BuildGauge()
               .Name("sluice_table_max_timestamp_seconds")
@@ -224,6 +240,11 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   db_up_.Set(s.db_up ? 1 : 0);
   fetch_paused_.Set(s.fetch_paused ? 1 : 0);
   spool_full_.Set(s.spool_full ? 1 : 0);
+  drain_rate_limit_.Set(s.drain.rate_limit);
+  for (const char* factor : {"none", "max_rate", "commit_latency", "replica_lag"}) {
+    drain_limited_.Add({{"factor", factor}}).Set(s.drain.limiting == factor ? 1 : 0);
+  }
+  replica_lag_.Set(s.drain.replica_lag_s);
   pause_duration_.Set(s.state == "paused" ? seconds_since(s.paused_since_ms, now_ms) : 0);
   outage_duration_.Set(s.state == "outage" ? seconds_since(s.outage_since_ms, now_ms) : 0);
   for (const auto& t : s.tables) {

@@ -91,6 +91,9 @@ class Metrics {
   prometheus::Gauge& pause_duration_;
   prometheus::Gauge& outage_duration_;
   prometheus::Gauge& spool_full_;
+  prometheus::Gauge& drain_rate_limit_;
+  prometheus::Family<prometheus::Gauge>& drain_limited_;
+  prometheus::Gauge& replica_lag_;
   prometheus::Family<prometheus::Gauge>& table_max_timestamp_;
   prometheus::Family<prometheus::Gauge>& replica_up_;
   prometheus::Family<prometheus::Gauge>& replica_max_timestamp_;

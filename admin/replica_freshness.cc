@@ -11,8 +11,13 @@
 namespace sluice::admin {
 
 ReplicaFreshness::ReplicaFreshness(std::vector<MariaDbConfig> replicas, TablesFn tables,
+                                   std::string group, std::string offsets_table,
                                    std::chrono::milliseconds interval)
-    : replicas_(std::move(replicas)), tables_(std::move(tables)), interval_(interval) {
+    : replicas_(std::move(replicas)),
+      tables_(std::move(tables)),
+      group_(std::move(group)),
+      offsets_table_(std::move(offsets_table)),
+      interval_(interval) {
   for (const auto& r : replicas_) results_.push_back({describe_endpoint(r), "", 0, {}});
   thread_ = std::thread([this] { loop(); });
 }
@@ -32,15 +37,52 @@ std::vector<ReplicaFreshness::Replica> ReplicaFreshness::snapshot() const {
 }
 
 void ReplicaFreshness::loop() {
+  constexpr auto kOffsetsEvery = std::chrono::seconds(1);
   std::vector<std::unique_ptr<storage::MariaDbConnection>> sessions(replicas_.size());
   std::vector<RateLimiter> limiters(replicas_.size(), RateLimiter(std::chrono::minutes(5)));
   std::vector<std::vector<std::optional<std::string>>> rows;
+  const auto wall_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  auto tables_due = std::chrono::steady_clock::now();
   for (;;) {
-    const auto tables = tables_();
+    const bool check_tables = std::chrono::steady_clock::now() >= tables_due;
+    if (check_tables) tables_due = std::chrono::steady_clock::now() + interval_;
+    const auto tables = check_tables ? tables_() : std::vector<std::string>{};
     for (size_t i = 0; i < replicas_.size(); ++i) {
-      Replica r{describe_endpoint(replicas_[i]), "", 0, {}};
+      Replica r;
+      {
+        std::lock_guard lock(mu_);
+        r = results_[i];
+      }
       storage::DbStatus st;
       if (!sessions[i]) st = storage::MariaDbConnection::open(replicas_[i], sessions[i]);
+      // How far the replica has applied Sluice's own commits.
+      if (st.is_ok()) {
+        std::string group = "'";
+        sessions[i]->append_escaped(group, group_);
+        group += '\'';
+        st = sessions[i]->query("SELECT topic, kafka_partition, next_offset FROM " +
+                                    storage::quote_identifier(offsets_table_) +
+                                    " WHERE consumer_group = " + group,
+                                rows);
+        if (st.code == ER_NO_SUCH_TABLE) {  // not replicated yet: nothing applied
+          st = {};
+          rows.clear();
+        }
+        r.offsets_ok = st.is_ok();
+        r.offsets_read_at_ms = wall_ms();
+        r.offsets.clear();
+        for (const auto& row : rows) {
+          if (!st.is_ok() || !row[0] || !row[1] || !row[2]) continue;
+          r.offsets[{*row[0], std::stoi(*row[1])}] = std::stoll(*row[2]);
+        }
+      } else {
+        r.offsets_ok = false;
+      }
+      if (check_tables) r.tables.clear();
       for (size_t t = 0; st.is_ok() && t < tables.size(); ++t) {
         st = sessions[i]->query(
             "SELECT MAX(`timestamp`) FROM " + storage::quote_identifier(tables[t]), rows);
@@ -56,20 +98,21 @@ void ReplicaFreshness::loop() {
       }
       if (!st.is_ok()) {
         sessions[i].reset();
+        r.offsets_ok = false;
         r.error = st.describe();
         uint64_t suppressed = 0;
         if (limiters[i].allow(suppressed)) {
           logger("admin")->warn("replica {}: freshness check failed: {}", r.endpoint, r.error);
         }
+      } else if (check_tables) {
+        r.error.clear();
       }
-      r.checked_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+      if (check_tables || !st.is_ok()) r.checked_at_ms = wall_ms();
       std::lock_guard lock(mu_);
       results_[i] = std::move(r);
     }
     std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, interval_, [this] { return stop_; })) return;
+    if (cv_.wait_for(lock, kOffsetsEvery, [this] { return stop_; })) return;
   }
 }
 

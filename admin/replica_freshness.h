@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -29,11 +30,19 @@ class ReplicaFreshness {
     std::string error;          ///< the last check's failure, empty when it worked
     int64_t checked_at_ms = 0;  ///< wall clock of the last check, 0 before the first
     std::vector<Table> tables;
+    /// The replica's sluice_offsets for this consumer group (topic, partition → next offset),
+    /// read about once a second: how far it has applied Sluice's commits (the drain follows
+    /// it, ingest/drain_governor.h). `offsets_ok` false when the last read failed.
+    bool offsets_ok = false;
+    int64_t offsets_read_at_ms = 0;
+    std::map<std::pair<std::string, int32_t>, int64_t> offsets{};
   };
   /// The tables to check (those Sluice has written).
   using TablesFn = std::function<std::vector<std::string>()>;
 
-  ReplicaFreshness(std::vector<MariaDbConfig> replicas, TablesFn tables,
+  /// Tables are checked every `interval`; `offsets_table` (of `group`) about once a second.
+  ReplicaFreshness(std::vector<MariaDbConfig> replicas, TablesFn tables, std::string group,
+                   std::string offsets_table = "sluice_offsets",
                    std::chrono::milliseconds interval = std::chrono::seconds(5));
   ~ReplicaFreshness();
   ReplicaFreshness(const ReplicaFreshness&) = delete;
@@ -46,6 +55,8 @@ class ReplicaFreshness {
 
   std::vector<MariaDbConfig> replicas_;
   TablesFn tables_;
+  std::string group_;
+  std::string offsets_table_;
   std::chrono::milliseconds interval_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -223,7 +223,8 @@ class Loader {
     std::vector<size_t> replica_inherits_tls;  // replicas without a `tls` of their own
     if (root.IsNull()) return c;
     only_keys(root, "",
-              {"kafka", "mariadb", "batch", "spool", "schemas", "admin", "log", "fleet", "replay"});
+              {"kafka", "mariadb", "batch", "spool", "schemas", "admin", "log", "fleet", "drain",
+               "replay"});
 
     section(root, "kafka",
             {"brokers", "group_id", "topics", "instance_id", "properties", "sasl_password_file"},
@@ -346,6 +347,13 @@ class Loader {
                 c.fleet.instance_timeout_ms = integer(v, key, 1000, 3'600'000);
               }
             });
+    section(root, "drain", {"max_rate", "max_replica_lag_s"},
+            [&](const std::string& k, const YAML::Node& v, const std::string& key) {
+              if (k == "max_rate") c.drain.max_rate = integer(v, key, 0, 100'000'000);
+              if (k == "max_replica_lag_s") {
+                c.drain.max_replica_lag_s = integer(v, key, 0, 86'400);
+              }
+            });
     section(root, "replay", {"confirm_above_events"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               if (k == "confirm_above_events") {
@@ -429,6 +437,8 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(a.fleet.topic != b.fleet.topic, "fleet.topic");
   check(a.fleet.heartbeat_ms != b.fleet.heartbeat_ms, "fleet.heartbeat_ms");
   check(a.fleet.instance_timeout_ms != b.fleet.instance_timeout_ms, "fleet.instance_timeout_ms");
+  check(a.drain.max_rate != b.drain.max_rate, "drain.max_rate");
+  check(a.drain.max_replica_lag_s != b.drain.max_replica_lag_s, "drain.max_replica_lag_s");
   check(a.kafka.properties != b.kafka.properties, "kafka.properties");
   check(a.kafka.sasl_password_file != b.kafka.sasl_password_file, "kafka.sasl_password_file");
   // Offsets live in the database: moving to another one is a new deployment, not a failover.

@@ -90,6 +90,16 @@ struct FleetConfig {
   int64_t instance_timeout_ms = 15000;
 };
 
+/// How fast the spool drains (ingest/drain_governor.h): it follows the database — commit
+/// latency, and the replicas' lag when mariadb.replicas are configured.
+struct DrainConfig {
+  /// Events per second at most; 0: no cap.
+  int64_t max_rate = 0;
+  /// Above this lag of any replica behind Sluice's commits the drain slows down; 0: replica
+  /// lag is not followed.
+  int64_t max_replica_lag_s = 30;
+};
+
 /// `sluice replay`.
 struct ReplayConfig {
   /// A replay of more events than this is refused without --confirm (after printing what it
@@ -111,6 +121,7 @@ struct Config {
   AdminConfig admin;
   LogConfig log;
   FleetConfig fleet;
+  DrainConfig drain;
   ReplayConfig replay;
 };
 

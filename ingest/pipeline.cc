@@ -56,7 +56,10 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
                  2 * static_cast<size_t>(config_.batch.max_bytes)),
       gate_(*this, clock),
       flow_(max_in_flight_bytes_, clock),
-      committer_(clock) {}
+      committer_(clock),
+      governor_({.max_rate = static_cast<double>(config_.drain.max_rate),
+                 .max_replica_lag_s = static_cast<double>(config_.drain.max_replica_lag_s)},
+                clock) {}
 
 Pipeline::~Pipeline() {
   // Writers report into this object: stop them before anything else goes. Then the source,
@@ -208,6 +211,7 @@ void Pipeline::step(milliseconds max_wait) {
   }
   process_reports();
   advance_partitions();
+  follow_replicas();
   drain();
   flush_due();
   look_again();
@@ -220,6 +224,11 @@ void Pipeline::step(milliseconds max_wait) {
     if (auto d = c->batcher().deadline(); d && gate_.open()) {
       timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(*d - clock_.now()));
     }
+  }
+  if (const auto next = governor_.next_allowance(); next && gate_.open()) {
+    // A governed drain reads again once its allowance has refilled.
+    timeout = std::min(
+        timeout, std::chrono::duration_cast<milliseconds>(*next - clock_.now()) + milliseconds(1));
   }
   timeout = std::max(timeout, milliseconds(0));
   if (flow_.holding(in_flight_bytes_)) {
@@ -694,6 +703,9 @@ void Pipeline::process_reports() {
       if (r.outcome == WriteOutcome::kCommitted && parts_.on_batch_committed) {
         parts_.on_batch_committed(r);
       }
+      if (r.outcome == WriteOutcome::kCommitted) {
+        commits_.committed({r.topic, r.partition}, r.end_offset, clock_.wall_ms());
+      }
       if (!r.tables.empty()) {
         std::lock_guard lock(status_mu_);
         for (const auto& t : r.tables) {
@@ -711,6 +723,11 @@ void Pipeline::process_reports() {
     switch (r.outcome) {
       case WriteOutcome::kCommitted:
       case WriteOutcome::kAlreadyApplied:
+        // A drain's batch tells the governor how fast the database takes the backlog.
+        if (r.outcome == WriteOutcome::kCommitted &&
+            (c.mode() == PartitionMode::kDraining || c.mode() == PartitionMode::kOrphan)) {
+          governor_.committed(r.rows + r.dead_letters, r.seconds);
+        }
         c.written(r.end_offset, r.db_next_offset);
         break;
       case WriteOutcome::kBehind:
@@ -859,16 +876,19 @@ void Pipeline::commit_spool() {
 
 void Pipeline::drain() {
   if (!gate_.open()) return;
+  // The governor's allowance bounds what is read from the spool (live partitions are not
+  // governed); a partition's order is untouched: its Kafka events wait behind its spool.
+  size_t allowance = governor_.allowance();
   for (auto& [key, cp] : cursors_) {
     PartitionCursor& c = *cp;
-    if (in_flight_bytes_ >= max_in_flight_bytes_) return;
+    if (in_flight_bytes_ >= max_in_flight_bytes_ || allowance == 0) break;
     const bool orphan = c.mode() == PartitionMode::kOrphan;
     if (c.mode() != PartitionMode::kDraining && !orphan) continue;
     // An orphan drains only from where MariaDB stands, once that lies inside its spool.
     if (orphan && (!c.database_known() || c.floor() < c.spool_first())) continue;
     if (c.drain_next() >= c.spool_end()) continue;
-    if (auto st = spool_.read(c.topic(), c.partition(), c.drain_next(), limits_.max_rows, chunk_);
-        !st) {
+    const size_t want = std::min(limits_.max_rows, allowance);
+    if (auto st = spool_.read(c.topic(), c.partition(), c.drain_next(), want, chunk_); !st) {
       // Said once per partition and kept in its status: a corrupt block does not heal by
       // itself (the message says what to do).
       auto& said = spool_read_errors_[key];
@@ -882,6 +902,8 @@ void Pipeline::drain() {
     if (spool_read_errors_.erase(key) > 0) {
       logger("spool")->info("{}/{}: its spool reads again", c.topic(), c.partition());
     }
+    governor_.spent(chunk_.events.size());
+    allowance -= std::min(allowance, chunk_.events.size());
     for (const auto& e : chunk_.events) {
       if (e.offset > c.drain_next()) {
         // A hole in the spool: offsets Kafka never delivered while spooling.
@@ -900,9 +922,18 @@ void Pipeline::drain() {
     }
     // An empty read means staged but not yet synced: read it on a later round. A short read is
     // the tail: do not wait for max_delay.
-    if (!chunk_.events.empty() && chunk_.events.size() < limits_.max_rows) dispatch(c);
+    if (!chunk_.events.empty() && chunk_.events.size() < want) dispatch(c);
   }
   dispatch_over_budget();
+}
+
+void Pipeline::follow_replicas() {
+  if (!parts_.replica_positions) return;
+  const auto now = clock_.now();
+  if (now - lag_read_ < DrainGovernor::kInterval) return;
+  lag_read_ = now;
+  governor_.replica_lag(commits_.lag(parts_.replica_positions()));
+  commits_.trim(clock_.wall_ms() - 10 * 60 * 1000);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -958,7 +989,14 @@ void Pipeline::publish_status(bool force) {
   std::vector<WriterState> writer_states;
   writer_states.reserve(writers_.size());
   for (const auto& w : writers_) writer_states.push_back(w->state());
+  PipelineStatus::Drain drain;
+  drain.rate_limit = governor_.rate();
+  drain.limiting = DrainGovernor::limit_name(governor_.limiting());
+  drain.events_per_s = governor_.drained_rate();
+  if (drain.events_per_s > 1) drain.eta_s = static_cast<double>(totals.events) / drain.events_per_s;
+  if (const auto lag = governor_.last_replica_lag()) drain.replica_lag_s = *lag;
   std::lock_guard lock(status_mu_);
+  status_.drain = drain;
   status_.writers = std::move(writer_states);
   status_.spool_partitions = std::move(spooled);
   status_.partitions = std::move(parts);

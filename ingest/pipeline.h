@@ -39,6 +39,7 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "ingest/decoder.h"
+#include "ingest/drain_governor.h"
 #include "ingest/event_source.h"
 #include "ingest/flow_control.h"
 #include "ingest/gate.h"
@@ -71,6 +72,9 @@ struct PipelineParts {
   /// fleet's view): the group fences the two in turn until that one stops, so a fencing then is
   /// no sign that this one must go. Unset: every fencing counts.
   std::function<bool()> outlives_a_later_twin{};
+  /// The replicas' sluice_offsets as last read (mariadb.replicas): the drain follows their lag
+  /// behind this instance's commits. Unset: no replicas.
+  std::function<std::vector<CommitHistory::ReplicaPositions>()> replica_positions{};
   /// Start closed and quiet (no MariaDB connection) until a pause or a resume says what next —
   /// an instance of a fleet, until it has read the fleet's target state. A pause recorded in
   /// the spool still starts paused.
@@ -171,6 +175,8 @@ class Pipeline final : private GateEffects {
   // The spool.
   void commit_spool();
   void drain();
+  /// Hands the governor the replicas' lag behind this instance's commits (once a second).
+  void follow_replicas();
   /// Updates spool_full_ (and says so when it changes).
   bool spool_full();
   // Status and logs.
@@ -197,6 +203,9 @@ class Pipeline final : private GateEffects {
   Gate gate_;
   FlowControl flow_;
   OffsetCommitter committer_;
+  DrainGovernor governor_;
+  CommitHistory commits_;  ///< when each commit happened: the replicas' lag behind them
+  Clock::time_point lag_read_{};
   size_t in_flight_bytes_ = 0;          ///< batches handed to writers and not yet reported back
   uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit
   /// The spool takes nothing more: it reached spool.max_bytes (counting what is staged this

@@ -96,6 +96,14 @@ struct PipelineStatus {
   std::vector<SpoolPartition> spool_partitions;
   /// Per writer, in index order: whether it is failing, and why (Writer::state()).
   std::vector<WriterState> writers;
+  /// How fast the spool drains (ingest/drain_governor.h).
+  struct Drain {
+    double rate_limit = 0;          ///< events per second; 0: not limited
+    std::string limiting = "none";  ///< none | max_rate | commit_latency | replica_lag
+    double events_per_s = 0;        ///< drained lately
+    double eta_s = -1;              ///< to an empty spool at that rate; -1 unknown
+    double replica_lag_s = -1;      ///< worst replica behind Sluice's commits; -1 unknown
+  } drain;
 };
 
 }  // namespace sluice::ingest

@@ -196,15 +196,32 @@ int run(const std::string& path) {
   parts.on_batch_committed = [&metrics](const sluice::ingest::WriteReport& r) {
     metrics.observe_batch(r);
   };
+  // The replicas' positions, for the drain to follow their lag (set once the probe runs; the
+  // probe is stopped before the pipeline goes, and the pipeline calls this from its own loop).
+  sluice::admin::ReplicaFreshness* replica_probe = nullptr;
+  if (!config->replicas.empty()) {
+    parts.replica_positions = [&replica_probe] {
+      std::vector<sluice::ingest::CommitHistory::ReplicaPositions> out;
+      if (replica_probe == nullptr) return out;
+      for (auto& r : replica_probe->snapshot()) {
+        out.push_back({r.offsets_ok, r.offsets_read_at_ms, std::move(r.offsets)});
+      }
+      return out;
+    };
+  }
   sluice::Config running = *config;
   sluice::ingest::Pipeline pipeline(std::move(config).value(), std::move(parts));
   std::unique_ptr<sluice::admin::ReplicaFreshness> replicas;
   if (!running.replicas.empty()) {
-    replicas = std::make_unique<sluice::admin::ReplicaFreshness>(running.replicas, [&pipeline] {
-      std::vector<std::string> names;
-      for (const auto& t : pipeline.status().tables) names.push_back(t.table);
-      return names;
-    });
+    replicas = std::make_unique<sluice::admin::ReplicaFreshness>(
+        running.replicas,
+        [&pipeline] {
+          std::vector<std::string> names;
+          for (const auto& t : pipeline.status().tables) names.push_back(t.table);
+          return names;
+        },
+        running.kafka.group_id);
+    replica_probe = replicas.get();
   }
   std::unique_ptr<sluice::admin::AdminServer> admin;
   fleet = std::make_unique<sluice::fleet::Fleet>(
@@ -364,6 +381,26 @@ int status_command(const AdminOptions& o) {
   if (s["spool"].contains("error") && s["spool"]["error"].is_string()) {
     std::cout << "           CANNOT WRITE (fetching paused; retrying): "
               << s["spool"]["error"].get<std::string>() << "\n";
+  }
+  if (const auto d = s.value("drain", nlohmann::json::object()); !d.empty()) {
+    // The drain: how fast, what limits it, when the spool will be empty.
+    const bool limited = d.value("limiting", "none") != "none";
+    if (limited || s["spool"].value("events", 0) > 0) {
+      std::cout << "drain:     " << static_cast<int64_t>(d.value("events_per_s", 0.0))
+                << " events/s";
+      if (limited && d.contains("rate_limit") && d["rate_limit"].is_number()) {
+        std::cout << ", limited to " << static_cast<int64_t>(d["rate_limit"].get<double>())
+                  << " by " << d.value("limiting", "");
+      }
+      if (d.contains("eta_s") && d["eta_s"].is_number()) {
+        std::cout << ", empty in about " << static_cast<int64_t>(d["eta_s"].get<double>()) << " s";
+      }
+      std::cout << "\n";
+    }
+    if (d.contains("replica_lag_s") && d["replica_lag_s"].is_number()) {
+      std::cout << "replicas:  " << d["replica_lag_s"].get<double>()
+                << " s behind Sluice's commits (the worst)\n";
+    }
   }
   std::cout << "\npartitions                          position   committed\n";
   for (const auto& p : s["partitions"]) {

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "admin/admin_client.h"
+#include "ingest/drain_governor.h"
 #include "storage/rocksdb_spool.h"
 #include "tests/integration/stack_test.h"
 
@@ -445,6 +446,78 @@ TEST_F(OperationsTest, SpoolToolsInspectExportAndDeleteNothingWithoutConfirm) {
   EXPECT_EQ(j["events"], 300) << out;
   ASSERT_EQ(j["partitions"].size(), 3u) << out;
   for (const auto& p : j["partitions"]) EXPECT_NE(p["partition"], 0) << out;
+}
+
+TEST_F(OperationsTest, ADrainSlowsWhileAReplicaFallsBehindAndFinishesOnceItCatchesUp) {
+  // A primary and a real replica of it (replication between two private servers).
+  MariaDb primary(dir_.file("primary"), "--log-bin=binlog --server-id=1 --binlog-format=ROW");
+  MariaDb replica(dir_.file("replica"), "--server-id=2 --relay-log=relay --read-only=0");
+  primary.exec("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'");
+  primary.exec("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'");
+  const auto master = primary.query("SHOW MASTER STATUS");
+  ASSERT_FALSE(master.empty());
+  replica.exec(
+      "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=" + std::to_string(primary.port()) +
+      ", MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_LOG_FILE='" + *master[0][0] +
+      "', MASTER_LOG_POS=" + *master[0][1]);
+  replica.exec("START SLAVE");
+  // The drain is capped by hand (a known pace for the test) and follows the replica's lag.
+  const std::string path =
+      write_config(dir_, broker_->bootstrap(), primary, {topic_}, group_,
+                   {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
+                                  "drain:\n  max_rate: 1000\n  max_replica_lag_s: 2\n",
+                    .kafka_properties = kShortSession,
+                    .mariadb_lines = "  replicas:\n    - socket: \"" + replica.socket() +
+                                     "\"\n      user: sluice\n      password_file: \"" +
+                                     replica.password_file() + "\"\n"});
+  auto sluice = start_sluice(dir_, path);
+  produce(50);
+  ASSERT_TRUE(wait_for_all(180s, &primary)) << sluice->log();
+  ASSERT_TRUE(wait_for_all(60s, &replica)) << "replication does not run";
+
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "schema patch"}, out), 0) << out;
+  produce(2500);  // 10,000 events spooled: ten seconds of drain at the cap
+  const int64_t backlog = 2500 * partitions_;
+  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == backlog; }, 60s));
+  replica.exec("STOP SLAVE SQL_THREAD");  // from here the replica applies nothing
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+
+  // The replica falls behind Sluice's commits past the bound: the drain slows down to its
+  // floor, and the backlog waits in the spool rather than in the replica's relay log.
+  nlohmann::json s;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = status(*sluice);
+        return s["drain"]["limiting"] == "replica_lag" &&
+               s["drain"]["rate_limit"] == ingest::DrainGovernor::kMinRate;
+      },
+      60s))
+      << s.dump() << sluice->log();
+  EXPECT_GT(s["drain"]["replica_lag_s"].get<double>(), 2) << s.dump();
+  EXPECT_GT(s["spool"]["events"].get<int64_t>(), 0) << "the drain did not slow down";
+  const auto m = metrics(*sluice);
+  EXPECT_EQ(value(m, "sluice_drain_limited{factor=\"replica_lag\"}"), 1) << m;
+  EXPECT_GT(value(m, "sluice_replica_lag_seconds"), 2) << m;
+  ASSERT_EQ(cli(*sluice, {"status"}, out), 0) << out;
+  EXPECT_NE(out.find("by replica_lag"), std::string::npos) << out;
+
+  // The replica applies again and catches up: the drain speeds up to its cap and finishes.
+  replica.exec("START SLAVE SQL_THREAD");
+  ASSERT_TRUE(wait_for_all(180s, &primary)) << status(*sluice).dump() << sluice->log();
+  ASSERT_TRUE(wait_for_all(60s, &replica));
+  verify_exact(&primary);
+  verify_exact(&replica);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = status(*sluice);
+        return s["state"] == "running" && s["spool"]["events"] == 0 &&
+               s["drain"]["limiting"] == "max_rate";
+      },
+      60s))
+      << s.dump();
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
 }
 
 TEST_F(OperationsTest, StatusShowsReplicaFreshnessBesideThePrimaryAndSurvivesADeadReplica) {

@@ -89,6 +89,16 @@ TEST_F(ConfigTest, NegativeSizeIsRefused) {
   expect_error(load_config(path), path + ":4: spool.max_bytes", "must not be negative");
 }
 
+TEST_F(ConfigTest, DrainLimitsLoadAndANegativeOneIsNamedWithItsLine) {
+  auto c = load_config(
+      write("kafka:\n  topics: [a]\ndrain:\n  max_rate: 5000\n  max_replica_lag_s: 10\n"));
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->drain.max_rate, 5000);
+  EXPECT_EQ(c->drain.max_replica_lag_s, 10);
+  const auto path = write("kafka:\n  topics: [a]\ndrain:\n  max_replica_lag_s: -1\n");
+  expect_error(load_config(path), path + ":4: drain.max_replica_lag_s", "");
+}
+
 TEST_F(ConfigTest, YamlSyntaxErrorGivesTheLine) {
   const auto path = write("kafka:\n  topics: [a\nbatch:\n  max_rows: 1\n");
   expect_error(load_config(path), path + ":", "YAML syntax error");
@@ -315,6 +325,8 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
   EXPECT_EQ(c->fleet.topic, "_sluice_fleet." + c->kafka.group_id) << "the default, spelled out";
   EXPECT_EQ(c->replay.confirm_above_events, ReplayConfig{}.confirm_above_events)
       << "the default, spelled out";
+  EXPECT_EQ(c->drain.max_replica_lag_s, DrainConfig{}.max_replica_lag_s) << "the default";
+  EXPECT_EQ(c->drain.max_rate, DrainConfig{}.max_rate) << "the default";
   for (const char* key : {"brokers:",
                           "group_id:",
                           "topics:",
@@ -348,7 +360,9 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
                           "topic:",
                           "heartbeat_ms:",
                           "instance_timeout_ms:",
-                          "confirm_above_events:"}) {
+                          "confirm_above_events:",
+                          "max_rate:",
+                          "max_replica_lag_s:"}) {
     EXPECT_NE(text.find(std::string("  ") + key), std::string::npos) << key;
   }
 
