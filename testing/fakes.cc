@@ -238,7 +238,18 @@ Status FakeSource::poll(std::chrono::milliseconds timeout, size_t max,
     const auto& log = kafka_.logs_[key];
     f.position = std::max(f.position, log.start);  // out of range: auto.offset.reset=earliest
     if (auto lost = kafka_.lost_fetch_.find(key); lost != kafka_.lost_fetch_.end()) {
-      f.position = std::min(f.position + lost->second, log.end());  // a fetch gone wrong
+      // A fetch gone wrong. Faults are independent: one never repeats the previous one's skip
+      // exactly (from the same offset to the same offset) — an identical delivery after a
+      // seek back is what tells real offsets without records (transaction markers) from a
+      // fetch gone wrong, and a broker that lost the same records twice in a row is not one
+      // this fake pretends to be.
+      int64_t skip = lost->second;
+      const auto previous = kafka_.last_lost_.find(key);
+      if (previous != kafka_.last_lost_.end() && previous->second == std::pair{f.position, skip}) {
+        ++skip;
+      }
+      kafka_.last_lost_[key] = {f.position, skip};
+      f.position = std::min(f.position + skip, log.end());
       kafka_.lost_fetch_.erase(lost);
     }
     while (f.ready.size() < kPrefetch && f.position < log.end()) {

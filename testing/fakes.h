@@ -49,7 +49,8 @@ class FakeKafka {
   /// Appends an offset that holds no record (a transaction marker): never delivered.
   int64_t produce_marker(const std::string& topic, int32_t partition);
   /// The next fetch of a partition by any consumer goes wrong once: `n` offsets are skipped
-  /// (they are still in the log). The pipeline must notice and read them again.
+  /// (they are still in the log). The pipeline must notice and read them again. Never the
+  /// very same skip twice in a row (see the fetch).
   void lose_next_fetch(const std::string& topic, int32_t partition, int64_t n) {
     lost_fetch_[{topic, partition}] = n;
   }
@@ -120,6 +121,7 @@ class FakeKafka {
   Protocol protocol_ = Protocol::kCooperative;
   std::map<Call, int> failures_;
   std::map<PartitionKey, int64_t> lost_fetch_;
+  std::map<PartitionKey, std::pair<int64_t, int64_t>> last_lost_;  ///< (from, skipped)
   std::map<PartitionKey, uint64_t> seeks_;
 };
 
