@@ -6,6 +6,7 @@
 // bench/README.md for how to read and compare the figures.
 
 #include <benchmark/benchmark.h>
+#include <simdjson.h>
 
 #include <filesystem>
 #include <string>
@@ -58,6 +59,110 @@ void BM_DecodeValidate(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
 BENCHMARK(BM_DecodeValidate);
+
+/// The same capsules, each in a buffer with simdjson's padding after it.
+const std::vector<simdjson::padded_string>& padded_corpus() {
+  static const std::vector<simdjson::padded_string> events = [] {
+    std::vector<simdjson::padded_string> out;
+    for (const auto& e : corpus()) out.emplace_back(e);
+    return out;
+  }();
+  return events;
+}
+
+/// Visits every key and value of an On-Demand value: the least work any validator must do.
+simdjson::error_code walk(simdjson::ondemand::value value, size_t& seen) {
+  simdjson::ondemand::json_type type;
+  if (auto err = value.type().get(type)) return err;
+  switch (type) {
+    case simdjson::ondemand::json_type::object: {
+      simdjson::ondemand::object object;
+      if (auto err = value.get_object().get(object)) return err;
+      for (auto field : object) {
+        std::string_view key;
+        if (auto err = field.unescaped_key().get(key)) return err;
+        seen += key.size();
+        if (auto err = walk(field.value(), seen)) return err;
+      }
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::array: {
+      simdjson::ondemand::array array;
+      if (auto err = value.get_array().get(array)) return err;
+      for (auto element : array) {
+        simdjson::ondemand::value v;
+        if (auto err = element.get(v)) return err;
+        if (auto err = walk(v, seen)) return err;
+      }
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::string: {
+      std::string_view text;
+      if (auto err = value.get_string().get(text)) return err;
+      seen += text.size();
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::number: {
+      simdjson::ondemand::number number;
+      if (auto err = value.get_number().get(number)) return err;
+      seen += number.is_double() ? 1 : 2;
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::boolean: {
+      bool b = false;
+      if (auto err = value.get_bool().get(b)) return err;
+      seen += b ? 1 : 0;
+      return simdjson::SUCCESS;
+    }
+    case simdjson::ondemand::json_type::null:
+      seen += value.is_null() ? 1 : 0;
+      return simdjson::SUCCESS;
+  }
+  return simdjson::SUCCESS;
+}
+
+/// The reference for BM_DecodeValidate: simdjson On-Demand walking every key and value of the
+/// same capsules (padded buffers), strings unescaped, numbers parsed — nothing else.
+void BM_ParseOnly(benchmark::State& state) {
+  simdjson::ondemand::parser parser;
+  const auto& events = padded_corpus();
+  size_t i = 0, bytes = 0, seen = 0;
+  for (auto _ : state) {
+    const auto& e = events[i++ % events.size()];
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::value root;
+    if (parser.iterate(e).get(doc) || doc.get_value().get(root) || walk(root, seen)) {
+      state.SkipWithError("a capsule did not parse");
+      return;
+    }
+    bytes += e.size();
+  }
+  benchmark::DoNotOptimize(seen);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_ParseOnly);
+
+/// What the decoder's parse alone costs: simdjson's DOM parser over the unpadded capsules (it
+/// copies each into its own padded buffer), no validation.
+void BM_ParseDom(benchmark::State& state) {
+  simdjson::dom::parser parser;
+  const auto& events = corpus();
+  size_t i = 0, bytes = 0;
+  for (auto _ : state) {
+    const auto& e = events[i++ % events.size()];
+    simdjson::dom::element doc;
+    if (parser.parse(e.data(), e.size()).get(doc)) {
+      state.SkipWithError("a capsule did not parse");
+      return;
+    }
+    benchmark::DoNotOptimize(doc);
+    bytes += e.size();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_ParseDom);
 
 void BM_EncodeRow(benchmark::State& state) {
   Decoding d;
