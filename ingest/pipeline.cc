@@ -927,6 +927,25 @@ void Pipeline::drain() {
   dispatch_over_budget();
 }
 
+std::vector<std::string> Pipeline::server_notes() {
+  std::vector<std::string> notes;
+  const int mode = control_ ? control_->autoinc_lock_mode() : -1;
+  if (mode >= 0 && mode < 2 && config_.mariadb.writers > 1 &&
+      config_.mariadb.insert_method == InsertMethod::kLoadData) {
+    notes.push_back(fmt::format(
+        "innodb_autoinc_lock_mode = {}: InnoDB holds a table's AUTO-INC lock for a whole LOAD "
+        "DATA, so the {} writers take turns on a table they share; "
+        "innodb_autoinc_lock_mode = 2 lets them load side by side (with binary logging, use it "
+        "with binlog_format = ROW: statement-based replicas would assign other ids)",
+        mode, config_.mariadb.writers));
+  }
+  if (notes != server_notes_logged_) {
+    for (const auto& n : notes) logger("mariadb")->warn("{}", n);
+    server_notes_logged_ = notes;
+  }
+  return notes;
+}
+
 void Pipeline::follow_replicas() {
   if (!parts_.replica_positions) return;
   const auto now = clock_.now();
@@ -995,7 +1014,9 @@ void Pipeline::publish_status(bool force) {
   drain.events_per_s = governor_.drained_rate();
   if (drain.events_per_s > 1) drain.eta_s = static_cast<double>(totals.events) / drain.events_per_s;
   if (const auto lag = governor_.last_replica_lag()) drain.replica_lag_s = *lag;
+  auto notes = server_notes();
   std::lock_guard lock(status_mu_);
+  status_.mariadb_notes = std::move(notes);
   status_.drain = drain;
   status_.writers = std::move(writer_states);
   status_.spool_partitions = std::move(spooled);

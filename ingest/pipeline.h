@@ -177,6 +177,8 @@ class Pipeline final : private GateEffects {
   void drain();
   /// Hands the governor the replicas' lag behind this instance's commits (once a second).
   void follow_replicas();
+  /// What in the server's settings holds the writers back (the control session's last probe).
+  std::vector<std::string> server_notes();
   /// Updates spool_full_ (and says so when it changes).
   bool spool_full();
   // Status and logs.
@@ -206,6 +208,7 @@ class Pipeline final : private GateEffects {
   DrainGovernor governor_;
   CommitHistory commits_;  ///< when each commit happened: the replicas' lag behind them
   Clock::time_point lag_read_{};
+  std::vector<std::string> server_notes_logged_;
   size_t in_flight_bytes_ = 0;          ///< batches handed to writers and not yet reported back
   uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit
   /// The spool takes nothing more: it reached spool.max_bytes (counting what is staged this

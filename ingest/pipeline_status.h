@@ -75,6 +75,8 @@ struct PipelineStatus {
   std::string outage_error;     ///< when in outage: the latest error
   int64_t outage_since_ms = 0;  ///< when in outage
   std::string mariadb;          ///< the endpoint written to (describe_endpoint)
+  /// What in the server's settings holds Sluice back, and what to change (logged once).
+  std::vector<std::string> mariadb_notes;
   uint64_t spool_events = 0;
   uint64_t spool_bytes = 0;
   double spool_oldest_age_s = 0;

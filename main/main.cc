@@ -362,6 +362,9 @@ int status_command(const AdminOptions& o) {
             << "\n";
   std::cout << "mariadb:   " << s.value("mariadb", "?")
             << (s.value("db_up", false) ? "" : " (not reached yet, or down)") << "\n";
+  for (const auto& note : s.value("mariadb_notes", nlohmann::json::array())) {
+    std::cout << "note:      " << note.get<std::string>() << "\n";
+  }
   if (s.contains("outage")) {
     std::cout << "outage:    " << s["outage"].value("error", "") << "\n";
   }

@@ -53,6 +53,10 @@ class BatchSink {
   virtual DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) = 0;
   /// Closes any connection (pause, shutdown, after an outage).
   virtual void disconnect() = 0;
+  /// The server's innodb_autoinc_lock_mode as the last successful probe read it; -1 unknown.
+  /// Below 2, InnoDB holds a table's AUTO-INC lock for a whole LOAD DATA: writers loading into
+  /// one table take turns.
+  virtual int autoinc_lock_mode() const { return -1; }
 };
 
 }  // namespace sluice::storage

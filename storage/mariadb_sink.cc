@@ -3,6 +3,7 @@
 #include <mysqld_error.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 #include <unordered_map>
 
@@ -92,9 +93,13 @@ DbStatus MariaDbSink::probe() {
   if (auto st = ensure_connected(); !st.is_ok()) return st;
   if (mode_ == SinkMode::kReplayDryRun) return {};  // it only reads
   std::vector<std::vector<std::optional<std::string>>> rows;
-  if (auto st = conn_->query("SELECT @@global.read_only", rows); !st.is_ok()) {
+  if (auto st = conn_->query("SELECT @@global.read_only, @@global.innodb_autoinc_lock_mode", rows);
+      !st.is_ok()) {
     disconnect();
     return st;
+  }
+  if (!rows.empty() && rows[0].size() > 1 && rows[0][1]) {
+    autoinc_lock_mode_ = std::atoi(rows[0][1]->c_str());
   }
   if (!rows.empty() && rows[0][0] && *rows[0][0] != "0") {
     disconnect();

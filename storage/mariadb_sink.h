@@ -80,6 +80,7 @@ class MariaDbSink final : public BatchSink {
   /// Connects (creating sluice_offsets and sluice_dead_letter; in kReplay only the latter, in
   /// kReplayDryRun neither) and checks @@global.read_only (not in kReplayDryRun).
   DbStatus probe() override;
+  int autoinc_lock_mode() const override { return autoinc_lock_mode_; }
   /// sluice_offsets of this group; an empty map when the table does not exist (replay modes).
   DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) override;
   void disconnect() override { conn_.reset(); }
@@ -125,6 +126,7 @@ class MariaDbSink final : public BatchSink {
   std::unordered_set<std::string> known_tables_;  ///< created and matching, this session
   std::unordered_set<std::string> mismatched_;    ///< found not matching (logged once)
   bool bookkeeping_ready_ = false;
+  int autoinc_lock_mode_ = -1;
   std::string sql_;  ///< reused statement buffer
 };
 

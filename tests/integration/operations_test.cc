@@ -448,6 +448,33 @@ TEST_F(OperationsTest, SpoolToolsInspectExportAndDeleteNothingWithoutConfirm) {
   for (const auto& p : j["partitions"]) EXPECT_NE(p["partition"], 0) << out;
 }
 
+TEST_F(OperationsTest, AServerSettingThatMakesWritersTakeTurnsIsNamedInLogAndStatus) {
+  // MariaDB's default: a LOAD DATA holds its table's AUTO-INC lock to the end.
+  MariaDb server(dir_.file("defaults"), "--innodb-autoinc-lock-mode=1");
+  auto sluice = start_sluice(dir_, config("", "", &server));
+  produce(20);
+  ASSERT_TRUE(wait_for_all(180s, &server)) << sluice->log();
+  verify_exact(&server);
+  nlohmann::json s;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = status(*sluice);
+        return s.contains("mariadb_notes") && s["mariadb_notes"].size() == 1;
+      },
+      30s))
+      << s.dump();
+  const auto note = s["mariadb_notes"][0].get<std::string>();
+  EXPECT_NE(note.find("innodb_autoinc_lock_mode = 1"), std::string::npos) << note;
+  EXPECT_NE(note.find("innodb_autoinc_lock_mode = 2"), std::string::npos) << note;
+  EXPECT_NE(sluice->log().find("innodb_autoinc_lock_mode = 1"), std::string::npos)
+      << sluice->log();
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"status"}, out), 0) << out;
+  EXPECT_NE(out.find("note:      innodb_autoinc_lock_mode = 1"), std::string::npos) << out;
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
+}
+
 TEST_F(OperationsTest, ADrainSlowsWhileAReplicaFallsBehindAndFinishesOnceItCatchesUp) {
   // A primary and a real replica of it (replication between two private servers).
   MariaDb primary(dir_.file("primary"), "--log-bin=binlog --server-id=1 --binlog-format=ROW");
@@ -558,6 +585,8 @@ TEST_F(OperationsTest, StatusShowsReplicaFreshnessBesideThePrimaryAndSurvivesADe
   EXPECT_EQ(s["tables"][0]["max_timestamp"],
             *db_->query("SELECT MAX(timestamp) FROM TestSchema_1")[0][0]);
   EXPECT_EQ(s["state"], "running") << "a dead replica must not disturb ingestion";
+  // The test servers run with innodb_autoinc_lock_mode = 2: nothing to say about them.
+  EXPECT_TRUE(s["mariadb_notes"].empty()) << s.dump();
 
   std::string out;
   ASSERT_EQ(cli(*sluice, {"status"}, out), 0) << out;
