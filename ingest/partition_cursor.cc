@@ -36,9 +36,11 @@ void PartitionCursor::start(const StartPlan& plan,
                             const std::optional<storage::SpoolPartition>& spool, bool gate_open) {
   floor_ = plan.floor;
   database_known_ = plan.database_known;
-  // The assignment itself positions the consumer here: no seek is needed.
+  // The assignment itself positions the consumer here: no seek is needed. From "the earliest
+  // offset" (not known yet), Kafka delivers from the log's start, wherever that is: nothing
+  // this assignment sees can then tell of a rewound log.
   fetch_next_ = plan.fetch;
-  lowest_fetch_ = plan.fetch;
+  lowest_fetch_ = plan.fetch >= 0 ? plan.fetch : 0;
   wants_seek_ = false;
   verifying_jump_from_ = -1;
   waiting_from_ = waiting_to_ = -1;

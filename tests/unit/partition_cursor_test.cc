@@ -86,6 +86,19 @@ TEST_F(PartitionCursorTest, AnAssumedFloorGivesWayToWhatMariaDbSays) {
   EXPECT_EQ(cursor_.floor(), 17);
 }
 
+TEST_F(PartitionCursorTest, AnAssignmentFromTheEarliestOffsetNeverSeesItsLogAsRewound) {
+  // Assigned at "the earliest offset" while the broker cannot say where that is: Kafka delivers
+  // from the log's start. MariaDB then says it holds up to 12, and the partition reads on from
+  // there; what the first fetch still delivers below 12 is stale, not a recreated topic.
+  cursor_.start(plan(-1, -1, false), std::nullopt, true);
+  ASSERT_EQ(cursor_.take(0, false, false), Take::kJump);
+  (void)cursor_.resolve_jump(0, -1, false);  // the broker could not be asked: look again
+  cursor_.learned_database(12);
+  EXPECT_EQ(cursor_.fetch_next(), 12);
+  EXPECT_EQ(cursor_.take(3, false, false), Take::kStale);
+  EXPECT_FALSE(cursor_.rewound(3));
+}
+
 TEST_F(PartitionCursorTest, ClosingHaltsDirectPartitionsAndRewindsThemToTheFloor) {
   cursor_.start(plan(10, 10, true), std::nullopt, true);
   take(10, 5, Take::kBatch);
