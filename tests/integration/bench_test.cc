@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ingest/drain_governor.h"
 #include "testing/harness.h"
 
 namespace sluice::testing {
@@ -88,6 +89,110 @@ TEST_F(BenchTest, HumanOutputAnswersHowLongABacklogTakes) {
   EXPECT_NE(out.find("a backlog of 2,000,000 events drains in about"), std::string::npos) << out;
   EXPECT_NE(out.find("scratch tables dropped"), std::string::npos) << out;
   EXPECT_EQ(tables_in_log(), 0);
+}
+
+TEST_F(BenchTest, WithReplicasItSaysHowFarBehindTheyFellAndHowLongADrainWithinTheBoundTakes) {
+  // A primary with a binary log and a real replica of it.
+  MariaDb primary(dir_.file("primary"), "--log-bin=binlog --server-id=1 --binlog-format=ROW");
+  MariaDb replica(dir_.file("replica"), "--server-id=2 --relay-log=relay --read-only=0");
+  primary.exec("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'");
+  primary.exec("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'");
+  const auto master = primary.query("SHOW MASTER STATUS");
+  ASSERT_FALSE(master.empty());
+  replica.exec(
+      "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=" + std::to_string(primary.port()) +
+      ", MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_LOG_FILE='" + *master[0][0] +
+      "', MASTER_LOG_POS=" + *master[0][1]);
+  replica.exec("START SLAVE");
+  const std::string config =
+      write_config(dir_, "127.0.0.1:1", primary, {"unused"}, "bench",
+                   {.extra_yaml = "log:\n  level: warn\ndrain:\n  max_replica_lag_s: 30\n",
+                    .mariadb_lines = "  replicas:\n    - socket: \"" + replica.socket() +
+                                     "\"\n      user: sluice\n      password_file: \"" +
+                                     replica.password_file() + "\"\n"});
+  std::string out;
+  const std::vector<std::string> argv{binary_dir() + "/main/sluice",
+                                      "bench",
+                                      "--config",
+                                      config,
+                                      "--events",
+                                      "4000",
+                                      "--batch-rows",
+                                      "1000",
+                                      "--writers",
+                                      "1,2",
+                                      "--backlog",
+                                      "1000000",
+                                      "--json"};
+  ASSERT_EQ(run_command(argv, out), 0) << out;
+  const auto result = nlohmann::json::parse(out);
+  ASSERT_EQ(result["runs"].size(), 2u) << out;
+  for (const auto& run : result["runs"]) {
+    ASSERT_EQ(run["replicas"].size(), 1u) << run.dump();
+    const auto& r = run["replicas"][0];
+    EXPECT_FALSE(r.contains("error")) << r.dump();
+    EXPECT_TRUE(r["caught_up"].get<bool>()) << r.dump();
+    EXPECT_GE(r["behind_at_end_s"].get<double>(), 0) << r.dump();
+    EXPECT_GT(r["apply_rows_per_s"].get<double>(), 0) << r.dump();
+    EXPECT_LE(r["apply_rows_per_s"].get<double>(), run["rows_per_s"].get<double>() * 1.01)
+        << "a replica cannot apply a run faster than the primary took it: " << run.dump();
+  }
+  const auto& backlog = result["backlog"];
+  EXPECT_EQ(backlog["max_replica_lag_s"], 30) << out;
+  EXPECT_GE(backlog["drain_seconds_within_replica_lag"].get<double>(),
+            backlog["drain_seconds"].get<double>())
+      << out;
+  // The replica applied every run exactly once, then the drops.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return replica.scalar(
+                   "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'log'") ==
+               0;
+      },
+      std::chrono::seconds(60)));
+
+  // Human output: the answer with the replicas in it.
+  const std::vector<std::string> human{binary_dir() + "/main/sluice",
+                                       "bench",
+                                       "--config",
+                                       config,
+                                       "--events",
+                                       "2000",
+                                       "--batch-rows",
+                                       "1000",
+                                       "--writers",
+                                       "1",
+                                       "--backlog",
+                                       "1000000"};
+  ASSERT_EQ(run_command(human, out), 0) << out;
+  EXPECT_NE(out.find("behind at the end"), std::string::npos) << out;
+  EXPECT_NE(out.find("the replicas kept up"), std::string::npos) << out;
+
+  // A replica that applies nothing (its SQL thread stopped): waited for a while, then the
+  // answer is the drain held to its floor.
+  replica.exec("STOP SLAVE SQL_THREAD");
+  const std::vector<std::string> one{binary_dir() + "/main/sluice",
+                                     "bench",
+                                     "--config",
+                                     config,
+                                     "--events",
+                                     "2000",
+                                     "--batch-rows",
+                                     "1000",
+                                     "--writers",
+                                     "1",
+                                     "--backlog",
+                                     "1000000",
+                                     "--json"};
+  ASSERT_EQ(run_command(one, out), 0) << out;
+  const auto stuck = nlohmann::json::parse(out);
+  const auto& r = stuck["runs"][0]["replicas"][0];
+  EXPECT_FALSE(r["caught_up"].get<bool>()) << out;
+  EXPECT_GE(r["behind_at_end_s"].get<double>(), 30) << out;
+  EXPECT_FALSE(stuck["backlog"]["replicas_keep_up"].get<bool>()) << out;
+  EXPECT_NEAR(stuck["backlog"]["drain_seconds_within_replica_lag"].get<double>(),
+              1'000'000 / ingest::DrainGovernor::kMinRate, 1)
+      << out;
 }
 
 TEST_F(BenchTest, UnknownSchemaAndUnreachableDatabaseAreClearErrors) {
