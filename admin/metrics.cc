@@ -146,7 +146,8 @@ Metrics::Metrics(const MetricsInfo& info)
       drain_limited_(BuildGauge()
                          .Name("sluice_drain_limited")
                          .Help("1 for what limits the drain now: none, max_rate, "
-                               "commit_latency or replica_lag")
+                               "commit_latency, replica_lag; spool_pressure: not limited, "
+                               "the spool is near spool.max_bytes")
                          .Register(*registry_)),
       replica_lag_(BuildGauge()
                        .Name("sluice_replica_lag_seconds")
@@ -241,7 +242,8 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   fetch_paused_.Set(s.fetch_paused ? 1 : 0);
   spool_full_.Set(s.spool_full ? 1 : 0);
   drain_rate_limit_.Set(s.drain.rate_limit);
-  for (const char* factor : {"none", "max_rate", "commit_latency", "replica_lag"}) {
+  for (const char* factor :
+       {"none", "max_rate", "commit_latency", "replica_lag", "spool_pressure"}) {
     drain_limited_.Add({{"factor", factor}}).Set(s.drain.limiting == factor ? 1 : 0);
   }
   replica_lag_.Set(s.drain.replica_lag_s);

@@ -64,21 +64,20 @@ void ReplicaFreshness::loop() {
         std::string group = "'";
         sessions[i]->append_escaped(group, group_);
         group += '\'';
-        st = sessions[i]->query("SELECT topic, kafka_partition, next_offset FROM " +
-                                    storage::quote_identifier(offsets_table_) +
-                                    " WHERE consumer_group = " + group,
-                                rows);
-        if (st.code == ER_NO_SUCH_TABLE) {  // not replicated yet: nothing applied
-          st = {};
-          rows.clear();
-        }
-        r.offsets_ok = st.is_ok();
+        const auto read = sessions[i]->query("SELECT topic, kafka_partition, next_offset FROM " +
+                                                 storage::quote_identifier(offsets_table_) +
+                                                 " WHERE consumer_group = " + group,
+                                             rows);
+        // Not replicated (yet), or not readable by this user: the lag is unknown, and the
+        // freshness checks go on. Only a lost connection ends this round for the replica.
+        r.offsets_ok = read.is_ok();
         r.offsets_read_at_ms = wall_ms();
         r.offsets.clear();
         for (const auto& row : rows) {
-          if (!st.is_ok() || !row[0] || !row[1] || !row[2]) continue;
+          if (!read.is_ok() || !row[0] || !row[1] || !row[2]) continue;
           r.offsets[{*row[0], std::stoi(*row[1])}] = std::stoll(*row[2]);
         }
+        if (!read.is_ok() && read.error_class() == storage::DbErrorClass::kOutage) st = read;
       } else {
         r.offsets_ok = false;
       }

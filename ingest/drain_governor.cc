@@ -27,6 +27,8 @@ const char* DrainGovernor::limit_name(Limit limit) {
       return "commit_latency";
     case Limit::kReplicaLag:
       return "replica_lag";
+    case Limit::kSpoolPressure:
+      return "spool_pressure";
   }
   return "?";
 }
@@ -42,22 +44,24 @@ DrainGovernor::DrainGovernor(DrainPolicy policy, const Clock& clock)
 
 size_t DrainGovernor::allowance() {
   control();
-  if (rate_ <= 0) return std::numeric_limits<size_t>::max();
+  if (rate_ <= 0 || pressure_) return std::numeric_limits<size_t>::max();
   const auto now = clock_.now();
   const double elapsed = std::chrono::duration<double>(now - refilled_).count();
   refilled_ = now;
   // At most one second's worth saved up: a drain that was idle does not burst.
-  tokens_ = std::min(tokens_ + elapsed * rate_, std::max(rate_, 1.0));
-  return tokens_ < 1 ? 0 : static_cast<size_t>(tokens_);
+  tokens_ = std::min(tokens_ + elapsed * rate_, std::max(rate_, chunk()));
+  return tokens_ < chunk() ? 0 : static_cast<size_t>(tokens_);
 }
+
+void DrainGovernor::spool_pressure(bool on) { pressure_ = on; }
 
 void DrainGovernor::spent(size_t events) {
   if (rate_ > 0) tokens_ -= static_cast<double>(events);
 }
 
 std::optional<Clock::time_point> DrainGovernor::next_allowance() const {
-  if (rate_ <= 0 || tokens_ >= 1) return std::nullopt;
-  const double wait_s = (1 - tokens_) / rate_;
+  if (rate_ <= 0 || pressure_ || tokens_ >= chunk()) return std::nullopt;
+  const double wait_s = (chunk() - tokens_) / rate_;
   return refilled_ + std::chrono::duration_cast<Clock::time_point::duration>(
                          std::chrono::duration<double>(wait_s));
 }
@@ -93,9 +97,14 @@ void DrainGovernor::control() {
   interval_seconds_ = 0;
 
   if (policy_.max_replica_lag_s > 0 && replica_lag_ && *replica_lag_ > policy_.max_replica_lag_s) {
-    decrease(kLagDecrease, Limit::kReplicaLag);
+    // The lag answers late (commits take a while to be applied and read back): while it falls,
+    // the last cut is working — hold; cut again once it stops falling.
+    const bool falling = previous_lag_ && *replica_lag_ < *previous_lag_ - 0.5;
+    previous_lag_ = replica_lag_;
+    if (!falling) decrease(kLagDecrease, Limit::kReplicaLag);
     return;
   }
+  previous_lag_.reset();
   const bool slow =
       batches >= kLatencyMinBatches && baseline_latency_ > 0 &&
       latency > std::max(baseline_latency_ * kLatencyFactor, baseline_latency_ + kLatencySlackS);
@@ -109,9 +118,12 @@ void DrainGovernor::control() {
   if (batches >= kLatencyMinBatches) {
     baseline_latency_ = baseline_latency_ == 0 ? latency : 0.8 * baseline_latency_ + 0.2 * latency;
   }
-  if (rate_ <= 0 || limit_ == Limit::kNone) peak_rate_ = std::max(peak_rate_, rate_now);
+  // The fastest drain seen, unlimited or at the cap: the scale of the recovery's steps.
+  if (rate_ <= 0 || limit_ == Limit::kNone || limit_ == Limit::kMaxRate) {
+    peak_rate_ = std::max(peak_rate_, rate_now);
+  }
   if (rate_ <= 0) return;
-  rate_ += std::max(kMinRate, kIncrease * peak_rate_);
+  rate_ += std::max(kMinRate, kIncrease * std::max(peak_rate_, policy_.max_rate));
   if (policy_.max_rate > 0 && rate_ >= policy_.max_rate) {
     rate_ = policy_.max_rate;
     limit_ = Limit::kMaxRate;

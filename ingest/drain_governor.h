@@ -7,14 +7,19 @@
 ///     once a second; a replica's lag is the age of the oldest commit of Sluice's it has not
 ///     applied yet (CommitHistory below — Sluice's own writes are the heartbeat, so no
 ///     privilege beyond SELECT is needed and the measure means what analysts see). Above
-///     `drain.max_replica_lag_s` the drain rate halves, once per control interval.
+///     `drain.max_replica_lag_s` the drain rate halves, once per control interval — unless the
+///     lag is falling since the interval before (the last cut is working: hold).
 ///   - **Commit latency.** Drain batches that take clearly longer than the batches before them
 ///     (twice the running baseline, and 50 ms more at least) for two intervals in a row mean
 ///     the primary is struggling: the rate drops by a third. Once is noise.
-///   - Otherwise the rate rises again by a tenth of the fastest drain seen, per interval, and
+///   - Otherwise the rate rises again by a tenth of the fastest drain seen (unlimited or at the
+///     cap; of `drain.max_rate` at least), per interval, and
 ///     is lifted altogether once it is well past anything the drain reached: additive increase,
 ///     multiplicative decrease, as Vector's adaptive request concurrency does for HTTP sinks.
 ///   - `drain.max_rate` caps it by hand. It never drops below kMinRate: a drain always ends.
+///   - **Spool pressure** overrides all of it: with the spool past kPressure of
+///     `spool.max_bytes`, a slower drain would soon pause fetching and, past Kafka's retention,
+///     lose events; the limit is lifted until the spool is back under it.
 ///
 /// Only the drain is governed: partitions flowing directly from Kafka (live traffic) are not,
 /// and a partition's own order is never touched — a slower drain only means Kafka's events
@@ -22,6 +27,7 @@
 ///
 /// Thread safety: the ingest thread only.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -46,14 +52,20 @@ class DrainGovernor {
   static constexpr double kMinRate = 50;
   /// How often the rate is reconsidered.
   static constexpr std::chrono::milliseconds kInterval{1000};
+  /// Past this share of spool.max_bytes the drain is not limited.
+  static constexpr double kPressure = 0.75;
 
-  enum class Limit { kNone, kMaxRate, kCommitLatency, kReplicaLag };
+  enum class Limit { kNone, kMaxRate, kCommitLatency, kReplicaLag, kSpoolPressure };
   static const char* limit_name(Limit limit);
 
   DrainGovernor(DrainPolicy policy, const Clock& clock);
 
-  /// How many spooled events the drain may read now (SIZE_MAX when nothing limits it).
+  /// How many spooled events the drain may read now (SIZE_MAX when nothing limits it). At a
+  /// limited rate the allowance comes in chunks of a tenth of a second's worth at least, so
+  /// the drain does not read a few events at a time.
   size_t allowance();
+  /// The spool is past kPressure of its limit (true) or back under it: lifts the limit.
+  void spool_pressure(bool on);
   /// The drain read `events` (taken from the allowance).
   void spent(size_t events);
   /// A drain batch of `events` committed after `seconds` in MariaDB (retries included).
@@ -64,8 +76,8 @@ class DrainGovernor {
   std::optional<Clock::time_point> next_allowance() const;
 
   /// The current limit in events per second; 0 when the drain is not limited.
-  double rate() const { return rate_; }
-  Limit limiting() const { return limit_; }
+  double rate() const { return pressure_ ? 0 : rate_; }
+  Limit limiting() const { return pressure_ ? Limit::kSpoolPressure : limit_; }
   /// Events per second the drain committed lately (a moving average).
   double drained_rate() const { return drained_rate_; }
   std::optional<double> last_replica_lag() const { return replica_lag_; }
@@ -74,6 +86,8 @@ class DrainGovernor {
   /// Reconsiders the rate once per interval.
   void control();
   void decrease(double factor, Limit why);
+  /// Tokens needed before any is handed out: a tenth of a second's worth.
+  double chunk() const { return std::max(1.0, rate_ / 10); }
 
   DrainPolicy policy_;
   const Clock& clock_;
@@ -91,6 +105,8 @@ class DrainGovernor {
   double drained_rate_ = 0;
   double peak_rate_ = 0;  ///< the fastest drain seen
   std::optional<double> replica_lag_;
+  std::optional<double> previous_lag_;  ///< last interval's, while above the bound
+  bool pressure_ = false;
 };
 
 /// When each of Sluice's commits happened, per partition, so that a replica's position in

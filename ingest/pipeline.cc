@@ -877,10 +877,38 @@ void Pipeline::commit_spool() {
 void Pipeline::drain() {
   if (!gate_.open()) return;
   // The governor's allowance bounds what is read from the spool (live partitions are not
-  // governed); a partition's order is untouched: its Kafka events wait behind its spool.
+  // governed); a partition's order is untouched: its Kafka events wait behind its spool. Near
+  // its limit the spool must empty, whatever the replicas say.
+  const bool pressure = static_cast<double>(spool_committed_bytes_ + spool_.staged_bytes()) >=
+                        DrainGovernor::kPressure * static_cast<double>(config_.spool.max_bytes);
+  if (pressure != (governor_.limiting() == DrainGovernor::Limit::kSpoolPressure)) {
+    const double percent = DrainGovernor::kPressure * 100;
+    if (pressure) {
+      logger("ingest")->warn(
+          "the spool is past {:.0f} % of spool.max_bytes: the drain is not limited until it is "
+          "back under",
+          percent);
+    } else {
+      logger("ingest")->info(
+          "the spool is back under {:.0f} % of spool.max_bytes: the drain follows the database "
+          "again",
+          percent);
+    }
+  }
+  governor_.spool_pressure(pressure);
   size_t allowance = governor_.allowance();
-  for (auto& [key, cp] : cursors_) {
-    PartitionCursor& c = *cp;
+  // Each round starts one partition further, so a limited allowance is shared by all.
+  std::vector<std::pair<const PartitionKey, std::unique_ptr<PartitionCursor>>*> order;
+  order.reserve(cursors_.size());
+  for (auto& entry : cursors_) order.push_back(&entry);
+  if (!order.empty()) {
+    std::rotate(order.begin(),
+                order.begin() + static_cast<std::ptrdiff_t>(drain_turn_++ % order.size()),
+                order.end());
+  }
+  for (auto* entry : order) {
+    const auto& key = entry->first;
+    PartitionCursor& c = *entry->second;
     if (in_flight_bytes_ >= max_in_flight_bytes_ || allowance == 0) break;
     const bool orphan = c.mode() == PartitionMode::kOrphan;
     if (c.mode() != PartitionMode::kDraining && !orphan) continue;

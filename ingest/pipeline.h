@@ -208,6 +208,7 @@ class Pipeline final : private GateEffects {
   DrainGovernor governor_;
   CommitHistory commits_;  ///< when each commit happened: the replicas' lag behind them
   Clock::time_point lag_read_{};
+  size_t drain_turn_ = 0;  ///< which partition the drain starts with this round
   std::vector<std::string> server_notes_logged_;
   size_t in_flight_bytes_ = 0;          ///< batches handed to writers and not yet reported back
   uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit

@@ -134,18 +134,23 @@ struct ReplicaFollow {
   double apply_rows_per_s = 0;
 };
 
-/// Waits (at most `timeout`) until `replica` holds the run's last row. The table has the same
-/// name every run (dropped in between), so a run is told by its uuids, never by ids.
-ReplicaFollow follow_replica(const MariaDbConfig& replica, const std::string& table,
-                             const RunMark& mark, uint64_t rows, double run_seconds,
-                             std::chrono::steady_clock::time_point ended,
-                             std::chrono::seconds timeout) {
-  ReplicaFollow f;
-  f.endpoint = describe_endpoint(replica);
-  std::unique_ptr<storage::MariaDbConnection> conn;
-  if (auto st = storage::MariaDbConnection::open(replica, conn); !st.is_ok()) {
-    f.error = st.describe();
-    return f;
+/// Waits (at most `timeout`) until every replica holds the run's last row, looking at all of
+/// them in turn every 50 ms. The table has the same name every run (dropped in between), so a
+/// run is told by its uuids, never by ids.
+std::vector<ReplicaFollow> follow_replicas(const std::vector<MariaDbConfig>& replicas,
+                                           const std::string& table, const RunMark& mark,
+                                           uint64_t rows, double run_seconds,
+                                           std::chrono::steady_clock::time_point ended,
+                                           std::chrono::seconds timeout) {
+  std::vector<ReplicaFollow> out(replicas.size());
+  std::vector<std::unique_ptr<storage::MariaDbConnection>> conns(replicas.size());
+  std::vector<bool> done(replicas.size(), false);
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    out[i].endpoint = describe_endpoint(replicas[i]);
+    if (auto st = storage::MariaDbConnection::open(replicas[i], conns[i]); !st.is_ok()) {
+      out[i].error = st.describe();
+      done[i] = true;
+    }
   }
   const std::string t = storage::quote_identifier(table);
   const std::string sql = "SELECT (SELECT COUNT(*) FROM " + t +
@@ -154,34 +159,44 @@ ReplicaFollow follow_replica(const MariaDbConfig& replica, const std::string& ta
                           "), (SELECT MAX(id) FROM " + t + ")";
   std::vector<std::vector<std::optional<std::string>>> found;
   for (;;) {
-    const auto st = conn->query(sql, found);
-    bool has_last = false, has_first = false;
-    int64_t at = 0;
-    if (st.is_ok() && !found.empty()) {
-      has_last = found[0][0] && *found[0][0] != "0";
-      has_first = found[0][1] && *found[0][1] != "0";
-      at = found[0][2] ? std::stoll(*found[0][2]) : 0;
-    } else if (st.code != ER_NO_SUCH_TABLE) {  // not replicated yet: nothing applied
-      f.error = st.describe();
-      return f;
+    bool all_done = true;
+    for (size_t i = 0; i < replicas.size(); ++i) {
+      if (done[i]) continue;
+      ReplicaFollow& f = out[i];
+      const auto st = conns[i]->query(sql, found);
+      bool has_last = false, has_first = false;
+      int64_t at = 0;
+      if (st.is_ok() && !found.empty()) {
+        has_last = found[0][0] && *found[0][0] != "0";
+        has_first = found[0][1] && *found[0][1] != "0";
+        at = found[0][2] ? std::stoll(*found[0][2]) : 0;
+      } else if (st.code != ER_NO_SUCH_TABLE) {  // not replicated yet: nothing applied
+        f.error = st.describe();
+        done[i] = true;
+        continue;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      f.behind_at_end_s = std::chrono::duration<double>(now - ended).count();
+      if (has_last) {
+        f.caught_up = true;
+        f.apply_rows_per_s = static_cast<double>(rows) / (run_seconds + f.behind_at_end_s);
+        done[i] = true;
+        continue;
+      }
+      if (now - ended > timeout) {
+        // Not caught up: the share of this run's rows it holds so far.
+        const double applied =
+            has_first && mark.last_id > 0
+                ? static_cast<double>(rows) *
+                      std::min(1.0, static_cast<double>(at) / static_cast<double>(mark.last_id))
+                : 0;
+        f.apply_rows_per_s = applied / (run_seconds + f.behind_at_end_s);
+        done[i] = true;
+        continue;
+      }
+      all_done = false;
     }
-    const auto now = std::chrono::steady_clock::now();
-    f.behind_at_end_s = std::chrono::duration<double>(now - ended).count();
-    if (has_last) {
-      f.caught_up = true;
-      f.apply_rows_per_s = static_cast<double>(rows) / (run_seconds + f.behind_at_end_s);
-      return f;
-    }
-    if (now - ended > timeout) {
-      // Not caught up: the share of this run's rows it holds so far.
-      const double applied =
-          has_first && mark.last_id > 0
-              ? static_cast<double>(rows) *
-                    std::min(1.0, static_cast<double>(at) / static_cast<double>(mark.last_id))
-              : 0;
-      f.apply_rows_per_s = applied / (run_seconds + f.behind_at_end_s);
-      return f;
-    }
+    if (all_done) return out;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
@@ -258,13 +273,13 @@ int bench_command(const BenchOptions& o) {
         }
         const auto timeout =
             std::chrono::seconds(std::max<int64_t>(30, static_cast<int64_t>(3 * r.seconds)));
-        for (const auto& replica : config->replicas) {
-          if (!marked) {
+        if (marked) {
+          followed = follow_replicas(config->replicas, table.name(), mark, r.rows, r.seconds, ended,
+                                     timeout);
+        } else {
+          for (const auto& replica : config->replicas) {
             followed.push_back({describe_endpoint(replica), "primary: " + error});
-            continue;
           }
-          followed.push_back(
-              follow_replica(replica, table.name(), mark, r.rows, r.seconds, ended, timeout));
         }
       }
       if (!o.json) {
@@ -319,9 +334,12 @@ int bench_command(const BenchOptions& o) {
       if (slowest == nullptr || f.apply_rows_per_s < slowest->apply_rows_per_s) slowest = &f;
     }
   }
-  const bool replicas_keep_up =
-      replicas_known &&
-      (max_lag <= 0 || (slowest->caught_up && slowest->behind_at_end_s <= max_lag));
+  // Kept up: every replica held the run's last row, within the bound when one is set.
+  bool replicas_keep_up = replicas_known;
+  for (size_t i = 0; replicas_keep_up && i < follows[best_index].size(); ++i) {
+    const auto& f = follows[best_index][i];
+    replicas_keep_up = f.caught_up && (max_lag <= 0 || f.behind_at_end_s <= max_lag);
+  }
   // Held to the replicas' pace — or, when one applied nothing at all, to the drain's floor.
   const double held_rate = !replicas_known || replicas_keep_up ? (best ? best->rows_per_s : 0)
                            : slowest->apply_rows_per_s > 0

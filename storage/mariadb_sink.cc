@@ -93,17 +93,20 @@ DbStatus MariaDbSink::probe() {
   if (auto st = ensure_connected(); !st.is_ok()) return st;
   if (mode_ == SinkMode::kReplayDryRun) return {};  // it only reads
   std::vector<std::vector<std::optional<std::string>>> rows;
-  if (auto st = conn_->query("SELECT @@global.read_only, @@global.innodb_autoinc_lock_mode", rows);
-      !st.is_ok()) {
+  if (auto st = conn_->query("SELECT @@global.read_only", rows); !st.is_ok()) {
     disconnect();
     return st;
-  }
-  if (!rows.empty() && rows[0].size() > 1 && rows[0][1]) {
-    autoinc_lock_mode_ = std::atoi(rows[0][1]->c_str());
   }
   if (!rows.empty() && rows[0][0] && *rows[0][0] != "0") {
     disconnect();
     return {ER_OPTION_PREVENTS_STATEMENT, "the server is read-only (@@global.read_only = 1)"};
+  }
+  // Advice only (status notes): a server without InnoDB, or a proxy that does not know the
+  // variable, must not fail the probe.
+  std::vector<std::vector<std::optional<std::string>>> mode;
+  if (conn_->query("SELECT @@global.innodb_autoinc_lock_mode", mode).is_ok() && !mode.empty() &&
+      mode[0][0]) {
+    autoinc_lock_mode_ = std::atoi(mode[0][0]->c_str());
   }
   return {};
 }

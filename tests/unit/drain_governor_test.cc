@@ -72,12 +72,44 @@ TEST_F(DrainGovernorTest, TheAllowanceRefillsAtTheRateWithoutBursting) {
   EXPECT_EQ(g.limiting(), Limit::kMaxRate);
   clock_.advance(500ms);
   EXPECT_EQ(g.allowance(), 500u);
-  g.spent(500);
-  EXPECT_EQ(g.allowance(), 0u);
+  g.spent(450);
+  EXPECT_EQ(g.allowance(), 0u) << "50 left: less than a tenth of a second's worth";
   ASSERT_TRUE(g.next_allowance());
-  EXPECT_EQ(*g.next_allowance() - clock_.now(), 1ms);
+  EXPECT_EQ(*g.next_allowance() - clock_.now(), 50ms);
+  clock_.advance(50ms);
+  EXPECT_EQ(g.allowance(), 100u);
   clock_.advance(60s);  // idle for a minute: at most one second's worth
   EXPECT_EQ(g.allowance(), 1000u);
+}
+
+TEST_F(DrainGovernorTest, WhileTheLagFallsAfterACutTheRateHolds) {
+  DrainGovernor g({.max_replica_lag_s = 5}, clock_);
+  for (int i = 0; i < 3; ++i) interval(g, 10'000);
+  g.replica_lag(12.0);
+  interval(g, 10'000);
+  const double cut = g.rate();
+  EXPECT_EQ(g.limiting(), Limit::kReplicaLag);
+  g.replica_lag(9.0);  // falling: the cut is working, wait
+  interval(g, static_cast<size_t>(cut));
+  EXPECT_EQ(g.rate(), cut);
+  g.replica_lag(9.2);  // no longer falling: cut again
+  interval(g, static_cast<size_t>(cut));
+  EXPECT_LT(g.rate(), cut);
+}
+
+TEST_F(DrainGovernorTest, ASpoolNearItsLimitLiftsTheLimitUntilItIsBackUnder) {
+  DrainGovernor g({.max_rate = 1000, .max_replica_lag_s = 5}, clock_);
+  g.replica_lag(60.0);
+  for (int i = 0; i < 5; ++i) interval(g, 1000);
+  EXPECT_EQ(g.limiting(), Limit::kReplicaLag);
+  g.spool_pressure(true);
+  EXPECT_EQ(g.limiting(), Limit::kSpoolPressure);
+  EXPECT_EQ(g.rate(), 0);
+  EXPECT_EQ(g.allowance(), std::numeric_limits<size_t>::max());
+  EXPECT_FALSE(g.next_allowance());
+  g.spool_pressure(false);
+  EXPECT_EQ(g.limiting(), Limit::kReplicaLag);
+  EXPECT_GT(g.rate(), 0);
 }
 
 TEST_F(DrainGovernorTest, MaxRateCapsTheRecoveryToo) {
