@@ -616,6 +616,41 @@ TEST_F(PipelineTest, FullSpoolStopsFetchingAndFetchingResumesAsItDrains) {
   EXPECT_TRUE(run_until([&] { return !pipeline_->status().spool_full; }));
 }
 
+TEST_F(PipelineTest, TheDrainKeepsToItsRateUntilTheSpoolIsEmpty) {
+  config_.drain.max_rate = 100;  // events per second
+  ASSERT_TRUE(start());
+  ASSERT_TRUE(pause());
+  produce(100);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  ASSERT_TRUE(resume());
+  run_rounds(100);  // one second
+  const auto stored = db_.stored(kTopic, 0).size() + db_.stored(kTopic, 1).size();
+  EXPECT_GT(stored, 0u);
+  EXPECT_LE(stored, 100u + 10u) << "a second at 100 events/s (and one chunk)";
+  EXPECT_EQ(state(), "draining");
+  EXPECT_EQ(pipeline_->status().drain.limiting, "max_rate");
+  EXPECT_EQ(pipeline_->status().drain.rate_limit, 100);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }, 100ms));
+  expect_exact();
+}
+
+TEST_F(PipelineTest, ASpoolNearItsLimitDrainsWhateverLimitsTheDrain) {
+  config_.spool.max_bytes = 20'000;  // a few dozen events
+  config_.drain.max_rate = 1;        // a day to drain them, were it followed
+  ASSERT_TRUE(start());
+  ASSERT_TRUE(pause());
+  produce(200);
+  ASSERT_TRUE(run_until([&] { return pipeline_->status().spool_full; }));
+  ASSERT_TRUE(resume());
+  bool lifted = false;
+  ASSERT_TRUE(run_until([&] {
+    lifted = lifted || pipeline_->status().drain.limiting == "spool_pressure";
+    return all_stored();
+  }));
+  EXPECT_TRUE(lifted);
+  expect_exact();
+}
+
 TEST_F(PipelineTest, TransientErrorsAreRetriedWithoutLeavingRunning) {
   ASSERT_TRUE(start());
   db_.fail_next_writes_transiently(5);
