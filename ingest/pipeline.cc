@@ -898,8 +898,8 @@ void Pipeline::drain() {
   governor_.spool_pressure(pressure);
   size_t allowance = governor_.allowance();
   // Each round starts one partition further, so a limited allowance is shared by all.
-  std::vector<std::pair<const PartitionKey, std::unique_ptr<PartitionCursor>>*> order;
-  order.reserve(cursors_.size());
+  auto& order = drain_order_;
+  order.clear();
   for (auto& entry : cursors_) order.push_back(&entry);
   if (!order.empty()) {
     std::rotate(order.begin(),
@@ -956,22 +956,21 @@ void Pipeline::drain() {
 }
 
 std::vector<std::string> Pipeline::server_notes() {
-  std::vector<std::string> notes;
   const int mode = control_ ? control_->autoinc_lock_mode() : -1;
+  if (mode == server_notes_mode_) return server_notes_;
+  server_notes_mode_ = mode;
+  server_notes_.clear();
   if (mode >= 0 && mode < 2 && config_.mariadb.writers > 1 &&
       config_.mariadb.insert_method == InsertMethod::kLoadData) {
-    notes.push_back(fmt::format(
+    server_notes_.push_back(fmt::format(
         "innodb_autoinc_lock_mode = {}: InnoDB holds a table's AUTO-INC lock for a whole LOAD "
         "DATA, so the {} writers take turns on a table they share; "
         "innodb_autoinc_lock_mode = 2 lets them load side by side (with binary logging, use it "
         "with binlog_format = ROW: statement-based replicas would assign other ids)",
         mode, config_.mariadb.writers));
   }
-  if (notes != server_notes_logged_) {
-    for (const auto& n : notes) logger("mariadb")->warn("{}", n);
-    server_notes_logged_ = notes;
-  }
-  return notes;
+  for (const auto& n : server_notes_) logger("mariadb")->warn("{}", n);
+  return server_notes_;
 }
 
 void Pipeline::follow_replicas() {

@@ -209,7 +209,9 @@ class Pipeline final : private GateEffects {
   CommitHistory commits_;  ///< when each commit happened: the replicas' lag behind them
   Clock::time_point lag_read_{};
   size_t drain_turn_ = 0;  ///< which partition the drain starts with this round
-  std::vector<std::string> server_notes_logged_;
+  std::vector<Cursors::value_type*> drain_order_;  ///< drain()'s, kept for its capacity
+  int server_notes_mode_ = -1;  ///< the innodb_autoinc_lock_mode server_notes_ are for
+  std::vector<std::string> server_notes_;
   size_t in_flight_bytes_ = 0;          ///< batches handed to writers and not yet reported back
   uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit
   /// The spool takes nothing more: it reached spool.max_bytes (counting what is staged this

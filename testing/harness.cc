@@ -501,6 +501,25 @@ std::string EventFactory::bad(int which, uint64_t seq, std::string& reason) {
   }
 }
 
+void start_replication(MariaDb& primary, MariaDb& replica) {
+  primary.exec("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'");
+  primary.exec("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'");
+  const auto master = primary.query("SHOW MASTER STATUS");
+  if (master.empty() || !master[0][0] || !master[0][1]) {
+    throw std::runtime_error("the primary has no binary log (start it with kPrimaryOptions)");
+  }
+  replica.exec(
+      "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=" + std::to_string(primary.port()) +
+      ", MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_LOG_FILE='" + *master[0][0] +
+      "', MASTER_LOG_POS=" + *master[0][1]);
+  replica.exec("START SLAVE");
+}
+
+std::string replicas_lines(const MariaDb& replica) {
+  return "  replicas:\n    - socket: \"" + replica.socket() +
+         "\"\n      user: sluice\n      password_file: \"" + replica.password_file() + "\"\n";
+}
+
 std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,
                          const std::vector<std::string>& topics, const std::string& group,
                          const ConfigOptions& options) {

@@ -173,6 +173,16 @@ struct ConfigOptions {
   bool tcp = false;
 };
 
+/// mariadbd options of a primary with a (row-based) binary log, and of a replica of it.
+inline constexpr const char* kPrimaryOptions = "--log-bin=binlog --server-id=1 --binlog-format=ROW";
+inline constexpr const char* kReplicaOptions = "--server-id=2 --relay-log=relay --read-only=0";
+/// Makes `replica` replicate `primary` from the primary's current binary log position: real
+/// replication between two private servers started with the options above. Throws on failure.
+void start_replication(MariaDb& primary, MariaDb& replica);
+/// A `mariadb.replicas` list (for ConfigOptions::mariadb_lines) naming `replica` by its socket,
+/// as user sluice; more entries may be appended.
+std::string replicas_lines(const MariaDb& replica);
+
 /// Writes a sluice config (`dir`/sluice.yaml) for the given servers and returns its path. The admin
 /// endpoint listens on 127.0.0.1:0 (a free port; see admin_url).
 std::string write_config(const TempDir& dir, const std::string& bootstrap, const MariaDb& db,

@@ -81,17 +81,9 @@ TEST_F(KafkaTest, FailoverToARestoredDumpDuringAPauseEndsExactlyOnTheNewServer) 
 
 TEST_F(KafkaTest, FailoverToARealReplicaThatLagsEndsExactlyOnTheReplica) {
   // A primary with a binary log and a replica of it (real replication between two servers).
-  MariaDb primary(dir_.file("primary"), "--log-bin=binlog --server-id=1 --binlog-format=ROW");
-  MariaDb replica(dir_.file("replica"), "--server-id=2 --relay-log=relay --read-only=0");
-  primary.exec("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'");
-  primary.exec("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'");
-  const auto master = primary.query("SHOW MASTER STATUS");
-  ASSERT_FALSE(master.empty());
-  replica.exec(
-      "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=" + std::to_string(primary.port()) +
-      ", MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_LOG_FILE='" + *master[0][0] +
-      "', MASTER_LOG_POS=" + *master[0][1]);
-  replica.exec("START SLAVE");
+  MariaDb primary(dir_.file("primary"), kPrimaryOptions);
+  MariaDb replica(dir_.file("replica"), kReplicaOptions);
+  start_replication(primary, replica);
 
   auto sluice = start_sluice(dir_, config("", "", &primary));
   produce(600);

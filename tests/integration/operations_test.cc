@@ -466,8 +466,7 @@ TEST_F(OperationsTest, AServerSettingThatMakesWritersTakeTurnsIsNamedInLogAndSta
   const auto note = s["mariadb_notes"][0].get<std::string>();
   EXPECT_NE(note.find("innodb_autoinc_lock_mode = 1"), std::string::npos) << note;
   EXPECT_NE(note.find("innodb_autoinc_lock_mode = 2"), std::string::npos) << note;
-  EXPECT_NE(sluice->log().find("innodb_autoinc_lock_mode = 1"), std::string::npos)
-      << sluice->log();
+  EXPECT_NE(sluice->log().find("innodb_autoinc_lock_mode = 1"), std::string::npos) << sluice->log();
   std::string out;
   ASSERT_EQ(cli(*sluice, {"status"}, out), 0) << out;
   EXPECT_NE(out.find("note:      innodb_autoinc_lock_mode = 1"), std::string::npos) << out;
@@ -477,26 +476,16 @@ TEST_F(OperationsTest, AServerSettingThatMakesWritersTakeTurnsIsNamedInLogAndSta
 
 TEST_F(OperationsTest, ADrainSlowsWhileAReplicaFallsBehindAndFinishesOnceItCatchesUp) {
   // A primary and a real replica of it (replication between two private servers).
-  MariaDb primary(dir_.file("primary"), "--log-bin=binlog --server-id=1 --binlog-format=ROW");
-  MariaDb replica(dir_.file("replica"), "--server-id=2 --relay-log=relay --read-only=0");
-  primary.exec("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'");
-  primary.exec("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'");
-  const auto master = primary.query("SHOW MASTER STATUS");
-  ASSERT_FALSE(master.empty());
-  replica.exec(
-      "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=" + std::to_string(primary.port()) +
-      ", MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_LOG_FILE='" + *master[0][0] +
-      "', MASTER_LOG_POS=" + *master[0][1]);
-  replica.exec("START SLAVE");
+  MariaDb primary(dir_.file("primary"), kPrimaryOptions);
+  MariaDb replica(dir_.file("replica"), kReplicaOptions);
+  start_replication(primary, replica);
   // The drain is capped by hand (a known pace for the test) and follows the replica's lag.
   const std::string path =
       write_config(dir_, broker_->bootstrap(), primary, {topic_}, group_,
                    {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
                                   "drain:\n  max_rate: 1000\n  max_replica_lag_s: 2\n",
                     .kafka_properties = kShortSession,
-                    .mariadb_lines = "  replicas:\n    - socket: \"" + replica.socket() +
-                                     "\"\n      user: sluice\n      password_file: \"" +
-                                     replica.password_file() + "\"\n"});
+                    .mariadb_lines = replicas_lines(replica)});
   auto sluice = start_sluice(dir_, path);
   produce(50);
   ASSERT_TRUE(wait_for_all(180s, &primary)) << sluice->log();
@@ -553,10 +542,8 @@ TEST_F(OperationsTest, StatusShowsReplicaFreshnessBesideThePrimaryAndSurvivesADe
   // A replica that lags: it holds an older copy of the table (only `timestamp` matters here).
   replica.exec("CREATE TABLE TestSchema_1 (`timestamp` VARBINARY(14), KEY (`timestamp`))");
   replica.exec("INSERT INTO TestSchema_1 VALUES ('20200101000000'), ('20200102030405')");
-  const std::string replicas = "  replicas:\n    - socket: \"" + replica.socket() +
-                               "\"\n      user: sluice\n      password_file: \"" +
-                               replica.password_file() +
-                               "\"\n    - host: 127.0.0.1\n      port: 1\n      user: nobody\n";
+  const std::string replicas =
+      replicas_lines(replica) + "    - host: 127.0.0.1\n      port: 1\n      user: nobody\n";
   // The replicas list belongs under mariadb: append it to that section's extra lines.
   const std::string path =
       write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
