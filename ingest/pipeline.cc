@@ -895,7 +895,10 @@ void Pipeline::drain() {
           percent);
     }
   }
-  governor_.spool_pressure(pressure);
+  if (pressure != (governor_.limiting() == DrainGovernor::Limit::kSpoolPressure)) {
+    governor_.spool_pressure(pressure);
+    publish_status(true);  // status says so at once, as for every change of state
+  }
   size_t allowance = governor_.allowance();
   // Each round starts one partition further, so a limited allowance is shared by all.
   auto& order = drain_order_;
