@@ -153,6 +153,23 @@ TEST(FieldTable, FindsEveryNameAndOnlyThoseWhateverTheirLength) {
   EXPECT_EQ(empty.find("anything"), -1);
 }
 
+TEST(FieldTable, NamesThatDifferInAnyOneByteAreToldApartAtEveryLength) {
+  for (size_t length = 1; length <= 24; ++length) {
+    const std::string name(length, 'a');
+    FieldTable table;
+    table.build({name});
+    ASSERT_EQ(table.find(name), 0) << length;
+    for (size_t at = 0; at < length; ++at) {
+      std::string other = name;
+      other[at] = 'b';
+      EXPECT_EQ(table.find(other), -1) << "length " << length << ", byte " << at;
+      EXPECT_FALSE(FieldTable::same(name, other)) << "length " << length << ", byte " << at;
+    }
+    EXPECT_EQ(table.find(name.substr(1)), -1);
+    EXPECT_EQ(table.find(name + "a"), -1);
+  }
+}
+
 }  // namespace
 }  // namespace sluice::ingest
 
