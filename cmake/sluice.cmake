@@ -39,7 +39,8 @@ endfunction()
 # FIXTURES names CTest fixtures every test of the binary requires (a Kafka cluster started once
 # for all of them, see tests/CMakeLists.txt).
 function(sluice_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS;FIXTURES;ENVIRONMENT" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS;FIXTURES;ENVIRONMENT;LOCKS"
+                        ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_compile_options(${name} PRIVATE ${SLUICE_WARNINGS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
@@ -57,8 +58,16 @@ function(sluice_test name)
   if(ARG_ENVIRONMENT)
     list(APPEND props ENVIRONMENT "${ARG_ENVIRONMENT}")
   endif()
-  if("integration" IN_LIST ARG_LABELS)
-    # Integration tests start real servers; one at a time keeps them off each other's CPU.
+  # Integration tests run two at a time (scripts/test: ctest -j2): each starts its own servers on
+  # ports of its own, and most of their time is waiting on those servers. What they share is
+  # locked: LOCKS names a shared resource (the Kafka cluster, whose brokers some tests kill);
+  # SERIAL runs a test alone (the package test installs system-wide).
+  if(ARG_LOCKS)
+    # Tests that take turns at a resource are the run's critical path: started first (CTest
+    # starts the costliest first), the others fill the second slot beside them.
+    list(APPEND props RESOURCE_LOCK "${ARG_LOCKS}" COST 1000)
+  endif()
+  if(ARG_SERIAL)
     list(APPEND props RUN_SERIAL TRUE)
   endif()
   # One CTest test per GoogleTest case, so reports name what failed.
