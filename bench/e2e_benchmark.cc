@@ -99,12 +99,15 @@ struct Options {
   std::vector<std::string> skip;
   /// Peers to run beside Sluice on Apache Kafka: connect (Kafka Connect + Debezium JDBC sink).
   std::vector<std::string> peers;
-  /// The Debezium sink's batch.size and the worker's consumer max.poll.records.
-  int connect_batch = 5000;
+  /// The Debezium sink's batch.size and the worker's consumer max.poll.records (tried: 5000,
+  /// 20000; bench/README.md).
+  int connect_batch = 20000;
   /// The Debezium sink's tasks.max (default: --writers, Sluice's parallel writers).
   int connect_tasks = 0;
-  /// Options of MariaDB's JDBC driver, appended to the sink's connection.url.
-  std::string connect_jdbc_options;
+  /// Options of MariaDB's JDBC driver, appended to the sink's connection.url. Server-side
+  /// prepared statements let the driver send a batch as one COM_STMT_BULK_EXECUTE; with its
+  /// default (client-side) each row is a statement of its own.
+  std::string connect_jdbc_options = "useServerPrepStmts=true";
   std::string json_path;
 };
 
@@ -805,7 +808,11 @@ class Bench {
       std::filesystem::create_directories(sluice::testing::source_dir() + "/.local/bench");
       path = sluice::testing::source_dir() + "/.local/bench/e2e-" + date + ".json";
     }
-    std::ofstream(path) << j.dump(2) << "\n";
+    const auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    std::ofstream out(path);
+    out << j.dump(2) << "\n";
+    if (!out) throw std::runtime_error("cannot write " + path);
     std::printf("JSON: %s\n", path.c_str());
   }
 
@@ -907,7 +914,8 @@ int main(int argc, char** argv) {
                  "The Debezium sink's tasks.max (default: --writers)");
   app.add_option("--connect-jdbc-options", o.connect_jdbc_options,
                  "MariaDB JDBC driver options for the sink's connection.url (e.g. "
-                 "useBulkStmts=true)");
+                 "useServerPrepStmts=true)")
+      ->capture_default_str();
   app.add_option("--json", o.json_path, "Where to write the JSON (default .local/bench/)");
   CLI11_PARSE(app, argc, argv);
   std::signal(SIGPIPE, SIG_IGN);
