@@ -11,7 +11,12 @@
 //               the same decode -> batch -> LOAD DATA path, read with its own assignment, and a
 //               uuid lookup per batch on top; timed from start to exit;
 //   4. ceiling  the server's own LOAD DATA INFILE of exactly the rows of (1), exported with
-//               SELECT ... INTO OUTFILE, into an identical empty table.
+//               SELECT ... INTO OUTFILE, into an identical empty table;
+//   5. peers    (--peers connect, Apache Kafka only) Kafka Connect's standalone worker with the
+//               Debezium JDBC sink (upsert, primary.key.mode=kafka) writing the same events,
+//               produced again into a topic of their own in Connect's JSON envelope (schema and
+//               payload), into a table of the same shape in a fourth empty database; then the
+//               direct run once more, so that Sluice is measured on both sides of the peer.
 // and prints a table of rates, their ratios to the ceiling, peak RSS and CPU seconds per million
 // events, and writes the same as JSON so runs can be compared over time. With --instances 1 2 3
 // the direct run is repeated with two and three instances in one consumer group (a fleet; on
@@ -28,11 +33,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 #include <vector>
 
+#include "ingest/timestamp.h"
 #include "storage/rocksdb_spool.h"
 #include "testing/harness.h"
 #include "testing/kafka_cluster.h"
@@ -50,6 +58,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kTopic = "eventlogging_NavigationTiming";
 constexpr const char* kTable = "NavigationTiming_15485142";
+/// The same events in Kafka Connect's JSON envelope, for the Connect peer.
+constexpr const char* kConnectTopic = "eventlogging_NavigationTiming_connect";
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -60,6 +70,23 @@ double cpu_seconds(const struct rusage& u) {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
+/// CPU seconds (user + system, all threads) a running process has used so far (/proc), or 0.
+double proc_cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const size_t close = stat.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  // After the name: state is field 3; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 struct Options {
   uint64_t events = 500'000;
   int partitions = 32;
@@ -68,14 +95,84 @@ struct Options {
   std::string broker = "mock";  ///< mock | kafka | both
   /// Direct runs with this many instances in one consumer group, each (1: the direct run).
   std::vector<int> instances = {1};
+  /// Stages to leave out (drain, replay): a peer run needs only direct and LOAD DATA.
+  std::vector<std::string> skip;
+  /// Peers to run beside Sluice on Apache Kafka: connect (Kafka Connect + Debezium JDBC sink).
+  std::vector<std::string> peers;
+  /// The Debezium sink's batch.size and the worker's consumer max.poll.records (tried: 5000,
+  /// 20000; bench/README.md).
+  int connect_batch = 20000;
+  /// The Debezium sink's tasks.max (default: --writers, Sluice's parallel writers).
+  int connect_tasks = 0;
+  /// Options of MariaDB's JDBC driver, appended to the sink's connection.url. Server-side
+  /// prepared statements let the driver send a batch as one COM_STMT_BULK_EXECUTE; with its
+  /// default (client-side) each row is a statement of its own.
+  std::string connect_jdbc_options = "useServerPrepStmts=true";
   std::string json_path;
 };
+
+/// The JSON Schema `type` of a property ("number" when it lists several).
+std::string json_type(const nlohmann::json& property) {
+  const auto& t = property.value("type", nlohmann::json("string"));
+  return t.is_string() ? t.get<std::string>() : "number";
+}
+
+/// Kafka Connect's JsonConverter schema of an event object (nested objects as structs, which
+/// the Flatten transform turns into `event_<path>` columns, as Sluice names them).
+nlohmann::ordered_json connect_schema_of(const nlohmann::json& object_schema) {
+  nlohmann::ordered_json fields = nlohmann::ordered_json::array();
+  const auto properties = object_schema.value("properties", nlohmann::json::object());
+  for (const auto& [name, property] : properties.items()) {
+    const std::string type = json_type(property);
+    nlohmann::ordered_json field;
+    if (type == "object") {
+      field = connect_schema_of(property);
+    } else {
+      field["type"] = type == "boolean"   ? "boolean"
+                      : type == "integer" ? "int64"
+                      : type == "number"  ? "double"
+                                          : "string";  // strings, and arrays as JSON text
+    }
+    field["optional"] = true;
+    field["field"] = name;
+    fields.push_back(field);
+  }
+  return {{"type", "struct"}, {"fields", fields}, {"optional", true}};
+}
+
+/// An event's values for its Connect schema: numbers of a `number` property as doubles, arrays
+/// as their JSON text, nested objects as nested structs.
+nlohmann::ordered_json connect_payload_of(const nlohmann::ordered_json& event,
+                                          const nlohmann::json& object_schema) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  const auto& properties = object_schema.value("properties", nlohmann::json::object());
+  for (const auto& [name, value] : event.items()) {
+    const auto p = properties.find(name);
+    if (p == properties.end() || value.is_null()) continue;
+    const std::string type = json_type(*p);
+    if (type == "object") {
+      out[name] = connect_payload_of(value, *p);
+    } else if (type == "number") {
+      out[name] = value.get<double>();
+    } else if (value.is_array() || value.is_object()) {
+      out[name] = value.dump();
+    } else {
+      out[name] = value;
+    }
+  }
+  return out;
+}
 
 class Bench {
  public:
   explicit Bench(Options o) : o_(std::move(o)) {}
 
   int run() {
+    const bool connect = std::ranges::find(o_.peers, "connect") != o_.peers.end();
+    if (connect && o_.broker == "mock") {
+      throw std::runtime_error("--peers connect needs Apache Kafka: --broker kafka (or both)");
+    }
+    if (o_.connect_tasks == 0) o_.connect_tasks = o_.writers;
     step("starting a private MariaDB (durable: innodb_flush_log_at_trx_commit=1)");
     db_ = std::make_unique<MariaDb>(dir_.file("mariadb"));
     std::vector<std::string> brokers;
@@ -96,18 +193,21 @@ class Bench {
         bootstrap_ = kafka_->bootstrap();
       }
       produce();
+      const bool peers = connect && name == "kafka";
+      if (peers) produce_connect();
       nlohmann::json direct = run_direct(name, 1);
       nlohmann::json fleet = nlohmann::json::object();
       for (const int n : o_.instances) {
         if (n > 1) fleet[std::to_string(n)] = run_direct(name, n);
       }
-      nlohmann::json drain = run_drain(name);
-      nlohmann::json replay = run_replay(name);
-      runs[name] = {{"produce_seconds", produce_s_},
-                    {"direct", direct},
-                    {"drain", drain},
-                    {"replay", replay}};
+      runs[name] = {{"produce_seconds", produce_s_}, {"direct", direct}};
+      if (!skipped("drain")) runs[name]["drain"] = run_drain(name);
+      if (!skipped("replay")) runs[name]["replay"] = run_replay(name);
       if (!fleet.empty()) runs[name]["direct_instances"] = fleet;
+      if (peers) {
+        runs[name]["connect"] = run_connect(name);
+        runs[name]["direct_after_peers"] = run_direct(name, 1, "_after");
+      }
       broker_.reset();
       kafka_.reset();
     }
@@ -118,6 +218,9 @@ class Bench {
 
  private:
   void step(const std::string& what) { std::cerr << "e2e: " << what << "\n"; }
+  bool skipped(const std::string& stage) const {
+    return std::ranges::find(o_.skip, stage) != o_.skip.end();
+  }
 
   void produce() {
     step("loading " + std::to_string(o_.events) + " events into " + std::to_string(o_.partitions) +
@@ -142,12 +245,16 @@ class Bench {
                      const std::string& instance_id = "") {
     db_->exec("CREATE DATABASE IF NOT EXISTS `" + database + "`");
     db_->exec("GRANT ALL ON `" + database + "`.* TO 'sluice'@'localhost'");
+    db_->exec("GRANT ALL ON `" + database + "`.* TO 'sluice'@'127.0.0.1'");
+    // Beside a peer, Sluice connects as the peer does: over TCP on loopback (the JDBC driver
+    // gets no Unix socket), so that neither has a cheaper way into the server.
     return sluice::testing::write_config(
         run_dir, bootstrap_, *db_, {kTopic}, group,
         {.extra_yaml = "batch:\n  max_rows: " + std::to_string(o_.batch_rows) + "\n",
          .mariadb_lines = "  writers: " + std::to_string(o_.writers) + "\n",
          .database = database,
-         .instance_id = instance_id});
+         .instance_id = instance_id,
+         .tcp = !o_.peers.empty()});
   }
 
   int64_t committed(const std::string& database) {
@@ -159,20 +266,54 @@ class Bench {
     }
   }
 
-  /// Polls until `database` has all events; returns when 10% and 100% were reached.
-  std::pair<Clock::time_point, Clock::time_point> wait_for_all(const std::string& database,
-                                                               const std::vector<Process*>& fleet) {
-    Clock::time_point tenth{};
+  /// When the first rows, 10% and 100% of the events were in, and the CPU the processes had
+  /// used when the first rows were in and at the end.
+  struct Progress {
+    Clock::time_point tenth{}, done{};
+    int64_t first_rows = 0;
+    double cpu_first = 0, cpu_done = 0;
+    /// CPU seconds per million events written after the first rows: start-up (a JVM's, a
+    /// consumer group's join) left out, and all the work of reading, converting and writing in,
+    /// whichever stage of the process does it when.
+    double cpu_after_startup_per_million(uint64_t events) const {
+      return (cpu_done - cpu_first) * 1e6 /
+             static_cast<double>(static_cast<int64_t>(events) - first_rows);
+    }
+  };
+
+  static double fleet_cpu(const std::vector<Process*>& fleet) {
+    double cpu = 0;
+    for (Process* p : fleet) cpu += proc_cpu_seconds(p->pid());
+    return cpu;
+  }
+
+  /// Polls `count` (rows in so far) every 20 ms until all events are in.
+  Progress wait_for(const std::function<int64_t()>& count, const std::vector<Process*>& fleet,
+                    const std::string& what) {
+    Progress p;
     const auto n = static_cast<int64_t>(o_.events);
     for (;;) {
-      const int64_t done = committed(database);
-      if (tenth == Clock::time_point{} && done >= n / 10) tenth = Clock::now();
-      if (done >= n) return {tenth, Clock::now()};
-      for (Process* sluice : fleet) {
-        if (!sluice->running()) throw std::runtime_error("sluice exited: " + sluice->log());
+      const int64_t done = count();
+      if (p.first_rows == 0 && done > 0) {
+        p.first_rows = done;
+        p.cpu_first = fleet_cpu(fleet);
+      }
+      if (p.tenth == Clock::time_point{} && done >= n / 10) p.tenth = Clock::now();
+      if (done >= n) {
+        p.done = Clock::now();
+        p.cpu_done = fleet_cpu(fleet);
+        return p;
+      }
+      for (Process* process : fleet) {
+        if (!process->running()) throw std::runtime_error(what + " exited: " + process->log());
       }
       std::this_thread::sleep_for(20ms);
     }
+  }
+
+  /// Polls until `database` has all events (sluice_offsets, written with the rows).
+  Progress wait_for_all(const std::string& database, const std::vector<Process*>& fleet) {
+    return wait_for([&] { return committed(database); }, fleet, "sluice");
   }
 
   /// Stops every process; checks the rows; peak RSS of the largest, CPU of all together.
@@ -197,12 +338,13 @@ class Bench {
 
   /// `instances` processes of one group (each its own spool and instance id) into one empty
   /// database; on this 2-core machine they share the CPU with MariaDB.
-  nlohmann::json run_direct(const std::string& broker, int instances) {
+  nlohmann::json run_direct(const std::string& broker, int instances,
+                            const std::string& label = "") {
     step("direct: " + std::to_string(instances) + " instance(s) of sluice run into an empty " +
          "database");
     std::vector<std::unique_ptr<TempDir>> run_dirs;
     std::vector<std::string> configs;
-    const std::string suffix = instances == 1 ? "" : "_" + std::to_string(instances);
+    const std::string suffix = (instances == 1 ? "" : "_" + std::to_string(instances)) + label;
     const std::string database = "log_direct_" + broker + suffix;
     for (int i = 0; i < instances; ++i) {
       run_dirs.push_back(std::make_unique<TempDir>());
@@ -217,10 +359,12 @@ class Bench {
                                                         configs[static_cast<size_t>(i)]));
       fleet.push_back(processes.back().get());
     }
-    const auto [tenth, done] = wait_for_all(database, fleet);
-    const double total = std::chrono::duration<double>(done - started).count();
-    const double steady = std::chrono::duration<double>(done - tenth).count();
+    const Progress p = wait_for_all(database, fleet);
+    const double total = std::chrono::duration<double>(p.done - started).count();
+    const double steady = std::chrono::duration<double>(p.done - p.tenth).count();
     auto out = stop(fleet, database);
+    out["cpu_s_per_million_events_after_startup"] = p.cpu_after_startup_per_million(o_.events);
+    out["cpu_s_until_first_rows"] = p.cpu_first;
     out["seconds"] = total;
     out["events_per_s"] = static_cast<double>(o_.events) / total;
     out["steady_events_per_s"] = 0.9 * static_cast<double>(o_.events) / steady;
@@ -262,7 +406,9 @@ class Bench {
     if (sluice::testing::run_command({bin, "resume", "--admin", url}, out) != 0) {
       throw std::runtime_error("resume failed: " + out);
     }
-    const auto [tenth, done] = wait_for_all(database, {sluice.get()});
+    const Progress p = wait_for_all(database, {sluice.get()});
+    const auto tenth = p.tenth;
+    const auto done = p.done;
     const double drain_s = std::chrono::duration<double>(done - resumed).count();
     auto result = stop({sluice.get()}, database);
     result["spool_fill_seconds"] = spool_s;
@@ -334,6 +480,219 @@ class Bench {
       result["dry_run_empty_events_per_s"] = static_cast<double>(o_.events) / seconds_since(t);
     }
     return result;
+  }
+
+  /// The same N events again, into kConnectTopic (same partitions, zstd), each in Kafka Connect's
+  /// JSON envelope: the record's schema (from the event's JSON Schema) and its payload. The
+  /// Debezium sink does no conversion of its own, so the payload carries the values Sluice's
+  /// decoder writes, converted here by Sluice's own functions before anything is timed: the
+  /// timestamp as MediaWiki's YYYYMMDDHHMMSS, `dt` as DATETIME text, an object userAgent as
+  /// its JSON text. That work (and validation) is Sluice's alone in the timed runs.
+  void produce_connect() {
+    step("loading the same events into " + std::string(kConnectTopic) +
+         " in Kafka Connect's JSON envelope (zstd)");
+    kafka_->create_topic(kConnectTopic, o_.partitions);
+    std::ifstream in(sluice::testing::source_dir() + "/schemas/NavigationTiming/15485142.json");
+    const auto event_schema = nlohmann::json::parse(in);
+    nlohmann::ordered_json fields = nlohmann::ordered_json::array();
+    for (const char* name : {"uuid", "timestamp", "dt", "wiki", "webHost", "userAgent"}) {
+      fields.push_back(
+          {{"type", "string"}, {"optional", name != std::string("uuid")}, {"field", name}});
+    }
+    nlohmann::ordered_json event = connect_schema_of(event_schema);
+    event["field"] = "event";
+    fields.push_back(event);
+    const std::string head =
+        "{\"schema\":" +
+        nlohmann::ordered_json{{"type", "struct"}, {"fields", fields}, {"optional", false}}.dump() +
+        ",\"payload\":";
+    const auto started = Clock::now();
+    sluice::testing::Producer producer(bootstrap_, "zstd");
+    for (uint64_t i = 0; i < o_.events; ++i) {
+      const auto p = static_cast<int32_t>(i % static_cast<uint64_t>(o_.partitions));
+      const auto capsule = nlohmann::ordered_json::parse(EventFactory::navigation_timing(
+          1, static_cast<uint32_t>(p), i / static_cast<uint64_t>(o_.partitions)));
+      nlohmann::ordered_json row = {{"uuid", capsule["uuid"]}};
+      if (capsule.contains("timestamp")) {
+        if (const auto t = sluice::ingest::epoch_seconds_from_timestamp(capsule["timestamp"])) {
+          char text[14];
+          sluice::ingest::format_mediawiki(*t, text);
+          row["timestamp"] = std::string(text, sizeof text);
+        }
+      }
+      if (capsule.contains("dt")) {
+        if (const auto t = sluice::ingest::epoch_seconds_from_iso8601(
+                capsule["dt"].get_ref<const std::string&>())) {
+          char text[19];
+          sluice::ingest::format_datetime(*t, text);
+          row["dt"] = std::string(text, sizeof text);
+        }
+      }
+      for (const char* name : {"wiki", "webHost"}) {
+        if (capsule.contains(name)) row[name] = capsule[name];
+      }
+      if (capsule.contains("userAgent")) {
+        const auto& ua = capsule["userAgent"];
+        row["userAgent"] = ua.is_string() ? ua.get<std::string>() : ua.dump();
+      }
+      row["event"] = connect_payload_of(capsule["event"], event_schema);
+      producer.produce(kConnectTopic, p, head + row.dump() + "}");
+    }
+    producer.flush();
+    for (const auto& [key, offsets] : producer.offsets()) {
+      if (offsets.front() != 0) throw std::runtime_error("the broker dropped the first events");
+    }
+    connect_produce_s_ = seconds_since(started);
+  }
+
+  /// Kafka Connect's standalone worker with the Debezium JDBC sink, from start until the table
+  /// holds every event; then the same checks as Sluice's runs, and a comparison of every row
+  /// with the direct run's (by uuid, every column but id).
+  nlohmann::json run_connect(const std::string& broker) {
+    step(
+        "peer: Kafka Connect (standalone) + Debezium JDBC sink into an empty table of the same "
+        "shape");
+    const std::string source = "`log_direct_" + broker + "`.`" + kTable + "`";
+    const std::string database = "log_connect";
+    const std::string table = "`" + database + "`.`" + kTable + "`";
+    db_->exec("CREATE DATABASE `" + database + "`");
+    db_->exec("GRANT ALL ON `" + database + "`.* TO 'sluice'@'127.0.0.1'");
+    db_->exec("CREATE TABLE " + table + " LIKE " + source);
+    // primary.key.mode=kafka upserts on the record's Kafka coordinates: three more columns and
+    // a unique key over them (the table keeps its id, uuid and timestamp keys).
+    db_->exec("ALTER TABLE " + table +
+              " ADD COLUMN `__connect_topic` VARCHAR(255) CHARACTER SET ascii NOT NULL,"
+              " ADD COLUMN `__connect_partition` INT NOT NULL,"
+              " ADD COLUMN `__connect_offset` BIGINT NOT NULL,"
+              " ADD UNIQUE KEY `ix_kafka` (`__connect_topic`, `__connect_partition`, "
+              "`__connect_offset`)");
+    TempDir run_dir;
+    std::ifstream password_file(db_->password_file());
+    std::string password;
+    std::getline(password_file, password);
+    const auto [worker, connector] = connect_properties(run_dir, database);
+    std::ofstream(run_dir.file("worker.properties")) << worker;
+    std::ofstream(run_dir.file("connector.properties"))
+        << connector << "connection.password=" << password << "\n";
+
+    const auto n = static_cast<int64_t>(o_.events);
+    int64_t known = 0;  // rows known to be in (a lower bound)
+    int64_t last_max = -1;
+    Clock::time_point counted{}, moved = Clock::now();
+    // ids are unique, so MAX(id) (one index dive) bounds COUNT(*) (a scan) from above: count
+    // only once MAX(id) has reached the next mark, and at most every 250 ms.
+    auto rows_in = [&]() -> int64_t {
+      const int64_t max_id = db_->scalar("SELECT COALESCE(MAX(id), 0) FROM " + table);
+      if (max_id != last_max) {
+        last_max = max_id;
+        moved = Clock::now();
+      } else if (Clock::now() - moved > 180s) {
+        throw std::runtime_error("Kafka Connect wrote nothing for 3 minutes; see " +
+                                 run_dir.file("connect.log"));
+      }
+      const int64_t mark = known >= n / 10 ? n : n / 10;
+      if (max_id < mark || Clock::now() - counted < 250ms) {
+        return known == 0 && max_id > 0 ? 1 : known;  // the first rows are in
+      }
+      counted = Clock::now();
+      return known = db_->scalar("SELECT COUNT(*) FROM " + table);
+    };
+    const auto started = Clock::now();
+    Process connect(
+        {sluice::testing::source_dir() + "/scripts/kafka-connect", "run", run_dir.path()},
+        run_dir.file("connect.log"));
+    const Progress p = wait_for(rows_in, {&connect}, "Kafka Connect");
+    connect.signal(SIGTERM);
+    const auto code = connect.wait(120s);
+    if (!code || (*code != 0 && *code != 128 + SIGTERM)) {
+      throw std::runtime_error("Kafka Connect did not stop cleanly; see " +
+                               run_dir.file("connect.log"));
+    }
+    const auto rows = db_->scalar("SELECT COUNT(*) FROM " + table);
+    if (rows != n) {
+      throw std::runtime_error(database + " holds " + std::to_string(rows) + " rows, expected " +
+                               std::to_string(n));
+    }
+    std::string differ;
+    for (const auto& r :
+         db_->query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                    "'log_direct_" +
+                    broker + "' AND TABLE_NAME = '" + kTable +
+                    "' AND COLUMN_NAME NOT IN ('id', 'uuid')")) {
+      differ += (differ.empty() ? "NOT (a.`" : " AND a.`") + *r[0] + "` <=> b.`" + *r[0] + "`";
+    }
+    const auto matched =
+        db_->scalar("SELECT COUNT(*) FROM " + source + " a JOIN " + table + " b USING (uuid)");
+    const auto differing = db_->scalar("SELECT COUNT(*) FROM " + source + " a JOIN " + table +
+                                       " b USING (uuid) WHERE " + differ + ")");
+    if (matched != n || differing != 0) {
+      std::cerr << "e2e: WARNING: Kafka Connect's rows are not Sluice's: " << matched
+                << " uuids in both, " << differing << " of them differing\n";
+    }
+    const auto& u = *connect.usage();
+    const double cpu = cpu_seconds(u);
+    const double total = std::chrono::duration<double>(p.done - started).count();
+    const double steady = std::chrono::duration<double>(p.done - p.tenth).count();
+    return {{"seconds", total},
+            {"events_per_s", static_cast<double>(n) / total},
+            {"steady_events_per_s", 0.9 * static_cast<double>(n) / steady},
+            {"peak_rss_mib", static_cast<double>(u.ru_maxrss) / 1024.0},
+            {"cpu_s", cpu},
+            {"cpu_s_per_million_events", cpu * 1e6 / static_cast<double>(n)},
+            {"cpu_s_per_million_events_after_startup", p.cpu_after_startup_per_million(o_.events)},
+            {"cpu_s_until_first_rows", p.cpu_first},
+            {"rows_matching_sluice", matched - differing},
+            {"produce_seconds", connect_produce_s_},
+            {"worker_properties", worker},
+            {"connector_properties", connector}};
+  }
+
+  /// The Connect worker's and the Debezium sink's properties (but the password, kept out of the
+  /// report).
+  std::pair<std::string, std::string> connect_properties(const TempDir& run_dir,
+                                                         const std::string& database) {
+    const std::string batch = std::to_string(o_.connect_batch);
+    const std::string worker =
+        "bootstrap.servers=" + bootstrap_ +
+        "\n"
+        // Records with their schema: the JSON envelope produced by produce_connect().
+        "key.converter=org.apache.kafka.connect.storage.StringConverter\n"
+        "value.converter=org.apache.kafka.connect.json.JsonConverter\n"
+        "value.converter.schemas.enable=true\n"
+        "offset.storage.file.filename=" +
+        run_dir.file("connect.offsets") +
+        "\n"
+        "listeners=http://127.0.0.1:0\n"
+        // Plugins from the classpath only (no plugin.path): no isolation to scan for.
+        "plugin.discovery=only_scan\n"
+        // As many records per poll as the sink writes per batch (default 500).
+        "consumer.max.poll.records=" +
+        batch + "\n";
+    const std::string connector =
+        "name=sluice-peer-jdbc-sink\n"
+        "connector.class=io.debezium.connector.jdbc.JdbcSinkConnector\n"
+        "tasks.max=" +
+        std::to_string(o_.connect_tasks) + "\ntopics=" + kConnectTopic +
+        "\n"
+        "connection.url=jdbc:mariadb://127.0.0.1:" +
+        std::to_string(db_->port()) + "/" + database +
+        (o_.connect_jdbc_options.empty() ? "" : "?" + o_.connect_jdbc_options) +
+        "\n"
+        "connection.username=sluice\n"
+        "insert.mode=upsert\n"
+        "primary.key.mode=kafka\n"
+        "schema.evolution=none\n"
+        "quote.identifiers=true\n"
+        "collection.name.format=" +
+        kTable +
+        "\n"
+        "batch.size=" +
+        batch +
+        "\n"
+        "transforms=flatten\n"
+        "transforms.flatten.type=org.apache.kafka.connect.transforms.Flatten$Value\n"
+        "transforms.flatten.delimiter=_\n";
+    return {worker, connector};
   }
 
   nlohmann::json run_load_data(const std::string& broker) {
@@ -411,7 +770,6 @@ class Bench {
     for (const auto& [name, run] : runs.items()) {
       const std::string b = name == "mock" ? " [test broker]" : " [Apache Kafka]";
       const auto& direct = run["direct"];
-      const auto& drain = run["drain"];
       row("direct, steady (10% to 100%)" + b, direct["steady_events_per_s"], &direct);
       row("direct, including start-up" + b, direct["events_per_s"], nullptr);
       if (run.contains("direct_instances")) {
@@ -422,28 +780,98 @@ class Bench {
               d["steady_events_per_s"].get<double>() / load;
         }
       }
-      row("drain of the spooled backlog" + b, drain["events_per_s"], &drain);
-      row("spooling (Kafka -> spool, paused)" + b, drain["spool_fill_events_per_s"], nullptr);
-      const auto& replay = run["replay"];
-      row("replay of the topic, start to exit" + b, replay["events_per_s"], nullptr);
-      row("  the same again (all present: no load)" + b, replay["second_run_events_per_s"],
-          nullptr);
-      row("  dry run, no table (read and decode only)" + b, replay["dry_run_empty_events_per_s"],
-          nullptr);
       j["ratios"][name]["direct_steady"] = direct["steady_events_per_s"].get<double>() / load;
       j["ratios"][name]["direct_total"] = direct["events_per_s"].get<double>() / load;
-      j["ratios"][name]["drain"] = drain["events_per_s"].get<double>() / load;
-      j["ratios"][name]["replay"] = replay["events_per_s"].get<double>() / load;
+      if (run.contains("drain")) {
+        const auto& drain = run["drain"];
+        row("drain of the spooled backlog" + b, drain["events_per_s"], &drain);
+        row("spooling (Kafka -> spool, paused)" + b, drain["spool_fill_events_per_s"], nullptr);
+        j["ratios"][name]["drain"] = drain["events_per_s"].get<double>() / load;
+      }
+      if (run.contains("replay")) {
+        const auto& replay = run["replay"];
+        row("replay of the topic, start to exit" + b, replay["events_per_s"], nullptr);
+        row("  the same again (all present: no load)" + b, replay["second_run_events_per_s"],
+            nullptr);
+        row("  dry run, no table (read and decode only)" + b, replay["dry_run_empty_events_per_s"],
+            nullptr);
+        j["ratios"][name]["replay"] = replay["events_per_s"].get<double>() / load;
+      }
     }
     row("server LOAD DATA INFILE (ceiling)", load, nullptr);
+    if (runs.contains("kafka") && runs["kafka"].contains("connect")) {
+      j["ratios"]["peers"] = report_peers(runs["kafka"], load);
+    }
     std::printf("\nLOAD DATA file %.1f MiB\n", ceiling["file_bytes"].get<double>() / 1048576.0);
     std::string path = o_.json_path;
     if (path.empty()) {
       std::filesystem::create_directories(sluice::testing::source_dir() + "/.local/bench");
       path = sluice::testing::source_dir() + "/.local/bench/e2e-" + date + ".json";
     }
-    std::ofstream(path) << j.dump(2) << "\n";
+    const auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    std::ofstream out(path);
+    out << j.dump(2) << "\n";
+    if (!out) throw std::runtime_error("cannot write " + path);
     std::printf("JSON: %s\n", path.c_str());
+  }
+
+  /// Sluice beside Kafka Connect + Debezium and LOAD DATA: rates, CPU, memory and the ratios.
+  nlohmann::json report_peers(const nlohmann::json& run, double load) {
+    const auto& before = run["direct"];
+    const auto& after = run["direct_after_peers"];
+    const auto& connect = run["connect"];
+    auto get = [](const nlohmann::json& r, const char* key) { return r[key].get<double>(); };
+    std::printf(
+        "\nPeers on Apache Kafka (one run: Sluice, then Kafka Connect, then Sluice again)\n");
+    std::printf("%-40s %10s %10s %8s %10s %12s %9s\n", "", "steady/s", "total/s", "vs LOAD",
+                "CPU s/M ev", "start-up CPU", "peak RSS");
+    auto line = [&](const std::string& name, const nlohmann::json& r) {
+      std::printf("%-40s %10.0f %10.0f %7.2fx %10.2f %10.1f s %5.0f MiB\n", name.c_str(),
+                  get(r, "steady_events_per_s"), get(r, "events_per_s"),
+                  get(r, "steady_events_per_s") / load, get(r, "cpu_s_per_million_events"),
+                  get(r, "cpu_s_until_first_rows"), get(r, "peak_rss_mib"));
+    };
+    line("Sluice direct (before the peer)", before);
+    line("Kafka Connect + Debezium JDBC sink", connect);
+    line("Sluice direct (after the peer)", after);
+    std::printf("%-40s %10.0f %10s %7.2fx\n", "server LOAD DATA INFILE", load, "", 1.0);
+    // Sluice's figures: the mean of its runs on either side of the peer.
+    auto mean = [&](const char* key) { return (get(before, key) + get(after, key)) / 2; };
+    const double sluice = mean("steady_events_per_s");
+    const double sluice_cpu = mean("cpu_s_per_million_events");
+    const double sluice_rss = std::max(get(before, "peak_rss_mib"), get(after, "peak_rss_mib"));
+    nlohmann::json r = {
+        {"sluice_steady_events_per_s", sluice},
+        {"sluice_over_connect_rate", sluice / get(connect, "steady_events_per_s")},
+        {"sluice_over_load_data_rate", sluice / load},
+        {"connect_over_load_data_rate", get(connect, "steady_events_per_s") / load},
+        {"sluice_over_connect_total_rate", mean("events_per_s") / get(connect, "events_per_s")},
+        {"sluice_over_connect_cpu_per_event",
+         sluice_cpu / get(connect, "cpu_s_per_million_events")},
+        // Sluice's whole process against Connect's after its start-up: the comparison most in
+        // Connect's favour.
+        {"sluice_over_connect_cpu_per_event_connect_after_startup",
+         sluice_cpu / get(connect, "cpu_s_per_million_events_after_startup")},
+        {"sluice_over_connect_peak_rss", sluice_rss / get(connect, "peak_rss_mib")},
+    };
+    std::printf(
+        "\nSluice (mean of both runs, steady): %.2fx Kafka Connect's rate, %.2fx LOAD DATA's;"
+        "\nKafka Connect: %.2fx LOAD DATA's. Including start-up: Sluice %.2fx Connect's rate."
+        "\nCPU per event (whole processes): Sluice %.2fx Connect's (%.2fx Connect's after its "
+        "start-up)."
+        "\nPeak RSS: Sluice %.2fx Connect's.\n",
+        r["sluice_over_connect_rate"].get<double>(), r["sluice_over_load_data_rate"].get<double>(),
+        r["connect_over_load_data_rate"].get<double>(),
+        r["sluice_over_connect_total_rate"].get<double>(),
+        r["sluice_over_connect_cpu_per_event"].get<double>(),
+        r["sluice_over_connect_cpu_per_event_connect_after_startup"].get<double>(),
+        r["sluice_over_connect_peak_rss"].get<double>());
+    if (get(connect, "rows_matching_sluice") != static_cast<double>(o_.events)) {
+      std::printf("WARNING: only %.0f of Kafka Connect's rows equal Sluice's\n",
+                  get(connect, "rows_matching_sluice"));
+    }
+    return r;
   }
 
   Options o_;
@@ -453,6 +881,7 @@ class Bench {
   std::unique_ptr<KafkaCluster> kafka_;
   std::string bootstrap_;
   double produce_s_ = 0;
+  double connect_produce_s_ = 0;
 };
 
 }  // namespace
@@ -471,6 +900,21 @@ int main(int argc, char** argv) {
   app.add_option(
          "--instances", o.instances,
          "Also run direct with each of these numbers of instances in one group (e.g. 1 2 3)")
+      ->capture_default_str();
+  app.add_option("--skip", o.skip, "Stages to leave out: drain, replay")
+      ->check(CLI::IsMember({"drain", "replay"}));
+  app.add_option("--peers", o.peers,
+                 "Peers to run beside Sluice: connect (Kafka Connect + Debezium JDBC sink; needs "
+                 "--broker kafka or both; jars from scripts/kafka-connect fetch)")
+      ->check(CLI::IsMember({"connect"}));
+  app.add_option("--connect-batch", o.connect_batch,
+                 "The Debezium sink's batch.size and the worker's consumer.max.poll.records")
+      ->capture_default_str();
+  app.add_option("--connect-tasks", o.connect_tasks,
+                 "The Debezium sink's tasks.max (default: --writers)");
+  app.add_option("--connect-jdbc-options", o.connect_jdbc_options,
+                 "MariaDB JDBC driver options for the sink's connection.url (e.g. "
+                 "useServerPrepStmts=true)")
       ->capture_default_str();
   app.add_option("--json", o.json_path, "Where to write the JSON (default .local/bench/)");
   CLI11_PARSE(app, argc, argv);
