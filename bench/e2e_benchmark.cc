@@ -108,8 +108,19 @@ struct Options {
   /// prepared statements let the driver send a batch as one COM_STMT_BULK_EXECUTE; with its
   /// default (client-side) each row is a statement of its own.
   std::string connect_jdbc_options = "useServerPrepStmts=true";
+  /// MariaDB as a new user meets it: the server's own defaults where the test servers differ
+  /// (innodb_autoinc_lock_mode 1, a 128 MiB buffer pool, 96 MiB of redo log, no
+  /// performance schema). Durability is the default either way.
+  bool server_defaults = false;
+  std::string insert_method = "load_data";  ///< mariadb.insert_method
   std::string json_path;
 };
+
+/// mariadbd options that undo, on the command line's last word, where scripts/dev-mariadb
+/// departs from MariaDB 10.11's defaults.
+constexpr const char* kServerDefaults =
+    "--innodb-autoinc-lock-mode=1 --innodb-buffer-pool-size=128M --innodb-log-file-size=96M "
+    "--performance-schema=OFF";
 
 /// The JSON Schema `type` of a property ("number" when it lists several).
 std::string json_type(const nlohmann::json& property) {
@@ -173,8 +184,12 @@ class Bench {
       throw std::runtime_error("--peers connect needs Apache Kafka: --broker kafka (or both)");
     }
     if (o_.connect_tasks == 0) o_.connect_tasks = o_.writers;
-    step("starting a private MariaDB (durable: innodb_flush_log_at_trx_commit=1)");
-    db_ = std::make_unique<MariaDb>(dir_.file("mariadb"));
+    step(o_.server_defaults
+             ? "starting a private MariaDB with the server's default settings (durable)"
+             : "starting a private MariaDB (durable: innodb_flush_log_at_trx_commit=1; "
+               "innodb_autoinc_lock_mode=2)");
+    db_ =
+        std::make_unique<MariaDb>(dir_.file("mariadb"), o_.server_defaults ? kServerDefaults : "");
     std::vector<std::string> brokers;
     if (o_.broker == "mock" || o_.broker == "both") brokers.emplace_back("mock");
     if (o_.broker == "kafka" || o_.broker == "both") brokers.emplace_back("kafka");
@@ -251,7 +266,8 @@ class Bench {
     return sluice::testing::write_config(
         run_dir, bootstrap_, *db_, {kTopic}, group,
         {.extra_yaml = "batch:\n  max_rows: " + std::to_string(o_.batch_rows) + "\n",
-         .mariadb_lines = "  writers: " + std::to_string(o_.writers) + "\n",
+         .mariadb_lines = "  writers: " + std::to_string(o_.writers) +
+                          "\n  insert_method: " + o_.insert_method + "\n",
          .database = database,
          .instance_id = instance_id,
          .tcp = !o_.peers.empty()});
@@ -269,7 +285,7 @@ class Bench {
   /// When the first rows, 10% and 100% of the events were in, and the CPU the processes had
   /// used when the first rows were in and at the end.
   struct Progress {
-    Clock::time_point tenth{}, done{};
+    Clock::time_point first{}, tenth{}, done{};
     int64_t first_rows = 0;
     double cpu_first = 0, cpu_done = 0;
     /// CPU seconds per million events written after the first rows: start-up (a JVM's, a
@@ -295,6 +311,7 @@ class Bench {
     for (;;) {
       const int64_t done = count();
       if (p.first_rows == 0 && done > 0) {
+        p.first = Clock::now();
         p.first_rows = done;
         p.cpu_first = fleet_cpu(fleet);
       }
@@ -365,6 +382,8 @@ class Bench {
     auto out = stop(fleet, database);
     out["cpu_s_per_million_events_after_startup"] = p.cpu_after_startup_per_million(o_.events);
     out["cpu_s_until_first_rows"] = p.cpu_first;
+    // From the processes' start (consumer group join included) until the first batch is in.
+    out["seconds_until_first_rows"] = std::chrono::duration<double>(p.first - started).count();
     out["seconds"] = total;
     out["events_per_s"] = static_cast<double>(o_.events) / total;
     out["steady_events_per_s"] = 0.9 * static_cast<double>(o_.events) / steady;
@@ -750,14 +769,19 @@ class Bench {
         {"events", o_.events},
         {"partitions", o_.partitions},
         {"writers", o_.writers},
+        {"insert_method", o_.insert_method},
         {"batch_rows", o_.batch_rows},
+        {"server_settings", o_.server_defaults ? "MariaDB defaults" : "innodb_autoinc_lock_mode=2"},
         {"brokers", runs},
         {"load_data_infile", ceiling},
     };
     std::printf("\nSluice end-to-end benchmark, %s, commit %s, %ld CPUs (%s)\n", date,
                 commit.c_str(), sysconf(_SC_NPROCESSORS_ONLN), cpu.c_str());
-    std::printf("%lu NavigationTiming events, %d partitions, %d writers, batches of %d rows\n\n",
+    std::printf("%lu NavigationTiming events, %d partitions, %d writers, batches of %d rows\n",
                 static_cast<unsigned long>(o_.events), o_.partitions, o_.writers, o_.batch_rows);
+    std::printf("MariaDB: %s\n\n",
+                o_.server_defaults ? "the server's default settings (innodb_autoinc_lock_mode=1)"
+                                   : "innodb_autoinc_lock_mode=2");
     std::printf("%-52s %12s %10s %12s %14s\n", "", "events/s", "vs LOAD", "peak RSS", "CPU s/M ev");
     auto row = [&](const std::string& name, double rate, const nlohmann::json* run) {
       std::printf("%-52s %12.0f %9.2fx", name.c_str(), rate, rate / load);
@@ -772,6 +796,8 @@ class Bench {
       const auto& direct = run["direct"];
       row("direct, steady (10% to 100%)" + b, direct["steady_events_per_s"], &direct);
       row("direct, including start-up" + b, direct["events_per_s"], nullptr);
+      std::printf("%-52s %11.1f s\n", ("direct, first rows in after" + b).c_str(),
+                  direct["seconds_until_first_rows"].get<double>());
       if (run.contains("direct_instances")) {
         for (const auto& [n, d] : run["direct_instances"].items()) {
           row("direct, " + n + " instances, steady" + b, d["steady_events_per_s"], &d);
@@ -916,6 +942,12 @@ int main(int argc, char** argv) {
                  "MariaDB JDBC driver options for the sink's connection.url (e.g. "
                  "useServerPrepStmts=true)")
       ->capture_default_str();
+  app.add_option("--insert-method", o.insert_method, "mariadb.insert_method")
+      ->check(CLI::IsMember({"load_data", "multi_insert"}))
+      ->capture_default_str();
+  app.add_flag("--server-defaults", o.server_defaults,
+               "MariaDB with its own default settings (innodb_autoinc_lock_mode=1 and the rest), "
+               "as a new user meets it");
   app.add_option("--json", o.json_path, "Where to write the JSON (default .local/bench/)");
   CLI11_PARSE(app, argc, argv);
   std::signal(SIGPIPE, SIG_IGN);
