@@ -33,14 +33,23 @@ function(sluice_library name)
 endfunction()
 
 # sluice_test(NAME SOURCES a_test.cc DEPS lib [LABELS unit|integration] [TIMEOUT s]
-#             [FIXTURES f ...] [ENVIRONMENT VAR=value ...])
+#             [FIXTURES f] [ENVIRONMENT VAR=value] [LOCKS resource] [SERIAL])
 # A GoogleTest binary registered with CTest; integration tests are labelled so they can be
-# selected (`ctest -L integration`) and run serially against the real servers they start.
-# FIXTURES names CTest fixtures every test of the binary requires (a Kafka cluster started once
-# for all of them, see tests/CMakeLists.txt).
+# selected (`ctest -L integration`). FIXTURES names a CTest fixture every test of the binary
+# requires (a Kafka cluster started once for all of them, see tests/CMakeLists.txt); LOCKS a
+# resource its tests take turns at with other binaries' (that cluster); SERIAL runs each of its
+# tests alone.
 function(sluice_test name)
   cmake_parse_arguments(ARG "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS;FIXTURES;ENVIRONMENT;LOCKS"
                         ${ARGN})
+  # gtest_discover_tests passes PROPERTIES on as a flat list, which splits a list value into
+  # words of their own: one value each, or the properties come out wrong.
+  foreach(single LABELS FIXTURES ENVIRONMENT LOCKS)
+    list(LENGTH ARG_${single} count)
+    if(count GREATER 1)
+      message(FATAL_ERROR "sluice_test(${name}): one ${single} value at most, got ${ARG_${single}}")
+    endif()
+  endforeach()
   add_executable(${name} ${ARG_SOURCES})
   target_compile_options(${name} PRIVATE ${SLUICE_WARNINGS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
