@@ -184,6 +184,15 @@ class Bench {
       throw std::runtime_error("--peers connect needs Apache Kafka: --broker kafka (or both)");
     }
     if (o_.connect_tasks == 0) o_.connect_tasks = o_.writers;
+    if (connect) {
+      // Before any clock starts: a download must never be timed as Connect's start-up.
+      step("fetching Kafka Connect and the Debezium JDBC sink (scripts/kafka-connect fetch)");
+      std::string out;
+      if (sluice::testing::run_command(
+              {sluice::testing::source_dir() + "/scripts/kafka-connect", "fetch"}, out) != 0) {
+        throw std::runtime_error("scripts/kafka-connect fetch failed: " + out);
+      }
+    }
     step(o_.server_defaults
              ? "starting a private MariaDB with the server's default settings (durable)"
              : "starting a private MariaDB (durable: innodb_flush_log_at_trx_commit=1; "
@@ -317,6 +326,10 @@ class Bench {
       }
       if (p.tenth == Clock::time_point{} && done >= n / 10) p.tenth = Clock::now();
       if (done >= n) {
+        if (p.first_rows >= n) {
+          throw std::runtime_error(what + " wrote all " + std::to_string(n) +
+                                   " events between two looks: too few to time; more --events");
+        }
         p.done = Clock::now();
         p.cpu_done = fleet_cpu(fleet);
         return p;
@@ -564,6 +577,19 @@ class Bench {
     connect_produce_s_ = seconds_since(started);
   }
 
+  /// The last lines of a log file (the file goes with its temporary folder).
+  static std::string log_tail(const std::string& path, size_t lines = 40) {
+    std::ifstream in(path);
+    std::vector<std::string> tail;
+    for (std::string line; std::getline(in, line);) {
+      tail.push_back(std::move(line));
+      if (tail.size() > lines) tail.erase(tail.begin());
+    }
+    std::string out;
+    for (const auto& line : tail) out += line + "\n";
+    return out;
+  }
+
   /// Kafka Connect's standalone worker with the Debezium JDBC sink, from start until the table
   /// holds every event; then the same checks as Sluice's runs, and a comparison of every row
   /// with the direct run's (by uuid, every column but id).
@@ -606,8 +632,8 @@ class Bench {
         last_max = max_id;
         moved = Clock::now();
       } else if (Clock::now() - moved > 180s) {
-        throw std::runtime_error("Kafka Connect wrote nothing for 3 minutes; see " +
-                                 run_dir.file("connect.log"));
+        throw std::runtime_error("Kafka Connect wrote nothing for 3 minutes; its log ends:\n" +
+                                 log_tail(run_dir.file("connect.log")));
       }
       const int64_t mark = known >= n / 10 ? n : n / 10;
       if (max_id < mark || Clock::now() - counted < 250ms) {
@@ -624,8 +650,8 @@ class Bench {
     connect.signal(SIGTERM);
     const auto code = connect.wait(120s);
     if (!code || (*code != 0 && *code != 128 + SIGTERM)) {
-      throw std::runtime_error("Kafka Connect did not stop cleanly; see " +
-                               run_dir.file("connect.log"));
+      throw std::runtime_error("Kafka Connect did not stop cleanly; its log ends:\n" +
+                               log_tail(run_dir.file("connect.log")));
     }
     const auto rows = db_->scalar("SELECT COUNT(*) FROM " + table);
     if (rows != n) {
@@ -660,6 +686,7 @@ class Bench {
             {"cpu_s_per_million_events", cpu * 1e6 / static_cast<double>(n)},
             {"cpu_s_per_million_events_after_startup", p.cpu_after_startup_per_million(o_.events)},
             {"cpu_s_until_first_rows", p.cpu_first},
+            {"seconds_until_first_rows", std::chrono::duration<double>(p.first - started).count()},
             {"rows_matching_sluice", matched - differing},
             {"produce_seconds", connect_produce_s_},
             {"worker_properties", worker},
@@ -807,6 +834,10 @@ class Bench {
         }
       }
       j["ratios"][name]["direct_steady"] = direct["steady_events_per_s"].get<double>() / load;
+      if (run.contains("direct_after_peers")) {
+        j["ratios"][name]["direct_after_peers_steady"] =
+            run["direct_after_peers"]["steady_events_per_s"].get<double>() / load;
+      }
       j["ratios"][name]["direct_total"] = direct["events_per_s"].get<double>() / load;
       if (run.contains("drain")) {
         const auto& drain = run["drain"];
@@ -850,29 +881,33 @@ class Bench {
     auto get = [](const nlohmann::json& r, const char* key) { return r[key].get<double>(); };
     std::printf(
         "\nPeers on Apache Kafka (one run: Sluice, then Kafka Connect, then Sluice again)\n");
-    std::printf("%-40s %10s %10s %8s %10s %12s %9s\n", "", "steady/s", "total/s", "vs LOAD",
-                "CPU s/M ev", "start-up CPU", "peak RSS");
+    std::printf("%-40s %10s %10s %8s %10s %12s %11s %9s\n", "", "steady/s", "total/s", "vs LOAD",
+                "CPU s/M ev", "start-up CPU", "first rows", "peak RSS");
     auto line = [&](const std::string& name, const nlohmann::json& r) {
-      std::printf("%-40s %10.0f %10.0f %7.2fx %10.2f %10.1f s %5.0f MiB\n", name.c_str(),
+      std::printf("%-40s %10.0f %10.0f %7.2fx %10.2f %10.1f s %9.1f s %5.0f MiB\n", name.c_str(),
                   get(r, "steady_events_per_s"), get(r, "events_per_s"),
                   get(r, "steady_events_per_s") / load, get(r, "cpu_s_per_million_events"),
-                  get(r, "cpu_s_until_first_rows"), get(r, "peak_rss_mib"));
+                  get(r, "cpu_s_until_first_rows"), get(r, "seconds_until_first_rows"),
+                  get(r, "peak_rss_mib"));
     };
     line("Sluice direct (before the peer)", before);
     line("Kafka Connect + Debezium JDBC sink", connect);
     line("Sluice direct (after the peer)", after);
     std::printf("%-40s %10.0f %10s %7.2fx\n", "server LOAD DATA INFILE", load, "", 1.0);
-    // Sluice's figures: the mean of its runs on either side of the peer.
-    auto mean = [&](const char* key) { return (get(before, key) + get(after, key)) / 2; };
-    const double sluice = mean("steady_events_per_s");
-    const double sluice_cpu = mean("cpu_s_per_million_events");
+    // Sluice's figures: its runs on either side of the peer together. Both moved the same
+    // events, so their rate together is the harmonic mean of the two (events over time);
+    // CPU per event is the plain mean.
+    auto rate = [&](const char* key) { return 2 / (1 / get(before, key) + 1 / get(after, key)); };
+    const double sluice = rate("steady_events_per_s");
+    const double sluice_cpu =
+        (get(before, "cpu_s_per_million_events") + get(after, "cpu_s_per_million_events")) / 2;
     const double sluice_rss = std::max(get(before, "peak_rss_mib"), get(after, "peak_rss_mib"));
     nlohmann::json r = {
         {"sluice_steady_events_per_s", sluice},
         {"sluice_over_connect_rate", sluice / get(connect, "steady_events_per_s")},
         {"sluice_over_load_data_rate", sluice / load},
         {"connect_over_load_data_rate", get(connect, "steady_events_per_s") / load},
-        {"sluice_over_connect_total_rate", mean("events_per_s") / get(connect, "events_per_s")},
+        {"sluice_over_connect_total_rate", rate("events_per_s") / get(connect, "events_per_s")},
         {"sluice_over_connect_cpu_per_event",
          sluice_cpu / get(connect, "cpu_s_per_million_events")},
         // Sluice's whole process against Connect's after its start-up: the comparison most in
@@ -882,7 +917,7 @@ class Bench {
         {"sluice_over_connect_peak_rss", sluice_rss / get(connect, "peak_rss_mib")},
     };
     std::printf(
-        "\nSluice (mean of both runs, steady): %.2fx Kafka Connect's rate, %.2fx LOAD DATA's;"
+        "\nSluice (both runs together, steady): %.2fx Kafka Connect's rate, %.2fx LOAD DATA's;"
         "\nKafka Connect: %.2fx LOAD DATA's. Including start-up: Sluice %.2fx Connect's rate."
         "\nCPU per event (whole processes): Sluice %.2fx Connect's (%.2fx Connect's after its "
         "start-up)."
