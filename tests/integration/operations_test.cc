@@ -584,5 +584,56 @@ TEST_F(OperationsTest, StatusShowsReplicaFreshnessBesideThePrimaryAndSurvivesADe
   EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
 }
 
+TEST_F(OperationsTest, AReplicaThatRefusesItsOffsetsToThisUserStillShowsItsFreshness) {
+  // A replica where Sluice's user may read the event table but not sluice_offsets (a DBA's
+  // table-level grant): the replica's lag behind Sluice's commits is unknown, and its
+  // tables' freshness is checked and shown all the same.
+  MariaDb replica(dir_.file("replica"));
+  replica.exec("CREATE TABLE TestSchema_1 (`timestamp` VARBINARY(14), KEY (`timestamp`))");
+  replica.exec("INSERT INTO TestSchema_1 VALUES ('20200102030405')");
+  replica.exec(
+      "CREATE TABLE sluice_offsets (consumer_group VARBINARY(255), topic VARBINARY(255), "
+      "kafka_partition INT, next_offset BIGINT)");
+  replica.exec("REVOKE ALL PRIVILEGES ON log.* FROM 'sluice'@'localhost'");
+  replica.exec("GRANT SELECT ON log.TestSchema_1 TO 'sluice'@'localhost'");
+  const std::string path =
+      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
+                   {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n",
+                    .kafka_properties = kShortSession,
+                    .mariadb_lines = replicas_lines(replica)});
+  auto sluice = start_sluice(dir_, path);
+  produce(20);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  nlohmann::json s;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = status(*sluice);
+        return s.contains("replicas") && s["replicas"].size() == 1 &&
+               !s["replicas"][0]["tables"].empty();
+      },
+      30s))
+      << s.dump() << sluice->log();
+  const auto& on_replica = s["replicas"][0];
+  EXPECT_FALSE(on_replica.contains("error")) << s.dump();
+  ASSERT_EQ(on_replica["tables"][0]["table"], "TestSchema_1") << s.dump();
+  EXPECT_EQ(on_replica["tables"][0]["max_timestamp"], "20200102030405") << s.dump();
+  EXPECT_TRUE(s["drain"]["replica_lag_s"].is_null()) << s.dump();
+  EXPECT_EQ(s["state"], "running");
+  // The setup is what it claims: on the replica this user reads the table, not the offsets.
+  std::ifstream password_file(replica.password_file());
+  std::string password, out;
+  std::getline(password_file, password);
+  auto as_sluice = [&](const std::string& sql) {
+    return run_command({"mariadb", "--no-defaults", "-S", replica.socket(), "-usluice",
+                        "-p" + password, "log", "-e", sql},
+                       out);
+  };
+  EXPECT_EQ(as_sluice("SELECT COUNT(*) FROM TestSchema_1"), 0) << out;
+  EXPECT_NE(as_sluice("SELECT COUNT(*) FROM sluice_offsets"), 0) << out;
+  EXPECT_NE(out.find("denied"), std::string::npos) << out;
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
+}
+
 }  // namespace
 }  // namespace sluice::testing
