@@ -612,9 +612,7 @@ class Bench {
               " ADD UNIQUE KEY `ix_kafka` (`__connect_topic`, `__connect_partition`, "
               "`__connect_offset`)");
     TempDir run_dir;
-    std::ifstream password_file(db_->password_file());
-    std::string password;
-    std::getline(password_file, password);
+    const std::string password = db_->password();
     const auto [worker, connector] = connect_properties(run_dir, database);
     std::ofstream(run_dir.file("worker.properties")) << worker;
     std::ofstream(run_dir.file("connector.properties"))

@@ -170,6 +170,12 @@ void MariaDb::start() {
   port_ = std::stoi(out.substr(p + 6));
 }
 
+std::string MariaDb::password() const {
+  std::string password;
+  std::getline(std::ifstream(password_file()), password);
+  return password;
+}
+
 void MariaDb::stop() {
   if (conn_ != nullptr) mysql_close(conn_);
   conn_ = nullptr;

@@ -83,6 +83,8 @@ class MariaDb {
   const std::string& socket() const { return socket_; }
   int port() const { return port_; }
   std::string password_file() const { return dir_ + "/sluice.password"; }
+  /// The password of user sluice (the first line of password_file()).
+  std::string password() const;
 
   /// Runs SQL as root in database `log`; throws std::runtime_error on failure.
   void exec(const std::string& sql);

@@ -32,7 +32,7 @@ class SinkTest : public ::testing::Test {
     MariaDbConfig c;
     c.socket = db_->socket();
     c.user = "sluice";
-    std::ifstream(db_->password_file()) >> c.password;
+    c.password = db_->password();
     c.database = "log";
     return c;
   }

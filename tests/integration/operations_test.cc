@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -42,6 +43,30 @@ class OperationsTest : public StackTest {
         return std::strtod(text.c_str() + at + head.size(), nullptr);
     }
     return std::nan("");
+  }
+
+  /// `sluice run` with `replicas` (mariadb.replicas lines), and 20 events per partition
+  /// produced.
+  std::unique_ptr<Process> start_watching_replicas(const std::string& replicas) {
+    const std::string path =
+        write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
+                     {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n",
+                      .kafka_properties = kShortSession,
+                      .mariadb_lines = replicas});
+    auto sluice = start_sluice(dir_, path);
+    produce(20);
+    return sluice;
+  }
+
+  /// Waits until status shows a `replicas` list for which `ready` holds; `s` is the last status.
+  bool wait_for_replicas(const Process& sluice, nlohmann::json& s,
+                         const std::function<bool(const nlohmann::json&)>& ready) {
+    return wait_until(
+        [&] {
+          s = status(sluice);
+          return s.contains("replicas") && ready(s["replicas"]);
+        },
+        30s);
   }
 };
 
@@ -545,22 +570,14 @@ TEST_F(OperationsTest, StatusShowsReplicaFreshnessBesideThePrimaryAndSurvivesADe
   const std::string replicas =
       replicas_lines(replica) + "    - host: 127.0.0.1\n      port: 1\n      user: nobody\n";
   // The replicas list belongs under mariadb: append it to that section's extra lines.
-  const std::string path =
-      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
-                   {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n",
-                    .kafka_properties = kShortSession,
-                    .mariadb_lines = replicas});
-  auto sluice = start_sluice(dir_, path);
-  produce(20);
+  auto sluice = start_watching_replicas(replicas);
   ASSERT_TRUE(wait_for_all()) << sluice->log();
   nlohmann::json s;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        s = status(*sluice);
-        return s.contains("replicas") && s["replicas"].size() == 2 &&
-               !s["replicas"][0]["tables"].empty() && s["replicas"][1].contains("error");
-      },
-      30s))
+  ASSERT_TRUE(wait_for_replicas(*sluice, s,
+                                [](const nlohmann::json& r) {
+                                  return r.size() == 2 && !r[0]["tables"].empty() &&
+                                         r[1].contains("error");
+                                }))
       << s.dump() << sluice->log();
   const auto& on_replica = s["replicas"][0];
   EXPECT_FALSE(on_replica.contains("error")) << s.dump();
@@ -596,22 +613,11 @@ TEST_F(OperationsTest, AReplicaThatRefusesItsOffsetsToThisUserStillShowsItsFresh
       "kafka_partition INT, next_offset BIGINT)");
   replica.exec("REVOKE ALL PRIVILEGES ON log.* FROM 'sluice'@'localhost'");
   replica.exec("GRANT SELECT ON log.TestSchema_1 TO 'sluice'@'localhost'");
-  const std::string path =
-      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
-                   {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n",
-                    .kafka_properties = kShortSession,
-                    .mariadb_lines = replicas_lines(replica)});
-  auto sluice = start_sluice(dir_, path);
-  produce(20);
+  auto sluice = start_watching_replicas(replicas_lines(replica));
   ASSERT_TRUE(wait_for_all()) << sluice->log();
   nlohmann::json s;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        s = status(*sluice);
-        return s.contains("replicas") && s["replicas"].size() == 1 &&
-               !s["replicas"][0]["tables"].empty();
-      },
-      30s))
+  ASSERT_TRUE(wait_for_replicas(
+      *sluice, s, [](const nlohmann::json& r) { return r.size() == 1 && !r[0]["tables"].empty(); }))
       << s.dump() << sluice->log();
   const auto& on_replica = s["replicas"][0];
   EXPECT_FALSE(on_replica.contains("error")) << s.dump();
@@ -620,12 +626,10 @@ TEST_F(OperationsTest, AReplicaThatRefusesItsOffsetsToThisUserStillShowsItsFresh
   EXPECT_TRUE(s["drain"]["replica_lag_s"].is_null()) << s.dump();
   EXPECT_EQ(s["state"], "running");
   // The setup is what it claims: on the replica this user reads the table, not the offsets.
-  std::ifstream password_file(replica.password_file());
-  std::string password, out;
-  std::getline(password_file, password);
+  std::string out;
   auto as_sluice = [&](const std::string& sql) {
     return run_command({"mariadb", "--no-defaults", "-S", replica.socket(), "-usluice",
-                        "-p" + password, "log", "-e", sql},
+                        "-p" + replica.password(), "log", "-e", sql},
                        out);
   };
   EXPECT_EQ(as_sluice("SELECT COUNT(*) FROM TestSchema_1"), 0) << out;

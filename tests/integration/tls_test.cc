@@ -178,8 +178,7 @@ TEST_F(TlsTest, OverTlsWithAClientCertificateEveryEventIsStoredExactlyOnce) {
 
   sluice->signal(SIGTERM);
   EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
-  std::string password;
-  std::getline(std::ifstream(db_->password_file()), password);
+  const std::string password = db_->password();
   ASSERT_FALSE(password.empty());
   EXPECT_EQ(sluice->log().find(password), std::string::npos) << "no secret in the log";
 }
