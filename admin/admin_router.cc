@@ -67,6 +67,7 @@ Routed route_request(const AdminRequest& req, const std::string& token,
   if (target == "/v1/pause" || target == "/v1/resume") {
     if (!only(http::verb::post)) return *wrong_method;
     std::string reason;
+    bool local = false;
     if (!req.body().empty()) {
       const auto body = nlohmann::json::parse(req.body(), nullptr, false);
       if (body.is_discarded() || !body.is_object()) {
@@ -75,7 +76,11 @@ Routed route_request(const AdminRequest& req, const std::string& token,
       if (body.contains("reason") && !body["reason"].is_string()) {
         return answer(400, error_json("'reason' must be a string"));
       }
+      if (body.contains("local") && !body["local"].is_boolean()) {
+        return answer(400, error_json("'local' must be true or false"));
+      }
       reason = body.value("reason", "");
+      local = body.value("local", false);
     }
     const bool is_pause = target == "/v1/pause";
     if (is_pause ? !handlers.pause : !handlers.resume) {
@@ -84,6 +89,7 @@ Routed route_request(const AdminRequest& req, const std::string& token,
     Routed r;
     r.kind = is_pause ? Routed::Kind::kPause : Routed::Kind::kResume;
     r.reason = std::move(reason);
+    r.local = local && is_pause;
     return r;
   }
   return answer(404, error_json("no such endpoint: " + std::string(target)));

@@ -39,13 +39,15 @@ struct Routed {
   Kind kind = Kind::kReply;
   AdminReply reply{};
   std::string reason{};
+  bool local = false;  ///< a pause of this instance alone
 };
 
 using AdminRequest = boost::beast::http::request<boost::beast::http::string_body>;
 
 /// Routes a complete request: the bearer token for /v1 (constant-time compare), the path, the
 /// method (405 names the right one), the pause body (a JSON object with an optional string
-/// `reason`); 404 for anything else. Handlers left unset answer 501.
+/// `reason` and an optional boolean `local`); 404 for anything else. Handlers left unset answer
+/// 501.
 Routed route_request(const AdminRequest& request, const std::string& token,
                      const AdminHandlers& handlers);
 

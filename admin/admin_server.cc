@@ -115,9 +115,10 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_never();
     auto self = shared_from_this();
     const bool is_pause = routed.kind == Routed::Kind::kPause;
-    net::post(server_.blocking, [self, is_pause, reason = std::move(routed.reason), keep_alive] {
-      auto result =
-          is_pause ? self->server_.handlers.pause(reason) : self->server_.handlers.resume();
+    net::post(server_.blocking, [self, is_pause, local = routed.local,
+                                 reason = std::move(routed.reason), keep_alive] {
+      auto result = is_pause ? self->server_.handlers.pause(reason, local)
+                             : self->server_.handlers.resume();
       --self->server_.waiting_commands;
       net::post(self->stream_.get_executor(), [self, result = std::move(result), keep_alive] {
         if (result) {

@@ -3,7 +3,7 @@
 ///   GET /healthz   200 while the process serves
 ///   GET /metrics   Prometheus text exposition
 ///   GET /v1/status the pipeline's state, partitions, expired-offset gaps, table freshness
-///   POST /v1/pause ({"reason": "..."} optional): 200 once quiet; POST /v1/resume
+///   POST /v1/pause ({"reason": "...", "local": true} optional): 200 once quiet; POST /v1/resume
 /// With a token file, every /v1 request needs `Authorization: Bearer <token>` (compared in
 /// constant time). Errors are JSON `{"error": ...}` with 400/401/404/405/413/431/503.
 /// Pause blocks its connection until quiet (bounded); other connections are served meanwhile.
@@ -30,8 +30,9 @@ struct AdminHandlers {
   std::function<std::string()> spool_json{};    ///< body of GET /v1/spool (501 when unset)
   std::function<std::string()> metrics_text{};  ///< body of GET /metrics
   /// POST /v1/pause and /v1/resume: the status JSON once done, or an error (503). When unset,
-  /// the endpoints answer 501.
-  std::function<Result<std::string>(const std::string& reason)> pause{};
+  /// the endpoints answer 501. `local`: pause this instance alone, at once (the fleet topic out
+  /// of reach); the fleet adopts it later.
+  std::function<Result<std::string>(const std::string& reason, bool local)> pause{};
   std::function<Result<std::string>()> resume{};
 };
 

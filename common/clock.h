@@ -35,13 +35,19 @@ class SystemClock final : public Clock {
 /// test read it from their own threads while the test advances it).
 class ManualClock final : public Clock {
  public:
+  /// `start`: where the monotonic clock starts (an hour in: time_point{} reads as "never");
+  /// `wall_skew`: how far this clock's wall time is off the others' (hosts disagree).
+  explicit ManualClock(std::chrono::milliseconds start = std::chrono::hours(1),
+                       std::chrono::milliseconds wall_skew = std::chrono::milliseconds(0))
+      : elapsed_ms_(start.count()), wall_skew_ms_(wall_skew.count()) {}
   time_point now() const override { return time_point(std::chrono::milliseconds(elapsed_ms_)); }
-  int64_t wall_ms() const override { return kWallStartMs + elapsed_ms_; }
+  int64_t wall_ms() const override { return kWallStartMs + wall_skew_ms_ + elapsed_ms_; }
   void advance(std::chrono::milliseconds d) { elapsed_ms_ += d.count(); }
 
  private:
   static constexpr int64_t kWallStartMs = 1'700'000'000'000;
-  std::atomic<int64_t> elapsed_ms_{3'600'000};  // an hour in: time_point{} reads as "never"
+  std::atomic<int64_t> elapsed_ms_;
+  const int64_t wall_skew_ms_;
 };
 
 }  // namespace sluice

@@ -333,7 +333,7 @@ class Loader {
               if (k == "listen") c.admin.listen = str(v, key);
               if (k == "token_file") c.admin.token_file = readable_file(v, key);
             });
-    section(root, "fleet", {"topic", "heartbeat_ms", "instance_timeout_ms"},
+    section(root, "fleet", {"topic", "heartbeat_ms", "lease_ms", "instance_timeout_ms", "key_file"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               if (k == "topic") {
                 c.fleet.topic = str(v, key);
@@ -343,9 +343,11 @@ class Loader {
                 }
               }
               if (k == "heartbeat_ms") c.fleet.heartbeat_ms = integer(v, key, 100, 600'000);
+              if (k == "lease_ms") c.fleet.lease_ms = integer(v, key, 500, 600'000);
               if (k == "instance_timeout_ms") {
                 c.fleet.instance_timeout_ms = integer(v, key, 1000, 3'600'000);
               }
+              if (k == "key_file") c.fleet.key_file = readable_file(v, key);
             });
     section(root, "drain", {"max_rate", "max_replica_lag_s"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
@@ -382,6 +384,23 @@ class Loader {
            "'" + c.admin.listen +
                "' is not a loopback address: set admin.token_file too, or anyone who can reach "
                "it could pause Sluice");
+    }
+    if (c.fleet.lease_ms < 2 * c.fleet.heartbeat_ms) {
+      const auto& node = root["fleet"]["lease_ms"].IsDefined() ? root["fleet"]["lease_ms"]
+                                                               : root["fleet"]["heartbeat_ms"];
+      fail(node, "fleet.lease_ms",
+           std::to_string(c.fleet.lease_ms) + " is less than twice fleet.heartbeat_ms (" +
+               std::to_string(c.fleet.heartbeat_ms) +
+               "): one late heartbeat would stop the instance from writing");
+    }
+    if (c.fleet.instance_timeout_ms < 2 * c.fleet.lease_ms) {
+      const auto& node = root["fleet"]["instance_timeout_ms"].IsDefined()
+                             ? root["fleet"]["instance_timeout_ms"]
+                             : root["fleet"]["lease_ms"];
+      fail(node, "fleet.instance_timeout_ms",
+           std::to_string(c.fleet.instance_timeout_ms) + " is less than twice fleet.lease_ms (" +
+               std::to_string(c.fleet.lease_ms) +
+               "): an instance would count as gone while it may still be writing");
     }
     if (root["kafka"]["topics"].IsDefined() == false || c.kafka.topics.empty()) {
       fail(root["kafka"], "kafka.topics", "at least one topic is required");
@@ -437,6 +456,8 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(a.fleet.topic != b.fleet.topic, "fleet.topic");
   check(a.fleet.heartbeat_ms != b.fleet.heartbeat_ms, "fleet.heartbeat_ms");
   check(a.fleet.instance_timeout_ms != b.fleet.instance_timeout_ms, "fleet.instance_timeout_ms");
+  check(a.fleet.lease_ms != b.fleet.lease_ms, "fleet.lease_ms");
+  check(a.fleet.key_file != b.fleet.key_file, "fleet.key_file");
   check(a.drain.max_rate != b.drain.max_rate, "drain.max_rate");
   check(a.drain.max_replica_lag_s != b.drain.max_replica_lag_s, "drain.max_replica_lag_s");
   check(a.kafka.properties != b.kafka.properties, "kafka.properties");

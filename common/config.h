@@ -86,8 +86,16 @@ struct LogConfig {
 struct FleetConfig {
   std::string topic;  ///< default: "_sluice_fleet.<group_id>"
   int64_t heartbeat_ms = 3000;
-  /// An instance silent this long is no longer waited for by a pause or a resume.
-  int64_t instance_timeout_ms = 15000;
+  /// The write lease: an instance writes to MariaDB only while it has read one of its own
+  /// records back from the fleet topic within this (at least twice the heartbeat). A pause
+  /// counts an instance it cannot hear as quiet once this (and a 5 s grace) has passed.
+  int64_t lease_ms = 10000;
+  /// An instance silent this long (at least twice the lease) is gone: not waited for by a
+  /// resume, shown as not live, and may be forgotten.
+  int64_t instance_timeout_ms = 30000;
+  /// A secret shared by the fleet's instances: records are signed with it, and records not
+  /// signed with it are ignored. Empty: records are neither signed nor checked.
+  std::string key_file;
 };
 
 /// How fast the spool drains (ingest/drain_governor.h): it follows the database — commit

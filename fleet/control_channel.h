@@ -1,12 +1,13 @@
 #pragma once
 /// The seam between the Fleet and the fleet's control topic: write a record and know it is in
-/// the topic; read every record, from the beginning, as they come. The real adapter is
-/// KafkaControlChannel (a compacted topic of one partition); unit tests share an in-memory log
-/// between several fleets (testing/fakes.h).
-/// Thread safety: `poll` and `caught_up` from one thread (the Fleet's); `publish` from any
-/// thread, one call at a time.
+/// the topic; read every record, from the beginning, in the topic's order, as they come. The
+/// real adapter is KafkaControlChannel (a compacted topic of one partition); unit tests share
+/// an in-memory log between several fleets (testing/fakes.h).
+/// Thread safety: `poll`, `send` and `caught_up` from one thread (the Fleet's); `publish` from
+/// any thread, one call at a time.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,9 @@ namespace sluice::fleet {
 struct ControlRecord {
   std::string key;
   std::optional<std::string> value;  ///< nullopt: a tombstone
+  /// Its position in the topic. Records are read in this order, which is the only order the
+  /// fleet trusts: no two hosts' clocks are ever compared.
+  int64_t offset = -1;
 };
 
 class ControlChannel {
@@ -25,6 +29,9 @@ class ControlChannel {
   virtual ~ControlChannel() = default;
   /// Writes a record (nullopt: a tombstone) and waits until the broker has it.
   virtual Status publish(const std::string& key, const std::optional<std::string>& value) = 0;
+  /// Writes a record without waiting (a heartbeat): whether it arrived is learnt by reading it
+  /// back. An error here means it was not even queued.
+  virtual Status send(const std::string& key, const std::string& value) = 0;
   /// Appends to `out` the records read since the last call, waiting at most `timeout` for the
   /// first. An error is transient (the broker unreachable): the channel keeps trying.
   virtual Status poll(std::chrono::milliseconds timeout, std::vector<ControlRecord>& out) = 0;

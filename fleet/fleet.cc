@@ -3,15 +3,13 @@
 #include <algorithm>
 #include <random>
 
-#include "common/logging.h"
-
 namespace sluice::fleet {
 
 using std::chrono::milliseconds;
 
 namespace {
 
-std::string request_id() {
+std::string random_id() {
   std::random_device rd;
   const uint64_t v = (uint64_t{rd()} << 32) | rd();
   char buf[17];
@@ -19,89 +17,104 @@ std::string request_id() {
   return buf;
 }
 
-std::string join(const std::vector<std::string>& ids) {
+std::string join(const std::vector<std::string>& items) {
   std::string out;
-  for (const auto& id : ids) out += (out.empty() ? "" : ", ") + id;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
   return out;
 }
+
+/// Foreign incarnations remembered under this instance's id (a restart loop must not grow it).
+constexpr size_t kTwinsKept = 16;
 
 }  // namespace
 
 Fleet::Fleet(FleetOptions options, std::unique_ptr<ControlChannel> channel, LocalInstance local,
-             const Clock& clock)
+             WriteLease& lease, RecordSigner signer, const Clock& clock)
     : options_(std::move(options)),
       channel_(std::move(channel)),
       local_(std::move(local)),
+      lease_(lease),
+      signer_(std::move(signer)),
       clock_(clock),
-      view_(options_.instance_timeout),
-      incarnation_(request_id()),
-      started_ms_(clock.wall_ms()) {}
+      incarnation_(random_id()),
+      started_ms_(clock.wall_ms()),
+      started_at_(clock.now()),
+      view_(options_.instance_id, options_.instance_timeout, options_.limits),
+      endpoint_(options_.mariadb) {}
 
 Fleet::~Fleet() { stop(); }
 
 void Fleet::start() {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    while (!stop_.load()) step(milliseconds(100));
+  });
 }
 
 void Fleet::stop() {
-  if (!thread_.joinable()) return;
-  stop_ = true;
+  if (stop_.exchange(true)) return;
   changed_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
+  lease_.revoke();
+  if (seq_ == 0) return;  // never ran: nothing was said, nothing to take back
   {
     std::lock_guard lock(mu_);
     if (!conflict_.empty()) return;  // the record under this id is the other process's
   }
   // The last word: stopped, with whatever the spool still holds (its claims stay).
-  InstanceRecord r = local_.describe();
-  r.id = options_.instance_id;
+  InstanceRecord r = describe_self();
   r.state = "stopped";
   r.quiet = true;
   r.partitions.clear();
-  {
-    std::lock_guard lock(mu_);
-    r.applied = applied_;
-  }
+  r.seq = ++seq_;
   r.wall_ms = clock_.wall_ms();
-  r.version = options_.version;
-  r.incarnation = incarnation_;
-  r.started_ms = started_ms_;
-  if (local_.admin) r.admin = local_.admin();
   std::lock_guard lock(publish_mu_);
-  if (auto st = channel_->publish(instance_key(options_.instance_id), encode(r)); !st) {
+  const std::string key = instance_key(options_.instance_id);
+  if (auto st = channel_->publish(key, signer_.seal(key, encode(r))); !st) {
     logger("fleet")->warn("could not say this instance stopped: {}", st.message());
   }
 }
 
-void Fleet::loop() {
-  RateLimiter errors(std::chrono::seconds(30));
-  while (!stop_.load()) {
-    read(milliseconds(100));
-    follow_target();
-    publish_self(false);
+// ---------------------------------------------------------------------------------------------
+// The round
+
+void Fleet::step(milliseconds poll) {
+  read(poll);
+  {
+    std::lock_guard lock(mu_);
+    if (fresh_as_of_ && conflict_.empty()) lease_.renew(*fresh_as_of_ + options_.lease);
   }
+  // Said once per change: the lease is what keeps a cut-off instance from writing.
+  if (lease_.valid()) {
+    ever_valid_ = true;
+    if (fenced_logged_) {
+      fenced_logged_ = false;
+      logger("fleet")->info("the fleet topic is read again: this instance may write again");
+    }
+  } else if (!fenced_logged_ && (ever_valid_ || clock_.now() - started_at_ >= options_.lease)) {
+    fenced_logged_ = true;
+    logger("fleet")->error(
+        "this instance has not read its own records back from the fleet topic for {} s (its "
+        "lease): it writes nothing to MariaDB until it can (state fleet_unreachable)",
+        options_.lease.count() / 1000);
+  }
+  follow_target();
+  adopt_local_pause();
+  publish_self(false);
 }
 
 void Fleet::read(milliseconds timeout) {
   std::vector<ControlRecord> records;
-  static thread_local RateLimiter limiter(std::chrono::seconds(30));
   if (auto st = channel_->poll(timeout, records); !st) {
     uint64_t suppressed = 0;
-    if (limiter.allow(suppressed)) {
+    if (channel_log_.allow(suppressed)) {
       logger("fleet")->warn("{} ({} similar suppressed)", st.message(), suppressed);
     }
   }
   if (!records.empty()) {
-    const std::string own_key = instance_key(options_.instance_id);
     std::lock_guard lock(mu_);
-    const auto now = std::chrono::steady_clock::now();
-    for (const auto& r : records) {
-      // Records of earlier runs of this instance are history; one written under its id after
-      // it caught up is another process's.
-      if (r.key == own_key && caught_up_.load()) check_own_key(r.value);
-      view_.apply(r.key, r.value, now);
-    }
+    const auto now = clock_.now();
+    for (const auto& r : records) apply(r, now);
   }
   if (channel_->caught_up() && !caught_up_.exchange(true)) {
     std::lock_guard lock(mu_);
@@ -113,28 +126,78 @@ void Fleet::read(milliseconds timeout) {
   changed_.notify_all();
 }
 
-void Fleet::check_own_key(const std::optional<std::string>& value) {
-  if (!value || !conflict_.empty()) return;
-  const auto other = decode_instance(*value);
-  if (!other || other->incarnation.empty() || other->incarnation == incarnation_) return;
-  // The one that started later goes; a tie is broken by the incarnations.
-  const bool other_older = other->started_ms < started_ms_ ||
-                           (other->started_ms == started_ms_ && other->incarnation < incarnation_);
-  if (!other_older) {
-    later_twin_seen_ = clock_.now();
-    static thread_local RateLimiter limiter(std::chrono::seconds(30));
-    uint64_t suppressed = 0;
-    if (!limiter.allow(suppressed)) return;
-    logger("fleet")->error(
-        "another process (admin {}) runs as instance '{}' too, started after this one: it must "
-        "stop; give each instance of the group its own kafka.instance_id",
-        other->admin.empty() ? "unknown" : other->admin, options_.instance_id);
+void Fleet::apply(const ControlRecord& r, Clock::time_point now) {
+  std::optional<std::string> body;
+  if (r.value) {
+    auto opened = signer_.open(r.key, *r.value);
+    if (!opened) {
+      ++rejected_;
+      uint64_t suppressed = 0;
+      if (rejected_log_.allow(suppressed)) {
+        logger("fleet")->error(
+            "fleet topic: a record under key '{}' at offset {} is {}: ignored ({} more since "
+            "the last such line); only holders of fleet.key_file may write there",
+            r.key.substr(0, 64), r.offset, opened.status().message(), suppressed);
+      }
+      return;
+    }
+    body = std::move(opened).value();
+  } else if (signer_.enabled()) {
+    ++rejected_;  // a tombstone cannot be signed
     return;
   }
-  conflict_ = "another instance runs with kafka.instance_id '" + options_.instance_id +
-              "' (admin " + (other->admin.empty() ? "unknown" : other->admin) +
-              "), started before this one: give each instance of the group its own; this one "
-              "stops";
+  bool own = false;
+  const std::string own_key = instance_key(options_.instance_id);
+  if (r.key == own_key && body) {
+    if (auto mine = decode_instance(*body); mine) {
+      if (mine->incarnation == incarnation_) {
+        own = true;
+        if (first_own_offset_ < 0) first_own_offset_ = r.offset;
+        // Read back: everything before it in the topic has been read too. The lease runs
+        // from when it was sent.
+        if (const auto sent = sent_.find(mine->seq); sent != sent_.end()) {
+          fresh_as_of_ = std::max(fresh_as_of_.value_or(sent->second), sent->second);
+          sent_.erase(sent_.begin(), std::next(sent));
+        }
+      } else if (!mine->incarnation.empty()) {
+        check_twin(*mine, r.offset);
+      }
+    }
+  } else if (r.key == kTargetKey && body) {
+    if (auto t = decode_target(*body); t && own_targets_.contains(t->id)) {
+      own = true;
+      own_target_offsets_[t->id] = r.offset;
+    }
+  }
+  view_.apply(r.key, body, r.offset, own, now);
+}
+
+void Fleet::check_twin(const InstanceRecord& other, int64_t offset) {
+  // Order by the topic, not by clocks: the process whose records came first is the older.
+  if (!twins_.contains(other.incarnation) && twins_.size() >= kTwinsKept) {
+    twins_.erase(std::min_element(twins_.begin(), twins_.end(),
+                                  [](auto& a, auto& b) { return a.second < b.second; }));
+  }
+  const int64_t first_seen = twins_.try_emplace(other.incarnation, offset).first->second;
+  // Records read before this one's own first record are an earlier run's, unless that process
+  // goes on writing after it: then it is alive, and older.
+  if (first_own_offset_ < 0 || offset < first_own_offset_ || !conflict_.empty()) return;
+  if (first_seen < first_own_offset_) {
+    conflict_ = "another instance runs with kafka.instance_id '" + options_.instance_id +
+                "' (admin " + (other.admin.empty() ? "unknown" : other.admin) +
+                "), started before this one: give each instance of the group its own; this one "
+                "stops";
+    lease_.revoke();
+    return;
+  }
+  later_twin_seen_ = clock_.now();
+  static thread_local RateLimiter limiter(std::chrono::seconds(30));
+  uint64_t suppressed = 0;
+  if (!limiter.allow(suppressed)) return;
+  logger("fleet")->error(
+      "another process (admin {}) runs as instance '{}' too, started after this one: it must "
+      "stop; give each instance of the group its own kafka.instance_id",
+      other.admin.empty() ? "unknown" : other.admin, options_.instance_id);
 }
 
 bool Fleet::outlives_a_later_twin() const {
@@ -147,24 +210,38 @@ Status Fleet::conflict() const {
   return conflict_.empty() ? Status::ok() : Status::error(conflict_);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Following the target
+
 void Fleet::follow_target() {
-  if (!caught_up_.load()) return;  // quiet until the fleet's state is known
+  // Quiet until the fleet's state is known and this instance has read its own record back: a
+  // pause written meanwhile is then certainly read before anything is written.
+  if (!caught_up_.load() || !lease_.valid()) return;
   if (applying_ && applying_->wait_for(milliseconds(0)) == std::future_status::ready) {
     const Status st = applying_->get();
     applying_.reset();
     std::lock_guard lock(mu_);
     if (st) {
       applied_ = following_;
+      apply_backoff_.reset();
     } else {
-      logger("fleet")->warn("applying the fleet's target failed: {}; trying again", st.message());
+      // Tried again after a backoff, not at every round (a spool that cannot record a pause
+      // would otherwise log ten lines a second).
+      if (!apply_backoff_) apply_backoff_.emplace(milliseconds(1000), milliseconds(30000));
+      const auto wait = apply_backoff_->next();
+      next_apply_ = clock_.now() + wait;
+      logger("fleet")->warn("applying the fleet's target failed: {}; trying again in {} ms",
+                            st.message(), wait.count());
       following_.clear();
     }
   }
-  if (applying_) return;
+  if (applying_ || clock_.now() < next_apply_) return;
   std::optional<Target> target;
+  std::string endpoint;
   {
     std::lock_guard lock(mu_);
     target = view_.target();
+    endpoint = endpoint_;
   }
   if (!initial_done_) {
     initial_done_ = true;
@@ -175,40 +252,101 @@ void Fleet::follow_target() {
     }
   }
   if (!target) return;
+  if (!target->paused && local_.local_pause && local_.local_pause()) {
+    return;  // a pause of its own comes first: adopt_local_pause() makes it the fleet's
+  }
   {
     std::lock_guard lock(mu_);
     if (target->id == following_ || target->id == applied_) return;
+    if (!target->paused && !target->mariadb.empty() && target->mariadb != endpoint) {
+      // An instance never writes to a server that is not the fleet's.
+      const std::string why = "the fleet was resumed to write to " + target->mariadb +
+                              ", this instance is configured for " + endpoint;
+      if (mismatch_ != why) {
+        mismatch_ = why;
+        logger("fleet")->error(
+            "{}: it stays paused until its mariadb section names the same server (edit the "
+            "config, then `systemctl reload sluice`)",
+            why);
+      }
+      return;
+    }
+    mismatch_.clear();
     following_ = target->id;
   }
   if (target->paused) {
     logger("fleet")->info("fleet paused by {} (\"{}\"): pausing", target->by, target->reason);
-    applying_ = local_.pause(target->reason);
+    applying_ = local_.pause(target->reason, false);
   } else {
     logger("fleet")->info("fleet resumed by {}: resuming", target->by);
     applying_ = local_.resume();
   }
 }
 
-void Fleet::publish_self(bool force) {
+void Fleet::adopt_local_pause() {
+  if (!local_.local_pause || !caught_up_.load() || !lease_.valid() || applying_) return;
+  const auto reason = local_.local_pause();
+  if (!reason) return;
+  const auto now = clock_.now();
+  {
+    std::lock_guard lock(mu_);
+    // Adopted already: its target is being read back and applied.
+    if (view_.target() && view_.target()->paused && own_targets_.contains(view_.target()->id)) {
+      return;
+    }
+  }
+  if (now < next_adopt_) return;
+  next_adopt_ = now + std::chrono::seconds(10);
+  logger("fleet")->warn("this instance was paused locally (\"{}\"): pausing the fleet", *reason);
+  auto request = begin(true, *reason + " (paused locally on " + options_.instance_id + ")",
+                       milliseconds(0));
+  if (!request) {
+    logger("fleet")->warn("the fleet could not adopt the local pause yet: {}",
+                          request.status().message());
+  }
+}
+
+void Fleet::set_endpoint(std::string mariadb) {
+  std::lock_guard lock(mu_);
+  if (endpoint_ == mariadb) return;
+  endpoint_ = std::move(mariadb);
+  following_.clear();  // a running target naming this endpoint may apply now
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing
+
+InstanceRecord Fleet::describe_self() {
   InstanceRecord r = local_.describe();
   r.id = options_.instance_id;
   r.version = options_.version;
   r.incarnation = incarnation_;
   r.started_ms = started_ms_;
+  r.lease_ms = options_.lease.count();
   if (local_.admin) r.admin = local_.admin();
-  {
-    std::lock_guard lock(mu_);
-    r.applied = applied_;
-  }
-  const std::string content = encode(r);  // wall_ms 0: compares what changed
+  std::lock_guard lock(mu_);
+  r.applied = applied_;
+  r.mariadb = endpoint_;
+  return r;
+}
+
+void Fleet::publish_self(bool force) {
+  InstanceRecord r = describe_self();
+  const std::string content = encode(r);  // seq and wall_ms 0: compares what changed
   const auto now = clock_.now();
   if (!force && content == last_published_ && now - last_heartbeat_ < options_.heartbeat) return;
+  r.seq = ++seq_;
   r.wall_ms = clock_.wall_ms();
-  std::lock_guard lock(publish_mu_);
-  if (auto st = channel_->publish(instance_key(options_.instance_id), encode(r)); !st) {
-    static thread_local RateLimiter limiter(std::chrono::seconds(30));
+  {
+    std::lock_guard lock(mu_);
+    sent_[r.seq] = now;
+    // Sent but never read back (lost while the topic was away): not kept for ever.
+    while (sent_.size() > 1000) sent_.erase(sent_.begin());
+  }
+  const std::string key = instance_key(options_.instance_id);
+  if (auto st = channel_->send(key, signer_.seal(key, encode(r))); !st) {
     uint64_t suppressed = 0;
-    if (limiter.allow(suppressed)) {
+    if (channel_log_.allow(suppressed)) {
       logger("fleet")->warn("{} ({} similar suppressed)", st.message(), suppressed);
     }
     return;
@@ -217,95 +355,188 @@ void Fleet::publish_self(bool force) {
   last_heartbeat_ = now;
 }
 
-Status Fleet::request(bool paused, const std::string& reason, milliseconds timeout) {
-  Target t{paused, reason, clock_.wall_ms(), options_.instance_id, request_id()};
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+Result<Fleet::Request> Fleet::begin(bool pause, const std::string& reason, milliseconds timeout) {
+  Target t;
+  t.paused = pause;
+  t.reason = reason;
+  t.since_ms = clock_.wall_ms();
+  t.by = options_.instance_id;
+  t.id = random_id();
+  {
+    std::lock_guard lock(mu_);
+    if (!pause) {
+      // One target server: a resume while live instances would write to different servers
+      // would send some of the fleet's rows to the wrong one.
+      const auto others = view_.other_endpoints(endpoint_, clock_.now());
+      if (!others.empty()) {
+        std::string list;
+        for (const auto& [id, endpoint] : others) {
+          list += (list.empty() ? "" : ", ") + id + " writes to " + endpoint;
+        }
+        return Status::error("not resumed: the instances do not agree on the MariaDB server (" +
+                             list + "; this one, " + options_.instance_id + ", to " + endpoint_ +
+                             "); give every instance the same mariadb endpoint first");
+      }
+      t.mariadb = endpoint_;
+    }
+    t.epoch = view_.target() ? view_.target()->epoch + 1 : 1;
+    own_targets_.insert(t.id);
+  }
   {
     std::lock_guard lock(publish_mu_);
-    if (auto st = channel_->publish(std::string(kTargetKey), encode(t)); !st) return st;
+    const std::string key(kTargetKey);
+    if (auto st = channel_->publish(key, signer_.seal(key, encode(t))); !st) return st;
   }
-  logger("fleet")->info("{} the fleet{}{}", paused ? "pausing" : "resuming",
+  logger("fleet")->info("{} the fleet{}{}", pause ? "pausing" : "resuming",
                         reason.empty() ? "" : ": ", reason);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  return Request{t.id, pause, clock_.now() + timeout, timeout};
+}
+
+std::optional<Status> Fleet::check(const Request& request) const {
+  std::lock_guard lock(mu_);
+  return check_locked(request);
+}
+
+std::optional<Status> Fleet::check_locked(const Request& request) const {
+  const auto now = clock_.now();
+  const auto read_back = own_target_offsets_.find(request.id);
+  const bool current = view_.target() && view_.target()->id == request.id;
+  if (read_back != own_target_offsets_.end() && !current) {
+    return Status::error("another pause or resume of the fleet came after this one (by " +
+                         (view_.target() ? view_.target()->by : std::string("?")) + ")");
+  }
+  if (current) {
+    const auto pending = view_.pending(request.id, request.pause, now);
+    if (pending.empty()) return Status::ok();
+    if (now < request.deadline) return std::nullopt;
+    return Status::error(
+        std::string(request.pause ? "not every instance is quiet" : "not every instance resumed") +
+        " within " + std::to_string(request.timeout.count() / 1000) +
+        " s: " + pending_text(pending, request.pause) + " (it goes on in the background)");
+  }
+  if (now < request.deadline) return std::nullopt;
+  return Status::error(std::string(request.pause ? "pause" : "resume") + " not confirmed within " +
+                       std::to_string(request.timeout.count() / 1000) +
+                       " s: the fleet topic did not answer (it goes on in the background)");
+}
+
+std::string Fleet::pending_text(const std::vector<std::string>& ids, bool pause) const {
+  std::vector<std::string> parts;
+  for (const auto& id : ids) {
+    const auto it = view_.instances().find(id);
+    std::string part = id;
+    if (pause && it != view_.instances().end()) {
+      if (!view_.heard_since_target(id)) {
+        part += " (not heard from since the pause: counted quiet once its lease has run out)";
+      } else if (it->second.applied == view_.target()->id) {
+        part += " (closing: a transaction or a connection is still open)";
+      } else {
+        part += " (has not read the pause yet)";
+      }
+    }
+    parts.push_back(std::move(part));
+  }
+  return join(parts);
+}
+
+Status Fleet::pause(const std::string& reason, milliseconds timeout) {
+  auto request = begin(true, reason, timeout);
+  if (!request) return request.status();
+  return wait(*request);
+}
+
+Status Fleet::resume(milliseconds timeout) {
+  auto request = begin(false, "", timeout);
+  if (!request) return request.status();
+  return wait(*request);
+}
+
+Status Fleet::wait(const Request& request) const {
   std::unique_lock lock(mu_);
   for (;;) {
-    const auto now = std::chrono::steady_clock::now();
-    const bool read_back = view_.target() && view_.target()->id == t.id;
-    if (!read_back && view_.target() && view_.target()->since_ms > t.since_ms) {
-      return Status::error("another pause or resume of the fleet came after this one (by " +
-                           view_.target()->by + ")");
-    }
-    const auto pending = view_.pending(t.id, paused, now, clock_.wall_ms());
-    if (read_back && pending.empty()) return Status::ok();
-    if (now >= deadline) {
-      return Status::error(
-          std::string(paused ? "not every instance is quiet" : "not every instance resumed") +
-          " within " + std::to_string(timeout.count() / 1000) +
-          " s: " + (read_back ? join(pending) : "the fleet topic did not answer") +
-          " (it goes on in the background)");
-    }
+    if (auto done = check_locked(request)) return *done;
     changed_.wait_for(lock, milliseconds(100));
   }
 }
 
-Status Fleet::pause(const std::string& reason, milliseconds timeout) {
-  return request(true, reason, timeout);
+Status Fleet::pause_locally(const std::string& reason, milliseconds timeout) {
+  auto done = local_.pause(reason, true);
+  if (done.wait_for(timeout) != std::future_status::ready) {
+    return Status::error("the local pause did not complete within " +
+                         std::to_string(timeout.count() / 1000) +
+                         " s (a transaction may still be running); it goes on in the background");
+  }
+  return done.get();
 }
-
-Status Fleet::resume(milliseconds timeout) { return request(false, "", timeout); }
 
 Status Fleet::forget(const std::string& id) {
   {
     std::lock_guard lock(mu_);
-    if (id == options_.instance_id) return Status::error("an instance cannot forget itself");
-    if (!view_.instances().contains(id)) return Status::error("no instance " + id + " is known");
-    if (view_.live(id, std::chrono::steady_clock::now(), clock_.wall_ms())) {
-      return Status::error("instance " + id + " is alive (its heartbeat is recent): stop it first");
-    }
+    if (auto st = view_.forgettable(id, clock_.now()); !st) return st;
   }
   std::lock_guard lock(publish_mu_);
-  if (auto st = channel_->publish(instance_key(id), std::nullopt); !st) return st;
+  const std::string key = instance_key(id);
+  const auto value = signer_.enabled()
+                         ? std::optional<std::string>(signer_.seal(key, forgotten_value(id)))
+                         : std::nullopt;
+  if (auto st = channel_->publish(key, value); !st) return st;
   logger("fleet")->warn("instance {} forgotten: what its spool held no longer counts", id);
   return Status::ok();
 }
 
-bool Fleet::claimed_elsewhere(const std::string& topic, int32_t partition, int64_t from,
-                              int64_t to) const {
+std::optional<int64_t> Fleet::first_claimed(const std::string& topic, int32_t partition,
+                                            int64_t from, int64_t to) const {
   std::lock_guard lock(mu_);
-  return view_.claimed_elsewhere(options_.instance_id, topic, partition, from, to);
+  return view_.first_claimed(topic, partition, from, to);
 }
 
 nlohmann::json Fleet::status_json() const {
   using nlohmann::json;
   std::lock_guard lock(mu_);
-  const auto now = std::chrono::steady_clock::now();
-  const int64_t wall = clock_.wall_ms();
+  const auto now = clock_.now();
   json instances = json::array();
   for (const auto& [id, r] : view_.instances()) {
     auto spooled = spooled_json(r);
     json partitions = json::array();
     for (const auto& [topic, p] : r.partitions)
       partitions.push_back(topic + "/" + std::to_string(p));
+    const auto silent = view_.silent_for(id, now).value_or(milliseconds(0));
     instances.push_back({{"id", id},
                          {"self", id == options_.instance_id},
                          {"state", r.state},
-                         {"live", view_.live(id, now, wall)},
+                         {"live", view_.live(id, now)},
                          {"quiet", r.quiet},
-                         {"heartbeat_age_s", view_.age_s(id, now)},
+                         {"heartbeat_age_s", static_cast<double>(silent.count()) / 1000.0},
                          {"applied_target", view_.target() && r.applied == view_.target()->id},
                          {"admin", r.admin},
                          {"version", r.version},
+                         {"mariadb", r.mariadb},
+                         {"lease_ms", r.lease_ms},
                          {"partitions", std::move(partitions)},
                          {"spool_events", r.spool_events},
                          {"spooled", std::move(spooled)}});
   }
+  const auto remaining = lease_.remaining();
   json out = {{"instance_id", options_.instance_id},
               {"caught_up", caught_up_.load()},
+              {"lease", {{"valid", lease_.valid()},
+                         {"lease_ms", options_.lease.count()},
+                         {"remaining_ms", remaining == milliseconds::min() ? 0 : remaining.count()}}},
+              {"records_rejected", rejected_},
+              {"records_replayed", view_.replayed()},
+              {"records_unreadable", view_.unreadable() + view_.over_limits()},
+              {"signed", signer_.enabled()},
               {"instances", std::move(instances)}};
+  if (!mismatch_.empty()) out["not_applied"] = mismatch_;
   if (const auto& t = view_.target()) {
     out["target"] = {{"state", t->paused ? "paused" : "running"},
                      {"reason", t->reason},
                      {"since_ms", t->since_ms},
-                     {"by", t->by}};
+                     {"by", t->by},
+                     {"mariadb", t->mariadb}};
   } else {
     out["target"] = nullptr;
   }

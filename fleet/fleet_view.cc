@@ -1,17 +1,27 @@
 #include "fleet/fleet_view.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace sluice::fleet {
 
 using nlohmann::json;
 
+namespace {
+
+/// How many target ids are remembered to refuse replays (a pause or a resume each).
+constexpr size_t kTargetIdsKept = 4096;
+
+}  // namespace
+
 std::string encode(const Target& t) {
   return json{{"state", t.paused ? "paused" : "running"},
               {"reason", t.reason},
               {"since_ms", t.since_ms},
               {"by", t.by},
-              {"id", t.id}}
+              {"id", t.id},
+              {"epoch", t.epoch},
+              {"mariadb", t.mariadb}}
       .dump();
 }
 
@@ -47,10 +57,18 @@ std::string encode(const InstanceRecord& r) {
               {"incarnation", r.incarnation},
               {"started_ms", r.started_ms},
               {"wall_ms", r.wall_ms},
+              {"seq", r.seq},
+              {"lease_ms", r.lease_ms},
+              {"mariadb", r.mariadb},
+              {"server", r.server},
               {"partitions", std::move(partitions)},
               {"spooled", std::move(spooled)},
               {"spool_events", r.spool_events}}
       .dump();
+}
+
+std::string forgotten_value(const std::string& id) {
+  return json{{"id", id}, {"forgotten", true}}.dump();
 }
 
 Result<Target> decode_target(std::string_view text) {
@@ -65,6 +83,8 @@ Result<Target> decode_target(std::string_view text) {
     t.since_ms = j.value("since_ms", int64_t{0});
     t.by = j.value("by", "");
     t.id = j.value("id", "");
+    t.epoch = j.value("epoch", uint64_t{0});
+    t.mariadb = j.value("mariadb", "");
     return t;
   } catch (const json::exception& e) {
     return Status::error(std::string("target record: ") + e.what());
@@ -87,6 +107,10 @@ Result<InstanceRecord> decode_instance(std::string_view text) {
     r.incarnation = j.value("incarnation", "");
     r.started_ms = j.value("started_ms", int64_t{0});
     r.wall_ms = j.value("wall_ms", int64_t{0});
+    r.seq = j.value("seq", uint64_t{0});
+    r.lease_ms = std::max<int64_t>(0, j.value("lease_ms", int64_t{0}));
+    r.mariadb = j.value("mariadb", "");
+    r.server = j.value("server", "");
     r.spool_events = j.value("spool_events", uint64_t{0});
     for (const auto& p : j.value("partitions", json::array())) {
       r.partitions.emplace_back(p.at(0).get<std::string>(), p.at(1).get<int32_t>());
@@ -102,35 +126,68 @@ Result<InstanceRecord> decode_instance(std::string_view text) {
   }
 }
 
-std::string instance_key(const std::string& id) { return "instance/" + id; }
+std::string instance_key(const std::string& id) { return std::string(kInstancePrefix) + id; }
 
-FleetView::FleetView(std::chrono::milliseconds timeout, std::chrono::milliseconds skew)
-    : timeout_(timeout), skew_(skew) {}
+FleetView::FleetView(std::string self, Duration instance_timeout, ViewLimits limits)
+    : self_(std::move(self)), instance_timeout_(instance_timeout), limits_(limits) {}
 
-void FleetView::apply(std::string_view key, const std::optional<std::string>& value,
-                      SteadyTime now) {
-  if (key == kTargetKey) {
-    if (!value) {
-      target_.reset();
-      return;
+void FleetView::apply(const std::string& key, const std::optional<std::string>& value,
+                      int64_t offset, bool own, SteadyTime now) {
+  if (value && value->size() > limits_.max_record_bytes) {
+    ++over_limits_;
+  } else if (key == kTargetKey) {
+    if (value) {
+      apply_target(*value, offset);
+    } else {
+      ++unreadable_;  // the target is never deleted, only replaced
     }
-    auto t = decode_target(*value);
-    if (!t) {
-      ++unreadable_;
-      return;
-    }
-    target_ = std::move(t).value();
-    return;
+  } else if (key.starts_with(kInstancePrefix)) {
+    apply_instance(key.substr(kInstancePrefix.size()), value, offset);
+  } else if (key != kProbeKey) {
+    ++unreadable_;
   }
-  constexpr std::string_view kPrefix = "instance/";
-  if (!key.starts_with(kPrefix)) {
+  if (own) mark_own(now);
+}
+
+void FleetView::apply_target(const std::string& value, int64_t offset) {
+  auto t = decode_target(value);
+  if (!t || t->id.empty()) {
     ++unreadable_;
     return;
   }
-  const std::string id(key.substr(kPrefix.size()));
+  // An old target written again — by whoever can write to the topic — must not flip the
+  // fleet back: targets count up, and each id is applied once.
+  if (target_ids_.contains(t->id) || (target_ && t->epoch < target_->epoch)) {
+    ++replayed_;
+    return;
+  }
+  if (target_order_.size() >= kTargetIdsKept) {
+    target_ids_.erase(target_order_.front());
+    target_order_.pop_front();
+  }
+  target_ids_.insert(t->id);
+  target_order_.push_back(t->id);
+  target_ = std::move(t).value();
+  target_offset_ = offset;
+  // What each instance had said before this target: an instance that has not read it can
+  // only have renewed its lease with one of these records (or earlier ones).
+  for (auto& [id, s] : seen_) {
+    s.before_target = true;
+    s.bound_before_target = s.bound;
+    s.lease_before_target = records_.at(id).lease_ms;
+    s.heard_since_target = false;
+  }
+}
+
+void FleetView::apply_instance(const std::string& id, const std::optional<std::string>& value,
+                               int64_t offset) {
   if (!value) {
-    instances_.erase(id);
-    seen_.erase(id);
+    remove(id);
+    return;
+  }
+  const auto j = json::parse(*value, nullptr, false);
+  if (j.is_object() && j.value("forgotten", false) && j.value("id", "") == id) {
+    remove(id);
     return;
   }
   auto r = decode_instance(*value);
@@ -138,48 +195,133 @@ void FleetView::apply(std::string_view key, const std::optional<std::string>& va
     ++unreadable_;
     return;
   }
-  instances_[id] = std::move(r).value();
-  seen_[id] = now;
+  if (r->spooled.size() > limits_.max_spooled_ranges) {
+    ++over_limits_;
+    return;
+  }
+  const auto known = records_.find(id);
+  if (known != records_.end() && known->second.incarnation == r->incarnation &&
+      r->seq <= known->second.seq && r->seq != 0) {
+    ++replayed_;  // the same run counts its records up: this one is old
+    return;
+  }
+  if (known == records_.end() && records_.size() >= limits_.max_instances) {
+    ++over_limits_;
+    return;
+  }
+  records_[id] = std::move(r).value();
+  Seen& s = seen_[id];
+  s.offset = offset;
+  s.bound.reset();
+  if (s.before_target) s.heard_since_target = true;
 }
 
-bool FleetView::live(const std::string& id, SteadyTime now, int64_t now_wall_ms) const {
-  const auto it = instances_.find(id);
-  const auto seen = seen_.find(id);
-  if (it == instances_.end() || seen == seen_.end()) return false;
-  if (it->second.state == "stopped") return false;
-  if (now - seen->second > timeout_) return false;
-  return now_wall_ms - it->second.wall_ms <= (timeout_ + skew_).count();
+void FleetView::remove(const std::string& id) {
+  records_.erase(id);
+  seen_.erase(id);
 }
 
-double FleetView::age_s(const std::string& id, SteadyTime now) const {
-  const auto seen = seen_.find(id);
-  if (seen == seen_.end()) return -1;
-  return std::chrono::duration<double>(now - seen->second).count();
+void FleetView::mark_own(SteadyTime now) {
+  for (auto& [id, s] : seen_) {
+    if (!s.bound) s.bound = now;
+    if (s.before_target && !s.bound_before_target) s.bound_before_target = now;
+  }
+}
+
+std::optional<FleetView::Duration> FleetView::silent_for(const std::string& id,
+                                                         SteadyTime now) const {
+  const auto it = seen_.find(id);
+  if (it == seen_.end()) return std::nullopt;
+  if (!it->second.bound) return Duration(0);
+  return std::chrono::duration_cast<Duration>(now - *it->second.bound);
+}
+
+bool FleetView::lease_over(const InstanceRecord& r, const Seen& s, SteadyTime now) const {
+  if (!s.bound) return false;
+  const Duration limit = r.lease_ms > 0 ? Duration(r.lease_ms) + kFenceGrace : instance_timeout_;
+  return now - *s.bound >= limit;
+}
+
+bool FleetView::live(const std::string& id, SteadyTime now) const {
+  const auto r = records_.find(id);
+  const auto s = seen_.find(id);
+  if (r == records_.end() || s == seen_.end()) return false;
+  if (r->second.state == "stopped") return false;
+  return !lease_over(r->second, s->second, now);
+}
+
+Status FleetView::forgettable(const std::string& id, SteadyTime now) const {
+  if (id == self_) return Status::error("an instance cannot forget itself");
+  const auto r = records_.find(id);
+  const auto s = seen_.find(id);
+  if (r == records_.end() || s == seen_.end()) {
+    return Status::error("no instance " + id + " is known");
+  }
+  const auto silent = silent_for(id, now).value_or(Duration(0));
+  if (r->second.state == "stopped" && lease_over(r->second, s->second, now)) return Status::ok();
+  if (silent >= instance_timeout_ &&
+      (r->second.lease_ms == 0 || silent >= 2 * (Duration(r->second.lease_ms) + kFenceGrace))) {
+    return Status::ok();
+  }
+  return Status::error(
+      "instance " + id + " was heard from " + std::to_string(silent.count() / 1000) +
+      " s ago: it may be running, or cut off for a moment and still holding its spool; stop it "
+      "(a clean stop records it), or wait until it has been silent for fleet.instance_timeout_ms");
 }
 
 std::vector<std::string> FleetView::pending(const std::string& target_id, bool pause,
-                                            SteadyTime now, int64_t now_wall_ms) const {
+                                            SteadyTime now) const {
   std::vector<std::string> out;
-  for (const auto& [id, r] : instances_) {
-    if (!live(id, now, now_wall_ms)) continue;
-    const bool done = r.applied == target_id && (!pause || r.quiet);
-    if (!done) out.push_back(id);
+  for (const auto& [id, r] : records_) {
+    const Seen& s = seen_.at(id);
+    if (r.applied == target_id && (!pause || r.quiet)) continue;
+    if (!pause) {
+      if (live(id, now)) out.push_back(id);
+      continue;
+    }
+    // An instance first heard of after the target has read it before it could renew a lease:
+    // it never wrote since. One heard of before has renewed its lease at most with its last
+    // record before the target, so its lease (and the grace) since then bounds its writes.
+    if (!s.before_target) continue;
+    if (s.bound_before_target) {
+      const Duration limit = s.lease_before_target > 0
+                                 ? Duration(s.lease_before_target) + kFenceGrace
+                                 : instance_timeout_;
+      if (now - *s.bound_before_target >= limit) continue;
+    }
+    out.push_back(id);
   }
   return out;
 }
 
-bool FleetView::claimed_elsewhere(const std::string& self, const std::string& topic,
-                                  int32_t partition, int64_t from, int64_t to) const {
-  for (const auto& [id, r] : instances_) {
-    if (id == self) continue;
+bool FleetView::heard_since_target(const std::string& id) const {
+  const auto it = seen_.find(id);
+  return it != seen_.end() && it->second.heard_since_target;
+}
+
+std::optional<int64_t> FleetView::first_claimed(const std::string& topic, int32_t partition,
+                                                int64_t from, int64_t to) const {
+  std::optional<int64_t> first;
+  for (const auto& [id, r] : records_) {
+    if (id == self_) continue;
     for (const auto& s : r.spooled) {
-      if (s.topic == topic && s.partition == partition && s.events > 0 && s.first < to &&
-          s.last >= from) {
-        return true;
-      }
+      if (s.topic != topic || s.partition != partition || s.events == 0) continue;
+      if (s.first >= to || s.last < from) continue;
+      const int64_t at = std::max(from, s.first);
+      if (!first || at < *first) first = at;
     }
   }
-  return false;
+  return first;
+}
+
+std::vector<std::pair<std::string, std::string>> FleetView::other_endpoints(
+    const std::string& endpoint, SteadyTime now) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [id, r] : records_) {
+    if (id == self_ || r.mariadb.empty() || r.mariadb == endpoint || !live(id, now)) continue;
+    out.emplace_back(id, r.mariadb);
+  }
+  return out;
 }
 
 }  // namespace sluice::fleet

@@ -190,6 +190,21 @@ Status KafkaControlChannel::publish(const std::string& key,
   return Status::ok();
 }
 
+Status KafkaControlChannel::send(const std::string& key, const std::string& value) {
+  // Not waited for: the fleet learns it arrived by reading it back. Its delivery report (no
+  // opaque) is served, and dropped, by the next publish or poll.
+  rd_kafka_poll(producer_, 0);
+  const auto e = rd_kafka_producev(
+      producer_, RD_KAFKA_V_TOPIC(topic_.c_str()), RD_KAFKA_V_PARTITION(0),
+      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(nullptr), RD_KAFKA_V_END);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error("fleet topic " + topic_ + ": " + rd_kafka_err2str(e));
+  }
+  return Status::ok();
+}
+
 Status KafkaControlChannel::poll(std::chrono::milliseconds timeout,
                                  std::vector<ControlRecord>& out) {
   check_topic_creation();
@@ -213,6 +228,7 @@ Status KafkaControlChannel::poll(std::chrono::milliseconds timeout,
       result = Status::error("fleet topic " + topic_ + ": " + rd_kafka_message_errstr(m));
     } else {
       ControlRecord r;
+      r.offset = m->offset;
       if (m->key != nullptr) r.key.assign(static_cast<const char*>(m->key), m->key_len);
       if (m->payload != nullptr) {
         r.value.emplace(static_cast<const char*>(m->payload), m->len);

@@ -37,6 +37,7 @@ class KafkaControlChannel final : public ControlChannel {
   static Result<std::unique_ptr<ControlChannel>> open(const ControlTopic& config);
 
   Status publish(const std::string& key, const std::optional<std::string>& value) override;
+  Status send(const std::string& key, const std::string& value) override;
   Status poll(std::chrono::milliseconds timeout, std::vector<ControlRecord>& out) override;
   bool caught_up() const override { return caught_up_; }
 

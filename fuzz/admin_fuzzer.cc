@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       .status_json = [] { return std::string(R"({"state":"running"})"); },
       .spool_json = [] { return std::string(R"({"events":0})"); },
       .metrics_text = [] { return std::string("sluice_up 1\n"); },
-      .pause = [](const std::string& r) -> sluice::Result<std::string> { return r; },
+      .pause = [](const std::string& r, bool) -> sluice::Result<std::string> { return r; },
       .resume = []() -> sluice::Result<std::string> { return std::string(); }};
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   const Routed r = sluice::admin::route_bytes(bytes, "fuzz-token", handlers);

@@ -35,13 +35,47 @@ const char* Gate::closed_state_name() const {
   if (state_ == State::kOpen) return "";
   if (pause_) return "paused";
   if (held_) return "starting";
+  if (fenced_) return "fleet_unreachable";
   return outage_ ? "outage" : "paused";
 }
 
+void Gate::lease(bool valid) {
+  if (valid != fenced_) return;  // no change
+  fenced_ = !valid;
+  ++version_;
+  auto log = logger("ingest");
+  if (fenced_) {
+    fenced_since_ = clock_.now();
+    cancelled_ = false;
+    if (state_ == State::kOpen) {
+      closed_by_fence_ = true;
+      close();
+      log->error(
+          "the write lease ran out (the fleet topic has not been read back in time): closing "
+          "every MariaDB session; events are spooled until the fleet is heard again");
+    }
+    return;
+  }
+  log->info("the write lease is renewed: the fleet is heard again");
+}
+
+void Gate::follow_lease() {
+  const auto now = clock_.now();
+  if (fenced_ && state_ == State::kClosing && !cancelled_ &&
+      now - fenced_since_ >= std::chrono::seconds(1)) {
+    cancelled_ = true;
+    effects_.cancel_writes();
+  }
+  if (!fenced_ && closed_by_fence_ && state_ == State::kClosed) {
+    closed_by_fence_ = false;
+    if (!pause_ && !held_ && !outage_) reopen();
+  }
+}
+
 std::future<Status> Gate::submit(Command kind, std::string reason,
-                                 std::optional<MariaDbConfig> mariadb) {
+                                 std::optional<MariaDbConfig> mariadb, bool local) {
   std::lock_guard lock(mu_);
-  Pending c{kind, std::move(reason), {}, std::move(mariadb)};
+  Pending c{kind, std::move(reason), {}, std::move(mariadb), local};
   auto done = c.done.get_future();
   if (stopped_) {
     c.done.set_value(Status::error(stopped_why_));
@@ -92,12 +126,22 @@ void Gate::step() {
     }
   }
   finish_closing();
+  follow_lease();
   probe();
 }
 
 void Gate::pause(Pending& c) {
   auto log = logger("ingest");
   if (pause_) {  // already paused, or pausing: idempotent
+    if (pause_->local && !c.local) {
+      // The fleet has adopted this host's own pause: it is the fleet's now.
+      pause_->local = false;
+      pause_->reason = c.reason;
+      if (auto st = effects_.record_pause(pause_); !st) {
+        log->warn("the pause could not be recorded in the spool: {}", st.message());
+      }
+      ++version_;
+    }
     if (state_ == State::kClosed) {
       c.done.set_value(Status::ok());
     } else {
@@ -105,10 +149,14 @@ void Gate::pause(Pending& c) {
     }
     return;
   }
-  storage::PauseRecord record{c.reason, clock_.wall_ms()};
+  storage::PauseRecord record{c.reason, clock_.wall_ms(), c.local};
   if (auto st = effects_.record_pause(record); !st) {
-    c.done.set_value(st);
-    return;
+    // A spool that cannot write must never block a pause: the gate closes all the same. Only
+    // a restart would forget it — and in a fleet the target, in the fleet topic, remembers.
+    log->warn(
+        "the pause could not be recorded in the spool ({}): paused all the same, but a restart "
+        "of this instance alone would not remember it",
+        st.message());
   }
   pause_ = record;
   const bool was_held = held_;
@@ -158,11 +206,20 @@ void Gate::resume(Pending& c) {
     return;
   }
   if (auto st = effects_.record_pause(std::nullopt); !st) {
-    c.done.set_value(st);
-    return;
+    logger("ingest")->warn(
+        "the resume could not be recorded in the spool ({}): resumed all the same; a restart "
+        "would find the old pause (in a fleet, the target in the fleet topic decides)",
+        st.message());
   }
   pause_.reset();
   ++version_;
+  if (fenced_) {
+    // Written nowhere until the fleet is heard again: the gate opens then.
+    closed_by_fence_ = true;
+    logger("ingest")->info("resumed; the write lease has run out: writing starts once renewed");
+    c.done.set_value(Status::ok());
+    return;
+  }
   if (outage_) {
     logger("ingest")->info("resumed; MariaDB is still unavailable: writing starts once it is back");
     // Probe soon: the outage may have ended while paused (a paused service does not probe).
@@ -230,7 +287,7 @@ void Gate::outage(const storage::DbStatus& cause) {
 }
 
 void Gate::probe() {
-  if (!outage_ || pause_ || state_ != State::kClosed) return;
+  if (!outage_ || pause_ || fenced_ || state_ != State::kClosed) return;
   const auto now = clock_.now();
   if (now < next_probe_) return;
   auto st = effects_.probe();

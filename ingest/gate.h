@@ -52,6 +52,9 @@ class GateEffects {
   virtual void opened() = 0;
   /// Whether MariaDB takes writes now (connects, checks read-only), closing what it opened.
   virtual storage::DbStatus probe() = 0;
+  /// The write lease ran out a while ago and writers are still busy: abort their statements
+  /// (the server rolls the transactions back), so no session outlives the fence's grace.
+  virtual void cancel_writes() = 0;
   /// Points the writers at another endpoint; only called while paused and closed.
   virtual void retarget(const MariaDbConfig& mariadb) = 0;
   /// At the first contact after a held start, MariaDB refused this service outright (wrong
@@ -84,7 +87,8 @@ class Gate {
   /// kRelease lets a held gate go (and does nothing otherwise: a pause stays).
   enum class Command { kPause, kResume, kRetarget, kRelease };
   std::future<Status> submit(Command kind, std::string reason = {},
-                             std::optional<MariaDbConfig> mariadb = std::nullopt);
+                             std::optional<MariaDbConfig> mariadb = std::nullopt,
+                             bool local = false);
   /// Answers every command still queued or waiting with `why`; later ones are refused.
   void stop(const std::string& why);
 
@@ -97,15 +101,21 @@ class Gate {
   void outage(const storage::DbStatus& cause);
   /// MariaDB took a write: it is up.
   void database_reached() { db_up_ = true; }
+  /// Whether the write lease is valid (called every round). Run out, the gate closes by itself
+  /// — state fleet_unreachable — and nothing is probed or written until it is renewed; then it
+  /// opens again unless paused (a pause or resume meanwhile is kept).
+  void lease(bool valid);
 
   State state() const { return state_; }
   bool open() const { return state_ == State::kOpen; }
   bool in_outage() const { return outage_; }
+  bool fenced() const { return fenced_; }
   const std::optional<storage::PauseRecord>& pause_record() const { return pause_; }
   const storage::DbStatus& outage_error() const { return outage_error_; }
   int64_t outage_since_ms() const { return outage_since_ms_; }
   bool db_up() const { return db_up_; }
-  /// "paused", "outage" or "starting" (held) when not open; "" when open.
+  /// "paused", "starting" (held), "fleet_unreachable" (fenced) or "outage" when not open; ""
+  /// when open.
   const char* closed_state_name() const;
   /// Closed, with every writer quiet: no transaction, no connection.
   bool quiet() const { return state_ == State::kClosed; }
@@ -118,6 +128,7 @@ class Gate {
     std::string reason;
     std::promise<Status> done;
     std::optional<MariaDbConfig> mariadb;
+    bool local = false;  ///< a pause of this host alone (PauseRecord::local)
   };
   void pause(Pending& c);
   void resume(Pending& c);
@@ -126,6 +137,8 @@ class Gate {
   void close();
   void reopen();
   void finish_closing();
+  /// The fence: cancels writers that outlive its first second, reopens once renewed.
+  void follow_lease();
   void probe();
 
   GateEffects& effects_;
@@ -137,6 +150,10 @@ class Gate {
   bool held_ = false;           ///< closed since start-up until a pause or a resume says what next
   bool first_contact_ = false;  ///< let go from held: the next probe is the start-up's
   bool db_up_ = false;
+  bool fenced_ = false;           ///< the write lease has run out
+  bool closed_by_fence_ = false;  ///< closed (or closing) for the fence: reopens when renewed
+  bool cancelled_ = false;        ///< the fence's writers were cancelled
+  Clock::time_point fenced_since_{};
   storage::DbStatus outage_error_;
   int64_t outage_since_ms_ = 0;
   Clock::time_point next_probe_{};

@@ -218,8 +218,8 @@ std::pair<int64_t, int64_t> PartitionCursor::jump_range(int64_t offset) const {
   return {fetch_next_, to};
 }
 
-PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64_t log_start,
-                                                           bool claimed_elsewhere) {
+PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(
+    int64_t offset, int64_t log_start, std::optional<int64_t> first_claimed) {
   JumpOutcome out;
   if (log_start < 0) {
     // The broker could not be asked: never guess. Read again from where we are (or from the
@@ -265,13 +265,13 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64
     fetch_from(log_start);  // [log_start, offset) is still in Kafka: look again from there
     return out;
   }
-  if (claimed_elsewhere) {
-    // Another instance's spool may hold what Kafka lost: nothing is declared lost; wait until
-    // MariaDB has passed it (that instance drains it) or the claim goes away.
-    mode_ = PartitionMode::kWaiting;
-    waiting_from_ = from;
-    waiting_to_ = expired_to;
-    wants_seek_ = true;
+  if (first_claimed && *first_claimed < expired_to) {
+    // Another instance's spool may hold some of what Kafka lost: that part is not declared
+    // lost; the partition waits until MariaDB has passed it (that instance drains it) or the
+    // claim goes away. What lies below the claim no spool holds: it is lost, and recorded now
+    // — else the other spool would wait for MariaDB to reach its first offset, and this
+    // partition for the other spool.
+    wait_for_claim(from, std::max(from, *first_claimed), expired_to, out);
     return out;
   }
   out.expired_from = from;
@@ -293,6 +293,17 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(int64_t offset, int64
   return out;
 }
 
+void PartitionCursor::wait_for_claim(int64_t from, int64_t claimed, int64_t expired_to,
+                                     JumpOutcome& out) {
+  out.expired_from = from;
+  out.expired_to = claimed;  // empty when the claim starts at `from`
+  mode_ = PartitionMode::kWaiting;
+  waiting_from_ = claimed;
+  waiting_to_ = expired_to;
+  fetch_next_ = claimed;
+  wants_seek_ = true;
+}
+
 void PartitionCursor::sought() {
   wants_seek_ = false;
   ++seeks_;
@@ -311,20 +322,24 @@ bool PartitionCursor::orphan_done() const {
          batcher_.empty();
 }
 
-PartitionCursor::JumpOutcome PartitionCursor::resolve_spool_hole(int64_t next, int64_t log_start,
-                                                                 bool claimed_elsewhere) {
+PartitionCursor::JumpOutcome PartitionCursor::resolve_spool_hole(
+    int64_t next, int64_t log_start, std::optional<int64_t> first_claimed) {
   JumpOutcome out;
   const int64_t from = drain_next_;
   if (log_start < 0) return out;  // cannot tell now: try again later
   const bool orphan = mode_ == PartitionMode::kOrphan;
   if (log_start > from) {
-    if (claimed_elsewhere) {
-      // Another spool may hold what Kafka lost: wait until MariaDB has passed it.
-      if (!orphan) {
-        mode_ = PartitionMode::kWaiting;
-        waiting_from_ = from;
-        waiting_to_ = std::min(log_start, next);
-        wants_seek_ = true;
+    const int64_t expired_to = std::min(log_start, next);
+    if (first_claimed && *first_claimed < expired_to) {
+      // Another spool may hold some of what Kafka lost: wait until MariaDB has passed that
+      // (an orphan looks again later); what lies below the claim is recorded lost now.
+      const int64_t claimed = std::max(from, *first_claimed);
+      if (orphan) {
+        out.expired_from = from;
+        out.expired_to = claimed;
+        drain_next_ = claimed;
+      } else {
+        wait_for_claim(from, claimed, expired_to, out);
       }
       return out;
     }

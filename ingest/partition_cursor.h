@@ -112,15 +112,18 @@ class PartitionCursor {
   /// limit (spooling modes drop then, and read again later); `fetch_paused` is flow control
   /// holding every partition (all drop). Advances fetch_next for kBatch and kSpool.
   Take take(int64_t offset, bool spool_full, bool fetch_paused);
-  /// The broker's log start for a kJump at `offset` (-1 when it could not be asked), and
-  /// whether some other spool may hold the offsets Kafka no longer has. Returns what to do
-  /// with the message now (kBatch / kSpool when it may be taken, kDrop otherwise); when it
-  /// returns an expired range, the caller dead-letters it (`expired`) before batching.
+  /// The broker's log start for a kJump at `offset` (-1 when it could not be asked), and the
+  /// lowest of the offsets Kafka no longer has that some other spool may hold (nullopt: none
+  /// does). Returns what to do with the message now (kBatch / kSpool when it may be taken,
+  /// kDrop otherwise); when it returns an expired range, the caller dead-letters it before
+  /// batching. Only what no spool claims is ever returned as expired: up to a claim the range
+  /// is recorded lost, and the partition waits (kWaiting) for MariaDB to pass the claimed rest.
   struct JumpOutcome {
     Take take = Take::kDrop;
     int64_t expired_from = -1, expired_to = -1;  ///< lost upstream; empty when from == to
   };
-  JumpOutcome resolve_jump(int64_t offset, int64_t log_start, bool claimed_elsewhere);
+  JumpOutcome resolve_jump(int64_t offset, int64_t log_start,
+                           std::optional<int64_t> first_claimed);
   /// The offsets [from, to) this jump would cross (for the claims check), by mode.
   std::pair<int64_t, int64_t> jump_range(int64_t offset) const;
   /// True while the cursor may not take messages until a seek to fetch_next succeeded — to the
@@ -148,11 +151,12 @@ class PartitionCursor {
   /// A spooled event was batched while draining.
   void drained(int64_t offset) { drain_next_ = offset + 1; }
   /// Draining found a hole in the spool at [drain_next, next). What expired from Kafka is
-  /// returned to dead-letter (unless another spool may hold it: then the partition waits);
+  /// returned to dead-letter (up to what another spool may hold: then the partition waits);
   /// what Kafka still has is read again from it (kRefill up to `next`), since the spool may
   /// have released it while MariaDB held it. Returns kBatch when the event at `next` may be
   /// batched now.
-  JumpOutcome resolve_spool_hole(int64_t next, int64_t log_start, bool claimed_elsewhere);
+  JumpOutcome resolve_spool_hole(int64_t next, int64_t log_start,
+                                 std::optional<int64_t> first_claimed);
   int64_t spool_newest_timestamp_ms() const { return spool_newest_ms_; }
 
   /// Moves on when a refill reached the spool (→ draining) or a drain caught up (→ direct).
@@ -182,6 +186,8 @@ class PartitionCursor {
   void plan_open();
   void fetch_from(int64_t offset);
   void restart_batches(int64_t offset);
+  /// Waits for a claimed range [claimed, expired_to); [from, claimed) is returned as lost.
+  void wait_for_claim(int64_t from, int64_t claimed, int64_t expired_to, JumpOutcome& out);
   /// A refill that reached the spool's start turns into a drain; false when not there yet.
   bool advance_refill();
 

@@ -160,7 +160,7 @@ Status Pipeline::rejoin(const Status& why) {
   constexpr auto kRejoinWindow = std::chrono::minutes(10);
   const auto now = clock_.now();
   while (!rejoins_.empty() && now - rejoins_.front() > kRejoinWindow) rejoins_.pop_front();
-  const bool twin_stopping = parts_.outlives_a_later_twin && parts_.outlives_a_later_twin();
+  const bool twin_stopping = parts_.fleet != nullptr && parts_.fleet->outlives_a_later_twin();
   if (!twin_stopping && rejoins_.size() >= kMaxRejoins) {
     return Status::error(why.message() +
                          fmt::format(" — fenced {} times in {} minutes: another running "
@@ -204,6 +204,7 @@ void Pipeline::step(milliseconds max_wait) {
     gate_.outage(*deferred_outage_);
     deferred_outage_.reset();
   }
+  gate_.lease(parts_.lease == nullptr || parts_.lease->valid());
   gate_.step();
   if (gate_.version() != gate_version_) {
     gate_version_ = gate_.version();
@@ -297,8 +298,8 @@ void Pipeline::shutdown() {
 // ---------------------------------------------------------------------------------------------
 // The gate's effects
 
-std::future<Status> Pipeline::request_pause(std::string reason) {
-  return gate_.submit(Gate::Command::kPause, std::move(reason));
+std::future<Status> Pipeline::request_pause(std::string reason, bool local) {
+  return gate_.submit(Gate::Command::kPause, std::move(reason), std::nullopt, local);
 }
 
 std::future<Status> Pipeline::request_resume() { return gate_.submit(Gate::Command::kResume); }
@@ -375,6 +376,11 @@ void Pipeline::opened() {
 }
 
 storage::DbStatus Pipeline::probe() { return control_->probe(); }
+
+void Pipeline::cancel_writes() {
+  logger("ingest")->warn("writers still busy after the lease ran out: cancelling their statements");
+  for (auto& w : writers_) w->cancel();
+}
 
 void Pipeline::refused(const storage::DbStatus& cause) {
   // As at a start that meets MariaDB at once (start()): a person must act.
@@ -543,8 +549,10 @@ int64_t Pipeline::log_start(const std::string& topic, int32_t partition) {
   return low;
 }
 
-bool Pipeline::claimed_elsewhere(const PartitionCursor& c, int64_t from, int64_t to) const {
-  return parts_.claimed_elsewhere && parts_.claimed_elsewhere(c.topic(), c.partition(), from, to);
+std::optional<int64_t> Pipeline::first_claimed(const PartitionCursor& c, int64_t from,
+                                               int64_t to) const {
+  if (parts_.fleet == nullptr) return std::nullopt;
+  return parts_.fleet->first_claimed(c.topic(), c.partition(), from, to);
 }
 
 void Pipeline::record_gap(PartitionCursor& c, int64_t from, int64_t to, const char* where) {
@@ -569,7 +577,8 @@ void Pipeline::handle_message(const SourceMessage& msg) {
   if (take == Take::kJump) {
     const auto [from, to] = c.jump_range(msg.offset);
     const int64_t low = log_start(c.topic(), c.partition());
-    const auto out = c.resolve_jump(msg.offset, low, low > from && claimed_elsewhere(c, from, to));
+    const auto out = c.resolve_jump(msg.offset, low,
+                                    low > from ? first_claimed(c, from, to) : std::nullopt);
     if (out.expired_from < out.expired_to) {
       record_gap(c, out.expired_from, out.expired_to, "");
     }
@@ -673,7 +682,7 @@ void Pipeline::flush_due() {
 std::unique_ptr<Writer> Pipeline::make_writer(size_t index) {
   return std::make_unique<Writer>(
       index, parts_.sinks(config_.mariadb), [this](WriteReport&& r) { on_report(std::move(r)); },
-      clock_);
+      clock_, RetryLimit{}, parts_.lease);
 }
 
 void Pipeline::on_report(WriteReport&& report) {
@@ -812,7 +821,7 @@ void Pipeline::look_again() {
       // A waiting partition MariaDB did not move for looks again once the claim that held it
       // is gone (its instance forgotten): the jump is then verified afresh, and recorded.
       if (c->mode() == PartitionMode::kWaiting &&
-          !claimed_elsewhere(*c, c->waiting_from(), c->waiting_to())) {
+          !first_claimed(*c, c->waiting_from(), c->waiting_to())) {
         c->replan();
       }
     }
@@ -940,8 +949,8 @@ void Pipeline::drain() {
         // A hole in the spool: offsets Kafka never delivered while spooling.
         const int64_t from = c.drain_next();
         const int64_t low = log_start(c.topic(), c.partition());
-        const auto out =
-            c.resolve_spool_hole(e.offset, low, low > from && claimed_elsewhere(c, from, e.offset));
+        const auto out = c.resolve_spool_hole(
+            e.offset, low, low > from ? first_claimed(c, from, e.offset) : std::nullopt);
         if (out.expired_from < out.expired_to) {
           record_gap(c, out.expired_from, out.expired_to, " while spooled");
         }
@@ -1054,6 +1063,7 @@ void Pipeline::publish_status(bool force) {
   status_.fetch_paused = flow_.fetch_paused() || spool_full_;
   if (status_.state != "stopping") status_.state = state_name();
   status_.pause_reason = pause ? pause->reason : "";
+  status_.pause_local = pause && pause->local;
   status_.paused_since_ms = pause ? pause->since_ms : 0;
   status_.outage_error = gate_.in_outage() ? gate_.outage_error().describe() : "";
   status_.outage_since_ms = gate_.in_outage() ? gate_.outage_since_ms() : 0;

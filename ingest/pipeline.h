@@ -38,9 +38,11 @@
 #include "common/config.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "common/write_lease.h"
 #include "ingest/decoder.h"
 #include "ingest/drain_governor.h"
 #include "ingest/event_source.h"
+#include "ingest/fleet_claims.h"
 #include "ingest/flow_control.h"
 #include "ingest/gate.h"
 #include "ingest/offset_committer.h"
@@ -63,15 +65,12 @@ struct PipelineParts {
   std::unique_ptr<storage::Spool> spool;
   /// Called on the ingest thread with the report of every batch MariaDB committed (metrics).
   std::function<void(const WriteReport&)> on_batch_committed{};
-  /// Whether a spool other than this instance's may hold offsets [from, to) of a partition
-  /// (the fleet's view). Offsets that expired from Kafka are declared lost only when no spool
-  /// may hold them (invariant 9). Unset: only this instance's spool counts.
-  std::function<bool(const std::string& topic, int32_t partition, int64_t from, int64_t to)>
-      claimed_elsewhere{};
-  /// Whether a process that started after this one runs with the same instance id (the
-  /// fleet's view): the group fences the two in turn until that one stops, so a fencing then is
-  /// no sign that this one must go. Unset: every fencing counts.
-  std::function<bool()> outlives_a_later_twin{};
+  /// The fleet: what other spools hold, twins (invariant 9). Unset: only this instance's spool
+  /// counts, and every fencing by the group counts.
+  const FleetClaims* fleet = nullptr;
+  /// The write lease (invariant 5): nothing is written while it has run out, and the gate
+  /// closes (state fleet_unreachable) until it is renewed. Unset: never runs out.
+  const WriteLease* lease = nullptr;
   /// The replicas' sluice_offsets as last read (mariadb.replicas): the drain follows their lag
   /// behind this instance's commits. Unset: no replicas.
   std::function<std::vector<CommitHistory::ReplicaPositions>()> replica_positions{};
@@ -112,7 +111,9 @@ class Pipeline final : private GateEffects {
   /// Closes the gate (invariant 5): the future is ready once no transaction is open and every
   /// MariaDB connection is closed; from then on events are spooled. The pause is recorded in
   /// the spool, so a restarted service stays paused. Idempotent.
-  std::future<Status> request_pause(std::string reason);
+  /// `local`: a pause of this host alone, taken while the fleet topic cannot be written; the
+  /// fleet adopts it (PauseRecord::local).
+  std::future<Status> request_pause(std::string reason, bool local = false);
   /// Opens the gate: spooled partitions drain in offset order, then flow directly. Idempotent.
   std::future<Status> request_resume();
   /// Lets a start held by `PipelineParts::start_held` go (a pause recorded in the spool stays).
@@ -136,6 +137,7 @@ class Pipeline final : private GateEffects {
   void closed() override;
   void opened() override;
   storage::DbStatus probe() override;
+  void cancel_writes() override;
   void retarget(const MariaDbConfig& mariadb) override;
   void refused(const storage::DbStatus& cause) override;
 
@@ -149,7 +151,8 @@ class Pipeline final : private GateEffects {
   void handle_message(const SourceMessage& msg);
   /// Asks the broker where a partition's log starts now (-1 when it cannot be asked).
   int64_t log_start(const std::string& topic, int32_t partition);
-  bool claimed_elsewhere(const PartitionCursor& c, int64_t from, int64_t to) const;
+  /// See FleetClaims::first_claimed (nullopt without a fleet).
+  std::optional<int64_t> first_claimed(const PartitionCursor& c, int64_t from, int64_t to) const;
   /// Records offsets [from, to) that expired from Kafka unread: a `kafka_gap` dead letter at
   /// `from` in the partition's batch, the log, status and the counter.
   void record_gap(PartitionCursor& c, int64_t from, int64_t to, const char* where);

@@ -68,9 +68,10 @@ struct PipelineStatus {
     int64_t max_timestamp = -1;  ///< newest inserted `timestamp`, epoch seconds
   };
   /// starting (until the fleet's target is known) | running | paused | draining | outage |
-  /// stopping
+  /// fleet_unreachable (the write lease ran out: nothing is written) | stopping
   std::string state = "starting";
   std::string pause_reason;     ///< when paused
+  bool pause_local = false;     ///< paused on this host alone, not yet adopted by the fleet
   int64_t paused_since_ms = 0;  ///< when paused
   std::string outage_error;     ///< when in outage: the latest error
   int64_t outage_since_ms = 0;  ///< when in outage

@@ -49,13 +49,16 @@ WriteReport report_for(const Batch& batch) {
 }  // namespace
 
 Writer::Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report,
-               const Clock& clock, RetryLimit limit)
+               const Clock& clock, RetryLimit limit, const WriteLease* lease)
     : index_(index),
       sink_(std::move(sink)),
       report_(std::move(report)),
       clock_(clock),
       limit_(limit),
+      lease_(lease),
       thread_([this] { loop(); }) {}
+
+void Writer::cancel() { sink_->cancel(); }
 
 Writer::~Writer() { stop(true); }
 
@@ -122,9 +125,17 @@ void Writer::loop() {
     Batch batch;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] {
+      // Woken now and then while the lease holds it, so an idle session is closed as soon as
+      // the lease runs out (the pipeline's quiesce may come later).
+      while (!cv_.wait_for(lock, milliseconds(200), [&] {
         return stopping_ || !queue_.empty() || (quiet_requested_ && !disconnected_);
-      });
+      })) {
+        if (lease_ != nullptr && !lease_->valid()) {
+          lock.unlock();
+          sink_->disconnect();
+          lock.lock();
+        }
+      }
       if (abandon_ || (stopping_ && queue_.empty())) return;
       if (quiet_requested_) {
         // The sink is only ever touched by this thread; close it here.
@@ -345,7 +356,20 @@ Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bo
   int lasting_failures = 0;  // of this part, neither transient nor split: for a RetryLimit
   int repeats = 0;           // of this part, in a row: errors that mean a bad batch if they repeat
   for (;;) {
+    if (lease_ != nullptr && !lease_->valid()) {
+      // Fenced: this instance may not write (its view of the fleet is stale). Read again
+      // later, under a renewed lease; the session is closed at once.
+      sink_->disconnect();
+      result.error = {};
+      return PartEnd::kGivenUp;
+    }
     result = sink_->write(part);
+    if (result.outcome == WriteOutcome::kFailed && lease_ != nullptr && !lease_->valid()) {
+      // Refused its COMMIT (storage::kFenced), or cancelled, for the same reason.
+      sink_->disconnect();
+      result.error = {};
+      return PartEnd::kGivenUp;
+    }
     if (result.outcome != WriteOutcome::kFailed) {
       note_success();
       return PartEnd::kWritten;

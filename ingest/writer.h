@@ -26,9 +26,13 @@
 /// A writer whose failures last `kFailingAfter` attempts is `failing` (state()), with the
 /// partition, the table and the last error, until a write succeeds.
 ///
+/// Writing needs the write lease (common/write_lease.h): it is checked before each attempt (and
+/// by the sink again before COMMIT); while it has run out batches are dropped unwritten and an
+/// idle writer closes its session.
+///
 /// Threading: push/quiesce/quiet/unquiesce/idle/stop are called by the ingest thread; the sink
-/// is used only by the writer's own thread, which also calls the report callback. state() is
-/// safe from any thread.
+/// is used only by the writer's own thread, which also calls the report callback. state() and
+/// cancel() are safe from any thread.
 
 #include <condition_variable>
 #include <deque>
@@ -41,6 +45,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/write_lease.h"
 #include "ingest/writer_state.h"
 #include "storage/batch_sink.h"
 
@@ -112,8 +117,11 @@ class Writer {
   static constexpr int kRepeatsBeforeSplit = 2;
   using Report = std::function<void(WriteReport&&)>;
 
+  /// `lease`: nothing is written while it has run out — a batch is then dropped (reported
+  /// kFailed with an ok error, read again later) and the session closed; nullptr: never runs
+  /// out.
   Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report, const Clock& clock,
-         RetryLimit limit = {});
+         RetryLimit limit = {}, const WriteLease* lease = nullptr);
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -129,6 +137,9 @@ class Writer {
   bool quiet();
   /// Allows writing (and connecting) again after quiesce().
   void unquiesce();
+  /// Aborts the statement in progress, if any (the server rolls its transaction back); the
+  /// batch is then given up like a dropped one. Safe from any thread.
+  void cancel();
   /// Stops the thread: after the queue is written, or at once (dropping it) if `abandon`.
   void stop(bool abandon);
   /// Thread safe: whether the writer is failing, and why.
@@ -159,6 +170,7 @@ class Writer {
   Report report_;
   const Clock& clock_;
   RetryLimit limit_;
+  const WriteLease* lease_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<storage::Batch> queue_;  // guarded by mu_

@@ -2,114 +2,184 @@
 
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "common/clock.h"
 #include "common/config.h"
 #include "fleet/fleet_view.h"
 #include "fleet/kafka_control_channel.h"
+#include "fleet/record_signer.h"
 
 namespace sluice::cli {
 namespace {
 
 using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
 
-}  // namespace
+/// The fleet topic read by a command, with a clock of its own in the topic: a probe record it
+/// writes and reads back tells, by this host's clock alone, since when every instance has been
+/// silent (fleet_view.h).
+class Reader {
+ public:
+  Reader(const Config& config, fleet::RecordSigner signer)
+      : signer_(std::move(signer)),
+        view_("", std::chrono::milliseconds(config.fleet.instance_timeout_ms)) {}
 
-int fleet_command(const FleetOptions& o) {
-  auto config = load_config(o.config_path);
-  if (!config) {
-    std::cerr << "sluice: invalid configuration: " << config.status().message() << "\n";
-    return 2;
+  Status open(const Config& config) {
+    auto channel = fleet::KafkaControlChannel::open({config.kafka.brokers, config.fleet.topic,
+                                                     config.kafka.properties, "sluice-fleet-cli"});
+    if (!channel) return channel.status();
+    channel_ = std::move(channel).value();
+    return Status::ok();
   }
-  auto channel = fleet::KafkaControlChannel::open(
-      {config->kafka.brokers, config->fleet.topic, config->kafka.properties, "sluice-fleet-cli"});
-  if (!channel) {
-    std::cerr << "sluice: " << channel.status().message() << "\n";
-    return 1;
-  }
-  fleet::FleetView view{std::chrono::milliseconds(config->fleet.instance_timeout_ms)};
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (!(*channel)->caught_up()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      std::cerr << "sluice: the fleet topic " << config->fleet.topic << " could not be read\n";
-      return 1;
+
+  /// Reads up to the topic's end, then writes a probe and reads until it comes back.
+  Status catch_up(const std::string& topic) {
+    const auto deadline = Steady::now() + 30s;
+    while (!channel_->caught_up()) {
+      if (Steady::now() >= deadline) return Status::error("the fleet topic " + topic + " could not be read");
+      poll(200ms);
     }
+    std::mt19937_64 rng(std::random_device{}());
+    probe_ = nlohmann::json{{"probe", std::to_string(rng())}}.dump();
+    const std::string key = std::string(fleet::kProbeKey);
+    if (auto st = channel_->publish(key, signer_.seal(key, probe_)); !st) return st;
+    while (!probe_read_) {
+      if (Steady::now() >= deadline) return Status::error("the fleet topic " + topic + " did not answer");
+      poll(200ms);
+    }
+    return Status::ok();
+  }
+
+  void poll(std::chrono::milliseconds timeout) {
     std::vector<fleet::ControlRecord> records;
-    (void)(*channel)->poll(200ms, records);
-    for (const auto& r : records) view.apply(r.key, r.value, std::chrono::steady_clock::now());
-  }
-  // What was read at once stands for records read just now: give heartbeats a moment to come.
-  for (int i = 0; i < 5; ++i) {
-    std::vector<fleet::ControlRecord> records;
-    (void)(*channel)->poll(200ms, records);
-    for (const auto& r : records) view.apply(r.key, r.value, std::chrono::steady_clock::now());
-  }
-  const auto now = std::chrono::steady_clock::now();
-  const int64_t wall = SystemClock::instance().wall_ms();
-
-  if (o.action == "status") {
-    nlohmann::json out = {{"topic", config->fleet.topic}, {"instances", nlohmann::json::array()}};
-    if (const auto& t = view.target()) {
-      out["target"] = {{"state", t->paused ? "paused" : "running"},
-                       {"reason", t->reason},
-                       {"by", t->by},
-                       {"since_ms", t->since_ms}};
-    }
-    for (const auto& [id, r] : view.instances()) {
-      auto spooled = spooled_json(r);
-      out["instances"].push_back({{"id", id},
-                                  {"state", r.state},
-                                  {"live", view.live(id, now, wall)},
-                                  {"written_s_ago", (wall - r.wall_ms) / 1000},
-                                  {"spool_events", r.spool_events},
-                                  {"spooled", std::move(spooled)}});
-    }
-    if (o.json) {
-      std::cout << out.dump() << "\n";
-      return 0;
-    }
-    std::cout << "fleet topic " << config->fleet.topic << ", target: "
-              << (out.contains("target") ? out["target"]["state"].get<std::string>() : "not set")
-              << "\n";
-    for (const auto& i : out["instances"]) {
-      std::cout << "  " << i["id"].get<std::string>() << ": " << i["state"].get<std::string>()
-                << (i["live"].get<bool>()
-                        ? " (live)"
-                        : " (not heard from for " +
-                              std::to_string(i["written_s_ago"].get<int64_t>()) + " s)")
-                << ", spool " << i["spool_events"].get<uint64_t>() << " events\n";
-      for (const auto& s : i["spooled"]) {
-        std::cout << "      " << s["topic"].get<std::string>() << "/" << s["partition"].get<int>()
-                  << " offsets " << s["first_offset"].get<int64_t>() << ".."
-                  << s["last_offset"].get<int64_t>() << "\n";
+    (void)channel_->poll(timeout, records);
+    for (const auto& r : records) {
+      std::optional<std::string> body;
+      if (r.value) {
+        auto opened = signer_.open(r.key, *r.value);
+        if (!opened) {
+          ++rejected_;
+          continue;
+        }
+        body = std::move(opened).value();
+      } else if (signer_.enabled()) {
+        ++rejected_;
+        continue;
       }
+      const bool own = r.key == fleet::kProbeKey && body && *body == probe_;
+      probe_read_ = probe_read_ || own;
+      view_.apply(r.key, body, r.offset, own, Steady::now());
     }
+  }
+
+  fleet::ControlChannel& channel() { return *channel_; }
+  const fleet::FleetView& view() const { return view_; }
+  const fleet::RecordSigner& signer() const { return signer_; }
+  uint64_t rejected() const { return rejected_; }
+
+ private:
+  fleet::RecordSigner signer_;
+  std::unique_ptr<fleet::ControlChannel> channel_;
+  fleet::FleetView view_;
+  std::string probe_;
+  bool probe_read_ = false;
+  uint64_t rejected_ = 0;
+};
+
+int status(const Config& config, Reader& reader, bool as_json) {
+  const auto now = Steady::now();
+  const auto& view = reader.view();
+  nlohmann::json out = {{"topic", config.fleet.topic},
+                        {"records_rejected", reader.rejected()},
+                        {"instances", nlohmann::json::array()}};
+  if (const auto& t = view.target()) {
+    out["target"] = {{"state", t->paused ? "paused" : "running"},
+                     {"reason", t->reason},
+                     {"by", t->by},
+                     {"since_ms", t->since_ms},
+                     {"mariadb", t->mariadb}};
+  }
+  for (const auto& [id, r] : view.instances()) {
+    const auto silent = view.silent_for(id, now).value_or(0ms);
+    out["instances"].push_back({{"id", id},
+                                {"state", r.state},
+                                {"live", view.live(id, now)},
+                                {"silent_s", silent.count() / 1000},
+                                {"mariadb", r.mariadb},
+                                {"spool_events", r.spool_events},
+                                {"spooled", fleet::spooled_json(r)}});
+  }
+  if (as_json) {
+    std::cout << out.dump() << "\n";
     return 0;
   }
+  std::cout << "fleet topic " << config.fleet.topic << ", target: "
+            << (out.contains("target") ? out["target"]["state"].get<std::string>() : "not set")
+            << "\n";
+  if (reader.rejected() > 0) {
+    std::cout << "  " << reader.rejected()
+              << " record(s) not signed with fleet.key_file were ignored\n";
+  }
+  for (const auto& i : out["instances"]) {
+    std::cout << "  " << i["id"].get<std::string>() << ": " << i["state"].get<std::string>()
+              << (i["live"].get<bool>()
+                      ? " (live)"
+                      : " (silent for at least " +
+                            std::to_string(i["silent_s"].get<int64_t>()) + " s)")
+              << ", spool " << i["spool_events"].get<uint64_t>() << " events\n";
+    for (const auto& s : i["spooled"]) {
+      std::cout << "      " << s["topic"].get<std::string>() << "/" << s["partition"].get<int>()
+                << " offsets " << s["first_offset"].get<int64_t>() << ".."
+                << s["last_offset"].get<int64_t>() << "\n";
+    }
+  }
+  return 0;
+}
 
-  // forget
-  const auto it = view.instances().find(o.instance);
-  if (it == view.instances().end()) {
+int forget(const Config& config, Reader& reader, const FleetOptions& o) {
+  const auto& view = reader.view();
+  if (!view.instances().contains(o.instance)) {
     std::cerr << "sluice: no instance '" << o.instance << "' in the fleet topic "
-              << config->fleet.topic << "\n";
+              << config.fleet.topic << "\n";
     return 4;
   }
-  if (view.live(o.instance, now, wall)) {
-    std::cerr << "sluice: instance '" << o.instance
-              << "' is alive (its heartbeat is recent): stop it first; nothing changed\n";
+  // Silence is measured here, by this host's clock, from the probe on: an instance merely cut
+  // off for a moment must not be forgotten while its spool holds events.
+  const auto& r = view.instances().at(o.instance);
+  const auto lease = std::chrono::milliseconds(std::max<int64_t>(r.lease_ms, 0));
+  const auto wait = std::max(std::chrono::milliseconds(config.fleet.instance_timeout_ms),
+                             2 * (lease + fleet::kFenceGrace));
+  Status ok = view.forgettable(o.instance, Steady::now());
+  if (!ok) {
+    std::cout << "watching instance " << o.instance << " for up to " << wait.count() / 1000
+              << " s to make sure it is silent (Ctrl-C to give up)...\n";
+    const auto deadline = Steady::now() + wait + 1s;
+    while (!ok && Steady::now() < deadline) {
+      reader.poll(500ms);
+      if (!view.instances().contains(o.instance)) {
+        std::cout << "instance " << o.instance << " was forgotten meanwhile\n";
+        return 0;
+      }
+      ok = view.forgettable(o.instance, Steady::now());
+    }
+  }
+  if (!ok) {
+    std::cerr << "sluice: " << ok.message() << "; nothing changed\n";
     return 4;
   }
-  const auto& r = it->second;
-  std::cout << "instance " << o.instance << " (" << r.state << ", last heard from "
-            << (wall - r.wall_ms) / 1000 << " s ago) will be forgotten.\n";
-  if (r.spooled.empty()) {
+  const auto& last = view.instances().at(o.instance);
+  std::cout << "instance " << o.instance << " (" << last.state << ", silent for at least "
+            << view.silent_for(o.instance, Steady::now()).value_or(0ms).count() / 1000
+            << " s) will be forgotten.\n";
+  if (last.spooled.empty()) {
     std::cout << "Its spool held nothing.\n";
   } else {
     std::cout << "Its spool held, when last heard from:\n";
-    for (const auto& s : r.spooled) {
-      std::cout << "  " << s.topic << "/" << s.partition << " offsets " << s.first << ".." << s.last
-                << " (" << s.events << " events)\n";
+    for (const auto& s : last.spooled) {
+      std::cout << "  " << s.topic << "/" << s.partition << " offsets " << s.first << ".."
+                << s.last << " (" << s.events << " events)\n";
     }
     std::cout << "Once forgotten, what Kafka still has of these is read again by the partitions'\n"
                  "owners; what expired from Kafka is recorded as lost (kafka_gap). Export that\n"
@@ -119,12 +189,46 @@ int fleet_command(const FleetOptions& o) {
     std::cout << "Nothing changed. Run again with --confirm to forget it.\n";
     return 0;
   }
-  if (auto st = (*channel)->publish(fleet::instance_key(o.instance), std::nullopt); !st) {
+  const std::string key = fleet::instance_key(o.instance);
+  const auto value = reader.signer().enabled()
+                         ? std::optional<std::string>(
+                               reader.signer().seal(key, fleet::forgotten_value(o.instance)))
+                         : std::nullopt;
+  if (auto st = reader.channel().publish(key, value); !st) {
     std::cerr << "sluice: " << st.message() << "\n";
     return 1;
   }
   std::cout << "instance " << o.instance << " forgotten\n";
   return 0;
+}
+
+}  // namespace
+
+int fleet_command(const FleetOptions& o) {
+  auto config = load_config(o.config_path);
+  if (!config) {
+    std::cerr << "sluice: invalid configuration: " << config.status().message() << "\n";
+    return 2;
+  }
+  fleet::RecordSigner signer;
+  if (!config->fleet.key_file.empty()) {
+    auto s = fleet::RecordSigner::from_file(config->fleet.key_file);
+    if (!s) {
+      std::cerr << "sluice: invalid configuration: " << s.status().message() << "\n";
+      return 2;
+    }
+    signer = std::move(s).value();
+  }
+  Reader reader(*config, std::move(signer));
+  if (auto st = reader.open(*config); !st) {
+    std::cerr << "sluice: " << st.message() << "\n";
+    return 1;
+  }
+  if (auto st = reader.catch_up(config->fleet.topic); !st) {
+    std::cerr << "sluice: " << st.message() << "\n";
+    return 1;
+  }
+  return o.action == "status" ? status(*config, reader, o.json) : forget(*config, reader, o);
 }
 
 }  // namespace sluice::cli

@@ -43,7 +43,8 @@ void on_hangup(int /*sig*/) { g_reload.store(true); }
 
 /// SIGHUP: reads the config file again and applies what is safe — the log level at once, a new
 /// MariaDB endpoint while paused (failover) — and says clearly what needs a restart.
-void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pipeline& pipeline) {
+void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pipeline& pipeline,
+            sluice::fleet::Fleet& fleet) {
   auto log = sluice::logger("main");
   auto loaded = sluice::load_config(path);
   if (!loaded) {
@@ -70,6 +71,7 @@ void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pi
       m.user = loaded->mariadb.user;
       m.password_file = loaded->mariadb.password_file;
       m.password = loaded->mariadb.password;
+      fleet.set_endpoint(sluice::describe_endpoint(m));
     }
   }
   if (!changes.log_level && !changes.mariadb_endpoint && changes.need_restart.empty()) {
@@ -158,6 +160,23 @@ int run(const std::string& path) {
     }
     token = std::move(t).value();
   }
+  sluice::fleet::RecordSigner signer;
+  if (!config->fleet.key_file.empty()) {
+    auto s = sluice::fleet::RecordSigner::from_file(config->fleet.key_file);
+    if (!s) {
+      std::cerr << "sluice: invalid configuration: " << s.status().message() << "\n";
+      return 2;
+    }
+    signer = std::move(s).value();
+  } else {
+    log->warn(
+        "fleet.key_file is not set: the fleet topic's records are not signed, so whoever can "
+        "write to {} can pause, resume or forget instances (docs/security.md)",
+        config->fleet.topic);
+  }
+  // Until when this instance may write: renewed by the fleet each time it reads one of its own
+  // records back, checked by every writer (invariant 5).
+  sluice::WriteLease lease(sluice::SystemClock::instance());
   auto spool = sluice::storage::RocksDbSpool::open(config->spool.path);
   if (!spool) {
     log->critical("{}", spool.status().message());
@@ -167,9 +186,12 @@ int run(const std::string& path) {
   parts.source = [kafka = config->kafka](sluice::ingest::SourceHandler handler) {
     return sluice::ingest::KafkaSource::create(kafka, std::move(handler));
   };
-  parts.sinks = [group](const sluice::MariaDbConfig& mariadb) {
-    return std::make_unique<sluice::storage::MariaDbSink>(mariadb, group);
+  parts.sinks = [group, &lease](const sluice::MariaDbConfig& mariadb) {
+    return std::make_unique<sluice::storage::MariaDbSink>(
+        mariadb, group, sluice::storage::BookkeepingTables{},
+        sluice::storage::SinkMode::kExactlyOnce, &lease);
   };
+  parts.lease = &lease;
   parts.spool = std::move(spool).value();
   // The fleet: every instance of the group shares one target state (paused or running) and
   // what its spool holds, through a control topic. Until this instance has read it, the
@@ -182,13 +204,34 @@ int run(const std::string& path) {
                   channel.status().message());
     return 1;
   }
-  std::unique_ptr<sluice::fleet::Fleet> fleet;
   parts.start_held = true;
-  parts.claimed_elsewhere = [&fleet](const std::string& topic, int32_t partition, int64_t from,
-                                     int64_t to) {
-    return fleet && fleet->claimed_elsewhere(topic, partition, from, to);
-  };
-  parts.outlives_a_later_twin = [&fleet] { return fleet && fleet->outlives_a_later_twin(); };
+  // The fleet is made first (the pipeline asks it what other spools hold); what it needs of the
+  // pipeline is reached through this pointer, set before the fleet's thread starts.
+  sluice::ingest::Pipeline* local = nullptr;
+  std::unique_ptr<sluice::admin::AdminServer> admin;
+  auto fleet = std::make_unique<sluice::fleet::Fleet>(
+      sluice::fleet::FleetOptions{
+          .instance_id = config->kafka.instance_id,
+          .heartbeat = std::chrono::milliseconds(config->fleet.heartbeat_ms),
+          .lease = std::chrono::milliseconds(config->fleet.lease_ms),
+          .instance_timeout = std::chrono::milliseconds(config->fleet.instance_timeout_ms),
+          .version = sluice::kVersion,
+          .mariadb = sluice::describe_endpoint(config->mariadb)},
+      std::move(channel).value(),
+      sluice::fleet::LocalInstance{
+          .describe = [&local] { return describe_instance(local->status()); },
+          .pause = [&local](const std::string& reason,
+                            bool here) { return local->request_pause(reason, here); },
+          .resume = [&local] { return local->request_resume(); },
+          .release = [&local] { return local->request_release(); },
+          .admin = [&admin] { return admin ? "127.0.0.1:" + std::to_string(admin->port()) : ""; },
+          .local_pause = [&local]() -> std::optional<std::string> {
+            const auto s = local->status();
+            if (s.state == "paused" && s.pause_local) return s.pause_reason;
+            return std::nullopt;
+          }},
+      lease, std::move(signer));
+  parts.fleet = fleet.get();
   sluice::admin::Metrics metrics({.version = sluice::kVersion,
                                   .revision = sluice::kGitRevision,
                                   .spool_max_bytes = config->spool.max_bytes,
@@ -211,6 +254,7 @@ int run(const std::string& path) {
   }
   sluice::Config running = *config;
   sluice::ingest::Pipeline pipeline(std::move(config).value(), std::move(parts));
+  local = &pipeline;
   std::unique_ptr<sluice::admin::ReplicaFreshness> replicas;
   if (!running.replicas.empty()) {
     replicas = std::make_unique<sluice::admin::ReplicaFreshness>(
@@ -223,18 +267,6 @@ int run(const std::string& path) {
         running.kafka.group_id);
     replica_probe = replicas.get();
   }
-  std::unique_ptr<sluice::admin::AdminServer> admin;
-  fleet = std::make_unique<sluice::fleet::Fleet>(
-      sluice::fleet::FleetOptions{
-          running.kafka.instance_id, std::chrono::milliseconds(running.fleet.heartbeat_ms),
-          std::chrono::milliseconds(running.fleet.instance_timeout_ms), sluice::kVersion},
-      std::move(channel).value(),
-      sluice::fleet::LocalInstance{
-          [&pipeline] { return describe_instance(pipeline.status()); },
-          [&pipeline](const std::string& reason) { return pipeline.request_pause(reason); },
-          [&pipeline] { return pipeline.request_resume(); },
-          [&pipeline] { return pipeline.request_release(); },
-          [&admin] { return admin ? "127.0.0.1:" + std::to_string(admin->port()) : ""; }});
   if (!admin_config.listen.empty()) {
     sluice::admin::AdminHandlers handlers;
     handlers.status_json = [&pipeline, &replicas, &fleet] {
@@ -257,9 +289,15 @@ int run(const std::string& path) {
       return metrics.serialize();
     };
     // One pause for the fleet: every live instance applies it and is quiet before it answers.
+    // With `local`, this instance alone at once (the fleet topic out of reach); the fleet
+    // adopts it when it can.
     handlers.pause = [&fleet, status = handlers.status_json](
-                         const std::string& reason) -> sluice::Result<std::string> {
-      if (auto st = fleet->pause(reason, std::chrono::seconds(60)); !st) return st;
+                         const std::string& reason, bool local) -> sluice::Result<std::string> {
+      if (auto st = local ? fleet->pause_locally(reason, std::chrono::seconds(60))
+                          : fleet->pause(reason, std::chrono::seconds(60));
+          !st) {
+        return st;
+      }
       return status();
     };
     handlers.resume = [&fleet, status = handlers.status_json]() -> sluice::Result<std::string> {
@@ -277,7 +315,7 @@ int run(const std::string& path) {
   log->info("sluice {} ({}) starting (config {})", sluice::kVersion, sluice::kGitRevision, path);
   std::thread reloader([&] {
     while (!g_stop.load()) {
-      if (g_reload.exchange(false)) reload(path, running, pipeline);
+      if (g_reload.exchange(false)) reload(path, running, pipeline, *fleet);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });

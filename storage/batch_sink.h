@@ -53,6 +53,10 @@ class BatchSink {
   virtual DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) = 0;
   /// Closes any connection (pause, shutdown, after an outage).
   virtual void disconnect() = 0;
+  /// Aborts the statement a `write` on another thread is running, if any: its connection is
+  /// shut down, the server rolls the transaction back, and the write fails. Safe from any
+  /// thread; a no-op by default.
+  virtual void cancel() {}
   /// The server's innodb_autoinc_lock_mode as the last successful probe read it; -1 unknown.
   /// Below 2, InnoDB holds a table's AUTO-INC lock for a whole LOAD DATA: writers loading into
   /// one table take turns.

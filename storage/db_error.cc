@@ -13,6 +13,7 @@ DbErrorClass classify_db_error(unsigned int code) {
     case ER_QUERY_INTERRUPTED:  // 1317
     case ER_STATEMENT_TIMEOUT:  // 1969: max_statement_time
     case kDuplicatePrimaryKey:  // an auto-increment id taken twice; split if it repeats
+    case kFenced:               // the write lease ran out: written again once renewed
       return DbErrorClass::kTransient;
     case CR_CONNECTION_ERROR:            // 2002
     case CR_CONN_HOST_ERROR:             // 2003
@@ -121,6 +122,7 @@ bool repeated_means_bad_batch(unsigned int code) {
 }
 
 std::string DbStatus::describe() const {
+  if (code == kFenced) return "not committed: " + message;
   const unsigned int server_code = code == kDuplicatePrimaryKey ? ER_DUP_ENTRY : code;
   return "MariaDB error " + std::to_string(server_code) + " (" + to_string(error_class()) +
          "): " + message;

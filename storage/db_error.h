@@ -28,6 +28,11 @@ enum class DbErrorClass {
 /// then split down to the row at fault like a kBadRow. Shown as 1062 by describe().
 inline constexpr unsigned int kDuplicatePrimaryKey = 100'062;
 
+/// Not a server code: Sluice's own, for a transaction rolled back instead of committed because
+/// this instance's write lease had run out (common/write_lease.h): it may not write until the
+/// fleet is heard again. Not a failure of the database; the writer drops the batch.
+inline constexpr unsigned int kFenced = 100'100;
+
 /// Classifies a MariaDB server or client error number.
 DbErrorClass classify_db_error(unsigned int code);
 

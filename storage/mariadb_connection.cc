@@ -46,6 +46,8 @@ int infile_error(void* ptr, char* msg, unsigned int len) {
 
 MariaDbConnection::~MariaDbConnection() { mysql_close(mysql_); }
 
+void MariaDbConnection::cancel() { (void)mariadb_cancel(mysql_); }
+
 DbStatus MariaDbConnection::open(const MariaDbConfig& c, std::unique_ptr<MariaDbConnection>& out) {
   MYSQL* m = mysql_init(nullptr);
   if (m == nullptr) return {CR_OUT_OF_MEMORY, "mysql_init failed"};

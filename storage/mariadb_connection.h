@@ -40,6 +40,9 @@ class MariaDbConnection {
   /// memory. A request from the server for any other name, or outside this call (the server
   /// may ask on any statement), is refused: no file is ever read.
   DbStatus load_data(std::string_view sql, std::string_view file_name, std::string_view data);
+  /// Shuts the connection down under a statement running on another thread (mariadb_cancel):
+  /// it fails, and the server rolls its transaction back. Safe from any thread.
+  void cancel();
   /// Escapes bytes for use inside a single-quoted SQL literal, appending to out.
   void append_escaped(std::string& out, std::string_view bytes) const;
 

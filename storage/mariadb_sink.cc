@@ -60,18 +60,37 @@ void append_hex(std::string& out, std::string_view bytes) {
 }  // namespace
 
 MariaDbSink::MariaDbSink(MariaDbConfig config, std::string consumer_group,
-                         BookkeepingTables bookkeeping, SinkMode mode)
+                         BookkeepingTables bookkeeping, SinkMode mode, const WriteLease* lease)
     : config_(std::move(config)),
       group_(std::move(consumer_group)),
       mode_(mode),
       offsets_table_(quote_identifier(bookkeeping.offsets)),
       dead_letter_table_(quote_identifier(bookkeeping.dead_letter)),
       create_bookkeeping_{create_offsets_sql(bookkeeping.offsets),
-                          create_dead_letter_sql(bookkeeping.dead_letter)} {}
+                          create_dead_letter_sql(bookkeeping.dead_letter)},
+      lease_(lease) {}
+
+void MariaDbSink::disconnect() {
+  std::unique_ptr<MariaDbConnection> closing;
+  {
+    std::lock_guard lock(conn_mu_);
+    closing = std::move(conn_);
+  }
+}
+
+void MariaDbSink::cancel() {
+  std::lock_guard lock(conn_mu_);
+  if (conn_) conn_->cancel();
+}
 
 DbStatus MariaDbSink::ensure_connected() {
   if (conn_) return {};
-  if (auto st = MariaDbConnection::open(config_, conn_); !st.is_ok()) return st;
+  std::unique_ptr<MariaDbConnection> opened;
+  if (auto st = MariaDbConnection::open(config_, opened); !st.is_ok()) return st;
+  {
+    std::lock_guard lock(conn_mu_);
+    conn_ = std::move(opened);
+  }
   if (!bookkeeping_ready_) {
     // Any connection may be the first after a restart or a resume: make sure the bookkeeping
     // tables exist before the first compare-and-set. A replay needs only the dead letters'
@@ -80,7 +99,7 @@ DbStatus MariaDbSink::ensure_connected() {
       const bool wanted = mode_ == SinkMode::kExactlyOnce || (mode_ == SinkMode::kReplay && i == 1);
       if (!wanted) continue;
       if (auto st = conn_->exec(create_bookkeeping_[i]); !st.is_ok()) {
-        conn_.reset();
+        disconnect();
         return st;
       }
     }
@@ -428,6 +447,11 @@ WriteResult MariaDbSink::write(Batch& batch) {
   }
   if (!duplicates.empty()) {
     if (auto st = insert_dead_letters(batch, duplicates); !st.is_ok()) return fail(std::move(st));
+  }
+  // The last moment to find out that this instance may no longer write (its view of the fleet
+  // went stale while the batch loaded): a pause may have answered meanwhile.
+  if (lease_ != nullptr && !lease_->valid()) {
+    return fail({kFenced, "this instance's write lease ran out (the fleet topic is not read)"});
   }
   if (auto st = conn_->exec("COMMIT"); !st.is_ok()) return fail(std::move(st));
   result.outcome = WriteOutcome::kCommitted;

@@ -18,11 +18,12 @@
 /// (neither read by the write nor moved), a row whose uuid is already stored counts as already
 /// present instead of becoming a dead letter, and a dead letter already recorded at the same
 /// position is not written again — so a replay of any range is idempotent.
-/// Thread safety: one instance per thread (it owns one connection).
+/// Thread safety: one instance per thread (it owns one connection); `cancel` from any thread.
 
 #include <array>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/write_lease.h"
 #include "storage/batch_sink.h"
 #include "storage/mariadb_connection.h"
 
@@ -73,8 +75,10 @@ inline constexpr std::string_view kReplayMark = " (sluice replay)";
 
 class MariaDbSink final : public BatchSink {
  public:
+  /// `lease`: a transaction is rolled back instead of committed once it has run out (error
+  /// kFenced); nullptr: never runs out.
   MariaDbSink(MariaDbConfig config, std::string consumer_group, BookkeepingTables bookkeeping = {},
-              SinkMode mode = SinkMode::kExactlyOnce);
+              SinkMode mode = SinkMode::kExactlyOnce, const WriteLease* lease = nullptr);
 
   WriteResult write(Batch& batch) override;
   /// Connects (creating sluice_offsets and sluice_dead_letter; in kReplay only the latter, in
@@ -83,7 +87,9 @@ class MariaDbSink final : public BatchSink {
   int autoinc_lock_mode() const override { return autoinc_lock_mode_; }
   /// sluice_offsets of this group; an empty map when the table does not exist (replay modes).
   DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) override;
-  void disconnect() override { conn_.reset(); }
+  void disconnect() override;
+  /// mariadb_cancel on the session in use (safe from any thread).
+  void cancel() override;
 
  private:
   DbStatus ensure_connected();
@@ -122,7 +128,11 @@ class MariaDbSink final : public BatchSink {
   std::string offsets_table_;      ///< quoted
   std::string dead_letter_table_;  ///< quoted
   std::array<std::string, 2> create_bookkeeping_;
+  const WriteLease* lease_;
+  /// Written by the owning thread only, under conn_mu_ (so that cancel() from another thread
+  /// never sees it half gone); read by the owning thread without it.
   std::unique_ptr<MariaDbConnection> conn_;
+  std::mutex conn_mu_;
   std::unordered_set<std::string> known_tables_;  ///< created and matching, this session
   std::unordered_set<std::string> mismatched_;    ///< found not matching (logged once)
   bool bookkeeping_ready_ = false;

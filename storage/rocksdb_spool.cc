@@ -133,8 +133,10 @@ Status RocksDbSpool::rebuild_accounting() {
     const std::string_view value = view(it->value());
     if (key == kPauseKey) {
       const auto j = nlohmann::json::parse(value, nullptr, false);
-      if (j.is_object())
-        pause = PauseRecord{j.value("reason", ""), j.value("since_ms", int64_t{0})};
+      if (j.is_object()) {
+        pause = PauseRecord{j.value("reason", ""), j.value("since_ms", int64_t{0}),
+                            j.value("local", false)};
+      }
       continue;
     }
     if (!parse_key(key, topic, partition, first)) {
@@ -449,7 +451,10 @@ Status RocksDbSpool::set_pause(const std::optional<PauseRecord>& record) {
   if (record) {
     st =
         db_->Put(wo, std::string(kPauseKey),
-                 nlohmann::json{{"reason", record->reason}, {"since_ms", record->since_ms}}.dump());
+                 nlohmann::json{{"reason", record->reason},
+                                 {"since_ms", record->since_ms},
+                                 {"local", record->local}}
+                     .dump());
   } else {
     st = db_->Delete(wo, std::string(kPauseKey));
   }

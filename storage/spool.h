@@ -59,6 +59,9 @@ struct SpoolTotals {
 struct PauseRecord {
   std::string reason;
   int64_t since_ms = 0;
+  /// Paused on this host alone (`sluice pause --local`, the fleet topic out of reach): the
+  /// fleet adopts it — writes a paused target — as soon as the topic takes writes again.
+  bool local = false;
 };
 
 using PartitionKey = std::pair<std::string, int32_t>;

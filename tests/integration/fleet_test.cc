@@ -48,8 +48,8 @@ class FleetTest : public RealKafkaTest {
     i.id = id;
     i.config = write_config(*i.dir, bootstrap_, *db_, {topic_}, group_,
                             {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
-                                           "fleet:\n  heartbeat_ms: 1000\n"
-                                           "  instance_timeout_ms: 8000\n",
+                                           "fleet:\n  heartbeat_ms: 1000\n  lease_ms: 5000\n"
+                                           "  instance_timeout_ms: 10000\n",
                              .kafka_properties = kShortSession,
                              .instance_id = id});
     return i;

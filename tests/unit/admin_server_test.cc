@@ -120,7 +120,7 @@ TEST(AdminServerCommands, PauseWaitsOffTheIoThreadIsBoundedAndStopWaitsForIt) {
   std::atomic<int> calls{0};
   AdminHandlers handlers{[] { return std::string(R"({"state":"running"})"); },
                          [] { return std::string(); }};
-  handlers.pause = [&](const std::string&) -> Result<std::string> {
+  handlers.pause = [&](const std::string&, bool) -> Result<std::string> {
     ++calls;
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return release; });
@@ -186,7 +186,7 @@ TEST(AdminRouter, RequestsAreRoutedWithoutASocket) {
   const AdminHandlers handlers{
       .status_json = [] { return std::string("{}"); },
       .metrics_text = [] { return std::string("m 1\n"); },
-      .pause = [](const std::string& r) -> Result<std::string> { return r; },
+      .pause = [](const std::string& r, bool) -> Result<std::string> { return r; },
       .resume = []() -> Result<std::string> { return std::string(); }};
   auto route = [&](const std::string& bytes) { return route_bytes(bytes, "tok", handlers); };
   const auto pause = route(
@@ -229,7 +229,7 @@ TEST(AdminServerDeadlines, APauseThatWaitsPastTheReadDeadlineStillGetsItsWholeAn
       "127.0.0.1:0", "",
       {.status_json = [] { return std::string("{}"); },
        .metrics_text = [] { return std::string(); },
-       .pause = [&](const std::string&) -> Result<std::string> {
+       .pause = [&](const std::string&, bool) -> Result<std::string> {
          std::this_thread::sleep_for(std::chrono::milliseconds(900));
          return big;
        }},

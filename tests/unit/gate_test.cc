@@ -28,6 +28,7 @@ class RecordedEffects final : public GateEffects {
     if (refuse_access) return storage::DbStatus{ER_ACCESS_DENIED_ERROR, "Access denied"};
     return database_up ? storage::DbStatus{} : storage::DbStatus{CR_CONNECTION_ERROR, "down"};
   }
+  void cancel_writes() override { ++cancels; }
   void retarget(const MariaDbConfig& m) override { retargeted = m.host; }
   void refused(const storage::DbStatus& cause) override { refusals.push_back(cause.describe()); }
 
@@ -37,7 +38,7 @@ class RecordedEffects final : public GateEffects {
   bool database_up = true;
   bool refuse_access = false;
   std::vector<std::string> refusals;
-  int quiesced = 0, closes = 0, opens = 0, probes = 0;
+  int quiesced = 0, closes = 0, opens = 0, probes = 0, cancels = 0;
   std::string retargeted;
 };
 
@@ -88,12 +89,66 @@ TEST_F(GateTest, AResumeWaitsWhileAPauseIsStillClosing) {
   EXPECT_FALSE(effects_.recorded);
 }
 
-TEST_F(GateTest, APauseThatCannotBeRecordedIsRefusedAndTheGateStaysOpen) {
+TEST_F(GateTest, ASpoolThatCannotRecordThePauseNeverBlocksIt) {
+  // A full spool disk must not keep Sluice writing through a maintenance window: the gate
+  // closes all the same (in a fleet, the target in the fleet topic remembers the pause).
   effects_.refuse_record = true;
-  auto paused = gate_.submit(Gate::Command::kPause);
+  auto paused = gate_.submit(Gate::Command::kPause, "disk full");
+  gate_.step();
+  EXPECT_EQ(gate_.state(), Gate::State::kClosing);
+  effects_.writers_quiet = true;
   gate_.step();
   ASSERT_TRUE(ready(paused));
-  EXPECT_FALSE(paused.get());
+  EXPECT_TRUE(paused.get());
+  EXPECT_EQ(gate_.state(), Gate::State::kClosed);
+  EXPECT_STREQ(gate_.closed_state_name(), "paused");
+  auto resumed = gate_.submit(Gate::Command::kResume);
+  gate_.step();
+  ASSERT_TRUE(ready(resumed));
+  EXPECT_TRUE(resumed.get()) << "nor the resume";
+  EXPECT_TRUE(gate_.open());
+}
+
+TEST_F(GateTest, ALeaseThatRunsOutClosesTheGateUntilItIsRenewed) {
+  gate_.lease(false);
+  gate_.step();
+  EXPECT_EQ(gate_.state(), Gate::State::kClosing);
+  EXPECT_EQ(effects_.quiesced, 1);
+  clock_.advance(1500ms);
+  gate_.step();
+  EXPECT_EQ(effects_.cancels, 1) << "writers still busy a second later: their statements go";
+  effects_.writers_quiet = true;
+  gate_.step();
+  EXPECT_EQ(gate_.state(), Gate::State::kClosed);
+  EXPECT_STREQ(gate_.closed_state_name(), "fleet_unreachable");
+  const int probes = effects_.probes;
+  clock_.advance(60s);
+  gate_.step();
+  EXPECT_EQ(effects_.probes, probes) << "nothing touches MariaDB while fenced";
+  gate_.lease(true);
+  gate_.step();
+  EXPECT_TRUE(gate_.open());
+  EXPECT_EQ(effects_.opens, 1);
+}
+
+TEST_F(GateTest, APauseWhileFencedHoldsAfterTheLeaseIsRenewedAndAResumeOpensThen) {
+  effects_.writers_quiet = true;
+  gate_.lease(false);
+  gate_.step();
+  auto paused = gate_.submit(Gate::Command::kPause, "maintenance");
+  gate_.step();
+  ASSERT_TRUE(ready(paused));
+  gate_.lease(true);
+  gate_.step();
+  EXPECT_EQ(gate_.state(), Gate::State::kClosed) << "paused: stays closed";
+  gate_.lease(false);
+  gate_.step();
+  auto resumed = gate_.submit(Gate::Command::kResume);
+  gate_.step();
+  ASSERT_TRUE(ready(resumed));
+  EXPECT_EQ(gate_.state(), Gate::State::kClosed) << "fenced: opens only once renewed";
+  gate_.lease(true);
+  gate_.step();
   EXPECT_TRUE(gate_.open());
 }
 

@@ -92,7 +92,7 @@ TEST_F(PartitionCursorTest, AnAssignmentFromTheEarliestOffsetNeverSeesItsLogAsRe
   // there; what the first fetch still delivers below 12 is stale, not a recreated topic.
   cursor_.start(plan(-1, -1, false), std::nullopt, true);
   ASSERT_EQ(cursor_.take(0, false, false), Take::kJump);
-  (void)cursor_.resolve_jump(0, -1, false);  // the broker could not be asked: look again
+  (void)cursor_.resolve_jump(0, -1, std::nullopt);  // the broker could not be asked: look again
   cursor_.learned_database(12);
   EXPECT_EQ(cursor_.fetch_next(), 12);
   EXPECT_EQ(cursor_.take(3, false, false), Take::kStale);
@@ -156,7 +156,7 @@ TEST_F(PartitionCursorTest, AnExpiredRangeDuringARefillIsAGapUpToTheSpool) {
   ASSERT_EQ(cursor_.mode(), PartitionMode::kRefill);
   cursor_.sought();
   ASSERT_EQ(cursor_.take(130, false, false), Take::kJump);  // Kafka's log now starts at 130
-  const auto out = cursor_.resolve_jump(130, 130, false);
+  const auto out = cursor_.resolve_jump(130, 130, std::nullopt);
   EXPECT_EQ(out.expired_from, 40);
   EXPECT_EQ(out.expired_to, 100) << "the spool holds [100, 120)";
   EXPECT_EQ(cursor_.mode(), PartitionMode::kDraining);
@@ -166,7 +166,7 @@ TEST_F(PartitionCursorTest, AnExpiredRangeDuringARefillIsAGapUpToTheSpool) {
 TEST_F(PartitionCursorTest, AJumpKafkaStillHasIsLookedAtTwiceBeforeItIsBelieved) {
   cursor_.start(plan(10, 10, true), std::nullopt, true);
   ASSERT_EQ(cursor_.take(15, false, false), Take::kJump);
-  auto out = cursor_.resolve_jump(15, /*log_start=*/0, false);
+  auto out = cursor_.resolve_jump(15, /*log_start=*/0, std::nullopt);
   EXPECT_EQ(out.take, Take::kDrop);
   EXPECT_TRUE(cursor_.wants_seek());
   EXPECT_EQ(cursor_.fetch_next(), 10);
@@ -179,7 +179,7 @@ TEST_F(PartitionCursorTest, AJumpKafkaStillHasIsLookedAtTwiceBeforeItIsBelieved)
 TEST_F(PartitionCursorTest, AJumpIsNeverBelievedWhenTheBrokerCannotBeAsked) {
   cursor_.start(plan(10, 10, true), std::nullopt, true);
   ASSERT_EQ(cursor_.take(15, false, false), Take::kJump);
-  const auto out = cursor_.resolve_jump(15, -1, false);
+  const auto out = cursor_.resolve_jump(15, -1, std::nullopt);
   EXPECT_EQ(out.take, Take::kDrop);
   EXPECT_EQ(out.expired_from, out.expired_to);
   EXPECT_EQ(cursor_.fetch_next(), 10);
@@ -189,7 +189,7 @@ TEST_F(PartitionCursorTest, AJumpIsNeverBelievedWhenTheBrokerCannotBeAsked) {
 TEST_F(PartitionCursorTest, AnExpiredRangeAnotherSpoolClaimsMakesThePartitionWait) {
   cursor_.start(plan(10, 10, true), std::nullopt, true);
   ASSERT_EQ(cursor_.take(30, false, false), Take::kJump);
-  const auto out = cursor_.resolve_jump(30, 30, /*claimed_elsewhere=*/true);
+  const auto out = cursor_.resolve_jump(30, 30, /*first_claimed=*/10);
   EXPECT_EQ(out.take, Take::kDrop);
   EXPECT_EQ(out.expired_from, out.expired_to) << "nothing declared lost";
   EXPECT_EQ(cursor_.mode(), PartitionMode::kWaiting);
@@ -199,6 +199,38 @@ TEST_F(PartitionCursorTest, AnExpiredRangeAnotherSpoolClaimsMakesThePartitionWai
   cursor_.learned_database(30);
   EXPECT_EQ(cursor_.mode(), PartitionMode::kDirect);
   EXPECT_EQ(cursor_.fetch_next(), 30);
+}
+
+TEST_F(PartitionCursorTest, OnlyWhatNoSpoolClaimsIsDeclaredLostAndTheRestIsWaitedFor) {
+  // MariaDB (a replica promoted in a failover) is at 10; Kafka starts at 30; another instance's
+  // spool holds [20, ...]. [10, 20) is nobody's: recorded lost at once, so that MariaDB reaches
+  // 20 and that spool can drain — it waits for MariaDB to reach its first offset.
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  ASSERT_EQ(cursor_.take(30, false, false), Take::kJump);
+  const auto out = cursor_.resolve_jump(30, 30, /*first_claimed=*/20);
+  EXPECT_EQ(out.take, Take::kDrop);
+  EXPECT_EQ(out.expired_from, 10);
+  EXPECT_EQ(out.expired_to, 20);
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kWaiting);
+  EXPECT_EQ(cursor_.waiting_from(), 20);
+  EXPECT_EQ(cursor_.waiting_to(), 30);
+  cursor_.written(20, 20);  // the gap's dead letter is in
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kWaiting) << "[20, 30) is still claimed";
+  cursor_.learned_database(25);  // the other spool drains
+  cursor_.learned_database(30);
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kDirect);
+  EXPECT_EQ(cursor_.fetch_next(), 30);
+}
+
+TEST_F(PartitionCursorTest, AnOrphanRecordsTheUnclaimedPartOfAHoleSoTheOtherSpoolCanDrain) {
+  cursor_.start(plan(20, 10, true), spool(10, 19), true);
+  cursor_.become_orphan();
+  // Draining, it finds its next event at 18: [10, 18) expired, and another spool holds 15 on.
+  const auto out = cursor_.resolve_spool_hole(18, 18, /*first_claimed=*/15);
+  EXPECT_EQ(out.expired_from, 10);
+  EXPECT_EQ(out.expired_to, 15);
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kOrphan);
+  EXPECT_EQ(cursor_.drain_next(), 15);
 }
 
 TEST_F(PartitionCursorTest, ASpoolMariaDbHasPassedIsReleasedAndKafkaGoesOnFromMariaDb) {

@@ -67,11 +67,12 @@ class PipelineTest : public ::testing::Test {
       return std::unique_ptr<EventSource>(std::move(source));
     };
     parts.sinks = [this](const MariaDbConfig& m) {
-      return std::make_unique<FakeSession>(m.host == "new-primary" ? new_primary_ : db_);
+      return std::make_unique<FakeSession>(m.host == "new-primary" ? new_primary_ : db_,
+                                           lease_.get());
     };
+    parts.lease = lease_.get();
     parts.spool = std::move(spool);
-    if (claims_) parts.claimed_elsewhere = claims_;
-    if (later_twin_) parts.outlives_a_later_twin = later_twin_;
+    parts.fleet = &fleet_;
     pipeline_ = std::make_unique<Pipeline>(config_, std::move(parts), clock_);
     return pipeline_->start();
   }
@@ -193,8 +194,8 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<Pipeline> pipeline_;
   uint64_t produced_[kPartitions] = {};
   size_t commits_checked_ = 0;
-  std::function<bool(const std::string&, int32_t, int64_t, int64_t)> claims_;
-  std::function<bool()> later_twin_;
+  testing::FakeFleetClaims fleet_;
+  std::unique_ptr<WriteLease> lease_;  ///< set by a test before start(): the fleet's lease
   int sources_made_ = 0;  ///< consumers the pipeline built
 };
 
@@ -239,6 +240,37 @@ TEST_F(PipelineTest, PauseAnswersOnlyOnceTheOpenTransactionEndedAndLeavesNoConne
   EXPECT_EQ(db_.connections(), 0);
   EXPECT_EQ(db_.probes(), 1) << "only the start-up probe";
   EXPECT_TRUE(pause()) << "pause is idempotent";
+}
+
+TEST_F(PipelineTest, ALeaseThatRunsOutCommitsNothingMoreClosesEverySessionAndSpools) {
+  lease_ = std::make_unique<WriteLease>(clock_);
+  lease_->renew(clock_.now() + 10s);
+  ASSERT_TRUE(start());
+  produce(5);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  db_.hold_writes(true);
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return db_.writes_waiting(); }));
+  const size_t before = stored_count();
+  clock_.advance(11s);  // cut off from the fleet: the lease runs out under an open transaction
+  db_.hold_writes(false);
+  run_rounds(50);
+  EXPECT_EQ(stored_count(), before) << "committed after the lease had run out";
+  EXPECT_EQ(state(), "fleet_unreachable");
+  EXPECT_EQ(db_.open_transactions(), 0);
+  EXPECT_EQ(db_.connections(), 0);
+  produce(10);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  const int writes = db_.writes_attempted();
+  const int probes = db_.probes();
+  run_rounds(100, 100ms);
+  EXPECT_EQ(db_.writes_attempted(), writes) << "a write tried while fenced";
+  EXPECT_EQ(db_.probes(), probes) << "MariaDB probed while fenced";
+  EXPECT_EQ(db_.connections(), 0);
+  lease_->renew(clock_.now() + 10s);  // heard again
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  EXPECT_TRUE(run_until([&] { return state() == "running"; }));
 }
 
 TEST_F(PipelineTest, RetargetIsRefusedUnlessPausedAndThenTheResumeWritesToTheNewServer) {
@@ -736,8 +768,7 @@ TEST_F(PipelineTest, ExpiredWhilePausedAndStoppedIsRecordedAsAGapAndNothingElseI
 }
 
 TEST_F(PipelineTest, AnExpiredRangeAnotherSpoolMayHoldWaitsInsteadOfBeingDeclaredLost) {
-  bool claimed = true;
-  claims_ = [&](const std::string&, int32_t, int64_t, int64_t) { return claimed; };
+  for (int32_t p = 0; p < kPartitions; ++p) fleet_.claim(kTopic, p, 0, 1000);
   produce(10);
   for (int32_t p = 0; p < kPartitions; ++p) kafka_.expire_below(kTopic, p, 4);
   // sluice_offsets says 2: offsets 2 and 3 are gone from Kafka, and another spool claims them.
@@ -761,7 +792,7 @@ TEST_F(PipelineTest, AnExpiredRangeAnotherSpoolMayHoldWaitsInsteadOfBeingDeclare
     ASSERT_EQ(pipeline_->status().partitions[0].mode, "waiting") << "round " << i;
   }
   EXPECT_EQ(kafka_.seeks(kTopic, 0), seeks) << "it went to Kafka again, claim unchanged";
-  claimed = false;  // that instance is gone for good and its spool declared lost
+  fleet_.clear();  // that instance is gone for good and its spool declared lost
   ASSERT_TRUE(run_until([&] { return all_stored(); }, 100ms));
   EXPECT_NE(db_.dead_letter_reasons(kTopic, 0).at(2).find("kafka_gap: offsets [2, 4)"),
             std::string::npos);
@@ -941,8 +972,7 @@ TEST_F(PipelineTest, FencedAgainAndAgainStopsNamingTheInstanceId) {
 TEST_F(PipelineTest, FencedAgainAndAgainByALaterTwinJoinsAgainUntilItStops) {
   // A second process started with this instance id: the group fences the two in turn until
   // the later one reads the fleet topic and stops. The older one must outlive it.
-  bool twin_running = true;
-  later_twin_ = [&] { return twin_running; };
+  fleet_.set_later_twin(true);
   ASSERT_TRUE(start());
   produce(2);
   ASSERT_TRUE(run_until([&] { return all_stored(); }));
@@ -952,7 +982,7 @@ TEST_F(PipelineTest, FencedAgainAndAgainByALaterTwinJoinsAgainUntilItStops) {
     ASSERT_TRUE(pipeline_->failed())
         << "fencing " << i + 1 << ": " << pipeline_->failed().message();
   }
-  twin_running = false;
+  fleet_.set_later_twin(false);
   produce(3);
   ASSERT_TRUE(run_until([&] { return all_stored(); }));
   expect_exact();
