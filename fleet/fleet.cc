@@ -243,6 +243,7 @@ void Fleet::follow_target() {
     target = view_.target();
     endpoint = endpoint_;
   }
+  const InstanceRecord self = local_.describe();
   if (!initial_done_) {
     initial_done_ = true;
     if (!target) {
@@ -258,10 +259,12 @@ void Fleet::follow_target() {
   {
     std::lock_guard lock(mu_);
     if (target->id == following_ || target->id == applied_) return;
-    if (!target->paused && !target->mariadb.empty() && target->mariadb != endpoint) {
+    if (!target->paused && !same_server(target->mariadb, target->server, endpoint, self.server)) {
       // An instance never writes to a server that is not the fleet's.
       const std::string why = "the fleet was resumed to write to " + target->mariadb +
-                              ", this instance is configured for " + endpoint;
+                              (target->server.empty() ? "" : " (server " + target->server + ")") +
+                              ", this instance is configured for " + endpoint +
+                              (self.server.empty() ? "" : " (server " + self.server + ")");
       if (mismatch_ != why) {
         mismatch_ = why;
         logger("fleet")->error(
@@ -279,7 +282,7 @@ void Fleet::follow_target() {
     applying_ = local_.pause(target->reason, false);
   } else {
     logger("fleet")->info("fleet resumed by {}: resuming", target->by);
-    applying_ = local_.resume();
+    applying_ = local_.resume(target->server);
   }
 }
 
@@ -365,12 +368,13 @@ Result<Fleet::Request> Fleet::begin(bool pause, const std::string& reason, milli
   t.since_ms = clock_.wall_ms();
   t.by = options_.instance_id;
   t.id = random_id();
+  const std::string server = pause ? "" : local_.describe().server;
   {
     std::lock_guard lock(mu_);
     if (!pause) {
       // One target server: a resume while live instances would write to different servers
       // would send some of the fleet's rows to the wrong one.
-      const auto others = view_.other_endpoints(endpoint_, clock_.now());
+      const auto others = view_.other_servers(endpoint_, server, clock_.now());
       if (!others.empty()) {
         std::string list;
         for (const auto& [id, endpoint] : others) {
@@ -378,9 +382,11 @@ Result<Fleet::Request> Fleet::begin(bool pause, const std::string& reason, milli
         }
         return Status::error("not resumed: the instances do not agree on the MariaDB server (" +
                              list + "; this one, " + options_.instance_id + ", to " + endpoint_ +
+                             (server.empty() ? "" : " (server " + server + ")") +
                              "); give every instance the same mariadb endpoint first");
       }
       t.mariadb = endpoint_;
+      t.server = server;
     }
     t.epoch = view_.target() ? view_.target()->epoch + 1 : 1;
     own_targets_.insert(t.id);

@@ -79,7 +79,9 @@ struct LocalInstance {
   std::function<InstanceRecord()> describe;
   /// `local`: a pause of this instance alone (pause_locally), which the fleet adopts later.
   std::function<std::future<Status>(const std::string& reason, bool local)> pause;
-  std::function<std::future<Status>()> resume;
+  /// `server`: the @@server_uid the fleet writes to ("" unknown): the pipeline writes nothing
+  /// to another (Pipeline::request_resume).
+  std::function<std::future<Status>(const std::string& server)> resume;
   /// Lets go of a start held until the fleet's target was known, when the fleet has none (a
   /// pause of the instance's own, recorded before, stays).
   std::function<std::future<Status>()> release;

@@ -21,7 +21,8 @@ std::string encode(const Target& t) {
               {"by", t.by},
               {"id", t.id},
               {"epoch", t.epoch},
-              {"mariadb", t.mariadb}}
+              {"mariadb", t.mariadb},
+              {"server", t.server}}
       .dump();
 }
 
@@ -85,6 +86,7 @@ Result<Target> decode_target(std::string_view text) {
     t.id = j.value("id", "");
     t.epoch = j.value("epoch", uint64_t{0});
     t.mariadb = j.value("mariadb", "");
+    t.server = j.value("server", "");
     return t;
   } catch (const json::exception& e) {
     return Status::error(std::string("target record: ") + e.what());
@@ -314,12 +316,20 @@ std::optional<int64_t> FleetView::first_claimed(const std::string& topic, int32_
   return first;
 }
 
-std::vector<std::pair<std::string, std::string>> FleetView::other_endpoints(
-    const std::string& endpoint, SteadyTime now) const {
+bool same_server(const std::string& endpoint_a, const std::string& server_a,
+                 const std::string& endpoint_b, const std::string& server_b) {
+  if (!server_a.empty() && !server_b.empty()) return server_a == server_b;
+  return endpoint_a.empty() || endpoint_b.empty() || endpoint_a == endpoint_b;
+}
+
+std::vector<std::pair<std::string, std::string>> FleetView::other_servers(
+    const std::string& endpoint, const std::string& server, SteadyTime now) const {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [id, r] : records_) {
-    if (id == self_ || r.mariadb.empty() || r.mariadb == endpoint || !live(id, now)) continue;
-    out.emplace_back(id, r.mariadb);
+    if (id == self_ || !live(id, now) || same_server(endpoint, server, r.mariadb, r.server)) {
+      continue;
+    }
+    out.emplace_back(id, r.mariadb + (r.server.empty() ? "" : " (server " + r.server + ")"));
   }
   return out;
 }

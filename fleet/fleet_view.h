@@ -59,8 +59,10 @@ struct Target {
   std::string id;        ///< of the request: instances acknowledge it
   /// Counts the targets set so far; a record that does not count up is an old one replayed.
   uint64_t epoch = 0;
-  /// A running target: the MariaDB endpoint every instance must write to ("" any).
+  /// A running target: the MariaDB endpoint every instance must write to ("" any), as the
+  /// resuming instance names it, and that server's @@server_uid as it last saw it ("" unknown).
   std::string mariadb;
+  std::string server;
 };
 
 /// What an instance spools of one partition.
@@ -111,6 +113,12 @@ Result<InstanceRecord> decode_instance(std::string_view json);
 /// The value `forget` writes under an instance's key when records are signed (a tombstone
 /// cannot carry a signature): it removes the instance like a tombstone.
 std::string forgotten_value(const std::string& id);
+
+/// Whether two instances write to the same server: by the server's own identity
+/// (@@server_uid) when both know it — endpoints may be named differently on different hosts —
+/// else by the endpoint as configured.
+bool same_server(const std::string& endpoint_a, const std::string& server_a,
+                 const std::string& endpoint_b, const std::string& server_b);
 
 /// The key of an instance's record.
 std::string instance_key(const std::string& id);
@@ -175,9 +183,11 @@ class FleetView {
   std::optional<int64_t> first_claimed(const std::string& topic, int32_t partition, int64_t from,
                                        int64_t to) const;
 
-  /// Live instances whose MariaDB endpoint differs from `endpoint`, with theirs.
-  std::vector<std::pair<std::string, std::string>> other_endpoints(const std::string& endpoint,
-                                                                   SteadyTime now) const;
+  /// Live instances that write to another MariaDB server than (`endpoint`, `server`), each
+  /// with what it writes to (see same_server).
+  std::vector<std::pair<std::string, std::string>> other_servers(const std::string& endpoint,
+                                                                 const std::string& server,
+                                                                 SteadyTime now) const;
 
   uint64_t unreadable() const { return unreadable_; }
   uint64_t replayed() const { return replayed_; }

@@ -302,7 +302,13 @@ std::future<Status> Pipeline::request_pause(std::string reason, bool local) {
   return gate_.submit(Gate::Command::kPause, std::move(reason), std::nullopt, local);
 }
 
-std::future<Status> Pipeline::request_resume() { return gate_.submit(Gate::Command::kResume); }
+std::future<Status> Pipeline::request_resume(std::string expected_server) {
+  {
+    std::lock_guard lock(expected_mu_);
+    expected_server_ = std::move(expected_server);
+  }
+  return gate_.submit(Gate::Command::kResume);
+}
 
 std::future<Status> Pipeline::request_release() { return gate_.submit(Gate::Command::kRelease); }
 
@@ -365,6 +371,21 @@ void Pipeline::closed() {
 }
 
 void Pipeline::opened() {
+  bool check = false;
+  {
+    std::lock_guard lock(expected_mu_);
+    check = !expected_server_.empty();
+  }
+  if (check) {
+    // Resumed by a fleet that writes to a given server: make sure this is it before a writer
+    // may connect (they stay quiet meanwhile; a mismatch closes the gate as an outage).
+    auto st = control_->probe();
+    if (st.is_ok()) st = check_server();
+    if (!st.is_ok()) {
+      deferred_outage_ = st;
+      return;
+    }
+  }
   for (auto& w : writers_) w->unquiesce();
   // Where MariaDB stands decides each partition's plan: it may lag behind what was spooled (a
   // failover to a server that lags, a restore) or be past it (another owner wrote further).
@@ -375,7 +396,25 @@ void Pipeline::opened() {
   publish_status(true);
 }
 
-storage::DbStatus Pipeline::probe() { return control_->probe(); }
+storage::DbStatus Pipeline::probe() {
+  auto st = control_->probe();
+  if (!st.is_ok()) return st;
+  return check_server();
+}
+
+storage::DbStatus Pipeline::check_server() {
+  std::string expected;
+  {
+    std::lock_guard lock(expected_mu_);
+    expected = expected_server_;
+  }
+  const std::string seen = control_->server_identity();
+  if (expected.empty() || seen.empty() || seen == expected) return {};
+  control_->disconnect();
+  return {storage::kWrongServer, describe_endpoint(config_.mariadb) + " is server " + seen +
+                                     ", the fleet writes to server " + expected +
+                                     ": give this instance the fleet's mariadb endpoint"};
+}
 
 void Pipeline::cancel_writes() {
   logger("ingest")->warn("writers still busy after the lease ran out: cancelling their statements");
@@ -1080,6 +1119,7 @@ void Pipeline::publish_status(bool force) {
   status_.db_up = gate_.db_up();
   status_.quiet = gate_.quiet();
   status_.mariadb = describe_endpoint(config_.mariadb);
+  status_.mariadb_server = control_ ? control_->server_identity() : "";
   status_.consumed_by_topic = consumed_by_topic_;
 }
 

@@ -115,7 +115,9 @@ class Pipeline final : private GateEffects {
   /// fleet adopts it (PauseRecord::local).
   std::future<Status> request_pause(std::string reason, bool local = false);
   /// Opens the gate: spooled partitions drain in offset order, then flow directly. Idempotent.
-  std::future<Status> request_resume();
+  /// `expected_server`: the @@server_uid the fleet writes to ("" any): a server that is not it
+  /// gets nothing (an outage, error kWrongServer, until the configuration names it).
+  std::future<Status> request_resume(std::string expected_server = {});
   /// Lets a start held by `PipelineParts::start_held` go (a pause recorded in the spool stays).
   std::future<Status> request_release();
   /// Points the pipeline at another MariaDB endpoint (the failover case: pause, retarget to the
@@ -138,6 +140,8 @@ class Pipeline final : private GateEffects {
   void opened() override;
   storage::DbStatus probe() override;
   void cancel_writes() override;
+  /// The server reached is the fleet's (expected_server_), or kWrongServer.
+  storage::DbStatus check_server();
   void retarget(const MariaDbConfig& mariadb) override;
   void refused(const storage::DbStatus& cause) override;
 
@@ -244,6 +248,8 @@ class Pipeline final : private GateEffects {
   RateLimiter behind_log_{std::chrono::seconds(10)};
   std::deque<Clock::time_point> rejoins_;  ///< when the group fenced us, lately
 
+  std::mutex expected_mu_;
+  std::string expected_server_;  ///< guarded by expected_mu_: see request_resume
   std::mutex reports_mu_;
   std::condition_variable reports_cv_;
   std::vector<WriteReport> reports_;  ///< guarded by reports_mu_

@@ -72,6 +72,7 @@ struct PipelineStatus {
   std::string state = "starting";
   std::string pause_reason;     ///< when paused
   bool pause_local = false;     ///< paused on this host alone, not yet adopted by the fleet
+  std::string mariadb_server;   ///< @@server_uid of the server last reached ("" unknown)
   int64_t paused_since_ms = 0;  ///< when paused
   std::string outage_error;     ///< when in outage: the latest error
   int64_t outage_since_ms = 0;  ///< when in outage

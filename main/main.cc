@@ -119,6 +119,7 @@ sluice::fleet::InstanceRecord describe_instance(const sluice::ingest::PipelineSt
   sluice::fleet::InstanceRecord r;
   r.state = s.state;
   r.quiet = s.quiet;
+  r.server = s.mariadb_server;
   for (const auto& p : s.partitions) {
     if (p.mode != "orphan") r.partitions.emplace_back(p.topic, p.partition);
   }
@@ -222,7 +223,7 @@ int run(const std::string& path) {
           .describe = [&local] { return describe_instance(local->status()); },
           .pause = [&local](const std::string& reason,
                             bool here) { return local->request_pause(reason, here); },
-          .resume = [&local] { return local->request_resume(); },
+          .resume = [&local](const std::string& server) { return local->request_resume(server); },
           .release = [&local] { return local->request_release(); },
           .admin = [&admin] { return admin ? "127.0.0.1:" + std::to_string(admin->port()) : ""; },
           .local_pause = [&local]() -> std::optional<std::string> {

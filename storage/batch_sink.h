@@ -61,6 +61,9 @@ class BatchSink {
   /// Below 2, InnoDB holds a table's AUTO-INC lock for a whole LOAD DATA: writers loading into
   /// one table take turns.
   virtual int autoinc_lock_mode() const { return -1; }
+  /// Which server the last successful probe reached, whatever its endpoint is called here
+  /// (@@server_uid); "" unknown.
+  virtual std::string server_identity() const { return ""; }
 };
 
 }  // namespace sluice::storage

@@ -36,6 +36,7 @@ DbErrorClass classify_db_error(unsigned int code) {
     case ER_LOCK_OR_ACTIVE_TRANSACTION:  // 1192
     case ER_OUT_OF_RESOURCES:            // 1041
     case ER_DISK_FULL:                   // 1021
+    case kWrongServer:                   // not the fleet's server: nothing written there
       return DbErrorClass::kOutage;
     case ER_OPTION_PREVENTS_STATEMENT:              // 1290: --read-only
     case ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION:  // 1792
@@ -123,6 +124,7 @@ bool repeated_means_bad_batch(unsigned int code) {
 
 std::string DbStatus::describe() const {
   if (code == kFenced) return "not committed: " + message;
+  if (code == kWrongServer) return "not the fleet's server: " + message;
   const unsigned int server_code = code == kDuplicatePrimaryKey ? ER_DUP_ENTRY : code;
   return "MariaDB error " + std::to_string(server_code) + " (" + to_string(error_class()) +
          "): " + message;

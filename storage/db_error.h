@@ -33,6 +33,11 @@ inline constexpr unsigned int kDuplicatePrimaryKey = 100'062;
 /// fleet is heard again. Not a failure of the database; the writer drops the batch.
 inline constexpr unsigned int kFenced = 100'100;
 
+/// Not a server code: Sluice's own, for a server that is not the one the fleet writes to (its
+/// @@server_uid differs from the fleet's target): nothing is written there; probed again like
+/// an outage, until the configuration names the fleet's server.
+inline constexpr unsigned int kWrongServer = 100'200;
+
 /// Classifies a MariaDB server or client error number.
 DbErrorClass classify_db_error(unsigned int code);
 

@@ -127,6 +127,14 @@ DbStatus MariaDbSink::probe() {
       mode[0][0]) {
     autoinc_lock_mode_ = std::atoi(mode[0][0]->c_str());
   }
+  // Which server this is, whatever the endpoint is called here (a name, an address, a proxy):
+  // @@server_uid (a hash of a MAC address and the port; MariaDB 10.3+), else host and port.
+  std::vector<std::vector<std::optional<std::string>>> uid;
+  if ((conn_->query("SELECT @@server_uid", uid).is_ok() ||
+       conn_->query("SELECT CONCAT(@@hostname, ':', @@port)", uid).is_ok()) &&
+      !uid.empty() && uid[0][0]) {
+    server_identity_ = *uid[0][0];
+  }
   return {};
 }
 

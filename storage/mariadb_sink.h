@@ -85,6 +85,7 @@ class MariaDbSink final : public BatchSink {
   /// kReplayDryRun neither) and checks @@global.read_only (not in kReplayDryRun).
   DbStatus probe() override;
   int autoinc_lock_mode() const override { return autoinc_lock_mode_; }
+  std::string server_identity() const override { return server_identity_; }
   /// sluice_offsets of this group; an empty map when the table does not exist (replay modes).
   DbStatus read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) override;
   void disconnect() override;
@@ -137,6 +138,7 @@ class MariaDbSink final : public BatchSink {
   std::unordered_set<std::string> mismatched_;    ///< found not matching (logged once)
   bool bookkeeping_ready_ = false;
   int autoinc_lock_mode_ = -1;
+  std::string server_identity_;
   std::string sql_;  ///< reused statement buffer
 };
 

@@ -676,7 +676,18 @@ DbStatus FakeSession::probe() {
     --db_.connections_;
     return {ER_OPTION_PREVENTS_STATEMENT, "the server is read-only (@@global.read_only = 1)"};
   }
+  identity_ = db_.identity_;
   return {};
+}
+
+void FakeDatabase::set_identity(std::string identity) {
+  std::lock_guard lock(mu_);
+  identity_ = std::move(identity);
+}
+
+std::string FakeDatabase::identity() const {
+  std::lock_guard lock(mu_);
+  return identity_;
 }
 
 DbStatus FakeSession::read_offsets(const std::string& topic, std::map<int32_t, int64_t>& out) {

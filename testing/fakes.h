@@ -264,6 +264,9 @@ class FakeDatabase {
  public:
   enum class Mode { kUp, kDown, kReadOnly, kAccessDenied };
   void set_mode(Mode mode);
+  /// Its @@server_uid (each FakeDatabase has its own; a copy keeps its own).
+  void set_identity(std::string identity);
+  std::string identity() const;
   /// While held, a write blocks after starting its transaction, until released.
   void hold_writes(bool hold);
   /// The next `n` writes fail with a deadlock (a transient error).
@@ -297,6 +300,7 @@ class FakeDatabase {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   Mode mode_ = Mode::kUp;
+  std::string identity_ = "fake-" + std::to_string(reinterpret_cast<uintptr_t>(this));
   bool hold_ = false;
   int transient_failures_ = 0;
   int connections_ = 0;
@@ -325,8 +329,10 @@ class FakeSession final : public storage::BatchSink {
   storage::DbStatus read_offsets(const std::string& topic,
                                  std::map<int32_t, int64_t>& out) override;
   void disconnect() override;
+  std::string server_identity() const override { return identity_; }
 
  private:
+  std::string identity_;  ///< as the last probe saw it
   /// Connects if needed; the error when the server is down. Called with db_.mu_ held.
   storage::DbStatus connect_locked();
 

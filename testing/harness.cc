@@ -545,9 +545,9 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
     }
   }
   out << "mariadb:\n";
-  if (options.tcp) {
+  if (options.tcp || options.port != 0) {
     out << "  host: \"127.0.0.1\"\n"
-        << "  port: " << db.port() << "\n";
+        << "  port: " << (options.port != 0 ? options.port : db.port()) << "\n";
   } else {
     out << "  socket: \"" << db.socket() << "\"\n";
   }

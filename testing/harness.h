@@ -173,6 +173,8 @@ struct ConfigOptions {
   std::string instance_id{};                              ///< kafka.instance_id (default: host)
   /// Connect over TCP to 127.0.0.1:port instead of the server's socket (TLS needs TCP).
   bool tcp = false;
+  /// Connect over TCP to 127.0.0.1 at this port instead (a TcpProxy in front of the server).
+  int port = 0;
 };
 
 /// mariadbd options of a primary with a (row-based) binary log, and of a replica of it.

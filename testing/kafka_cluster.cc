@@ -1,6 +1,7 @@
 #include "testing/kafka_cluster.h"
 
 #include <cstdlib>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -201,5 +202,34 @@ int KafkaCluster::leader(const std::string& topic, int32_t partition) {
 void KafkaCluster::kill_node(int node) { script({"kill", path_, std::to_string(node)}); }
 
 void KafkaCluster::start_node(int node) { script({"start-node", path_, std::to_string(node)}); }
+
+std::vector<KafkaCluster::Route> KafkaCluster::routes() {
+  std::string out;
+  if (run_command({source_dir() + "/scripts/kafka", "routes", path_}, out) != 0) {
+    throw std::runtime_error("scripts/kafka routes failed: " + out);
+  }
+  std::vector<Route> routes;
+  std::istringstream lines(out);
+  Route r;
+  while (lines >> r.node >> r.listen >> r.advertised) routes.push_back(r);
+  if (routes.empty()) throw std::runtime_error("scripts/kafka routes: none in " + out);
+  return routes;
+}
+
+KafkaRoute::KafkaRoute(KafkaCluster& cluster) {
+  for (const auto& r : cluster.routes()) {
+    proxies_.push_back(std::make_unique<TcpProxy>(r.listen, r.advertised));
+    bootstrap_ += (bootstrap_.empty() ? "" : ",") + std::string("127.0.0.1:") +
+                  std::to_string(r.advertised);
+  }
+}
+
+void KafkaRoute::cut() {
+  for (auto& p : proxies_) p->cut();
+}
+
+void KafkaRoute::heal() {
+  for (auto& p : proxies_) p->heal();
+}
 
 }  // namespace sluice::testing

@@ -18,8 +18,24 @@
 #include <vector>
 
 #include "testing/harness.h"
+#include "testing/tcp_proxy.h"
 
 namespace sluice::testing {
+
+/// Proxies in front of every node's second listener: a route to the whole cluster that a test
+/// can cut (one instance's link to Kafka) while every other client keeps the direct one.
+class KafkaRoute {
+ public:
+  explicit KafkaRoute(class KafkaCluster& cluster);
+  /// The bootstrap servers through the proxies.
+  const std::string& bootstrap() const { return bootstrap_; }
+  void cut();
+  void heal();
+
+ private:
+  std::vector<std::unique_ptr<TcpProxy>> proxies_;
+  std::string bootstrap_;
+};
 
 class KafkaCluster {
  public:
@@ -51,6 +67,15 @@ class KafkaCluster {
   int leader(const std::string& topic, int32_t partition);
   void kill_node(int node);
   void start_node(int node);
+
+  /// Each node's second listener (scripts/kafka, ROUTE): where it listens, and the port it
+  /// advertises, where a test's proxy should listen.
+  struct Route {
+    int node = 0;
+    int listen = 0;
+    int advertised = 0;
+  };
+  std::vector<Route> routes();
 
  private:
   rd_kafka_t* admin();

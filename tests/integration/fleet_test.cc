@@ -16,96 +16,16 @@
 #include <random>
 #include <thread>
 
-#include "tests/integration/stack_test.h"
+#include "tests/integration/fleet_stack.h"
 
 namespace sluice::testing {
 namespace {
 
 using namespace std::chrono_literals;
 
-/// One instance of the fleet: its own folder (spool, config, logs) and instance id.
-struct Instance {
-  std::string id;
-  std::unique_ptr<TempDir> dir = std::make_unique<TempDir>();
-  std::string config;
-  std::unique_ptr<Process> process;
-  int starts = 0;
-};
-
-class FleetTest : public RealKafkaTest {
+class FleetTest : public FleetStackTest {
  protected:
   FleetTest() { partitions_ = 12; }
-
-  void TearDown() override {
-    for (auto& i : instances_) {
-      if (i.process && i.process->running()) i.process->signal(SIGKILL);
-    }
-  }
-
-  /// Adds an instance (not started).
-  Instance& add(const std::string& id) {
-    Instance& i = instances_.emplace_back();
-    i.id = id;
-    i.config = write_config(*i.dir, bootstrap_, *db_, {topic_}, group_,
-                            {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
-                                           "fleet:\n  heartbeat_ms: 1000\n  lease_ms: 5000\n"
-                                           "  instance_timeout_ms: 10000\n",
-                             .kafka_properties = kShortSession,
-                             .instance_id = id});
-    return i;
-  }
-
-  void start(Instance& i) {
-    i.process = start_sluice(*i.dir, i.config, "sluice-" + std::to_string(++i.starts) + ".log");
-  }
-
-  /// Every instance's log, for a failure message.
-  std::string logs() {
-    std::string out;
-    for (auto& i : instances_) {
-      if (i.process) out += "---- " + i.id + "\n" + i.process->log();
-    }
-    return out;
-  }
-
-  /// sluice_offsets per partition equals Kafka's log end.
-  void expect_offsets_exact() {
-    for (int32_t p = 0; p < partitions_; ++p) {
-      const auto [low, high] = cluster_->watermarks(topic_, p);
-      EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets WHERE kafka_partition = " +
-                            std::to_string(p)),
-                high)
-          << "partition " << p;
-    }
-  }
-
-  /// Every instance runs with an empty spool, and together they hold every partition once.
-  bool settled() {
-    int32_t assigned = 0;
-    for (auto& i : instances_) {
-      if (!i.process || !i.process->running()) continue;
-      const auto s = status(*i.process);
-      if (!s.is_object() || s["state"] != "running" || s["spool"]["events"] != 0) return false;
-      for (const auto& p : s["partitions"]) {
-        if (p["mode"] != "orphan") ++assigned;
-      }
-    }
-    return assigned == partitions_;
-  }
-
-  /// How many partitions instance `i` owns (orphans not counted).
-  int owns(Instance& i) {
-    const auto s = status(*i.process);  // kept: the loop below refers into it
-    int n = 0;
-    if (!s.is_object()) return 0;
-    for (const auto& p : s["partitions"]) n += p["mode"] != "orphan" ? 1 : 0;
-    return n;
-  }
-
-  /// The fleet as instance `i` sees it.
-  nlohmann::json fleet(Instance& i) { return status(*i.process)["fleet"]; }
-
-  std::deque<Instance> instances_;
 };
 
 TEST_F(FleetTest, ThreeInstancesThroughKillsRestartsPausesAndOutagesEndExact) {

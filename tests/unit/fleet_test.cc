@@ -240,6 +240,7 @@ class FakeInstance {
                   r.state = held_ ? "starting" : paused_ ? "paused" : "running";
                   r.quiet = held_ || (paused_ && !closing_);
                   r.spooled = spooled_;
+                  r.server = server_;
                   return r;
                 },
             .pause =
@@ -253,11 +254,12 @@ class FakeInstance {
                   return ready();
                 },
             .resume =
-                [this] {
+                [this](const std::string& server) {
                   std::lock_guard lock(mu_);
                   held_ = false;
                   paused_ = false;
                   local_ = false;
+                  expected_server_ = server;
                   ++resumes_;
                   return ready();
                 },
@@ -278,6 +280,15 @@ class FakeInstance {
   void set_closing(bool closing) {
     std::lock_guard lock(mu_);
     closing_ = closing;
+  }
+  /// The @@server_uid its pipeline last saw ("" unknown).
+  void set_server(std::string server) {
+    std::lock_guard lock(mu_);
+    server_ = std::move(server);
+  }
+  std::string expected_server() {
+    std::lock_guard lock(mu_);
+    return expected_server_;
   }
   void set_spooled(std::vector<SpooledRange> s) {
     std::lock_guard lock(mu_);
@@ -321,6 +332,8 @@ class FakeInstance {
   bool closing_ = false;
   int pauses_ = 0, resumes_ = 0, releases_ = 0;
   std::string reason_;
+  std::string server_;
+  std::string expected_server_;
   std::vector<SpooledRange> spooled_;
 };
 
@@ -608,6 +621,27 @@ TEST_F(FleetTest, AResumeIsRefusedWhileInstancesWriteToDifferentServers) {
   step(30);
   ASSERT_TRUE(request(b, false));
   EXPECT_TRUE(until([&] { return a.writing() && b.writing(); }));
+}
+
+TEST_F(FleetTest, EndpointsNamedDifferentlyOnTwoHostsAreOneServerByItsOwnIdentity) {
+  Host& a = join("a", 0ms, "db1.example:3306 as sluice");
+  Host& b = join("b", 0ms, "10.0.0.7:3306 as sluice");  // the same server, by address
+  a.instance.set_server("uid-of-db1");
+  b.instance.set_server("uid-of-db1");
+  ASSERT_TRUE(until([&] { return a.writing() && b.writing(); }));
+  ASSERT_TRUE(request(a, true));
+  ASSERT_TRUE(request(b, false));
+  EXPECT_TRUE(until([&] { return a.writing() && b.writing(); }));
+  EXPECT_EQ(a.instance.expected_server(), "uid-of-db1") << "the pipeline checks it on connect";
+  // A failover: b is retargeted (its server unknown until it connects), a is not.
+  ASSERT_TRUE(request(a, true));
+  b.fleet->set_endpoint("db2.example:3306 as sluice");
+  b.instance.set_server("");
+  step(30);
+  const Status refused = request(b, false);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("a writes to db1.example:3306"), std::string::npos)
+      << refused.message();
 }
 
 TEST_F(FleetTest, ARunningTargetNamingAnotherServerIsNotApplied) {

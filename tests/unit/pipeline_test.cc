@@ -273,6 +273,28 @@ TEST_F(PipelineTest, ALeaseThatRunsOutCommitsNothingMoreClosesEverySessionAndSpo
   EXPECT_TRUE(run_until([&] { return state() == "running"; }));
 }
 
+TEST_F(PipelineTest, AResumeToAnotherServerThanTheFleetsWritesNothingHere) {
+  ASSERT_TRUE(start());
+  produce(3);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  ASSERT_TRUE(pause());
+  produce(5);
+  // The fleet writes to another server (by its @@server_uid) than this endpoint reaches.
+  auto resumed = pipeline_->request_resume("uid-of-the-new-primary");
+  ASSERT_TRUE(wait(resumed));
+  run_rounds(50, 100ms);
+  EXPECT_EQ(state(), "outage");
+  EXPECT_NE(pipeline_->status().outage_error.find("not the fleet's server"), std::string::npos)
+      << pipeline_->status().outage_error;
+  EXPECT_EQ(stored_count(), 3u * kPartitions) << "written to a server that is not the fleet's";
+  // The fleet's server is this one after all: the next resume names it.
+  ASSERT_TRUE(pause());
+  auto again = pipeline_->request_resume(db_.identity());
+  ASSERT_TRUE(wait(again));
+  ASSERT_TRUE(run_until([&] { return all_stored(); }, 100ms));
+  expect_exact();
+}
+
 TEST_F(PipelineTest, RetargetIsRefusedUnlessPausedAndThenTheResumeWritesToTheNewServer) {
   ASSERT_TRUE(start());
   produce(5);

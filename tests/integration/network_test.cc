@@ -1,0 +1,149 @@
+// Partial failures with the real binary: a link cut while the others work. Two instances of one
+// consumer group on the binary's three-node Apache Kafka and a private mariadbd; host-b reaches
+// every broker and MariaDB through proxies the test cuts and heals (testing/tcp_proxy.h), host-a
+// directly. What must hold (DESIGN.md invariant 5): once a fleet pause answers nothing writes,
+// whatever link is down; an instance that cannot hear the fleet stops writing within its lease;
+// and after healing every event is in MariaDB once, in partition order.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/integration/fleet_stack.h"
+
+namespace sluice::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class NetworkTest : public FleetStackTest {
+ protected:
+  NetworkTest() { partitions_ = 8; }
+
+  void SetUp() override {
+    FleetStackTest::SetUp();
+    route_ = std::make_unique<KafkaRoute>(*cluster_);
+    db_link_ = std::make_unique<TcpProxy>(db_->port());
+  }
+
+  /// Sessions of host-b: it alone reaches MariaDB over TCP (host-a uses the socket).
+  int64_t b_sessions() {
+    return db_->scalar(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'sluice' AND "
+        "HOST LIKE '%:%'");
+  }
+
+  /// Partitions instance `i` owns, or -1 when it does not answer.
+  int owned(Instance& i) {
+    const auto s = status(*i.process);
+    if (!s.is_object()) return -1;
+    int n = 0;
+    for (const auto& p : s["partitions"]) n += p["mode"] != "orphan";
+    return n;
+  }
+
+  std::unique_ptr<KafkaRoute> route_;
+  std::unique_ptr<TcpProxy> db_link_;
+};
+
+TEST_F(NetworkTest, AFleetPauseWhileOneInstanceCutOffFromKafkaDrainsAnswersOnlyOnceNothingWrites) {
+  // The drain is slowed down so that host-b is still draining when its link to Kafka goes.
+  const std::string slow_drain = "drain:\n  max_rate: 400\n";
+  Instance& a = add("host-a", "", 0, slow_drain);
+  Instance& b = add("host-b", route_->bootstrap(), db_link_->port(), slow_drain);
+  start(a);
+  start(b);
+  produce(50);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  ASSERT_TRUE(wait_until([&] { return settled() && owns(a) > 0 && owns(b) > 0; }, 120s))
+      << logs();
+  std::string out;
+  ASSERT_EQ(cli(*a.process, {"pause", "--reason", "before the outage"}, out), 0) << out << logs();
+  produce(1500);  // 12,000 events spooled by the two, drained at 400/s each after the resume
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return status(*a.process)["spool"]["events"].get<int64_t>() +
+                   status(*b.process)["spool"]["events"].get<int64_t>() ==
+               1500 * partitions_;
+      },
+      60s))
+      << logs();
+  ASSERT_EQ(cli(*a.process, {"resume"}, out), 0) << out << logs();
+  ASSERT_TRUE(wait_until(
+      [&] { return status(*b.process)["state"] == "draining" && b_sessions() > 0; }, 30s))
+      << logs();
+  const int64_t before_cut = rows();
+  ASSERT_TRUE(wait_until([&] { return rows() > before_cut + 500; }, 30s)) << "not draining";
+
+  // host-b loses Kafka — the brokers and the fleet topic — but not MariaDB.
+  route_->cut();
+  const auto cut_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(cli(*a.process, {"pause", "--reason", "failover"}, out), 0) << out << logs();
+  const auto answered_after = std::chrono::steady_clock::now() - cut_at;
+  const int64_t at_answer = rows();
+  EXPECT_EQ(sluice_connections(), 0) << "a session open when the pause answered\n" << logs();
+  // Nothing written for at least a lease (5 s) more: the DBA restarts the server now.
+  for (auto until = std::chrono::steady_clock::now() + 7s; std::chrono::steady_clock::now() < until;
+       std::this_thread::sleep_for(200ms)) {
+    ASSERT_EQ(rows(), at_answer) << "rows written after the pause answered\n" << logs();
+    ASSERT_EQ(sluice_connections(), 0) << "a session after the pause answered\n" << logs();
+  }
+  EXPECT_LE(answered_after, 30s) << "the lease, the grace and a heartbeat are 11 s";
+  EXPECT_EQ(status(*b.process)["state"], "fleet_unreachable") << b.process->log();
+  EXPECT_EQ(status(*b.process)["fleet"]["lease"]["valid"], false);
+
+  // Healed, host-b reads the pause before it writes anything.
+  route_->heal();
+  ASSERT_TRUE(wait_until([&] { return status(*b.process)["state"] == "paused"; }, 60s))
+      << b.process->log();
+  EXPECT_EQ(rows(), at_answer);
+  EXPECT_EQ(sluice_connections(), 0);
+  ASSERT_EQ(cli(*b.process, {"resume"}, out), 0) << out << logs();
+  ASSERT_TRUE(wait_for_all(300s)) << logs();
+  verify_exact();
+  expect_offsets_exact();
+}
+
+TEST_F(NetworkTest, AnInstanceCutOffFromKafkaUnderLoadStopsWritingItsPartitionsMoveAndAllEndsExact) {
+  Instance& a = add("host-a");
+  Instance& b = add("host-b", route_->bootstrap(), db_link_->port());
+  start(a);
+  start(b);
+  std::atomic<bool> stop{false};
+  std::thread producer([&] {
+    while (!stop.load()) {
+      produce(2);
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  ASSERT_TRUE(wait_until([&] { return settled() && owns(a) > 0 && owns(b) > 0; }, 120s))
+      << logs();
+  ASSERT_TRUE(wait_until([&] { return b_sessions() > 0; }, 30s)) << logs();
+
+  route_->cut();
+  // Within its lease (5 s) and the grace (5 s), host-b holds no session; it stays so.
+  ASSERT_TRUE(wait_until([&] { return b_sessions() == 0; }, 12s)) << b.process->log();
+  EXPECT_EQ(status(*b.process)["state"], "fleet_unreachable");
+  // Its partitions move to host-a once the group's session expired (6 s), and host-a goes on.
+  ASSERT_TRUE(wait_until([&] { return owned(a) == partitions_; }, 60s)) << a.process->log();
+  const int64_t moving = rows();
+  ASSERT_TRUE(wait_until([&] { return rows() > moving + 100; }, 30s)) << "host-a stalled";
+  for (int i = 0; i < 25; ++i) {
+    ASSERT_EQ(b_sessions(), 0) << "host-b writes while cut off from the fleet";
+    std::this_thread::sleep_for(200ms);
+  }
+
+  route_->heal();
+  ASSERT_TRUE(wait_until([&] { return status(*b.process)["state"] != "fleet_unreachable"; }, 60s))
+      << b.process->log();
+  stop = true;
+  producer.join();
+  ASSERT_TRUE(wait_for_all(300s)) << logs();
+  verify_exact();
+  expect_offsets_exact();
+  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+}
+
+}  // namespace
+}  // namespace sluice::testing
