@@ -7,7 +7,10 @@ OffsetCommitter::OffsetCommitter(const Clock& clock, std::chrono::milliseconds i
 
 void OffsetCommitter::collect(PartitionCursor& c, std::vector<TopicPartition>& list) {
   // Orphans are no longer ours to commit; an unknown MariaDB position is not committed.
-  if (c.mode() == PartitionMode::kOrphan || !c.database_known() || c.floor() < 0) return;
+  if (c.mode() == PartitionMode::kOrphan || !c.database_known() || c.row_missing() ||
+      c.floor() < 0) {
+    return;
+  }
   const PartitionKey key{c.topic(), c.partition()};
   const auto it = sent_.find(key);
   if (it != sent_.end() && it->second == c.floor()) return;

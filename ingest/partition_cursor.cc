@@ -40,6 +40,7 @@ void PartitionCursor::start(const StartPlan& plan,
   // offset" (not known yet), Kafka delivers from the log's start, wherever that is: nothing
   // this assignment sees can then tell of a rewound log.
   fetch_next_ = plan.fetch;
+  origin_ = plan.source == StartSource::kEarliest ? plan.fetch : -1;
   lowest_fetch_ = plan.fetch >= 0 ? plan.fetch : 0;
   wants_seek_ = false;
   verifying_jump_from_ = -1;
@@ -410,18 +411,26 @@ void PartitionCursor::written(int64_t end, int64_t db_next) {
   const int64_t said = std::max(end, db_next);
   floor_ = database_known_ ? std::max(floor_, said) : said;
   database_known_ = true;
+  row_missing_ = false;
 }
 
 bool PartitionCursor::behind(int64_t db_next, uint64_t generation) {
   if (generation != generation_) return false;
   floor_ = db_next;
   database_known_ = true;
+  row_missing_ = false;
   replan();
   return true;
 }
 
+void PartitionCursor::learned_missing_row() {
+  learned_database(origin_ >= 0 ? origin_ : 0);
+  row_missing_ = true;
+}
+
 void PartitionCursor::learned_database(int64_t db_next) {
   database_known_ = true;
+  row_missing_ = false;
   if (db_next == floor_) return;
   floor_ = db_next;
   replan();

@@ -76,6 +76,9 @@ class PartitionCursor {
   int64_t fetch_next() const { return fetch_next_; }
   int64_t drain_next() const { return drain_next_; }
   int64_t refill_end() const { return refill_end_; }
+  /// Where the partition began for Sluice when nothing was known of it (storage::Batch::origin);
+  /// -1 when it began from something known.
+  int64_t origin() const { return origin_; }
   int64_t spool_first() const { return spool_first_; }
   int64_t spool_end() const { return spool_end_; }
   int64_t spool_synced() const { return spool_synced_; }
@@ -174,6 +177,11 @@ class PartitionCursor {
   /// sluice_offsets read directly: where MariaDB stands now. A waiting partition looks again
   /// at what held it.
   void learned_database(int64_t db_next);
+  /// sluice_offsets has no row for the partition: MariaDB holds nothing of it — writing starts
+  /// from where it began for Sluice (origin), or from 0. The floor is then no position MariaDB
+  /// holds: nothing is committed to the group from it (row_missing) until a write makes one.
+  void learned_missing_row();
+  bool row_missing() const { return row_missing_; }
   /// With the gate open: starts again from the floor, choosing the mode anew.
   void replan();
 
@@ -215,6 +223,8 @@ class PartitionCursor {
   int64_t refill_end_ = -1;
   int64_t waiting_from_ = -1, waiting_to_ = -1;
   int64_t kafka_committed_ = -1;
+  int64_t origin_ = -1;
+  bool row_missing_ = false;
 };
 
 }  // namespace sluice::ingest

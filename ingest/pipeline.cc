@@ -465,6 +465,8 @@ bool Pipeline::learn_database(const std::vector<PartitionCursor*>& cursors) {
     for (auto* c : list) {
       if (const auto it = stored.find(c->partition()); it != stored.end()) {
         c->learned_database(it->second);
+      } else {
+        c->learned_missing_row();
       }
     }
   }
@@ -527,6 +529,12 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
       if (!source_->watermarks(tp.topic, tp.partition, facts.log_start, high,
                                std::chrono::seconds(5))) {
         facts.log_start = -1;
+      } else if (facts.log_start > 0 && parts_.fleet != nullptr &&
+                 parts_.fleet->first_claimed(tp.topic, tp.partition, 0, facts.log_start)) {
+        // Another spool holds some of what lies below the log's start (a topic new during a
+        // long pause, spooled by another instance since): read from 0, so that the jump to
+        // the log start is checked against the claims like any other.
+        facts.log_start = 0;
       }
     }
     const auto plan = decide_start(facts);
@@ -688,6 +696,7 @@ void Pipeline::dispatch(PartitionCursor& c) {
   if (c.batcher().empty() || !gate_.open()) return;
   Batch batch = c.batcher().take();
   batch.generation = c.generation();
+  batch.origin = c.origin();
   in_flight_bytes_ += batch.bytes;
   const size_t writer =
       (std::hash<std::string>{}(c.topic()) * 31 + static_cast<size_t>(c.partition())) %

@@ -57,6 +57,7 @@ Batch Batch::split_at(int64_t offset) {
   tail.topic = topic;
   tail.partition = partition;
   tail.generation = generation;
+  tail.origin = origin;
   tail.base_offset = offset;
   tail.end_offset = end_offset;
   for (auto& t : tables) {

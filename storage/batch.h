@@ -77,6 +77,11 @@ struct Batch {
   /// Incremented by the ingest side when the partition is revoked or repositioned, so writers
   /// can discard batches of an earlier assignment.
   uint64_t generation = 0;
+  /// Where the partition began for Sluice when nothing was known of it — no sluice_offsets
+  /// row, no group offset, no spool, no claim: Kafka's log start then. Only a batch starting
+  /// here, or at offset 0, may create the partition's sluice_offsets row; any other finds
+  /// MariaDB "behind" at 0 (DESIGN.md invariant 2: the compare-and-set is always on). -1: none.
+  int64_t origin = -1;
   std::vector<TableRows> tables;
   std::vector<DeadLetter> dead_letters;
   size_t bytes = 0;   ///< approximate memory held, for queue accounting

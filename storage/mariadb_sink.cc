@@ -236,6 +236,14 @@ DbStatus MariaDbSink::advance_offset(Batch& batch, bool& proceed, WriteResult& r
     std::vector<std::vector<std::optional<std::string>>> rows;
     st = conn_->query("SELECT next_offset FROM " + offsets_table_ + where + " FOR UPDATE", rows);
     if (!st.is_ok()) return st;
+    if (rows.empty() && batch.base_offset != 0 && batch.base_offset != batch.origin) {
+      // No row: MariaDB holds nothing of this partition (a server restored from before the
+      // row existed, a new database). Only a batch from where the partition began may create
+      // it; this one would leave [0, base) out unseen: MariaDB is behind, at 0.
+      result.db_next_offset = 0;
+      result.outcome = WriteOutcome::kBehind;
+      return conn_->exec("ROLLBACK");
+    }
     if (rows.empty()) {
       st = conn_->exec("INSERT INTO " + offsets_table_ +
                        " (consumer_group, topic, kafka_partition, "

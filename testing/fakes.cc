@@ -514,6 +514,14 @@ void FakeDatabase::truncate(const std::string& topic, int32_t partition, int64_t
   next_offset_[key] = next_offset;
 }
 
+void FakeDatabase::forget_partition(const std::string& topic, int32_t partition) {
+  std::lock_guard lock(mu_);
+  const PartitionKey key{topic, partition};
+  stored_.erase(key);
+  reasons_.erase(key);
+  next_offset_.erase(key);
+}
+
 std::vector<int64_t> FakeDatabase::stored(const std::string& topic, int32_t partition) const {
   std::lock_guard lock(mu_);
   const auto it = stored_.find({topic, partition});
@@ -642,6 +650,12 @@ WriteResult FakeSession::write(storage::Batch& batch) {
       return result;
     }
     if (next > batch.base_offset) batch.trim_before(next);
+  } else if (batch.base_offset != 0 && batch.base_offset != batch.origin) {
+    // As MariaDbSink: no row, and the batch does not start where the partition began.
+    --db_.open_transactions_;
+    result.outcome = WriteOutcome::kBehind;
+    result.db_next_offset = 0;
+    return result;
   }
   if (lease_ != nullptr && !lease_->valid()) {
     --db_.open_transactions_;

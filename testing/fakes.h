@@ -276,6 +276,9 @@ class FakeDatabase {
   /// Loses everything of a partition from `next_offset` on (a restore from an older backup):
   /// the rows and dead letters at or past it, and sluice_offsets moves back to it.
   void truncate(const std::string& topic, int32_t partition, int64_t next_offset);
+  /// Loses everything of a partition, its sluice_offsets row included (a restore from a
+  /// backup taken before Sluice first wrote it).
+  void forget_partition(const std::string& topic, int32_t partition);
 
   /// Offsets stored for a partition (rows and dead letters), in commit order.
   std::vector<int64_t> stored(const std::string& topic, int32_t partition) const;

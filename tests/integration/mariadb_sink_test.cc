@@ -131,6 +131,32 @@ TEST_F(SinkTest, DeadLettersOfAnyBytesRoundTripExactly) {
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Sink_1"), 1);
 }
 
+TEST_F(SinkTest, AMissingOffsetsRowIsCreatedOnlyWhereThePartitionBeganAndOtherwiseIsBehind) {
+  storage::MariaDbSink sink(config(), "g");
+  // No row: a batch from 40 would leave [0, 40) out unseen. MariaDB is behind, at 0.
+  Batch late = batch(table_, 40, 5);
+  auto r = sink.write(late);
+  ASSERT_EQ(r.outcome, WriteOutcome::kBehind) << r.error.describe();
+  EXPECT_EQ(r.db_next_offset, 0);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_offsets"), 0) << "the row was created";
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = "
+                        "'Sink_1' AND TABLE_SCHEMA = 'log'") == 0 ||
+                db_->scalar("SELECT COUNT(*) FROM Sink_1") == 0,
+            true);
+  // A partition that began at Kafka's log start (40: nothing below was ever Sluice's) may.
+  Batch first = batch(table_, 40, 5);
+  first.origin = 40;
+  r = sink.write(first);
+  ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << r.error.describe();
+  EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets"), 45);
+  // So may one from offset 0, on another partition.
+  Batch zero = batch(table_, 0, 3);
+  zero.partition = 1;
+  r = sink.write(zero);
+  ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << r.error.describe();
+  EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets WHERE kafka_partition = 1"), 3);
+}
+
 TEST_F(SinkTest, ATableOfAnotherLayoutIsFoundAndItsRowsDeadLetteredUntilItIsFixed) {
   db_->exec(
       "CREATE TABLE Sink_1 (id INT AUTO_INCREMENT PRIMARY KEY, uuid CHAR(32), "
