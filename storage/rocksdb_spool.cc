@@ -2,10 +2,14 @@
 
 #include <lz4.h>
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -60,7 +64,40 @@ Status from(const rocksdb::Status& st, const std::string& what) {
 
 std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
+std::string mib(uint64_t bytes) {
+  return std::to_string((bytes + (1 << 19)) >> 20) + " MiB";
+}
+
 }  // namespace
+
+/// Hears RocksDB's background errors (a flush or a compaction that failed or hit the space
+/// limit): the spool then refuses writes until Resume() succeeds.
+class RocksDbSpool::ErrorListener final : public rocksdb::EventListener {
+ public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/,
+                         rocksdb::Status* error) override {
+    if (error == nullptr || error->ok()) return;
+    std::lock_guard lock(mu_);
+    error_ = error->ToString();
+  }
+  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (!info.new_bg_error.ok()) return;
+    std::lock_guard lock(mu_);
+    error_.clear();
+  }
+  std::string error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+  void clear() {
+    std::lock_guard lock(mu_);
+    error_.clear();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string error_;
+};
 
 std::string spool_block_key(std::string_view topic, int32_t partition, int64_t first_offset) {
   std::string k = partition_prefix(topic, partition);
@@ -68,12 +105,20 @@ std::string spool_block_key(std::string_view topic, int32_t partition, int64_t f
   return k;
 }
 
-RocksDbSpool::RocksDbSpool(std::unique_ptr<rocksdb::DB> db, std::string path)
-    : db_(std::move(db)), path_(std::move(path)) {}
+RocksDbSpool::RocksDbSpool(std::unique_ptr<rocksdb::DB> db, std::string path,
+                           std::shared_ptr<ErrorListener> errors)
+    : db_(std::move(db)), path_(std::move(path)), errors_(std::move(errors)) {}
 
 RocksDbSpool::~RocksDbSpool() = default;
 
 namespace {
+
+/// The size of the filesystem `path` is on (0 when it cannot be told).
+uint64_t disk_size(const std::string& path) {
+  struct statvfs vfs {};
+  if (statvfs(path.c_str(), &vfs) != 0) return 0;
+  return static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+}
 
 rocksdb::Options spool_options() {
   rocksdb::Options options;
@@ -107,14 +152,26 @@ Result<std::unique_ptr<rocksdb::DB>> open_existing(const std::string& path) {
 }  // namespace
 
 Result<std::unique_ptr<Spool>> RocksDbSpool::open(const std::string& path) {
+  auto options = spool_options();
+  // On a small disk, small memtables: each one becomes a table file at its flush, which the
+  // disk must have room for (room_for).
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (const uint64_t size = disk_size(path); size > 0) {
+    options.write_buffer_size =
+        std::clamp<size_t>(static_cast<size_t>(size / 16), 1 << 20, options.write_buffer_size);
+  }
+  auto errors = std::make_shared<ErrorListener>();
+  options.listeners.push_back(errors);
   rocksdb::DB* raw = nullptr;
-  const auto st = rocksdb::DB::Open(spool_options(), path, &raw);
+  const auto st = rocksdb::DB::Open(options, path, &raw);
   if (!st.ok()) {
     return Status::error("cannot open the spool at " + path + ": " + st.ToString() +
                          ". The spool may hold events that are nowhere else: it is never "
                          "discarded automatically. Inspect or move it aside by hand.");
   }
-  std::unique_ptr<RocksDbSpool> spool(new RocksDbSpool(std::unique_ptr<rocksdb::DB>(raw), path));
+  std::unique_ptr<RocksDbSpool> spool(
+      new RocksDbSpool(std::unique_ptr<rocksdb::DB>(raw), path, errors));
   if (auto rebuilt = spool->rebuild_accounting(); !rebuilt) return rebuilt;
   return std::unique_ptr<Spool>(std::move(spool));
 }
@@ -271,13 +328,7 @@ Status RocksDbSpool::commit() {
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  if (write_failed_) {
-    // After a failed write (no space, an I/O error) RocksDB refuses every write until its
-    // background error is cleared; Resume() does so once the disk takes writes again.
-    if (const auto r = db_->Resume(); !r.ok()) {
-      return from(r, "writing to the spool at " + path_);  // still staged
-    }
-  }
+  if (auto st = ready_to_write(batch.GetDataSize()); !st) return st;  // still staged
   const auto st = db_->Write(wo, &batch);
   write_failed_ = !st.ok();
   if (!st.ok()) return from(st, "writing to the spool at " + path_);  // still staged
@@ -401,8 +452,10 @@ Status RocksDbSpool::release(const std::string& topic, int32_t partition, int64_
     std::string end = keep_from ? spool_block_key(topic, partition, *keep_from)
                                 : spool_block_key(topic, partition, INT64_MAX);
     if (!keep_from) end.push_back('\xff');  // past the last possible block of the partition
+    if (auto st = ready_to_write(end.size() * 2); !st) return st;
     const auto st = db_->DeleteRange(rocksdb::WriteOptions(), db_->DefaultColumnFamily(),
                                      spool_block_key(topic, partition, INT64_MIN), end);
+    write_failed_ = !st.ok();
     if (!st.ok()) return from(st, "releasing spooled events at " + path_);
   }
   std::lock_guard lock(mu_);
@@ -444,9 +497,80 @@ SpoolTotals RocksDbSpool::totals() const {
   return sum_totals(partitions_);
 }
 
+Status RocksDbSpool::room_for(uint64_t incoming) {
+  struct statvfs vfs {};
+  if (statvfs(path_.c_str(), &vfs) != 0) return Status::ok();  // cannot tell: RocksDB will
+  const uint64_t free = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  const uint64_t total = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+  uint64_t memtables = 0, tables = 0;
+  (void)db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &memtables);
+  (void)db_->GetIntProperty("rocksdb.total-sst-files-size", &tables);
+  // A write lands in the write-ahead log now, and with the memtables in a table file at their
+  // next flush (the log goes only after it); a compaction may rewrite every table file before
+  // it deletes the old ones. Room for all of it, and a margin: the spool uses at most about
+  // half of its disk.
+  const uint64_t margin = std::max<uint64_t>(1 << 20, total / 50);
+  const uint64_t needed = tables + 2 * (memtables + incoming) + margin;
+  if (free >= needed) return Status::ok();
+  if (reclaim(free, tables, margin)) return room_for(incoming);
+  return Status::error("the spool's disk at " + path_ + " has " + mib(free) +
+                       " free, less than the " + mib(needed) +
+                       " its next write needs (the write-ahead log, the table file its memtables "
+                       "become, room to compact the " + mib(tables) +
+                       " of table files, a margin): not writing, so that RocksDB never meets a "
+                       "full disk; fetching for the spool stops until there is room");
+}
+
+bool RocksDbSpool::reclaim(uint64_t free, uint64_t tables, uint64_t margin) {
+  // Released ranges leave their table files on disk until a compaction drops them, and a
+  // spool that is not written may never compact by itself: compact now when what released
+  // ranges hold is most of the table files, and the disk has room for the rest.
+  uint64_t live = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, p] : partitions_) live += p.bytes;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (tables <= 2 * live + margin || free < live + margin || now < next_reclaim_) return false;
+  next_reclaim_ = now + std::chrono::seconds(10);
+  rocksdb::CompactRangeOptions options;
+  options.exclusive_manual_compaction = false;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  const auto st = db_->CompactRange(options, nullptr, nullptr);
+  uint64_t after = 0;
+  (void)db_->GetIntProperty("rocksdb.total-sst-files-size", &after);
+  logger("spool")->info("compacted the spool to reclaim released events: table files {} -> {}",
+                        mib(tables), mib(after));
+  return st.ok() && after < tables;
+}
+
+Status RocksDbSpool::ready_to_write(uint64_t incoming) {
+  // Debian's RocksDB is built with its assertions on, and an I/O error inside its writers — a
+  // full disk among them — can abort the process there. So the spool never lets it run out of
+  // room: a write that might is refused here, before RocksDB sees it.
+  if (auto st = room_for(incoming); !st) return st;
+  // After a failed write or a background error (a flush past the space limit) RocksDB refuses
+  // every write until the error is cleared; Resume() does so once there is room again.
+  if (write_failed_ || !errors_->error().empty()) {
+    const std::string why = errors_->error();
+    if (const auto r = db_->Resume(); !r.ok()) {
+      return from(r, "writing to the spool at " + path_ +
+                         (why.empty() ? std::string() : " (after: " + why + ")"));
+    }
+    errors_->clear();
+    write_failed_ = false;
+  }
+  return Status::ok();
+}
+
+std::string RocksDbSpool::background_error() const { return errors_->error(); }
+
 Status RocksDbSpool::set_pause(const std::optional<PauseRecord>& record) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  if (auto room = ready_to_write(256 + (record ? record->reason.size() : 0)); !room) {
+    return room;
+  }
   rocksdb::Status st;
   if (record) {
     st =

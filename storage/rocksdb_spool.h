@@ -81,6 +81,8 @@ class RocksDbSpool final : public Spool {
   SpoolTotals totals() const override;
   Status set_pause(const std::optional<PauseRecord>& record) override;
   std::optional<PauseRecord> pause() const override;
+  /// RocksDB's last background error not yet recovered from ("" none). Thread safe.
+  std::string background_error() const;
 
  private:
   /// A partition's events staged since the last commit: the raw body of its next block.
@@ -92,14 +94,27 @@ class RocksDbSpool final : public Spool {
     int64_t first_timestamp_ms = -1;
   };
 
-  RocksDbSpool(std::unique_ptr<rocksdb::DB> db, std::string path);
+  class ErrorListener;
+  RocksDbSpool(std::unique_ptr<rocksdb::DB> db, std::string path,
+               std::shared_ptr<ErrorListener> errors);
   Status rebuild_accounting();
+  /// Whether the disk has room for a write of `incoming` bytes and for all RocksDB may make of
+  /// it: the write-ahead log, the table file of the memtables at their flush, a compaction of
+  /// every table file, and a margin.
+  Status room_for(uint64_t incoming);
+  /// Compacts away what released ranges still hold, when that is most of the table files and
+  /// the disk has room for the rest (at most every 10 s); true when table files shrank.
+  bool reclaim(uint64_t free, uint64_t tables, uint64_t margin);
+  /// room_for, then RocksDB's own state: after a failed write or a background error, Resume().
+  Status ready_to_write(uint64_t incoming);
   /// The stored form of a staged block: header, then the body LZ4-compressed (or raw).
   static void encode_block(const Staged& s, std::string& value);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::string path_;
-  bool write_failed_ = false;  ///< the last commit failed: Resume() before the next
+  std::shared_ptr<ErrorListener> errors_;  ///< shared with RocksDB's options
+  bool write_failed_ = false;  ///< the last write failed: Resume() before the next
+  std::chrono::steady_clock::time_point next_reclaim_{};  ///< ingest thread only
   std::map<PartitionKey, Staged> staged_;
   Staged* last_staged_ = nullptr;  ///< staged_ entry of the last append
   std::string last_staged_topic_;

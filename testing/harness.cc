@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -578,6 +579,32 @@ std::unique_ptr<Process> start_sluice(const TempDir& dir, const std::string& con
   return std::make_unique<Process>(
       std::vector<std::string>{binary_dir() + "/main/sluice", "run", "--config", config},
       dir.file(log_name));
+}
+
+int64_t rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+SmallDisk::SmallDisk(std::string path, const std::string& size) : path_(std::move(path)) {
+  std::filesystem::create_directories(path_);
+  std::string out;
+  mounted_ = run_command({"mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", path_}, out) == 0;
+  if (!mounted_) std::cerr << "mount a tmpfs at " << path_ << " (needs root): " << out << "\n";
+}
+
+SmallDisk::~SmallDisk() {
+  std::string out;
+  if (mounted_) run_command({"umount", "-l", path_}, out);
+}
+
+bool SmallDisk::grow(const std::string& size) {
+  std::string out;
+  return run_command({"mount", "-o", "remount,size=" + size, path_}, out) == 0;
 }
 
 }  // namespace sluice::testing

@@ -68,6 +68,26 @@ int run_command(const std::vector<std::string>& argv, std::string& output);
 /// side is shut down after the bytes, as a client that has nothing more to say.
 std::string raw_exchange(int port, const std::string& bytes, bool half_close = true);
 
+/// A process's resident memory (VmRSS) in KiB, or -1.
+int64_t rss_kib(pid_t pid);
+
+/// A small filesystem of the test's own (tmpfs; needs root, as the tests run in CI) at `path`,
+/// unmounted at the end: a disk that fills up.
+class SmallDisk {
+ public:
+  SmallDisk(std::string path, const std::string& size);
+  ~SmallDisk();
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+  bool mounted() const { return mounted_; }
+  /// Space returns: the filesystem grows.
+  bool grow(const std::string& size);
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
 /// Polls `condition` every 50 ms until true or `timeout`; returns its last value.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 

@@ -33,9 +33,10 @@ class FleetStackTest : public RealKafkaTest {
   }
 
   /// Adds an instance (not started). `bootstrap` and `mariadb_port`: its own routes to Kafka
-  /// and to MariaDB (proxies), instead of the direct ones. `more_yaml`: top-level sections.
+  /// and to MariaDB (proxies), instead of the direct ones. `more_yaml`: top-level sections;
+  /// `spool_lines`: more keys of `spool:`.
   Instance& add(const std::string& id, const std::string& bootstrap = "", int mariadb_port = 0,
-                const std::string& more_yaml = "") {
+                const std::string& more_yaml = "", const std::string& spool_lines = "") {
     Instance& i = instances_.emplace_back();
     i.id = id;
     i.config = write_config(*i.dir, bootstrap.empty() ? bootstrap_ : bootstrap, *db_, {topic_},
@@ -45,6 +46,7 @@ class FleetStackTest : public RealKafkaTest {
                                            "  instance_timeout_ms: 10000\n" +
                                            more_yaml,
                              .kafka_properties = kShortSession,
+                             .spool_lines = spool_lines,
                              .instance_id = id,
                              .port = mariadb_port});
     return i;

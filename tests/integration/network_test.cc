@@ -145,5 +145,45 @@ TEST_F(NetworkTest, AnInstanceCutOffFromKafkaUnderLoadStopsWritingItsPartitionsM
   ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
 }
 
+/// The spool's disk fills while the fleet is paused (the reported crash: RocksDB, built with
+/// its assertions, aborted on the full disk): Sluice stops fetching for the spool, says why,
+/// stays small, and when the disk has room again goes on by itself — every event once.
+TEST_F(NetworkTest, AFullSpoolDiskWhilePausedNeitherCrashesNorLosesAndRecoversWhenRoomReturns) {
+  Instance& a = add("host-a", "", 0, "", "  max_bytes: 1073741824\n");
+  SmallDisk disk(a.dir->file("spool"), "6m");
+  ASSERT_TRUE(disk.mounted());
+  start(a);
+  produce(10);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  std::string out;
+  ASSERT_EQ(cli(*a.process, {"pause", "--reason", "the disk fills"}, out), 0) << out << logs();
+  // 100,000 events (about 3.5 MB as spooled blocks): more than the disk takes.
+  for (int i = 0; i < 50; ++i) produce(250);
+  nlohmann::json s;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = status(*a.process);
+        return s.is_object() && s["spool"]["error"].is_string() && s["fetch_paused"] == true;
+      },
+      120s))
+      << s.dump() << logs();
+  EXPECT_NE(s["spool"]["error"].get<std::string>().find("MiB free"), std::string::npos)
+      << s.dump();
+  std::this_thread::sleep_for(5s);
+  ASSERT_TRUE(a.process->running()) << logs();
+  EXPECT_LT(rss_kib(a.process->pid()), 400 * 1024) << "memory grows with what cannot be spooled";
+  // A pause and a resume still answer with the spool unable to write (not even the record).
+  ASSERT_EQ(cli(*a.process, {"pause", "--reason", "again"}, out), 0) << out << logs();
+
+  ASSERT_TRUE(disk.grow("1g"));
+  ASSERT_TRUE(wait_until([&] { return status(*a.process)["spool"]["error"].is_null(); }, 60s))
+      << logs();
+  ASSERT_EQ(cli(*a.process, {"resume"}, out), 0) << out << logs();
+  ASSERT_TRUE(wait_for_all(300s)) << logs();
+  verify_exact();
+  expect_offsets_exact();
+  EXPECT_EQ(a.process->log().find("kafka_gap"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace sluice::testing
