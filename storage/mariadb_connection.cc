@@ -105,15 +105,21 @@ DbStatus MariaDbConnection::open(const MariaDbConfig& c, std::unique_ptr<MariaDb
   // are retried as transient errors. The statement limit is half a second under the read
   // timeout, so a slow statement ends with the server's clean error (1969), which the writer
   // can act on, rather than with a lost connection.
+  //
+  // A wait for a table's metadata lock (an ALTER TABLE, a LOCK TABLES, a backup) is the
+  // environment's doing, never an event's: it ends at lock_wait_timeout, well before the
+  // statement limit, with a lock wait timeout (1205) — retried with backoff like a row lock
+  // wait — rather than a statement timeout, which would split the batch to find a slow row.
   const double statement_time = std::max(0.5, static_cast<double>(io_timeout) - 0.5);
+  const int lock_wait = std::clamp(static_cast<int>(statement_time / 2), 0, 10);
   auto st = conn->exec(
       "SET SESSION time_zone = '+00:00', "
       "sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO', "
       "max_error_count = 65535, "
       "max_statement_time = " +
       std::to_string(statement_time) +
-      ", innodb_lock_wait_timeout = 10, "
-      "tx_isolation = 'READ-COMMITTED', autocommit = 1");
+      ", innodb_lock_wait_timeout = 10, lock_wait_timeout = " + std::to_string(lock_wait) +
+      ", tx_isolation = 'READ-COMMITTED', autocommit = 1");
   if (!st.is_ok()) return st;
   out = std::move(conn);
   return {};

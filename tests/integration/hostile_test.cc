@@ -409,6 +409,35 @@ TEST_F(HostileTest, ARowThatAlwaysExceedsTheStatementTimeIsIsolatedAndTheRestWri
   verify_exact();
 }
 
+TEST_F(HostileTest, ATableLockHeldLongByADbaBlamesNoEventAndEverythingIsWrittenAfterwards) {
+  // The statement limit is half a second here: a metadata lock held for 30 s (LOCK TABLES, or
+  // an ALTER TABLE's last phase) used to end statement after statement at that limit, and two
+  // in a row split the batch down to single events, dead-lettered as db_refused.
+  auto sluice = start_sluice(dir_, config("  io_timeout_ms: 1000\n"));
+  for (int i = 0; i < 20; ++i) {
+    for (int32_t p = 0; p < kPartitions; ++p) good(p);
+  }
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  Process lock({"mariadb", "-S", db_->socket(), "-u", "root", "log", "-e",
+                "LOCK TABLES TestSchema_1 WRITE; SELECT SLEEP(30); UNLOCK TABLES;"},
+               dir_.file("lock.log"));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return db_->scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE "
+                           "'SELECT SLEEP(30)%'") == 1;
+      },
+      10s));
+  for (int i = 0; i < 300; ++i) {
+    for (int32_t p = 0; p < kPartitions; ++p) good(p);
+  }
+  producer_->flush();
+  ASSERT_TRUE(lock.wait(60s).has_value()) << lock.log();
+  ASSERT_TRUE(wait_for_all(120s)) << sluice->log();
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0)
+      << "events blamed for a lock\n" << sluice->log();
+  verify_exact();
+}
+
 TEST_F(HostileTest, HundredsOfThousandsOfDistinctHostileNamesLeaveMemoryFlat) {
   auto sluice = start_sluice(dir_, config("", 5000));
   // The first part is three times the others: buffers, pools and the allocator's arenas reach
