@@ -125,6 +125,7 @@ bool repeated_means_bad_batch(unsigned int code) {
 std::string DbStatus::describe() const {
   if (code == kFenced) return "not committed: " + message;
   if (code == kWrongServer) return "not the fleet's server: " + message;
+  if (code == kNoUuidKey) return "refused: " + message;
   const unsigned int server_code = code == kDuplicatePrimaryKey ? ER_DUP_ENTRY : code;
   return "MariaDB error " + std::to_string(server_code) + " (" + to_string(error_class()) +
          "): " + message;

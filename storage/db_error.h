@@ -38,6 +38,10 @@ inline constexpr unsigned int kFenced = 100'100;
 /// an outage, until the configuration names the fleet's server.
 inline constexpr unsigned int kWrongServer = 100'200;
 
+/// Not a server code: Sluice's own, for a table a replay would write to that has no UNIQUE key on
+/// uuid alone: the replay's idempotence rests on it, so it refuses (fatal, naming the fix).
+inline constexpr unsigned int kNoUuidKey = 100'300;
+
 /// Classifies a MariaDB server or client error number.
 DbErrorClass classify_db_error(unsigned int code);
 

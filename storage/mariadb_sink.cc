@@ -204,7 +204,11 @@ DbStatus MariaDbSink::check_table(const TableLayout& table, std::string& mismatc
 WriteResult MariaDbSink::fail(DbStatus st, std::string table) {
   if (conn_) {
     // Roll back whatever is open; if even that fails the connection is not worth keeping.
-    if (!conn_->exec("ROLLBACK").is_ok() || reconnect_after(st.code)) disconnect();
+    if (!conn_->exec("ROLLBACK").is_ok() || reconnect_after(st.code)) {
+      disconnect();  // a named lock goes with its session
+    } else {
+      unlock_dead_letters();
+    }
   }
   // A refused row may mean the table changed under us (a column added, dropped, renamed):
   // check its layout again before the next attempt.
@@ -271,6 +275,13 @@ DbStatus MariaDbSink::advance_offset(Batch& batch, bool& proceed, WriteResult& r
     batch.trim_before(next);  // a prefix was applied by an earlier owner: write the rest
   }
   return {ER_LOCK_DEADLOCK, "the offsets row kept changing under the compare-and-set"};
+}
+
+std::string dead_letter_lock_name(const std::string& topic, int32_t partition) {
+  // At most 64 characters: the topic hashed (FNV-1a, the same on every host and build).
+  uint64_t h = 1469598103934665603ULL;
+  for (const unsigned char c : topic) h = (h ^ c) * 1099511628211ULL;
+  return "sluice_dl_" + std::to_string(h) + "_" + std::to_string(partition);
 }
 
 DbStatus classify_load_warning(std::string_view table, std::string_view code,
@@ -456,13 +467,23 @@ WriteResult MariaDbSink::write(Batch& batch) {
       return fail(std::move(st), t.table->name());
     }
   }
-  if (!batch.dead_letters.empty()) {
-    if (auto st = insert_dead_letters(batch, batch.dead_letters); !st.is_ok()) {
+  if (!batch.dead_letters.empty() || !duplicates.empty()) {
+    // A replay may have recorded some of them already (it runs beside the service): each
+    // position holds one dead letter, whoever writes it first.
+    if (auto st = lock_dead_letters(batch); !st.is_ok()) return fail(std::move(st));
+    std::unordered_set<int64_t> recorded;
+    if (auto st = recorded_dead_letters(batch, recorded, &duplicates); !st.is_ok()) {
       return fail(std::move(st));
     }
-  }
-  if (!duplicates.empty()) {
-    if (auto st = insert_dead_letters(batch, duplicates); !st.is_ok()) return fail(std::move(st));
+    for (const auto* list : {&batch.dead_letters, &duplicates}) {
+      if (list->empty()) continue;
+      letters_.clear();
+      for (const auto& d : *list) {
+        if (!recorded.contains(d.offset)) letters_.push_back(d);
+      }
+      if (letters_.empty()) continue;
+      if (auto st = insert_dead_letters(batch, letters_); !st.is_ok()) return fail(std::move(st));
+    }
   }
   // The last moment to find out that this instance may no longer write (its view of the fleet
   // went stale while the batch loaded): a pause may have answered meanwhile.
@@ -470,22 +491,29 @@ WriteResult MariaDbSink::write(Batch& batch) {
     return fail({kFenced, "this instance's write lease ran out (the fleet topic is not read)"});
   }
   if (auto st = conn_->exec("COMMIT"); !st.is_ok()) return fail(std::move(st));
+  unlock_dead_letters();
   result.outcome = WriteOutcome::kCommitted;
   result.duplicates = duplicates.size();
   result.dead_letters = batch.dead_letters.size() + duplicates.size();
   return result;
 }
 
-DbStatus MariaDbSink::recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out) {
+DbStatus MariaDbSink::recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out,
+                                           const std::vector<DeadLetter>* more) {
   out.clear();
-  if (batch.dead_letters.empty()) return {};
+  if (batch.dead_letters.empty() && (more == nullptr || more->empty())) return {};
   std::string sql = "SELECT DISTINCT kafka_offset FROM " + dead_letter_table_ +
                     " WHERE topic = " + quoted(batch.topic) +
                     " AND kafka_partition = " + std::to_string(batch.partition) +
                     " AND kafka_offset IN (";
-  for (size_t i = 0; i < batch.dead_letters.size(); ++i) {
-    if (i > 0) sql += ',';
-    sql += std::to_string(batch.dead_letters[i].offset);
+  bool first = true;
+  for (const auto* list : {&batch.dead_letters, more}) {
+    if (list == nullptr) continue;
+    for (const auto& d : *list) {
+      if (!first) sql += ',';
+      first = false;
+      sql += std::to_string(d.offset);
+    }
   }
   sql += ')';
   std::vector<std::vector<std::optional<std::string>>> rows;
@@ -493,6 +521,50 @@ DbStatus MariaDbSink::recorded_dead_letters(const Batch& batch, std::unordered_s
   if (st.code == ER_NO_SUCH_TABLE) return {};  // a dry run against a database without it
   if (!st.is_ok()) return st;
   for (const auto& r : rows) out.insert(std::stoll(*r[0]));
+  return {};
+}
+
+DbStatus MariaDbSink::lock_dead_letters(const Batch& batch) {
+  // Held from before the dead letters are looked up until after the COMMIT: the service and
+  // any replay take it.
+  const std::string name = dead_letter_lock_name(batch.topic, batch.partition);
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  if (auto st = conn_->query("SELECT GET_LOCK(" + quoted(name) + ", 10)", rows); !st.is_ok()) {
+    return st;
+  }
+  if (rows.empty() || rows[0][0].value_or("0") != "1") {
+    return {ER_LOCK_WAIT_TIMEOUT, "another session held the dead letters of " + batch.topic +
+                                      "/" + std::to_string(batch.partition) + " for 10 s"};
+  }
+  dead_letters_locked_ = true;
+  return {};
+}
+
+void MariaDbSink::unlock_dead_letters() {
+  if (!dead_letters_locked_ || !conn_) return;
+  dead_letters_locked_ = false;
+  conn_->exec("DO RELEASE_ALL_LOCKS()").ignore();
+}
+
+DbStatus MariaDbSink::check_uuid_key(const TableLayout& table) {
+  if (uuid_key_checked_.contains(table.name())) return {};
+  // The replay's idempotence rests on it: a row whose uuid is stored is not stored again.
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  auto st = conn_->query(
+      "SELECT COUNT(*) FROM (SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE "
+      "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = " +
+          quoted(table.name()) +
+          " AND NON_UNIQUE = 0 GROUP BY INDEX_NAME HAVING COUNT(*) = 1 AND "
+          "MAX(COLUMN_NAME) = 'uuid') AS k",
+      rows);
+  if (!st.is_ok()) return st;
+  if (rows.empty() || rows[0][0].value_or("0") == "0") {
+    return {kNoUuidKey, "table " + table.name() +
+                            " has no UNIQUE key on uuid alone, so a replay could store its rows "
+                            "twice; add one first: ALTER TABLE `" +
+                            table.name() + "` ADD UNIQUE KEY ix_uuid (uuid)"};
+  }
+  uuid_key_checked_.insert(table.name());
   return {};
 }
 
@@ -565,8 +637,12 @@ WriteResult MariaDbSink::write_replay(Batch& batch) {
       batch.dead_letter_table(i, mismatch);  // marked as a replay's below, like any other
     }
   }
+  for (const auto& t : batch.tables) {
+    if (auto st = check_uuid_key(*t.table); !st.is_ok()) return fail(std::move(st), t.table->name());
+  }
   result.present_per_table.assign(batch.tables.size(), 0);
   if (auto st = conn_->exec("START TRANSACTION"); !st.is_ok()) return fail(std::move(st));
+  if (auto st = lock_dead_letters(batch); !st.is_ok()) return fail(std::move(st));
   std::vector<DeadLetter> unused;
   TableRows absent;
   for (size_t i = 0; i < batch.tables.size(); ++i) {
@@ -616,6 +692,7 @@ WriteResult MariaDbSink::write_replay(Batch& batch) {
     if (auto st = insert_dead_letters(batch, letters); !st.is_ok()) return fail(std::move(st));
   }
   if (auto st = conn_->exec("COMMIT"); !st.is_ok()) return fail(std::move(st));
+  unlock_dead_letters();
   result.outcome = WriteOutcome::kCommitted;
   result.dead_letters = letters.size();
   return result;

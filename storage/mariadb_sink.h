@@ -70,6 +70,10 @@ enum class SinkMode {
 DbStatus classify_load_warning(std::string_view table, std::string_view code,
                                std::string_view message, std::string& uuid);
 
+/// The named lock (GET_LOCK) under which the service and replays look a partition's dead
+/// letters up and write them: each position gets one, whoever comes first.
+std::string dead_letter_lock_name(const std::string& topic, int32_t partition);
+
 /// Appended to the reason of every dead letter a replay writes.
 inline constexpr std::string_view kReplayMark = " (sluice replay)";
 
@@ -117,7 +121,15 @@ class MariaDbSink final : public BatchSink {
   WriteResult fail(DbStatus st, std::string table = "");
   /// kReplay and kReplayDryRun: the offsets of the batch's dead letters that
   /// sluice_dead_letter already holds (none when the table does not exist).
-  DbStatus recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out);
+  DbStatus recorded_dead_letters(const Batch& batch, std::unordered_set<int64_t>& out,
+                                 const std::vector<DeadLetter>* more = nullptr);
+  /// Takes the partition's named dead-letter lock (GET_LOCK, 10 s), held until the COMMIT or
+  /// rollback: the service and replays look a position's dead letter up and write it under it,
+  /// so that none is recorded twice, whoever comes first.
+  DbStatus lock_dead_letters(const Batch& batch);
+  void unlock_dead_letters();
+  /// Replay modes: the table has a UNIQUE key on uuid alone (kNoUuidKey otherwise).
+  DbStatus check_uuid_key(const TableLayout& table);
   /// Replay modes: per row of `rows`, whether the table already holds its uuid (or the row
   /// repeats an earlier uuid of the batch); none when the table does not exist.
   DbStatus find_present(const TableRows& rows, std::vector<bool>& present);
@@ -139,6 +151,9 @@ class MariaDbSink final : public BatchSink {
   bool bookkeeping_ready_ = false;
   int autoinc_lock_mode_ = -1;
   std::string server_identity_;
+  bool dead_letters_locked_ = false;
+  std::unordered_set<std::string> uuid_key_checked_;  ///< replay modes, this sink's life
+  std::vector<DeadLetter> letters_;                   ///< reused: dead letters to write
   std::string sql_;  ///< reused statement buffer
 };
 

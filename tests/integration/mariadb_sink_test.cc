@@ -10,6 +10,8 @@
 #include <mysqld_error.h>
 
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include "storage/mariadb_connection.h"
 #include "storage/row_format.h"
@@ -155,6 +157,27 @@ TEST_F(SinkTest, AMissingOffsetsRowIsCreatedOnlyWhereThePartitionBeganAndOtherwi
   r = sink.write(zero);
   ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << r.error.describe();
   EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets WHERE kafka_partition = 1"), 3);
+}
+
+TEST_F(SinkTest, AReplayWaitsForTheDeadLetterLockAndDoesNotRecordTwiceWhatWasRecordedMeanwhile) {
+  // Another writer (the service, a second replay) holds the partition's dead-letter lock and is
+  // about to record offset 2's dead letter.
+  db_->exec("SELECT GET_LOCK('" + storage::dead_letter_lock_name("t", 0) + "', 0)");
+  storage::MariaDbSink replay(config(), "g", {}, storage::SinkMode::kReplay);
+  Batch b = batch(table_, 0, 5, {{2, {"malformed_json: x", "{"}}});
+  std::optional<storage::WriteResult> result;
+  std::thread writer([&] { result = replay.write(b); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_FALSE(result.has_value()) << "written without the lock";
+  db_->exec(
+      "INSERT INTO sluice_dead_letter (topic, kafka_partition, kafka_offset, reason, payload, "
+      "received_at) VALUES ('t', 0, 2, 'malformed_json: x', '{', UTC_TIMESTAMP(6))");
+  db_->exec("SELECT RELEASE_LOCK('" + storage::dead_letter_lock_name("t", 0) + "')");
+  writer.join();
+  ASSERT_TRUE(result);
+  ASSERT_EQ(result->outcome, WriteOutcome::kCommitted) << result->error.describe();
+  EXPECT_EQ(result->dead_letters, 0u);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter WHERE kafka_offset = 2"), 1);
 }
 
 TEST_F(SinkTest, ATableOfAnotherLayoutIsFoundAndItsRowsDeadLetteredUntilItIsFixed) {

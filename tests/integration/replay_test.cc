@@ -320,6 +320,48 @@ TEST_F(ReplayTest, ACapsuleDumpIsReplayedOnceAndItsBadLinesAreDeadLetteredOnceMa
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 3);
 }
 
+TEST_F(ReplayTest, ATableWithoutAUniqueKeyOnUuidIsRefusedNamingTheFix) {
+  std::ofstream dump(dir_.file("dump.jsonl"));
+  for (uint64_t s = 0; s < 10; ++s) dump << EventFactory::good(3, 1, 0, s) << "\n";
+  dump.close();
+  std::string out;
+  ASSERT_EQ(replay({"--from-file", dir_.file("dump.jsonl"), "--topic", "el_dump"}, out), 0) << out;
+  // A DBA recreated the table without it (or it came from an older consumer).
+  db_->exec("ALTER TABLE TestSchema_1 DROP INDEX ix_uuid");
+  const int code = replay({"--from-file", dir_.file("dump.jsonl"), "--topic", "el_dump"}, out);
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("ADD UNIQUE KEY ix_uuid (uuid)"), std::string::npos) << out;
+  EXPECT_EQ(rows(), 10) << "written twice";
+}
+
+TEST_F(ReplayTest, TwoReplaysAtOnceRecordEachDeadLetterOnce) {
+  // Many bad lines among good ones, so that the two replays' batches interleave.
+  std::ofstream dump(dir_.file("dump.jsonl"));
+  int bad = 0;
+  for (uint64_t s = 0; s < 6000; ++s) {
+    dump << EventFactory::good(3, 1, 0, s) << "\n";
+    if (s % 10 == 0) {
+      std::string reason;
+      dump << EventFactory::bad(0, s, reason) << "\n";
+      ++bad;
+    }
+  }
+  dump.close();
+  const std::string cfg = config();
+  std::string out1, out2;
+  int code1 = -1, code2 = -1;
+  std::thread first([&] {
+    code1 = replay({"--from-file", dir_.file("dump.jsonl"), "--topic", "el_dump"}, out1, cfg);
+  });
+  code2 = replay({"--from-file", dir_.file("dump.jsonl"), "--topic", "el_dump"}, out2, cfg);
+  first.join();
+  EXPECT_TRUE(code1 == 0 || code1 == 7) << out1;
+  EXPECT_TRUE(code2 == 0 || code2 == 7) << out2;
+  EXPECT_EQ(rows(), 6000);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), bad);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(DISTINCT kafka_offset) FROM sluice_dead_letter"), bad);
+}
+
 TEST_F(ReplayTest, WhileTheServiceRunsIntoTheSameTablesNothingIsDuplicatedOrLostAndNoOffsetMoves) {
   auto sluice = start_sluice(dir_, config());
   produce(400);
