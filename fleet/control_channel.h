@@ -37,6 +37,9 @@ class ControlChannel {
   virtual Status poll(std::chrono::milliseconds timeout, std::vector<ControlRecord>& out) = 0;
   /// True once every record that was in the topic when the channel opened has been read.
   virtual bool caught_up() const = 0;
+  /// What is weaker than it should be about the topic (its replication, min.insync.replicas,
+  /// cleanup policy), one sentence each; empty when all is well or not known yet.
+  virtual std::vector<std::string> warnings() const { return {}; }
 };
 
 }  // namespace sluice::fleet

@@ -116,6 +116,10 @@ void Fleet::read(milliseconds timeout) {
     const auto now = clock_.now();
     for (const auto& r : records) apply(r, now);
   }
+  if (auto warnings = channel_->warnings(); !warnings.empty()) {
+    std::lock_guard lock(mu_);
+    topic_warnings_ = std::move(warnings);
+  }
   if (channel_->caught_up() && !caught_up_.exchange(true)) {
     std::lock_guard lock(mu_);
     logger("fleet")->info(
@@ -537,6 +541,7 @@ nlohmann::json Fleet::status_json() const {
               {"signed", signer_.enabled()},
               {"instances", std::move(instances)}};
   if (!mismatch_.empty()) out["not_applied"] = mismatch_;
+  if (!topic_warnings_.empty()) out["topic_warnings"] = topic_warnings_;
   if (const auto& t = view_.target()) {
     out["target"] = {{"state", t->paused ? "paused" : "running"},
                      {"reason", t->reason},

@@ -194,6 +194,7 @@ class Fleet final : public ingest::FleetClaims {
   std::string conflict_;                  ///< guarded by mu_
   std::optional<Clock::time_point> later_twin_seen_;  ///< guarded by mu_
   uint64_t rejected_ = 0;                             ///< guarded by mu_: unsigned or forged
+  std::vector<std::string> topic_warnings_;           ///< guarded by mu_: ControlChannel's
   RateLimiter rejected_log_{std::chrono::seconds(30)};  ///< guarded by mu_
   bool fenced_logged_ = false;                          ///< step's
   bool ever_valid_ = false;                             ///< step's

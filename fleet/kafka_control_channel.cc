@@ -88,9 +88,9 @@ Result<std::unique_ptr<ControlChannel>> KafkaControlChannel::open(const ControlT
   }
   ch->producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
   if (ch->producer_ == nullptr) return Status::error(std::string("fleet producer: ") + err);
-  // Created in the background: start-up does not wait for a controller (the test broker
-  // has none and creates topics on the first write; every start after the first finds it).
-  ch->start_topic_creation(config);
+  // Created (or checked) in the background, from the first poll: start-up does not wait for
+  // a controller (the test broker has none and creates topics on the first write; every start
+  // after the first finds it).
 
   rd_kafka_conf_t* cconf = base_conf(config, error);
   // An assignment of its own: it joins no group and commits nothing.
@@ -113,33 +113,95 @@ Result<std::unique_ptr<ControlChannel>> KafkaControlChannel::open(const ControlT
   return std::unique_ptr<ControlChannel>(std::move(ch));
 }
 
-void KafkaControlChannel::start_topic_creation(const ControlTopic& config) {
-  char err[256];
-  rd_kafka_NewTopic_t* topic =
-      rd_kafka_NewTopic_new(config.topic.c_str(), 1, -1, err, sizeof err);  // broker's RF
-  if (topic == nullptr) {
-    logger("fleet")->warn("fleet topic {} not created: {}", config.topic, err);
-    return;
+void KafkaControlChannel::inspect_topic() {
+  if (inspected_) return;
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(producer_, 1, nullptr, &md, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  inspected_ = true;
+  brokers_ = md->broker_cnt;
+  bool exists = false;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const auto& t = md->topics[i];
+    if (topic_ != t.topic || t.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    exists = true;
+    if (t.partition_cnt > 0) replication_ = t.partitions[0].replica_cnt;
   }
-  // Compacted: the latest record of each key is all anyone needs; rolled often, so it is.
-  rd_kafka_NewTopic_set_config(topic, "cleanup.policy", "compact");
-  rd_kafka_NewTopic_set_config(topic, "segment.ms", "600000");
-  rd_kafka_NewTopic_set_config(topic, "min.cleanable.dirty.ratio", "0.1");
-  creation_ = rd_kafka_queue_new(producer_);
+  rd_kafka_metadata_destroy(md);
+  const int want_rf = std::max(1, std::min(3, brokers_));
+  char err[256];
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_ANY);
   rd_kafka_AdminOptions_set_request_timeout(options, 15000, err, sizeof err);
-  rd_kafka_CreateTopics(producer_, &topic, 1, options, creation_);
+  creation_ = rd_kafka_queue_new(producer_);
+  if (exists) {
+    rd_kafka_ConfigResource_t* res =
+        rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic_.c_str());
+    rd_kafka_DescribeConfigs(producer_, &res, 1, options, creation_);
+    rd_kafka_ConfigResource_destroy(res);
+  } else {
+    rd_kafka_NewTopic_t* topic =
+        rd_kafka_NewTopic_new(topic_.c_str(), 1, want_rf, err, sizeof err);
+    if (topic == nullptr) {
+      logger("fleet")->warn("fleet topic {} not created: {}", topic_, err);
+    } else {
+      // Compacted: the latest record of each key is all anyone needs; rolled often, so it is.
+      rd_kafka_NewTopic_set_config(topic, "cleanup.policy", "compact");
+      rd_kafka_NewTopic_set_config(topic, "segment.ms", "600000");
+      rd_kafka_NewTopic_set_config(topic, "min.cleanable.dirty.ratio", "0.1");
+      rd_kafka_NewTopic_set_config(topic, "min.insync.replicas",
+                                   std::to_string(std::min(2, want_rf)).c_str());
+      rd_kafka_CreateTopics(producer_, &topic, 1, options, creation_);
+      rd_kafka_NewTopic_destroy(topic);
+    }
+  }
   rd_kafka_AdminOptions_destroy(options);
-  rd_kafka_NewTopic_destroy(topic);
+}
+
+void KafkaControlChannel::judge(int replication, const std::map<std::string, std::string>& configs) {
+  const int want_rf = std::max(1, std::min(3, brokers_));
+  std::vector<std::string> w;
+  if (replication > 0 && replication < want_rf) {
+    w.push_back("fleet topic " + topic_ + " has replication factor " + std::to_string(replication) +
+                " on a cluster of " + std::to_string(brokers_) +
+                " brokers: losing one broker can lose the fleet's pause; recreate it with " +
+                std::to_string(want_rf) + " (docs/security.md)");
+  }
+  const auto isr = configs.find("min.insync.replicas");
+  if (want_rf > 1 && isr != configs.end() && std::atoi(isr->second.c_str()) < 2) {
+    w.push_back("fleet topic " + topic_ + " has min.insync.replicas " + isr->second +
+                ": a pause acknowledged by one broker alone can be lost; set it to 2");
+  }
+  const auto policy = configs.find("cleanup.policy");
+  if (policy != configs.end() && policy->second != "compact") {
+    w.push_back("fleet topic " + topic_ + " has cleanup.policy " + policy->second +
+                ": its records expire, the fleet's target and what spools hold with them; set "
+                "it to compact");
+  }
+  for (const auto& line : w) logger("fleet")->warn("{}", line);
+  warnings_ = std::move(w);
 }
 
 void KafkaControlChannel::check_topic_creation() {
+  inspect_topic();
   if (creation_ == nullptr) return;
   rd_kafka_event_t* event = rd_kafka_queue_poll(creation_, 0);
   if (event == nullptr) return;
   std::string problem;
   if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     problem = rd_kafka_event_error_string(event);
+  } else if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT) {
+    size_t n = 0;
+    const auto* resources = rd_kafka_DescribeConfigs_result_resources(
+        rd_kafka_event_DescribeConfigs_result(event), &n);
+    std::map<std::string, std::string> configs;
+    for (size_t i = 0; i < n; ++i) {
+      size_t count = 0;
+      const auto* entries = rd_kafka_ConfigResource_configs(resources[i], &count);
+      for (size_t k = 0; k < count; ++k) {
+        const char* value = rd_kafka_ConfigEntry_value(entries[k]);
+        configs[rd_kafka_ConfigEntry_name(entries[k])] = value != nullptr ? value : "";
+      }
+    }
+    judge(replication_, configs);
   } else {
     size_t n = 0;
     const auto* results =
@@ -147,7 +209,8 @@ void KafkaControlChannel::check_topic_creation() {
     for (size_t i = 0; i < n; ++i) {
       const auto e = rd_kafka_topic_result_error(results[i]);
       if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        logger("fleet")->info("fleet topic {} created", topic_);
+        logger("fleet")->info("fleet topic {} created (replication {}, compacted)", topic_,
+                              std::max(1, std::min(3, brokers_)));
       } else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         problem = rd_kafka_topic_result_error_string(results[i]);
       }
@@ -159,8 +222,9 @@ void KafkaControlChannel::check_topic_creation() {
   if (!problem.empty()) {
     // A broker that creates topics by itself (or the test broker) takes the first write; one
     // that does not will say so then, with the topic's name.
-    logger("fleet")->info("fleet topic {} not created ({}); relying on the first write", topic_,
-                          problem);
+    logger("fleet")->info("fleet topic {} not created or described ({}); relying on the first "
+                          "write",
+                          topic_, problem);
   }
 }
 

@@ -307,14 +307,17 @@ void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opa
 }
 
 void Producer::produce(const std::string& topic, int32_t partition, const std::string& payload,
-                       int64_t timestamp_ms) {
+                       int64_t timestamp_ms, const std::optional<std::string>& key) {
   const auto deadline = std::chrono::steady_clock::now() + 60s;
+  void* key_bytes = key ? const_cast<char*>(key->data()) : nullptr;
+  const size_t key_size = key ? key->size() : 0;
   for (;;) {
-    const auto err =
-        rd_kafka_producev(rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-                          RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END);
+    const auto err = rd_kafka_producev(
+        rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(key_bytes, key_size),
+        RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
+        RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL || (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION &&
                                                  std::chrono::steady_clock::now() < deadline)) {
       rd_kafka_poll(rk_, 50);  // full, or a partition added a moment ago

@@ -143,9 +143,9 @@ class Producer {
                     bool idempotent = false);
   ~Producer();
   /// Produces to an explicit partition; returns nothing until flush(). `timestamp_ms` is the
-  /// message's Kafka timestamp (0: now).
+  /// message's Kafka timestamp (0: now); `key` the record's key, if any.
   void produce(const std::string& topic, int32_t partition, const std::string& payload,
-               int64_t timestamp_ms = 0);
+               int64_t timestamp_ms = 0, const std::optional<std::string>& key = std::nullopt);
   /// Waits for all deliveries; throws on any delivery failure.
   void flush();
   /// Offsets of delivered messages, in production order per (topic, partition).

@@ -203,6 +203,45 @@ void KafkaCluster::kill_node(int node) { script({"kill", path_, std::to_string(n
 
 void KafkaCluster::start_node(int node) { script({"start-node", path_, std::to_string(node)}); }
 
+int KafkaCluster::replication(const std::string& topic) {
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(admin(), 1, nullptr, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+  int rf = -1;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    if (topic == md->topics[i].topic && md->topics[i].partition_cnt > 0) {
+      rf = md->topics[i].partitions[0].replica_cnt;
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  return rf;
+}
+
+std::string KafkaCluster::topic_config(const std::string& topic, const std::string& key) {
+  std::string value;
+  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  admin_call(
+      admin(), RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT,
+      [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+        rd_kafka_DescribeConfigs(admin(), &res, 1, options, queue);
+      },
+      [&](rd_kafka_event_t* event) {
+        size_t n = 0;
+        const auto* resources = rd_kafka_DescribeConfigs_result_resources(
+            rd_kafka_event_DescribeConfigs_result(event), &n);
+        for (size_t i = 0; i < n; ++i) {
+          size_t count = 0;
+          const auto* entries = rd_kafka_ConfigResource_configs(resources[i], &count);
+          for (size_t k = 0; k < count; ++k) {
+            const char* v = rd_kafka_ConfigEntry_value(entries[k]);
+            if (key == rd_kafka_ConfigEntry_name(entries[k]) && v != nullptr) value = v;
+          }
+        }
+        return std::string();
+      });
+  rd_kafka_ConfigResource_destroy(res);
+  return value;
+}
+
 std::vector<KafkaCluster::Route> KafkaCluster::routes() {
   std::string out;
   if (run_command({source_dir() + "/scripts/kafka", "routes", path_}, out) != 0) {

@@ -61,6 +61,9 @@ class KafkaCluster {
   /// Deletes every record of a partition below `offset`, as retention does: the log then
   /// starts there.
   void delete_records(const std::string& topic, int32_t partition, int64_t offset);
+  /// A topic's replication factor (of its partition 0), and one of its configs ("" unknown).
+  int replication(const std::string& topic);
+  std::string topic_config(const std::string& topic, const std::string& key);
   /// Low and high watermarks of a partition.
   std::pair<int64_t, int64_t> watermarks(const std::string& topic, int32_t partition);
   /// The node leading a partition (1..nodes), or -1.

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -207,6 +208,87 @@ TEST_F(FleetTest, OfTwoInstancesGivenOneInstanceIdTheLaterStopsAndNothingIsLost)
   ASSERT_TRUE(a.process->running()) << a.process->log();
   instances_.pop_back();
   ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+}
+
+TEST_F(FleetTest, TheFleetTopicIsReplicatedCompactedAndAWeakerOneIsNamed) {
+  Instance& a = add("host-a");
+  start(a);
+  produce(10);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  const std::string fleet_topic = "_sluice_fleet." + group_;
+  EXPECT_EQ(cluster_->replication(fleet_topic), 3);
+  EXPECT_EQ(cluster_->topic_config(fleet_topic, "min.insync.replicas"), "2");
+  EXPECT_EQ(cluster_->topic_config(fleet_topic, "cleanup.policy"), "compact");
+  EXPECT_FALSE(fleet(a).contains("topic_warnings")) << fleet(a).dump();
+
+  // Another group whose fleet topic someone made by hand, weaker.
+  Instance& b = instances_.emplace_back();
+  b.id = "host-b";
+  const std::string weak = "_sluice_fleet_weak_" + group_;
+  cluster_->create_topic(weak, 1, 1, {{"cleanup.policy", "delete"}});
+  b.config = write_config(*b.dir, bootstrap_, *db_, {topic_}, group_ + "-weak",
+                          {.extra_yaml = "fleet:\n  topic: " + weak +
+                                         "\n  heartbeat_ms: 1000\n  lease_ms: 5000\n"
+                                         "  instance_timeout_ms: 10000\n",
+                           .kafka_properties = kShortSession,
+                           .instance_id = b.id});
+  start(b);
+  nlohmann::json warned;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        warned = fleet(b);
+        return warned.is_object() && warned.contains("topic_warnings") &&
+               warned["topic_warnings"].size() == 3;
+      },
+      30s))
+      << warned.dump() << b.process->log();
+  EXPECT_NE(warned["topic_warnings"].dump().find("replication factor 1"), std::string::npos);
+  EXPECT_NE(warned["topic_warnings"].dump().find("cleanup.policy delete"), std::string::npos);
+  EXPECT_NE(warned["topic_warnings"].dump().find("min.insync.replicas 1"), std::string::npos);
+  EXPECT_NE(b.process->log().find("replication factor 1"), std::string::npos);
+}
+
+TEST_F(FleetTest, RecordsNotSignedWithTheFleetsKeyChangeNothingOnARealCluster) {
+  std::ofstream(dir_.file("fleet.key")) << "a-shared-secret-of-at-least-16-bytes\n";
+  const std::string keyed = "fleet:\n  key_file: " + dir_.file("fleet.key") + "\n";
+  Instance& a = instances_.emplace_back();
+  Instance& b = instances_.emplace_back();
+  for (Instance* i : {&a, &b}) {
+    i->id = i == &a ? "host-a" : "host-b";
+    i->config = write_config(*i->dir, bootstrap_, *db_, {topic_}, group_,
+                             {.extra_yaml = keyed + "  heartbeat_ms: 1000\n  lease_ms: 5000\n"
+                                                    "  instance_timeout_ms: 10000\n",
+                              .kafka_properties = kShortSession,
+                              .instance_id = i->id});
+    start(*i);
+  }
+  produce(20);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  // Whoever can write to the topic but has no key: an unsigned pause, a tombstone forgetting
+  // host-b, a record of host-b saying it is stopped.
+  const std::string fleet_topic = "_sluice_fleet." + group_;
+  producer_->produce(fleet_topic, 0,
+                     R"({"state":"paused","reason":"forged","by":"x","id":"forged-1","epoch":99})",
+                     0, std::string("target"));
+  producer_->produce(fleet_topic, 0,
+                     R"({"id":"host-b","state":"stopped","quiet":true,"incarnation":"x","seq":9})",
+                     0, std::string("instance/host-b"));
+  producer_->flush();
+  ASSERT_TRUE(wait_until([&] { return fleet(a)["records_rejected"].get<int>() >= 2; }, 30s))
+      << fleet(a).dump();
+  produce(20);
+  ASSERT_TRUE(wait_for_all()) << "a forged pause stopped the fleet\n" << logs();
+  EXPECT_NE(status(*a.process)["state"], "paused");
+  EXPECT_NE(a.process->log().find("is not signed: ignored"), std::string::npos);
+  // The holders of the key pause and resume as ever.
+  std::string out;
+  ASSERT_EQ(cli(*b.process, {"pause", "--reason", "signed"}, out), 0) << out << logs();
+  EXPECT_EQ(status(*a.process)["state"], "paused");
+  EXPECT_EQ(sluice_connections(), 0);
+  ASSERT_EQ(cli(*a.process, {"resume"}, out), 0) << out << logs();
+  produce(20);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  verify_exact();
 }
 
 class FleetClaimTest : public FleetTest {
