@@ -14,8 +14,8 @@ using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
 /// Every state the pipeline reports; sluice_state has one series each, 1 for the current one.
-constexpr const char* kStates[] = {"starting", "running", "paused",
-                                   "draining", "outage",  "stopping"};
+constexpr const char* kStates[] = {"starting", "running",           "paused",  "draining",
+                                   "outage",   "fleet_unreachable", "stopping"};
 
 /// Epoch seconds of a YYYYMMDDHHMMSS timestamp (a replica's answer), nullopt when malformed.
 std::optional<int64_t> epoch_of_mediawiki(const std::string& t) {
@@ -179,7 +179,45 @@ Metrics::Metrics(const MetricsInfo& info)
                      .Name("sluice_db_errors_total")
                      .Help("Failed MariaDB write attempts, per error class (transient, outage, "
                            "read_only, bad_row, fatal)")
-                     .Register(*registry_)) {
+                     .Register(*registry_)),
+      lease_valid_(BuildGauge()
+                       .Name("sluice_fleet_lease_valid")
+                       .Help("1 while this instance's write lease holds (it has read its own "
+                             "fleet records back lately); 0: it writes nothing")
+                       .Register(*registry_)
+                       .Add({})),
+      lease_remaining_(BuildGauge()
+                           .Name("sluice_fleet_lease_remaining_seconds")
+                           .Help("How long the write lease holds without another record read "
+                                 "back (negative or 0: run out)")
+                           .Register(*registry_)
+                           .Add({})),
+      records_rejected_(BuildCounter()
+                            .Name("sluice_fleet_records_rejected_total")
+                            .Help("Fleet topic records ignored: not signed with fleet.key_file, "
+                                  "signed with another key, or replayed")
+                            .Register(*registry_)
+                            .Add({})),
+      topic_warnings_(BuildGauge()
+                          .Name("sluice_fleet_topic_warnings")
+                          .Help("Settings of the fleet topic weaker than they should be "
+                                "(replication, min.insync.replicas, cleanup.policy)")
+                          .Register(*registry_)
+                          .Add({})),
+      target_paused_(BuildGauge()
+                         .Name("sluice_fleet_target_paused")
+                         .Help("The fleet's target: 1 paused, 0 running, -1 never set")
+                         .Register(*registry_)
+                         .Add({})),
+      instance_live_(BuildGauge()
+                         .Name("sluice_fleet_instance_live")
+                         .Help("Per instance of the fleet as this one sees it: 1 while it may "
+                               "be running (its lease and grace not yet over)")
+                         .Register(*registry_)),
+      instance_applied_(BuildGauge()
+                            .Name("sluice_fleet_instance_applied")
+                            .Help("Per instance: 1 once it applied the fleet's current target")
+                            .Register(*registry_)) {
   for (const char* s : kStates) state_.Add({{"state", s}}).Set(0);
   for (const char* reason : kDeadLetterClasses) dead_letters_.Add({{"reason", reason}});
   for (const auto& topic : info.topics) {
@@ -274,6 +312,35 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   double longest = 0;
   for (const auto& [when, seconds] : recent_) longest = std::max(longest, seconds);
   transaction_max_.Set(longest);
+}
+
+void Metrics::refresh_fleet(const nlohmann::json& fleet) {
+  std::lock_guard lock(mu_);
+  if (!fleet.is_object()) return;
+  const auto lease = fleet.value("lease", nlohmann::json::object());
+  lease_valid_.Set(lease.value("valid", false) ? 1 : 0);
+  lease_remaining_.Set(static_cast<double>(lease.value("remaining_ms", int64_t{0})) / 1000.0);
+  mirror(records_rejected_,
+         fleet.value("records_rejected", uint64_t{0}) + fleet.value("records_replayed", uint64_t{0}),
+         last_rejected_);
+  topic_warnings_.Set(
+      static_cast<double>(fleet.value("topic_warnings", nlohmann::json::array()).size()));
+  const auto target = fleet.value("target", nlohmann::json());
+  target_paused_.Set(target.is_object() ? (target.value("state", "") == "paused" ? 1 : 0) : -1);
+  std::set<std::string> now;
+  for (const auto& i : fleet.value("instances", nlohmann::json::array())) {
+    const std::string id = i.value("id", "");
+    now.insert(id);
+    instance_live_.Add({{"instance_id", id}}).Set(i.value("live", false) ? 1 : 0);
+    instance_applied_.Add({{"instance_id", id}}).Set(i.value("applied_target", false) ? 1 : 0);
+  }
+  // Series of instances forgotten since: removed, not left at their last value.
+  for (const auto& id : fleet_ids_) {
+    if (now.contains(id)) continue;
+    instance_live_.Remove(&instance_live_.Add({{"instance_id", id}}));
+    instance_applied_.Remove(&instance_applied_.Add({{"instance_id", id}}));
+  }
+  fleet_ids_ = std::move(now);
 }
 
 void Metrics::refresh_replicas(const std::vector<ReplicaFreshness::Replica>& replicas) {

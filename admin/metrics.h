@@ -25,6 +25,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -62,6 +64,9 @@ class Metrics {
   void refresh(const ingest::PipelineStatus& status, const ingest::PipelineStats& stats,
                int64_t now_ms);
   void refresh_replicas(const std::vector<ReplicaFreshness::Replica>& replicas);
+  /// The fleet as Fleet::status_json shows it: the lease, rejected records, the topic's
+  /// warnings, the target, and per instance whether it is live and applied the target.
+  void refresh_fleet(const nlohmann::json& fleet);
   std::string serialize() const;
 
  private:
@@ -99,6 +104,15 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& replica_max_timestamp_;
   prometheus::Gauge& writers_failing_;
   prometheus::Family<prometheus::Counter>& db_errors_;
+  prometheus::Gauge& lease_valid_;
+  prometheus::Gauge& lease_remaining_;
+  prometheus::Counter& records_rejected_;
+  prometheus::Gauge& topic_warnings_;
+  prometheus::Gauge& target_paused_;
+  prometheus::Family<prometheus::Gauge>& instance_live_;
+  prometheus::Family<prometheus::Gauge>& instance_applied_;
+  std::set<std::string> fleet_ids_;  ///< instances with series, as of the last refresh_fleet
+  uint64_t last_rejected_ = 0;
 
   std::map<std::string, uint64_t> last_consumed_;  ///< per topic, as of the last refresh
   uint64_t last_spool_write_errors_ = 0;

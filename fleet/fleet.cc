@@ -398,7 +398,14 @@ Result<Fleet::Request> Fleet::begin(bool pause, const std::string& reason, milli
   {
     std::lock_guard lock(publish_mu_);
     const std::string key(kTargetKey);
-    if (auto st = channel_->publish(key, signer_.seal(key, encode(t))); !st) return st;
+    if (auto st = channel_->publish(key, signer_.seal(key, encode(t))); !st) {
+      return Status::error(
+          st.message() + ": the fleet topic cannot be written" +
+          (pause ? "; `sluice pause --local` pauses this instance at once, and the fleet adopts "
+                   "the pause when the topic is back (instances that cannot hear the fleet stop "
+                   "writing by themselves within their lease)"
+                 : ""));
+    }
   }
   logger("fleet")->info("{} the fleet{}{}", pause ? "pausing" : "resuming",
                         reason.empty() ? "" : ": ", reason);

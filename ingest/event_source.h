@@ -73,7 +73,10 @@ class EventSource {
   virtual Status committed(std::vector<TopicPartition>& partitions,
                            std::chrono::milliseconds timeout) = 0;
   /// Commits each partition's `offset` (the next offset to read). Asynchronous commits are
-  /// acknowledged through `SourceHandler::on_commit`; a synchronous one returns the outcome.
+  /// acknowledged through `SourceHandler::on_commit`; a synchronous one returns the outcome,
+  /// waiting at most a few seconds — a coordinator out of reach (the host cut off from Kafka)
+  /// must not hold the ingest thread, and with it a pause: the commit then counts as failed
+  /// (it may still land; a commit is never ahead of MariaDB, so either outcome is safe).
   virtual Status commit(const std::vector<TopicPartition>& partitions, bool async) = 0;
   /// Stops fetching these partitions; messages already fetched may still be delivered.
   virtual Status pause(const std::vector<TopicPartition>& partitions) = 0;

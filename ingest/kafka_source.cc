@@ -245,7 +245,28 @@ Status KafkaSource::committed(std::vector<TopicPartition>& partitions,
 Status KafkaSource::commit(const std::vector<TopicPartition>& partitions, bool async) {
   if (partitions.empty()) return Status::ok();
   ListPtr list(to_list(partitions));
-  const auto e = rd_kafka_commit(rk_, list.get(), async ? 1 : 0);
+  if (async) {
+    const auto e = rd_kafka_commit(rk_, list.get(), 1);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::error(std::string("kafka commit: ") + rd_kafka_err2str(e));
+    }
+    return Status::ok();
+  }
+  // Waited for on a queue of its own, for a bounded time (rd_kafka_commit would wait as long
+  // as the coordinator takes: a minute and more when it is out of reach).
+  constexpr int kWaitMs = 5000;
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk_);
+  auto e = rd_kafka_commit_queue(rk_, list.get(), queue, nullptr, nullptr);
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_event_t* done = rd_kafka_queue_poll(queue, kWaitMs);
+    if (done == nullptr) {
+      e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    } else {
+      e = rd_kafka_event_error(done);
+      rd_kafka_event_destroy(done);
+    }
+  }
+  rd_kafka_queue_destroy(queue);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::error(std::string("kafka commit: ") + rd_kafka_err2str(e));
   }

@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/logging.h"
 #include "fleet/fleet_view.h"
 #include "fleet/kafka_control_channel.h"
 #include "fleet/record_signer.h"
@@ -210,6 +211,9 @@ int fleet_command(const FleetOptions& o) {
     std::cerr << "sluice: invalid configuration: " << config.status().message() << "\n";
     return 2;
   }
+  // A command's output is its answer: the clients' own chatter (a coordinator still loading, a
+  // topic created) is not, only their errors are.
+  configure_logging("error", config->log.json);
   fleet::RecordSigner signer;
   if (!config->fleet.key_file.empty()) {
     auto s = fleet::RecordSigner::from_file(config->fleet.key_file);

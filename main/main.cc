@@ -283,10 +283,11 @@ int run(const std::string& path) {
         pause = sluice::storage::PauseRecord{s.pause_reason, s.paused_since_ms};
       return sluice::admin::spool_to_json(s.spool_partitions, pause);
     };
-    handlers.metrics_text = [&pipeline, &metrics, &replicas] {
+    handlers.metrics_text = [&pipeline, &metrics, &replicas, &fleet] {
       metrics.refresh(pipeline.status(), pipeline.stats(),
                       sluice::SystemClock::instance().wall_ms());
       if (replicas) metrics.refresh_replicas(replicas->snapshot());
+      metrics.refresh_fleet(fleet->status_json());
       return metrics.serialize();
     };
     // One pause for the fleet: every live instance applies it and is quiet before it answers.
@@ -356,9 +357,13 @@ int run(const std::string& path) {
   return 0;
 }
 
-int pause_resume_command(const AdminOptions& o, bool pause, const std::string& reason) {
+int pause_resume_command(const AdminOptions& o, bool pause, const std::string& reason,
+                         bool local) {
   std::string body, out;
-  if (pause && !reason.empty()) body = nlohmann::json{{"reason", reason}}.dump();
+  nlohmann::json request = nlohmann::json::object();
+  if (pause && !reason.empty()) request["reason"] = reason;
+  if (pause && local) request["local"] = true;
+  if (!request.empty()) body = request.dump();
   if (const int code = admin_call(o, "POST", pause ? "/v1/pause" : "/v1/resume", body, out)) {
     return code;
   }
@@ -367,17 +372,24 @@ int pause_resume_command(const AdminOptions& o, bool pause, const std::string& r
     return 0;
   }
   const auto s = nlohmann::json::parse(out, nullptr, false);
-  size_t live = 0;
+  size_t live = 0, silent = 0;
   if (s.is_object() && s.contains("fleet")) {
-    for (const auto& i : s["fleet"]["instances"]) live += i.value("live", false) ? 1 : 0;
+    for (const auto& i : s["fleet"]["instances"]) {
+      if (i.value("state", "") == "stopped") continue;
+      ++(i.value("live", false) ? live : silent);
+    }
   }
   std::cout << "state: " << (s.is_object() ? s.value("state", "?") : "?");
-  if (pause) {
-    std::cout << " (no open transaction, no connection to MariaDB"
-              << (s.is_object() && s.contains("fleet")
-                      ? ", on every live instance of the fleet (" + std::to_string(live) + ")"
-                      : std::string())
-              << ")";
+  if (pause && local) {
+    std::cout << " (no open transaction, no connection to MariaDB, on this instance alone: the "
+                 "fleet adopts the pause once its topic takes writes again)";
+  } else if (pause) {
+    std::cout << " (no open transaction, no connection to MariaDB";
+    if (s.is_object() && s.contains("fleet")) {
+      std::cout << ", on every instance of the fleet: " << live << " said so";
+      if (silent > 0) std::cout << ", " << silent << " silent past its lease";
+    }
+    std::cout << ")";
   }
   if (s.is_object()) std::cout << "; spool " << s["spool"].value("events", 0) << " events";
   std::cout << "\n";
@@ -548,6 +560,10 @@ int main(int argc, char** argv) {
       "pause", "Pause writing to MariaDB; returns once no transaction or connection is open");
   add_admin_options(pause_cmd, admin_options);
   pause_cmd->add_option("--reason", reason, "Why (shown in status)");
+  bool local_pause = false;
+  pause_cmd->add_flag("--local", local_pause,
+                      "Pause this instance alone, at once, when the fleet topic cannot be "
+                      "written (Kafka unreachable); the fleet adopts the pause when it can");
   auto* resume_cmd = app.add_subcommand("resume", "Resume writing; the spool drains first");
   add_admin_options(resume_cmd, admin_options);
   sluice::cli::BenchOptions bench;
@@ -666,7 +682,7 @@ int main(int argc, char** argv) {
   if (bench_cmd->parsed()) return sluice::cli::bench_command(bench);
   if (spool_cmd->parsed()) return sluice::cli::spool_command(spool);
   if (status_cmd->parsed()) return status_command(admin_options);
-  if (pause_cmd->parsed()) return pause_resume_command(admin_options, true, reason);
-  if (resume_cmd->parsed()) return pause_resume_command(admin_options, false, reason);
+  if (pause_cmd->parsed()) return pause_resume_command(admin_options, true, reason, local_pause);
+  if (resume_cmd->parsed()) return pause_resume_command(admin_options, false, reason, false);
   return 0;
 }

@@ -160,6 +160,11 @@ Result<std::unique_ptr<Spool>> RocksDbSpool::open(const std::string& path) {
   if (const uint64_t size = disk_size(path); size > 0) {
     options.write_buffer_size =
         std::clamp<size_t>(static_cast<size_t>(size / 16), 1 << 20, options.write_buffer_size);
+    // RocksDB reserves 4 MiB for its MANIFEST and a memtable's worth for each write-ahead log
+    // file up front (fallocate): on a small disk that is most of it, and none of it counted.
+    options.manifest_preallocation_size =
+        std::clamp<size_t>(static_cast<size_t>(size / 256), 64 << 10, 4 << 20);
+    if (size < (1ULL << 30)) options.allow_fallocate = false;
   }
   auto errors = std::make_shared<ErrorListener>();
   options.listeners.push_back(errors);

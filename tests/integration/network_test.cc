@@ -145,6 +145,39 @@ TEST_F(NetworkTest, AnInstanceCutOffFromKafkaUnderLoadStopsWritingItsPartitionsM
   ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
 }
 
+TEST_F(NetworkTest, WithKafkaUnreachableALocalPauseAnswersAtOnceAndTheFleetAdoptsItOnceBack) {
+  Instance& a = add("host-a", route_->bootstrap());
+  Instance& b = add("host-b");
+  start(a);
+  start(b);
+  produce(50);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+  route_->cut();  // host-a loses Kafka: it cannot write the fleet's pause
+  std::string out;
+  EXPECT_NE(cli(*a.process, {"pause", "--reason", "failover"}, out), 0) << out;
+  EXPECT_NE(out.find("--local"), std::string::npos) << "the refusal names the way out: " << out;
+  const auto asked = std::chrono::steady_clock::now();
+  ASSERT_EQ(cli(*a.process, {"pause", "--local", "--reason", "failover"}, out), 0) << out << logs();
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 15s);
+  EXPECT_NE(out.find("this instance alone"), std::string::npos) << out;
+  EXPECT_EQ(status(*a.process)["state"], "paused");
+  // Back, the fleet adopts host-a's pause: host-b pauses too, and nothing writes.
+  route_->heal();
+  ASSERT_TRUE(wait_until([&] { return status(*b.process)["state"] == "paused"; }, 60s))
+      << logs();
+  EXPECT_NE(fleet(b)["target"]["reason"].get<std::string>().find("failover"), std::string::npos)
+      << fleet(b).dump();
+  const int64_t at = rows();
+  produce(50);
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(rows(), at);
+  EXPECT_EQ(sluice_connections(), 0);
+  ASSERT_EQ(cli(*b.process, {"resume"}, out), 0) << out << logs();
+  ASSERT_TRUE(wait_for_all(180s)) << logs();
+  verify_exact();
+}
+
 /// The spool's disk fills while the fleet is paused (the reported crash: RocksDB, built with
 /// its assertions, aborted on the full disk): Sluice stops fetching for the spool, says why,
 /// stays small, and when the disk has room again goes on by itself — every event once.

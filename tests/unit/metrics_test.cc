@@ -27,13 +27,40 @@ TEST(MetricsTest, SeriesWithKnownLabelsExistAtZeroFromTheStart) {
               0)
         << reason;
   }
-  for (const char* state : {"starting", "running", "paused", "draining", "outage", "stopping"}) {
+  for (const char* state :
+       {"starting", "running", "paused", "draining", "outage", "fleet_unreachable", "stopping"}) {
     EXPECT_EQ(value_of(text, std::string("sluice_state{state=\"") + state + "\"}"), 0) << state;
   }
   EXPECT_EQ(value_of(text, "sluice_build_info{revision=\"abc\",version=\"1.2.3\"}"), 1) << text;
   EXPECT_EQ(value_of(text, "sluice_spool_max_bytes"), 1 << 20);
   EXPECT_EQ(value_of(text, "sluice_pause_duration_seconds"), 0);
   EXPECT_EQ(value_of(text, "sluice_outage_duration_seconds"), 0);
+}
+
+TEST(MetricsTest, TheFleetAsThisInstanceSeesItAndNoSeriesOfAForgottenInstance) {
+  Metrics m;
+  auto fleet = nlohmann::json::parse(R"({
+    "lease": {"valid": false, "remaining_ms": -2500},
+    "records_rejected": 3, "records_replayed": 1,
+    "topic_warnings": ["replication factor 1"],
+    "target": {"state": "paused"},
+    "instances": [{"id": "host-a", "live": true, "applied_target": true},
+                  {"id": "host-b", "live": false, "applied_target": false}]})");
+  m.refresh_fleet(fleet);
+  auto text = m.serialize();
+  EXPECT_EQ(value_of(text, "sluice_fleet_lease_valid"), 0);
+  EXPECT_EQ(value_of(text, "sluice_fleet_lease_remaining_seconds"), -2.5);
+  EXPECT_EQ(value_of(text, "sluice_fleet_records_rejected_total"), 4);
+  EXPECT_EQ(value_of(text, "sluice_fleet_topic_warnings"), 1);
+  EXPECT_EQ(value_of(text, "sluice_fleet_target_paused"), 1);
+  EXPECT_EQ(value_of(text, "sluice_fleet_instance_live{instance_id=\"host-b\"}"), 0);
+  EXPECT_EQ(value_of(text, "sluice_fleet_instance_applied{instance_id=\"host-a\"}"), 1);
+  fleet["instances"].erase(1);  // host-b forgotten
+  fleet["records_rejected"] = 5;
+  m.refresh_fleet(fleet);
+  text = m.serialize();
+  EXPECT_EQ(text.find("host-b"), std::string::npos) << "a forgotten instance's series stays";
+  EXPECT_EQ(value_of(text, "sluice_fleet_records_rejected_total"), 6);
 }
 
 TEST(MetricsTest, PauseAndOutageDurationsCountFromWhenTheyBegan) {
