@@ -21,6 +21,11 @@ struct Instance {
   std::string config;
   std::unique_ptr<Process> process;
   int starts = 0;
+  // What its config was written from (add()), to write it again for another server.
+  std::string bootstrap;
+  int mariadb_port = 0;
+  std::string more_yaml;
+  std::string spool_lines;
 };
 
 class FleetStackTest : public RealKafkaTest {
@@ -39,17 +44,31 @@ class FleetStackTest : public RealKafkaTest {
                 const std::string& more_yaml = "", const std::string& spool_lines = "") {
     Instance& i = instances_.emplace_back();
     i.id = id;
-    i.config = write_config(*i.dir, bootstrap.empty() ? bootstrap_ : bootstrap, *db_, {topic_},
-                            group_,
+    i.bootstrap = bootstrap.empty() ? bootstrap_ : bootstrap;
+    i.mariadb_port = mariadb_port;
+    i.more_yaml = more_yaml;
+    i.spool_lines = spool_lines;
+    write(i, *db_);
+    return i;
+  }
+
+  /// (Re)writes an instance's config for server `db`.
+  void write(Instance& i, const MariaDb& db) {
+    i.config = write_config(*i.dir, i.bootstrap, db, {topic_}, group_,
                             {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
                                            "fleet:\n  heartbeat_ms: 1000\n  lease_ms: 5000\n"
                                            "  instance_timeout_ms: 10000\n" +
-                                           more_yaml,
+                                           i.more_yaml,
                              .kafka_properties = kShortSession,
-                             .spool_lines = spool_lines,
-                             .instance_id = id,
-                             .port = mariadb_port});
-    return i;
+                             .spool_lines = i.spool_lines,
+                             .instance_id = i.id,
+                             .port = i.mariadb_port});
+  }
+
+  /// A failover, on one host: its config names `db` now, and it is told to reload (SIGHUP).
+  void retarget(Instance& i, const MariaDb& db) {
+    write(i, db);
+    i.process->signal(SIGHUP);
   }
 
   void start(Instance& i) {

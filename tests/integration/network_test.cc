@@ -178,6 +178,56 @@ TEST_F(NetworkTest, WithKafkaUnreachableALocalPauseAnswersAtOnceAndTheFleetAdopt
   verify_exact();
 }
 
+TEST_F(NetworkTest, AFailoverWhereOneHostsRetargetIsForgottenWritesNowhereUntilBothAgree) {
+  Instance& a = add("host-a");
+  Instance& b = add("host-b");
+  start(a);
+  start(b);
+  produce(100);
+  ASSERT_TRUE(wait_for_all()) << logs();
+  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+  std::string out;
+  ASSERT_EQ(cli(*a.process, {"pause", "--reason", "failover"}, out), 0) << out << logs();
+  // The replica, caught up (the fleet is paused), is promoted; only host-a is retargeted.
+  MariaDb promoted(dir_.file("promoted"));
+  db_->dump(dir_.file("dump.sql"));
+  promoted.load(dir_.file("dump.sql"));
+  const int64_t before = rows();
+  retarget(a, promoted);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return status(*a.process)["mariadb"].get<std::string>().find(promoted.socket()) !=
+               std::string::npos;
+      },
+      30s))
+      << a.process->log();
+  produce(100);
+  std::this_thread::sleep_for(3s);  // host-a's record names its new server
+  // A resume through either instance is refused, naming the other.
+  EXPECT_NE(cli(*a.process, {"resume"}, out), 0) << out;
+  EXPECT_NE(out.find("host-b writes to"), std::string::npos) << out;
+  EXPECT_NE(cli(*b.process, {"resume"}, out), 0) << out;
+  EXPECT_NE(out.find("host-a writes to"), std::string::npos) << out;
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(rows(), before) << "written to the old server";
+  EXPECT_EQ(rows(&promoted), before) << "written to the new server before the fleet agreed";
+  EXPECT_EQ(sluice_connections() + sluice_connections(&promoted), 0);
+  // host-b follows: now the fleet resumes, onto the new server alone.
+  retarget(b, promoted);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return status(*b.process)["mariadb"].get<std::string>().find(promoted.socket()) !=
+               std::string::npos;
+      },
+      30s))
+      << b.process->log();
+  std::this_thread::sleep_for(2s);
+  ASSERT_EQ(cli(*b.process, {"resume"}, out), 0) << out << logs();
+  ASSERT_TRUE(wait_for_all(180s, &promoted)) << logs();
+  verify_exact(&promoted);
+  EXPECT_EQ(rows(), before) << "the old server got rows after the failover";
+}
+
 /// The spool's disk fills while the fleet is paused (the reported crash: RocksDB, built with
 /// its assertions, aborted on the full disk): Sluice stops fetching for the spool, says why,
 /// stays small, and when the disk has room again goes on by itself — every event once.
