@@ -72,7 +72,13 @@ void Batcher::add_gap(int64_t from, int64_t to, std::string where) {
   auto d = storage::DeadLetter::kafka_gap(from, to, std::move(where));
   const size_t bytes = d.reason.size() + d.gap_where.size() + sizeof(storage::DeadLetter);
   batch_.dead_letters.push_back(std::move(d));
-  added(from, bytes);
+  // The batch covers the whole range: written alone (the partition may wait after it for a
+  // range another spool holds), it moves sluice_offsets past it.
+  open_if_empty(from);
+  batch_.events += 1;
+  batch_.bytes += bytes;
+  batch_.end_offset = to;
+  next_ = to;
 }
 
 bool Batcher::full() const {

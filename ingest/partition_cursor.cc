@@ -374,6 +374,15 @@ bool PartitionCursor::advance_refill() {
 
 bool PartitionCursor::advance() {
   switch (mode_) {
+    case PartitionMode::kOrphan:
+      // MariaDB passed where the orphan's drain stands (a batch of its own, reported after
+      // it became an orphan, or another owner's): go on from there. The spool no longer holds
+      // what lies below, so reading from the old position would find a hole there for ever.
+      if (database_known_ && batcher_.empty() && floor_ > drain_next_ && drain_next_ >= 0) {
+        become_orphan();
+        return true;
+      }
+      return false;
     case PartitionMode::kRefill:
       if (advance_refill()) return true;
       break;

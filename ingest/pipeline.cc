@@ -804,7 +804,11 @@ void Pipeline::process_reports() {
         break;
       case WriteOutcome::kFailed:
         // Dropped by a quiesce or a stop (read again from the floor), or an outage (the gate
-        // closes and every partition rewinds).
+        // closes and every partition rewinds). A writer also drops what it holds the moment
+        // the write lease runs out; renewed before the gate noticed, nothing rewinds the
+        // partition: it starts again from the floor here, or a drain that has read past the
+        // dropped batch would wait for MariaDB for ever.
+        if (r.error.is_ok() && gate_.open() && r.generation == c.generation()) c.replan();
         break;
     }
   }

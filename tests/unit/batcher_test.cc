@@ -38,6 +38,26 @@ TEST_F(BatcherTest, ClosesAtMaxRows) {
   EXPECT_TRUE(b.empty());
 }
 
+TEST_F(BatcherTest, AGapWrittenAloneCoversItsWholeRange) {
+  // A partition that records [20, 25) lost and then waits (the rest is another spool's) writes
+  // the gap alone: sluice_offsets must move to 25, or that spool waits for MariaDB for ever.
+  Batcher b("t", 0, {100, 1 << 20, 1000ms}, clock_);
+  b.reset(20, 1);
+  b.add_gap(20, 25, "");
+  auto alone = b.take();
+  EXPECT_EQ(alone.base_offset, 20);
+  EXPECT_EQ(alone.end_offset, 25);
+  ASSERT_EQ(alone.dead_letters.size(), 1u);
+  EXPECT_EQ(alone.dead_letters[0].offset, 20);
+  // Followed by the event after it, as when the jump is taken at once.
+  b.reset(20, 2);
+  b.add_gap(20, 25, "");
+  add_row(b, 25);
+  auto both = b.take();
+  EXPECT_EQ(both.base_offset, 20);
+  EXPECT_EQ(both.end_offset, 26);
+}
+
 TEST_F(BatcherTest, ClosesAtMaxBytes) {
   Batcher b("t", 0, {1000, 100, 1000ms}, clock_);
   b.reset(0, 1);

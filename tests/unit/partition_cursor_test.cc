@@ -253,6 +253,19 @@ TEST_F(PartitionCursorTest, APauseRightAfterADrainCaughtUpKeepsTheSpooledTail) {
   EXPECT_EQ(cursor_.spool_first(), 10);
 }
 
+TEST_F(PartitionCursorTest, AnOrphanWhoseFloorPassesItsDrainGoesOnFromTheFloor) {
+  // Found by the fleet model: a batch of the partition, still in a writer when it became an
+  // orphan, commits afterwards. The spool releases what lies below the new floor; a drain
+  // still reading from the old position would meet a hole there for ever.
+  cursor_.start(plan(30, 10, true), spool(10, 29), true);
+  cursor_.become_orphan();
+  ASSERT_EQ(cursor_.drain_next(), 10);
+  cursor_.written(16, 16);
+  EXPECT_TRUE(cursor_.advance());
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kOrphan);
+  EXPECT_EQ(cursor_.drain_next(), 16);
+}
+
 TEST_F(PartitionCursorTest, AnOrphanDrainsFromMariaDbsPositionInsideItsSpool) {
   cursor_.start(plan(20, 10, true), spool(10, 19), true);
   cursor_.written(14, -1);
