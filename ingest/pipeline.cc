@@ -897,7 +897,13 @@ bool Pipeline::spool_full() {
       logger("ingest")->info("spool below spool.max_bytes again");
     }
   }
-  spool_full_ = spool_at_limit_ || !spool_error_.is_ok();
+  // Without a valid lease nothing new is spooled either: what a spool holds counts for the
+  // whole fleet (a range is never declared lost while a spool may hold it) only once its
+  // record says so, and an instance that cannot hear the fleet cannot say so. Kafka keeps the
+  // events; the partitions' next owner, or this instance once it hears the fleet again, reads
+  // them.
+  const bool unheard = parts_.lease != nullptr && !parts_.lease->valid();
+  spool_full_ = spool_at_limit_ || !spool_error_.is_ok() || unheard;
   return spool_full_;
 }
 

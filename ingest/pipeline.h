@@ -69,7 +69,8 @@ struct PipelineParts {
   /// counts, and every fencing by the group counts.
   const FleetClaims* fleet = nullptr;
   /// The write lease (invariant 5): nothing is written while it has run out, and the gate
-  /// closes (state fleet_unreachable) until it is renewed. Unset: never runs out.
+  /// closes (state fleet_unreachable) until it is renewed; nothing new is spooled either (its
+  /// claim could not be published). Unset: never runs out.
   const WriteLease* lease = nullptr;
   /// The replicas' sluice_offsets as last read (mariadb.replicas): the drain follows their lag
   /// behind this instance's commits. Unset: no replicas.

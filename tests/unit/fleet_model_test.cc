@@ -18,6 +18,10 @@
 // instance included (invariant 9) — and the fleet settles (no owner and orphan waiting for
 // each other).
 //
+// One assumption is the model's, not the code's: retention never expires an event a spool holds
+// before that spool has said so in the fleet topic (in production retention is days and a claim
+// is published within a heartbeat; an instance that cannot publish spools nothing).
+//
 // Each run prints its seed on failure, with the operations that led there. The inputs replay
 // exactly from the seed; writers are real threads, so interleavings vary.
 // SLUICE_FLEET_MODEL_SEEDS=a,b,c runs those seeds; SLUICE_FLEET_MODEL_RUNS=N adds N random ones.
@@ -354,10 +358,23 @@ class FleetModelRun {
     const auto p = static_cast<int32_t>(pick(kPartitions));
     const auto& log_p = kafka_.log(kTopic, p);
     if (log_p.end() == log_p.start) return;
-    const int64_t upto = log_p.start + 1 +
-                         static_cast<int64_t>(pick(static_cast<size_t>(log_p.end() - log_p.start)));
-    log("expire " + std::to_string(p) + " below " + std::to_string(upto));
+    int64_t upto = log_p.start + 1 +
+                   static_cast<int64_t>(pick(static_cast<size_t>(log_p.end() - log_p.start)));
     const auto stored = db().stored(kTopic, p);
+    // Retention is days; a spool's claim reaches the fleet topic within a heartbeat of the
+    // spooling, and an instance that cannot publish spools nothing. So retention never
+    // expires an event that a spool holds before that spool has said so: the model encodes
+    // that assumption instead of retention's clock.
+    for (auto& h : hosts_) {
+      for (int64_t o = log_p.start; o < upto; ++o) {
+        if (h.spool->holds(kTopic, p, o) && !published_claim(h.id, p, o)) {
+          upto = o;
+          break;
+        }
+      }
+    }
+    if (upto <= log_p.start) return;
+    log("expire " + std::to_string(p) + " below " + std::to_string(upto));
     const std::set<int64_t> in_db(stored.begin(), stored.end());
     const bool known = db().next_offset(kTopic, p) >= 0 || kafka_.committed(kTopic, p) >= 0 ||
                        std::any_of(std::begin(hosts_), std::end(hosts_), [&](Host& h) {
@@ -370,6 +387,22 @@ class FleetModelRun {
       if (!known) never_known_[p].insert(o);
     }
     kafka_.expire_below(kTopic, p, upto);
+  }
+
+  /// Whether the fleet topic's latest record of instance `id` says its spool holds `offset`.
+  bool published_claim(const std::string& id, int32_t p, int64_t offset) {
+    std::optional<fleet::InstanceRecord> latest;
+    for (const auto& r : topic_.read(0)) {
+      if (r.key != fleet::instance_key(id) || !r.value) continue;
+      if (auto rec = fleet::decode_instance(*r.value)) latest = std::move(rec).value();
+    }
+    if (!latest) return false;
+    for (const auto& s : latest->spooled) {
+      if (s.topic == kTopic && s.partition == p && s.first <= offset && offset <= s.last) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /// Failover while the fleet is paused (answered): the replica, a copy that lags, is promoted
