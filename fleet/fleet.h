@@ -141,6 +141,7 @@ class Fleet final : public ingest::FleetClaims {
                                        int64_t to) const override;
   /// True once the topic has been read to its end at least once.
   bool caught_up() const { return caught_up_.load(); }
+  bool knows_claims() const override { return caught_up_.load() && lease_.valid(); }
   /// Not ok once another running process publishes under this instance's id and started
   /// before this one (its records came first in the topic): two instances with the same
   /// kafka.instance_id, and this one must go (the group would fence them in turn).

@@ -17,6 +17,10 @@ class FleetClaims {
   /// 9). nullopt when none: below the returned offset, nothing of the range is claimed.
   virtual std::optional<int64_t> first_claimed(const std::string& topic, int32_t partition,
                                                int64_t from, int64_t to) const = 0;
+  /// Whether first_claimed can be believed now: the fleet topic has been read to its end and
+  /// lately up to one of this instance's own records. Until then every range counts as
+  /// claimed — nothing is declared lost, no partition begins at Kafka's log start.
+  virtual bool knows_claims() const = 0;
   /// Whether a process that started after this one runs with the same instance id: the group
   /// fences the two in turn until that one stops, so a fencing then is no sign that this one
   /// must go.

@@ -41,6 +41,7 @@ void PartitionCursor::start(const StartPlan& plan,
   // this assignment sees can then tell of a rewound log.
   fetch_next_ = plan.fetch;
   origin_ = plan.source == StartSource::kEarliest ? plan.fetch : -1;
+  fresh_ = plan.source == StartSource::kEarliest;
   lowest_fetch_ = plan.fetch >= 0 ? plan.fetch : 0;
   wants_seek_ = false;
   verifying_jump_from_ = -1;
@@ -275,8 +276,10 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(
     wait_for_claim(from, std::max(from, *first_claimed), expired_to, out);
     return out;
   }
-  out.expired_from = from;
-  out.expired_to = expired_to;
+  if (!begin_after(from, expired_to)) {
+    out.expired_from = from;
+    out.expired_to = expired_to;
+  }
   fetch_next_ = expired_to;
   verifying_jump_from_ = -1;
   if (mode_ == PartitionMode::kRefill && fetch_next_ >= refill_end_) {
@@ -292,6 +295,17 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_jump(
   // [expired_to, offset) is still in Kafka: look again from there.
   wants_seek_ = true;
   return out;
+}
+
+bool PartitionCursor::begin_after(int64_t from, int64_t to) {
+  // Nothing was ever known of this partition — no sluice_offsets row, no group offset, no
+  // spool, and (the caller asked) no claim: what expired before Sluice first read it was never
+  // Sluice's. The partition begins after it, and its first batch may create its row there.
+  if (!fresh_ || from != origin_) return false;
+  origin_ = to;
+  if (floor_ <= from) floor_ = to;
+  restart_batches(to);
+  return true;
 }
 
 void PartitionCursor::wait_for_claim(int64_t from, int64_t claimed, int64_t expired_to,
@@ -344,9 +358,13 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_spool_hole(
       }
       return out;
     }
-    out.expired_from = from;
-    out.expired_to = std::min(log_start, next);
-    drain_next_ = out.expired_to;
+    if (begin_after(from, std::min(log_start, next))) {
+      drain_next_ = std::min(log_start, next);
+    } else {
+      out.expired_from = from;
+      out.expired_to = std::min(log_start, next);
+      drain_next_ = out.expired_to;
+    }
     if (drain_next_ == next) {
       out.take = Take::kBatch;
       return out;
@@ -421,6 +439,7 @@ void PartitionCursor::written(int64_t end, int64_t db_next) {
   floor_ = database_known_ ? std::max(floor_, said) : said;
   database_known_ = true;
   row_missing_ = false;
+  fresh_ = false;
 }
 
 bool PartitionCursor::behind(int64_t db_next, uint64_t generation) {
@@ -428,18 +447,22 @@ bool PartitionCursor::behind(int64_t db_next, uint64_t generation) {
   floor_ = db_next;
   database_known_ = true;
   row_missing_ = false;
+  fresh_ = false;
   replan();
   return true;
 }
 
 void PartitionCursor::learned_missing_row() {
+  const bool fresh = fresh_;
   learned_database(origin_ >= 0 ? origin_ : 0);
+  fresh_ = fresh;
   row_missing_ = true;
 }
 
 void PartitionCursor::learned_database(int64_t db_next) {
   database_known_ = true;
   row_missing_ = false;
+  fresh_ = false;
   if (db_next == floor_) return;
   floor_ = db_next;
   replan();

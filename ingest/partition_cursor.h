@@ -194,6 +194,9 @@ class PartitionCursor {
   void plan_open();
   void fetch_from(int64_t offset);
   void restart_batches(int64_t offset);
+  /// A partition nothing was ever known of, jumping from its origin over [from, to) that no
+  /// spool claims: it begins at `to` (no loss recorded); false otherwise.
+  bool begin_after(int64_t from, int64_t to);
   /// Waits for a claimed range [claimed, expired_to); [from, claimed) is returned as lost.
   void wait_for_claim(int64_t from, int64_t claimed, int64_t expired_to, JumpOutcome& out);
   /// A refill that reached the spool's start turns into a drain; false when not there yet.
@@ -225,6 +228,8 @@ class PartitionCursor {
   int64_t kafka_committed_ = -1;
   int64_t origin_ = -1;
   bool row_missing_ = false;
+  /// Started with nothing known of it (kEarliest), and nothing learnt or written since.
+  bool fresh_ = false;
 };
 
 }  // namespace sluice::ingest

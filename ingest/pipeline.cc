@@ -530,10 +530,12 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
                                std::chrono::seconds(5))) {
         facts.log_start = -1;
       } else if (facts.log_start > 0 && parts_.fleet != nullptr &&
-                 parts_.fleet->first_claimed(tp.topic, tp.partition, 0, facts.log_start)) {
-        // Another spool holds some of what lies below the log's start (a topic new during a
-        // long pause, spooled by another instance since): read from 0, so that the jump to
-        // the log start is checked against the claims like any other.
+                 (!parts_.fleet->knows_claims() ||
+                  parts_.fleet->first_claimed(tp.topic, tp.partition, 0, facts.log_start))) {
+        // Another spool may hold some of what lies below the log's start (a topic new during
+        // a long pause, spooled by another instance since; or the fleet not read yet): read
+        // from 0, so that the jump to the log start is checked against the claims like any
+        // other, once they are known.
         facts.log_start = 0;
       }
     }
@@ -599,6 +601,8 @@ int64_t Pipeline::log_start(const std::string& topic, int32_t partition) {
 std::optional<int64_t> Pipeline::first_claimed(const PartitionCursor& c, int64_t from,
                                                int64_t to) const {
   if (parts_.fleet == nullptr) return std::nullopt;
+  // Not known yet (the fleet topic not read up to now): all of it may be another spool's.
+  if (!parts_.fleet->knows_claims()) return from;
   return parts_.fleet->first_claimed(c.topic(), c.partition(), from, to);
 }
 

@@ -245,6 +245,8 @@ class FakeFleetClaims final : public ingest::FleetClaims {
   std::optional<int64_t> first_claimed(const std::string& topic, int32_t partition, int64_t from,
                                        int64_t to) const override;
   bool outlives_a_later_twin() const override { return later_twin_; }
+  bool knows_claims() const override { return knows_; }
+  void set_knows_claims(bool knows) { knows_ = knows; }
 
  private:
   struct Range {
@@ -254,6 +256,7 @@ class FakeFleetClaims final : public ingest::FleetClaims {
   mutable std::mutex mu_;
   std::vector<Range> ranges_;
   std::atomic<bool> later_twin_{false};
+  std::atomic<bool> knows_{true};
 };
 
 // --- MariaDB --------------------------------------------------------------------------------

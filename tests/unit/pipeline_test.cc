@@ -816,6 +816,34 @@ TEST_F(PipelineTest, AStartFromTheLogStartWaitsForWhatAnotherSpoolHoldsBelowIt) 
   EXPECT_EQ(db_.dead_letters(), 0u);
 }
 
+TEST_F(PipelineTest, AFreshStartBeforeTheFleetIsReadWaitsThenBeginsAtTheLogStartLosingNothing) {
+  // A new deployment on a topic whose log starts at 5, the fleet topic not read yet: nothing
+  // may be declared lost or skipped until it is known that no spool holds [0, 5). Then the
+  // partition simply begins at 5: those events were never Sluice's.
+  produce(10);
+  for (int32_t p = 0; p < kPartitions; ++p) kafka_.expire_below(kTopic, p, 5);
+  fleet_.set_knows_claims(false);
+  ASSERT_TRUE(start());
+  run_rounds(50, 100ms);
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(db_.next_offset(kTopic, p), -1) << "written before the claims were known";
+  }
+  fleet_.set_knows_claims(true);
+  ASSERT_TRUE(run_until(
+      [&] {
+        for (int32_t p = 0; p < kPartitions; ++p) {
+          if (db_.next_offset(kTopic, p) != 10) return false;
+        }
+        return true;
+      },
+      100ms));
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(db_.stored(kTopic, p), (std::vector<int64_t>{5, 6, 7, 8, 9}));
+  }
+  EXPECT_EQ(db_.dead_letters(), 0u) << "a gap recorded for what was never Sluice's";
+  EXPECT_EQ(pipeline_->stats().expired_offsets.load(), 0u);
+}
+
 TEST_F(PipelineTest, ExpiredWhilePausedAndStoppedIsRecordedAsAGapAndNothingElseIsLost) {
   ASSERT_TRUE(start());
   produce(5);
