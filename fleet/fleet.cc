@@ -366,6 +366,14 @@ void Fleet::publish_self(bool force) {
 // Requests
 
 Result<Fleet::Request> Fleet::begin(bool pause, const std::string& reason, milliseconds timeout) {
+  if (!caught_up_.load()) {
+    // A target is numbered after the one in the topic; numbered from nothing it would lose to
+    // it (FleetView keeps the higher epoch) and the request would fail as if overtaken.
+    return Status::error(
+        "the fleet topic has not been read yet (the instance is starting, or Kafka is out of "
+        "reach)" +
+        std::string(pause ? "; `sluice pause --local` pauses this instance at once" : ""));
+  }
   Target t;
   t.paused = pause;
   t.reason = reason;
@@ -459,13 +467,21 @@ std::string Fleet::pending_text(const std::vector<std::string>& ids, bool pause)
   return join(parts);
 }
 
+bool Fleet::wait_caught_up(Clock::time_point deadline) const {
+  std::unique_lock lock(mu_);
+  while (!caught_up_.load() && clock_.now() < deadline) changed_.wait_for(lock, milliseconds(100));
+  return caught_up_.load();
+}
+
 Status Fleet::pause(const std::string& reason, milliseconds timeout) {
+  wait_caught_up(clock_.now() + timeout);
   auto request = begin(true, reason, timeout);
   if (!request) return request.status();
   return wait(*request);
 }
 
 Status Fleet::resume(milliseconds timeout) {
+  wait_caught_up(clock_.now() + timeout);
   auto request = begin(false, "", timeout);
   if (!request) return request.status();
   return wait(*request);

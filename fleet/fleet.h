@@ -118,13 +118,14 @@ class Fleet final : public ingest::FleetClaims {
     Clock::time_point deadline;
     std::chrono::milliseconds timeout;
   };
-  /// Writes the target; an error when the topic cannot be written, or (a resume) when live
-  /// instances write to different MariaDB endpoints.
+  /// Writes the target; an error before the topic has been read to its end once, when it
+  /// cannot be written, or (a resume) when live instances write to different MariaDB endpoints.
   Result<Request> begin(bool pause, const std::string& reason, std::chrono::milliseconds timeout);
   /// nullopt while the request is in progress; ok once done fleet-wide; an error naming what
   /// holds it once the deadline has passed, or when a later request replaced it.
   std::optional<Status> check(const Request& request) const;
-  /// begin + check until done: the waiting form used by the admin endpoint.
+  /// Waits for the topic to be read (a request right after a start), then begin + check until
+  /// done: the waiting form used by the admin endpoint.
   Status pause(const std::string& reason, std::chrono::milliseconds timeout);
   Status resume(std::chrono::milliseconds timeout);
   /// Pauses this instance without the topic (Kafka unreachable): the local pipeline's pause,
@@ -155,6 +156,8 @@ class Fleet final : public ingest::FleetClaims {
 
  private:
   void read(std::chrono::milliseconds timeout);
+  /// Until caught_up() or `deadline`; returns caught_up().
+  bool wait_caught_up(Clock::time_point deadline) const;
   /// Applies records read; the caller holds mu_.
   void apply(const ControlRecord& r, Clock::time_point now);
   /// A record under this instance's key, of another incarnation: another process's?

@@ -545,6 +545,25 @@ TEST_F(FleetTest, AnInstanceJoiningAPausedFleetStartsPausedAndTheTargetOutlivesR
   EXPECT_TRUE(until([&] { return a2.writing() && b.writing(); }));
 }
 
+TEST_F(FleetTest, ARequestBeforeTheTopicIsReadIsRefusedNotPublishedUnderAStaleEpoch) {
+  // A restarted instance asked to resume before it has read the fleet topic: a target numbered
+  // from nothing would lose to the pause already there, and the resume would fail as if
+  // another request had come after it.
+  Host& a = join("a");
+  ASSERT_TRUE(until([&] { return a.writing(); }));
+  ASSERT_TRUE(request(a, true, 5s, "kernel upgrade"));
+  a.fleet->stop();
+  hosts_.clear();
+  Host& a2 = join("a");
+  auto early = a2.fleet->begin(false, "", 5s);
+  ASSERT_FALSE(early) << "published before the fleet's state was known";
+  EXPECT_NE(early.status().message().find("has not been read yet"), std::string::npos)
+      << early.status().message();
+  ASSERT_TRUE(until([&] { return a2.instance.paused(); }));
+  EXPECT_TRUE(request(a2, false)) << "a resume once the topic is read";
+  EXPECT_TRUE(until([&] { return a2.writing(); }));
+}
+
 TEST_F(FleetTest, ClocksTwoMinutesApartChangeNothing) {
   Host& a = join("a", 2min);
   Host& b = join("b", -2min);
