@@ -52,6 +52,7 @@ struct AdminServer::Impl {
   std::atomic<int> connections{0};
   std::atomic<int> waiting_commands{0};
   int port = 0;
+  std::string address;  ///< host:port, an IPv6 host in brackets
   // Declared after what sessions touch: destroyed first, with any handler still holding one.
   net::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
@@ -124,7 +125,9 @@ class Session : public std::enable_shared_from_this<Session> {
         if (result) {
           self->reply({200, result.value()}, keep_alive);
         } else {
-          self->reply({503, error_json(result.status().message())}, keep_alive);
+          // 504: asked in time but not done in time (it goes on); 503: refused.
+          const bool late = result.status().kind() == ErrorKind::kTimeout;
+          self->reply({late ? 504u : 503u, error_json(result.status().message())}, keep_alive);
         }
       });
     });
@@ -217,12 +220,15 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string& liste
   impl->accept();
   auto* raw = impl.get();
   impl->thread = std::thread([raw] { raw->ioc.run(); });
-  logger("admin")->info("admin endpoint on {}:{}{}", host, raw->port,
+  raw->address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                 std::to_string(raw->port);
+  logger("admin")->info("admin endpoint on {}{}", raw->address,
                         raw->token.empty() ? " (no token: loopback use only)" : "");
   return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
 }
 
 int AdminServer::port() const { return impl_->port; }
+const std::string& AdminServer::address() const { return impl_->address; }
 
 void AdminServer::stop() {
   if (!impl_ || !impl_->thread.joinable()) return;

@@ -56,6 +56,8 @@ class AdminServer {
                                                     AdminTimeouts timeouts = {});
   /// The bound port (useful with port 0).
   int port() const;
+  /// Where it listens, "host:port" (an IPv6 host in brackets), as a client would dial it.
+  const std::string& address() const;
   void stop();
 
   struct Impl;  ///< opaque: the Asio machinery lives in the .cc

@@ -14,7 +14,7 @@ set(SLUICE_DEB_RELEASE 1 CACHE STRING "Debian revision of the package")
 set(SLUICE_DEB_VERSION ${PROJECT_VERSION}-${SLUICE_DEB_RELEASE})
 
 install(TARGETS sluice RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(FILES deploy/sluice.service DESTINATION /lib/systemd/system)
+install(FILES deploy/sluice.service deploy/sluice@.service DESTINATION /lib/systemd/system)
 install(FILES deploy/sluice.example.yaml DESTINATION /etc/sluice RENAME sluice.yaml)
 # The production schemas; TestSchema is for the tests, the README is the repository's.
 install(DIRECTORY schemas/ DESTINATION ${CMAKE_INSTALL_DATADIR}/sluice/schemas

@@ -105,6 +105,43 @@ class Loader {
     }
   }
 
+  /// Why `listen` is not an address the admin endpoint can bind ("" when it is): an IP
+  /// literal (IPv6 in brackets) and a port 0-65535 (0: any free port).
+  static std::string bad_listen(const std::string& listen) {
+    std::string host, port;
+    if (listen.starts_with("[")) {
+      const auto close = listen.find(']');
+      if (close == std::string::npos || listen.compare(close + 1, 1, ":") != 0) {
+        return "expected [IPv6]:PORT, got '" + listen + "'";
+      }
+      host = listen.substr(1, close - 1);
+      port = listen.substr(close + 2);
+      in6_addr v6{};
+      if (inet_pton(AF_INET6, host.c_str(), &v6) != 1) {
+        return "'" + host + "' is not an IPv6 address";
+      }
+    } else {
+      const auto colon = listen.rfind(':');
+      if (colon == std::string::npos) return "expected HOST:PORT, got '" + listen + "'";
+      host = listen.substr(0, colon);
+      port = listen.substr(colon + 1);
+      in_addr v4{};
+      if (host.find(':') != std::string::npos) {
+        return "an IPv6 address goes in brackets, e.g. [::1]:8470";
+      }
+      if (inet_pton(AF_INET, host.c_str(), &v4) != 1) {
+        return "'" + host +
+               "' is not an IP address: the endpoint binds an address, not a name (e.g. "
+               "127.0.0.1:8470 or [::1]:8470)";
+      }
+    }
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+      return "the port must be 0-65535, got '" + port + "'";
+    }
+    return "";
+  }
+
   static bool valid_member_name(const std::string& s) {
     if (s.empty() || s.size() > 200) return false;
     return std::all_of(s.begin(), s.end(), [](char ch) {
@@ -330,8 +367,26 @@ class Loader {
             });
     section(root, "admin", {"listen", "token_file"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
-              if (k == "listen") c.admin.listen = str(v, key);
-              if (k == "token_file") c.admin.token_file = readable_file(v, key);
+              if (k == "listen") {
+                c.admin.listen = str(v, key);
+                if (!c.admin.listen.empty()) {
+                  if (auto why = bad_listen(c.admin.listen); !why.empty()) fail(v, key, why);
+                }
+              }
+              if (k == "token_file") {
+                c.admin.token_file = readable_file(v, key);
+                if (!c.admin.token_file.empty()) {
+                  std::ifstream in(c.admin.token_file);
+                  std::string token;
+                  std::getline(in, token);
+                  if (token.find_first_not_of(" \t\r") == std::string::npos) {
+                    fail(v, key,
+                         "'" + c.admin.token_file +
+                             "' holds no token on its first line (every request would be "
+                             "refused); e.g. `openssl rand -hex 24 > " + c.admin.token_file + "`");
+                  }
+                }
+              }
             });
     section(root, "fleet", {"topic", "heartbeat_ms", "lease_ms", "instance_timeout_ms", "key_file"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {

@@ -10,21 +10,34 @@
 
 namespace sluice {
 
+/// What kind of failure a Status is, for the few callers that act on it differently than on
+/// its message (e.g. an exit code systemd does not restart after).
+enum class ErrorKind {
+  kError,              ///< anything else
+  kDuplicateInstance,  ///< another running process uses this kafka.instance_id
+  kTimeout,            ///< what was asked did not happen in time (it may still)
+};
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status ok() { return {}; }
-  static Status error(std::string message) { return Status(std::move(message)); }
+  static Status error(std::string message, ErrorKind kind = ErrorKind::kError) {
+    return Status(std::move(message), kind);
+  }
 
   bool is_ok() const { return !failed_; }
+  ErrorKind kind() const { return kind_; }
   explicit operator bool() const { return !failed_; }
   const std::string& message() const { return message_; }
   /// Explicit, greppable way to drop a status on purpose.
   void ignore() const {}
 
  private:
-  explicit Status(std::string message) : failed_(true), message_(std::move(message)) {}
+  Status(std::string message, ErrorKind kind)
+      : failed_(true), kind_(kind), message_(std::move(message)) {}
   bool failed_ = false;
+  ErrorKind kind_ = ErrorKind::kError;
   std::string message_;
 };
 

@@ -211,7 +211,8 @@ bool Fleet::outlives_a_later_twin() const {
 
 Status Fleet::conflict() const {
   std::lock_guard lock(mu_);
-  return conflict_.empty() ? Status::ok() : Status::error(conflict_);
+  return conflict_.empty() ? Status::ok()
+                          : Status::error(conflict_, ErrorKind::kDuplicateInstance);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,12 +441,14 @@ std::optional<Status> Fleet::check_locked(const Request& request) const {
     return Status::error(
         std::string(request.pause ? "not every instance is quiet" : "not every instance resumed") +
         " within " + std::to_string(request.timeout.count() / 1000) +
-        " s: " + pending_text(pending, request.pause) + " (it goes on in the background)");
+        " s: " + pending_text(pending, request.pause) + " (it goes on in the background)",
+        ErrorKind::kTimeout);
   }
   if (now < request.deadline) return std::nullopt;
   return Status::error(std::string(request.pause ? "pause" : "resume") + " not confirmed within " +
                        std::to_string(request.timeout.count() / 1000) +
-                       " s: the fleet topic did not answer (it goes on in the background)");
+                       " s: the fleet topic did not answer (it goes on in the background)",
+                       ErrorKind::kTimeout);
 }
 
 std::string Fleet::pending_text(const std::vector<std::string>& ids, bool pause) const {
@@ -500,7 +503,8 @@ Status Fleet::pause_locally(const std::string& reason, milliseconds timeout) {
   if (done.wait_for(timeout) != std::future_status::ready) {
     return Status::error("the local pause did not complete within " +
                          std::to_string(timeout.count() / 1000) +
-                         " s (a transaction may still be running); it goes on in the background");
+                         " s (a transaction may still be running); it goes on in the background",
+                         ErrorKind::kTimeout);
   }
   return done.get();
 }

@@ -167,7 +167,8 @@ Status Pipeline::rejoin(const Status& why) {
                                      "instance uses the same kafka.instance_id ({}); "
                                      "give each instance of the group its own",
                                      rejoins_.size() + 1, kRejoinWindow.count(),
-                                     config_.kafka.instance_id));
+                                     config_.kafka.instance_id),
+                         ErrorKind::kDuplicateInstance);
   }
   if (twin_stopping) {
     logger("kafka")->warn(

@@ -35,6 +35,11 @@ using sluice::cli::add_admin_options;
 using sluice::cli::admin_call;
 using sluice::cli::AdminOptions;
 
+/// `sluice run` exits with this when another running process uses its kafka.instance_id: the
+/// unit's RestartPreventExitStatus= names it, so systemd does not bring back a twin that would
+/// knock the healthy one out of the group.
+constexpr int kExitDuplicateInstance = 7;
+
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reload{false};
 
@@ -225,7 +230,7 @@ int run(const std::string& path) {
                             bool here) { return local->request_pause(reason, here); },
           .resume = [&local](const std::string& server) { return local->request_resume(server); },
           .release = [&local] { return local->request_release(); },
-          .admin = [&admin] { return admin ? "127.0.0.1:" + std::to_string(admin->port()) : ""; },
+          .admin = [&admin] { return admin ? admin->address() : std::string(); },
           .local_pause = [&local]() -> std::optional<std::string> {
             const auto s = local->status();
             if (s.state == "paused" && s.pause_local) return s.pause_reason;
@@ -352,7 +357,7 @@ int run(const std::string& path) {
   if (admin) admin->stop();
   if (!st) {
     log->critical("{}", st.message());
-    return 1;
+    return st.kind() == sluice::ErrorKind::kDuplicateInstance ? kExitDuplicateInstance : 1;
   }
   return 0;
 }
@@ -394,6 +399,46 @@ int pause_resume_command(const AdminOptions& o, bool pause, const std::string& r
   if (s.is_object()) std::cout << "; spool " << s["spool"].value("events", 0) << " events";
   std::cout << "\n";
   return 0;
+}
+
+/// After a resume: the drain's progress every few seconds until the spool is empty (this
+/// instance's; the fleet's other instances drain their own).
+int wait_for_drain(const AdminOptions& o) {
+  auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  while (true) {
+    std::string body;
+    if (const int code = admin_call(o, "GET", "/v1/status", "", body)) return code;
+    const auto s = nlohmann::json::parse(body, nullptr, false);
+    if (!s.is_object()) {
+      std::cerr << "sluice: the service answered something that is not JSON\n";
+      return sluice::cli::kExitRefused;
+    }
+    const std::string state = s.value("state", "?");
+    const int64_t left = s["spool"].value("events", int64_t{0});
+    if (state == "paused") {
+      std::cerr << "sluice: paused again before the spool was empty (" << left
+                << " events left)\n";
+      return sluice::cli::kExitRefused;
+    }
+    if (left == 0 && state == "running") {
+      std::cout << "drained: the spool is empty; live traffic only\n";
+      return 0;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_print >= std::chrono::seconds(5)) {
+      last_print = now;
+      const auto d = s.value("drain", nlohmann::json::object());
+      std::cout << "draining: " << left << " events left (" << state << ")";
+      if (d.contains("events_per_s") && d["events_per_s"].is_number()) {
+        std::cout << ", " << static_cast<int64_t>(d["events_per_s"].get<double>()) << " events/s";
+      }
+      if (d.contains("eta_s") && d["eta_s"].is_number()) {
+        std::cout << ", empty in about " << static_cast<int64_t>(d["eta_s"].get<double>()) << " s";
+      }
+      std::cout << std::endl;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
 }
 
 int status_command(const AdminOptions& o) {
@@ -566,6 +611,9 @@ int main(int argc, char** argv) {
                       "written (Kafka unreachable); the fleet adopts the pause when it can");
   auto* resume_cmd = app.add_subcommand("resume", "Resume writing; the spool drains first");
   add_admin_options(resume_cmd, admin_options);
+  bool resume_wait = false;
+  resume_cmd->add_flag("--wait", resume_wait,
+                       "Then show the drain's progress and return once the spool is empty");
   sluice::cli::BenchOptions bench;
   auto* bench_cmd = app.add_subcommand(
       "bench", "Load-test the configured MariaDB through the real hot path (scratch tables)");
@@ -596,7 +644,7 @@ int main(int argc, char** argv) {
   };
   auto* inspect_cmd = spool_action(
       "inspect", "Events and bytes per partition, offset range, oldest and newest event time");
-  add_admin_options(inspect_cmd, spool.admin);
+  add_admin_options(inspect_cmd, spool.admin, /*with_config=*/false);
   for (auto* cmd : {spool_action("export", "Write spooled events as JSON lines"),
                     spool_action("discard", "Delete spooled events (only with --confirm)")}) {
     cmd->add_option("--topic", spool.topic, "Only this topic");
@@ -670,7 +718,12 @@ int main(int argc, char** argv) {
   fleet_forget->add_flag("--confirm", fleet_options.confirm, "Really forget it");
   fleet_forget->final_callback([&fleet_options] { fleet_options.action = "forget"; });
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage error exits 2 (CLI11's own codes are 100+).
+    return app.exit(e) == 0 ? 0 : sluice::cli::kExitUsage;
+  }
   if (fleet_cmd->parsed()) return sluice::cli::fleet_command(fleet_options);
   if (replay_cmd->parsed()) {
     replay.has_from_offset = from_offset->count() > 0;
@@ -683,6 +736,9 @@ int main(int argc, char** argv) {
   if (spool_cmd->parsed()) return sluice::cli::spool_command(spool);
   if (status_cmd->parsed()) return status_command(admin_options);
   if (pause_cmd->parsed()) return pause_resume_command(admin_options, true, reason, local_pause);
-  if (resume_cmd->parsed()) return pause_resume_command(admin_options, false, reason, false);
+  if (resume_cmd->parsed()) {
+    const int code = pause_resume_command(admin_options, false, reason, false);
+    return code != 0 || !resume_wait ? code : wait_for_drain(admin_options);
+  }
   return 0;
 }

@@ -4,7 +4,10 @@
 // dead-lettered with its reason at its offset, sluice_offsets at each partition's end.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -442,7 +445,7 @@ TEST_F(IngestTest, StatusCommandNeedsTheTokenAndSaysWhenTheServiceIsUnreachable)
   ASSERT_TRUE(wait_until([&] { return !(url = admin_url(*sluice)).empty(); }, 10s));
   const std::string bin = binary_dir() + "/main/sluice";
   std::string out;
-  EXPECT_EQ(run_command({bin, "status", "--admin", url}, out), 4) << out;
+  EXPECT_EQ(run_command({bin, "status", "--admin", url}, out), 5) << out;  // not authorized
   EXPECT_NE(out.find("HTTP 401"), std::string::npos) << out;
   // The status is a snapshot at most a quarter second old: let it catch up with the database.
   nlohmann::json status;
@@ -463,6 +466,107 @@ TEST_F(IngestTest, StatusCommandNeedsTheTokenAndSaysWhenTheServiceIsUnreachable)
   ASSERT_EQ(sluice->wait(60s), 0);
   EXPECT_EQ(run_command({bin, "status", "--admin", url}, out), 3) << out;
   EXPECT_NE(out.find("cannot reach the admin endpoint"), std::string::npos) << out;
+}
+
+/// A TCP port free on [::1] now (the test's config names it; the kernel picks it).
+int free_ipv6_port() {
+  const int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  socklen_t len = sizeof a;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  close(fd);
+  return ok ? ntohs(a.sin6_port) : -1;
+}
+
+TEST_F(IngestTest, TheCliTakesItsEndpointAndTokenFromTheConfigOrTheEnvironmentAndUsageErrorsExit2) {
+  start_broker({"eventlogging_cli:1"});
+  std::ofstream(dir_.file("token")) << "tok-" << getpid() << "\n";
+  std::ofstream(dir_.file("wrong-token")) << "not-it\n";
+  const int port = free_ipv6_port();
+  ASSERT_GT(port, 0) << "no IPv6 loopback on this machine";
+  auto config =
+      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_cli"}, "cli",
+                   {.admin_lines = "  token_file: \"" + dir_.file("token") + "\"\n"});
+  {  // The admin endpoint on an IPv6 loopback port of its own, as an operator would set it.
+    std::ifstream in(config);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find("127.0.0.1:0");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, 11, "[::1]:" + std::to_string(port));
+    std::ofstream(config) << text;
+  }
+  auto sluice = start_sluice(dir_, config);
+  Expected expected;
+  produce("eventlogging_cli", 1, 1, 20, 0, expected, 2);
+  ASSERT_TRUE(wait_for_all("cli")) << sluice->log();
+  const std::string bin = binary_dir() + "/main/sluice";
+  const std::string url = "http://[::1]:" + std::to_string(port);
+  std::string out;
+  // --config: the address and the token come from the file the service runs with.
+  ASSERT_TRUE(wait_until([&] { return run_command({bin, "status", "--config", config}, out) == 0; },
+                         10s))
+      << out << sluice->log();
+  EXPECT_NE(out.find("state:     running"), std::string::npos) << out;
+  // The environment, as Vector's CLI reads it.
+  EXPECT_EQ(run_command({"env", "SLUICE_CONFIG=" + config, bin, "status", "--json"}, out), 0)
+      << out;
+  EXPECT_TRUE(nlohmann::json::parse(out, nullptr, false).is_object()) << out;
+  EXPECT_EQ(run_command({"env", "SLUICE_ADMIN=" + url, "SLUICE_TOKEN_FILE=" + dir_.file("token"),
+                         bin, "status"},
+                        out),
+            0)
+      << out;
+  // Flags win over the config; a missing or wrong token has an exit code of its own.
+  EXPECT_EQ(run_command({bin, "status", "--admin", url}, out), 5) << out;
+  EXPECT_NE(out.find("not authorized: HTTP 401"), std::string::npos) << out;
+  EXPECT_NE(out.find("no token was sent"), std::string::npos) << out;
+  EXPECT_EQ(
+      run_command({bin, "status", "--config", config, "--token-file", dir_.file("wrong-token")},
+                  out),
+      5)
+      << out;
+  // Pause and resume through the config; resume --wait returns once the spool is empty.
+  ASSERT_EQ(run_command({bin, "pause", "--config", config, "--reason", "cli test"}, out), 0) << out;
+  produce("eventlogging_cli", 1, 1, 30, 0, expected, 2);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = status_of(*sluice, dir_.file("token"));
+        return s.is_object() && s["spool"].value("events", 0) == 30;
+      },
+      30s))
+      << sluice->log();
+  ASSERT_EQ(run_command({bin, "resume", "--config", config, "--wait"}, out), 0) << out;
+  EXPECT_NE(out.find("drained: the spool is empty"), std::string::npos) << out;
+  ASSERT_TRUE(wait_for_all("cli")) << sluice->log();
+
+  // Every usage error exits 2, whatever CLI11 would have said.
+  const std::vector<std::vector<std::string>> usage_errors = {
+      {bin},
+      {bin, "no-such-command"},
+      {bin, "run"},
+      {bin, "check-config"},
+      {bin, "status", "--no-such-flag"},
+      {bin, "pause", "--reason"},
+      {bin, "status", "--admin", "ftp://127.0.0.1:21"},
+      {bin, "status", "--admin", "http://127.0.0.1:70000"},
+      {bin, "status", "--config", dir_.file("absent.yaml")},
+      {bin, "replay"},
+      {bin, "spool", "discard", "--partition", "x"},
+      {bin, "fleet"},
+  };
+  for (const auto& argv : usage_errors) {
+    EXPECT_EQ(run_command(argv, out), 2) << argv.back() << "\n" << out;
+  }
+  EXPECT_EQ(run_command({bin, "--help"}, out), 0) << out;
+  EXPECT_EQ(run_command({bin, "status", "--help"}, out), 0) << out;
+  EXPECT_NE(out.find("SLUICE_CONFIG"), std::string::npos) << out;
+  sluice->signal(SIGTERM);
+  ASSERT_EQ(sluice->wait(60s), 0) << sluice->log();
+  EXPECT_EQ(run_command({bin, "status", "--config", config}, out), 3) << out;
+  verify_exact(expected, "cli");
 }
 
 TEST_F(IngestTest, BadConfigFilesAreRefusedWithKeyAndLine) {

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 
 #include "tests/integration/stack_test.h"
 
@@ -223,6 +224,92 @@ TEST_F(PackageTest, APurgeKeepsASpoolThatStillHoldsEvents) {
   EXPECT_TRUE(out.starts_with("spool: 100 events")) << out;
 }
 
+TEST_F(PackageTest, TwoHostsFromTheShippedConfigDoNotCollideAndTheCliThereNeedsNoFlags) {
+  install();
+  // What an operator edits on every host: the brokers, the database's address, its password.
+  std::string out;
+  ASSERT_EQ(sh("sed -i 's|^  brokers: .*|  brokers: \"" + bootstrap_ + "\"|; s|^  port: 3306$|  port: " +
+                   std::to_string(db_->port()) + "|' /etc/sluice/sluice.yaml && cat " +
+                   db_->password_file() + " > /etc/sluice/password",
+               out),
+            0)
+      << out;
+  // Two hosts on this one machine: each its own host name (a UTS namespace) and its own
+  // /var/lib/sluice (a mount namespace). They share this machine's loopback, so the second
+  // host's copy of /etc/sluice differs in one line: its admin port, which on two real hosts
+  // would not collide.
+  const std::string etc_b = dir_.file("etc-b");
+  ASSERT_EQ(sh("cp -a /etc/sluice " + etc_b + " && sed -i 's|^  listen: .*|  listen: "
+               "\"127.0.0.1:8471\"|' " + etc_b + "/sluice.yaml",
+               out),
+            0)
+      << out;
+  std::vector<std::unique_ptr<Process>> hosts;
+  for (const std::string host : {"host-a", "host-b"}) {
+    const std::string state = dir_.file("state-" + host);
+    ASSERT_EQ(sh("install -d -m 0750 -o sluice -g sluice " + state, out), 0) << out;
+    const std::string mounts = "mount --bind " + state + " /var/lib/sluice" +
+                               (host == "host-b" ? " && mount --bind " + etc_b + " /etc/sluice" : "");
+    hosts.push_back(std::make_unique<Process>(
+        std::vector<std::string>{"unshare", "--uts", "--mount", "--propagation", "private",
+                                 "/bin/sh", "-c",
+                                 "hostname " + host + " && " + mounts +
+                                     " && exec setpriv --reuid sluice --regid sluice --init-groups /usr/bin/sluice run "
+                                     "--config /etc/sluice/sluice.yaml"},
+        dir_.file(host + ".log")));
+  }
+  // EditConflict events: a schema the package ships.
+  std::vector<uint64_t> seq(static_cast<size_t>(partitions_), 0);
+  auto produce_shipped = [&](size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      for (int32_t p = 0; p < partitions_; ++p) {
+        producer_->produce(topic_, p,
+                           EventFactory::good(2, 1, static_cast<uint32_t>(p),
+                                              seq[static_cast<size_t>(p)]++));
+      }
+    }
+    producer_->flush();
+  };
+  produce_shipped(50);
+  const int64_t first = 50 * partitions_;
+  auto rows_in = [&] {
+    try {
+      return db_->scalar("SELECT COUNT(DISTINCT uuid) FROM EditConflict_8860941");
+    } catch (const std::exception&) {
+      return int64_t{0};
+    }
+  };
+  // On this host, `sluice status` needs no flag: the address and token come from the config.
+  nlohmann::json s;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (sh("/usr/bin/sluice status --json", out) != 0) return false;
+        s = nlohmann::json::parse(out, nullptr, false);
+        return s.is_object() && s["fleet"]["instances"].size() == 2 && rows_in() == first;
+      },
+      90s))
+      << out << hosts[0]->log() << hosts[1]->log();
+  std::set<std::string> ids;
+  for (const auto& i : s["fleet"]["instances"]) ids.insert(i.value("id", ""));
+  EXPECT_EQ(ids, (std::set<std::string>{"host-a", "host-b"})) << "the host name is the default id";
+  for (auto& h : hosts) ASSERT_TRUE(h->running()) << h->log();
+  // The fleet's pause and resume, as the runbook writes them.
+  ASSERT_EQ(sh("/usr/bin/sluice pause --reason 'package test' 2>&1", out), 0) << out;
+  EXPECT_NE(out.find("2 said so"), std::string::npos) << out;
+  produce_shipped(20);
+  ASSERT_EQ(sh("/usr/bin/sluice resume --wait 2>&1", out), 0) << out;
+  ASSERT_TRUE(wait_until([&] { return rows_in() == first + 20 * partitions_; }, 90s))
+      << hosts[0]->log() << hosts[1]->log();
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM EditConflict_8860941"), first + 20 * partitions_)
+      << "every event once";
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
+  for (auto& h : hosts) {
+    ASSERT_TRUE(h->running()) << h->log();
+    h->signal(SIGTERM);
+    EXPECT_EQ(h->wait(60s), std::optional<int>(0)) << h->log();
+  }
+}
+
 TEST_F(PackageTest, TheInstalledUnitVerifiesAndIsSandboxed) {
   std::string out;
   if (sh("command -v systemd-analyze", out) != 0) {
@@ -239,6 +326,11 @@ TEST_F(PackageTest, TheInstalledUnitVerifiesAndIsSandboxed) {
       << out;
   EXPECT_LE(std::stod(m[1]), 2.0) << out;
   EXPECT_NE(sh_out("grep -c '^Type=notify$' " + unit), "0");
+  // The template, as an instance of it.
+  const std::string instance = pkg_.file("sluice@b.service");
+  ASSERT_EQ(sh("cp /lib/systemd/system/sluice@.service " + instance, out), 0) << out;
+  EXPECT_EQ(sh("systemd-analyze verify " + instance + " 2>&1", out), 0) << out;
+  EXPECT_EQ(out, "") << "no complaint about the template";
 }
 
 }  // namespace

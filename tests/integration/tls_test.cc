@@ -5,9 +5,13 @@
 // error.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -208,6 +212,66 @@ TEST_F(TlsTest, WithoutTheClientCertificateTheAccountRefusesAccess) {
   const std::string log =
       refused_run("  tls:\n    enabled: true\n    ca_file: \"" + certs_->ca() + "\"\n");
   EXPECT_NE(log.find("Access denied for user 'sluice'@'127.0.0.1'"), std::string::npos) << log;
+}
+
+/// A free TCP port on 127.0.0.1 now.
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  close(fd);
+  return ok ? ntohs(a.sin_port) : -1;
+}
+
+TEST(AdminOverHttpsTest, TheCliTalksToATlsProxyItsCaVouchesForAndRefusesOneItDoesNot) {
+  // An HTTPS front for the admin endpoint (here `openssl s_server` serving a status answer
+  // from files, as a TLS proxy would pass it through), its certificate from the test's own CA.
+  TempDir dir;
+  Certificates certs(dir, "admin");
+  ASSERT_NO_FATAL_FAILURE(certs.issue("proxy", "localhost", "DNS:localhost,IP:127.0.0.1"));
+  std::filesystem::create_directories(dir.file("www/v1"));
+  std::ofstream(dir.file("www/v1/status")) << R"({"state":"running","spool":{"events":0}})";
+  const int port = free_port();
+  ASSERT_GT(port, 0);
+  Process proxy({"/bin/sh", "-c",
+                 "cd " + dir.file("www") + " && exec openssl s_server -quiet -WWW -accept " +
+                     std::to_string(port) + " -cert " + certs.file("proxy.pem") + " -key " +
+                     certs.file("proxy.key")},
+                dir.file("proxy.log"));
+  const std::string bin = binary_dir() + "/main/sluice";
+  const std::string url = "https://localhost:" + std::to_string(port);
+  std::string out;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return run_command({"env", "SSL_CERT_FILE=" + certs.ca(), bin, "status", "--admin", url,
+                            "--json"},
+                           out) == 0;
+      },
+      10s))
+      << out << proxy.log();
+  EXPECT_EQ(nlohmann::json::parse(out, nullptr, false).value("state", ""), "running") << out;
+  // By address too: the certificate names 127.0.0.1.
+  EXPECT_EQ(run_command({"env", "SSL_CERT_FILE=" + certs.ca(), bin, "status", "--admin",
+                         "https://127.0.0.1:" + std::to_string(port), "--json"},
+                        out),
+            0)
+      << out;
+  // A CA that did not sign it: refused, never sent the token.
+  Certificates other(dir, "other");
+  EXPECT_EQ(run_command({"env", "SSL_CERT_FILE=" + other.ca(), bin, "status", "--admin", url}, out),
+            3)
+      << out;
+  EXPECT_NE(out.find("certificate verify failed"), std::string::npos) << out;
+  // Plain HTTP to a TLS port is not mistaken for an answer.
+  EXPECT_NE(run_command({bin, "status", "--admin", "http://127.0.0.1:" + std::to_string(port)}, out),
+            0)
+      << out;
+  proxy.signal(SIGTERM);
+  proxy.wait(10s);
 }
 
 }  // namespace

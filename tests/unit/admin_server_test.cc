@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -10,6 +16,7 @@
 
 #include "admin/admin_client.h"
 #include "admin/admin_router.h"
+#include "main/admin_call.h"
 #include "testing/harness.h"
 
 namespace sluice::admin {
@@ -240,6 +247,87 @@ TEST(AdminServerDeadlines, APauseThatWaitsPastTheReadDeadlineStillGetsItsWholeAn
   ASSERT_TRUE(reply.is_ok()) << reply.status().message();
   EXPECT_EQ(reply->status, 200);
   EXPECT_EQ(reply->body.size(), big.size() + 1);
+}
+
+TEST(AdminUrlTest, HttpHttpsIpv6AndTheFormOfAdminListenAreUnderstoodAndTheRestRefused) {
+  auto u = parse_admin_url("http://127.0.0.1:8470");
+  ASSERT_TRUE(u) << u.status().message();
+  EXPECT_FALSE(u->tls);
+  EXPECT_EQ(u->host, "127.0.0.1");
+  EXPECT_EQ(u->port, "8470");
+  u = parse_admin_url("https://sluice.example.org:443/");
+  ASSERT_TRUE(u) << u.status().message();
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->host, "sluice.example.org");
+  u = parse_admin_url("http://[::1]:8470");
+  ASSERT_TRUE(u) << u.status().message();
+  EXPECT_EQ(u->host, "::1");
+  u = parse_admin_url("[::1]:8470");  // admin.listen's own form
+  ASSERT_TRUE(u) << u.status().message();
+  EXPECT_EQ(u->host, "::1");
+  u = parse_admin_url("0.0.0.0:8470");  // listening everywhere: ask this host's loopback
+  ASSERT_TRUE(u) << u.status().message();
+  EXPECT_EQ(u->host, "127.0.0.1");
+  u = parse_admin_url("http://[::]:8470");
+  ASSERT_TRUE(u) << u.status().message();
+  EXPECT_EQ(u->host, "::1");
+  for (const char* bad : {"ftp://127.0.0.1:21", "http://127.0.0.1", "http://127.0.0.1:70000",
+                          "http://127.0.0.1:0", "http://::1:8470", "http://[::1:8470",
+                          "http://127.0.0.1:8470/v1", "http://:8470", "http://127.0.0.1:84a0"}) {
+    EXPECT_FALSE(parse_admin_url(bad)) << bad;
+  }
+}
+
+TEST(AdminCallTest, ExitCodesTellRefusedUnauthorizedTimedOutAndUnreachableApart) {
+  testing::TempDir dir;
+  std::ofstream(dir.file("token")) << "t0k\n";
+  std::ofstream(dir.file("wrong")) << "nope\n";
+  auto s = AdminServer::start(
+      "127.0.0.1:0", "t0k",
+      {.status_json = [] { return std::string(R"({"state":"running"})"); },
+       .metrics_text = [] { return std::string(); },
+       .pause = [](const std::string& reason, bool) -> Result<std::string> {
+         if (reason == "slow") {
+           return Status::error("not every instance is quiet within 60 s", ErrorKind::kTimeout);
+         }
+         return Status::error("another pause or resume came after this one");
+       }});
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  cli::AdminOptions o;
+  o.url = "http://127.0.0.1:" + std::to_string(s.value()->port());
+  o.token_file = dir.file("token");
+  std::string out;
+  EXPECT_EQ(cli::admin_call(o, "GET", "/v1/status", "", out), cli::kExitOk);
+  EXPECT_EQ(cli::admin_call(o, "POST", "/v1/pause", R"({"reason":"slow"})", out),
+            cli::kExitTimedOut);
+  EXPECT_EQ(cli::admin_call(o, "POST", "/v1/pause", R"({"reason":"x"})", out), cli::kExitRefused);
+  o.token_file = dir.file("wrong");
+  EXPECT_EQ(cli::admin_call(o, "GET", "/v1/status", "", out), cli::kExitUnauthorized);
+  o.token_file = "";
+  EXPECT_EQ(cli::admin_call(o, "GET", "/v1/status", "", out), cli::kExitUnauthorized);
+  o.token_file = dir.file("absent");
+  EXPECT_EQ(cli::admin_call(o, "GET", "/v1/status", "", out), cli::kExitUsage);
+  o.token_file = dir.file("token");
+  o.url = "http://127.0.0.1:1";
+  EXPECT_EQ(cli::admin_call(o, "GET", "/v1/status", "", out), cli::kExitUnreachable);
+  o.url = "gopher://127.0.0.1:1";
+  EXPECT_EQ(cli::admin_call(o, "GET", "/v1/status", "", out), cli::kExitUsage);
+}
+
+TEST(AdminClientTest, AnEndpointThatAcceptsButNeverAnswersIsATimeout) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(fd, 4), 0);  // the kernel accepts; nobody ever answers
+  socklen_t len = sizeof a;
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  auto r = http_request("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)), "GET",
+                        "/v1/status", "", "", 300);
+  close(fd);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().kind(), ErrorKind::kTimeout) << r.status().message();
 }
 
 }  // namespace

@@ -261,6 +261,30 @@ TEST_F(ConfigTest, AdminOnANonLoopbackAddressNeedsAToken) {
   expect_error(load_config(path), path + ":4: admin.token_file", "cannot read");
 }
 
+TEST_F(ConfigTest, AnAdminEndpointThatCannotBeBoundOrATokenThatIsEmptyFailsHereNotAtStart) {
+  const std::string head = "kafka:\n  topics: [t]\nadmin:\n";
+  // Each of these passed check-config once and then failed at start (or bound port 4464).
+  auto path = write(head + "  listen: \"localhost:8470\"\n");
+  expect_error(load_config(path), path + ":4: admin.listen", "not an IP address");
+  path = write(head + "  listen: \"127.0.0.1:70000\"\n");
+  expect_error(load_config(path), path + ":4: admin.listen", "the port must be 0-65535");
+  path = write(head + "  listen: \"127.0.0.1:84x0\"\n");
+  expect_error(load_config(path), "admin.listen", "the port must be 0-65535");
+  path = write(head + "  listen: \"127.0.0.1\"\n");
+  expect_error(load_config(path), "admin.listen", "expected HOST:PORT");
+  path = write(head + "  listen: \"::1:8470\"\n");
+  expect_error(load_config(path), "admin.listen", "in brackets");
+  path = write(head + "  listen: \"[::1:8470\"\n");
+  expect_error(load_config(path), "admin.listen", "expected [IPv6]:PORT");
+  for (const char* good : {"127.0.0.1:8470", "[::1]:8470", "127.0.0.1:0"}) {
+    path = write(head + "  listen: \"" + good + "\"\n");
+    EXPECT_TRUE(load_config(path)) << good;
+  }
+  std::ofstream(dir_.file("empty-token")) << "\n";
+  path = write(head + "  token_file: empty-token\n");
+  expect_error(load_config(path), path + ":4: admin.token_file", "holds no token");
+}
+
 TEST(ConfigLoopbackTest, OnlyLoopbackAddressesCountAsLoopback) {
   for (const char* yes : {"127.0.0.1:8470", "127.1.2.3:1", "localhost:8470", "[::1]:8470",
                           "[::ffff:127.0.0.1]:8470"}) {
@@ -321,8 +345,23 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
   EXPECT_TRUE(c->replicas.empty()) << "the installed config names no made-up replica";
   EXPECT_FALSE(c->mariadb.tls.enabled);
   EXPECT_EQ(c->kafka.topics, std::vector<std::string>{"^eventlogging_.*"});
-  EXPECT_EQ(c->kafka.instance_id, "db-ingest-1");
-  EXPECT_EQ(c->fleet.topic, "_sluice_fleet." + c->kafka.group_id) << "the default, spelled out";
+  // Nothing per host: every host installed from the package gets its own instance id (the host
+  // name), and a group renamed by the operator gets its own fleet topic (and pause).
+  EXPECT_EQ(c->kafka.instance_id, default_instance_id()) << "the host name";
+  EXPECT_EQ(c->fleet.topic, default_fleet_topic(c->kafka.group_id));
+  EXPECT_NE(text.find("  # instance_id: "), std::string::npos) << "documented, commented out";
+  EXPECT_NE(text.find("  # topic: "), std::string::npos) << "documented, commented out";
+  {
+    std::string renamed = text;
+    const auto g = renamed.find("group_id: \"sluice\"");
+    ASSERT_NE(g, std::string::npos);
+    renamed.replace(g, 18, "group_id: \"other\"");
+    std::ofstream(path) << renamed;
+    auto other = load_config(path);
+    ASSERT_TRUE(other) << other.status().message();
+    EXPECT_EQ(other->fleet.topic, "_sluice_fleet.other") << "a renamed group shares no pause";
+    std::ofstream(path) << text;
+  }
   EXPECT_EQ(c->replay.confirm_above_events, ReplayConfig{}.confirm_above_events)
       << "the default, spelled out";
   EXPECT_EQ(c->drain.max_replica_lag_s, DrainConfig{}.max_replica_lag_s) << "the default";
@@ -359,11 +398,16 @@ TEST(ConfigExampleTest, TheShippedExampleSetsEveryKeyAndLoads) {
                           "verify_server_cert:",
                           "topic:",
                           "heartbeat_ms:",
+                          "lease_ms:",
+                          "instance_id:",
                           "instance_timeout_ms:",
                           "confirm_above_events:",
                           "max_rate:",
                           "max_replica_lag_s:"}) {
-    EXPECT_NE(text.find(std::string("  ") + key), std::string::npos) << key;
+    // Set, or (a per-host default) documented and commented out.
+    EXPECT_TRUE(text.find(std::string("  ") + key) != std::string::npos ||
+                text.find(std::string("  # ") + key) != std::string::npos)
+        << key;
   }
 
   // The commented replica entry is valid too, once uncommented.

@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <set>
 
 #include "testing/harness.h"
@@ -112,6 +113,62 @@ TEST_F(DeployTest, DashboardPanelsAreDescribedPlacedAndUniquelyNumbered) {
   }
   EXPECT_GE(kinds["row"], 5);
   EXPECT_GE(kinds["timeseries"], 10);
+}
+
+/// A systemd unit file as its settings: key -> every value given to it, in order.
+std::multimap<std::string, std::string> unit_settings(const std::string& path) {
+  std::multimap<std::string, std::string> out;
+  std::ifstream in(path);
+  EXPECT_TRUE(in) << path;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#' || line[0] == '[') continue;
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) out.emplace(line.substr(0, eq), line.substr(eq + 1));
+  }
+  return out;
+}
+
+std::string one(const std::multimap<std::string, std::string>& unit, const std::string& key) {
+  EXPECT_EQ(unit.count(key), 1u) << key;
+  const auto it = unit.find(key);
+  return it == unit.end() ? "" : it->second;
+}
+
+/// "10min", "5", "90s" as seconds (the forms the units use).
+int seconds(const std::string& v) {
+  if (v.ends_with("min")) return std::stoi(v) * 60;
+  return std::stoi(v);
+}
+
+TEST(DeployUnitTest, RestartsStopOnWhatARestartCannotFixAndTheStartLimitTrips) {
+  for (const char* name : {"sluice.service", "sluice@.service"}) {
+    SCOPED_TRACE(name);
+    const auto unit = unit_settings(source_dir() + "/deploy/" + name);
+    // A config error is found by `run` itself (exit 2): systemd's RestartPreventExitStatus=
+    // does not cover an ExecStartPre= that fails, so there must be none.
+    EXPECT_EQ(unit.count("ExecStartPre"), 0u);
+    std::set<std::string> prevented;
+    std::istringstream codes(one(unit, "RestartPreventExitStatus"));
+    for (std::string c; codes >> c;) prevented.insert(c);
+    EXPECT_EQ(prevented, (std::set<std::string>{"2", "7"}))
+        << "2: bad config; 7: another instance runs with this kafka.instance_id";
+    EXPECT_EQ(one(unit, "Restart"), "on-failure");
+    // Anything else that fails at once (an unopenable spool, a refused password) fails for
+    // good after StartLimitBurst tries: the tries fit well inside the interval.
+    const int burst = std::stoi(one(unit, "StartLimitBurst"));
+    EXPECT_LT(burst * seconds(one(unit, "RestartSec")), seconds(one(unit, "StartLimitIntervalSec")));
+    EXPECT_GE(burst, 3) << "a transient failure at start gets a few more tries";
+  }
+  // The template differs only in what is per instance: its config and its state directory.
+  auto single = unit_settings(source_dir() + "/deploy/sluice.service");
+  auto templ = unit_settings(source_dir() + "/deploy/sluice@.service");
+  EXPECT_EQ(one(templ, "ExecStart"), "/usr/bin/sluice run --config /etc/sluice/%i.yaml");
+  EXPECT_EQ(one(templ, "StateDirectory"), "sluice/%i");
+  for (const char* key : {"ExecStart", "StateDirectory", "Description"}) {
+    single.erase(key);
+    templ.erase(key);
+  }
+  EXPECT_EQ(single, templ) << "the sandbox and restart policy of the two units agree";
 }
 
 TEST(DeployNamesTest, MetricNamesSkipQuotedLabelValues) {
