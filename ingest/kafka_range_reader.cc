@@ -76,6 +76,26 @@ Result<std::unique_ptr<KafkaRangeReader>> KafkaRangeReader::create(const KafkaCo
   return reader;
 }
 
+Status KafkaRangeReader::cluster(Cluster& out, std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto e = rd_kafka_metadata(rk_, 1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string("kafka metadata: ") + rd_kafka_err2str(e));
+  }
+  out = {};
+  for (int i = 0; i < md->broker_cnt; ++i) {
+    out.brokers.push_back(std::to_string(md->brokers[i].id) + " " + md->brokers[i].host + ":" +
+                          std::to_string(md->brokers[i].port));
+  }
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const auto& t = md->topics[i];
+    if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    out.topics[t.topic] = {t.partition_cnt, t.partition_cnt > 0 ? t.partitions[0].replica_cnt : 0};
+  }
+  rd_kafka_metadata_destroy(md);
+  return Status::ok();
+}
+
 Status KafkaRangeReader::partitions(const std::string& topic, std::vector<int32_t>& out,
                                     std::chrono::milliseconds timeout, bool& unknown_topic) {
   out.clear();

@@ -35,6 +35,18 @@ class KafkaRangeReader final : public ReplayInput {
   /// A consumer with kafka.brokers and kafka.properties (TLS, SASL), without the group.
   static Result<std::unique_ptr<KafkaRangeReader>> create(const KafkaConfig& config);
 
+  /// What the cluster says of itself: its brokers, and each topic with its partition count and
+  /// the replication of its first partition (for `check-config --online`).
+  struct Cluster {
+    std::vector<std::string> brokers;  ///< "id host:port"
+    struct Topic {
+      int partitions = 0;
+      int replication = 0;
+    };
+    std::map<std::string, Topic> topics;
+  };
+  Status cluster(Cluster& out, std::chrono::milliseconds timeout);
+
   /// The topic's partitions, in order. An unknown topic is an error, with `unknown_topic` set.
   Status partitions(const std::string& topic, std::vector<int32_t>& out,
                     std::chrono::milliseconds timeout, bool& unknown_topic);

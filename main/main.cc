@@ -21,6 +21,7 @@
 #include "ingest/schema.h"
 #include "main/admin_call.h"
 #include "main/bench_command.h"
+#include "main/check_online.h"
 #include "main/fleet_command.h"
 #include "main/replay_command.h"
 #include "main/service_notify.h"
@@ -101,7 +102,7 @@ std::string service_status(const sluice::ingest::PipelineStatus& s) {
   return out;
 }
 
-int check_config(const std::string& path) {
+int check_config(const std::string& path, bool online) {
   auto config = sluice::load_config(path);
   if (!config) {
     std::cerr << "sluice: invalid configuration: " << config.status().message() << "\n";
@@ -116,7 +117,9 @@ int check_config(const std::string& path) {
   }
   std::cout << path << ": ok (" << config->kafka.topics.size() << " topic(s), " << *schemas
             << " schema revision(s) in " << config->schemas_path << ")\n";
-  return 0;
+  if (!online) return 0;
+  sluice::configure_logging("off", false);  // the report says it all, one line per check
+  return sluice::cli::check_online(*config);
 }
 
 /// This instance's record for the fleet, from the pipeline's status.
@@ -596,6 +599,9 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--config,-c", config_path, "Config file (YAML)")->required();
   auto* check_cmd = app.add_subcommand("check-config", "Validate a config file and its schemas");
   check_cmd->add_option("--config,-c", config_path, "Config file (YAML)")->required();
+  bool online = false;
+  check_cmd->add_flag("--online", online,
+                      "Also try every server, grant and setting it needs (exit 1 if one fails)");
   AdminOptions admin_options;
   auto* status_cmd =
       app.add_subcommand("status", "Show a running service's state, lag and freshness");
@@ -731,7 +737,7 @@ int main(int argc, char** argv) {
     return sluice::cli::replay_command(replay);
   }
   if (run_cmd->parsed()) return run(config_path);
-  if (check_cmd->parsed()) return check_config(config_path);
+  if (check_cmd->parsed()) return check_config(config_path, online);
   if (bench_cmd->parsed()) return sluice::cli::bench_command(bench);
   if (spool_cmd->parsed()) return sluice::cli::spool_command(spool);
   if (status_cmd->parsed()) return status_command(admin_options);

@@ -569,6 +569,75 @@ TEST_F(IngestTest, TheCliTakesItsEndpointAndTokenFromTheConfigOrTheEnvironmentAn
   verify_exact(expected, "cli");
 }
 
+TEST_F(IngestTest, CheckConfigOnlineTriesEveryServerGrantAndSettingAndNamesWhatFails) {
+  start_broker({"eventlogging_online:2"});
+  const std::string bin = binary_dir() + "/main/sluice";
+  auto write = [&](const std::vector<std::string>& topics, ConfigOptions options = {}) {
+    return write_config(dir_, broker_->bootstrap(), *db_, topics, "online", options);
+  };
+  std::string out;
+  auto check = [&](const std::string& config) {
+    return run_command({bin, "check-config", "--config", config, "--online"}, out);
+  };
+  // Everything as it should be.
+  ASSERT_EQ(check(write({"eventlogging_online", "^eventlogging_.*"})), 0) << out;
+  for (const char* line :
+       {"\u2714 kafka: 1 broker(s)", "\u2714 kafka.topics: eventlogging_online, 2 partition(s)",
+        "\u2714 kafka.topics: ^eventlogging_.* matches 1 topic(s)",
+        "\u2714 fleet.topic: _sluice_fleet.online does not exist yet",
+        "\u2714 mariadb: CREATE, INSERT, UPDATE, SELECT, LOAD DATA LOCAL work as sluice",
+        "\u2714 mariadb: max_allowed_packet", "\u2714 mariadb: innodb_autoinc_lock_mode",
+        "\u2714 spool.path", "every check passed"}) {
+    EXPECT_NE(out.find(line), std::string::npos) << line << "\n" << out;
+  }
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = "
+                        "'sluice_check_online'"),
+            0)
+      << "the scratch table is dropped";
+
+  // Each misconfiguration, one at a time: exit 1 and the line that names it.
+  EXPECT_EQ(check(write({"eventlogging_absent"})), 1) << out;
+  EXPECT_NE(out.find("\u2718 kafka.topics: no topic eventlogging_absent"), std::string::npos) << out;
+  EXPECT_EQ(check(write({"^nothing_.*"})), 1) << out;
+  EXPECT_NE(out.find("no topic matches ^nothing_.*"), std::string::npos) << out;
+
+  db_->exec("SET GLOBAL local_infile = OFF");
+  EXPECT_EQ(check(write({"eventlogging_online"})), 1) << out;
+  EXPECT_NE(out.find("\u2718 mariadb: local_infile is OFF"), std::string::npos) << out;
+  db_->exec("SET GLOBAL local_infile = ON");
+
+  db_->exec("REVOKE CREATE ON log.* FROM 'sluice'@'localhost'");
+  EXPECT_EQ(check(write({"eventlogging_online"})), 1) << out;
+  EXPECT_NE(out.find("\u2718 mariadb: CREATE TABLE"), std::string::npos) << out;
+  EXPECT_NE(out.find("GRANT CREATE, SELECT, INSERT, UPDATE ON `log`.*"), std::string::npos) << out;
+  db_->exec("GRANT ALL ON log.* TO 'sluice'@'localhost'");
+
+  EXPECT_EQ(check(write({"eventlogging_online"}, {.extra_yaml = "batch:\n  max_bytes: "
+                                                                  "1073741824\n"})),
+            1)
+      << out;
+  EXPECT_NE(out.find("\u2718 mariadb: max_allowed_packet"), std::string::npos) << out;
+
+  EXPECT_EQ(check(write({"eventlogging_online"}, {.database = "absent_db"})), 1) << out;
+  EXPECT_NE(out.find("\u2718 mariadb sluice@"), std::string::npos) << out;
+
+  EXPECT_EQ(check(write({"eventlogging_online"},
+                        {.spool_lines = "  max_bytes: 4611686018427387904\n"})),
+            1)
+      << out;
+  EXPECT_NE(out.find("below spool.max_bytes"), std::string::npos) << out;
+
+  EXPECT_EQ(run_command({bin, "check-config", "--config",
+                         write_config(dir_, "127.0.0.1:1", *db_, {"eventlogging_online"}, "online",
+                                      {.kafka_properties = {{"socket.timeout.ms", "3000"}}}),
+                         "--online"},
+                        out),
+            1)
+      << out;
+  EXPECT_NE(out.find("\u2718 kafka 127.0.0.1:1"), std::string::npos) << out;
+  EXPECT_NE(out.find("\u2714 mariadb"), std::string::npos) << "each check runs: " << out;
+}
+
 TEST_F(IngestTest, BadConfigFilesAreRefusedWithKeyAndLine) {
   const std::string sluice = binary_dir() + "/main/sluice";
   struct Case {
