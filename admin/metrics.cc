@@ -17,6 +17,10 @@ using prometheus::BuildHistogram;
 constexpr const char* kStates[] = {"starting", "running",           "paused",  "draining",
                                    "outage",   "fleet_unreachable", "stopping"};
 
+/// A partition's modes (partition_cursor.h), each a series of sluice_partition_mode.
+constexpr const char* kModes[] = {"direct",  "refill",   "draining", "waiting",
+                                  "halted",  "spooling", "orphan"};
+
 /// Epoch seconds of a YYYYMMDDHHMMSS timestamp (a replica's answer), nullopt when malformed.
 std::optional<int64_t> epoch_of_mediawiki(const std::string& t) {
   if (t.size() != 14) return std::nullopt;
@@ -105,6 +109,22 @@ Metrics::Metrics(const MetricsInfo& info)
                .Name("sluice_consumer_lag")
                .Help("Events between Sluice's position and the partition's high watermark")
                .Register(*registry_)),
+      durable_lag_(BuildGauge()
+                       .Name("sluice_durable_lag_events")
+                       .Help("Events of the partition not yet in MariaDB, what the spool holds "
+                             "included: the high watermark minus MariaDB's next offset")
+                       .Register(*registry_)),
+      partition_mode_(BuildGauge()
+                          .Name("sluice_partition_mode")
+                          .Help("1 for the partition's current mode (direct, refill, draining, "
+                                "waiting, halted, spooling, orphan), 0 for the others")
+                          .Register(*registry_)),
+      partition_spool_unreadable_(
+          BuildGauge()
+              .Name("sluice_partition_spool_unreadable")
+              .Help("1 while the partition's spooled events cannot be read (a corrupt block): "
+                    "its drain stops there until `sluice spool discard --corrupt`")
+              .Register(*registry_)),
       batch_rows_(BuildHistogram()
                       .Name("sluice_batch_rows")
                       .Help("Rows per committed batch")
@@ -291,11 +311,29 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
     if (t.max_timestamp < 0) continue;
     table_max_timestamp_.Add({{"table", t.table}}).Set(static_cast<double>(t.max_timestamp));
   }
+  std::set<std::pair<std::string, int32_t>> now_assigned;
   for (const auto& p : s.partitions) {
-    if (p.lag < 0) continue;
-    lag_.Add({{"topic", p.topic}, {"partition", std::to_string(p.partition)}})
-        .Set(static_cast<double>(p.lag));
+    now_assigned.emplace(p.topic, p.partition);
+    const prometheus::Labels labels = {{"topic", p.topic},
+                                       {"partition", std::to_string(p.partition)}};
+    if (p.lag >= 0) lag_.Add(labels).Set(static_cast<double>(p.lag));
+    if (p.high_watermark >= 0 && p.committed >= 0) {
+      durable_lag_.Add(labels).Set(
+          static_cast<double>(std::max<int64_t>(0, p.high_watermark - p.committed)));
+    }
+    for (const char* mode : kModes) {
+      auto with_mode = labels;
+      with_mode.emplace("mode", mode);
+      partition_mode_.Add(with_mode).Set(p.mode == mode ? 1 : 0);
+    }
+    partition_spool_unreadable_.Add(labels).Set(p.spool_error.empty() ? 0 : 1);
   }
+  // A partition that moved to another instance: its series go, rather than stay at their last
+  // value (a lag that never changes again, a mode it is no longer in here).
+  for (const auto& [topic, partition] : partitions_) {
+    if (!now_assigned.contains({topic, partition})) remove_partition(topic, partition);
+  }
+  partitions_ = std::move(now_assigned);
   double failing = 0;
   std::array<uint64_t, 5> errors{};
   for (const auto& w : s.writers) {
@@ -312,6 +350,18 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   double longest = 0;
   for (const auto& [when, seconds] : recent_) longest = std::max(longest, seconds);
   transaction_max_.Set(longest);
+}
+
+void Metrics::remove_partition(const std::string& topic, int32_t partition) {
+  const prometheus::Labels labels = {{"topic", topic}, {"partition", std::to_string(partition)}};
+  for (auto* family : {&lag_, &durable_lag_, &partition_spool_unreadable_}) {
+    if (family->Has(labels)) family->Remove(&family->Add(labels));
+  }
+  for (const char* mode : kModes) {
+    auto with_mode = labels;
+    with_mode.emplace("mode", mode);
+    if (partition_mode_.Has(with_mode)) partition_mode_.Remove(&partition_mode_.Add(with_mode));
+  }
 }
 
 void Metrics::refresh_fleet(const nlohmann::json& fleet) {

@@ -90,6 +90,11 @@ class Metrics {
   prometheus::Gauge& db_up_;
   prometheus::Gauge& fetch_paused_;
   prometheus::Family<prometheus::Gauge>& lag_;
+  prometheus::Family<prometheus::Gauge>& durable_lag_;
+  prometheus::Family<prometheus::Gauge>& partition_mode_;
+  prometheus::Family<prometheus::Gauge>& partition_spool_unreadable_;
+  /// Partitions with series, as of the last refresh: one that leaves has them removed.
+  std::set<std::pair<std::string, int32_t>> partitions_;
   prometheus::Histogram& batch_rows_;
   prometheus::Histogram& batch_seconds_;
   prometheus::Gauge& transaction_max_;
@@ -111,7 +116,8 @@ class Metrics {
   prometheus::Gauge& target_paused_;
   prometheus::Family<prometheus::Gauge>& instance_live_;
   prometheus::Family<prometheus::Gauge>& instance_applied_;
-  std::set<std::string> fleet_ids_;  ///< instances with series, as of the last refresh_fleet
+  std::set<std::string> fleet_ids_;
+  void remove_partition(const std::string& topic, int32_t partition);  ///< instances with series, as of the last refresh_fleet
   uint64_t last_rejected_ = 0;
 
   std::map<std::string, uint64_t> last_consumed_;  ///< per topic, as of the last refresh

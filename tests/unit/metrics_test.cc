@@ -89,6 +89,55 @@ TEST(MetricsTest, PauseAndOutageDurationsCountFromWhenTheyBegan) {
   EXPECT_EQ(value_of(m.serialize(), "sluice_outage_duration_seconds"), 0);
 }
 
+TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMovedAway) {
+  Metrics m;
+  ingest::PipelineStats stats;
+  ingest::PipelineStatus s;
+  s.state = "running";
+  // Partition 0 drains a spool: Kafka's position is at the end (consumer lag 0), yet 9,000
+  // events are not in MariaDB. Partition 1's spool block is unreadable.
+  s.partitions.push_back({.topic = "t",
+                          .partition = 0,
+                          .mode = "draining",
+                          .position = 10'000,
+                          .committed = 1'000,
+                          .high_watermark = 10'000,
+                          .lag = 0,
+                          .spool_error = ""});
+  s.partitions.push_back({.topic = "t",
+                          .partition = 1,
+                          .mode = "halted",
+                          .position = 50,
+                          .committed = 40,
+                          .high_watermark = 60,
+                          .lag = 10,
+                          .spool_error = "block 40..49 does not decode"});
+  m.refresh(s, stats, 0);
+  auto text = m.serialize();
+  EXPECT_EQ(value_of(text, "sluice_consumer_lag{partition=\"0\",topic=\"t\"}"), 0);
+  EXPECT_EQ(value_of(text, "sluice_durable_lag_events{partition=\"0\",topic=\"t\"}"), 9000);
+  EXPECT_EQ(value_of(text, "sluice_durable_lag_events{partition=\"1\",topic=\"t\"}"), 20);
+  EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"draining\",partition=\"0\",topic=\"t\"}"),
+            1);
+  EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"direct\",partition=\"0\",topic=\"t\"}"),
+            0);
+  EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"halted\",partition=\"1\",topic=\"t\"}"),
+            1);
+  EXPECT_EQ(value_of(text, "sluice_partition_spool_unreadable{partition=\"1\",topic=\"t\"}"), 1);
+  EXPECT_EQ(value_of(text, "sluice_partition_spool_unreadable{partition=\"0\",topic=\"t\"}"), 0);
+
+  // Partition 1 moves to another instance: none of its series stay behind.
+  s.partitions.pop_back();
+  s.partitions[0].mode = "direct";
+  m.refresh(s, stats, 0);
+  text = m.serialize();
+  EXPECT_EQ(text.find("partition=\"1\""), std::string::npos) << text;
+  EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"direct\",partition=\"0\",topic=\"t\"}"),
+            1);
+  EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"draining\",partition=\"0\",topic=\"t\"}"),
+            0);
+}
+
 TEST(MetricsTest, FreshnessOfEachTableOnThePrimaryAndOnEachReplica) {
   Metrics m;
   ingest::PipelineStats stats;
