@@ -34,7 +34,8 @@ KafkaRangeReader::~KafkaRangeReader() {
   }
 }
 
-Result<std::unique_ptr<KafkaRangeReader>> KafkaRangeReader::create(const KafkaConfig& config) {
+Result<std::unique_ptr<KafkaRangeReader>> KafkaRangeReader::create(const KafkaConfig& config,
+                                                                  const std::string& group) {
   std::unique_ptr<KafkaRangeReader> reader(new KafkaRangeReader());
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -53,7 +54,7 @@ Result<std::unique_ptr<KafkaRangeReader>> KafkaRangeReader::create(const KafkaCo
   for (const auto& kv : std::initializer_list<std::pair<std::string, std::string>>{
            {"bootstrap.servers", config.brokers},
            // Required by librdkafka to assign; never sent (no join, no offset fetch or commit).
-           {"group.id", "sluice-replay"},
+           {"group.id", group.empty() ? "sluice-replay" : group},
            {"enable.auto.commit", "false"},
            {"enable.auto.offset.store", "false"},
            // The end of a partition's log ends its range when the last offsets hold no event.
@@ -74,6 +75,43 @@ Result<std::unique_ptr<KafkaRangeReader>> KafkaRangeReader::create(const KafkaCo
   if (reader->rk_ == nullptr) return Status::error(std::string("kafka consumer: ") + err);
   rd_kafka_poll_set_consumer(reader->rk_);
   return reader;
+}
+
+Status KafkaRangeReader::committed(const std::string& topic, const std::vector<int32_t>& partitions,
+                                   std::vector<int64_t>& out, std::chrono::milliseconds timeout) {
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
+  for (const auto p : partitions) rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
+  const auto e = rd_kafka_committed(rk_, list, static_cast<int>(timeout.count()));
+  out.assign(partitions.size(), -1);
+  for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; ++i) {
+    out[static_cast<size_t>(i)] = list->elems[i].offset >= 0 ? list->elems[i].offset : -1;
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string("the group's committed offsets: ") + rd_kafka_err2str(e));
+  }
+  return Status::ok();
+}
+
+Status KafkaRangeReader::commit(const std::string& topic, const std::map<int32_t, int64_t>& offsets) {
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+  for (const auto& [p, offset] : offsets) {
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = offset;
+  }
+  auto e = rd_kafka_commit(rk_, list, 0);
+  for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; ++i) e = list->elems[i].err;
+  rd_kafka_topic_partition_list_destroy(list);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string("committing the group's offsets: ") + rd_kafka_err2str(e) +
+                         (e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+                                  e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+                                  e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS
+                              ? " (the group has members: an instance still runs)"
+                              : ""));
+  }
+  return Status::ok();
 }
 
 Status KafkaRangeReader::cluster(Cluster& out, std::chrono::milliseconds timeout) {

@@ -32,8 +32,16 @@ class KafkaRangeReader final : public ReplayInput {
   KafkaRangeReader(const KafkaRangeReader&) = delete;
   KafkaRangeReader& operator=(const KafkaRangeReader&) = delete;
 
-  /// A consumer with kafka.brokers and kafka.properties (TLS, SASL), without the group.
-  static Result<std::unique_ptr<KafkaRangeReader>> create(const KafkaConfig& config);
+  /// A consumer with kafka.brokers and kafka.properties (TLS, SASL), without the group. With
+  /// `group`, committed() and commit() act on that consumer group's offsets (without joining
+  /// it: Kafka takes such a commit only while the group has no member).
+  static Result<std::unique_ptr<KafkaRangeReader>> create(const KafkaConfig& config,
+                                                          const std::string& group = "");
+  /// The group's committed offset of each partition (-1: none).
+  Status committed(const std::string& topic, const std::vector<int32_t>& partitions,
+                   std::vector<int64_t>& out, std::chrono::milliseconds timeout);
+  /// Commits `offsets` (partition -> next offset) as the group's, synchronously.
+  Status commit(const std::string& topic, const std::map<int32_t, int64_t>& offsets);
 
   /// What the cluster says of itself: its brokers, and each topic with its partition count and
   /// the replication of its first partition (for `check-config --online`).

@@ -8,86 +8,14 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/logging.h"
-#include "fleet/fleet_view.h"
-#include "fleet/kafka_control_channel.h"
-#include "fleet/record_signer.h"
+#include "main/fleet_reader.h"
 
 namespace sluice::cli {
 namespace {
 
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
-
-/// The fleet topic read by a command, with a clock of its own in the topic: a probe record it
-/// writes and reads back tells, by this host's clock alone, since when every instance has been
-/// silent (fleet_view.h).
-class Reader {
- public:
-  Reader(const Config& config, fleet::RecordSigner signer)
-      : signer_(std::move(signer)),
-        view_("", std::chrono::milliseconds(config.fleet.instance_timeout_ms)) {}
-
-  Status open(const Config& config) {
-    auto channel = fleet::KafkaControlChannel::open({config.kafka.brokers, config.fleet.topic,
-                                                     config.kafka.properties, "sluice-fleet-cli"});
-    if (!channel) return channel.status();
-    channel_ = std::move(channel).value();
-    return Status::ok();
-  }
-
-  /// Reads up to the topic's end, then writes a probe and reads until it comes back.
-  Status catch_up(const std::string& topic) {
-    const auto deadline = Steady::now() + 30s;
-    while (!channel_->caught_up()) {
-      if (Steady::now() >= deadline) return Status::error("the fleet topic " + topic + " could not be read");
-      poll(200ms);
-    }
-    std::mt19937_64 rng(std::random_device{}());
-    probe_ = nlohmann::json{{"probe", std::to_string(rng())}}.dump();
-    const std::string key = std::string(fleet::kProbeKey);
-    if (auto st = channel_->publish(key, signer_.seal(key, probe_)); !st) return st;
-    while (!probe_read_) {
-      if (Steady::now() >= deadline) return Status::error("the fleet topic " + topic + " did not answer");
-      poll(200ms);
-    }
-    return Status::ok();
-  }
-
-  void poll(std::chrono::milliseconds timeout) {
-    std::vector<fleet::ControlRecord> records;
-    (void)channel_->poll(timeout, records);
-    for (const auto& r : records) {
-      std::optional<std::string> body;
-      if (r.value) {
-        auto opened = signer_.open(r.key, *r.value);
-        if (!opened) {
-          ++rejected_;
-          continue;
-        }
-        body = std::move(opened).value();
-      } else if (signer_.enabled()) {
-        ++rejected_;
-        continue;
-      }
-      const bool own = r.key == fleet::kProbeKey && body && *body == probe_;
-      probe_read_ = probe_read_ || own;
-      view_.apply(r.key, body, r.offset, own, Steady::now());
-    }
-  }
-
-  fleet::ControlChannel& channel() { return *channel_; }
-  const fleet::FleetView& view() const { return view_; }
-  const fleet::RecordSigner& signer() const { return signer_; }
-  uint64_t rejected() const { return rejected_; }
-
- private:
-  fleet::RecordSigner signer_;
-  std::unique_ptr<fleet::ControlChannel> channel_;
-  fleet::FleetView view_;
-  std::string probe_;
-  bool probe_read_ = false;
-  uint64_t rejected_ = 0;
-};
+using Reader = FleetReader;
 
 int status(const Config& config, Reader& reader, bool as_json) {
   const auto now = Steady::now();
@@ -214,24 +142,8 @@ int fleet_command(const FleetOptions& o) {
   // A command's output is its answer: the clients' own chatter (a coordinator still loading, a
   // topic created) is not, only their errors are.
   configure_logging("error", config->log.json);
-  fleet::RecordSigner signer;
-  if (!config->fleet.key_file.empty()) {
-    auto s = fleet::RecordSigner::from_file(config->fleet.key_file);
-    if (!s) {
-      std::cerr << "sluice: invalid configuration: " << s.status().message() << "\n";
-      return 2;
-    }
-    signer = std::move(s).value();
-  }
-  Reader reader(*config, std::move(signer));
-  if (auto st = reader.open(*config); !st) {
-    std::cerr << "sluice: " << st.message() << "\n";
-    return 1;
-  }
-  if (auto st = reader.catch_up(config->fleet.topic); !st) {
-    std::cerr << "sluice: " << st.message() << "\n";
-    return 1;
-  }
+  Reader reader(*config);
+  if (const int code = reader.open_and_catch_up(*config)) return code;
   return o.action == "status" ? status(*config, reader, o.json) : forget(*config, reader, o);
 }
 

@@ -23,6 +23,7 @@
 #include "main/bench_command.h"
 #include "main/check_online.h"
 #include "main/fleet_command.h"
+#include "main/offsets_command.h"
 #include "main/replay_command.h"
 #include "main/service_notify.h"
 #include "main/spool_command.h"
@@ -724,6 +725,35 @@ int main(int argc, char** argv) {
   fleet_forget->add_flag("--confirm", fleet_options.confirm, "Really forget it");
   fleet_forget->final_callback([&fleet_options] { fleet_options.action = "forget"; });
 
+  sluice::cli::OffsetsOptions offsets;
+  auto* offsets_cmd = app.add_subcommand(
+      "offsets", "Every position of a partition, and moving them while the fleet is stopped");
+  offsets_cmd->require_subcommand(1);
+  auto* offsets_show = offsets_cmd->add_subcommand(
+      "show", "MariaDB's next offset, the group's, each spool's range, Kafka's log start and end");
+  offsets_show->add_option("--config,-c", offsets.config_path, "Config file (YAML)")->required();
+  offsets_show->add_option("--topic", offsets.topic, "Only this topic");
+  offsets_show->add_option("--partition", offsets.partition, "Only this partition (with --topic)");
+  offsets_show->add_flag("--json", offsets.json, "Print JSON");
+  offsets_show->final_callback([&offsets] { offsets.action = "show"; });
+  auto* offsets_set = offsets_cmd->add_subcommand(
+      "set",
+      "Move the group's offsets and MariaDB's together (only while every instance is stopped); "
+      "--dry-run prints the plan, --confirm carries it out and records it");
+  offsets_set->add_option("--config,-c", offsets.config_path, "Config file (YAML)")->required();
+  offsets_set->add_option("--topic", offsets.topic, "The topic")->required();
+  offsets_set->add_option("--partition", offsets.partition, "Only this partition");
+  offsets_set->add_option("--to-time", offsets.to_time,
+                          "The first event at or after this ISO-8601 time (the log end if none)");
+  auto* set_to_offset = offsets_set->add_option("--to-offset", offsets.to_offset, "This offset");
+  offsets_set->add_flag("--to-earliest", offsets.to_earliest, "Kafka's log start");
+  offsets_set->add_flag("--to-latest", offsets.to_latest, "Kafka's log end (skip the backlog)");
+  auto* shift_by = offsets_set->add_option("--shift-by", offsets.shift_by,
+                                           "Forward (or, negative, back) by this many offsets");
+  offsets_set->add_flag("--dry-run", offsets.dry_run, "Print the plan; change nothing");
+  offsets_set->add_flag("--confirm", offsets.confirm, "Carry the plan out");
+  offsets_set->final_callback([&offsets] { offsets.action = "set"; });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -731,6 +761,11 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : sluice::cli::kExitUsage;
   }
   if (fleet_cmd->parsed()) return sluice::cli::fleet_command(fleet_options);
+  if (offsets_cmd->parsed()) {
+    offsets.has_to_offset = set_to_offset->count() > 0;
+    offsets.has_shift_by = shift_by->count() > 0;
+    return sluice::cli::offsets_command(offsets);
+  }
   if (replay_cmd->parsed()) {
     replay.has_from_offset = from_offset->count() > 0;
     replay.has_to_offset = to_offset->count() > 0;

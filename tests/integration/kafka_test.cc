@@ -49,6 +49,107 @@ class KafkaTest : public RealKafkaTest {
   }
 };
 
+/// Now as ISO-8601 UTC, to the second.
+std::string iso_now() {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return out;
+}
+
+TEST_F(KafkaTest, OffsetsSetMovesTheGroupAndMariaDbTogetherOnlyWhileTheFleetIsStoppedAndNotOverASpool) {
+  const std::string config_file = config();
+  const std::string bin = binary_dir() + "/main/sluice";
+  auto offsets = [&](std::vector<std::string> args, std::string& out) {
+    std::vector<std::string> argv = {bin, "offsets"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--config", config_file});
+    return run_command(argv, out);
+  };
+  auto sluice = start_sluice(dir_, config_file, "sluice-2.log");
+  produce(50);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  std::string out;
+  ASSERT_EQ(offsets({"show", "--topic", topic_, "--json"}, out), 0) << out;
+  const auto shown = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_TRUE(shown.is_array() && shown.size() == 1) << out;
+  for (const auto& p : shown[0]["partitions"]) {
+    EXPECT_EQ(p["mariadb_next_offset"], 50) << out;
+    EXPECT_EQ(p["log_end"], 50) << out;
+    EXPECT_EQ(p["log_start"], 0) << out;
+  }
+  // Refused while an instance runs.
+  EXPECT_EQ(offsets({"set", "--topic", topic_, "--to-latest", "--confirm"}, out), 4) << out;
+  EXPECT_NE(out.find("the fleet is not stopped"), std::string::npos) << out;
+  // Usage: exactly one target, and --dry-run or --confirm.
+  EXPECT_EQ(offsets({"set", "--topic", topic_, "--to-latest"}, out), 2) << out;
+  EXPECT_EQ(offsets({"set", "--topic", topic_, "--to-latest", "--to-earliest", "--dry-run"}, out), 2)
+      << out;
+  sluice->signal(SIGTERM);
+  ASSERT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
+
+  // While it is stopped: 30 events per partition to skip, then (a second later) 20 to keep.
+  produce(30);
+  std::this_thread::sleep_for(1500ms);
+  const std::string cut = iso_now();
+  std::this_thread::sleep_for(1500ms);
+  produce(20);
+  ASSERT_EQ(offsets({"set", "--topic", topic_, "--to-time", cut, "--dry-run"}, out), 0) << out;
+  EXPECT_NE(out.find("partition 0: 50 -> 80 (skips 30 events, never written)"), std::string::npos)
+      << out;
+  EXPECT_EQ(stored_offsets(), 50 * partitions_) << "a dry run changes nothing";
+  ASSERT_EQ(offsets({"set", "--topic", topic_, "--to-time", cut, "--confirm"}, out), 0) << out;
+  EXPECT_EQ(stored_offsets(), 80 * partitions_);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter WHERE reason LIKE "
+                        "'offsets\\_set:%skipped, never written'"),
+            partitions_)
+      << "who, when and what was skipped, per partition";
+  ASSERT_EQ(offsets({"show", "--topic", topic_, "--json"}, out), 0) << out;
+  for (const auto& p : nlohmann::json::parse(out)[0]["partitions"]) {
+    EXPECT_EQ(p["group_offset"], 80) << "the group's offset moved too: " << out;
+    EXPECT_EQ(p["mariadb_next_offset"], 80) << out;
+  }
+  sluice = start_sluice(dir_, config_file, "sluice-3.log");
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  std::map<uint32_t, std::set<uint64_t>> skipped;
+  for (uint32_t p = 0; p < static_cast<uint32_t>(partitions_); ++p) {
+    for (uint64_t seq = 50; seq < 80; ++seq) skipped[p].insert(seq);
+  }
+  verify_exact(nullptr, skipped);
+
+  // A paused instance spools, then stops: the spooled range cannot be skipped.
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "offsets"}, out), 0) << out;
+  produce(10);
+  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 10 * partitions_; },
+                         60s));
+  sluice->signal(SIGTERM);
+  ASSERT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
+  EXPECT_EQ(offsets({"set", "--topic", topic_, "--to-latest", "--confirm"}, out), 4) << out;
+  EXPECT_NE(out.find("holds offsets 100..109"), std::string::npos) << out;
+  EXPECT_EQ(stored_offsets(), 100 * partitions_) << "nothing moved";
+
+  // Drained by a run, then rewound to the log start: the skipped events are read again and
+  // written; what MariaDB had is not written twice.
+  sluice = start_sluice(dir_, config_file, "sluice-4.log");
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  sluice->signal(SIGTERM);
+  ASSERT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
+  ASSERT_EQ(offsets({"set", "--topic", topic_, "--to-earliest", "--confirm"}, out), 0) << out;
+  EXPECT_EQ(stored_offsets(), 0);
+  ASSERT_EQ(offsets({"show", "--topic", topic_}, out), 0) << out;
+  EXPECT_NE(out.find("moved: "), std::string::npos) << out;
+  sluice = start_sluice(dir_, config_file, "sluice-5.log");
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  EXPECT_EQ(rows(), static_cast<int64_t>(produced())) << "every event, once";
+  EXPECT_EQ(db_->scalar("SELECT COUNT(DISTINCT uuid) FROM TestSchema_1"),
+            static_cast<int64_t>(produced()));
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
+}
+
 TEST_F(KafkaTest, FailoverToARestoredDumpDuringAPauseEndsExactlyOnTheNewServer) {
   auto sluice = start_sluice(dir_, config());
   produce(500);
