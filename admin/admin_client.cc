@@ -71,7 +71,7 @@ namespace {
 template <typename Stream>
 net::awaitable<HttpReply> exchange(Stream& stream, const AdminUrl& u, const std::string& method,
                                    const std::string& path, const std::string& body,
-                                   const std::string& token) {
+                                   const std::string& token, bool& sent) {
   http::request<http::string_body> req(http::string_to_verb(method), path, 11);
   req.set(http::field::host,
           (u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host) + ":" + u.port);
@@ -83,6 +83,7 @@ net::awaitable<HttpReply> exchange(Stream& stream, const AdminUrl& u, const std:
   }
   req.prepare_payload();
   co_await http::async_write(stream, req, net::use_awaitable);
+  sent = true;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
@@ -93,9 +94,11 @@ net::awaitable<HttpReply> exchange(Stream& stream, const AdminUrl& u, const std:
 /// The whole request under one deadline. Asynchronous because Beast's stream deadlines bind
 /// only asynchronous operations: a synchronous read from an endpoint that never answers would
 /// wait for ever.
+/// `sent` turns true once the request is written: a deadline missed before that means nothing
+/// was asked (unreachable), after it that the answer did not come (it may still be acted on).
 net::awaitable<HttpReply> request(AdminUrl u, std::string method, std::string path,
                                   std::string body, std::string token,
-                                  std::chrono::milliseconds timeout) {
+                                  std::chrono::milliseconds timeout, bool& sent) {
   auto executor = co_await net::this_coro::executor;
   tcp::resolver resolver(executor);
   const auto endpoints = co_await resolver.async_resolve(u.host, u.port, net::use_awaitable);
@@ -103,7 +106,7 @@ net::awaitable<HttpReply> request(AdminUrl u, std::string method, std::string pa
     beast::tcp_stream stream(executor);
     stream.expires_after(timeout);
     co_await stream.async_connect(endpoints, net::use_awaitable);
-    auto reply = co_await exchange(stream, u, method, path, body, token);
+    auto reply = co_await exchange(stream, u, method, path, body, token, sent);
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_both, ec);
     co_return reply;
@@ -121,7 +124,7 @@ net::awaitable<HttpReply> request(AdminUrl u, std::string method, std::string pa
   beast::get_lowest_layer(stream).expires_after(timeout);
   co_await beast::get_lowest_layer(stream).async_connect(endpoints, net::use_awaitable);
   co_await stream.async_handshake(ssl::stream_base::client, net::use_awaitable);
-  auto reply = co_await exchange(stream, u, method, path, body, token);
+  auto reply = co_await exchange(stream, u, method, path, body, token, sent);
   // The peer may just close rather than answer the close_notify: not the request's failure.
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
   beast::error_code ec;
@@ -139,8 +142,10 @@ Result<HttpReply> http_request(const std::string& url, const std::string& method
   net::io_context ioc;
   std::optional<HttpReply> reply;
   std::exception_ptr failure;
+  bool sent = false;
   net::co_spawn(ioc,
-                request(*u, method, path, body, token, std::chrono::milliseconds(timeout_ms)),
+                request(*u, method, path, body, token, std::chrono::milliseconds(timeout_ms),
+                        sent),
                 [&](std::exception_ptr e, HttpReply r) {
                   if (e) {
                     failure = e;
@@ -154,10 +159,14 @@ Result<HttpReply> http_request(const std::string& url, const std::string& method
   try {
     std::rethrow_exception(failure);
   } catch (const boost::system::system_error& e) {
-    if (e.code() == beast::error::timeout) {
+    if (e.code() == beast::error::timeout && sent) {
       return Status::error("the admin endpoint at " + url + " did not answer within " +
                                std::to_string(timeout_ms / 1000) + " s",
                            ErrorKind::kTimeout);
+    }
+    if (e.code() == beast::error::timeout) {
+      return Status::error("cannot reach the admin endpoint at " + url + ": no connection within " +
+                           std::to_string(timeout_ms / 1000) + " s");
     }
     return Status::error("cannot reach the admin endpoint at " + url + ": " + e.what());
   } catch (const std::exception& e) {

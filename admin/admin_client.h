@@ -26,8 +26,9 @@ struct AdminUrl {
 };
 Result<AdminUrl> parse_admin_url(const std::string& url);
 
-/// The request. A failure is ErrorKind::kTimeout when the answer did not come within
-/// `timeout_ms`, kError when the endpoint could not be reached or spoke no HTTP.
+/// The request. A failure is ErrorKind::kTimeout when the request was sent and its answer did
+/// not come within `timeout_ms`, kError when the endpoint could not be reached (connecting
+/// and the TLS handshake included) or spoke no HTTP.
 Result<HttpReply> http_request(const std::string& url, const std::string& method,
                                const std::string& path, const std::string& body,
                                const std::string& token, int timeout_ms = 10000);

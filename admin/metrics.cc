@@ -125,6 +125,16 @@ Metrics::Metrics(const MetricsInfo& info)
               .Help("1 while the partition's spooled events cannot be read (a corrupt block): "
                     "its drain stops there until `sluice spool discard --corrupt`")
               .Register(*registry_)),
+      log_start_(BuildGauge()
+                     .Name("sluice_kafka_log_start_offset")
+                     .Help("Kafka's log start of the partition as last fetched: retention moves "
+                           "it towards sluice_position_offset")
+                     .Register(*registry_)),
+      position_(BuildGauge()
+                    .Name("sluice_position_offset")
+                    .Help("The next offset Sluice reads from Kafka: everything below it is in "
+                          "MariaDB, in the spool, or in a batch being written")
+                    .Register(*registry_)),
       batch_rows_(BuildHistogram()
                       .Name("sluice_batch_rows")
                       .Help("Rows per committed batch")
@@ -316,17 +326,29 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
     now_assigned.emplace(p.topic, p.partition);
     const prometheus::Labels labels = {{"topic", p.topic},
                                        {"partition", std::to_string(p.partition)}};
-    if (p.lag >= 0) lag_.Add(labels).Set(static_cast<double>(p.lag));
-    if (p.high_watermark >= 0 && p.committed >= 0) {
-      durable_lag_.Add(labels).Set(
-          static_cast<double>(std::max<int64_t>(0, p.high_watermark - p.committed)));
-    }
+    // A value not known now (an orphan: revoked, its spool still draining here) has no
+    // series: its last one would stand beside the new owner's for ever.
+    auto set_or_remove = [&labels](prometheus::Family<prometheus::Gauge>& family, int64_t v) {
+      if (v >= 0) {
+        family.Add(labels).Set(static_cast<double>(v));
+      } else if (family.Has(labels)) {
+        family.Remove(&family.Add(labels));
+      }
+    };
+    const bool orphan = p.mode == "orphan";
+    set_or_remove(lag_, orphan ? -1 : p.lag);
+    set_or_remove(durable_lag_, !orphan && p.high_watermark >= 0 && p.committed >= 0
+                                    ? std::max<int64_t>(0, p.high_watermark - p.committed)
+                                    : -1);
+    set_or_remove(log_start_, orphan ? -1 : p.log_start);
+    set_or_remove(position_, orphan ? -1 : p.position);
     for (const char* mode : kModes) {
       auto with_mode = labels;
       with_mode.emplace("mode", mode);
       partition_mode_.Add(with_mode).Set(p.mode == mode ? 1 : 0);
     }
     partition_spool_unreadable_.Add(labels).Set(p.spool_error.empty() ? 0 : 1);
+
   }
   // A partition that moved to another instance: its series go, rather than stay at their last
   // value (a lag that never changes again, a mode it is no longer in here).
@@ -354,7 +376,8 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
 
 void Metrics::remove_partition(const std::string& topic, int32_t partition) {
   const prometheus::Labels labels = {{"topic", topic}, {"partition", std::to_string(partition)}};
-  for (auto* family : {&lag_, &durable_lag_, &partition_spool_unreadable_}) {
+  for (auto* family :
+       {&lag_, &durable_lag_, &partition_spool_unreadable_, &log_start_, &position_}) {
     if (family->Has(labels)) family->Remove(&family->Add(labels));
   }
   for (const char* mode : kModes) {

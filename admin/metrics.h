@@ -93,6 +93,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& durable_lag_;
   prometheus::Family<prometheus::Gauge>& partition_mode_;
   prometheus::Family<prometheus::Gauge>& partition_spool_unreadable_;
+  prometheus::Family<prometheus::Gauge>& log_start_;
+  prometheus::Family<prometheus::Gauge>& position_;
   /// Partitions with series, as of the last refresh: one that leaves has them removed.
   std::set<std::pair<std::string, int32_t>> partitions_;
   prometheus::Histogram& batch_rows_;

@@ -92,6 +92,11 @@ class EventSource {
   /// The partition's high watermark as last seen in a fetch (no broker round trip), or -1 when
   /// not known yet. For lag in status and metrics.
   virtual int64_t cached_high_watermark(const std::string& topic, int32_t partition) = 0;
+  /// The partition's log start as last seen in a fetch, or -1 when not known: how close
+  /// Kafka's retention is to what Sluice has not stored yet (metrics).
+  virtual int64_t cached_low_watermark(const std::string& /*topic*/, int32_t /*partition*/) {
+    return -1;
+  }
   /// Leaves the group (revoking the assignment through the handler). Idempotent.
   virtual void close() = 0;
   /// After poll failed: the group fenced this member (KIP-345) — another member joined with the

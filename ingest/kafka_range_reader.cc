@@ -94,6 +94,23 @@ Status KafkaRangeReader::committed(const std::string& topic, const std::vector<i
   return Status::ok();
 }
 
+int KafkaRangeReader::group_members(const std::string& group, std::chrono::milliseconds timeout,
+                                    std::string& error) {
+  const rd_kafka_group_list* list = nullptr;
+  const auto e =
+      rd_kafka_list_groups(rk_, group.c_str(), &list, static_cast<int>(timeout.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    error = std::string("describing group ") + group + ": " + rd_kafka_err2str(e);
+    return -1;
+  }
+  int members = 0;
+  for (int i = 0; i < list->group_cnt; ++i) {
+    if (group == list->groups[i].group) members += list->groups[i].member_cnt;
+  }
+  rd_kafka_group_list_destroy(list);
+  return members;
+}
+
 Status KafkaRangeReader::commit(const std::string& topic, const std::map<int32_t, int64_t>& offsets) {
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));

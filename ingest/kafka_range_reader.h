@@ -40,6 +40,9 @@ class KafkaRangeReader final : public ReplayInput {
   /// The group's committed offset of each partition (-1: none).
   Status committed(const std::string& topic, const std::vector<int32_t>& partitions,
                    std::vector<int64_t>& out, std::chrono::milliseconds timeout);
+  /// How many members the group has now (librdkafka's list_groups), or -1 with `error`.
+  int group_members(const std::string& group, std::chrono::milliseconds timeout,
+                    std::string& error);
   /// Commits `offsets` (partition -> next offset) as the group's, synchronously.
   Status commit(const std::string& topic, const std::map<int32_t, int64_t>& offsets);
 

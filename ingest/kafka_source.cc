@@ -337,6 +337,15 @@ int64_t KafkaSource::cached_high_watermark(const std::string& topic, int32_t par
   return high;
 }
 
+int64_t KafkaSource::cached_low_watermark(const std::string& topic, int32_t partition) {
+  int64_t low = -1, high = -1;
+  if (rd_kafka_get_watermark_offsets(rk_, topic.c_str(), partition, &low, &high) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return -1;
+  }
+  return low >= 0 ? low : -1;
+}
+
 void KafkaSource::close() {
   if (closed_ || rk_ == nullptr) return;
   closed_ = true;

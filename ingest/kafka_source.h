@@ -40,6 +40,7 @@ class KafkaSource final : public EventSource {
   Status watermarks(const std::string& topic, int32_t partition, int64_t& low, int64_t& high,
                     std::chrono::milliseconds timeout) override;
   int64_t cached_high_watermark(const std::string& topic, int32_t partition) override;
+  int64_t cached_low_watermark(const std::string& topic, int32_t partition) override;
   void close() override;
   bool fenced() const override { return fenced_; }
 

@@ -1096,6 +1096,9 @@ void Pipeline::publish_status(bool force) {
     if (const auto e = spool_read_errors_.find(key); e != spool_read_errors_.end()) {
       parts.back().spool_error = e->second;
     }
+    if (source_ && !orphan) {
+      parts.back().log_start = source_->cached_low_watermark(c->topic(), c->partition());
+    }
   }
   const auto totals = spool_.totals();
   std::vector<PipelineStatus::SpoolPartition> spooled;

@@ -47,6 +47,7 @@ struct PipelineStatus {
     int64_t waiting_from = -1, waiting_to = -1;
     /// Why its spooled events cannot be read (a corrupt block): its drain stops there.
     std::string spool_error;
+    int64_t log_start = -1;  ///< Kafka's log start as last fetched, -1 unknown
   };
   struct Gap {
     std::string topic;

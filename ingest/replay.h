@@ -229,6 +229,9 @@ struct ReplayOptions {
   std::chrono::milliseconds progress_every{1000};
   /// Failed attempts after which a writer gives a batch up (a fatal error at once).
   int attempts = 5;
+  /// At most this many events read per second, on average since the start (0: no cap), so a
+  /// replay of millions of events does not crowd out the live pipeline or the replicas.
+  double max_rate = 0;
 };
 
 enum class ReplayEnd {

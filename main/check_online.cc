@@ -166,7 +166,7 @@ void check_mariadb(const Config& config, Report& r) {
              "multi_insert (slower)");
       ok = false;
     } else {
-      const auto st = c->load_data("LOAD DATA LOCAL INFILE 'sluice-check' REPLACE INTO TABLE " +
+      const auto st = c->load_data("LOAD DATA LOCAL INFILE 'sluice-check' IGNORE INTO TABLE " +
                                        table + " (id, v)",
                                    "sluice-check", "2\tc\n");
       if (!st.is_ok()) {

@@ -705,6 +705,11 @@ int main(int argc, char** argv) {
   replay_cmd->add_flag("--json", replay.json, "Print the summary as JSON");
   replay_cmd->add_flag("--confirm", replay.confirm,
                        "Go ahead with a range wider than replay.confirm_above_events");
+  replay_cmd->add_option("--max-rate", replay.max_rate,
+                         "Read at most this many events per second (default: drain.max_rate; "
+                         "0: no cap)");
+  replay_cmd->add_flag("--during-pause", replay.during_pause,
+                       "Write even while the fleet is paused (refused otherwise)");
 
   sluice::cli::FleetOptions fleet_options;
   auto* fleet_cmd = app.add_subcommand(

@@ -84,7 +84,14 @@ class Offsets {
         out.push_back(t);
         continue;
       }
-      const std::regex re(t.substr(1));
+      std::regex re;
+      try {
+        re = std::regex(t.substr(1));
+      } catch (const std::regex_error&) {
+        return fail("kafka.topics: '" + t + "' is not a pattern this command can read: name the "
+                    "topic with --topic",
+                    kUsage);
+      }
       for (const auto& [name, info] : cluster.topics) {
         if (std::regex_search(name, re, std::regex_constants::match_continuous)) {
           out.push_back(name);
@@ -265,10 +272,6 @@ class Offsets {
         return fail(st.message(), kFailed);
       }
     }
-    struct Move {
-      int32_t partition;
-      int64_t from, to;
-    };
     std::vector<Move> moves;
     for (size_t i = 0; i < ps.size(); ++i) {
       const auto& p = ps[i];
@@ -315,19 +318,19 @@ class Offsets {
       std::cout << "Nothing changed (--dry-run). Run again with --confirm to do it.\n";
       return 0;
     }
-    // The group's offsets first: Kafka refuses them while the group has a member, so a start
-    // racing this command is caught before MariaDB changes.
-    std::map<int32_t, int64_t> commit;
-    for (const auto& m : moves) commit[m.partition] = m.to;
-    // A stopped instance with static membership keeps its place in the group until its session
-    // times out (kafka.properties session.timeout.ms): wait that out, a little longer.
+    // No member in the group: a stopped instance with static membership keeps its place until
+    // its session times out (kafka.properties session.timeout.ms), so wait that out.
     const auto deadline = std::chrono::steady_clock::now() + 90s;
     for (bool told = false;;) {
-      auto st = kafka_->commit(o_.topic, commit);
-      if (st) break;
-      if (st.message().find("the group has members") == std::string::npos ||
-          std::chrono::steady_clock::now() >= deadline) {
-        return fail("offsets set: " + st.message() + "; nothing changed", kRefused);
+      std::string error;
+      const int members = kafka_->group_members(config_.kafka.group_id, 10s, error);
+      if (members < 0) return fail("offsets set: " + error + "; nothing changed", kFailed);
+      if (members == 0) break;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return fail("offsets set: the group " + config_.kafka.group_id + " still has " +
+                        std::to_string(members) +
+                        " member(s): an instance runs somewhere; nothing changed",
+                    kRefused);
       }
       if (!told) {
         std::cout << "waiting for the group to have no member (a stopped instance keeps its "
@@ -336,36 +339,33 @@ class Offsets {
       }
       std::this_thread::sleep_for(2s);
     }
-    const std::string who = operator_name();
-    for (const auto& m : moves) {
-      if (m.to == m.from) continue;
-      if (const int code = move_in_mariadb(m.partition, m.from, m.to, who)) return code;
+    // MariaDB first, every partition in one transaction: its sluice_offsets is where Sluice goes
+    // on, so it moves all or nothing. Then the group's offsets follow.
+    if (const int code = move_in_mariadb(moves, operator_name())) return code;
+    std::map<int32_t, int64_t> commit;
+    for (const auto& m : moves) commit[m.partition] = m.to;
+    if (auto st = kafka_->commit(o_.topic, commit); !st) {
+      std::cerr << "sluice: offsets set: MariaDB's offsets moved (Sluice goes on from them), "
+                   "the group's did not: "
+                << st.message() << "\n";
+      return kFailed;
     }
     std::cout << "done: Sluice goes on from these offsets when it starts\n";
     return 0;
   }
 
  private:
-  /// One partition's sluice_offsets row, by compare-and-set, and the record of the move.
-  int move_in_mariadb(int32_t partition, int64_t from, int64_t to, const std::string& who) {
-    const std::string where = " WHERE consumer_group = " + quoted(*db_, config_.kafka.group_id) +
-                              " AND topic = " + quoted(*db_, o_.topic) +
-                              " AND kafka_partition = " + std::to_string(partition);
-    const std::string name = o_.topic + "/" + std::to_string(partition);
-    const std::string reason =
-        "offsets_set: " + name + " moved from " + std::to_string(from) + " to " +
-        std::to_string(to) + " by " + who +
-        (to > from ? ": offsets [" + std::to_string(from) + ", " + std::to_string(to) + ") (" +
-                         std::to_string(to - from) + " events) skipped, never written"
-                   : ": offsets [" + std::to_string(to) + ", " + std::to_string(from) +
-                         ") to be read again");
-    const nlohmann::json payload = {{"topic", o_.topic}, {"partition", partition},
-                                    {"from", from},      {"to", to},
-                                    {"by", who},         {"group", config_.kafka.group_id}};
-    Rows rows;
+  struct Move {
+    int32_t partition;
+    int64_t from, to;
+  };
+
+  /// Every partition's sluice_offsets row, by compare-and-set, and the record of each move, in
+  /// one transaction: all or nothing.
+  int move_in_mariadb(const std::vector<Move>& moves, const std::string& who) {
     auto check = [&](const storage::DbStatus& st) {
       if (st.is_ok()) return true;
-      std::cerr << "sluice: offsets set: " << name << ": MariaDB: " << st.describe() << "\n";
+      std::cerr << "sluice: offsets set: MariaDB: " << st.describe() << "; nothing changed\n";
       (void)db_->exec("ROLLBACK");
       return false;
     };
@@ -380,38 +380,59 @@ class Offsets {
                          "VARBINARY(1024) NOT NULL, payload LONGBLOB NULL, received_at "
                          "DATETIME(6) NOT NULL, KEY ix_position (topic, kafka_partition, "
                          "kafka_offset)) ENGINE=InnoDB DEFAULT CHARSET=binary")) ||
-        !check(db_->exec("START TRANSACTION")) ||
-        !check(db_->query("SELECT next_offset FROM sluice_offsets" + where + " FOR UPDATE", rows))) {
+        !check(db_->exec("START TRANSACTION"))) {
       return kFailed;
     }
-    const int64_t now = rows.empty() ? -1 : std::stoll(rows[0][0].value_or("-1"));
-    if (!rows.empty() && now != from) {
-      (void)db_->exec("ROLLBACK");
-      return fail("offsets set: " + name + ": MariaDB's offset moved meanwhile (" +
-                      std::to_string(from) + " -> " + std::to_string(now) +
-                      "): is an instance running? The group's offsets were already committed; "
-                      "run the command again",
-                  kRefused);
+    for (const auto& m : moves) {
+      if (m.to == m.from) continue;
+      const std::string where =
+          " WHERE consumer_group = " + quoted(*db_, config_.kafka.group_id) +
+          " AND topic = " + quoted(*db_, o_.topic) +
+          " AND kafka_partition = " + std::to_string(m.partition);
+      const std::string name = o_.topic + "/" + std::to_string(m.partition);
+      Rows rows;
+      if (!check(db_->query("SELECT next_offset FROM sluice_offsets" + where + " FOR UPDATE",
+                            rows))) {
+        return kFailed;
+      }
+      const int64_t now = rows.empty() ? -1 : std::stoll(rows[0][0].value_or("-1"));
+      if (!rows.empty() && now != m.from) {
+        (void)db_->exec("ROLLBACK");
+        return fail("offsets set: " + name + ": MariaDB's offset moved meanwhile (" +
+                        std::to_string(m.from) + " -> " + std::to_string(now) +
+                        "): is an instance running? Nothing changed",
+                    kRefused);
+      }
+      const std::string reason =
+          "offsets_set: " + name + " moved from " + std::to_string(m.from) + " to " +
+          std::to_string(m.to) + " by " + who +
+          (m.to > m.from ? ": offsets [" + std::to_string(m.from) + ", " + std::to_string(m.to) +
+                               ") (" + std::to_string(m.to - m.from) +
+                               " events) skipped, never written"
+                         : ": offsets [" + std::to_string(m.to) + ", " + std::to_string(m.from) +
+                               ") to be read again");
+      const nlohmann::json payload = {{"topic", o_.topic}, {"partition", m.partition},
+                                      {"from", m.from},    {"to", m.to},
+                                      {"by", who},         {"group", config_.kafka.group_id}};
+      const std::string write =
+          rows.empty() ? "INSERT INTO sluice_offsets (consumer_group, topic, kafka_partition, "
+                         "next_offset, updated_at) VALUES (" +
+                             quoted(*db_, config_.kafka.group_id) + ", " +
+                             quoted(*db_, o_.topic) + ", " + std::to_string(m.partition) + ", " +
+                             std::to_string(m.to) + ", UTC_TIMESTAMP(6))"
+                       : "UPDATE sluice_offsets SET next_offset = " + std::to_string(m.to) +
+                             ", updated_at = UTC_TIMESTAMP(6)" + where;
+      // Recorded at offset -1, an offset no event has: a dead letter is written once per
+      // offset, and this record must never count as one of an event's (a replay of the range
+      // would otherwise not record a bad event at the first skipped offset).
+      const std::string record =
+          "INSERT INTO sluice_dead_letter (topic, kafka_partition, kafka_offset, reason, "
+          "payload, received_at) VALUES (" + quoted(*db_, o_.topic) + ", " +
+          std::to_string(m.partition) + ", -1, " + quoted(*db_, reason) + ", " +
+          quoted(*db_, payload.dump()) + ", UTC_TIMESTAMP(6))";
+      if (!check(db_->exec(write)) || !check(db_->exec(record))) return kFailed;
     }
-    const std::string write =
-        rows.empty() ? "INSERT INTO sluice_offsets (consumer_group, topic, kafka_partition, "
-                       "next_offset, updated_at) VALUES (" +
-                           quoted(*db_, config_.kafka.group_id) + ", " + quoted(*db_, o_.topic) +
-                           ", " + std::to_string(partition) + ", " + std::to_string(to) +
-                           ", UTC_TIMESTAMP(6))"
-                     : "UPDATE sluice_offsets SET next_offset = " + std::to_string(to) +
-                           ", updated_at = UTC_TIMESTAMP(6)" + where;
-    // The record sits at the first skipped offset; a rewind's at -1, an offset no event has,
-    // so that no dead letter of the events read again counts as already recorded.
-    const std::string record =
-        "INSERT INTO sluice_dead_letter (topic, kafka_partition, kafka_offset, reason, payload, "
-        "received_at) VALUES (" + quoted(*db_, o_.topic) + ", " + std::to_string(partition) +
-        ", " + std::to_string(to > from ? from : -1) + ", " + quoted(*db_, reason) + ", " +
-        quoted(*db_, payload.dump()) + ", UTC_TIMESTAMP(6))";
-    if (!check(db_->exec(write)) || !check(db_->exec(record)) || !check(db_->exec("COMMIT"))) {
-      return kFailed;
-    }
-    return 0;
+    return check(db_->exec("COMMIT")) ? 0 : kFailed;
   }
 
   static int fail(const std::string& message, int code) {

@@ -3,10 +3,10 @@
 /// offset (sluice_offsets), the consumer group's, what each instance's spool holds (the fleet
 /// topic), Kafka's log start and end — and moving them, together, while the fleet is stopped:
 /// to a time, an offset, the log's start or end, or by a number of events. `set` prints its
-/// plan; `--dry-run` stops there, `--confirm` commits the group's offsets (which Kafka takes
-/// only from a group without members), then moves each partition's sluice_offsets row with a
-/// compare-and-set and records the move in sluice_dead_letter (reason `offsets_set: ...`: who,
-/// when, the range skipped or to be read again), in one transaction per partition.
+/// plan; `--dry-run` stops there; `--confirm` waits for the group to have no member, moves
+/// every partition's sluice_offsets row by compare-and-set and records each move in
+/// sluice_dead_letter (reason `offsets_set: ...`: who, when, the range skipped or to be read
+/// again) in one transaction, then commits the group's offsets.
 
 #include <cstdint>
 #include <string>

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "common/config.h"
+#include "main/fleet_reader.h"
 #include "common/logging.h"
 #include "ingest/kafka_range_reader.h"
 #include "ingest/replay.h"
@@ -490,6 +491,24 @@ int replay_command(const ReplayOptions& o) {
     return kReplayRefused;
   }
 
+  // --- The fleet: a pause means nothing writes to this server, a replay included.
+  if (!o.dry_run && !o.during_pause && !from_file) {
+    FleetReader fleet(*config);
+    if (fleet.open_and_catch_up(*config) != 0) {
+      std::cerr << "refused: the fleet topic " << config->fleet.topic
+                << " cannot be read, so whether the fleet is paused is not known; run it with "
+                   "--during-pause if it must\n";
+      return kReplayRefused;
+    }
+    if (fleet.view().target() && fleet.view().target()->paused) {
+      std::cerr << "refused: the fleet is paused (\"" << fleet.view().target()->reason
+                << "\" by " << fleet.view().target()->by
+                << "): a pause means nothing writes to MariaDB. Run it after `sluice resume`, or "
+                   "with --during-pause if it must (e.g. into another database).\n";
+      return kReplayRefused;
+    }
+  }
+
   // --- The database: the service's sink, in a replay mode.
   const auto mode = o.dry_run ? storage::SinkMode::kReplayDryRun : storage::SinkMode::kReplay;
   const auto mariadb = config->mariadb;
@@ -536,6 +555,11 @@ int replay_command(const ReplayOptions& o) {
                     milliseconds(config->batch.max_delay_ms)};
   options.writers = static_cast<size_t>(config->mariadb.writers);
   options.schemas.insert(o.schemas.begin(), o.schemas.end());
+  options.max_rate = static_cast<double>(o.max_rate >= 0 ? o.max_rate : config->drain.max_rate);
+  if (options.max_rate > 0) {
+    std::cerr << "reading at most " << thousands(static_cast<uint64_t>(options.max_rate))
+              << " events/s\n";
+  }
   ingest::Replay replay(registry, make_sink, options);
   ProgressView view(isatty(STDERR_FILENO) == 1, plan.events);
   const auto started = Steady::now();

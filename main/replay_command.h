@@ -25,6 +25,10 @@ struct ReplayOptions {
   bool dry_run = false;
   bool json = false;
   bool confirm = false;
+  /// Events read per second at most; -1: the config's drain.max_rate (0 there: no cap).
+  int64_t max_rate = -1;
+  /// Go ahead while the fleet is paused (a replay into another database, or on purpose).
+  bool during_pause = false;
 };
 
 /// Exit codes of `sluice replay` (docs/reference.md).

@@ -210,6 +210,37 @@ TEST_F(ReplayTest, AfterARestoreFromADumpAReplayFromATimeRefillsTheTablesRowForR
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
 }
 
+TEST_F(ReplayTest, AReplayWaitsForTheFleetsResumeAndReadsNoFasterThanItsRate) {
+  auto sluice = start_sluice(dir_, config());
+  produce(100);
+  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  std::string out;
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "maintenance"}, out), 0) << out;
+  // A pause means nothing writes to MariaDB: a replay too, unless told.
+  EXPECT_EQ(replay({"--topic", topic_, "--from-offset", "0"}, out), 5) << out;
+  EXPECT_NE(out.find("the fleet is paused (\"maintenance\""), std::string::npos) << out;
+  EXPECT_EQ(replay({"--topic", topic_, "--from-offset", "0", "--dry-run"}, out), 0)
+      << "a dry run writes nothing: " << out;
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  // Capped at 200 events a second, 400 events take at least about two seconds (a lower
+  // bound: a slow machine only makes it longer).
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_EQ(replay({"--topic", topic_, "--from-offset", "0", "--max-rate", "200", "--json"}, out),
+            0)
+      << out;
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(took, 1800ms) << out;
+  EXPECT_NE(out.find("reading at most 200 events/s"), std::string::npos) << out;
+  EXPECT_EQ(summary(out)["already_present"], 100 * 4) << out;
+  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "again"}, out), 0) << out;
+  EXPECT_EQ(replay({"--topic", topic_, "--from-offset", "0", "--during-pause", "--json"}, out), 0)
+      << out;
+  EXPECT_EQ(summary(out)["already_present"], 100 * 4) << out;
+  ASSERT_EQ(cli(*sluice, {"resume"}, out), 0) << out;
+  stop(sluice);
+  verify_exact();
+}
+
 TEST_F(ReplayTest, AfterARestoreAReplayOfASpoolExportRefillsTheTablesRowForRow) {
   auto sluice = start_sluice(dir_, config());
   produce(200);

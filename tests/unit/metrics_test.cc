@@ -103,7 +103,8 @@ TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMove
                           .committed = 1'000,
                           .high_watermark = 10'000,
                           .lag = 0,
-                          .spool_error = ""});
+                          .spool_error = "",
+                          .log_start = 400});
   s.partitions.push_back({.topic = "t",
                           .partition = 1,
                           .mode = "halted",
@@ -111,12 +112,15 @@ TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMove
                           .committed = 40,
                           .high_watermark = 60,
                           .lag = 10,
-                          .spool_error = "block 40..49 does not decode"});
+                          .spool_error = "block 40..49 does not decode",
+                          .log_start = -1});
   m.refresh(s, stats, 0);
   auto text = m.serialize();
   EXPECT_EQ(value_of(text, "sluice_consumer_lag{partition=\"0\",topic=\"t\"}"), 0);
   EXPECT_EQ(value_of(text, "sluice_durable_lag_events{partition=\"0\",topic=\"t\"}"), 9000);
   EXPECT_EQ(value_of(text, "sluice_durable_lag_events{partition=\"1\",topic=\"t\"}"), 20);
+  EXPECT_EQ(value_of(text, "sluice_kafka_log_start_offset{partition=\"0\",topic=\"t\"}"), 400);
+  EXPECT_EQ(value_of(text, "sluice_position_offset{partition=\"0\",topic=\"t\"}"), 10000);
   EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"draining\",partition=\"0\",topic=\"t\"}"),
             1);
   EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"direct\",partition=\"0\",topic=\"t\"}"),
@@ -136,6 +140,26 @@ TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMove
             1);
   EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"draining\",partition=\"0\",topic=\"t\"}"),
             0);
+
+  // Revoked while its spool still drains here (an orphan): its mode stays, its Kafka positions
+  // go (the new owner exports them).
+  s.partitions[0] = {.topic = "t",
+                     .partition = 0,
+                     .mode = "orphan",
+                     .position = -1,
+                     .committed = 1'000,
+                     .high_watermark = -1,
+                     .lag = -1,
+                     .spool_error = "",
+                     .log_start = -1};
+  m.refresh(s, stats, 0);
+  text = m.serialize();
+  EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"orphan\",partition=\"0\",topic=\"t\"}"),
+            1);
+  for (const char* gone : {"sluice_consumer_lag{", "sluice_durable_lag_events{",
+                           "sluice_position_offset{", "sluice_kafka_log_start_offset{"}) {
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone << "\n" << text;
+  }
 }
 
 TEST(MetricsTest, FreshnessOfEachTableOnThePrimaryAndOnEachReplica) {
