@@ -1,3 +1,10 @@
+// Boost 1.74 turns its C++20 coroutine support (awaitable, co_spawn) on for GCC only; clang
+// (the sanitizer builds) compiles it as well. Only those headers look at this: nothing else
+// of Asio changes, so this file and the others agree on every type they share.
+#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
+#define BOOST_ASIO_HAS_CO_AWAIT 1
+#endif
+
 #include "admin/admin_client.h"
 
 #include <openssl/ssl.h>
