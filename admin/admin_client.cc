@@ -1,21 +1,9 @@
-// Boost 1.74 turns its C++20 coroutine support (awaitable, co_spawn) on for GCC only; clang
-// (the sanitizer builds) compiles it as well. Only those headers look at this: nothing else
-// of Asio changes, so this file and the others agree on every type they share.
-#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
-#define BOOST_ASIO_HAS_CO_AWAIT 1
-#endif
-
 #include "admin/admin_client.h"
 
 #include <openssl/ssl.h>
 
-#include <optional>
-#include <stdexcept>
 
 #include <boost/asio.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -74,11 +62,42 @@ Result<AdminUrl> parse_admin_url(const std::string& url) {
 
 namespace {
 
-/// One request and its answer over a connected stream (plain or TLS).
+/// One request and its answer, as a chain of asynchronous operations on a stream (plain TCP or
+/// TLS) under one deadline — asynchronous because Beast's stream deadlines bind only
+/// asynchronous operations: a synchronous read from an endpoint that never answers would wait
+/// for ever. (Callbacks rather than C++20 coroutines: clang 14 cannot compile Asio's
+/// coroutines with the sanitizers' debug info.)
 template <typename Stream>
-net::awaitable<HttpReply> exchange(Stream& stream, const AdminUrl& u, const std::string& method,
-                                   const std::string& path, const std::string& body,
-                                   const std::string& token, bool& sent) {
+struct Exchange {
+  Exchange(Stream& s, http::request<http::string_body> r) : stream(s), request(std::move(r)) {
+    parser.body_limit(64 * 1024 * 1024);
+  }
+
+  Stream& stream;
+  http::request<http::string_body> request;
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  bool sent = false;  ///< the request is written: a deadline missed now is a late answer
+  beast::error_code error;
+  bool done = false;
+
+  void write() {
+    http::async_write(stream, request, [this](beast::error_code ec, size_t) {
+      if (ec) return finish(ec);
+      sent = true;
+      http::async_read(stream, buffer, parser,
+                       [this](beast::error_code ec2, size_t) { finish(ec2); });
+    });
+  }
+  void finish(beast::error_code ec) {
+    error = ec;
+    done = true;
+  }
+};
+
+http::request<http::string_body> make_request(const AdminUrl& u, const std::string& method,
+                                              const std::string& path, const std::string& body,
+                                              const std::string& token) {
   http::request<http::string_body> req(http::string_to_verb(method), path, 11);
   req.set(http::field::host,
           (u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host) + ":" + u.port);
@@ -89,54 +108,7 @@ net::awaitable<HttpReply> exchange(Stream& stream, const AdminUrl& u, const std:
     req.body() = body;
   }
   req.prepare_payload();
-  co_await http::async_write(stream, req, net::use_awaitable);
-  sent = true;
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024 * 1024);
-  co_await http::async_read(stream, buffer, parser, net::use_awaitable);
-  co_return HttpReply{static_cast<int>(parser.get().result_int()), parser.get().body()};
-}
-
-/// The whole request under one deadline. Asynchronous because Beast's stream deadlines bind
-/// only asynchronous operations: a synchronous read from an endpoint that never answers would
-/// wait for ever.
-/// `sent` turns true once the request is written: a deadline missed before that means nothing
-/// was asked (unreachable), after it that the answer did not come (it may still be acted on).
-net::awaitable<HttpReply> request(AdminUrl u, std::string method, std::string path,
-                                  std::string body, std::string token,
-                                  std::chrono::milliseconds timeout, bool& sent) {
-  auto executor = co_await net::this_coro::executor;
-  tcp::resolver resolver(executor);
-  const auto endpoints = co_await resolver.async_resolve(u.host, u.port, net::use_awaitable);
-  if (!u.tls) {
-    beast::tcp_stream stream(executor);
-    stream.expires_after(timeout);
-    co_await stream.async_connect(endpoints, net::use_awaitable);
-    auto reply = co_await exchange(stream, u, method, path, body, token, sent);
-    beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    co_return reply;
-  }
-  ssl::context ctx(ssl::context::tls_client);
-  ctx.set_default_verify_paths();  // the system's CAs, or SSL_CERT_FILE / SSL_CERT_DIR
-  ctx.set_verify_mode(ssl::verify_peer);
-  beast::ssl_stream<beast::tcp_stream> stream(executor, ctx);
-  boost::system::error_code not_an_address;
-  net::ip::make_address(u.host, not_an_address);
-  if (not_an_address && !SSL_set_tlsext_host_name(stream.native_handle(), u.host.c_str())) {
-    throw std::runtime_error("cannot set the TLS server name " + u.host);
-  }
-  stream.set_verify_callback(ssl::host_name_verification(u.host));
-  beast::get_lowest_layer(stream).expires_after(timeout);
-  co_await beast::get_lowest_layer(stream).async_connect(endpoints, net::use_awaitable);
-  co_await stream.async_handshake(ssl::stream_base::client, net::use_awaitable);
-  auto reply = co_await exchange(stream, u, method, path, body, token, sent);
-  // The peer may just close rather than answer the close_notify: not the request's failure.
-  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
-  beast::error_code ec;
-  co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
-  co_return reply;
+  return req;
 }
 
 }  // namespace
@@ -146,38 +118,74 @@ Result<HttpReply> http_request(const std::string& url, const std::string& method
                                const std::string& token, int timeout_ms) {
   auto u = parse_admin_url(url);
   if (!u) return u.status();
-  net::io_context ioc;
-  std::optional<HttpReply> reply;
-  std::exception_ptr failure;
-  bool sent = false;
-  net::co_spawn(ioc,
-                request(*u, method, path, body, token, std::chrono::milliseconds(timeout_ms),
-                        sent),
-                [&](std::exception_ptr e, HttpReply r) {
-                  if (e) {
-                    failure = e;
-                  } else {
-                    reply = std::move(r);
-                  }
-                });
-  ioc.run();
-  if (reply) return *std::move(reply);
-  if (!failure) return Status::error("cannot reach the admin endpoint at " + url);
+  const auto timeout = std::chrono::milliseconds(timeout_ms);
+  auto unreachable = [&url](const std::string& why) {
+    return Status::error("cannot reach the admin endpoint at " + url + ": " + why);
+  };
   try {
-    std::rethrow_exception(failure);
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == beast::error::timeout && sent) {
-      return Status::error("the admin endpoint at " + url + " did not answer within " +
-                               std::to_string(timeout_ms / 1000) + " s",
-                           ErrorKind::kTimeout);
+    net::io_context ioc;
+    tcp::resolver resolver(ioc);
+    const auto endpoints = resolver.resolve(u->host, u->port);
+    auto outcome = [&](auto& ex) -> Result<HttpReply> {
+      if (!ex.error) {
+        return HttpReply{static_cast<int>(ex.parser.get().result_int()), ex.parser.get().body()};
+      }
+      if (ex.error == beast::error::timeout && ex.sent) {
+        return Status::error("the admin endpoint at " + url + " did not answer within " +
+                                 std::to_string(timeout_ms / 1000) + " s",
+                             ErrorKind::kTimeout);
+      }
+      if (ex.error == beast::error::timeout) {
+        return unreachable("no connection within " + std::to_string(timeout_ms / 1000) + " s");
+      }
+      return unreachable(ex.error.message());
+    };
+    if (!u->tls) {
+      beast::tcp_stream stream(ioc);
+      Exchange<beast::tcp_stream> ex(stream, make_request(*u, method, path, body, token));
+      stream.expires_after(timeout);
+      stream.async_connect(endpoints, [&ex](beast::error_code ec, const tcp::endpoint&) {
+        if (ec) return ex.finish(ec);
+        ex.write();
+      });
+      ioc.run();
+      beast::error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      return outcome(ex);
     }
-    if (e.code() == beast::error::timeout) {
-      return Status::error("cannot reach the admin endpoint at " + url + ": no connection within " +
-                           std::to_string(timeout_ms / 1000) + " s");
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.set_default_verify_paths();  // the system's CAs, or SSL_CERT_FILE / SSL_CERT_DIR
+    ctx.set_verify_mode(ssl::verify_peer);
+    beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
+    boost::system::error_code not_an_address;
+    net::ip::make_address(u->host, not_an_address);
+    // A name is sent as SNI; it, or the address, is checked against the certificate.
+    if (not_an_address && !SSL_set_tlsext_host_name(stream.native_handle(), u->host.c_str())) {
+      return unreachable("cannot set the TLS server name " + u->host);
     }
-    return Status::error("cannot reach the admin endpoint at " + url + ": " + e.what());
+    stream.set_verify_callback(ssl::host_name_verification(u->host));
+    Exchange<beast::ssl_stream<beast::tcp_stream>> ex(
+        stream, make_request(*u, method, path, body, token));
+    beast::get_lowest_layer(stream).expires_after(timeout);
+    beast::get_lowest_layer(stream).async_connect(
+        endpoints, [&ex, &stream](beast::error_code ec, const tcp::endpoint&) {
+          if (ec) return ex.finish(ec);
+          stream.async_handshake(ssl::stream_base::client, [&ex](beast::error_code ec2) {
+            if (ec2) return ex.finish(ec2);
+            ex.write();
+          });
+        });
+    ioc.run();
+    if (!ex.error) {
+      // The peer may just close rather than answer the close_notify: not the request's failure.
+      ioc.restart();
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
+      stream.async_shutdown([](beast::error_code) {});
+      ioc.run();
+    }
+    return outcome(ex);
   } catch (const std::exception& e) {
-    return Status::error("cannot reach the admin endpoint at " + url + ": " + e.what());
+    return unreachable(e.what());
   }
 }
 
