@@ -17,6 +17,7 @@
 #include "ingest/timestamp.h"
 #include "main/fleet_reader.h"
 #include "storage/mariadb_connection.h"
+#include "storage/mariadb_sink.h"
 
 namespace sluice::cli {
 namespace {
@@ -369,18 +370,17 @@ class Offsets {
       (void)db_->exec("ROLLBACK");
       return false;
     };
-    if (!check(db_->exec("CREATE TABLE IF NOT EXISTS sluice_offsets (consumer_group "
-                         "VARBINARY(255) NOT NULL, topic VARBINARY(255) NOT NULL, "
-                         "kafka_partition INT NOT NULL, next_offset BIGINT NOT NULL, updated_at "
-                         "DATETIME(6) NOT NULL, PRIMARY KEY (consumer_group, topic, "
-                         "kafka_partition)) ENGINE=InnoDB DEFAULT CHARSET=binary")) ||
-        !check(db_->exec("CREATE TABLE IF NOT EXISTS sluice_dead_letter (id BIGINT UNSIGNED "
-                         "NOT NULL AUTO_INCREMENT PRIMARY KEY, topic VARBINARY(255) NOT NULL, "
-                         "kafka_partition INT NOT NULL, kafka_offset BIGINT NOT NULL, reason "
-                         "VARBINARY(1024) NOT NULL, payload LONGBLOB NULL, received_at "
-                         "DATETIME(6) NOT NULL, KEY ix_position (topic, kafka_partition, "
-                         "kafka_offset)) ENGINE=InnoDB DEFAULT CHARSET=binary")) ||
-        !check(db_->exec("START TRANSACTION"))) {
+    {
+      // The bookkeeping tables as the service makes them (a move before its first start), and
+      // the server writable.
+      storage::MariaDbSink sink(config_.mariadb, config_.kafka.group_id,
+                                storage::BookkeepingTables{}, storage::SinkMode::kExactlyOnce);
+      if (const auto st = sink.probe(); !st.is_ok()) {
+        std::cerr << "sluice: offsets set: MariaDB: " << st.describe() << "; nothing changed\n";
+        return kFailed;
+      }
+    }
+    if (!check(db_->exec("START TRANSACTION"))) {
       return kFailed;
     }
     for (const auto& m : moves) {

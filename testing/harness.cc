@@ -584,6 +584,30 @@ std::unique_ptr<Process> start_sluice(const TempDir& dir, const std::string& con
       dir.file(log_name));
 }
 
+int free_tcp_port(bool ipv6) {
+  const int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_storage a{};
+  socklen_t len = 0;
+  if (ipv6) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&a);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_addr = in6addr_loopback;
+    len = sizeof *a6;
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&a);
+    a4->sin_family = AF_INET;
+    a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof *a4;
+  }
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  close(fd);
+  if (!ok) return -1;
+  return ntohs(ipv6 ? reinterpret_cast<sockaddr_in6*>(&a)->sin6_port
+                    : reinterpret_cast<sockaddr_in*>(&a)->sin_port);
+}
+
 int64_t rss_kib(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;

@@ -68,6 +68,10 @@ int run_command(const std::vector<std::string>& argv, std::string& output);
 /// side is shut down after the bytes, as a client that has nothing more to say.
 std::string raw_exchange(int port, const std::string& bytes, bool half_close = true);
 
+/// A TCP port free now on the loopback (127.0.0.1, or ::1 with `ipv6`), for a config that must
+/// name one; -1 when none can be had (no IPv6 loopback).
+int free_tcp_port(bool ipv6 = false);
+
 /// A process's resident memory (VmRSS) in KiB, or -1.
 int64_t rss_kib(pid_t pid);
 

@@ -468,24 +468,11 @@ TEST_F(IngestTest, StatusCommandNeedsTheTokenAndSaysWhenTheServiceIsUnreachable)
   EXPECT_NE(out.find("cannot reach the admin endpoint"), std::string::npos) << out;
 }
 
-/// A TCP port free on [::1] now (the test's config names it; the kernel picks it).
-int free_ipv6_port() {
-  const int fd = socket(AF_INET6, SOCK_STREAM, 0);
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  socklen_t len = sizeof a;
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  close(fd);
-  return ok ? ntohs(a.sin6_port) : -1;
-}
-
 TEST_F(IngestTest, TheCliTakesItsEndpointAndTokenFromTheConfigOrTheEnvironmentAndUsageErrorsExit2) {
   start_broker({"eventlogging_cli:1"});
   std::ofstream(dir_.file("token")) << "tok-" << getpid() << "\n";
   std::ofstream(dir_.file("wrong-token")) << "not-it\n";
-  const int port = free_ipv6_port();
+  const int port = free_tcp_port(true);
   ASSERT_GT(port, 0) << "no IPv6 loopback on this machine";
   auto config =
       write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_cli"}, "cli",

@@ -214,19 +214,6 @@ TEST_F(TlsTest, WithoutTheClientCertificateTheAccountRefusesAccess) {
   EXPECT_NE(log.find("Access denied for user 'sluice'@'127.0.0.1'"), std::string::npos) << log;
 }
 
-/// A free TCP port on 127.0.0.1 now.
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  close(fd);
-  return ok ? ntohs(a.sin_port) : -1;
-}
-
 TEST(AdminOverHttpsTest, TheCliTalksToATlsProxyItsCaVouchesForAndRefusesOneItDoesNot) {
   // An HTTPS front for the admin endpoint (here `openssl s_server` serving a status answer
   // from files, as a TLS proxy would pass it through), its certificate from the test's own CA.
@@ -235,7 +222,7 @@ TEST(AdminOverHttpsTest, TheCliTalksToATlsProxyItsCaVouchesForAndRefusesOneItDoe
   ASSERT_NO_FATAL_FAILURE(certs.issue("proxy", "localhost", "DNS:localhost,IP:127.0.0.1"));
   std::filesystem::create_directories(dir.file("www/v1"));
   std::ofstream(dir.file("www/v1/status")) << R"({"state":"running","spool":{"events":0}})";
-  const int port = free_port();
+  const int port = free_tcp_port();
   ASSERT_GT(port, 0);
   Process proxy({"/bin/sh", "-c",
                  "cd " + dir.file("www") + " && exec openssl s_server -quiet -WWW -accept " +
