@@ -614,6 +614,18 @@ TEST_F(IngestTest, CheckConfigOnlineTriesEveryServerGrantAndSettingAndNamesWhatF
       << out;
   EXPECT_NE(out.find("below spool.max_bytes"), std::string::npos) << out;
 
+  // Two replicas: one that answers (the server itself, by its socket), one that does not.
+  EXPECT_EQ(check(write({"eventlogging_online"},
+                        {.mariadb_lines = replicas_lines(*db_) +
+                                          "    - host: \"127.0.0.1\"\n      port: 1\n"
+                                          "      user: sluice\n      password_file: \"" +
+                                          db_->password_file() + "\"\n"})),
+            1)
+      << out;
+  EXPECT_NE(out.find("\u2714 replica sluice@" + db_->socket() + ": connected"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("\u2718 replica sluice@127.0.0.1:1"), std::string::npos) << out;
+
   EXPECT_EQ(run_command({bin, "check-config", "--config",
                          write_config(dir_, "127.0.0.1:1", *db_, {"eventlogging_online"}, "online",
                                       {.kafka_properties = {{"socket.timeout.ms", "3000"}}}),
