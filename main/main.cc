@@ -23,6 +23,7 @@
 #include "main/bench_command.h"
 #include "main/check_online.h"
 #include "main/fleet_command.h"
+#include "main/instance_record.h"
 #include "main/offsets_command.h"
 #include "main/replay_command.h"
 #include "main/service_notify.h"
@@ -123,23 +124,6 @@ int check_config(const std::string& path, bool online) {
   return sluice::cli::check_online(*config);
 }
 
-/// This instance's record for the fleet, from the pipeline's status.
-sluice::fleet::InstanceRecord describe_instance(const sluice::ingest::PipelineStatus& s) {
-  sluice::fleet::InstanceRecord r;
-  r.state = s.state;
-  r.quiet = s.quiet;
-  r.server = s.mariadb_server;
-  for (const auto& p : s.partitions) {
-    if (p.mode != "orphan") r.partitions.emplace_back(p.topic, p.partition);
-  }
-  for (const auto& sp : s.spool_partitions) {
-    r.spooled.push_back(
-        {sp.topic, sp.partition, sp.range.first_offset, sp.range.last_offset, sp.range.events});
-  }
-  r.spool_events = s.spool_events;
-  return r;
-}
-
 int run(const std::string& path) {
   auto config = sluice::load_config(path);
   if (!config) {
@@ -229,7 +213,7 @@ int run(const std::string& path) {
           .mariadb = sluice::describe_endpoint(config->mariadb)},
       std::move(channel).value(),
       sluice::fleet::LocalInstance{
-          .describe = [&local] { return describe_instance(local->status()); },
+          .describe = [&local] { return sluice::cli::describe_instance(local->status()); },
           .pause = [&local](const std::string& reason,
                             bool here) { return local->request_pause(reason, here); },
           .resume = [&local](const std::string& server) { return local->request_resume(server); },

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -582,6 +583,22 @@ std::unique_ptr<Process> start_sluice(const TempDir& dir, const std::string& con
   return std::make_unique<Process>(
       std::vector<std::string>{binary_dir() + "/main/sluice", "run", "--config", config},
       dir.file(log_name));
+}
+
+std::vector<uint64_t> model_seeds(const char* seeds_env, const char* runs_env, uint64_t fixed,
+                                  int default_runs) {
+  std::vector<uint64_t> out;
+  if (const char* s = std::getenv(seeds_env)) {
+    std::stringstream in(s);
+    std::string item;
+    while (std::getline(in, item, ',')) out.push_back(std::stoull(item));
+    return out;
+  }
+  for (uint64_t seed = 1; seed <= fixed; ++seed) out.push_back(seed);
+  const int random_runs = std::getenv(runs_env) ? std::atoi(std::getenv(runs_env)) : default_runs;
+  std::random_device rd;
+  for (int i = 0; i < random_runs; ++i) out.push_back((uint64_t{rd()} << 32) | rd());
+  return out;
 }
 
 int free_tcp_port(bool ipv6) {

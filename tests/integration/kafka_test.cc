@@ -106,6 +106,10 @@ TEST_F(KafkaTest, OffsetsSetMovesTheGroupAndMariaDbTogetherOnlyWhileTheFleetIsSt
                         "'offsets\\_set:%skipped, never written'"),
             partitions_)
       << "who, when and what was skipped, per partition";
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter WHERE reason LIKE "
+                        "'offsets\\_set:%' AND kafka_offset <> -1"),
+            0)
+      << "a move's record never stands at an event's offset";
   ASSERT_EQ(offsets({"show", "--topic", topic_, "--json"}, out), 0) << out;
   for (const auto& p : nlohmann::json::parse(out)[0]["partitions"]) {
     EXPECT_EQ(p["group_offset"], 80) << "the group's offset moved too: " << out;

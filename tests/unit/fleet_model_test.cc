@@ -39,6 +39,7 @@
 #include "common/logging.h"
 #include "fleet/fleet.h"
 #include "ingest/pipeline.h"
+#include "main/instance_record.h"
 #include "testing/fakes.h"
 #include "testing/harness.h"
 
@@ -138,22 +139,7 @@ class FleetModelRun {
                             .mariadb = "sluice@" + h.db_host + ":3306"},
         std::move(channel),
         fleet::LocalInstance{
-            .describe =
-                [host] {
-                  fleet::InstanceRecord r;
-                  const auto s = host->pipeline->status();
-                  r.state = s.state;
-                  r.quiet = s.quiet;
-                  r.server = s.mariadb_server;
-                  for (const auto& p : s.partitions) {
-                    if (p.mode != "orphan") r.partitions.emplace_back(p.topic, p.partition);
-                  }
-                  for (const auto& sp : s.spool_partitions) {
-                    r.spooled.push_back({sp.topic, sp.partition, sp.range.first_offset,
-                                         sp.range.last_offset, sp.range.events});
-                  }
-                  return r;
-                },
+            .describe = [host] { return cli::describe_instance(host->pipeline->status()); },
             .pause = [host](const std::string& reason,
                             bool local) { return host->pipeline->request_pause(reason, local); },
             .resume = [host](const std::string& server) {
@@ -582,20 +568,8 @@ class FleetModelRun {
 };
 
 std::vector<uint64_t> seeds() {
-  std::vector<uint64_t> out;
-  if (const char* s = std::getenv("SLUICE_FLEET_MODEL_SEEDS")) {
-    std::stringstream in(s);
-    std::string item;
-    while (std::getline(in, item, ',')) out.push_back(std::stoull(item));
-    return out;
-  }
-  out = {1, 2, 3, 4, 5, 6, 7, 8};
-  const int random_runs = std::getenv("SLUICE_FLEET_MODEL_RUNS")
-                              ? std::atoi(std::getenv("SLUICE_FLEET_MODEL_RUNS"))
-                              : 1;
-  std::random_device rd;
-  for (int i = 0; i < random_runs; ++i) out.push_back((uint64_t{rd()} << 32) | rd());
-  return out;
+  // Fixed seeds (the same every run) plus 1 new one(s) each run.
+  return testing::model_seeds("SLUICE_FLEET_MODEL_SEEDS", "SLUICE_FLEET_MODEL_RUNS", 8, 1);
 }
 
 TEST(FleetModelTest, TwoPipelinesAndTheirFleetKeepEveryInvariantWhateverLinkIsCut) {

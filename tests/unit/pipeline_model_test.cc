@@ -500,20 +500,8 @@ class ModelRun {
 };
 
 std::vector<uint64_t> seeds() {
-  std::vector<uint64_t> out;
-  if (const char* s = std::getenv("SLUICE_MODEL_SEEDS")) {
-    std::stringstream in(s);
-    std::string item;
-    while (std::getline(in, item, ',')) out.push_back(std::stoull(item));
-    return out;
-  }
-  // Fixed seeds (the same every run) plus a few new ones each run.
-  out = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-  const int random_runs =
-      std::getenv("SLUICE_MODEL_RUNS") ? std::atoi(std::getenv("SLUICE_MODEL_RUNS")) : 2;
-  std::random_device rd;
-  for (int i = 0; i < random_runs; ++i) out.push_back((uint64_t{rd()} << 32) | rd());
-  return out;
+  // Fixed seeds (the same every run) plus 2 new one(s) each run.
+  return testing::model_seeds("SLUICE_MODEL_SEEDS", "SLUICE_MODEL_RUNS", 12, 2);
 }
 
 TEST(PipelineModelTest, RandomSequencesKeepEveryInvariantAndEndExact) {
