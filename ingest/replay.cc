@@ -239,7 +239,11 @@ bool ReplayLedger::any_expired() const {
 
 Replay::Replay(SchemaRegistry& registry, SinkFactory sinks, ReplayOptions options,
                const Clock& clock)
-    : registry_(registry), sinks_(std::move(sinks)), options_(std::move(options)), clock_(clock) {}
+    : registry_(registry),
+      sinks_(std::move(sinks)),
+      options_(std::move(options)),
+      clock_(clock),
+      governor_({options_.max_rate, options_.max_replica_lag_s}, clock_) {}
 
 namespace {
 
@@ -288,8 +292,7 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
   std::vector<WriteReport> taken;
   std::string reason;
   bool failed = false;
-  auto refilled = clock_.now();
-  double budget = 0;  // events that may be read now (max_rate)
+  auto lag_read = clock_.now() - DrainGovernor::kInterval;
 
   auto process_reports = [&] {
     {
@@ -299,6 +302,9 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
     for (auto& r : taken) {
       --in_flight;
       in_flight_bytes -= std::min(in_flight_bytes, r.bytes);
+      if (r.outcome == WriteOutcome::kCommitted) {
+        governor_.committed(r.rows + r.dead_letters, r.seconds);
+      }
       for (auto& rows : r.spent) pool.give(std::move(rows));
       if (!ledger.reported(r) && !failed) {
         failed = true;
@@ -352,32 +358,25 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
       cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return !reports.empty(); });
       continue;
     }
-    if (options_.max_rate > 0) {
-      // The rate cap, a token bucket holding at most a second's worth: time spent held back
-      // (a slow MariaDB) earns no burst afterwards.
-      const auto now = clock_.now();
-      budget = std::min(options_.max_rate,
-                        budget + options_.max_rate *
-                                     std::chrono::duration<double>(now - refilled).count());
-      refilled = now;
-      if (budget < 1) {
-        std::unique_lock lock(mu);
-        cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return !reports.empty(); });
-        continue;
-      }
+    if (options_.replica_lag && clock_.now() - lag_read >= DrainGovernor::kInterval) {
+      lag_read = clock_.now();
+      governor_.replica_lag(options_.replica_lag());
     }
-    const size_t chunk =
-        options_.max_rate > 0
-            ? std::clamp<size_t>(static_cast<size_t>(std::min(budget, options_.max_rate / 10)),
-                                 1, 1000)
-            : 1000;
-    if (auto st = input.read(std::chrono::milliseconds(100), chunk, messages); !st) {
+    const size_t allowance = governor_.allowance();
+    if (allowance == 0) {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return !reports.empty(); });
+      continue;
+    }
+    if (auto st = input.read(std::chrono::milliseconds(100), std::min<size_t>(allowance, 1000),
+                             messages);
+        !st) {
       error = st.message();
       end = ReplayEnd::kFailed;
       failed = true;
       break;
     }
-    budget -= static_cast<double>(messages.size());
+    governor_.spent(messages.size());
     for (const auto& m : messages) {
       Lane& lane = last_lane != nullptr && last_lane->ledger->partition == m.partition &&
                            last_lane->ledger->topic == m.topic

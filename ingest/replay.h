@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -32,6 +33,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "ingest/batcher.h"
+#include "ingest/drain_governor.h"
 #include "ingest/event_source.h"
 #include "ingest/schema.h"
 #include "ingest/writer.h"
@@ -229,9 +231,15 @@ struct ReplayOptions {
   std::chrono::milliseconds progress_every{1000};
   /// Failed attempts after which a writer gives a batch up (a fatal error at once).
   int attempts = 5;
-  /// At most this many events read per second, on average since the start (0: no cap), so a
-  /// replay of millions of events does not crowd out the live pipeline or the replicas.
+  /// The replay is throttled as the drain is (ingest/drain_governor.h), so a replay of
+  /// millions of events does not crowd out the live pipeline or the replicas: at most
+  /// `max_rate` events read per second (0: no cap), slower while commits take clearly longer,
+  /// and slower while a replica lags more than `max_replica_lag_s` (0: not followed).
   double max_rate = 0;
+  double max_replica_lag_s = 0;
+  /// The worst replica's lag in seconds, nullopt when unknown (ReplicaLagProbe); asked once
+  /// per DrainGovernor::kInterval on the calling thread, so it must not block. Unset: none.
+  std::function<std::optional<double>()> replica_lag{};
 };
 
 enum class ReplayEnd {
@@ -255,11 +263,15 @@ class Replay {
   ReplayEnd run(ReplayInput& input, ReplayLedger& ledger, const std::atomic<bool>& stop,
                 const Progress& progress, std::string& error);
 
+  /// What limits the rate, for `progress` (the calling thread only).
+  const DrainGovernor& governor() const { return governor_; }
+
  private:
   SchemaRegistry& registry_;
   SinkFactory sinks_;
   ReplayOptions options_;
   const Clock& clock_;
+  DrainGovernor governor_;
 };
 
 }  // namespace sluice::ingest

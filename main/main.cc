@@ -691,7 +691,7 @@ int main(int argc, char** argv) {
                        "Go ahead with a range wider than replay.confirm_above_events");
   replay_cmd->add_option("--max-rate", replay.max_rate,
                          "Read at most this many events per second (default: drain.max_rate; "
-                         "0: no cap)");
+                         "0: no cap); the replicas' lag is followed as the drain follows it");
   replay_cmd->add_flag("--during-pause", replay.during_pause,
                        "Write even while the fleet is paused (refused otherwise)");
 

@@ -13,12 +13,13 @@
 #include <set>
 
 #include "common/config.h"
-#include "main/fleet_reader.h"
 #include "common/logging.h"
 #include "ingest/kafka_range_reader.h"
 #include "ingest/replay.h"
 #include "ingest/replay_file.h"
+#include "ingest/replica_lag.h"
 #include "ingest/timestamp.h"
+#include "main/fleet_reader.h"
 #include "storage/mariadb_sink.h"
 
 namespace sluice::cli {
@@ -81,7 +82,8 @@ class ProgressView {
  public:
   ProgressView(bool tty, uint64_t expected) : tty_(tty), expected_(expected) {}
 
-  void show(const ReplayLedger& ledger, bool final) {
+  /// `limit`: what holds the rate back now ("" when nothing does).
+  void show(const ReplayLedger& ledger, bool final, const std::string& limit) {
     const auto now = Steady::now();
     const double elapsed = std::chrono::duration<double>(now - started_).count();
     const uint64_t done = ledger.durable();
@@ -90,7 +92,7 @@ class ProgressView {
     std::string eta = "-";
     if (rate > 0 && expected > done) eta = duration(static_cast<double>(expected - done) / rate);
     if (tty_) {
-      draw(ledger, done, expected, rate, eta, final);
+      draw(ledger, done, expected, rate, eta, final, limit);
       return;
     }
     if (!final && now - last_line_ < std::chrono::seconds(5)) return;
@@ -101,10 +103,10 @@ class ProgressView {
     }
     std::fprintf(stderr,
                  "replay: %s of %s events done (%d%%), %s events/s, %s left; %zu of %zu "
-                 "partitions done\n",
+                 "partitions done%s\n",
                  thousands(done).c_str(), thousands(expected).c_str(), percent(done, expected),
                  thousands(static_cast<uint64_t>(rate)).c_str(), eta.c_str(), finished,
-                 ledger.partitions().size());
+                 ledger.partitions().size(), limit.empty() ? "" : ("; " + limit).c_str());
   }
 
  private:
@@ -120,7 +122,7 @@ class ProgressView {
   }
 
   void draw(const ReplayLedger& ledger, uint64_t done, uint64_t expected, double rate,
-            const std::string& eta, bool final) {
+            const std::string& eta, bool final, const std::string& limit) {
     constexpr size_t kMaxPartitionLines = 12;
     std::string out;
     if (lines_ > 0) out += "\x1b[" + std::to_string(lines_) + "F";  // back to the block's top
@@ -151,10 +153,11 @@ class ProgressView {
       out += buf;
       ++lines;
     }
-    std::snprintf(buf, sizeof buf, "\x1b[2K  %-30s %s %3d%%  %s of %s, %s events/s, %s left\n",
+    std::snprintf(buf, sizeof buf, "\x1b[2K  %-30s %s %3d%%  %s of %s, %s events/s, %s left%s\n",
                   "total", bar(done, expected).c_str(), percent(done, expected),
                   thousands(done).c_str(), thousands(expected).c_str(),
-                  thousands(static_cast<uint64_t>(rate)).c_str(), final ? "0 s" : eta.c_str());
+                  thousands(static_cast<uint64_t>(rate)).c_str(), final ? "0 s" : eta.c_str(),
+                  limit.empty() ? "" : ("; " + limit).c_str());
     out += buf;
     ++lines;
     lines_ = lines;
@@ -560,12 +563,42 @@ int replay_command(const ReplayOptions& o) {
     std::cerr << "reading at most " << thousands(static_cast<uint64_t>(options.max_rate))
               << " events/s\n";
   }
+  // The replicas' lag, followed as the drain follows it (drain.max_replica_lag_s).
+  std::unique_ptr<ingest::ReplicaLagProbe> replicas;
+  if (!o.dry_run && !config->replicas.empty() && config->drain.max_replica_lag_s > 0) {
+    replicas = std::make_unique<ingest::ReplicaLagProbe>(config->mariadb, config->replicas);
+    options.max_replica_lag_s = static_cast<double>(config->drain.max_replica_lag_s);
+    options.replica_lag = [&replicas] { return replicas->lag(); };
+    std::cerr << "following the replicas' lag (at most " << config->drain.max_replica_lag_s
+              << " s)\n";
+  }
   ingest::Replay replay(registry, make_sink, options);
   ProgressView view(isatty(STDERR_FILENO) == 1, plan.events);
   const auto started = Steady::now();
   std::string error;
   const auto end = replay.run(
-      *input, ledger, g_stop, [&view](const ReplayLedger& l, bool final) { view.show(l, final); },
+      *input, ledger, g_stop,
+      [&view, &replay, &replicas](const ReplayLedger& l, bool final) {
+        if (replicas) {
+          std::vector<std::string> tables;
+          for (const auto& [name, counts] : l.tables()) tables.push_back(name);
+          replicas->follow(std::move(tables));
+        }
+        const auto& g = replay.governor();
+        std::string limit;
+        if (g.limiting() != ingest::DrainGovernor::Limit::kNone && g.rate() > 0) {
+          limit = std::string("limited by ") +
+                  ingest::DrainGovernor::limit_name(g.limiting()) + " to " +
+                  thousands(static_cast<uint64_t>(g.rate())) + " events/s";
+        }
+        if (g.last_replica_lag()) {
+          char lag[64];
+          std::snprintf(lag, sizeof lag, "%sreplica lag %.1f s", limit.empty() ? "" : ", ",
+                        *g.last_replica_lag());
+          limit += lag;
+        }
+        view.show(l, final, limit);
+      },
       error);
   const double seconds = std::chrono::duration<double>(Steady::now() - started).count();
 

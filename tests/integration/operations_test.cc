@@ -561,6 +561,50 @@ TEST_F(OperationsTest, ADrainSlowsWhileAReplicaFallsBehindAndFinishesOnceItCatch
   EXPECT_EQ(sluice->wait(60s), 0) << sluice->log();
 }
 
+TEST_F(OperationsTest, AReplaySlowsWhileAReplicaFallsBehindAndFinishesOnceItCatchesUp) {
+  MariaDb primary(dir_.file("primary"), kPrimaryOptions);
+  MariaDb replica(dir_.file("replica"), kReplicaOptions);
+  start_replication(primary, replica);
+  // A replay capped by hand (a known pace for the test: ten seconds for 10,000 events) that
+  // follows the replica's lag as the drain does.
+  const std::string path =
+      write_config(dir_, broker_->bootstrap(), primary, {topic_}, group_,
+                   {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
+                                  "drain:\n  max_rate: 1000\n  max_replica_lag_s: 2\n",
+                    .kafka_properties = kShortSession,
+                    .mariadb_lines = replicas_lines(replica)});
+  auto sluice = start_sluice(dir_, path);
+  produce(2500);
+  ASSERT_TRUE(wait_for_all(180s, &primary)) << sluice->log();
+  ASSERT_TRUE(wait_for_all(60s, &replica)) << "replication does not run";
+  sluice->signal(SIGTERM);
+  ASSERT_EQ(sluice->wait(60s), 0) << sluice->log();
+  // Both servers lose the rows (a replicated DELETE); the replica then stops applying.
+  primary.exec("DELETE FROM TestSchema_1");
+  ASSERT_TRUE(wait_until(
+      [&] { return *replica.query("SELECT COUNT(*) FROM TestSchema_1")[0][0] == "0"; }, 60s));
+  replica.exec("STOP SLAVE SQL_THREAD");
+
+  Process replay({binary_dir() + "/main/sluice", "replay", "--config", path, "--topic", topic_,
+                  "--from-offset", "0"},
+                 dir_.file("replay.log"));
+  EXPECT_TRUE(wait_until(
+      [&] { return replay.log().find("limited by replica_lag") != std::string::npos; }, 60s))
+      << replay.log();
+  EXPECT_TRUE(replay.running()) << "the replay did not slow down: " << replay.log();
+  EXPECT_NE(replay.log().find("following the replicas' lag (at most 2 s)"), std::string::npos)
+      << replay.log();
+  EXPECT_LT(std::stoll(*primary.query("SELECT COUNT(*) FROM TestSchema_1")[0][0]),
+            2500 * partitions_);
+
+  // The replica applies again and catches up: the replay speeds up and finishes, once each.
+  replica.exec("START SLAVE SQL_THREAD");
+  EXPECT_EQ(replay.wait(180s), 0) << replay.log();
+  ASSERT_TRUE(wait_for_all(60s, &replica));
+  verify_exact(&primary);
+  verify_exact(&replica);
+}
+
 TEST_F(OperationsTest, StatusShowsReplicaFreshnessBesideThePrimaryAndSurvivesADeadReplica) {
   MariaDb replica(dir_.file("replica"));
   replica.start();

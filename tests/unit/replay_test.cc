@@ -466,5 +466,55 @@ TEST_F(ReplayEngineTest, AStopRequestEndsWithTheCoveredRangesExact) {
   EXPECT_TRUE(tables_.uuids("TestSchema_1").empty());
 }
 
+/// Time that passes as it is looked at: the replay's loop moves it without any sleeping.
+class TickingClock final : public Clock {
+ public:
+  time_point now() const override {
+    return time_point(std::chrono::milliseconds(ms_.fetch_add(5) + 3'600'000));
+  }
+  int64_t wall_ms() const override { return 1'700'000'000'000 + ms_.load(); }
+
+ private:
+  mutable std::atomic<int64_t> ms_{0};
+};
+
+/// A replay follows the replicas as the drain does: one lagging past the bound slows it down
+/// (and it still ends with everything written); one within it does not.
+TEST_F(ReplayEngineTest, AReplicaLaggingPastTheBoundSlowsTheReplayDown) {
+  for (const double lag : {60.0, 1.0}) {
+    SCOPED_TRACE(lag);
+    FakeEventTables tables;
+    TickingClock clock;
+    ReplayOptions options;
+    options.limits = {8, 1 << 20, std::chrono::hours(1)};
+    options.max_replica_lag_s = 5;
+    int asked = 0;
+    options.replica_lag = [&] {
+      ++asked;
+      return std::optional<double>(lag);
+    };
+    Replay replay(
+        registry_, [&tables] { return std::make_unique<FakeReplaySession>(tables, false); },
+        options, clock);
+    std::vector<VectorInput::Event> many;
+    for (int64_t o = 0; o < 600; ++o) {
+      many.push_back({"t", 0, o, EventFactory::good(3, 1, 0, static_cast<uint64_t>(o))});
+    }
+    VectorInput input(std::move(many));
+    ReplayLedger ledger;
+    std::atomic<bool> never{false};
+    std::string error;
+    ASSERT_EQ(replay.run(input, ledger, never, {}, error), ReplayEnd::kComplete) << error;
+    EXPECT_EQ(tables.uuids("TestSchema_1").size(), 600u);
+    EXPECT_GT(asked, 0);
+    if (lag > 5) {
+      EXPECT_EQ(replay.governor().limiting(), DrainGovernor::Limit::kReplicaLag);
+      EXPECT_GT(replay.governor().rate(), 0);
+    } else {
+      EXPECT_NE(replay.governor().limiting(), DrainGovernor::Limit::kReplicaLag);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice::ingest
