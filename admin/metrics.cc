@@ -106,9 +106,15 @@ Metrics::Metrics(const MetricsInfo& info)
                         .Register(*registry_)
                         .Add({})),
       lag_(BuildGauge()
-               .Name("sluice_consumer_lag")
-               .Help("Events between Sluice's position and the partition's high watermark")
+               .Name("sluice_consumer_lag_events")
+               .Help("Events between Sluice's position and the partition's high watermark "
+                     "(what is not yet fetched)")
                .Register(*registry_)),
+      lag_deprecated_(BuildGauge()
+                          .Name("sluice_consumer_lag")
+                          .Help("Deprecated: sluice_consumer_lag_events, under its old name "
+                                "until the next release")
+                          .Register(*registry_)),
       durable_lag_(BuildGauge()
                        .Name("sluice_durable_lag_events")
                        .Help("Events of the partition not yet in MariaDB, what the spool holds "
@@ -189,6 +195,12 @@ Metrics::Metrics(const MetricsInfo& info)
           BuildGauge()
               .Name("sluice_table_max_timestamp_seconds")
               .Help("Newest event `timestamp` Sluice inserted into the table (epoch seconds)")
+              .Register(*registry_)),
+      table_event_lag_(
+          BuildGauge()
+              .Name("sluice_table_event_lag_seconds")
+              .Help("How far the table is behind event time: now minus the newest event "
+                    "`timestamp` Sluice inserted into it (the data's age as analysts see it)")
               .Register(*registry_)),
       replica_up_(BuildGauge()
                       .Name("sluice_replica_up")
@@ -320,6 +332,9 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   for (const auto& t : s.tables) {
     if (t.max_timestamp < 0) continue;
     table_max_timestamp_.Add({{"table", t.table}}).Set(static_cast<double>(t.max_timestamp));
+    table_event_lag_.Add({{"table", t.table}})
+        .Set(std::max(0.0, static_cast<double>(now_ms) / 1000.0 -
+                               static_cast<double>(t.max_timestamp)));
   }
   std::set<std::pair<std::string, int32_t>> now_assigned;
   for (const auto& p : s.partitions) {
@@ -337,6 +352,7 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
     };
     const bool orphan = p.mode == "orphan";
     set_or_remove(lag_, orphan ? -1 : p.lag);
+    set_or_remove(lag_deprecated_, orphan ? -1 : p.lag);
     set_or_remove(durable_lag_, !orphan && p.high_watermark >= 0 && p.committed >= 0
                                     ? std::max<int64_t>(0, p.high_watermark - p.committed)
                                     : -1);
@@ -377,7 +393,8 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
 void Metrics::remove_partition(const std::string& topic, int32_t partition) {
   const prometheus::Labels labels = {{"topic", topic}, {"partition", std::to_string(partition)}};
   for (auto* family :
-       {&lag_, &durable_lag_, &partition_spool_unreadable_, &log_start_, &position_}) {
+       {&lag_, &lag_deprecated_, &durable_lag_, &partition_spool_unreadable_, &log_start_,
+        &position_}) {
     if (family->Has(labels)) family->Remove(&family->Add(labels));
   }
   for (const char* mode : kModes) {

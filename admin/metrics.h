@@ -72,6 +72,8 @@ class Metrics {
  private:
   /// Adds to a counter the growth of a total kept elsewhere since the last refresh.
   void mirror(prometheus::Counter& counter, uint64_t total, uint64_t& last);
+  /// Removes a partition's series (it moved to another instance).
+  void remove_partition(const std::string& topic, int32_t partition);
 
   std::mutex mu_;
   std::shared_ptr<prometheus::Registry> registry_;  // shared: prometheus-cpp's collectable API
@@ -90,6 +92,9 @@ class Metrics {
   prometheus::Gauge& db_up_;
   prometheus::Gauge& fetch_paused_;
   prometheus::Family<prometheus::Gauge>& lag_;
+  /// sluice_consumer_lag, the name before the unit suffix: exported beside lag_ for one
+  /// release (docs/reference.md, Metrics), then removed.
+  prometheus::Family<prometheus::Gauge>& lag_deprecated_;
   prometheus::Family<prometheus::Gauge>& durable_lag_;
   prometheus::Family<prometheus::Gauge>& partition_mode_;
   prometheus::Family<prometheus::Gauge>& partition_spool_unreadable_;
@@ -107,6 +112,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& drain_limited_;
   prometheus::Gauge& replica_lag_;
   prometheus::Family<prometheus::Gauge>& table_max_timestamp_;
+  prometheus::Family<prometheus::Gauge>& table_event_lag_;
   prometheus::Family<prometheus::Gauge>& replica_up_;
   prometheus::Family<prometheus::Gauge>& replica_max_timestamp_;
   prometheus::Gauge& writers_failing_;
@@ -118,8 +124,7 @@ class Metrics {
   prometheus::Gauge& target_paused_;
   prometheus::Family<prometheus::Gauge>& instance_live_;
   prometheus::Family<prometheus::Gauge>& instance_applied_;
-  std::set<std::string> fleet_ids_;
-  void remove_partition(const std::string& topic, int32_t partition);  ///< instances with series, as of the last refresh_fleet
+  std::set<std::string> fleet_ids_;  ///< instances with series, as of the last refresh_fleet
   uint64_t last_rejected_ = 0;
 
   std::map<std::string, uint64_t> last_consumed_;  ///< per topic, as of the last refresh

@@ -61,7 +61,7 @@ TEST_F(DeployMetricsTest, EveryNameTheDashboardAndRulesUseIsExportedAndEveryExpo
         exported = sample_names(text);
         return exported.contains("sluice_replica_max_timestamp_seconds") &&
                exported.contains("sluice_table_max_timestamp_seconds") &&
-               exported.contains("sluice_consumer_lag") &&
+               exported.contains("sluice_consumer_lag_events") &&
                exported.contains("sluice_rows_inserted_total");
       },
       30s))
@@ -80,8 +80,11 @@ TEST_F(DeployMetricsTest, EveryNameTheDashboardAndRulesUseIsExportedAndEveryExpo
   }
   std::set<std::string> used_families;
   for (const auto& [name, where] : used) used_families.insert(family_of(name));
+  // Exported under an old name for one release besides the new one (docs/reference.md,
+  // Metrics): nothing shipped uses them any more.
+  const std::set<std::string> deprecated = {"sluice_consumer_lag"};
   for (const auto& name : exported) {
-    if (!name.starts_with("sluice_")) continue;
+    if (!name.starts_with("sluice_") || deprecated.contains(name)) continue;
     EXPECT_TRUE(used_families.contains(family_of(name)))
         << name << " is exported but neither the dashboard nor a rule uses it";
   }

@@ -90,7 +90,7 @@ TEST_F(OperationsTest, EveryMetricIsPresentAndMovesWithTheStream) {
   ASSERT_TRUE(wait_until(
       [&] {
         m = metrics(*sluice);
-        return value(m, "sluice_consumer_lag{partition=\"3\",topic=\"eventlogging_m\"}") == 0 &&
+        return value(m, "sluice_consumer_lag_events{partition=\"3\",topic=\"eventlogging_m\"}") == 0 &&
                value(m, "sluice_rows_inserted_total{table=\"TestSchema_1\"}") == 2000 &&
                value(m, "sluice_dead_letters_total{reason=\"" + class_a + "\"}") == 1 &&
                value(m, "sluice_dead_letters_total{reason=\"" + class_b + "\"}") == 1;
@@ -112,7 +112,7 @@ TEST_F(OperationsTest, EveryMetricIsPresentAndMovesWithTheStream) {
   EXPECT_EQ(value(m, "sluice_state{state=\"paused\"}"), 0) << m;
   EXPECT_EQ(value(m, "sluice_db_up"), 1) << m;
   for (int p = 0; p < 4; ++p) {
-    EXPECT_EQ(value(m, "sluice_consumer_lag{partition=\"" + std::to_string(p) +
+    EXPECT_EQ(value(m, "sluice_consumer_lag_events{partition=\"" + std::to_string(p) +
                            "\",topic=\"eventlogging_m\"}"),
               0)
         << m;

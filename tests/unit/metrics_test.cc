@@ -116,7 +116,10 @@ TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMove
                           .log_start = -1});
   m.refresh(s, stats, 0);
   auto text = m.serialize();
-  EXPECT_EQ(value_of(text, "sluice_consumer_lag{partition=\"0\",topic=\"t\"}"), 0);
+  EXPECT_EQ(value_of(text, "sluice_consumer_lag_events{partition=\"0\",topic=\"t\"}"), 0);
+  EXPECT_EQ(value_of(text, "sluice_consumer_lag_events{partition=\"1\",topic=\"t\"}"), 10);
+  EXPECT_EQ(value_of(text, "sluice_consumer_lag{partition=\"1\",topic=\"t\"}"), 10)
+      << "the old name stays one release";
   EXPECT_EQ(value_of(text, "sluice_durable_lag_events{partition=\"0\",topic=\"t\"}"), 9000);
   EXPECT_EQ(value_of(text, "sluice_durable_lag_events{partition=\"1\",topic=\"t\"}"), 20);
   EXPECT_EQ(value_of(text, "sluice_kafka_log_start_offset{partition=\"0\",topic=\"t\"}"), 400);
@@ -156,7 +159,8 @@ TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMove
   text = m.serialize();
   EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"orphan\",partition=\"0\",topic=\"t\"}"),
             1);
-  for (const char* gone : {"sluice_consumer_lag{", "sluice_durable_lag_events{",
+  for (const char* gone : {"sluice_consumer_lag{", "sluice_consumer_lag_events{",
+                           "sluice_durable_lag_events{",
                            "sluice_position_offset{", "sluice_kafka_log_start_offset{"}) {
     EXPECT_EQ(text.find(gone), std::string::npos) << gone << "\n" << text;
   }
@@ -168,7 +172,7 @@ TEST(MetricsTest, FreshnessOfEachTableOnThePrimaryAndOnEachReplica) {
   ingest::PipelineStatus s;
   s.tables.push_back({.table = "TestSchema_1", .rows_inserted = 3, .max_timestamp = 1700000000});
   s.tables.push_back({.table = "Empty_1", .rows_inserted = 0, .max_timestamp = -1});
-  m.refresh(s, stats, 1'700'000'000'000);
+  m.refresh(s, stats, 1'700'000'090'000);
   m.refresh_replicas({{.endpoint = "ro@db2:3306",
                        .error = "",
                        .checked_at_ms = 1,
@@ -182,6 +186,9 @@ TEST(MetricsTest, FreshnessOfEachTableOnThePrimaryAndOnEachReplica) {
             1700000000);
   EXPECT_EQ(text.find("sluice_table_max_timestamp_seconds{table=\"Empty_1\"}"), std::string::npos)
       << "no series for a table without a timestamp yet";
+  // The event-time lag per table, as of the refresh: 90 s behind.
+  EXPECT_EQ(value_of(text, "sluice_table_event_lag_seconds{table=\"TestSchema_1\"}"), 90);
+  EXPECT_EQ(text.find("sluice_table_event_lag_seconds{table=\"Empty_1\"}"), std::string::npos);
   EXPECT_EQ(value_of(text, "sluice_replica_up{replica=\"ro@db2:3306\"}"), 1);
   EXPECT_EQ(value_of(text, "sluice_replica_up{replica=\"ro@db3:3306\"}"), 0);
   // 2023-11-14 22:13:00 UTC
