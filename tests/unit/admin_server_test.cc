@@ -330,5 +330,33 @@ TEST(AdminClientTest, AnEndpointThatAcceptsButNeverAnswersIsATimeout) {
   EXPECT_EQ(r.status().kind(), ErrorKind::kTimeout) << r.status().message();
 }
 
+TEST(AdminClientTest, AConnectionThatIsNeverEstablishedIsUnreachableNotATimeout) {
+  // A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs
+  // until the deadline — exit 3 (nothing reached), not 6 (a request left unanswered).
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(fd, 0), 0);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 3; ++i) {
+    const int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    (void)connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fillers.push_back(c);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto r = http_request("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)), "GET",
+                        "/v1/status", "", "", 500);
+  for (const int c : fillers) close(c);
+  close(fd);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.status().kind(), ErrorKind::kTimeout) << r.status().message();
+  EXPECT_NE(r.status().message().find("no connection within"), std::string::npos)
+      << r.status().message();
+}
+
 }  // namespace
 }  // namespace sluice::admin
