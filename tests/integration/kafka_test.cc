@@ -59,6 +59,33 @@ std::string iso_now() {
   return out;
 }
 
+TEST_F(KafkaTest, CheckConfigOnlineNamesAFleetTopicReplicatedOnFewerBrokersThanThree) {
+  // On three brokers the fleet topic must be on three: its records are the fleet's pause.
+  const std::string weak = "weak_fleet_" + topic_;
+  cluster_->create_topic(weak, 1, 1);
+  const std::string bin = binary_dir() + "/main/sluice";
+  std::string out;
+  const std::string with_weak = config("", "", nullptr, "fleet:\n  topic: \"" + weak + "\"\n");
+  // Until every broker's metadata has the new topic, one may still answer that it does not
+  // exist yet.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return run_command({bin, "check-config", "--online", "--config", with_weak}, out) == 1;
+      },
+      30s))
+      << out;
+  EXPECT_NE(out.find("\u2714 kafka: 3 broker(s)"), std::string::npos) << out;
+  EXPECT_NE(out.find("\u2718 fleet.topic: " + weak + " is replicated on 1 broker(s), not 3"),
+            std::string::npos)
+      << out;
+  // The default fleet topic, not made yet: the first instance creates it on three.
+  EXPECT_EQ(run_command({bin, "check-config", "--online", "--config", config()}, out), 0) << out;
+  EXPECT_NE(out.find("does not exist yet: the first instance creates it (1 partition, "
+                     "replication 3, compacted)"),
+            std::string::npos)
+      << out;
+}
+
 TEST_F(KafkaTest, OffsetsSetMovesTheGroupAndMariaDbTogetherOnlyWhileTheFleetIsStoppedAndNotOverASpool) {
   const std::string config_file = config();
   const std::string bin = binary_dir() + "/main/sluice";
