@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -637,6 +639,21 @@ TEST_F(IngestTest, CheckConfigOnlineTriesEveryServerGrantAndSettingAndNamesWhatF
             1)
       << out;
   EXPECT_NE(out.find("\u2718 kafka 127.0.0.1:1"), std::string::npos) << out;
+  EXPECT_NE(out.find("\u2714 mariadb"), std::string::npos) << "each check runs: " << out;
+
+  // Run as a user who cannot write the spool's directory (as the service's user would, were
+  // the directory not given to it): the check names it.
+  ASSERT_EQ(std::system(("chmod -R a+rX " + dir_.path()).c_str()), 0);
+  const std::string as_nobody = write({"eventlogging_online"});  // spool.path: <dir>/spool
+  ASSERT_EQ(std::system(("chmod a+r " + as_nobody).c_str()), 0);
+  EXPECT_EQ(run_command({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin,
+                         "check-config", "--config", as_nobody, "--online"},
+                        out),
+            1)
+      << out;
+  EXPECT_NE(out.find("\u2718 spool.path " + dir_.file("spool") + ": "), std::string::npos)
+      << out;
+  EXPECT_NE(out.find(" is not writable by this user"), std::string::npos) << out;
   EXPECT_NE(out.find("\u2714 mariadb"), std::string::npos) << "each check runs: " << out;
 }
 
