@@ -2,13 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 
 #include "ingest/batcher.h"
 #include "ingest/decoder.h"
 #include "ingest/synthetic_events.h"
-#include "ingest/writer.h"
+#include "ingest/writer_pool.h"
 
 namespace sluice::ingest {
 namespace {
@@ -55,58 +53,58 @@ LoadTestResult LoadTest::run(size_t batch_rows, size_t writers, uint64_t events,
   result.writers = writers;
   result.events = events;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t in_flight = 0;  // guarded by mu
-  std::vector<double> batch_seconds;
-  std::vector<storage::TableRows> spent;  // guarded by mu: row buffers to reuse
-  auto report = [&](WriteReport&& r) {
-    std::lock_guard lock(mu);
-    --in_flight;
-    for (auto& t : r.spent) spent.push_back(std::move(t));
-    if (r.outcome == storage::WriteOutcome::kCommitted) {
-      result.rows += r.rows;
-      ++result.batches;
-      batch_seconds.push_back(r.seconds);
-    } else if (result.error.empty()) {
-      result.error = r.error.is_ok() ? "a batch was not written" : r.error.message;
-    }
-    cv.notify_all();
-  };
-
   const Clock& clock = SystemClock::instance();
-  std::vector<std::unique_ptr<Writer>> pool;
+  // Connected before the clock starts: the run measures writing, not logging in.
+  std::vector<std::unique_ptr<storage::BatchSink>> sinks;
   for (size_t w = 0; w < writers; ++w) {
-    auto sink = sinks_();
-    // Connect before the clock starts: the run measures writing, not logging in.
-    if (auto st = sink->probe(); !st.is_ok()) {
+    sinks.push_back(sinks_());
+    if (auto st = sinks.back()->probe(); !st.is_ok()) {
       result.error = st.message;
       return result;
     }
-    pool.push_back(std::make_unique<Writer>(w, std::move(sink), report, clock));
   }
-
   // Twice as many partitions as writers, as a consumer group spreads a topic's partitions.
   const size_t partitions = 2 * writers;
+  const size_t max_in_flight = writers * (kQueuedPerWriter + 1);
+  WriterPool pool({.writers = writers,
+                   .spare_rows = partitions + max_in_flight,
+                   .spare_rows_capacity = max_bytes_ * 2},
+                  [&sinks] {
+                    auto sink = std::move(sinks.back());
+                    sinks.pop_back();
+                    return sink;
+                  },
+                  clock);
+  pool.start();
+  std::vector<double> batch_seconds;
+  auto collect = [&] {
+    for (auto& r : pool.take_reports()) {
+      if (r.outcome == storage::WriteOutcome::kCommitted) {
+        result.rows += r.rows;
+        ++result.batches;
+        batch_seconds.push_back(r.seconds);
+      } else if (result.error.empty()) {
+        result.error = r.error.is_ok() ? "a batch was not written" : r.error.message;
+      }
+    }
+  };
+
   const std::string topic = "sluice-bench-" + std::to_string(run_id);
-  storage::TableRowsPool rows_pool(partitions + writers * (kQueuedPerWriter + 1), max_bytes_ * 2);
   std::vector<Batcher> batchers;
   batchers.reserve(partitions);
   const BatchLimits limits{batch_rows, max_bytes_, std::chrono::hours(1)};
   for (size_t p = 0; p < partitions; ++p) {
-    batchers.emplace_back(topic, static_cast<int32_t>(p), limits, clock, &rows_pool);
+    batchers.emplace_back(topic, static_cast<int32_t>(p), limits, clock, &pool.rows());
     batchers.back().reset(0, 1);
   }
 
   const auto started = std::chrono::steady_clock::now();
   auto dispatch = [&](size_t p) {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return in_flight < writers * (kQueuedPerWriter + 1); });
-    ++in_flight;
-    for (auto& t : spent) rows_pool.give(std::move(t));
-    spent.clear();
-    lock.unlock();
-    pool[p % writers]->push(batchers[p].take());
+    while (pool.in_flight() >= max_in_flight) {
+      pool.wait_for_report(std::chrono::milliseconds(100));
+      collect();
+    }
+    pool.push(batchers[p].take());
   };
 
   Decoder decoder(registry_);
@@ -131,14 +129,14 @@ LoadTestResult LoadTest::run(size_t batch_rows, size_t writers, uint64_t events,
   for (size_t p = 0; p < partitions; ++p) {
     if (!batchers[p].empty()) dispatch(p);
   }
-  {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return in_flight == 0; });
+  while (pool.in_flight() > 0) {
+    pool.wait_for_report(std::chrono::milliseconds(100));
+    collect();
   }
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (progress) progress(events);
-  for (auto& w : pool) w->stop(false);
+  pool.stop(false);
 
   result.rows_per_s = result.seconds > 0 ? static_cast<double>(result.rows) / result.seconds : 0;
   result.batch_p50_ms = percentile_ms(batch_seconds, 0.50);

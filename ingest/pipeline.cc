@@ -51,9 +51,13 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       decoder_(registry_),
       spool_(*parts_.spool),
       // Enough spare buffers for a writer's worth of batches in flight, each at most twice a
-      // batch's limit: bounded memory, no growing from scratch.
-      rows_pool_(4 * static_cast<size_t>(config_.mariadb.writers) + 4,
-                 2 * static_cast<size_t>(config_.batch.max_bytes)),
+      // batch's limit: bounded memory, no growing from scratch. The sinks follow the endpoint
+      // (a retarget restarts the writers on it).
+      writers_({.writers = static_cast<size_t>(config_.mariadb.writers),
+                .spare_rows = 4 * static_cast<size_t>(config_.mariadb.writers) + 4,
+                .spare_rows_capacity = 2 * static_cast<size_t>(config_.batch.max_bytes),
+                .lease = parts_.lease},
+               [this] { return parts_.sinks(config_.mariadb); }, clock),
       gate_(*this, clock),
       flow_(max_in_flight_bytes_, clock),
       committer_(clock),
@@ -64,7 +68,7 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
 Pipeline::~Pipeline() {
   // Writers report into this object: stop them before anything else goes. Then the source,
   // whose closing calls back into the handler — which does nothing once detached.
-  for (auto& w : writers_) w->stop(true);
+  writers_.stop(true);
   detached_ = true;
   source_.reset();
   gate_.stop("shutting down");
@@ -88,18 +92,16 @@ Status Pipeline::start() {
               totals.events, totals.bytes);
   }
   control_ = parts_.sinks(config_.mariadb);
-  for (int i = 0; i < config_.mariadb.writers; ++i) {
-    writers_.push_back(make_writer(static_cast<size_t>(i)));
-  }
+  writers_.start();
   if (auto record = spool_.pause()) {
     // Invariant 5 across restarts: a service paused for maintenance stays paused, and quiet.
     gate_.start_paused(*record);
-    for (auto& w : writers_) w->quiesce();
+    writers_.quiesce();
     log->info("starting paused (\"{}\"): no MariaDB connection until `sluice resume`",
               record->reason);
   } else if (parts_.start_held) {
     gate_.start_held();
-    for (auto& w : writers_) w->quiesce();
+    writers_.quiesce();
     log->info("starting quiet: no MariaDB connection until the fleet's target state is known");
   } else if (auto st = control_->probe(); st.is_ok()) {
     gate_.database_reached();
@@ -107,20 +109,18 @@ Status Pipeline::start() {
                             config_.mariadb.database);
   } else if (st.error_class() == DbErrorClass::kFatal) {
     // Wrong password, unknown database, missing privilege: a person must act.
-    for (auto& w : writers_) w->stop(true);
-    writers_.clear();
+    writers_.stop(true);
     return Status::error("cannot use MariaDB: " + st.describe());
   } else {
     // Down or read-only at start-up: consume into the spool and probe until it is back.
     gate_.start_in_outage(st);
-    for (auto& w : writers_) w->quiesce();
+    writers_.quiesce();
     log->warn("MariaDB unavailable at start-up ({}): spooling events and probing with backoff",
               st.describe());
   }
   auto source = parts_.source(source_handler());
   if (!source) {
-    for (auto& w : writers_) w->stop(true);
-    writers_.clear();
+    writers_.stop(true);
     return source.status();
   }
   source_ = std::move(source).value();
@@ -131,7 +131,7 @@ Status Pipeline::start() {
   // Partitions this spool holds but the group has not given us (yet) are orphans until then:
   // drained under the compare-and-set, or released once MariaDB has passed them.
   for (const auto& [key, range] : spool_.partitions()) {
-    auto c = std::make_unique<PartitionCursor>(key.first, key.second, limits_, clock_, &rows_pool_);
+    auto c = std::make_unique<PartitionCursor>(key.first, key.second, limits_, clock_, &writers_.rows());
     c->start(decide_start({StartFacts::Spooled{range.first_offset, range.last_offset}, {}, -1}),
              range, false);
     c->become_orphan();
@@ -218,7 +218,7 @@ void Pipeline::step(milliseconds max_wait) {
   flush_due();
   look_again();
   const bool full = spool_full();
-  flow_.apply(*source_, cursors_, in_flight_bytes_, full);
+  flow_.apply(*source_, cursors_, writers_.in_flight_bytes(), full);
   // Wake for the nearest batch deadline so a quiet partition flushes on time (with the gate
   // not open nothing is dispatched: a due batch then must not make the loop spin).
   auto timeout = max_wait;
@@ -233,11 +233,10 @@ void Pipeline::step(milliseconds max_wait) {
         timeout, std::chrono::duration_cast<milliseconds>(*next - clock_.now()) + milliseconds(1));
   }
   timeout = std::max(timeout, milliseconds(0));
-  if (flow_.holding(in_flight_bytes_)) {
+  if (flow_.holding(writers_.in_flight_bytes())) {
     // MariaDB is behind: take nothing more for now. librdkafka's queue is bounded
     // (queued.max.messages.kbytes), so memory is too; nothing is dropped or fetched twice.
-    std::unique_lock lock(reports_mu_);
-    reports_cv_.wait_for(lock, timeout, [&] { return !reports_.empty(); });
+    writers_.wait_for_report(timeout);
   } else {
     // Paused in Kafka, one message at a time: whatever arrives is dropped and read again.
     if (auto st = source_->poll(timeout, flow_.fetch_paused() ? 1 : kPollBatch, messages_); !st) {
@@ -269,19 +268,16 @@ void Pipeline::shutdown() {
   for (auto& [key, c] : cursors_) dispatch(*c);
   constexpr auto kDrainTimeout = std::chrono::seconds(30);
   const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-  auto all_idle = [&] {
-    return std::all_of(writers_.begin(), writers_.end(), [](auto& w) { return w->idle(); });
-  };
-  while (!all_idle() && std::chrono::steady_clock::now() < deadline) {
+  while (!writers_.idle() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(20));
   }
-  if (!all_idle()) {
+  if (!writers_.idle()) {
     log->warn(
         "MariaDB did not take the last {} KiB within {} s; those events are not committed "
         "anywhere and will be read again from Kafka on the next start",
-        in_flight_bytes_ >> 10, kDrainTimeout.count());
+        writers_.in_flight_bytes() >> 10, kDrainTimeout.count());
   }
-  for (auto& w : writers_) w->stop(true);
+  writers_.stop(true);
   process_reports();
   commit_spool();
   std::vector<PartitionKey> keys;
@@ -291,7 +287,6 @@ void Pipeline::shutdown() {
   source_->close();
   source_.reset();
   control_.reset();
-  writers_.clear();
   log_summary(true);
   log->info("stopped");
 }
@@ -347,15 +342,13 @@ Status Pipeline::record_pause(const std::optional<storage::PauseRecord>& record)
 }
 
 void Pipeline::quiesce() {
-  for (auto& w : writers_) w->quiesce();
+  writers_.quiesce();
   control_->disconnect();
   for (auto& [key, c] : cursors_) c->gate_closing();
   publish_status(true);
 }
 
-bool Pipeline::quiet() {
-  return std::all_of(writers_.begin(), writers_.end(), [](auto& w) { return w->quiet(); });
-}
+bool Pipeline::quiet() { return writers_.quiet(); }
 
 void Pipeline::closed() {
   process_reports();
@@ -387,7 +380,7 @@ void Pipeline::opened() {
       return;
     }
   }
-  for (auto& w : writers_) w->unquiesce();
+  writers_.unquiesce();
   // Where MariaDB stands decides each partition's plan: it may lag behind what was spooled (a
   // failover to a server that lags, a restore) or be past it (another owner wrote further).
   std::vector<PartitionCursor*> all;
@@ -419,7 +412,7 @@ storage::DbStatus Pipeline::check_server() {
 
 void Pipeline::cancel_writes() {
   logger("ingest")->warn("writers still busy after the lease ran out: cancelling their statements");
-  for (auto& w : writers_) w->cancel();
+  writers_.cancel();
 }
 
 void Pipeline::refused(const storage::DbStatus& cause) {
@@ -438,11 +431,7 @@ void Pipeline::retarget(const MariaDbConfig& mariadb) {
   m.password_file = mariadb.password_file;
   m.password = mariadb.password;
   control_ = parts_.sinks(config_.mariadb);
-  for (size_t i = 0; i < writers_.size(); ++i) {
-    writers_[i]->stop(true);
-    writers_[i] = make_writer(i);
-    writers_[i]->quiesce();
-  }
+  writers_.restart();
   // What the old server held says nothing about the new one: each partition learns again.
   logger("ingest")->info("MariaDB endpoint is now {} (was {}); `sluice resume` writes there",
                          describe_endpoint(config_.mariadb), before);
@@ -543,7 +532,7 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     const auto plan = decide_start(facts);
     if (!slot) {
       slot =
-          std::make_unique<PartitionCursor>(tp.topic, tp.partition, limits_, clock_, &rows_pool_);
+          std::make_unique<PartitionCursor>(tp.topic, tp.partition, limits_, clock_, &writers_.rows());
     }
     slot->start(plan, spooled, gate_.open());
     // The assignment itself positions the consumer where the cursor reads from.
@@ -702,11 +691,7 @@ void Pipeline::dispatch(PartitionCursor& c) {
   Batch batch = c.batcher().take();
   batch.generation = c.generation();
   batch.origin = c.origin();
-  in_flight_bytes_ += batch.bytes;
-  const size_t writer =
-      (std::hash<std::string>{}(c.topic()) * 31 + static_cast<size_t>(c.partition())) %
-      writers_.size();
-  writers_[writer]->push(std::move(batch));
+  writers_.push(std::move(batch));
 }
 
 void Pipeline::dispatch_over_budget() {
@@ -732,28 +717,8 @@ void Pipeline::flush_due() {
   }
 }
 
-std::unique_ptr<Writer> Pipeline::make_writer(size_t index) {
-  return std::make_unique<Writer>(
-      index, parts_.sinks(config_.mariadb), [this](WriteReport&& r) { on_report(std::move(r)); },
-      clock_, RetryLimit{}, parts_.lease);
-}
-
-void Pipeline::on_report(WriteReport&& report) {
-  {
-    std::lock_guard lock(reports_mu_);
-    reports_.push_back(std::move(report));
-  }
-  reports_cv_.notify_one();
-}
-
 void Pipeline::process_reports() {
-  {
-    std::lock_guard lock(reports_mu_);
-    reports_in_.swap(reports_);
-  }
-  for (auto& r : reports_in_) {
-    in_flight_bytes_ -= std::min(in_flight_bytes_, r.bytes);
-    for (auto& rows : r.spent) rows_pool_.give(std::move(rows));
+  for (auto& r : writers_.take_reports()) {
     const bool written =
         r.outcome == WriteOutcome::kCommitted || r.outcome == WriteOutcome::kAlreadyApplied;
     if (written) {
@@ -817,7 +782,6 @@ void Pipeline::process_reports() {
         break;
     }
   }
-  reports_in_.clear();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -984,7 +948,7 @@ void Pipeline::drain() {
   for (auto* entry : order) {
     const auto& key = entry->first;
     PartitionCursor& c = *entry->second;
-    if (in_flight_bytes_ >= max_in_flight_bytes_ || allowance == 0) break;
+    if (writers_.in_flight_bytes() >= max_in_flight_bytes_ || allowance == 0) break;
     const bool orphan = c.mode() == PartitionMode::kOrphan;
     if (c.mode() != PartitionMode::kDraining && !orphan) continue;
     // An orphan drains only from where MariaDB stands, once that lies inside its spool.
@@ -1073,7 +1037,7 @@ void Pipeline::log_summary(bool force) {
       consumed,
       seconds > 0 ? static_cast<double>(consumed - last_summary_consumed_) / seconds : 0.0,
       stats_.rows_inserted.load(), stats_.dead_letters.load(), stats_.batches_committed.load(),
-      stats_.batches_already_applied.load(), in_flight_bytes_ >> 10);
+      stats_.batches_already_applied.load(), writers_.in_flight_bytes() >> 10);
   last_summary_ = now;
   last_summary_consumed_ = consumed;
 }
@@ -1110,9 +1074,7 @@ void Pipeline::publish_status(bool force) {
   }
   const auto& pause = gate_.pause_record();
   // Writers: failing or not, and why.
-  std::vector<WriterState> writer_states;
-  writer_states.reserve(writers_.size());
-  for (const auto& w : writers_) writer_states.push_back(w->state());
+  const std::vector<WriterState> writer_states = writers_.states();
   PipelineStatus::Drain drain;
   drain.rate_limit = governor_.rate();
   drain.limiting = DrainGovernor::limit_name(governor_.limiting());
@@ -1142,7 +1104,7 @@ void Pipeline::publish_status(bool force) {
   status_.spool_full = spool_at_limit_;
   status_.spool_error = spool_error_.is_ok() ? "" : spool_error_.message();
   status_.spool_error_since_ms = spool_error_.is_ok() ? 0 : spool_error_since_ms_;
-  status_.in_flight_bytes = in_flight_bytes_;
+  status_.in_flight_bytes = writers_.in_flight_bytes();
   status_.db_up = gate_.db_up();
   status_.quiet = gate_.quiet();
   status_.mariadb = describe_endpoint(config_.mariadb);

@@ -50,6 +50,7 @@
 #include "ingest/pipeline_status.h"
 #include "ingest/schema.h"
 #include "ingest/writer.h"
+#include "ingest/writer_pool.h"
 #include "storage/batch_sink.h"
 #include "storage/spool.h"
 
@@ -169,9 +170,7 @@ class Pipeline final : private GateEffects {
   void flush_due();
   /// Dispatches the fullest open batches while all of them together exceed max_open_bytes_.
   void dispatch_over_budget();
-  void on_report(WriteReport&& report);  ///< writer threads
   void process_reports();
-  std::unique_ptr<Writer> make_writer(size_t index);
   // Partitions.
   /// Mode changes (refill → draining → direct), spool releases, orphans done.
   void advance_partitions();
@@ -205,10 +204,9 @@ class Pipeline final : private GateEffects {
   std::unique_ptr<storage::BatchSink> control_;  ///< bookkeeping queries, ingest thread
   std::unique_ptr<EventSource> source_;
   storage::Spool& spool_;
-  /// Row buffers of written batches, reused by new ones (declared before the cursors, whose
-  /// batchers use it).
-  storage::TableRowsPool rows_pool_;
-  std::vector<std::unique_ptr<Writer>> writers_;
+  /// The writers, their reports and the row buffers they give back (declared before the
+  /// cursors, whose batchers use those buffers).
+  WriterPool writers_;
   Cursors cursors_;
   Gate gate_;
   FlowControl flow_;
@@ -220,7 +218,6 @@ class Pipeline final : private GateEffects {
   std::vector<Cursors::value_type*> drain_order_;  ///< drain()'s, kept for its capacity
   int server_notes_mode_ = -1;  ///< the innodb_autoinc_lock_mode server_notes_ are for
   std::vector<std::string> server_notes_;
-  size_t in_flight_bytes_ = 0;          ///< batches handed to writers and not yet reported back
   uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit
   /// The spool takes nothing more: it reached spool.max_bytes (counting what is staged this
   /// round), what is staged reached kMaxStagedBytes, or it cannot write (spool_error_).
@@ -239,7 +236,6 @@ class Pipeline final : private GateEffects {
   std::string reason_;  ///< reused dead-letter reason buffer
   std::vector<SourceMessage> messages_;
   storage::SpoolChunk chunk_;
-  std::vector<WriteReport> reports_in_;  ///< reused by process_reports
   std::map<std::string, uint64_t> consumed_by_topic_;
   Clock::time_point last_look_{};
   uint64_t gate_version_ = 0;  ///< the gate's version last published
@@ -251,9 +247,6 @@ class Pipeline final : private GateEffects {
 
   std::mutex expected_mu_;
   std::string expected_server_;  ///< guarded by expected_mu_: see request_resume
-  std::mutex reports_mu_;
-  std::condition_variable reports_cv_;
-  std::vector<WriteReport> reports_;  ///< guarded by reports_mu_
 
   PipelineStats stats_;
   mutable std::mutex status_mu_;

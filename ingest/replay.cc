@@ -1,12 +1,11 @@
 #include "ingest/replay.h"
 
 #include <algorithm>
-#include <condition_variable>
-#include <mutex>
 #include <unordered_map>
 
 #include "common/logging.h"
 #include "ingest/decoder.h"
+#include "ingest/writer_pool.h"
 #include "storage/table_layout.h"
 
 namespace sluice::ingest {
@@ -251,7 +250,6 @@ namespace {
 struct Lane {
   std::unique_ptr<Batcher> batcher;
   ReplayLedger::Partition* ledger = nullptr;
-  size_t writer = 0;
 };
 
 }  // namespace
@@ -265,62 +263,38 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
   const size_t max_in_flight_bytes = (2 * writer_count + 1) * options_.limits.max_bytes;
   const size_t max_open_bytes = (writer_count + 1) * options_.limits.max_bytes;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<WriteReport> reports;  // guarded by mu
-  size_t in_flight = 0;              // ingest thread only
-  size_t in_flight_bytes = 0;        // ingest thread only
-  auto on_report = [&](WriteReport&& r) {
-    {
-      std::lock_guard lock(mu);
-      reports.push_back(std::move(r));
-    }
-    cv.notify_all();
-  };
-
-  std::vector<std::unique_ptr<Writer>> writers;
-  for (size_t i = 0; i < writer_count; ++i) {
-    writers.push_back(
-        std::make_unique<Writer>(i, sinks_(), on_report, clock_, RetryLimit{options_.attempts}));
-  }
-  storage::TableRowsPool pool(4 * writer_count + 4, 2 * options_.limits.max_bytes);
+  WriterPool writers({.writers = writer_count,
+                      .spare_rows = 4 * writer_count + 4,
+                      .spare_rows_capacity = 2 * options_.limits.max_bytes,
+                      .limit = RetryLimit{options_.attempts}},
+                     sinks_, clock_);
+  writers.start();
   std::map<std::pair<std::string, int32_t>, Lane> lanes;
   Decoder decoder(registry_);
   std::unordered_map<const Schema*, ReplayTableCounts*> counts_of;
   std::vector<SourceMessage> messages;
   std::vector<ExpiredRange> expired;
-  std::vector<WriteReport> taken;
   std::string reason;
   bool failed = false;
   auto lag_read = clock_.now() - DrainGovernor::kInterval;
 
   auto process_reports = [&] {
-    {
-      std::lock_guard lock(mu);
-      taken.swap(reports);
-    }
-    for (auto& r : taken) {
-      --in_flight;
-      in_flight_bytes -= std::min(in_flight_bytes, r.bytes);
+    for (auto& r : writers.take_reports()) {
       if (r.outcome == WriteOutcome::kCommitted) {
         governor_.committed(r.rows + r.dead_letters, r.seconds);
       }
-      for (auto& rows : r.spent) pool.give(std::move(rows));
       if (!ledger.reported(r) && !failed) {
         failed = true;
         // Batches still queued are dropped, so nothing is written past a hole.
-        for (auto& w : writers) w->quiesce();
+        writers.quiesce();
       }
     }
-    taken.clear();
   };
   auto dispatch = [&](Lane& lane) {
     if (lane.batcher->empty()) return;
     storage::Batch batch = lane.batcher->take();
     ledger.dispatched(*lane.ledger, batch.end_offset);
-    ++in_flight;
-    in_flight_bytes += batch.bytes;
-    writers[lane.writer]->push(std::move(batch));
+    writers.push(std::move(batch));
   };
   auto lane_for = [&](std::string_view topic, int32_t partition, int64_t offset) -> Lane& {
     // Looked up only when the partition changes from one event to the next (the caller keeps
@@ -331,10 +305,8 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
     if (inserted) {
       lane.ledger = &ledger.partition(key_topic, partition);
       lane.batcher =
-          std::make_unique<Batcher>(key_topic, partition, options_.limits, clock_, &pool);
+          std::make_unique<Batcher>(key_topic, partition, options_.limits, clock_, &writers.rows());
       lane.batcher->reset(lane.ledger->from >= 0 ? lane.ledger->from : offset, 1);
-      lane.writer =
-          (std::hash<std::string>{}(key_topic)*31 + static_cast<size_t>(partition)) % writer_count;
     }
     return lane;
   };
@@ -353,9 +325,8 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
       break;
     }
     if (input.done()) break;
-    if (in_flight_bytes >= max_in_flight_bytes) {
-      std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return !reports.empty(); });
+    if (writers.in_flight_bytes() >= max_in_flight_bytes) {
+      writers.wait_for_report(std::chrono::milliseconds(100));
       continue;
     }
     if (options_.replica_lag && clock_.now() - lag_read >= DrainGovernor::kInterval) {
@@ -364,8 +335,7 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
     }
     const size_t allowance = governor_.allowance();
     if (allowance == 0) {
-      std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return !reports.empty(); });
+      writers.wait_for_report(std::chrono::milliseconds(20));
       continue;
     }
     if (auto st = input.read(std::chrono::milliseconds(100), std::min<size_t>(allowance, 1000),
@@ -440,18 +410,15 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
     for (auto& [key, lane] : lanes) ledger.dropped_open(*lane.ledger);
   }
   // Whatever is in flight ends before the ledger is read: written, or given up.
-  while (in_flight > 0) {
-    {
-      std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !reports.empty(); });
-    }
+  while (writers.in_flight() > 0) {
+    writers.wait_for_report(std::chrono::milliseconds(200));
     process_reports();
     if (progress && clock_.now() - last_progress >= options_.progress_every) {
       last_progress = clock_.now();
       progress(ledger, false);
     }
   }
-  for (auto& w : writers) w->stop(false);
+  writers.stop(false);
   if (failed && end == ReplayEnd::kComplete) end = ReplayEnd::kFailed;
   if (end == ReplayEnd::kFailed && error.empty()) error = ledger.error();
   if (end == ReplayEnd::kComplete) {
