@@ -13,9 +13,6 @@ using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
-/// Every state the pipeline reports; sluice_state has one series each, 1 for the current one.
-constexpr const char* kStates[] = {"starting", "running",           "paused",  "draining",
-                                   "outage",   "fleet_unreachable", "stopping"};
 
 /// A partition's modes (partition_cursor.h), each a series of sluice_partition_mode.
 constexpr const char* kModes[] = {"direct",  "refill",   "draining", "waiting",
@@ -260,7 +257,10 @@ Metrics::Metrics(const MetricsInfo& info)
                             .Name("sluice_fleet_instance_applied")
                             .Help("Per instance: 1 once it applied the fleet's current target")
                             .Register(*registry_)) {
-  for (const char* s : kStates) state_.Add({{"state", s}}).Set(0);
+  // sluice_state has a series for every state, 1 for the current one.
+  for (const auto s : ingest::kServiceStates) {
+    state_.Add({{"state", std::string(ingest::to_string(s))}}).Set(0);
+  }
   for (const char* reason : kDeadLetterClasses) dead_letters_.Add({{"reason", reason}});
   for (const auto& topic : info.topics) {
     if (!topic.starts_with("^")) consumed_.Add({{"topic", topic}});
@@ -317,7 +317,9 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   spool_events_.Set(static_cast<double>(s.spool_events));
   spool_bytes_.Set(static_cast<double>(s.spool_bytes));
   spool_oldest_age_.Set(s.spool_oldest_age_s);
-  for (const char* name : kStates) state_.Add({{"state", name}}).Set(s.state == name ? 1 : 0);
+  for (const auto state : ingest::kServiceStates) {
+    state_.Add({{"state", std::string(ingest::to_string(state))}}).Set(s.state == state ? 1 : 0);
+  }
   db_up_.Set(s.db_up ? 1 : 0);
   fetch_paused_.Set(s.fetch_paused ? 1 : 0);
   spool_full_.Set(s.spool_full ? 1 : 0);
@@ -327,8 +329,12 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
     drain_limited_.Add({{"factor", factor}}).Set(s.drain.limiting == factor ? 1 : 0);
   }
   replica_lag_.Set(s.drain.replica_lag_s);
-  pause_duration_.Set(s.state == "paused" ? seconds_since(s.paused_since_ms, now_ms) : 0);
-  outage_duration_.Set(s.state == "outage" ? seconds_since(s.outage_since_ms, now_ms) : 0);
+  pause_duration_.Set(s.state == ingest::ServiceState::kPaused
+                          ? seconds_since(s.paused_since_ms, now_ms)
+                          : 0);
+  outage_duration_.Set(s.state == ingest::ServiceState::kOutage
+                           ? seconds_since(s.outage_since_ms, now_ms)
+                           : 0);
   for (const auto& t : s.tables) {
     if (t.max_timestamp < 0) continue;
     table_max_timestamp_.Add({{"table", t.table}}).Set(static_cast<double>(t.max_timestamp));

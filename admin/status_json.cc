@@ -76,7 +76,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
     writers.push_back(std::move(entry));
   }
   json out = {
-      {"state", s.state},
+      {"state", ingest::to_string(s.state)},
       {"spool",
        {{"events", s.spool_events},
         {"bytes", s.spool_bytes},
@@ -102,7 +102,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
       {"kafka_gaps", std::move(gaps)},
       {"writers", std::move(writers)},
   };
-  if (s.state == "paused") {
+  if (s.state == ingest::ServiceState::kPaused) {
     out["pause"] = {{"reason", s.pause_reason}, {"since_ms", s.paused_since_ms}};
   }
   if (!s.outage_error.empty()) {

@@ -31,12 +31,11 @@ void Gate::start_held() {
   held_ = true;
 }
 
-const char* Gate::closed_state_name() const {
-  if (state_ == State::kOpen) return "";
-  if (pause_) return "paused";
-  if (held_) return "starting";
-  if (fenced_) return "fleet_unreachable";
-  return outage_ ? "outage" : "paused";
+ServiceState Gate::closed_state() const {
+  if (pause_) return ServiceState::kPaused;
+  if (held_) return ServiceState::kStarting;
+  if (fenced_) return ServiceState::kFleetUnreachable;
+  return outage_ ? ServiceState::kOutage : ServiceState::kPaused;
 }
 
 void Gate::lease(bool valid) {

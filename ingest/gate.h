@@ -31,6 +31,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/status.h"
+#include "ingest/service_state.h"
 #include "storage/db_error.h"
 #include "storage/spool.h"
 
@@ -114,9 +115,9 @@ class Gate {
   const storage::DbStatus& outage_error() const { return outage_error_; }
   int64_t outage_since_ms() const { return outage_since_ms_; }
   bool db_up() const { return db_up_; }
-  /// "paused", "starting" (held), "fleet_unreachable" (fenced) or "outage" when not open; ""
-  /// when open.
-  const char* closed_state_name() const;
+  /// What the service is while the gate is not open: paused, starting (held),
+  /// fleet_unreachable (fenced) or outage. Only meaningful when not open.
+  ServiceState closed_state() const;
   /// Closed, with every writer quiet: no transaction, no connection.
   bool quiet() const { return state_ == State::kClosed; }
   /// Changes whenever the state, the pause or the outage changes (to republish status).

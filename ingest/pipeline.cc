@@ -262,7 +262,7 @@ void Pipeline::shutdown() {
   auto log = logger("ingest");
   {
     std::lock_guard lock(status_mu_);
-    status_.state = "stopping";
+    status_.state = ServiceState::kStopping;
   }
   log->info("stopping: writing open batches");
   for (auto& [key, c] : cursors_) dispatch(*c);
@@ -1089,7 +1089,7 @@ void Pipeline::publish_status(bool force) {
   status_.spool_partitions = std::move(spooled);
   status_.partitions = std::move(parts);
   status_.fetch_paused = flow_.fetch_paused() || spool_full_;
-  if (status_.state != "stopping") status_.state = state_name();
+  if (status_.state != ServiceState::kStopping) status_.state = service_state();
   status_.pause_reason = pause ? pause->reason : "";
   status_.pause_local = pause && pause->local;
   status_.paused_since_ms = pause ? pause->since_ms : 0;
@@ -1119,16 +1119,16 @@ PipelineStatus Pipeline::status() const {
   return out;
 }
 
-std::string Pipeline::state_name() const {
-  if (!gate_.open()) return gate_.closed_state_name();
+ServiceState Pipeline::service_state() const {
+  if (!gate_.open()) return gate_.closed_state();
   for (const auto& [key, c] : cursors_) {
     const auto mode = c->mode();
     if (mode == PartitionMode::kDraining || mode == PartitionMode::kRefill ||
         (mode == PartitionMode::kOrphan && c->spool_holds_events())) {
-      return "draining";
+      return ServiceState::kDraining;
     }
   }
-  return "running";
+  return ServiceState::kRunning;
 }
 
 }  // namespace sluice::ingest

@@ -189,7 +189,7 @@ class Pipeline final : private GateEffects {
   /// Updates spool_full_ (and says so when it changes).
   bool spool_full();
   // Status and logs.
-  std::string state_name() const;
+  ServiceState service_state() const;
   void publish_status(bool force);
   void log_summary(bool force);
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ingest/service_state.h"
 #include "ingest/writer_state.h"
 #include "storage/spool.h"
 
@@ -68,9 +69,7 @@ struct PipelineStatus {
     uint64_t rows_inserted = 0;  ///< since start
     int64_t max_timestamp = -1;  ///< newest inserted `timestamp`, epoch seconds
   };
-  /// starting (until the fleet's target is known) | running | paused | draining | outage |
-  /// fleet_unreachable (the write lease ran out: nothing is written) | stopping
-  std::string state = "starting";
+  ServiceState state = ServiceState::kStarting;
   std::string pause_reason;     ///< when paused
   bool pause_local = false;     ///< paused on this host alone, not yet adopted by the fleet
   std::string mariadb_server;   ///< @@server_uid of the server last reached ("" unknown)

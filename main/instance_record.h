@@ -11,7 +11,7 @@ namespace sluice::cli {
 
 inline fleet::InstanceRecord describe_instance(const ingest::PipelineStatus& s) {
   fleet::InstanceRecord r;
-  r.state = s.state;
+  r.state = std::string(ingest::to_string(s.state));
   r.quiet = s.quiet;
   r.server = s.mariadb_server;
   for (const auto& p : s.partitions) {

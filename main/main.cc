@@ -89,8 +89,8 @@ void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pi
 
 /// STATUS= for systemd (`systemctl status sluice`): the state and what the spool holds.
 std::string service_status(const sluice::ingest::PipelineStatus& s) {
-  std::string out = s.state;
-  if (s.state == "paused" && !s.pause_reason.empty()) {
+  std::string out(sluice::ingest::to_string(s.state));
+  if (s.state == sluice::ingest::ServiceState::kPaused && !s.pause_reason.empty()) {
     // The reason is an operator's free text: one line, so it cannot add a field (READY=,
     // MAINPID=, ...) to the notification.
     std::string reason = s.pause_reason.substr(0, 200);
@@ -221,7 +221,9 @@ int run(const std::string& path) {
           .admin = [&admin] { return admin ? admin->address() : std::string(); },
           .local_pause = [&local]() -> std::optional<std::string> {
             const auto s = local->status();
-            if (s.state == "paused" && s.pause_local) return s.pause_reason;
+            if (s.state == sluice::ingest::ServiceState::kPaused && s.pause_local) {
+              return s.pause_reason;
+            }
             return std::nullopt;
           }},
       lease, std::move(signer));
@@ -272,8 +274,9 @@ int run(const std::string& path) {
     handlers.spool_json = [&pipeline] {
       const auto s = pipeline.status();
       std::optional<sluice::storage::PauseRecord> pause;
-      if (s.state == "paused")
+      if (s.state == sluice::ingest::ServiceState::kPaused) {
         pause = sluice::storage::PauseRecord{s.pause_reason, s.paused_since_ms};
+      }
       return sluice::admin::spool_to_json(s.spool_partitions, pause);
     };
     handlers.metrics_text = [&pipeline, &metrics, &replicas, &fleet] {
@@ -327,7 +330,7 @@ int run(const std::string& path) {
     bool ready = false;
     while (!g_stop.load() && pipeline.failed().is_ok() && fleet->conflict().is_ok()) {
       pipeline.step();
-      if (!ready && (pipeline.status().state != "starting" ||
+      if (!ready && (pipeline.status().state != sluice::ingest::ServiceState::kStarting ||
                      std::chrono::steady_clock::now() - started > std::chrono::seconds(10))) {
         notifier.ready();
         ready = true;

@@ -482,7 +482,7 @@ class FleetModelRun {
         if (db().next_offset(kTopic, p) != kafka_.log(kTopic, p).end()) return false;
       }
       for (auto& h : hosts_) {
-        if (h.spool->totals().events != 0 || h.pipeline->status().state != "running") return false;
+        if (h.spool->totals().events != 0 || h.pipeline->status().state != ingest::ServiceState::kRunning) return false;
       }
       return true;
     };
@@ -501,7 +501,7 @@ class FleetModelRun {
       const auto f = h.fleet->status_json();
       out << "\n" << h.id << " (" << h.db_host << ", lease " << f["lease"]["valid"]
           << ", target " << f["target"].dump() << (f.contains("not_applied") ? ", not applied: " + f["not_applied"].get<std::string>() : "")
-          << "): " << s.state << ", spool " << h.spool->totals().events;
+          << "): " << ingest::to_string(s.state) << ", spool " << h.spool->totals().events;
       for (const auto& p : s.partitions) {
         out << "; " << p.partition << " " << p.mode << " @" << p.position << " floor "
             << p.committed;

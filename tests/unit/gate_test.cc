@@ -66,7 +66,7 @@ TEST_F(GateTest, APauseAnswersOnlyOnceTheWritersAreQuiet) {
   EXPECT_TRUE(paused.get());
   EXPECT_EQ(gate_.state(), Gate::State::kClosed);
   EXPECT_EQ(effects_.closes, 1);
-  EXPECT_STREQ(gate_.closed_state_name(), "paused");
+  EXPECT_EQ(gate_.closed_state(), ServiceState::kPaused);
   auto again = gate_.submit(Gate::Command::kPause);
   gate_.step();
   ASSERT_TRUE(ready(again)) << "idempotent";
@@ -101,7 +101,7 @@ TEST_F(GateTest, ASpoolThatCannotRecordThePauseNeverBlocksIt) {
   ASSERT_TRUE(ready(paused));
   EXPECT_TRUE(paused.get());
   EXPECT_EQ(gate_.state(), Gate::State::kClosed);
-  EXPECT_STREQ(gate_.closed_state_name(), "paused");
+  EXPECT_EQ(gate_.closed_state(), ServiceState::kPaused);
   auto resumed = gate_.submit(Gate::Command::kResume);
   gate_.step();
   ASSERT_TRUE(ready(resumed));
@@ -120,7 +120,7 @@ TEST_F(GateTest, ALeaseThatRunsOutClosesTheGateUntilItIsRenewed) {
   effects_.writers_quiet = true;
   gate_.step();
   EXPECT_EQ(gate_.state(), Gate::State::kClosed);
-  EXPECT_STREQ(gate_.closed_state_name(), "fleet_unreachable");
+  EXPECT_EQ(gate_.closed_state(), ServiceState::kFleetUnreachable);
   const int probes = effects_.probes;
   clock_.advance(60s);
   gate_.step();
@@ -158,7 +158,7 @@ TEST_F(GateTest, AnOutageClosesByItselfProbesWithBackoffAndReopens) {
   EXPECT_EQ(gate_.state(), Gate::State::kClosing);
   effects_.writers_quiet = true;
   gate_.step();
-  EXPECT_STREQ(gate_.closed_state_name(), "outage");
+  EXPECT_EQ(gate_.closed_state(), ServiceState::kOutage);
   for (int i = 0; i < 600; ++i) {
     clock_.advance(1s);
     gate_.step();
@@ -186,7 +186,7 @@ TEST_F(GateTest, APauseDuringAnOutageHoldsAfterTheServerReturnsUntilResumed) {
     gate_.step();
   }
   EXPECT_EQ(effects_.probes, probes) << "a paused gate does not probe";
-  EXPECT_STREQ(gate_.closed_state_name(), "paused");
+  EXPECT_EQ(gate_.closed_state(), ServiceState::kPaused);
   auto resumed = gate_.submit(Gate::Command::kResume);
   gate_.step();
   ASSERT_TRUE(ready(resumed));
@@ -225,7 +225,7 @@ TEST_F(GateTest, StoppingAnswersEveryWaitingCommand) {
 
 TEST_F(GateTest, AHeldGateLetGoMeetsMariaDbForTheFirstTimeAndOpens) {
   gate_.start_held();
-  EXPECT_STREQ(gate_.closed_state_name(), "starting");
+  EXPECT_EQ(gate_.closed_state(), ServiceState::kStarting);
   gate_.step();
   EXPECT_EQ(effects_.probes, 0) << "held means touching nothing";
   auto released = gate_.submit(Gate::Command::kRelease);
@@ -242,7 +242,7 @@ TEST_F(GateTest, AHeldGateLetGoToAServerThatIsDownProbesAsInAnOutage) {
   auto released = gate_.submit(Gate::Command::kRelease);
   gate_.step();
   EXPECT_TRUE(gate_.in_outage());
-  EXPECT_STREQ(gate_.closed_state_name(), "outage");
+  EXPECT_EQ(gate_.closed_state(), ServiceState::kOutage);
   EXPECT_TRUE(effects_.refusals.empty()) << "a server that is down comes back by itself";
   effects_.database_up = true;
   clock_.advance(1s);

@@ -67,7 +67,7 @@ TEST(MetricsTest, PauseAndOutageDurationsCountFromWhenTheyBegan) {
   Metrics m;
   ingest::PipelineStats stats;
   ingest::PipelineStatus s;
-  s.state = "paused";
+  s.state = ingest::ServiceState::kPaused;
   s.paused_since_ms = 1'700'000'000'000;
   m.refresh(s, stats, 1'700'000'090'500);
   auto text = m.serialize();
@@ -75,7 +75,7 @@ TEST(MetricsTest, PauseAndOutageDurationsCountFromWhenTheyBegan) {
   EXPECT_EQ(value_of(text, "sluice_outage_duration_seconds"), 0);
   EXPECT_EQ(value_of(text, "sluice_state{state=\"paused\"}"), 1);
 
-  s.state = "outage";
+  s.state = ingest::ServiceState::kOutage;
   s.outage_since_ms = 1'700'000'100'000;
   s.spool_full = true;
   m.refresh(s, stats, 1'700'000'400'000);
@@ -84,7 +84,7 @@ TEST(MetricsTest, PauseAndOutageDurationsCountFromWhenTheyBegan) {
   EXPECT_EQ(value_of(text, "sluice_outage_duration_seconds"), 300);
   EXPECT_EQ(value_of(text, "sluice_spool_full"), 1);
 
-  s.state = "running";
+  s.state = ingest::ServiceState::kRunning;
   m.refresh(s, stats, 1'700'000'500'000);
   EXPECT_EQ(value_of(m.serialize(), "sluice_outage_duration_seconds"), 0);
 }
@@ -93,7 +93,7 @@ TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMove
   Metrics m;
   ingest::PipelineStats stats;
   ingest::PipelineStatus s;
-  s.state = "running";
+  s.state = ingest::ServiceState::kRunning;
   // Partition 0 drains a spool: Kafka's position is at the end (consumer lag 0), yet 9,000
   // events are not in MariaDB. Partition 1's spool block is unreadable.
   s.partitions.push_back({.topic = "t",

@@ -138,7 +138,7 @@ class ModelRun {
     }
   }
 
-  bool paused() { return pipeline_->status().state == "paused"; }
+  bool paused() { return pipeline_->status().state == ServiceState::kPaused; }
 
   void random_op() {
     switch (pick(25)) {
@@ -397,7 +397,7 @@ class ModelRun {
         if (db().next_offset(kTopic, p) != kafka_.log(kTopic, p).end()) return false;
       }
       const auto s = pipeline_->status();
-      return s.state == "running" && spool_->totals().events == 0;
+      return s.state == ServiceState::kRunning && spool_->totals().events == 0;
     };
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     while (!settled() && std::chrono::steady_clock::now() < deadline) {

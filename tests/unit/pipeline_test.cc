@@ -135,7 +135,7 @@ class PipelineTest : public ::testing::Test {
     }
   }
 
-  std::string state() { return pipeline_->status().state; }
+  std::string state() { return std::string(to_string(pipeline_->status().state)); }
 
   bool all_stored() {
     for (int32_t p = 0; p < kPartitions; ++p) {
