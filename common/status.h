@@ -16,6 +16,10 @@ enum class ErrorKind {
   kError,              ///< anything else
   kDuplicateInstance,  ///< another running process uses this kafka.instance_id
   kTimeout,            ///< what was asked did not happen in time (it may still)
+  /// The consumer group fenced this member (KIP-345): another member joined with the same
+  /// instance id, or this one came back after its own session had expired. A new consumer
+  /// can join again.
+  kFenced,
 };
 
 class [[nodiscard]] Status {

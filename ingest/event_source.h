@@ -64,8 +64,11 @@ class EventSource {
   /// Waits up to `timeout` for the first message, then takes what is ready without waiting, up
   /// to `max` messages in all, appending them to `out` (cleared first). Handler callbacks run
   /// inside. Transient consumer errors (a broker down, a leader moving) are the source's to log,
-  /// rate-limited; an error returned here is fatal — this consumer cannot go on (fenced, see
-  /// `fenced`; a fatal protocol error).
+  /// rate-limited; an error returned here is fatal — this consumer cannot go on: of kind
+  /// ErrorKind::kFenced when the group fenced this member (KIP-345: another member joined with
+  /// the same instance id, or this one came back after its own session had expired — a new
+  /// consumer can join again, and the pipeline tells the two causes apart by how often), of
+  /// kind kError for a fatal protocol error.
   virtual Status poll(std::chrono::milliseconds timeout, size_t max,
                       std::vector<SourceMessage>& out) = 0;
 
@@ -99,11 +102,6 @@ class EventSource {
   }
   /// Leaves the group (revoking the assignment through the handler). Idempotent.
   virtual void close() = 0;
-  /// After poll failed: the group fenced this member (KIP-345) — another member joined with the
-  /// same instance id, or this one came back after its own session had expired (a broker or the
-  /// network away for longer than session.timeout.ms) and an old request of its was refused.
-  /// A new consumer can join again; the pipeline tells the two causes apart by how often.
-  virtual bool fenced() const { return false; }
 };
 
 /// Builds the source once the pipeline can hand it its handler.

@@ -218,9 +218,10 @@ Status KafkaSource::poll(std::chrono::milliseconds timeout, size_t max,
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
     if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
       char reason[512] = {};
-      fenced_ =
+      const bool fenced =
           rd_kafka_fatal_error(rk_, reason, sizeof reason) == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
-      return Status::error(std::string("kafka consumer: fatal error: ") + reason);
+      return Status::error(std::string("kafka consumer: fatal error: ") + reason,
+                           fenced ? ErrorKind::kFenced : ErrorKind::kError);
     }
     uint64_t suppressed = 0;
     if (error_limiter_.allow(suppressed)) {

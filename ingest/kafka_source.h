@@ -42,7 +42,6 @@ class KafkaSource final : public EventSource {
   int64_t cached_high_watermark(const std::string& topic, int32_t partition) override;
   int64_t cached_low_watermark(const std::string& topic, int32_t partition) override;
   void close() override;
-  bool fenced() const override { return fenced_; }
 
  private:
   KafkaSource() = default;
@@ -57,7 +56,6 @@ class KafkaSource final : public EventSource {
   SourceHandler handler_;
   std::vector<rd_kafka_message_t*> held_;  ///< backing the views of the last poll
   bool closed_ = false;
-  bool fenced_ = false;
   bool rebalanced_ = false;  ///< the group has answered a join with an assignment (even empty)
   RateLimiter error_limiter_{std::chrono::seconds(10)};
 };

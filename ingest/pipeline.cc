@@ -240,7 +240,7 @@ void Pipeline::step(milliseconds max_wait) {
   } else {
     // Paused in Kafka, one message at a time: whatever arrives is dropped and read again.
     if (auto st = source_->poll(timeout, flow_.fetch_paused() ? 1 : kPollBatch, messages_); !st) {
-      if (source_->fenced()) st = rejoin(st);
+      if (st.kind() == ErrorKind::kFenced) st = rejoin(st);
       if (!st) {
         logger("kafka")->critical("{}", st.message());
         failed_ = st;

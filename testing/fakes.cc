@@ -207,7 +207,10 @@ Status FakeSource::poll(std::chrono::milliseconds timeout, size_t max,
                         std::vector<ingest::SourceMessage>& out) {
   out.clear();
   topics_.clear();
-  if (!fatal_.empty()) return Status::error("kafka consumer: fatal error: " + fatal_);
+  if (!fatal_.empty()) {
+    return Status::error("kafka consumer: fatal error: " + fatal_,
+                         fenced_ ? ErrorKind::kFenced : ErrorKind::kError);
+  }
   if (closed_) return Status::ok();
   if (!joined_) {
     joined_ = true;

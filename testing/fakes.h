@@ -157,7 +157,6 @@ class FakeSource final : public ingest::EventSource {
   const std::string& instance_id() const { return instance_id_; }
   /// The next poll returns this fatal error.
   void fail_fatally(std::string why) { fatal_ = std::move(why); }
-  bool fenced() const override { return fenced_; }
   /// Messages prefetched per partition (delivered even after a pause or a seek).
   static constexpr size_t kPrefetch = 3;
 
