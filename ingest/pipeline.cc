@@ -17,11 +17,6 @@ namespace {
 /// round's events are one group commit (one fsync): under a backlog, big groups are what lets
 /// the spool keep up (bench/README.md: spool append by group size).
 constexpr size_t kPollBatch = 5000;
-/// What may wait in memory for the spool, by raw size, whatever spool.max_bytes allows (a
-/// spool that compresses 10:1 would otherwise let tens of GiB pile up when it cannot sync).
-constexpr uint64_t kMaxStagedBytes = 64ULL << 20;
-/// How often a spool that cannot write is tried again.
-constexpr auto kSpoolRetry = std::chrono::seconds(1);
 /// How often partitions that wait on MariaDB (or on another spool) look again.
 constexpr std::chrono::seconds kLookAgainEvery{3};
 
@@ -50,6 +45,7 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       registry_(config_.schemas_path, clock),
       decoder_(registry_),
       spool_(*parts_.spool),
+      lane_(*parts_.spool, static_cast<uint64_t>(config_.spool.max_bytes), clock),
       // Enough spare buffers for a writer's worth of batches in flight, each at most twice a
       // batch's limit: bounded memory, no growing from scratch. The sinks follow the endpoint
       // (a retarget restarts the writers on it).
@@ -217,7 +213,7 @@ void Pipeline::step(milliseconds max_wait) {
   drain();
   flush_due();
   look_again();
-  const bool full = spool_full();
+  const bool full = lane_.update_full(parts_.lease == nullptr || parts_.lease->valid());
   flow_.apply(*source_, cursors_, writers_.in_flight_bytes(), full);
   // Wake for the nearest batch deadline so a quiet partition flushes on time (with the gate
   // not open nothing is dispatched: a due batch then must not make the loop spin).
@@ -614,7 +610,7 @@ void Pipeline::handle_message(const SourceMessage& msg) {
   const auto it = cursors_.find({std::string(msg.topic), msg.partition});
   if (it == cursors_.end()) return;  // not (or no longer) assigned to us
   PartitionCursor& c = *it->second;
-  Take take = c.take(msg.offset, spool_full_, flow_.fetch_paused());
+  Take take = c.take(msg.offset, lane_.full(), flow_.fetch_paused());
   if (take == Take::kJump) {
     const auto [from, to] = c.jump_range(msg.offset);
     const int64_t low = log_start(c.topic(), c.partition());
@@ -648,14 +644,8 @@ void Pipeline::handle_message(const SourceMessage& msg) {
     case Take::kSpool:
       // Behind older spooled events, or the gate is closed: into the spool, raw. Made durable
       // by commit_spool() before anything depends on it.
-      spool_.append(c.topic(), c.partition(), msg.offset, msg.timestamp_ms, msg.payload);
-      c.spooled(msg.offset, msg.timestamp_ms);
+      lane_.stage(c, msg.offset, msg.timestamp_ms, msg.payload);
       ++stats_.spooled;
-      if (spool_committed_bytes_ + spool_.staged_bytes() >=
-              static_cast<uint64_t>(config_.spool.max_bytes) ||
-          spool_.staged_bytes() >= kMaxStagedBytes) {
-        spool_full_ = true;  // no more this round; flow control pauses fetching next round
-      }
       break;
     case Take::kBatch:
       if (c.mode() == PartitionMode::kRefill) ++stats_.refilled;
@@ -804,15 +794,7 @@ void Pipeline::advance_partitions() {
     }
     if (c.database_known() && c.floor() > 0) {
       // MariaDB holds everything below the floor: reclaim its space in the spool.
-      const auto spooled = spool_.partition(c.topic(), c.partition());
-      if (spooled && spooled->first_offset < c.floor()) {
-        if (auto st = spool_.release(c.topic(), c.partition(), c.floor()); !st) {
-          uint64_t suppressed = 0;
-          if (spool_error_log_.allow(suppressed)) {
-            logger("spool")->error("{} ({} similar suppressed)", st.message(), suppressed);
-          }
-        }
-      }
+      lane_.release_below_floor(c);
     }
     if (c.orphan_done()) {
       logger("ingest")->info("{}/{}: spooled events of a partition that moved away are in MariaDB",
@@ -852,71 +834,14 @@ void Pipeline::look_again() {
 // ---------------------------------------------------------------------------------------------
 // The spool
 
-bool Pipeline::spool_full() {
-  spool_at_limit_ = spool_committed_bytes_ + spool_.staged_bytes() >=
-                        static_cast<uint64_t>(config_.spool.max_bytes) ||
-                    spool_.staged_bytes() >= kMaxStagedBytes;
-  if (spool_at_limit_ != spool_full_logged_) {
-    spool_full_logged_ = spool_at_limit_;
-    if (spool_at_limit_) {
-      logger("ingest")->warn(
-          "spool full ({} bytes, spool.max_bytes {}): fetching paused; Kafka keeps the events",
-          spool_committed_bytes_, config_.spool.max_bytes);
-    } else {
-      logger("ingest")->info("spool below spool.max_bytes again");
-    }
-  }
-  // Without a valid lease nothing new is spooled either: what a spool holds counts for the
-  // whole fleet (a range is never declared lost while a spool may hold it) only once its
-  // record says so, and an instance that cannot hear the fleet cannot say so. Kafka keeps the
-  // events; the partitions' next owner, or this instance once it hears the fleet again, reads
-  // them.
-  const bool unheard = parts_.lease != nullptr && !parts_.lease->valid();
-  spool_full_ = spool_at_limit_ || !spool_error_.is_ok() || unheard;
-  return spool_full_;
-}
-
-void Pipeline::commit_spool() {
-  if (spool_.staged() == 0) {
-    // Nothing waits for the disk (what was staged left with its partition): nothing fails.
-    if (!spool_error_.is_ok()) spool_error_ = Status::ok();
-  } else {
-    if (!spool_error_.is_ok() && clock_.now() < next_spool_try_) return;
-    if (auto st = spool_.commit(); !st) {
-      ++stats_.spool_write_errors;
-      next_spool_try_ = clock_.now() + kSpoolRetry;
-      if (spool_error_.is_ok()) {
-        spool_error_since_ms_ = clock_.wall_ms();
-        logger("spool")->error(
-            "{}: fetching paused for what would be spooled ({} events wait in memory); Kafka "
-            "keeps the events; retrying every second",
-            st.message(), spool_.staged());
-      } else {
-        uint64_t suppressed = 0;
-        if (spool_error_log_.allow(suppressed)) {
-          logger("spool")->error("{} ({} similar suppressed); retrying", st.message(), suppressed);
-        }
-      }
-      spool_error_ = st;
-      return;
-    }
-    if (!spool_error_.is_ok()) {
-      logger("spool")->info("the spool writes again after {} s: fetching resumes",
-                            (clock_.wall_ms() - spool_error_since_ms_) / 1000);
-      spool_error_ = Status::ok();
-    }
-    for (auto& [key, c] : cursors_) c->spool_synced_all();
-  }
-  spool_committed_bytes_ = spool_.totals().bytes;
-}
+void Pipeline::commit_spool() { stats_.spool_write_errors += lane_.commit(cursors_); }
 
 void Pipeline::drain() {
   if (!gate_.open()) return;
   // The governor's allowance bounds what is read from the spool (live partitions are not
   // governed); a partition's order is untouched: its Kafka events wait behind its spool. Near
   // its limit the spool must empty, whatever the replicas say.
-  const bool pressure = static_cast<double>(spool_committed_bytes_ + spool_.staged_bytes()) >=
-                        DrainGovernor::kPressure * static_cast<double>(config_.spool.max_bytes);
+  const bool pressure = lane_.past(DrainGovernor::kPressure);
   if (pressure != (governor_.limiting() == DrainGovernor::Limit::kSpoolPressure)) {
     const double percent = DrainGovernor::kPressure * 100;
     if (pressure) {
@@ -930,22 +855,11 @@ void Pipeline::drain() {
           "again",
           percent);
     }
-  }
-  if (pressure != (governor_.limiting() == DrainGovernor::Limit::kSpoolPressure)) {
     governor_.spool_pressure(pressure);
     publish_status(true);  // status says so at once, as for every change of state
   }
   size_t allowance = governor_.allowance();
-  // Each round starts one partition further, so a limited allowance is shared by all.
-  auto& order = drain_order_;
-  order.clear();
-  for (auto& entry : cursors_) order.push_back(&entry);
-  if (!order.empty()) {
-    std::rotate(order.begin(),
-                order.begin() + static_cast<std::ptrdiff_t>(drain_turn_++ % order.size()),
-                order.end());
-  }
-  for (auto* entry : order) {
+  for (auto* entry : lane_.drain_order(cursors_)) {
     const auto& key = entry->first;
     PartitionCursor& c = *entry->second;
     if (writers_.in_flight_bytes() >= max_in_flight_bytes_ || allowance == 0) break;
@@ -955,23 +869,13 @@ void Pipeline::drain() {
     if (orphan && (!c.database_known() || c.floor() < c.spool_first())) continue;
     if (c.drain_next() >= c.spool_end()) continue;
     const size_t want = std::min(limits_.max_rows, allowance);
-    if (auto st = spool_.read(c.topic(), c.partition(), c.drain_next(), want, chunk_); !st) {
-      // Said once per partition and kept in its status: a corrupt block does not heal by
-      // itself (the message says what to do).
-      auto& said = spool_read_errors_[key];
-      if (said != st.message()) {
-        said = st.message();
-        logger("spool")->error("{}", st.message());
-        publish_status(true);
-      }
-      continue;
-    }
-    if (spool_read_errors_.erase(key) > 0) {
-      logger("spool")->info("{}/{}: its spool reads again", c.topic(), c.partition());
-    }
-    governor_.spent(chunk_.events.size());
-    allowance -= std::min(allowance, chunk_.events.size());
-    for (const auto& e : chunk_.events) {
+    bool changed = false;
+    const storage::SpoolChunk* chunk = lane_.read(key, c, want, changed);
+    if (changed) publish_status(true);
+    if (chunk == nullptr) continue;
+    governor_.spent(chunk->events.size());
+    allowance -= std::min(allowance, chunk->events.size());
+    for (const auto& e : chunk->events) {
       if (e.offset > c.drain_next()) {
         // A hole in the spool: offsets Kafka never delivered while spooling.
         const int64_t from = c.drain_next();
@@ -989,7 +893,7 @@ void Pipeline::drain() {
     }
     // An empty read means staged but not yet synced: read it on a later round. A short read is
     // the tail: do not wait for max_delay.
-    if (!chunk_.events.empty() && chunk_.events.size() < want) dispatch(c);
+    if (!chunk->events.empty() && chunk->events.size() < want) dispatch(c);
   }
   dispatch_over_budget();
 }
@@ -1057,7 +961,7 @@ void Pipeline::publish_status(bool force) {
     parts.push_back({c->topic(), c->partition(), partition_mode_name(c->mode()),
                      orphan ? -1 : c->fetch_next(), c->database_known() ? c->floor() : -1,
                      c->kafka_committed(), high, lag, c->waiting_from(), c->waiting_to(), ""});
-    if (const auto e = spool_read_errors_.find(key); e != spool_read_errors_.end()) {
+    if (const auto e = lane_.read_errors().find(key); e != lane_.read_errors().end()) {
       parts.back().spool_error = e->second;
     }
     if (source_ && !orphan) {
@@ -1088,7 +992,7 @@ void Pipeline::publish_status(bool force) {
   status_.writers = std::move(writer_states);
   status_.spool_partitions = std::move(spooled);
   status_.partitions = std::move(parts);
-  status_.fetch_paused = flow_.fetch_paused() || spool_full_;
+  status_.fetch_paused = flow_.fetch_paused() || lane_.full();
   if (status_.state != ServiceState::kStopping) status_.state = service_state();
   status_.pause_reason = pause ? pause->reason : "";
   status_.pause_local = pause && pause->local;
@@ -1101,9 +1005,9 @@ void Pipeline::publish_status(bool force) {
       totals.oldest_timestamp_ms >= 0
           ? std::max(0.0, static_cast<double>(clock_.wall_ms() - totals.oldest_timestamp_ms) / 1e3)
           : 0.0;
-  status_.spool_full = spool_at_limit_;
-  status_.spool_error = spool_error_.is_ok() ? "" : spool_error_.message();
-  status_.spool_error_since_ms = spool_error_.is_ok() ? 0 : spool_error_since_ms_;
+  status_.spool_full = lane_.at_limit();
+  status_.spool_error = lane_.error().is_ok() ? "" : lane_.error().message();
+  status_.spool_error_since_ms = lane_.error().is_ok() ? 0 : lane_.error_since_ms();
   status_.in_flight_bytes = writers_.in_flight_bytes();
   status_.db_up = gate_.db_up();
   status_.quiet = gate_.quiet();

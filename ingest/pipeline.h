@@ -49,6 +49,7 @@
 #include "ingest/partition_cursor.h"
 #include "ingest/pipeline_status.h"
 #include "ingest/schema.h"
+#include "ingest/spool_lane.h"
 #include "ingest/writer.h"
 #include "ingest/writer_pool.h"
 #include "storage/batch_sink.h"
@@ -186,8 +187,6 @@ class Pipeline final : private GateEffects {
   void follow_replicas();
   /// What in the server's settings holds the writers back (the control session's last probe).
   std::vector<std::string> server_notes();
-  /// Updates spool_full_ (and says so when it changes).
-  bool spool_full();
   // Status and logs.
   ServiceState service_state() const;
   void publish_status(bool force);
@@ -204,6 +203,7 @@ class Pipeline final : private GateEffects {
   std::unique_ptr<storage::BatchSink> control_;  ///< bookkeeping queries, ingest thread
   std::unique_ptr<EventSource> source_;
   storage::Spool& spool_;
+  SpoolLane lane_;  ///< the spool's staging, commits, health and the drain's reads
   /// The writers, their reports and the row buffers they give back (declared before the
   /// cursors, whose batchers use those buffers).
   WriterPool writers_;
@@ -214,34 +214,18 @@ class Pipeline final : private GateEffects {
   DrainGovernor governor_;
   CommitHistory commits_;  ///< when each commit happened: the replicas' lag behind them
   Clock::time_point lag_read_{};
-  size_t drain_turn_ = 0;  ///< which partition the drain starts with this round
-  std::vector<Cursors::value_type*> drain_order_;  ///< drain()'s, kept for its capacity
   int server_notes_mode_ = -1;  ///< the innodb_autoinc_lock_mode server_notes_ are for
   std::vector<std::string> server_notes_;
-  uint64_t spool_committed_bytes_ = 0;  ///< the spool's size at the last commit
-  /// The spool takes nothing more: it reached spool.max_bytes (counting what is staged this
-  /// round), what is staged reached kMaxStagedBytes, or it cannot write (spool_error_).
-  bool spool_full_ = false;
-  bool spool_at_limit_ = false;     ///< spool.max_bytes (or the staging bound) reached
-  bool spool_full_logged_ = false;  ///< the state last logged
-  /// The last spool commit failed (and why): events stay staged, retried every second.
-  Status spool_error_;
-  /// Partitions whose spooled events cannot be read (a corrupt block), and why.
-  std::map<std::pair<std::string, int32_t>, std::string> spool_read_errors_;
-  int64_t spool_error_since_ms_ = 0;
-  Clock::time_point next_spool_try_{};
   /// An outage found outside a write (reading sluice_offsets), handed to the gate next round.
   std::optional<storage::DbStatus> deferred_outage_;
   Status failed_;
   std::string reason_;  ///< reused dead-letter reason buffer
   std::vector<SourceMessage> messages_;
-  storage::SpoolChunk chunk_;
   std::map<std::string, uint64_t> consumed_by_topic_;
   Clock::time_point last_look_{};
   uint64_t gate_version_ = 0;  ///< the gate's version last published
   RateLimiter dead_letter_log_{std::chrono::seconds(10)};
   RateLimiter rewound_log_{std::chrono::seconds(30)};
-  RateLimiter spool_error_log_{std::chrono::seconds(10)};
   RateLimiter behind_log_{std::chrono::seconds(10)};
   std::deque<Clock::time_point> rejoins_;  ///< when the group fenced us, lately
 
