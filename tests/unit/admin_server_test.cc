@@ -16,7 +16,7 @@
 
 #include "admin/admin_client.h"
 #include "admin/admin_router.h"
-#include "main/admin_call.h"
+#include "cli/admin_call.h"
 #include "testing/harness.h"
 
 namespace sluice::admin {

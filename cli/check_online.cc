@@ -1,4 +1,4 @@
-#include "main/check_online.h"
+#include "cli/check_online.h"
 
 #include <sys/statvfs.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "main/spool_command.h"
+#include "cli/spool_command.h"
 
 #include <cstdio>
 #include <ctime>

@@ -1,4 +1,4 @@
-#include "main/replay_command.h"
+#include "cli/replay_command.h"
 
 #include <unistd.h>
 
@@ -19,7 +19,7 @@
 #include "ingest/replay_file.h"
 #include "ingest/replica_lag.h"
 #include "ingest/timestamp.h"
-#include "main/fleet_reader.h"
+#include "cli/fleet_reader.h"
 #include "storage/mariadb_sink.h"
 
 namespace sluice::cli {

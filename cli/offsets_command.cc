@@ -1,4 +1,4 @@
-#include "main/offsets_command.h"
+#include "cli/offsets_command.h"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -15,7 +15,7 @@
 #include "common/logging.h"
 #include "ingest/kafka_range_reader.h"
 #include "ingest/timestamp.h"
-#include "main/fleet_reader.h"
+#include "cli/fleet_reader.h"
 #include "storage/mariadb_connection.h"
 #include "storage/mariadb_sink.h"
 

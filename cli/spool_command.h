@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "main/admin_call.h"
+#include "cli/admin_call.h"
 
 namespace sluice::cli {
 

@@ -1,4 +1,4 @@
-#include "main/bench_command.h"
+#include "cli/bench_command.h"
 
 #include <mysqld_error.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "main/admin_call.h"
+#include "cli/admin_call.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "main/fleet_command.h"
+#include "cli/fleet_command.h"
 
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -8,7 +8,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/logging.h"
-#include "main/fleet_reader.h"
+#include "cli/fleet_reader.h"
 
 namespace sluice::cli {
 namespace {
