@@ -14,7 +14,7 @@
 #include "common/config.h"
 #include "common/logging.h"
 #include "ingest/drain_governor.h"
-#include "ingest/load_test.h"
+#include "loadtest/load_test.h"
 #include "ingest/schema.h"
 #include "storage/mariadb_connection.h"
 #include "storage/mariadb_sink.h"
@@ -227,7 +227,7 @@ int bench_command(const BenchOptions& o) {
   const std::vector<std::string> scratch{table.name(), bookkeeping.offsets,
                                          bookkeeping.dead_letter};
   const MariaDbConfig db = config->mariadb;
-  ingest::LoadTest load(
+  loadtest::LoadTest load(
       registry, *schema, table,
       [&] { return std::make_unique<storage::MariaDbSink>(db, "sluice-bench", bookkeeping); },
       static_cast<size_t>(config->batch.max_bytes));
@@ -241,7 +241,7 @@ int bench_command(const BenchOptions& o) {
               << "  batch rows  writers      rows/s   batch p50   batch p99\n";
   }
   ProgressBar bar(!o.json && isatty(STDERR_FILENO) != 0);
-  std::vector<ingest::LoadTestResult> results;
+  std::vector<loadtest::LoadTestResult> results;
   // With replicas configured, each run is followed on them too: how long they take to hold its
   // last row — the operator's real question is a drain that does not push them past
   // drain.max_replica_lag_s.
@@ -308,7 +308,7 @@ int bench_command(const BenchOptions& o) {
   }
   const bool dropped = o.keep ? false : drop_scratch(db, scratch);
 
-  const ingest::LoadTestResult* best = nullptr;
+  const loadtest::LoadTestResult* best = nullptr;
   size_t best_index = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];

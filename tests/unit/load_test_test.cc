@@ -2,7 +2,7 @@
 // load test delivers every event exactly once, in offset order, through writers and sessions
 // (fakes of the database here; tests/integration/bench_test.cc runs it against mariadbd).
 
-#include "ingest/load_test.h"
+#include "loadtest/load_test.h"
 
 #include <gtest/gtest.h>
 
@@ -10,12 +10,17 @@
 #include <set>
 
 #include "ingest/decoder.h"
-#include "ingest/synthetic_events.h"
+#include "loadtest/synthetic_events.h"
 #include "testing/fakes.h"
 #include "testing/harness.h"
 
-namespace sluice::ingest {
+namespace sluice::loadtest {
 namespace {
+
+using ingest::Decoder;
+using ingest::Schema;
+using ingest::SchemaRegistry;
+
 
 TEST(SyntheticEventsTest, EveryShippedSchemaGetsValidDistinctEvents) {
   SchemaRegistry registry(testing::source_dir() + "/schemas");
@@ -94,4 +99,4 @@ TEST(LoadTestTest, ADatabaseThatRefusesIsReportedNotHung) {
 }
 
 }  // namespace
-}  // namespace sluice::ingest
+}  // namespace sluice::loadtest

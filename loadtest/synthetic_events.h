@@ -11,23 +11,23 @@
 
 #include "ingest/schema.h"
 
-namespace sluice::ingest {
+namespace sluice::loadtest {
 
 class SyntheticEvents {
  public:
-  SyntheticEvents(const Schema& schema, uint64_t seed);
+  SyntheticEvents(const ingest::Schema& schema, uint64_t seed);
 
   /// Appends the capsule of event number `seq` (its uuid encodes seed and seq) to `out`.
   void append(uint64_t seq, std::string& out);
 
  private:
-  void append_object(const ObjectRule& rule, std::string& out);
-  void append_value(const FieldRule& field, std::string& out);
+  void append_object(const ingest::ObjectRule& rule, std::string& out);
+  void append_value(const ingest::FieldRule& field, std::string& out);
   void append_string(std::string& out);
 
-  const Schema& schema_;
+  const ingest::Schema& schema_;
   uint64_t seed_;
   std::mt19937_64 rng_;
 };
 
-}  // namespace sluice::ingest
+}  // namespace sluice::loadtest

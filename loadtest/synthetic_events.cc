@@ -1,8 +1,16 @@
-#include "ingest/synthetic_events.h"
+#include "loadtest/synthetic_events.h"
 
 #include <cstdio>
 
-namespace sluice::ingest {
+namespace sluice::loadtest {
+
+using ingest::kTypeArray;
+using ingest::kTypeBoolean;
+using ingest::kTypeInteger;
+using ingest::kTypeNumber;
+using ingest::kTypeObject;
+using ingest::kTypeString;
+
 namespace {
 
 /// Words strings are made of; a few are not ASCII, as real page names and user agents are not.
@@ -12,7 +20,7 @@ constexpr const char* kWords[] = {"view",  "edit",    "Special", "Recherche", "M
 
 }  // namespace
 
-SyntheticEvents::SyntheticEvents(const Schema& schema, uint64_t seed)
+SyntheticEvents::SyntheticEvents(const ingest::Schema& schema, uint64_t seed)
     : schema_(schema), seed_(seed), rng_(seed) {}
 
 void SyntheticEvents::append(uint64_t seq, std::string& out) {
@@ -34,7 +42,7 @@ void SyntheticEvents::append(uint64_t seq, std::string& out) {
   out += '}';
 }
 
-void SyntheticEvents::append_object(const ObjectRule& rule, std::string& out) {
+void SyntheticEvents::append_object(const ingest::ObjectRule& rule, std::string& out) {
   out += '{';
   bool first = true;
   for (const auto& field : rule.fields) {
@@ -49,7 +57,7 @@ void SyntheticEvents::append_object(const ObjectRule& rule, std::string& out) {
   out += '}';
 }
 
-void SyntheticEvents::append_value(const FieldRule& field, std::string& out) {
+void SyntheticEvents::append_value(const ingest::FieldRule& field, std::string& out) {
   if (field.has_enum) {
     const size_t n =
         field.enum_strings.size() + field.enum_numbers.size() + field.enum_bools.size();
@@ -99,4 +107,4 @@ void SyntheticEvents::append_string(std::string& out) {
   out += '"';
 }
 
-}  // namespace sluice::ingest
+}  // namespace sluice::loadtest

@@ -16,7 +16,7 @@
 #include "storage/batch_sink.h"
 #include "storage/table_layout.h"
 
-namespace sluice::ingest {
+namespace sluice::loadtest {
 
 struct LoadTestResult {
   size_t batch_rows = 0;
@@ -40,7 +40,7 @@ class LoadTest {
   /// Rows of `schema` are written to `table` (a layout with the schema's columns under another
   /// name); `schema` comes from `registry`, which decodes the events. `max_bytes` bounds a batch as
   /// `batch.max_bytes` does.
-  LoadTest(SchemaRegistry& registry, const Schema& schema, const storage::TableLayout& table,
+  LoadTest(ingest::SchemaRegistry& registry, const ingest::Schema& schema, const storage::TableLayout& table,
            SinkFactory sinks, size_t max_bytes);
 
   /// One measured run of `events` events with batches of `batch_rows` rows over `writers`
@@ -52,8 +52,8 @@ class LoadTest {
   /// Distinct capsules are generated once; each event takes one and gets a fresh uuid.
   static constexpr size_t kTemplates = 4096;
 
-  SchemaRegistry& registry_;
-  const Schema& schema_;
+  ingest::SchemaRegistry& registry_;
+  const ingest::Schema& schema_;
   const storage::TableLayout& table_;
   SinkFactory sinks_;
   size_t max_bytes_;
@@ -61,4 +61,4 @@ class LoadTest {
   uint64_t runs_ = 0;
 };
 
-}  // namespace sluice::ingest
+}  // namespace sluice::loadtest

@@ -1,14 +1,20 @@
-#include "ingest/load_test.h"
+#include "loadtest/load_test.h"
 
 #include <algorithm>
 #include <chrono>
 
 #include "ingest/batcher.h"
 #include "ingest/decoder.h"
-#include "ingest/synthetic_events.h"
+#include "loadtest/synthetic_events.h"
 #include "ingest/writer_pool.h"
 
-namespace sluice::ingest {
+namespace sluice::loadtest {
+
+using ingest::Batcher;
+using ingest::BatchLimits;
+using ingest::Decoder;
+using ingest::WriterPool;
+
 namespace {
 
 /// Where a generated capsule's uuid starts: it opens with {"uuid":"<32 hex>".
@@ -33,7 +39,7 @@ void put_hex16(char* at, uint64_t v) {
 
 }  // namespace
 
-LoadTest::LoadTest(SchemaRegistry& registry, const Schema& schema,
+LoadTest::LoadTest(ingest::SchemaRegistry& registry, const ingest::Schema& schema,
                    const storage::TableLayout& table, SinkFactory sinks, size_t max_bytes)
     : registry_(registry),
       schema_(schema),
@@ -153,4 +159,4 @@ LoadTestResult LoadTest::run(size_t batch_rows, size_t writers, uint64_t events,
   return result;
 }
 
-}  // namespace sluice::ingest
+}  // namespace sluice::loadtest
