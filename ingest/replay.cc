@@ -252,145 +252,181 @@ struct Lane {
   ReplayLedger::Partition* ledger = nullptr;
 };
 
-}  // namespace
+/// One run of Replay::run: the input read through the governor, decoded into one lane per
+/// partition, batches to the writers, and the ledger kept exact. Each step is a method; run()
+/// is the loop.
+class ReplayRun {
+ public:
+  ReplayRun(SchemaRegistry& registry, const Replay::SinkFactory& sinks,
+            const ReplayOptions& options, const Clock& clock, DrainGovernor& governor,
+            ReplayInput& input, ReplayLedger& ledger, const Replay::Progress& progress)
+      : options_(options),
+        clock_(clock),
+        governor_(governor),
+        input_(input),
+        ledger_(ledger),
+        progress_(progress),
+        writer_count_(std::max<size_t>(1, options.writers)),
+        // Bytes of batches queued or being written, as the service bounds them: every writer
+        // has one batch in the database and one or two waiting, however small the batches are
+        // (many partitions read round-robin make small ones).
+        max_in_flight_bytes_((2 * writer_count_ + 1) * options.limits.max_bytes),
+        max_open_bytes_((writer_count_ + 1) * options.limits.max_bytes),
+        writers_({.writers = writer_count_,
+                  .spare_rows = 4 * writer_count_ + 4,
+                  .spare_rows_capacity = 2 * options.limits.max_bytes,
+                  .limit = RetryLimit{options.attempts}},
+                 sinks, clock),
+        decoder_(registry) {}
 
-ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomic<bool>& stop,
-                      const Progress& progress, std::string& error) {
-  const size_t writer_count = std::max<size_t>(1, options_.writers);
-  // Bytes of batches queued or being written, as the service bounds them: every writer has one
-  // batch in the database and one or two waiting, however small the batches are (many
-  // partitions read round-robin make small ones).
-  const size_t max_in_flight_bytes = (2 * writer_count + 1) * options_.limits.max_bytes;
-  const size_t max_open_bytes = (writer_count + 1) * options_.limits.max_bytes;
+  ReplayEnd run(const std::atomic<bool>& stop, std::string& error) {
+    writers_.start();
+    ReplayEnd end = ReplayEnd::kComplete;
+    for (;;) {
+      process_reports();
+      if (failed_) {
+        end = ReplayEnd::kFailed;
+        break;
+      }
+      if (stop.load()) {
+        end = ReplayEnd::kInterrupted;
+        break;
+      }
+      if (input_.done()) break;
+      if (writers_.in_flight_bytes() >= max_in_flight_bytes_) {
+        writers_.wait_for_report(std::chrono::milliseconds(100));
+        continue;
+      }
+      const size_t allowance = allowance_now();
+      if (allowance == 0) {
+        writers_.wait_for_report(std::chrono::milliseconds(20));
+        continue;
+      }
+      if (auto st = input_.read(std::chrono::milliseconds(100), std::min<size_t>(allowance, 1000),
+                                messages_);
+          !st) {
+        error = st.message();
+        failed_ = true;
+        end = ReplayEnd::kFailed;
+        break;
+      }
+      governor_.spent(messages_.size());
+      for (const auto& m : messages_) add(m);
+      take_expired();
+      dispatch_due();
+      maybe_progress();
+    }
+    finish(end);
+    if (failed_ && end == ReplayEnd::kComplete) end = ReplayEnd::kFailed;
+    if (end == ReplayEnd::kFailed && error.empty()) error = ledger_.error();
+    if (end == ReplayEnd::kComplete) {
+      take_expired();
+      for (const auto& [key, p] : ledger_.partitions()) {
+        ledger_.finished(ledger_.partition(key.first, key.second));
+      }
+    }
+    if (progress_) progress_(ledger_, true);
+    return end;
+  }
 
-  WriterPool writers({.writers = writer_count,
-                      .spare_rows = 4 * writer_count + 4,
-                      .spare_rows_capacity = 2 * options_.limits.max_bytes,
-                      .limit = RetryLimit{options_.attempts}},
-                     sinks_, clock_);
-  writers.start();
-  std::map<std::pair<std::string, int32_t>, Lane> lanes;
-  Decoder decoder(registry_);
-  std::unordered_map<const Schema*, ReplayTableCounts*> counts_of;
-  std::vector<SourceMessage> messages;
-  std::vector<ExpiredRange> expired;
-  std::string reason;
-  bool failed = false;
-  auto lag_read = clock_.now() - DrainGovernor::kInterval;
+ private:
+  /// How many events may be read now: the governor's allowance, told the replicas' lag once
+  /// per interval.
+  size_t allowance_now() {
+    if (options_.replica_lag && clock_.now() - lag_read_ >= DrainGovernor::kInterval) {
+      lag_read_ = clock_.now();
+      governor_.replica_lag(options_.replica_lag());
+    }
+    return governor_.allowance();
+  }
 
-  auto process_reports = [&] {
-    for (auto& r : writers.take_reports()) {
+  void process_reports() {
+    for (auto& r : writers_.take_reports()) {
       if (r.outcome == WriteOutcome::kCommitted) {
         governor_.committed(r.rows + r.dead_letters, r.seconds);
       }
-      if (!ledger.reported(r) && !failed) {
-        failed = true;
+      if (!ledger_.reported(r) && !failed_) {
+        failed_ = true;
         // Batches still queued are dropped, so nothing is written past a hole.
-        writers.quiesce();
+        writers_.quiesce();
       }
     }
-  };
-  auto dispatch = [&](Lane& lane) {
+  }
+
+  void dispatch(Lane& lane) {
     if (lane.batcher->empty()) return;
     storage::Batch batch = lane.batcher->take();
-    ledger.dispatched(*lane.ledger, batch.end_offset);
-    writers.push(std::move(batch));
-  };
-  auto lane_for = [&](std::string_view topic, int32_t partition, int64_t offset) -> Lane& {
-    // Looked up only when the partition changes from one event to the next (the caller keeps
-    // the last lane): inputs hand out runs of one partition.
-    const std::string key_topic(topic);
-    auto [it, inserted] = lanes.try_emplace({key_topic, partition});
+    ledger_.dispatched(*lane.ledger, batch.end_offset);
+    writers_.push(std::move(batch));
+  }
+
+  /// The lane of a message's partition: looked up only when the partition changes from one
+  /// event to the next (inputs hand out runs of one partition).
+  Lane& lane_of(const SourceMessage& m) {
+    if (last_lane_ != nullptr && last_lane_->ledger->partition == m.partition &&
+        last_lane_->ledger->topic == m.topic) {
+      return *last_lane_;
+    }
+    const std::string topic(m.topic);
+    auto [it, inserted] = lanes_.try_emplace({topic, m.partition});
     Lane& lane = it->second;
     if (inserted) {
-      lane.ledger = &ledger.partition(key_topic, partition);
-      lane.batcher =
-          std::make_unique<Batcher>(key_topic, partition, options_.limits, clock_, &writers.rows());
-      lane.batcher->reset(lane.ledger->from >= 0 ? lane.ledger->from : offset, 1);
+      lane.ledger = &ledger_.partition(topic, m.partition);
+      lane.batcher = std::make_unique<Batcher>(topic, m.partition, options_.limits, clock_,
+                                               &writers_.rows());
+      lane.batcher->reset(lane.ledger->from >= 0 ? lane.ledger->from : m.offset, 1);
     }
+    last_lane_ = &lane;
     return lane;
-  };
+  }
 
-  ReplayEnd end = ReplayEnd::kComplete;
-  auto last_progress = clock_.now();
-  Lane* last_lane = nullptr;
-  for (;;) {
-    process_reports();
-    if (failed) {
-      end = ReplayEnd::kFailed;
-      break;
-    }
-    if (stop.load()) {
-      end = ReplayEnd::kInterrupted;
-      break;
-    }
-    if (input.done()) break;
-    if (writers.in_flight_bytes() >= max_in_flight_bytes) {
-      writers.wait_for_report(std::chrono::milliseconds(100));
-      continue;
-    }
-    if (options_.replica_lag && clock_.now() - lag_read >= DrainGovernor::kInterval) {
-      lag_read = clock_.now();
-      governor_.replica_lag(options_.replica_lag());
-    }
-    const size_t allowance = governor_.allowance();
-    if (allowance == 0) {
-      writers.wait_for_report(std::chrono::milliseconds(20));
-      continue;
-    }
-    if (auto st = input.read(std::chrono::milliseconds(100), std::min<size_t>(allowance, 1000),
-                             messages);
-        !st) {
-      error = st.message();
-      end = ReplayEnd::kFailed;
-      failed = true;
-      break;
-    }
-    governor_.spent(messages.size());
-    for (const auto& m : messages) {
-      Lane& lane = last_lane != nullptr && last_lane->ledger->partition == m.partition &&
-                           last_lane->ledger->topic == m.topic
-                       ? *last_lane
-                       : lane_for(m.topic, m.partition, m.offset);
-      last_lane = &lane;
-      const Schema* schema = decoder.decode(m.payload, m.timestamp_ms, reason);
-      if (!options_.schemas.empty()) {
-        const std::string_view name =
-            schema != nullptr ? std::string_view(schema->name) : decoder.capsule_schema();
-        if (!options_.schemas.contains(name)) {
-          ledger.skipped(*lane.ledger, m.offset);
-          continue;
-        }
+  /// Decodes one event into its partition's batch (or skips it: not a schema asked for).
+  void add(const SourceMessage& m) {
+    Lane& lane = lane_of(m);
+    const Schema* schema = decoder_.decode(m.payload, m.timestamp_ms, reason_);
+    if (!options_.schemas.empty()) {
+      const std::string_view name =
+          schema != nullptr ? std::string_view(schema->name) : decoder_.capsule_schema();
+      if (!options_.schemas.contains(name)) {
+        ledger_.skipped(*lane.ledger, m.offset);
+        return;
       }
-      if (schema != nullptr) {
-        ReplayTableCounts*& counts = counts_of[schema];
-        if (counts == nullptr) counts = &ledger.table(schema->table->name());
-        ledger.read(*lane.ledger, m.offset, *counts, false);
-        lane.batcher->add_decoded(schema->table.get(), decoder, m.offset);
-      } else {
-        const bool named = !decoder.capsule_schema().empty() && decoder.capsule_revision() >= 0;
-        ReplayTableCounts& counts = ledger.table(
-            named ? storage::table_name_for(decoder.capsule_schema(), decoder.capsule_revision())
-                  : std::string(kNoTable));
-        ledger.read(*lane.ledger, m.offset, counts, true);
-        lane.batcher->add_dead_letter(m.offset, reason, std::string(m.payload));
-      }
-      if (lane.batcher->full()) dispatch(lane);
     }
-    input.take_expired(expired);
-    for (const auto& e : expired)
-      ledger.expired(ledger.partition(e.topic, e.partition), e.from, e.to);
-    expired.clear();
-    // Due batches go, so a slow input still makes progress; over the memory budget the
-    // fullest go first.
+    if (schema != nullptr) {
+      ReplayTableCounts*& counts = counts_of_[schema];
+      if (counts == nullptr) counts = &ledger_.table(schema->table->name());
+      ledger_.read(*lane.ledger, m.offset, *counts, false);
+      lane.batcher->add_decoded(schema->table.get(), decoder_, m.offset);
+    } else {
+      const bool named = !decoder_.capsule_schema().empty() && decoder_.capsule_revision() >= 0;
+      ReplayTableCounts& counts = ledger_.table(
+          named ? storage::table_name_for(decoder_.capsule_schema(), decoder_.capsule_revision())
+                : std::string(kNoTable));
+      ledger_.read(*lane.ledger, m.offset, counts, true);
+      lane.batcher->add_dead_letter(m.offset, reason_, std::string(m.payload));
+    }
+    if (lane.batcher->full()) dispatch(lane);
+  }
+
+  void take_expired() {
+    input_.take_expired(expired_);
+    for (const auto& e : expired_) {
+      ledger_.expired(ledger_.partition(e.topic, e.partition), e.from, e.to);
+    }
+    expired_.clear();
+  }
+
+  /// Due batches go, so a slow input still makes progress; over the memory budget the fullest
+  /// go first.
+  void dispatch_due() {
     size_t open_bytes = 0;
-    for (auto& [key, lane] : lanes) {
+    for (auto& [key, lane] : lanes_) {
       if (lane.batcher->due()) dispatch(lane);
       open_bytes += lane.batcher->bytes();
     }
-    while (open_bytes > max_open_bytes) {
+    while (open_bytes > max_open_bytes_) {
       Lane* fullest = nullptr;
-      for (auto& [key, lane] : lanes) {
+      for (auto& [key, lane] : lanes_) {
         if (fullest == nullptr || lane.batcher->bytes() > fullest->batcher->bytes()) {
           fullest = &lane;
         }
@@ -398,39 +434,59 @@ ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomi
       open_bytes -= fullest->batcher->bytes();
       dispatch(*fullest);
     }
-    if (progress && clock_.now() - last_progress >= options_.progress_every) {
-      last_progress = clock_.now();
-      progress(ledger, false);
+  }
+
+  void maybe_progress() {
+    if (progress_ && clock_.now() - last_progress_ >= options_.progress_every) {
+      last_progress_ = clock_.now();
+      progress_(ledger_, false);
     }
   }
 
-  if (end == ReplayEnd::kComplete) {
-    for (auto& [key, lane] : lanes) dispatch(lane);
-  } else {
-    for (auto& [key, lane] : lanes) ledger.dropped_open(*lane.ledger);
-  }
-  // Whatever is in flight ends before the ledger is read: written, or given up.
-  while (writers.in_flight() > 0) {
-    writers.wait_for_report(std::chrono::milliseconds(200));
-    process_reports();
-    if (progress && clock_.now() - last_progress >= options_.progress_every) {
-      last_progress = clock_.now();
-      progress(ledger, false);
+  /// The open batches go (complete) or are dropped from the ledger (otherwise); whatever is in
+  /// flight ends before the ledger is read: written, or given up.
+  void finish(ReplayEnd end) {
+    if (end == ReplayEnd::kComplete) {
+      for (auto& [key, lane] : lanes_) dispatch(lane);
+    } else {
+      for (auto& [key, lane] : lanes_) ledger_.dropped_open(*lane.ledger);
     }
-  }
-  writers.stop(false);
-  if (failed && end == ReplayEnd::kComplete) end = ReplayEnd::kFailed;
-  if (end == ReplayEnd::kFailed && error.empty()) error = ledger.error();
-  if (end == ReplayEnd::kComplete) {
-    input.take_expired(expired);
-    for (const auto& e : expired)
-      ledger.expired(ledger.partition(e.topic, e.partition), e.from, e.to);
-    for (const auto& [key, p] : ledger.partitions()) {
-      ledger.finished(ledger.partition(key.first, key.second));
+    while (writers_.in_flight() > 0) {
+      writers_.wait_for_report(std::chrono::milliseconds(200));
+      process_reports();
+      maybe_progress();
     }
+    writers_.stop(false);
   }
-  if (progress) progress(ledger, true);
-  return end;
+
+  const ReplayOptions& options_;
+  const Clock& clock_;
+  DrainGovernor& governor_;
+  ReplayInput& input_;
+  ReplayLedger& ledger_;
+  const Replay::Progress& progress_;
+  const size_t writer_count_;
+  const size_t max_in_flight_bytes_;
+  const size_t max_open_bytes_;
+  WriterPool writers_;  ///< before the lanes, whose batchers use its row buffers
+  std::map<std::pair<std::string, int32_t>, Lane> lanes_;
+  Lane* last_lane_ = nullptr;
+  Decoder decoder_;
+  std::unordered_map<const Schema*, ReplayTableCounts*> counts_of_;
+  std::vector<SourceMessage> messages_;
+  std::vector<ExpiredRange> expired_;
+  std::string reason_;
+  bool failed_ = false;
+  Clock::time_point lag_read_ = clock_.now() - DrainGovernor::kInterval;
+  Clock::time_point last_progress_ = clock_.now();
+};
+
+}  // namespace
+
+ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomic<bool>& stop,
+                      const Progress& progress, std::string& error) {
+  ReplayRun run(registry_, sinks_, options_, clock_, governor_, input, ledger, progress);
+  return run.run(stop, error);
 }
 
 }  // namespace sluice::ingest
