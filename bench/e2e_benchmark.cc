@@ -341,6 +341,16 @@ class Bench {
     }
   }
 
+  /// What `database` dead-lettered, by reason (its first 60 characters), for an error message.
+  std::string dead_letters(const std::string& database) {
+    std::string out;
+    for (const auto& row : db_->query("SELECT LEFT(reason, 60) AS r, COUNT(*) FROM `" + database +
+                                      "`.sluice_dead_letter GROUP BY r ORDER BY 2 DESC LIMIT 5")) {
+      out += "\n  dead letters: " + row[1].value_or("?") + " x " + row[0].value_or("?");
+    }
+    return out;
+  }
+
   /// Polls until `database` has all events (sluice_offsets, written with the rows).
   Progress wait_for_all(const std::string& database, const std::vector<Process*>& fleet) {
     return wait_for([&] { return committed(database); }, fleet, "sluice");
@@ -359,7 +369,7 @@ class Bench {
     const auto rows = db_->scalar("SELECT COUNT(*) FROM `" + database + "`.`" + kTable + "`");
     if (rows != static_cast<int64_t>(o_.events)) {
       throw std::runtime_error(database + " holds " + std::to_string(rows) + " rows, expected " +
-                               std::to_string(o_.events));
+                               std::to_string(o_.events) + dead_letters(database));
     }
     return {{"peak_rss_mib", rss},
             {"cpu_s", cpu},
