@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "admin/admin_client.h"
 #include "ingest/timestamp.h"
 #include "storage/rocksdb_spool.h"
 #include "testing/harness.h"
@@ -376,6 +377,35 @@ class Bench {
             {"cpu_s_per_million_events", cpu * 1e6 / static_cast<double>(o_.events)}};
   }
 
+  /// The same instance started again — a known group, its static membership and fleet topic
+  /// there, as after an upgrade or a crash: seconds from the process's start until it may
+  /// write (partitions assigned, the write lease held, MariaDB reached: state `running`).
+  double restart(const TempDir& run_dir, const std::string& cfg) {
+    const auto started = Clock::now();
+    auto process = sluice::testing::start_sluice(run_dir, cfg, "sluice-restart.log");
+    double seconds = -1;
+    while (seconds < 0 && Clock::now() - started < 60s && process->running()) {
+      const std::string url = sluice::testing::admin_url(*process);
+      if (url.empty()) {  // not listening yet
+        std::this_thread::sleep_for(5ms);
+        continue;
+      }
+      const auto reply = sluice::admin::http_request(url, "GET", "/v1/status", "", "", 2000);
+      if (reply && reply->status == 200) {
+        const auto st = nlohmann::json::parse(reply->body, nullptr, false);
+        if (st.is_object() && st.value("state", "") == "running" && st.contains("partitions") &&
+            !st["partitions"].empty()) {
+          seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        }
+      }
+      if (seconds < 0) std::this_thread::sleep_for(5ms);
+    }
+    process->signal(SIGTERM);
+    if (process->wait(60s) != 0) throw std::runtime_error("sluice did not stop cleanly");
+    if (seconds < 0) throw std::runtime_error("sluice did not write again after a restart");
+    return seconds;
+  }
+
   /// `instances` processes of one group (each its own spool and instance id) into one empty
   /// database; on this 2-core machine they share the CPU with MariaDB.
   nlohmann::json run_direct(const std::string& broker, int instances,
@@ -403,6 +433,9 @@ class Bench {
     const double total = std::chrono::duration<double>(p.done - started).count();
     const double steady = std::chrono::duration<double>(p.done - p.tenth).count();
     auto out = stop(fleet, database);
+    if (instances == 1) {
+      out["restart_seconds_until_writing"] = restart(*run_dirs[0], configs[0]);
+    }
     out["cpu_s_per_million_events_after_startup"] = p.cpu_after_startup_per_million(o_.events);
     out["cpu_s_until_first_rows"] = p.cpu_first;
     // From the processes' start (consumer group join included) until the first batch is in.
@@ -833,6 +866,10 @@ class Bench {
       row("direct, including start-up" + b, direct["events_per_s"], nullptr);
       std::printf("%-52s %11.1f s\n", ("direct, first rows in after" + b).c_str(),
                   direct["seconds_until_first_rows"].get<double>());
+      if (direct.contains("restart_seconds_until_writing")) {
+        std::printf("%-52s %11.2f s\n", ("restarted, writing after" + b).c_str(),
+                    direct["restart_seconds_until_writing"].get<double>());
+      }
       if (run.contains("direct_instances")) {
         for (const auto& [n, d] : run["direct_instances"].items()) {
           row("direct, " + n + " instances, steady" + b, d["steady_events_per_s"], &d);

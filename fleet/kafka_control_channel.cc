@@ -99,12 +99,18 @@ Result<std::unique_ptr<ControlChannel>> KafkaControlChannel::open(const ControlT
   rd_kafka_conf_set(cconf, "enable.auto.offset.store", "false", err, sizeof err);
   rd_kafka_conf_set(cconf, "enable.partition.eof", "true", err, sizeof err);
   rd_kafka_conf_set(cconf, "fetch.wait.max.ms", "100", err, sizeof err);
+  // Where the log starts when offset 0 is gone (records deleted): read everything there is.
+  rd_kafka_conf_set(cconf, "auto.offset.reset", "earliest", err, sizeof err);
   ch->consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
   if (ch->consumer_ == nullptr) return Status::error(std::string("fleet consumer: ") + err);
   rd_kafka_poll_set_consumer(ch->consumer_);
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(list, config.topic.c_str(), 0)->offset =
-      RD_KAFKA_OFFSET_BEGINNING;
+  // From offset 0 rather than RD_KAFKA_OFFSET_BEGINNING: resolving BEGINNING costs a
+  // ListOffsets round trip, which librdkafka retries only 500 ms later when the partition's
+  // leader is not known yet — half a second of every start (the fleet's state, hence the write
+  // lease, waits for this read). A compacted topic keeps offset 0 (Kafka refuses DeleteRecords
+  // on it); one given a delete policy too may not, and auto.offset.reset then finds its start.
+  rd_kafka_topic_partition_list_add(list, config.topic.c_str(), 0)->offset = 0;
   const auto e = rd_kafka_assign(ch->consumer_, list);
   rd_kafka_topic_partition_list_destroy(list);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
