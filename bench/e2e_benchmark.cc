@@ -531,7 +531,8 @@ class Bench {
     nlohmann::json result = {{"seconds", total},
                              {"events_per_s", static_cast<double>(o_.events) / total},
                              {"replay_seconds", summary["seconds"]},
-                             {"replay_events_per_s", summary["events_per_s"]}};
+                             {"replay_events_per_s", summary["events_per_s"]},
+                             {"held_back_s", summary.value("held_back_s", nlohmann::json::object())}};
     // Where the time goes: the same again (every uuid present: reading, decoding and the
     // lookups, no load), and a dry run into a database without the table (reading and decoding).
     {
@@ -893,6 +894,9 @@ class Bench {
       if (run.contains("replay")) {
         const auto& replay = run["replay"];
         row("replay of the topic, start to exit" + b, replay["events_per_s"], nullptr);
+        for (const auto& [cause, held] : replay["held_back_s"].items()) {
+          std::printf("%-52s %11.1f s\n", ("  held back by " + cause).c_str(), held.get<double>());
+        }
         row("  the same again (all present: no load)" + b, replay["second_run_events_per_s"],
             nullptr);
         row("  dry run, no table (read and decode only)" + b, replay["dry_run_empty_events_per_s"],

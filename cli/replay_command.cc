@@ -215,7 +215,8 @@ void print_plan(const Plan& plan, const ReplayOptions& o, std::ostream& out) {
 
 nlohmann::json summary_json(const ReplayLedger& ledger, const Plan& plan, const ReplayOptions& o,
                             const std::string& outcome, int exit_code, const std::string& error,
-                            double seconds) {
+                            double seconds,
+                            const std::map<std::string, double>& held_back = {}) {
   const auto totals = ledger.totals();
   nlohmann::json j = {
       {"outcome", outcome},
@@ -230,7 +231,10 @@ nlohmann::json summary_json(const ReplayLedger& ledger, const Plan& plan, const 
       {"already_present", totals.already_present},
       {"dead_lettered", totals.dead_lettered},
       {"skipped", ledger.skipped()},
-      {"dead_letter_mark", std::string(storage::kReplayMark)}};
+      {"dead_letter_mark", std::string(storage::kReplayMark)},
+      // Seconds held back below what it could read, per cause (max_rate, commit_latency,
+      // replica_lag).
+      {"held_back_s", held_back}};
   if (plan.from_file) {
     j["file"] = o.from_file;
   } else {
@@ -272,7 +276,8 @@ nlohmann::json summary_json(const ReplayLedger& ledger, const Plan& plan, const 
 }
 
 void print_summary(const ReplayLedger& ledger, const Plan& plan, const ReplayOptions& o,
-                   const std::string& outcome, const std::string& error, double seconds) {
+                   const std::string& outcome, const std::string& error, double seconds,
+                   const std::map<std::string, double>& held_back) {
   const auto totals = ledger.totals();
   std::printf("\nreplay %s%s in %.1f s (%s events/s)%s\n", outcome.c_str(),
               error.empty() ? "" : (": " + error).c_str(), seconds,
@@ -280,6 +285,9 @@ void print_summary(const ReplayLedger& ledger, const Plan& plan, const ReplayOpt
                             seconds > 0 ? static_cast<double>(ledger.durable()) / seconds : 0))
                   .c_str(),
               o.dry_run ? " — dry run: what would be written; nothing was" : "");
+  for (const auto& [cause, held] : held_back) {
+    std::printf("  held back by %s for %.1f s\n", cause.c_str(), held);
+  }
   std::printf("\n  %-36s %12s %12s %16s %14s\n", "table", "read", "written", "already present",
               "dead-lettered");
   for (const auto& [name, t] : ledger.tables()) {
@@ -624,9 +632,11 @@ int replay_command(const ReplayOptions& o) {
       break;
   }
   if (o.json) {
-    std::cout << summary_json(ledger, plan, o, outcome, code, error, seconds).dump() << "\n";
+    std::cout << summary_json(ledger, plan, o, outcome, code, error, seconds, replay.held_back())
+                     .dump()
+              << "\n";
   } else {
-    print_summary(ledger, plan, o, outcome, error, seconds);
+    print_summary(ledger, plan, o, outcome, error, seconds, replay.held_back());
   }
   return code;
 }

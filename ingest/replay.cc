@@ -259,10 +259,12 @@ class ReplayRun {
  public:
   ReplayRun(SchemaRegistry& registry, const Replay::SinkFactory& sinks,
             const ReplayOptions& options, const Clock& clock, DrainGovernor& governor,
-            ReplayInput& input, ReplayLedger& ledger, const Replay::Progress& progress)
+            std::map<std::string, double>& held_back, ReplayInput& input, ReplayLedger& ledger,
+            const Replay::Progress& progress)
       : options_(options),
         clock_(clock),
         governor_(governor),
+        held_back_(held_back),
         input_(input),
         ledger_(ledger),
         progress_(progress),
@@ -283,6 +285,7 @@ class ReplayRun {
     writers_.start();
     ReplayEnd end = ReplayEnd::kComplete;
     for (;;) {
+      account_held_back();
       process_reports();
       if (failed_) {
         end = ReplayEnd::kFailed;
@@ -330,6 +333,17 @@ class ReplayRun {
   }
 
  private:
+  /// Adds the time since the last call to what holds the rate back now, if anything does.
+  void account_held_back() {
+    const auto now = clock_.now();
+    const auto limit = governor_.limiting();
+    if (limit != DrainGovernor::Limit::kNone && governor_.rate() > 0) {
+      held_back_[DrainGovernor::limit_name(limit)] +=
+          std::chrono::duration<double>(now - last_account_).count();
+    }
+    last_account_ = now;
+  }
+
   /// How many events may be read now: the governor's allowance, told the replicas' lag once
   /// per interval.
   size_t allowance_now() {
@@ -462,6 +476,7 @@ class ReplayRun {
   const ReplayOptions& options_;
   const Clock& clock_;
   DrainGovernor& governor_;
+  std::map<std::string, double>& held_back_;
   ReplayInput& input_;
   ReplayLedger& ledger_;
   const Replay::Progress& progress_;
@@ -479,13 +494,15 @@ class ReplayRun {
   bool failed_ = false;
   Clock::time_point lag_read_ = clock_.now() - DrainGovernor::kInterval;
   Clock::time_point last_progress_ = clock_.now();
+  Clock::time_point last_account_ = clock_.now();
 };
 
 }  // namespace
 
 ReplayEnd Replay::run(ReplayInput& input, ReplayLedger& ledger, const std::atomic<bool>& stop,
                       const Progress& progress, std::string& error) {
-  ReplayRun run(registry_, sinks_, options_, clock_, governor_, input, ledger, progress);
+  ReplayRun run(registry_, sinks_, options_, clock_, governor_, held_back_, input, ledger,
+                progress);
   return run.run(stop, error);
 }
 

@@ -265,6 +265,9 @@ class Replay {
 
   /// What limits the rate, for `progress` (the calling thread only).
   const DrainGovernor& governor() const { return governor_; }
+  /// Seconds of the run spent held back, per what held it (DrainGovernor::limit_name; only
+  /// those that did), once run() returned.
+  const std::map<std::string, double>& held_back() const { return held_back_; }
 
  private:
   SchemaRegistry& registry_;
@@ -272,6 +275,7 @@ class Replay {
   ReplayOptions options_;
   const Clock& clock_;
   DrainGovernor governor_;
+  std::map<std::string, double> held_back_;
 };
 
 }  // namespace sluice::ingest

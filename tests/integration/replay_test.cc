@@ -231,6 +231,7 @@ TEST_F(ReplayTest, AReplayWaitsForTheFleetsResumeAndReadsNoFasterThanItsRate) {
   const auto took = std::chrono::steady_clock::now() - started;
   EXPECT_GE(took, 1800ms) << out;
   EXPECT_NE(out.find("reading at most 200 events/s"), std::string::npos) << out;
+  EXPECT_GT(summary(out)["held_back_s"].value("max_rate", 0.0), 1.0) << out;
   EXPECT_EQ(summary(out)["already_present"], 100 * 4) << out;
   ASSERT_EQ(cli(*sluice, {"pause", "--reason", "again"}, out), 0) << out;
   EXPECT_EQ(replay({"--topic", topic_, "--from-offset", "0", "--during-pause", "--json"}, out), 0)

@@ -510,8 +510,10 @@ TEST_F(ReplayEngineTest, AReplicaLaggingPastTheBoundSlowsTheReplayDown) {
     if (lag > 5) {
       EXPECT_EQ(replay.governor().limiting(), DrainGovernor::Limit::kReplicaLag);
       EXPECT_GT(replay.governor().rate(), 0);
+      EXPECT_GT(replay.held_back().at("replica_lag"), 0) << "the summary says what held it";
     } else {
       EXPECT_NE(replay.governor().limiting(), DrainGovernor::Limit::kReplicaLag);
+      EXPECT_FALSE(replay.held_back().contains("replica_lag"));
     }
   }
 }
