@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/assert.h"
 #include "ingest/decoder.h"
 
 namespace sluice::ingest {
@@ -40,6 +41,10 @@ storage::TableRows& Batcher::rows_for(const storage::TableLayout* table) {
 }
 
 void Batcher::added(int64_t offset, size_t bytes) {
+  // A batch is one partition's events over [base, end), in offset order: the compare-and-set
+  // of sluice_offsets and the split of a refused batch both rely on it.
+  SLUICE_ASSERT(offset >= next_, "{}/{}: event at offset {} added after offset {}",
+                batch_.topic, batch_.partition, offset, next_ - 1);
   open_if_empty(offset);
   batch_.events += 1;
   batch_.bytes += bytes;
@@ -69,6 +74,8 @@ void Batcher::add_dead_letter(int64_t offset, std::string reason, std::string pa
 }
 
 void Batcher::add_gap(int64_t from, int64_t to, std::string where) {
+  SLUICE_ASSERT(from >= next_ && to > from, "{}/{}: a gap [{}, {}) added after offset {}",
+                batch_.topic, batch_.partition, from, to, next_ - 1);
   auto d = storage::DeadLetter::kafka_gap(from, to, std::move(where));
   const size_t bytes = d.reason.size() + d.gap_where.size() + sizeof(storage::DeadLetter);
   batch_.dead_letters.push_back(std::move(d));

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/assert.h"
+
 namespace sluice::ingest {
 
 const char* partition_mode_name(PartitionMode mode) {
@@ -327,6 +329,10 @@ void PartitionCursor::sought() {
 // --- The spool ---------------------------------------------------------------------------------
 
 void PartitionCursor::spooled(int64_t offset, int64_t timestamp_ms) {
+  // Invariant 2: no offset is spooled twice (the spool refuses it too; this names the cursor).
+  SLUICE_ASSERT(spool_first_ < 0 || spool_first_ >= spool_end_ || offset >= spool_end_,
+                "{}/{}: offset {} spooled again (the spool holds [{}, {}))", topic_, partition_,
+                offset, spool_first_, spool_end_);
   if (spool_first_ < 0 || spool_first_ >= spool_end_) spool_first_ = offset;
   spool_end_ = offset + 1;
   spool_newest_ms_ = timestamp_ms;

@@ -131,5 +131,14 @@ TEST_F(BatcherTest, ResetDropsTheOpenBatch) {
   EXPECT_EQ(batch.events, 1u);
 }
 
+TEST(BatcherDeathTest, AnEventBelowTheLastOneStopsTheProcessRatherThanBreakingTheBatch) {
+  ManualClock clock;
+  Batcher b("t", 3, BatchLimits{}, clock, nullptr);
+  b.reset(10, 1);
+  b.add_dead_letter(12, "wrong_type: x", "{}");
+  EXPECT_DEATH(b.add_dead_letter(11, "wrong_type: x", "{}"),
+               "invariant broken at .*batcher.cc.*t/3: event at offset 11 added after offset 12");
+}
+
 }  // namespace
 }  // namespace sluice::ingest
