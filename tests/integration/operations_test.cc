@@ -47,6 +47,18 @@ class OperationsTest : public StackTest {
 
   /// `sluice run` with `replicas` (mariadb.replicas lines), and 20 events per partition
   /// produced.
+  /// `replica` replicating `primary` (two private servers), and a config writing to the
+  /// primary whose drain is capped by hand (1,000 events/s: a known pace for a test) and
+  /// follows the replica's lag past 2 s.
+  std::string replicated_config(MariaDb& primary, MariaDb& replica) {
+    start_replication(primary, replica);
+    return write_config(dir_, broker_->bootstrap(), primary, {topic_}, group_,
+                        {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
+                                       "drain:\n  max_rate: 1000\n  max_replica_lag_s: 2\n",
+                         .kafka_properties = kShortSession,
+                         .mariadb_lines = replicas_lines(replica)});
+  }
+
   std::unique_ptr<Process> start_watching_replicas(const std::string& replicas) {
     const std::string path =
         write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
@@ -500,17 +512,9 @@ TEST_F(OperationsTest, AServerSettingThatMakesWritersTakeTurnsIsNamedInLogAndSta
 }
 
 TEST_F(OperationsTest, ADrainSlowsWhileAReplicaFallsBehindAndFinishesOnceItCatchesUp) {
-  // A primary and a real replica of it (replication between two private servers).
   MariaDb primary(dir_.file("primary"), kPrimaryOptions);
   MariaDb replica(dir_.file("replica"), kReplicaOptions);
-  start_replication(primary, replica);
-  // The drain is capped by hand (a known pace for the test) and follows the replica's lag.
-  const std::string path =
-      write_config(dir_, broker_->bootstrap(), primary, {topic_}, group_,
-                   {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
-                                  "drain:\n  max_rate: 1000\n  max_replica_lag_s: 2\n",
-                    .kafka_properties = kShortSession,
-                    .mariadb_lines = replicas_lines(replica)});
+  const std::string path = replicated_config(primary, replica);
   auto sluice = start_sluice(dir_, path);
   produce(50);
   ASSERT_TRUE(wait_for_all(180s, &primary)) << sluice->log();
@@ -564,15 +568,8 @@ TEST_F(OperationsTest, ADrainSlowsWhileAReplicaFallsBehindAndFinishesOnceItCatch
 TEST_F(OperationsTest, AReplaySlowsWhileAReplicaFallsBehindAndFinishesOnceItCatchesUp) {
   MariaDb primary(dir_.file("primary"), kPrimaryOptions);
   MariaDb replica(dir_.file("replica"), kReplicaOptions);
-  start_replication(primary, replica);
-  // A replay capped by hand (a known pace for the test: ten seconds for 10,000 events) that
-  // follows the replica's lag as the drain does.
-  const std::string path =
-      write_config(dir_, broker_->bootstrap(), primary, {topic_}, group_,
-                   {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n"
-                                  "drain:\n  max_rate: 1000\n  max_replica_lag_s: 2\n",
-                    .kafka_properties = kShortSession,
-                    .mariadb_lines = replicas_lines(replica)});
+  // A replay (ten seconds for 10,000 events at the cap) follows the lag as the drain does.
+  const std::string path = replicated_config(primary, replica);
   auto sluice = start_sluice(dir_, path);
   produce(2500);
   ASSERT_TRUE(wait_for_all(180s, &primary)) << sluice->log();

@@ -314,15 +314,22 @@ TEST(AdminCallTest, ExitCodesTellRefusedUnauthorizedTimedOutAndUnreachableApart)
   EXPECT_EQ(cli::admin_call(o, "GET", "/v1/status", "", out), cli::kExitUsage);
 }
 
-TEST(AdminClientTest, AnEndpointThatAcceptsButNeverAnswersIsATimeout) {
+/// A loopback listener that never accepts (its file descriptor, and its address in `at`).
+int silent_listener(int backlog, sockaddr_in& at) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  at = {};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  EXPECT_EQ(listen(fd, backlog), 0);
+  socklen_t len = sizeof at;
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&at), &len), 0);
+  return fd;
+}
+
+TEST(AdminClientTest, AnEndpointThatAcceptsButNeverAnswersIsATimeout) {
   sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(fd, 4), 0);  // the kernel accepts; nobody ever answers
-  socklen_t len = sizeof a;
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const int fd = silent_listener(4, a);  // the kernel accepts; nobody ever answers
   auto r = http_request("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)), "GET",
                         "/v1/status", "", "", 300);
   close(fd);
@@ -333,14 +340,8 @@ TEST(AdminClientTest, AnEndpointThatAcceptsButNeverAnswersIsATimeout) {
 TEST(AdminClientTest, AConnectionThatIsNeverEstablishedIsUnreachableNotATimeout) {
   // A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs
   // until the deadline — exit 3 (nothing reached), not 6 (a request left unanswered).
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(fd, 0), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const int fd = silent_listener(0, a);
   std::vector<int> fillers;
   for (int i = 0; i < 3; ++i) {
     const int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
