@@ -433,7 +433,9 @@ class Bench {
     const double total = std::chrono::duration<double>(p.done - started).count();
     const double steady = std::chrono::duration<double>(p.done - p.tenth).count();
     auto out = stop(fleet, database);
-    if (instances == 1) {
+    // Not on the test broker: librdkafka's mock cluster does not replace a returning static
+    // member, so a restart there waits out the old session (bench/README.md, Start-up).
+    if (instances == 1 && broker != "mock") {
       out["restart_seconds_until_writing"] = restart(*run_dirs[0], configs[0]);
     }
     out["cpu_s_per_million_events_after_startup"] = p.cpu_after_startup_per_million(o_.events);
