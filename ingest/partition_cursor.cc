@@ -338,6 +338,13 @@ void PartitionCursor::spooled(int64_t offset, int64_t timestamp_ms) {
   spool_newest_ms_ = timestamp_ms;
 }
 
+void PartitionCursor::drained(int64_t offset) {
+  // The drain reads forward (invariant 3: in offset order, each spooled event once).
+  SLUICE_ASSERT(offset >= drain_next_, "{}/{}: offset {} drained after offset {}", topic_,
+                partition_, offset, drain_next_ - 1);
+  drain_next_ = offset + 1;
+}
+
 bool PartitionCursor::orphan_done() const {
   return mode_ == PartitionMode::kOrphan && database_known_ && floor_ >= spool_end_ &&
          batcher_.empty();

@@ -152,7 +152,7 @@ class PartitionCursor {
   /// An orphan whose spooled events MariaDB all holds now: it can go.
   bool orphan_done() const;
   /// A spooled event was batched while draining.
-  void drained(int64_t offset) { drain_next_ = offset + 1; }
+  void drained(int64_t offset);
   /// Draining found a hole in the spool at [drain_next, next). What expired from Kafka is
   /// returned to dead-letter (up to what another spool may hold: then the partition waits);
   /// what Kafka still has is read again from it (kRefill up to `next`), since the spool may

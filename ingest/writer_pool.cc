@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "common/assert.h"
+
 namespace sluice::ingest {
 
 WriterPool::WriterPool(Options options, SinkFactory sinks, const Clock& clock)
@@ -64,8 +66,13 @@ std::vector<WriteReport>& WriterPool::take_reports() {
     taken_.swap(reports_);
   }
   for (auto& r : taken_) {
-    in_flight_bytes_ -= std::min(in_flight_bytes_, r.bytes);
-    in_flight_ -= std::min<size_t>(in_flight_, 1);
+    // Every report is of a batch pushed here, reported once (Writer): the accounting is exact.
+    SLUICE_ASSERT(in_flight_ > 0 && in_flight_bytes_ >= r.bytes,
+                  "a report of {}/{} [{}, {}) ({} bytes) with {} batch(es), {} bytes in flight",
+                  r.topic, r.partition, r.base_offset, r.end_offset, r.bytes, in_flight_,
+                  in_flight_bytes_);
+    in_flight_bytes_ -= r.bytes;
+    --in_flight_;
     for (auto& rows : r.spent) rows_.give(std::move(rows));
     r.spent.clear();
   }
