@@ -534,7 +534,8 @@ class Bench {
                              {"events_per_s", static_cast<double>(o_.events) / total},
                              {"replay_seconds", summary["seconds"]},
                              {"replay_events_per_s", summary["events_per_s"]},
-                             {"held_back_s", summary.value("held_back_s", nlohmann::json::object())}};
+                             {"held_back_s",
+                              summary.value("held_back_s", nlohmann::json::object())}};
     // Where the time goes: the same again (every uuid present: reading, decoding and the
     // lookups, no load), and a dry run into a database without the table (reading and decoding).
     {

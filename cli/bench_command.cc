@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "common/text.h"
 #include "ingest/drain_governor.h"
 #include "loadtest/load_test.h"
 #include "ingest/schema.h"
@@ -37,16 +38,6 @@ int64_t newest_revision(const std::string& root, const std::string& schema) {
     }
   }
   return newest;
-}
-
-/// 1234567 -> "1,234,567".
-std::string grouped(uint64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 std::string duration_text(double seconds) {
@@ -237,7 +228,7 @@ int bench_command(const BenchOptions& o) {
     std::cout << "sluice bench: " << schema->name << " revision " << schema->revision << " into `"
               << db.database << "`.`" << table.name() << "` on " << where << " ("
               << (db.insert_method == InsertMethod::kLoadData ? "load_data" : "multi_insert")
-              << "), " << grouped(o.events) << " events per run\n\n"
+              << "), " << thousands(o.events) << " events per run\n\n"
               << "  batch rows  writers      rows/s   batch p50   batch p99\n";
   }
   ProgressBar bar(!o.json && isatty(STDERR_FILENO) != 0);
@@ -285,7 +276,7 @@ int bench_command(const BenchOptions& o) {
       if (!o.json) {
         char line[128];
         std::snprintf(line, sizeof line, "  %10zu  %7zu  %10s  %7.1f ms  %7.1f ms%s", rows, writers,
-                      grouped(static_cast<uint64_t>(r.rows_per_s)).c_str(), r.batch_p50_ms,
+                      thousands(static_cast<uint64_t>(r.rows_per_s)).c_str(), r.batch_p50_ms,
                       r.batch_p99_ms, r.error.empty() ? "" : "  FAILED");
         std::cout << line;
         for (const auto& f : followed) {
@@ -395,9 +386,9 @@ int bench_command(const BenchOptions& o) {
   } else {
     if (best != nullptr) {
       std::cout << "\nbest: batch.max_rows " << best->batch_rows << ", mariadb.writers "
-                << best->writers << ": " << grouped(static_cast<uint64_t>(best->rows_per_s))
+                << best->writers << ": " << thousands(static_cast<uint64_t>(best->rows_per_s))
                 << " rows/s\n"
-                << "a backlog of " << grouped(o.backlog) << " events drains in about "
+                << "a backlog of " << thousands(o.backlog) << " events drains in about "
                 << duration_text(backlog_s)
                 << " at that rate (the database is the limit: reading the spool is much faster)\n";
       if (replicas_known && replicas_keep_up) {
@@ -414,10 +405,10 @@ int bench_command(const BenchOptions& o) {
                           : "had not caught up " + duration_text(slowest->behind_at_end_s) +
                                 " after the run ended")
                   << ", applying about "
-                  << grouped(static_cast<uint64_t>(slowest->apply_rows_per_s))
+                  << thousands(static_cast<uint64_t>(slowest->apply_rows_per_s))
                   << " rows/s;\nheld under drain.max_replica_lag_s (" << max_lag
                   << " s), the drain follows it at about "
-                  << grouped(static_cast<uint64_t>(held_rate))
+                  << thousands(static_cast<uint64_t>(held_rate))
                   << " events/s: the backlog drains in about " << duration_text(within_lag_s)
                   << "\n";
       }

@@ -245,8 +245,8 @@ void check_spool(const Config& config, Report& r) {
   }()
                                                            : 0;
   if (free + held < static_cast<uint64_t>(config.spool.max_bytes)) {
-    r.fail("spool.path " + config.spool.path + ": " + bytes(free) + " free, below spool.max_bytes " +
-               bytes(config.spool.max_bytes),
+    r.fail("spool.path " + config.spool.path + ": " + bytes(free) +
+               " free, below spool.max_bytes " + bytes(config.spool.max_bytes),
            "lower spool.max_bytes or give the spool a larger disk (a full disk stops fetching "
            "before max_bytes does)");
   } else {

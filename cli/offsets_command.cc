@@ -254,7 +254,9 @@ class Offsets {
     std::vector<std::string> running;
     const auto now = std::chrono::steady_clock::now();
     for (const auto& [id, r] : fleet_.view().instances()) {
-      if (r.state != "stopped" || fleet_.view().live(id, now)) running.push_back(id + " (" + r.state + ")");
+      if (r.state != "stopped" || fleet_.view().live(id, now)) {
+        running.push_back(id + " (" + r.state + ")");
+      }
     }
     if (!running.empty()) {
       std::string list;

@@ -14,6 +14,7 @@
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "common/text.h"
 #include "ingest/kafka_range_reader.h"
 #include "ingest/replay.h"
 #include "ingest/replay_file.h"
@@ -33,16 +34,6 @@ std::atomic<bool> g_stop{false};
 void on_signal(int /*sig*/) { g_stop.store(true); }
 
 constexpr milliseconds kKafkaTimeout{15'000};
-
-/// 1234567 → "1,234,567".
-std::string thousands(uint64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 std::string duration(double seconds) {
   char buf[32];

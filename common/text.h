@@ -1,8 +1,10 @@
 #pragma once
 /// Text that comes from outside (event fields, schema names, server messages) on its way into
-/// bounded places: columns of a fixed width, log lines. Pure functions; safe from any thread.
+/// bounded places: columns of a fixed width, log lines; and numbers for people. Pure functions;
+/// safe from any thread.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -30,5 +32,8 @@ size_t utf8_sequence_length(std::string_view text, size_t pos);
 /// are not UTF-8 become escapes (`\n`, `\t`, `\r`, `\\`, `\xNN`), so untrusted text can neither
 /// start a line of its own nor hide what it is. Printable UTF-8 is kept as it is.
 void append_log_escaped(std::string& out, std::string_view text);
+
+/// A count for people: 1234567 -> "1,234,567".
+std::string thousands(uint64_t n);
 
 }  // namespace sluice

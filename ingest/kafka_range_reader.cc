@@ -111,7 +111,8 @@ int KafkaRangeReader::group_members(const std::string& group, std::chrono::milli
   return members;
 }
 
-Status KafkaRangeReader::commit(const std::string& topic, const std::map<int32_t, int64_t>& offsets) {
+Status KafkaRangeReader::commit(const std::string& topic,
+                                const std::map<int32_t, int64_t>& offsets) {
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
   for (const auto& [p, offset] : offsets) {

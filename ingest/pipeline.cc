@@ -34,9 +34,8 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       limits_{static_cast<size_t>(config_.batch.max_rows),
               static_cast<size_t>(config_.batch.max_bytes),
               milliseconds(config_.batch.max_delay_ms)},
-      // Enough for every writer to have one batch in the database and one or two waiting.
-      max_in_flight_bytes_(limits_.max_bytes *
-                           (2 * static_cast<size_t>(config_.mariadb.writers) + 1)),
+      max_in_flight_bytes_(WriterPool::in_flight_budget(
+          static_cast<size_t>(config_.mariadb.writers), limits_.max_bytes)),
       // Open batches of all partitions together. With many partitions read round-robin, their
       // batches would all fill at once: a burst the writers cannot take, then nothing. Over this
       // budget the fullest batch goes, so batches flow steadily and memory stays bounded
@@ -44,15 +43,10 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       max_open_bytes_(limits_.max_bytes * (static_cast<size_t>(config_.mariadb.writers) + 1)),
       registry_(config_.schemas_path, clock),
       decoder_(registry_),
-      spool_(*parts_.spool),
       lane_(*parts_.spool, static_cast<uint64_t>(config_.spool.max_bytes), clock),
-      // Enough spare buffers for a writer's worth of batches in flight, each at most twice a
-      // batch's limit: bounded memory, no growing from scratch. The sinks follow the endpoint
-      // (a retarget restarts the writers on it).
-      writers_({.writers = static_cast<size_t>(config_.mariadb.writers),
-                .spare_rows = 4 * static_cast<size_t>(config_.mariadb.writers) + 4,
-                .spare_rows_capacity = 2 * static_cast<size_t>(config_.batch.max_bytes),
-                .lease = parts_.lease},
+      // The sinks follow the endpoint (a retarget restarts the writers on it).
+      writers_(WriterPool::for_batches(static_cast<size_t>(config_.mariadb.writers),
+                                       limits_.max_bytes, RetryLimit{}, parts_.lease),
                [this] { return parts_.sinks(config_.mariadb); }, clock),
       gate_(*this, clock),
       flow_(max_in_flight_bytes_, clock),
@@ -62,7 +56,7 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
                 clock) {}
 
 Pipeline::~Pipeline() {
-  // Writers report into this object: stop them before anything else goes. Then the source,
+  // Writers report into this object's pool: stop them before anything else goes. Then the source,
   // whose closing calls back into the handler — which does nothing once detached.
   writers_.stop(true);
   detached_ = true;
@@ -82,14 +76,14 @@ Status Pipeline::run(const std::atomic<bool>& stop) {
 
 Status Pipeline::start() {
   auto log = logger("ingest");
-  const auto totals = spool_.totals();
+  const auto totals = lane_.spool().totals();
   if (totals.events > 0) {
     log->info("spool at {} holds {} event(s) ({} bytes); they drain first", config_.spool.path,
               totals.events, totals.bytes);
   }
   control_ = parts_.sinks(config_.mariadb);
   writers_.start();
-  if (auto record = spool_.pause()) {
+  if (auto record = lane_.spool().pause()) {
     // Invariant 5 across restarts: a service paused for maintenance stays paused, and quiet.
     gate_.start_paused(*record);
     writers_.quiesce();
@@ -126,8 +120,9 @@ Status Pipeline::start() {
             config_.kafka.group_id, config_.kafka.instance_id, writers_.size());
   // Partitions this spool holds but the group has not given us (yet) are orphans until then:
   // drained under the compare-and-set, or released once MariaDB has passed them.
-  for (const auto& [key, range] : spool_.partitions()) {
-    auto c = std::make_unique<PartitionCursor>(key.first, key.second, limits_, clock_, &writers_.rows());
+  for (const auto& [key, range] : lane_.spool().partitions()) {
+    auto c = std::make_unique<PartitionCursor>(key.first, key.second, limits_, clock_,
+                                               &writers_.rows());
     c->start(decide_start({StartFacts::Spooled{range.first_offset, range.last_offset}, {}, -1}),
              range, false);
     c->become_orphan();
@@ -334,7 +329,7 @@ Status Pipeline::retarget(const MariaDbConfig& mariadb, std::chrono::millisecond
 }
 
 Status Pipeline::record_pause(const std::optional<storage::PauseRecord>& record) {
-  return spool_.set_pause(record);
+  return lane_.spool().set_pause(record);
 }
 
 void Pipeline::quiesce() {
@@ -489,7 +484,7 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     auto& tp = assigned[i];
     const PartitionKey key{tp.topic, tp.partition};
     StartFacts facts;
-    auto spooled = spool_.partition(tp.topic, tp.partition);
+    auto spooled = lane_.spool().partition(tp.topic, tp.partition);
     auto& slot = cursors_[key];  // an orphan of this partition is adopted again
     if (slot && slot->spool_holds_events()) {
       // Appended but not synced yet (the disk refuses for now): they are spooled all the same,
@@ -527,8 +522,8 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     }
     const auto plan = decide_start(facts);
     if (!slot) {
-      slot =
-          std::make_unique<PartitionCursor>(tp.topic, tp.partition, limits_, clock_, &writers_.rows());
+      slot = std::make_unique<PartitionCursor>(tp.topic, tp.partition, limits_, clock_,
+                                               &writers_.rows());
     }
     slot->start(plan, spooled, gate_.open());
     // The assignment itself positions the consumer where the cursor reads from.
@@ -557,7 +552,7 @@ void Pipeline::on_revoke(const std::vector<TopicPartition>& revoked) {
     committer_.forget(key);
     const auto it = cursors_.find(key);
     if (it == cursors_.end()) continue;
-    if (it->second->spool_holds_events() || spool_.partition(key.first, key.second)) {
+    if (it->second->spool_holds_events() || lane_.spool().partition(key.first, key.second)) {
       // Its spooled events stay ours to drain under the compare-and-set, or to release once
       // MariaDB has passed them (invariant 9): an orphan until then.
       it->second->become_orphan();
@@ -968,9 +963,9 @@ void Pipeline::publish_status(bool force) {
       parts.back().log_start = source_->cached_low_watermark(c->topic(), c->partition());
     }
   }
-  const auto totals = spool_.totals();
+  const auto totals = lane_.spool().totals();
   std::vector<PipelineStatus::SpoolPartition> spooled;
-  for (const auto& [key, range] : spool_.partitions()) {
+  for (const auto& [key, range] : lane_.spool().partitions()) {
     const auto it = cursors_.find(key);
     spooled.push_back(
         {key.first, key.second, range,
@@ -978,7 +973,7 @@ void Pipeline::publish_status(bool force) {
   }
   const auto& pause = gate_.pause_record();
   // Writers: failing or not, and why.
-  const std::vector<WriterState> writer_states = writers_.states();
+  std::vector<WriterState> writer_states = writers_.states();
   PipelineStatus::Drain drain;
   drain.rate_limit = governor_.rate();
   drain.limiting = DrainGovernor::limit_name(governor_.limiting());

@@ -6,7 +6,10 @@
 ///   Gate             pause, resume, outage, retarget and their promises (gate.h)
 ///   FlowControl      bounded memory and spool: holding, pausing, seeking (flow_control.h)
 ///   OffsetCommitter  the consumer group's offsets: only what MariaDB holds (offset_committer.h)
-///   Writer           one MariaDB session each, a batch per transaction (writer.h)
+///   SpoolLane        staging, group commits, limits and health of the spool; the drain's reads
+///                    (spool_lane.h)
+///   WriterPool       the writers — one MariaDB session each, a batch per transaction — their
+///                    routing, bytes in flight and reports (writer_pool.h)
 ///
 /// — and that performs what they decide through the seams: the source (Kafka), the sinks
 /// (MariaDB), the spool (RocksDB). Data flows source → decode/validate → per-partition batches →
@@ -202,7 +205,6 @@ class Pipeline final : private GateEffects {
   Decoder decoder_;
   std::unique_ptr<storage::BatchSink> control_;  ///< bookkeeping queries, ingest thread
   std::unique_ptr<EventSource> source_;
-  storage::Spool& spool_;
   SpoolLane lane_;  ///< the spool's staging, commits, health and the drain's reads
   /// The writers, their reports and the row buffers they give back (declared before the
   /// cursors, whose batchers use those buffers).

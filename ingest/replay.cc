@@ -269,15 +269,12 @@ class ReplayRun {
         ledger_(ledger),
         progress_(progress),
         writer_count_(std::max<size_t>(1, options.writers)),
-        // Bytes of batches queued or being written, as the service bounds them: every writer
-        // has one batch in the database and one or two waiting, however small the batches are
-        // (many partitions read round-robin make small ones).
-        max_in_flight_bytes_((2 * writer_count_ + 1) * options.limits.max_bytes),
+        // Bounded as the service bounds them.
+        max_in_flight_bytes_(
+            WriterPool::in_flight_budget(writer_count_, options.limits.max_bytes)),
         max_open_bytes_((writer_count_ + 1) * options.limits.max_bytes),
-        writers_({.writers = writer_count_,
-                  .spare_rows = 4 * writer_count_ + 4,
-                  .spare_rows_capacity = 2 * options.limits.max_bytes,
-                  .limit = RetryLimit{options.attempts}},
+        writers_(WriterPool::for_batches(writer_count_, options.limits.max_bytes,
+                                         RetryLimit{options.attempts}),
                  sinks, clock),
         decoder_(registry) {}
 

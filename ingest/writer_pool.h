@@ -50,6 +50,23 @@ class WriterPool {
     const WriteLease* lease = nullptr;
   };
 
+  /// As the service and a replay size a pool: spare row buffers for every writer's batches in
+  /// flight, each at most twice a batch's limit (bounded memory, no growing from scratch).
+  static Options for_batches(size_t writers, size_t max_batch_bytes, RetryLimit limit = {},
+                             const WriteLease* lease = nullptr) {
+    return {.writers = writers,
+            .spare_rows = 4 * writers + 4,
+            .spare_rows_capacity = 2 * max_batch_bytes,
+            .limit = limit,
+            .lease = lease};
+  }
+  /// The bytes in flight the service and a replay allow: every writer with one batch in the
+  /// database and one or two waiting, however small the batches are (many partitions read
+  /// round-robin make small ones).
+  static size_t in_flight_budget(size_t writers, size_t max_batch_bytes) {
+    return (2 * writers + 1) * max_batch_bytes;
+  }
+
   /// No writer runs until start().
   WriterPool(Options options, SinkFactory sinks, const Clock& clock);
   /// Stops every writer, dropping what is queued.

@@ -7,7 +7,7 @@
 #include "fleet/fleet_view.h"
 #include "ingest/pipeline_status.h"
 
-namespace sluice::cli {
+namespace sluice {
 
 inline fleet::InstanceRecord describe_instance(const ingest::PipelineStatus& s) {
   fleet::InstanceRecord r;
@@ -25,4 +25,4 @@ inline fleet::InstanceRecord describe_instance(const ingest::PipelineStatus& s) 
   return r;
 }
 
-}  // namespace sluice::cli
+}  // namespace sluice

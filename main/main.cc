@@ -12,6 +12,13 @@
 #include "admin/admin_server.h"
 #include "admin/metrics.h"
 #include "admin/status_json.h"
+#include "cli/admin_call.h"
+#include "cli/bench_command.h"
+#include "cli/check_online.h"
+#include "cli/fleet_command.h"
+#include "cli/offsets_command.h"
+#include "cli/replay_command.h"
+#include "cli/spool_command.h"
 #include "common/config.h"
 #include "common/logging.h"
 #include "fleet/fleet.h"
@@ -19,15 +26,8 @@
 #include "ingest/kafka_source.h"
 #include "ingest/pipeline.h"
 #include "ingest/schema.h"
-#include "cli/admin_call.h"
-#include "cli/bench_command.h"
-#include "cli/check_online.h"
-#include "cli/fleet_command.h"
 #include "main/instance_record.h"
-#include "cli/offsets_command.h"
-#include "cli/replay_command.h"
 #include "main/service_notify.h"
-#include "cli/spool_command.h"
 #include "main/version.h"
 #include "storage/mariadb_sink.h"
 #include "storage/rocksdb_spool.h"
@@ -213,7 +213,7 @@ int run(const std::string& path) {
           .mariadb = sluice::describe_endpoint(config->mariadb)},
       std::move(channel).value(),
       sluice::fleet::LocalInstance{
-          .describe = [&local] { return sluice::cli::describe_instance(local->status()); },
+          .describe = [&local] { return sluice::describe_instance(local->status()); },
           .pause = [&local](const std::string& reason,
                             bool here) { return local->request_pause(reason, here); },
           .resume = [&local](const std::string& server) { return local->request_resume(server); },

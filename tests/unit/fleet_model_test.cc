@@ -139,7 +139,7 @@ class FleetModelRun {
                             .mariadb = "sluice@" + h.db_host + ":3306"},
         std::move(channel),
         fleet::LocalInstance{
-            .describe = [host] { return cli::describe_instance(host->pipeline->status()); },
+            .describe = [host] { return describe_instance(host->pipeline->status()); },
             .pause = [host](const std::string& reason,
                             bool local) { return host->pipeline->request_pause(reason, local); },
             .resume = [host](const std::string& server) {

@@ -11,6 +11,13 @@
 namespace sluice {
 namespace {
 
+TEST(Text, CountsAreGroupedByThousands) {
+  EXPECT_EQ(thousands(0), "0");
+  EXPECT_EQ(thousands(999), "999");
+  EXPECT_EQ(thousands(1000), "1,000");
+  EXPECT_EQ(thousands(1234567), "1,234,567");
+}
+
 TEST(Text, ShortTextIsKeptAsItIs) {
   EXPECT_EQ(bounded("abc", 10), "abc");
   EXPECT_EQ(bounded(std::string(10, 'x'), 10), std::string(10, 'x'));
