@@ -224,7 +224,24 @@ TEST_F(PackageTest, APurgeKeepsASpoolThatStillHoldsEvents) {
   EXPECT_TRUE(out.starts_with("spool: 100 events")) << out;
 }
 
-TEST_F(PackageTest, TwoHostsFromTheShippedConfigDoNotCollideAndTheCliThereNeedsNoFlags) {
+/// Two hosts in one consumer group: the group's behaviour matters (static members joining at
+/// once, a rebalance between them), so on Apache Kafka — the shared three-node cluster — rather
+/// than the mock broker, whose group coordinator can leave a second static member without an
+/// assignment. The topic matches the shipped `kafka.topics` pattern, `^eventlogging_.*`.
+class PackageOnKafkaTest : public PackageTest {
+ protected:
+  void start_kafka() override {
+    cluster_ = &KafkaCluster::shared(3);
+    bootstrap_ = cluster_->bootstrap();
+    topic_ = "eventlogging_package_" + std::to_string(::getpid());
+    idempotent_producer_ = true;
+    cluster_->create_topic(topic_, partitions_);
+  }
+
+  KafkaCluster* cluster_ = nullptr;
+};
+
+TEST_F(PackageOnKafkaTest, TwoHostsFromTheShippedConfigDoNotCollideAndTheCliThereNeedsNoFlags) {
   install();
   // What an operator edits on every host: the brokers, the database's address, its password.
   std::string out;
