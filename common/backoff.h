@@ -1,17 +1,19 @@
 #pragma once
 /// Exponential backoff with full jitter, for reconnects and retries: the n-th delay is a random
-/// duration in [initial/2, min(max, initial * 2^n)]. Not thread safe; one per retry loop.
+/// duration in [initial/2, min(max, initial * 2^n)], drawn from `seed` (Clock::seed(): a
+/// simulation replays it). Not thread safe; one per retry loop.
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <random>
 
 namespace sluice {
 
 class Backoff {
  public:
-  Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max)
-      : initial_(initial), max_(max), rng_(std::random_device{}()) {}
+  Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max, uint64_t seed)
+      : initial_(initial), max_(max), rng_(seed) {}
 
   std::chrono::milliseconds next() {
     const auto ceiling =

@@ -22,7 +22,7 @@ void Gate::start_in_outage(const storage::DbStatus& cause) {
   outage_error_ = cause;
   outage_since_ms_ = clock_.wall_ms();
   last_outage_summary_ = clock_.now();
-  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000));
+  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000), clock_.seed());
   next_probe_ = clock_.now() + probe_backoff_->next();
 }
 
@@ -187,7 +187,7 @@ void Gate::release() {
   outage_ = true;
   outage_since_ms_ = clock_.wall_ms();
   last_outage_summary_ = clock_.now();
-  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000));
+  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000), clock_.seed());
   next_probe_ = clock_.now();
   ++version_;
   probe();
@@ -276,7 +276,7 @@ void Gate::outage(const storage::DbStatus& cause) {
   outage_error_ = cause;
   outage_since_ms_ = clock_.wall_ms();
   last_outage_summary_ = clock_.now();
-  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000));
+  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000), clock_.seed());
   next_probe_ = clock_.now() + probe_backoff_->next();
   close();
   logger("ingest")->warn(

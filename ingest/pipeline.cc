@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <set>
-#include <thread>
 
 namespace sluice::ingest {
 
@@ -46,7 +45,8 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       lane_(*parts_.spool, static_cast<uint64_t>(config_.spool.max_bytes), clock),
       // The sinks follow the endpoint (a retarget restarts the writers on it).
       writers_(WriterPool::for_batches(static_cast<size_t>(config_.mariadb.writers),
-                                       limits_.max_bytes, RetryLimit{}, parts_.lease),
+                                       limits_.max_bytes, RetryLimit{}, parts_.lease,
+                                       parts_.inline_writers),
                [this] { return parts_.sinks(config_.mariadb); }, clock),
       gate_(*this, clock),
       flow_(max_in_flight_bytes_, clock),
@@ -258,11 +258,7 @@ void Pipeline::shutdown() {
   log->info("stopping: writing open batches");
   for (auto& [key, c] : cursors_) dispatch(*c);
   constexpr auto kDrainTimeout = std::chrono::seconds(30);
-  const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-  while (!writers_.idle() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  if (!writers_.idle()) {
+  if (!writers_.wait_idle(kDrainTimeout)) {
     log->warn(
         "MariaDB did not take the last {} KiB within {} s; those events are not committed "
         "anywhere and will be read again from Kafka on the next start",

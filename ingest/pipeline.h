@@ -84,6 +84,9 @@ struct PipelineParts {
   /// an instance of a fleet, until it has read the fleet's target state. A pause recorded in
   /// the spool still starts paused.
   bool start_held = false;
+  /// Set: the writers run inline, listed here for a simulation to run (WriterPool); unset:
+  /// each on a thread of its own.
+  InlineWriters* inline_writers = nullptr;
 };
 
 class Pipeline final : private GateEffects {

@@ -1,6 +1,7 @@
 #include "ingest/writer.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/backoff.h"
 #include "common/logging.h"
@@ -48,15 +49,49 @@ WriteReport report_for(const Batch& batch) {
 
 }  // namespace
 
+struct Writer::Job {
+  Job(Batch batch, const Clock& clock) : report(report_for(batch)), started(clock.now()) {
+    parts.push_back(std::move(batch));
+    next_part(clock);
+  }
+  /// A new part: its retries start afresh.
+  void next_part(const Clock& clock) {
+    backoff.emplace(milliseconds(100), milliseconds(30'000), clock.seed());
+    quick.emplace(milliseconds(20), milliseconds(1'000), clock.seed());
+    // Refused privileges: each attempt is a new session (reconnect_after), and a DBA who puts
+    // a grant back expects writes to resume within seconds, not half a minute.
+    access.emplace(milliseconds(100), milliseconds(5'000), clock.seed());
+    failures = lasting_failures = repeats = 0;
+  }
+
+  WriteReport report;
+  /// Parts still to write, the next one last: splitting replaces the back with its halves.
+  std::vector<Batch> parts;
+  std::vector<storage::TableRows> spent;  ///< row buffers of the parts written
+  size_t splits = 0, refused = 0;
+  bool attempted = false;  ///< a statement was tried
+  Clock::time_point started;
+  /// Backing off: the next attempt is due at retry_at (inline), or after `delay` (a thread).
+  Clock::time_point retry_at{};
+  milliseconds delay{0};
+  // The current part's retries (the streak, failed_attempts_, spans batches).
+  std::optional<Backoff> backoff, quick, access;
+  int failures = 0;          ///< of this part
+  int lasting_failures = 0;  ///< of this part, neither transient nor split: for a RetryLimit
+  int repeats = 0;  ///< of this part, in a row: errors that mean a bad batch if they repeat
+};
+
 Writer::Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report,
-               const Clock& clock, RetryLimit limit, const WriteLease* lease)
+               const Clock& clock, RetryLimit limit, const WriteLease* lease, Execution execution)
     : index_(index),
+      execution_(execution),
       sink_(std::move(sink)),
       report_(std::move(report)),
       clock_(clock),
       limit_(limit),
-      lease_(lease),
-      thread_([this] { loop(); }) {}
+      lease_(lease) {
+  if (execution_ == Execution::kThread) thread_ = std::thread([this] { loop(); });
+}
 
 void Writer::cancel() { sink_->cancel(); }
 
@@ -112,6 +147,13 @@ void Writer::stop(bool abandon) {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (job_) {
+    // Inline: a batch between attempts when the writer stopped is given up (a thread gives it
+    // up itself before it ends).
+    job_->report.outcome = WriteOutcome::kFailed;
+    job_->report.error = {};
+    finish_job();
+  }
   {
     std::lock_guard lock(mu_);
     dropped.swap(queue_);
@@ -122,51 +164,195 @@ void Writer::stop(bool abandon) {
 
 void Writer::loop() {
   for (;;) {
-    Batch batch;
-    {
-      std::unique_lock lock(mu_);
-      // Woken now and then while the lease holds it, so an idle session is closed as soon as
-      // the lease runs out (the pipeline's quiesce may come later).
-      while (!cv_.wait_for(lock, milliseconds(200), [&] {
-        return stopping_ || !queue_.empty() || (quiet_requested_ && !disconnected_);
-      })) {
-        if (lease_ != nullptr && !lease_->valid()) {
-          lock.unlock();
-          sink_->disconnect();
-          lock.lock();
+    switch (run_once()) {
+      case Ran::kStopped:
+        return;
+      case Ran::kWorked:
+        break;
+      case Ran::kWaiting: {
+        // A thread backs off by real time, whatever the clock says.
+        std::unique_lock lock(mu_);
+        // Abandoned at shutdown, or dropped for a pause: the next step gives the batch up.
+        cv_.wait_for(lock, job_->delay, [&] { return abandon_ || quiet_requested_; });
+        job_->retry_at = {};
+        break;
+      }
+      case Ran::kIdle: {
+        std::unique_lock lock(mu_);
+        // Woken now and then while the lease holds it, so an idle session is closed as soon
+        // as the lease runs out (the pipeline's quiesce may come later).
+        if (!cv_.wait_for(lock, milliseconds(200), [&] {
+              return stopping_ || (!quiet_requested_ && !queue_.empty()) ||
+                     (quiet_requested_ && !disconnected_);
+            })) {
+          if (lease_ != nullptr && !lease_->valid()) {
+            lock.unlock();
+            sink_->disconnect();
+          }
         }
+        break;
       }
-      if (abandon_ || (stopping_ && queue_.empty())) return;
-      if (quiet_requested_) {
-        // The sink is only ever touched by this thread; close it here.
-        lock.unlock();
-        sink_->disconnect();
-        lock.lock();
-        disconnected_ = true;
-        continue;
+    }
+  }
+}
+
+Writer::Ran Writer::run_once() {
+  if (job_) {
+    if (job_->retry_at > clock_.now()) {
+      std::lock_guard lock(mu_);
+      if (!abandon_ && !quiet_requested_) return Ran::kWaiting;
+    }
+    if (step_job()) finish_job();
+    return Ran::kWorked;
+  }
+  Batch batch;
+  bool disconnect = false;
+  {
+    std::lock_guard lock(mu_);
+    if (abandon_ || (stopping_ && queue_.empty())) return Ran::kStopped;
+    if (quiet_requested_) {
+      if (disconnected_) return Ran::kIdle;
+      disconnect = true;
+    } else if (queue_.empty()) {
+      if (execution_ == Execution::kThread || lease_ == nullptr || lease_->valid()) {
+        return Ran::kIdle;
       }
+      disconnect = true;  // inline, as a thread does when woken idle with the lease run out
+    } else {
       batch = std::move(queue_.front());
       queue_.pop_front();
       busy_ = true;
     }
-    if (given_up_) {
-      // A batch before this one was given up: nothing after it is written either, so a
-      // partition never gets a hole with rows past it.
-      report_dropped(batch);
-      std::lock_guard lock(mu_);
-      busy_ = false;
-      continue;
-    }
-    WriteReport report = report_for(batch);
-    const auto started = clock_.now();
-    const bool written = write_with_retry(batch, report);
-    if (!written && !report.error.is_ok() && limit_.attempts > 0) given_up_ = true;
-    report.seconds = std::chrono::duration<double>(clock_.now() - started).count();
-    report.spent = std::move(batch.tables);  // the row buffers of every part
-    report_(std::move(report));
+  }
+  if (disconnect) {
+    // The sink is only ever touched by the writer's own steps: it is closed here.
+    sink_->disconnect();
+    std::lock_guard lock(mu_);
+    if (!quiet_requested_) return Ran::kIdle;  // an idle session closed: no progress
+    disconnected_ = true;
+    return Ran::kWorked;
+  }
+  if (given_up_) {
+    // A batch before this one was given up: nothing after it is written either, so a
+    // partition never gets a hole with rows past it.
+    report_dropped(batch);
     std::lock_guard lock(mu_);
     busy_ = false;
+    return Ran::kWorked;
   }
+  job_ = std::make_unique<Job>(std::move(batch), clock_);
+  if (step_job()) finish_job();
+  return Ran::kWorked;
+}
+
+bool Writer::next_is_statement() {
+  std::lock_guard lock(mu_);
+  if (abandon_ || quiet_requested_) return false;  // a give-up, or a disconnect
+  if (job_) return job_->retry_at <= clock_.now();
+  return !queue_.empty() && !given_up_;
+}
+
+bool Writer::step_job() {
+  Job& job = *job_;
+  if (job.attempted) {
+    // Between attempts (after a backoff, or between the parts of a split batch): a pause or a
+    // stop takes precedence. What is committed stays; the rest is read again (the
+    // compare-and-set skips the committed).
+    std::lock_guard lock(mu_);
+    if (abandon_ || quiet_requested_) {
+      job.report.outcome = WriteOutcome::kFailed;
+      job.report.error = {};
+      return true;
+    }
+  }
+  job.attempted = true;
+  Batch& part = job.parts.back();
+  storage::WriteResult result;
+  switch (attempt(job, part, result)) {
+    case PartEnd::kRetry:
+      return false;
+    case PartEnd::kGivenUp:
+      job.report.outcome = WriteOutcome::kFailed;
+      job.report.error = result.error;
+      return true;
+    case PartEnd::kWritten:
+      if (result.outcome == WriteOutcome::kBehind) {
+        // MariaDB is behind this part: the pipeline repositions the partition.
+        job.report.outcome = WriteOutcome::kBehind;
+        job.report.db_next_offset = result.db_next_offset;
+        return true;
+      }
+      add_to_report(part, result, job.report);
+      for (auto& t : part.tables) job.spent.push_back(std::move(t));
+      job.parts.pop_back();
+      job.next_part(clock_);
+      return job.parts.empty();
+    case PartEnd::kSplit:
+      split(job, result);
+      job.next_part(clock_);
+      return false;
+  }
+  return false;
+}
+
+void Writer::split(Job& job, const storage::WriteResult& result) {
+  auto log = logger("mariadb");
+  Batch& part = job.parts.back();
+  // Refused for what it holds: halve it, or, down to one event, dead-letter that event with
+  // the server's error and write the dead letter in its place.
+  if (const int64_t middle = part.middle_offset(); middle >= 0) {
+    if (job.splits++ == 0) {
+      uint64_t suppressed = 0;
+      if (split_log_.allow(suppressed)) {
+        log->warn(
+            "writer {}: batch {}/{} [{}, {}) refused by MariaDB ({}); splitting it to find the "
+            "events at fault ({} similar suppressed)",
+            index_, part.topic, part.partition, part.base_offset, part.end_offset,
+            result.error.describe(), suppressed);
+      }
+    }
+    Batch tail = part.split_at(middle);
+    Batch head = std::move(part);
+    job.parts.pop_back();
+    job.parts.push_back(std::move(tail));
+    job.parts.push_back(std::move(head));
+    return;
+  }
+  std::string reason = "db_refused: ";
+  if (!result.failed_table.empty()) reason += result.failed_table + ": ";
+  reason += result.error.describe();
+  bound(reason, storage::kMaxReasonBytes);
+  ++job.refused;
+  uint64_t suppressed = 0;
+  if (split_log_.allow(suppressed)) {
+    log->warn("writer {}: {}/{}@{} dead-lettered: {} ({} similar suppressed)", index_, part.topic,
+              part.partition, part.base_offset, reason, suppressed);
+  }
+  part.dead_letter_table(0, reason);
+}
+
+void Writer::finish_job() {
+  std::unique_ptr<Job> job = std::move(job_);
+  WriteReport& report = job->report;
+  if (job->splits > 0 && report.outcome != WriteOutcome::kFailed) {
+    logger("mariadb")->info(
+        "writer {}: batch {}/{} [{}, {}) written in parts: {} event(s) refused by MariaDB "
+        "and dead-lettered, {} row(s) written",
+        index_, report.topic, report.partition, report.base_offset, report.end_offset,
+        job->refused, report.rows);
+  }
+  if (report.outcome == WriteOutcome::kFailed && !report.error.is_ok() && limit_.attempts > 0) {
+    given_up_ = true;
+  }
+  report.seconds = std::chrono::duration<double>(clock_.now() - job->started).count();
+  // The report owns the row buffers, written or not, for the ingest thread to reuse.
+  for (auto& p : job->parts) {
+    for (auto& t : p.tables) job->spent.push_back(std::move(t));
+  }
+  report.spent = std::move(job->spent);
+  report_(std::move(report));
+  std::lock_guard lock(mu_);
+  busy_ = false;
 }
 
 WriterState Writer::state() const {
@@ -216,93 +402,6 @@ void Writer::add_to_report(const Batch& part, const storage::WriteResult& result
                                      result.dead_letters_present.end());
 }
 
-bool Writer::write_with_retry(Batch& batch, WriteReport& report) {
-  auto log = logger("mariadb");
-  // Parts still to write, the next one last: splitting replaces the back with its two halves.
-  std::vector<Batch> parts;
-  parts.push_back(std::move(batch));
-  std::vector<storage::TableRows> spent;
-  size_t splits = 0, refused = 0;
-  bool first = true;
-  while (!parts.empty()) {
-    if (!first) {
-      // Between parts, as between retries: a pause or a stop takes precedence. What is
-      // committed stays; the rest is read again (the compare-and-set skips the committed).
-      std::lock_guard lock(mu_);
-      if (abandon_ || quiet_requested_) {
-        report.outcome = WriteOutcome::kFailed;
-        report.error = {};
-        break;
-      }
-    }
-    first = false;
-    Batch& part = parts.back();
-    storage::WriteResult result;
-    const PartEnd end = write_part(part, result, splits > 0);
-    if (end == PartEnd::kGivenUp) {
-      report.outcome = WriteOutcome::kFailed;
-      report.error = result.error;
-      break;
-    }
-    if (end == PartEnd::kWritten) {
-      if (result.outcome == WriteOutcome::kBehind) {
-        // MariaDB is behind this part: the pipeline repositions the partition.
-        report.outcome = WriteOutcome::kBehind;
-        report.db_next_offset = result.db_next_offset;
-        break;
-      }
-      add_to_report(part, result, report);
-      for (auto& t : part.tables) spent.push_back(std::move(t));
-      parts.pop_back();
-      continue;
-    }
-    // Refused for what it holds: halve it, or, down to one event, dead-letter that event with
-    // the server's error and write the dead letter in its place.
-    if (const int64_t middle = part.middle_offset(); middle >= 0) {
-      if (splits++ == 0) {
-        uint64_t suppressed = 0;
-        if (split_log_.allow(suppressed)) {
-          log->warn(
-              "writer {}: batch {}/{} [{}, {}) refused by MariaDB ({}); splitting it to find the "
-              "events at fault ({} similar suppressed)",
-              index_, part.topic, part.partition, part.base_offset, part.end_offset,
-              result.error.describe(), suppressed);
-        }
-      }
-      Batch tail = part.split_at(middle);
-      Batch head = std::move(part);
-      parts.pop_back();
-      parts.push_back(std::move(tail));
-      parts.push_back(std::move(head));
-      continue;
-    }
-    std::string reason = "db_refused: ";
-    if (!result.failed_table.empty()) reason += result.failed_table + ": ";
-    reason += result.error.describe();
-    bound(reason, storage::kMaxReasonBytes);
-    ++refused;
-    uint64_t suppressed = 0;
-    if (split_log_.allow(suppressed)) {
-      log->warn("writer {}: {}/{}@{} dead-lettered: {} ({} similar suppressed)", index_, part.topic,
-                part.partition, part.base_offset, reason, suppressed);
-    }
-    part.dead_letter_table(0, reason);
-  }
-  if (splits > 0 && report.outcome != WriteOutcome::kFailed) {
-    log->info(
-        "writer {}: batch {}/{} [{}, {}) written in parts: {} event(s) refused by MariaDB "
-        "and dead-lettered, {} row(s) written",
-        index_, report.topic, report.partition, report.base_offset, report.end_offset, refused,
-        report.rows);
-  }
-  // The report owns the row buffers, written or not, for the ingest thread to reuse.
-  for (auto& p : parts) {
-    for (auto& t : p.tables) spent.push_back(std::move(t));
-  }
-  batch.tables = std::move(spent);
-  return report.outcome != WriteOutcome::kFailed;
-}
-
 void Writer::note_success() {
   if (failed_attempts_ > 0) {
     logger("mariadb")->info(
@@ -346,74 +445,60 @@ void Writer::note_failure(const Batch& part, const storage::WriteResult& result)
   state_.last_error = result.error.describe();
 }
 
-Writer::PartEnd Writer::write_part(Batch& part, storage::WriteResult& result, bool splitting) {
-  Backoff backoff(milliseconds(100), milliseconds(30'000));
-  Backoff quick(milliseconds(20), milliseconds(1'000));
-  // Refused privileges: each attempt is a new session (reconnect_after), and a DBA who puts a
-  // grant back expects writes to resume within seconds, not half a minute.
-  Backoff access(milliseconds(100), milliseconds(5'000));
-  int failures = 0;          // of this part; the streak (failed_attempts_) spans batches
-  int lasting_failures = 0;  // of this part, neither transient nor split: for a RetryLimit
-  int repeats = 0;           // of this part, in a row: errors that mean a bad batch if they repeat
-  for (;;) {
-    if (lease_ != nullptr && !lease_->valid()) {
-      // Fenced: this instance may not write (its view of the fleet is stale). Read again
-      // later, under a renewed lease; the session is closed at once.
-      sink_->disconnect();
-      result.error = {};
-      return PartEnd::kGivenUp;
-    }
-    result = sink_->write(part);
-    if (result.outcome == WriteOutcome::kFailed && lease_ != nullptr && !lease_->valid()) {
-      // Refused its COMMIT (storage::kFenced), or cancelled, for the same reason.
-      sink_->disconnect();
-      result.error = {};
-      return PartEnd::kGivenUp;
-    }
-    if (result.outcome != WriteOutcome::kFailed) {
-      note_success();
-      return PartEnd::kWritten;
-    }
-    const auto cls = result.error.error_class();
-    {
-      std::lock_guard lock(state_mu_);
-      ++state_.errors_by_class[static_cast<size_t>(cls)];
-    }
-    repeats = storage::repeated_means_bad_batch(result.error.code) ? repeats + 1 : 0;
-    // A part that holds a row, or more than one event, can be split; a lone dead letter the
-    // database refuses cannot, and is retried like any other failure.
-    const bool splittable = part.events > 1 || !part.tables.empty();
-    if (splittable && (cls == DbErrorClass::kBadRow || repeats >= kRepeatsBeforeSplit)) {
-      return PartEnd::kSplit;  // progress, not a failure streak
-    }
-    ++failures;
-    if (cls != DbErrorClass::kTransient) ++lasting_failures;
-    if (limit_.attempts > 0 &&
-        (lasting_failures >= limit_.attempts || cls == DbErrorClass::kFatal)) {
-      // Given up: the caller reports the error; no "retrying" line.
-      return PartEnd::kGivenUp;
-    }
-    // While a batch is being split, a part that times out (or meets a duplicate primary key)
-    // once more is part of the search, not the start of a failure streak worth a log line.
-    if (!splitting || !storage::repeated_means_bad_batch(result.error.code)) {
-      note_failure(part, result);
-    }
-    const bool outage_class = cls == DbErrorClass::kOutage || cls == DbErrorClass::kReadOnly;
-    if (outage_class && failures >= kOutageAttempts) {
-      // Not a blip: hand the outage to the pipeline, which spools until MariaDB is back. The
-      // batch's events are read again from the partition's rewind point.
-      return PartEnd::kGivenUp;
-    }
-    const auto delay = cls == DbErrorClass::kTransient || outage_class ? quick.next()
-                       : storage::is_access_denied(result.error.code)  ? access.next()
-                                                                       : backoff.next();
-    std::unique_lock lock(mu_);
-    // Abandoned at shutdown, or dropped for a pause: the events are read again later.
-    if (cv_.wait_for(lock, delay, [&] { return abandon_ || quiet_requested_; })) {
-      result.error = {};
-      return PartEnd::kGivenUp;
-    }
+Writer::PartEnd Writer::attempt(Job& job, Batch& part, storage::WriteResult& result) {
+  if (lease_ != nullptr && !lease_->valid()) {
+    // Fenced: this instance may not write (its view of the fleet is stale). Read again
+    // later, under a renewed lease; the session is closed at once.
+    sink_->disconnect();
+    result.error = {};
+    return PartEnd::kGivenUp;
   }
+  result = sink_->write(part);
+  if (result.outcome == WriteOutcome::kFailed && lease_ != nullptr && !lease_->valid()) {
+    // Refused its COMMIT (storage::kFenced), or cancelled, for the same reason.
+    sink_->disconnect();
+    result.error = {};
+    return PartEnd::kGivenUp;
+  }
+  if (result.outcome != WriteOutcome::kFailed) {
+    note_success();
+    return PartEnd::kWritten;
+  }
+  const auto cls = result.error.error_class();
+  {
+    std::lock_guard lock(state_mu_);
+    ++state_.errors_by_class[static_cast<size_t>(cls)];
+  }
+  job.repeats = storage::repeated_means_bad_batch(result.error.code) ? job.repeats + 1 : 0;
+  // A part that holds a row, or more than one event, can be split; a lone dead letter the
+  // database refuses cannot, and is retried like any other failure.
+  const bool splittable = part.events > 1 || !part.tables.empty();
+  if (splittable && (cls == DbErrorClass::kBadRow || job.repeats >= kRepeatsBeforeSplit)) {
+    return PartEnd::kSplit;  // progress, not a failure streak
+  }
+  ++job.failures;
+  if (cls != DbErrorClass::kTransient) ++job.lasting_failures;
+  if (limit_.attempts > 0 &&
+      (job.lasting_failures >= limit_.attempts || cls == DbErrorClass::kFatal)) {
+    // Given up: the caller reports the error; no "retrying" line.
+    return PartEnd::kGivenUp;
+  }
+  // While a batch is being split, a part that times out (or meets a duplicate primary key)
+  // once more is part of the search, not the start of a failure streak worth a log line.
+  if (job.splits == 0 || !storage::repeated_means_bad_batch(result.error.code)) {
+    note_failure(part, result);
+  }
+  const bool outage_class = cls == DbErrorClass::kOutage || cls == DbErrorClass::kReadOnly;
+  if (outage_class && job.failures >= kOutageAttempts) {
+    // Not a blip: hand the outage to the pipeline, which spools until MariaDB is back. The
+    // batch's events are read again from the partition's rewind point.
+    return PartEnd::kGivenUp;
+  }
+  job.delay = cls == DbErrorClass::kTransient || outage_class ? job.quick->next()
+              : storage::is_access_denied(result.error.code)  ? job.access->next()
+                                                              : job.backoff->next();
+  job.retry_at = clock_.now() + job.delay;
+  return PartEnd::kRetry;
 }
 
 }  // namespace sluice::ingest

@@ -30,9 +30,15 @@
 /// by the sink again before COMMIT); while it has run out batches are dropped unwritten and an
 /// idle writer closes its session.
 ///
+/// Execution: on a thread of its own (the service), or inline (a simulation): then nothing
+/// runs until run_once() is called, which does the next piece of work that is due — one
+/// statement, one disconnect, one batch reported dropped — on the caller's thread, and a retry
+/// is due when the injected clock reaches it instead of after a wait. Both run the same steps,
+/// so a simulation with the seed choosing which writer runs when replays exactly.
+///
 /// Threading: push/quiesce/quiet/unquiesce/idle/stop are called by the ingest thread; the sink
-/// is used only by the writer's own thread, which also calls the report callback. state() and
-/// cancel() are safe from any thread.
+/// is used only by the writer's own thread (inline: by whoever calls run_once()), which also
+/// calls the report callback. state() and cancel() are safe from any thread.
 
 #include <condition_variable>
 #include <deque>
@@ -105,6 +111,9 @@ struct RetryLimit {
   int attempts = 0;
 };
 
+/// Where a writer's work runs (Writer, WriterPool).
+enum class Execution { kThread, kInline };
+
 class Writer {
  public:
   /// A connection error or read-only refusal that survives this many quick attempts is an
@@ -121,7 +130,8 @@ class Writer {
   /// kFailed with an ok error, read again later) and the session closed; nullptr: never runs
   /// out.
   Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report report, const Clock& clock,
-         RetryLimit limit = {}, const WriteLease* lease = nullptr);
+         RetryLimit limit = {}, const WriteLease* lease = nullptr,
+         Execution execution = Execution::kThread);
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -145,18 +155,38 @@ class Writer {
   /// Thread safe: whether the writer is failing, and why.
   WriterState state() const;
 
+  /// What run_once() did.
+  enum class Ran {
+    kWorked,   ///< a piece of work: a statement, a disconnect, a batch reported dropped
+    kWaiting,  ///< nothing due: a batch waits for its next attempt (retry_at())
+    kIdle,     ///< nothing to do
+    kStopped,  ///< stopped: nothing more will run
+  };
+  /// Inline execution: does the next piece of work that is due, on this thread.
+  Ran run_once();
+  /// Inline execution: the next piece of work is a statement on the sink (a simulation holding
+  /// the database's writes runs other work first).
+  bool next_is_statement();
+  const storage::BatchSink& sink() const { return *sink_; }
+
  private:
-  /// How one part of a batch ended.
-  enum class PartEnd { kWritten, kSplit, kGivenUp };
+  /// How one attempt at a part of a batch ended.
+  enum class PartEnd { kWritten, kSplit, kGivenUp, kRetry };
+  /// The batch being written: its parts, its report so far, the current part's retries.
+  struct Job;
 
   void loop();
-  /// Writes the batch — in parts, if its content is refused — and fills `report`; false when
-  /// it was given up (reported by the caller all the same).
-  bool write_with_retry(storage::Batch& batch, WriteReport& report);
-  /// Writes one part with retries. kSplit: the database refuses what it holds (the caller
-  /// splits it, or dead-letters a single event); kGivenUp: an outage, a quiesce or a stop.
-  /// `splitting`: the part comes from a batch being split.
-  PartEnd write_part(storage::Batch& part, storage::WriteResult& result, bool splitting);
+  /// One step of the job: an attempt at its next part, or giving it up for a quiesce or a
+  /// stop. True when the job is finished (its report complete).
+  bool step_job();
+  /// Reports the finished job.
+  void finish_job();
+  /// One statement for the job's current part. kSplit: the database refuses what it holds
+  /// (split it, or dead-letter a single event); kGivenUp: an outage, a fencing or a limit;
+  /// kRetry: try again at the job's retry_at.
+  PartEnd attempt(Job& job, storage::Batch& part, storage::WriteResult& result);
+  /// Handles a part the database refused for what it holds: halves it, or dead-letters it.
+  void split(Job& job, const storage::WriteResult& result);
   /// Records a failed attempt (streak, logs, counters).
   void note_failure(const storage::Batch& part, const storage::WriteResult& result);
   void note_success();
@@ -166,6 +196,7 @@ class Writer {
   void report_dropped(storage::Batch& batch);
 
   size_t index_;
+  const Execution execution_;
   std::unique_ptr<storage::BatchSink> sink_;
   Report report_;
   const Clock& clock_;
@@ -182,6 +213,7 @@ class Writer {
   /// With a RetryLimit, a batch was given up: every later one is reported dropped unwritten
   /// (writer thread only).
   bool given_up_ = false;
+  std::unique_ptr<Job> job_;  // writer thread only
   // The current failure streak, across batches (writer thread only).
   int failed_attempts_ = 0;
   Clock::time_point failing_since_{};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 
 #include "common/assert.h"
 
@@ -25,25 +26,39 @@ std::unique_ptr<Writer> WriterPool::make_writer(size_t index) {
         }
         cv_.notify_all();
       },
-      clock_, options_.limit, options_.lease);
+      clock_, options_.limit, options_.lease,
+      options_.inline_writers != nullptr ? Execution::kInline : Execution::kThread);
+}
+
+void WriterPool::retire(Writer& writer, bool abandon) {
+  if (options_.inline_writers != nullptr) {
+    std::erase(options_.inline_writers->writers_, &writer);
+  }
+  writer.stop(abandon);
 }
 
 void WriterPool::start() {
   for (size_t i = writers_.size(); i < std::max<size_t>(1, options_.writers); ++i) {
     writers_.push_back(make_writer(i));
+    if (options_.inline_writers != nullptr) {
+      options_.inline_writers->writers_.push_back(writers_.back().get());
+    }
   }
 }
 
 void WriterPool::stop(bool abandon) {
-  for (auto& w : writers_) w->stop(abandon);
+  for (auto& w : writers_) retire(*w, abandon);
   writers_.clear();
 }
 
 void WriterPool::restart() {
   for (size_t i = 0; i < writers_.size(); ++i) {
-    writers_[i]->stop(true);
+    retire(*writers_[i], true);
     writers_[i] = make_writer(i);
     writers_[i]->quiesce();
+    if (options_.inline_writers != nullptr) {
+      options_.inline_writers->writers_.push_back(writers_[i].get());
+    }
   }
 }
 
@@ -81,7 +96,17 @@ std::vector<WriteReport>& WriterPool::take_reports() {
 
 bool WriterPool::wait_for_report(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
+  if (options_.inline_writers != nullptr) return !reports_.empty();
   return cv_.wait_for(lock, timeout, [this] { return !reports_.empty(); });
+}
+
+bool WriterPool::wait_idle(std::chrono::milliseconds timeout) {
+  if (options_.inline_writers != nullptr) return idle();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!idle() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return idle();
 }
 
 void WriterPool::quiesce() {

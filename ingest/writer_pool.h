@@ -16,6 +16,9 @@
 /// - **Quiet**: quiesce()/quiet()/unquiesce()/cancel() apply to every writer (the gate's
 ///   effects); restart() replaces every writer with one on a fresh sink, quiesced (a retarget).
 ///
+/// - **Execution**: each writer on a thread of its own, or inline (Options::inline_writers): no
+///   thread; the writers are listed in an InlineWriters for a simulation to run by hand.
+///
 /// Thread safety: every method on the feeder thread only, except that reports arrive from the
 /// writer threads (guarded inside).
 
@@ -36,6 +39,19 @@
 
 namespace sluice::ingest {
 
+/// The writers of the pools that run them inline (Execution::kInline): nothing runs them but
+/// whoever holds this list — a simulation, which picks from its seed which one runs next
+/// (Writer::run_once). A pool adds its writers as it makes them and removes them as it stops
+/// them. One thread.
+class InlineWriters {
+ public:
+  const std::vector<Writer*>& writers() const { return writers_; }
+
+ private:
+  friend class WriterPool;
+  std::vector<Writer*> writers_;
+};
+
 class WriterPool {
  public:
   using SinkFactory = std::function<std::unique_ptr<storage::BatchSink>()>;
@@ -48,17 +64,21 @@ class WriterPool {
     RetryLimit limit{};
     /// Nothing is written while it has run out (Writer); nullptr: never runs out.
     const WriteLease* lease = nullptr;
+    /// Set: the writers run inline, listed here; unset: each on a thread of its own.
+    InlineWriters* inline_writers = nullptr;
   };
 
   /// As the service and a replay size a pool: spare row buffers for every writer's batches in
   /// flight, each at most twice a batch's limit (bounded memory, no growing from scratch).
   static Options for_batches(size_t writers, size_t max_batch_bytes, RetryLimit limit = {},
-                             const WriteLease* lease = nullptr) {
+                             const WriteLease* lease = nullptr,
+                             InlineWriters* inline_writers = nullptr) {
     return {.writers = writers,
             .spare_rows = 4 * writers + 4,
             .spare_rows_capacity = 2 * max_batch_bytes,
             .limit = limit,
-            .lease = lease};
+            .lease = lease,
+            .inline_writers = inline_writers};
   }
   /// The bytes in flight the service and a replay allow: every writer with one batch in the
   /// database and one or two waiting, however small the batches are (many partitions read
@@ -89,8 +109,12 @@ class WriterPool {
   /// The reports that came back since the last call, their bytes no longer in flight and
   /// their row buffers back in rows(). The vector is reused by the next call.
   std::vector<WriteReport>& take_reports();
-  /// Waits up to `timeout` for a report to come back; true when one is there.
+  /// Waits up to `timeout` for a report to come back; true when one is there. Inline: does
+  /// not wait (nothing would run meanwhile).
   bool wait_for_report(std::chrono::milliseconds timeout);
+  /// Waits up to `timeout` for every writer to be idle; true when they are. Inline: does not
+  /// wait.
+  bool wait_idle(std::chrono::milliseconds timeout);
 
   size_t in_flight_bytes() const { return in_flight_bytes_; }
   /// Batches pushed and not yet taken back as reports.
@@ -110,6 +134,8 @@ class WriterPool {
 
  private:
   std::unique_ptr<Writer> make_writer(size_t index);
+  /// Stops a writer and takes it off the inline list.
+  void retire(Writer& writer, bool abandon);
 
   const Options options_;
   SinkFactory sinks_;

@@ -473,6 +473,7 @@ class TickingClock final : public Clock {
     return time_point(std::chrono::milliseconds(ms_.fetch_add(5) + 3'600'000));
   }
   int64_t wall_ms() const override { return 1'700'000'000'000 + ms_.load(); }
+  uint64_t seed() const override { return 42; }
 
  private:
   mutable std::atomic<int64_t> ms_{0};
