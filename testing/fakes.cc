@@ -279,7 +279,9 @@ Status FakeSource::poll(std::chrono::milliseconds timeout, size_t max,
     }
   }
   // Nothing to deliver: wait as a consumer would, so writer threads get the processor.
-  if (out.empty()) std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(2)));
+  if (out.empty() && !kafka_.simulated()) {
+    std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(2)));
+  }
   return Status::ok();
 }
 
@@ -480,6 +482,11 @@ void FakeDatabase::set_mode(Mode mode) {
     mode_ = mode;
   }
   cv_.notify_all();
+}
+
+bool FakeDatabase::holds_writes() const {
+  std::lock_guard lock(mu_);
+  return hold_ && mode_ == Mode::kUp;
 }
 
 void FakeDatabase::hold_writes(bool hold) {
@@ -941,6 +948,21 @@ WriteResult FakeReplaySession::write(storage::Batch& batch) {
   }
   result.outcome = WriteOutcome::kCommitted;
   return result;
+}
+
+// --- A simulation's writers ------------------------------------------------------------------
+
+void run_writers(const ingest::InlineWriters& writers, std::mt19937_64& rng, size_t max_pieces) {
+  std::vector<ingest::Writer*> ready;
+  for (size_t n = std::uniform_int_distribution<size_t>(0, max_pieces)(rng); n > 0; --n) {
+    ready.clear();
+    for (ingest::Writer* w : writers.writers()) {
+      const auto& db = dynamic_cast<const FakeSession&>(w->sink()).database();
+      if (!(w->next_is_statement() && db.holds_writes())) ready.push_back(w);
+    }
+    if (ready.empty()) return;
+    ready[std::uniform_int_distribution<size_t>(0, ready.size() - 1)(rng)]->run_once();
+  }
 }
 
 }  // namespace sluice::testing

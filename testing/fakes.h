@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "fleet/control_channel.h"
 #include "ingest/event_source.h"
 #include "ingest/fleet_claims.h"
+#include "ingest/writer_pool.h"
 #include "storage/batch_sink.h"
 #include "storage/spool.h"
 
@@ -62,6 +64,10 @@ class FakeKafka {
   /// The partitions the group consumes (its subscription); a change rebalances.
   void set_assignment(std::vector<PartitionKey> partitions);
   void set_protocol(Protocol protocol) { protocol_ = protocol; }
+  /// A simulation's consumers: a poll with nothing to deliver returns at once (with writers on
+  /// threads it waits a little, as a consumer would, so they get the processor).
+  void set_simulated(bool simulated) { simulated_ = simulated; }
+  bool simulated() const { return simulated_; }
   /// Forces a rebalance (as a metadata change or a member joining would).
   void rebalance();
   /// The session of a crashed static member times out: its partitions move to the others.
@@ -122,6 +128,7 @@ class FakeKafka {
   std::vector<Member> members_;
   std::map<PartitionKey, std::string> target_;  ///< the assignment being moved towards
   Protocol protocol_ = Protocol::kCooperative;
+  bool simulated_ = false;
   std::map<Call, int> failures_;
   std::map<PartitionKey, int64_t> lost_fetch_;
   std::map<PartitionKey, std::pair<int64_t, int64_t>> last_lost_;  ///< (from, skipped)
@@ -269,8 +276,11 @@ class FakeDatabase {
   /// Its @@server_uid (each FakeDatabase has its own; a copy keeps its own).
   void set_identity(std::string identity);
   std::string identity() const;
-  /// While held, a write blocks after starting its transaction, until released.
+  /// While held, a write blocks after starting its transaction, until released (or the
+  /// server goes down or read-only). A simulation, whose writers must not block, asks
+  /// holds_writes() and runs no statement meanwhile.
   void hold_writes(bool hold);
+  bool holds_writes() const;
   /// The next `n` writes fail with a deadlock (a transient error).
   void fail_next_writes_transiently(int n);
   /// Becomes a copy of `other` (a replica, or a dump restored elsewhere).
@@ -327,6 +337,7 @@ class FakeSession final : public storage::BatchSink {
   /// run out (storage::kFenced).
   explicit FakeSession(FakeDatabase& db, const WriteLease* lease = nullptr)
       : db_(db), lease_(lease) {}
+  const FakeDatabase& database() const { return db_; }
   ~FakeSession() override { disconnect(); }
 
   storage::WriteResult write(storage::Batch& batch) override;
@@ -445,5 +456,13 @@ class MemorySpool final : public storage::Spool {
   int commits_ = 0;                                          ///< guarded by mu_
   int violations_ = 0;                                       ///< guarded by mu_
 };
+
+// --- A simulation's writers ------------------------------------------------------------------
+
+/// The writers' turn in a simulation (writers run inline, over FakeSessions): up to
+/// `max_pieces` pieces of work, each by a writer `rng` picks among those whose next piece is
+/// not a statement on a database holding its writes (FakeDatabase::hold_writes: the
+/// transaction stays open until it lets go).
+void run_writers(const ingest::InlineWriters& writers, std::mt19937_64& rng, size_t max_pieces);
 
 }  // namespace sluice::testing

@@ -586,12 +586,19 @@ std::unique_ptr<Process> start_sluice(const TempDir& dir, const std::string& con
 }
 
 std::vector<uint64_t> model_seeds(const char* seeds_env, const char* runs_env, uint64_t fixed,
-                                  int default_runs) {
+                                  int default_runs, const char* first_env) {
   std::vector<uint64_t> out;
   if (const char* s = std::getenv(seeds_env)) {
     std::stringstream in(s);
     std::string item;
     while (std::getline(in, item, ',')) out.push_back(std::stoull(item));
+    return out;
+  }
+  if (const char* first = first_env != nullptr ? std::getenv(first_env) : nullptr) {
+    // A sweep: seeds first, first+1, ... (runs of them).
+    const uint64_t from = std::stoull(first);
+    const int runs = std::getenv(runs_env) ? std::atoi(std::getenv(runs_env)) : default_runs;
+    for (int i = 0; i < runs; ++i) out.push_back(from + static_cast<uint64_t>(i));
     return out;
   }
   for (uint64_t seed = 1; seed <= fixed; ++seed) out.push_back(seed);

@@ -69,10 +69,11 @@ int run_command(const std::vector<std::string>& argv, std::string& output);
 std::string raw_exchange(int port, const std::string& bytes, bool half_close = true);
 
 /// The seeds a model test runs: those `seeds_env` lists (comma-separated: replaying a
-/// failure), else 1..`fixed` (the same every run) and as many random ones as `runs_env` says
-/// (default `default_runs`).
+/// failure), else — with `first_env` set — a sweep of `runs_env` seeds from it on, else
+/// 1..`fixed` (the same every run) and as many random ones as `runs_env` says (default
+/// `default_runs`).
 std::vector<uint64_t> model_seeds(const char* seeds_env, const char* runs_env, uint64_t fixed,
-                                  int default_runs);
+                                  int default_runs, const char* first_env = nullptr);
 
 /// A TCP port free now on the loopback (127.0.0.1, or ::1 with `ipv6`), for a config that must
 /// name one; -1 when none can be had (no IPv6 loopback).
