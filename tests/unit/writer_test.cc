@@ -114,7 +114,8 @@ class WriterTest : public ::testing::Test {
     return b;
   }
 
-  void start(std::function<DbStatus(const Batch&)> refuse) {
+  void start(std::function<DbStatus(const Batch&)> refuse, const Clock& clock = SystemClock::instance(),
+             Execution execution = Execution::kThread) {
     writer_ = std::make_unique<Writer>(
         0, std::make_unique<FakeSink>(db_, std::move(refuse)),
         [this](WriteReport&& r) {
@@ -122,7 +123,7 @@ class WriterTest : public ::testing::Test {
           reports_.push_back(std::move(r));
           cv_.notify_all();
         },
-        SystemClock::instance());
+        clock, RetryLimit{}, nullptr, execution);
   }
 
   bool wait_reports(size_t n, std::chrono::seconds timeout = 30s) {
@@ -341,6 +342,70 @@ TEST_F(WriterTest, OutagesAreHandedBackNotSplit) {
   EXPECT_EQ(reports_[0].error.code, static_cast<unsigned>(CR_SERVER_LOST));
   EXPECT_TRUE(db_.letters.empty());
   EXPECT_EQ(db_.writes, Writer::kOutageAttempts);
+}
+
+/// Inline, a writer does nothing until it is run, one piece of work at a time, and a retry is
+/// due when the injected clock reaches it: what a simulation needs to replay a run exactly.
+TEST_F(WriterTest, InlineItRunsOnePieceAtATimeAndRetriesWhenTheClockSaysSo) {
+  ManualClock clock;
+  clock.set_seed(7);
+  int refusals = 2;
+  start(
+      [&](const Batch&) -> DbStatus {
+        if (refusals > 0) {
+          --refusals;
+          return {CR_SERVER_LOST, "Lost connection to server during query"};
+        }
+        return {};
+      },
+      clock, Execution::kInline);
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kIdle);
+  writer_->push(batch(0, 10));
+  writer_->push(batch(10, 10));
+  EXPECT_EQ(db_.writes, 0) << "nothing runs until it is run";
+  EXPECT_TRUE(writer_->next_is_statement());
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kWorked);  // refused: backing off
+  EXPECT_EQ(db_.writes, 1);
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kWaiting);
+  EXPECT_FALSE(writer_->next_is_statement());
+  EXPECT_EQ(db_.writes, 1) << "the retry waits for the clock";
+  clock.advance(1s);  // the quick backoff is at most a second
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kWorked);  // refused again
+  EXPECT_EQ(db_.writes, 2);
+  clock.advance(1s);
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kWorked);  // written
+  ASSERT_EQ(reports_.size(), 1u);
+  EXPECT_EQ(reports_[0].outcome, WriteOutcome::kCommitted);
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kWorked);
+  ASSERT_EQ(reports_.size(), 2u);
+  EXPECT_EQ(next_offset(), 20);
+  EXPECT_TRUE(writer_->idle());
+
+  // Quiesced while a batch backs off: the batch is given up at the next piece of work, then
+  // the session is closed.
+  refusals = 1;
+  writer_->push(batch(20, 10));
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kWorked);  // refused
+  writer_->quiesce();
+  EXPECT_FALSE(writer_->next_is_statement());
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kWorked);  // given up, no statement
+  ASSERT_EQ(reports_.size(), 3u);
+  EXPECT_EQ(reports_[2].outcome, WriteOutcome::kFailed);
+  EXPECT_TRUE(reports_[2].error.is_ok()) << "dropped for the pause, not an error";
+  EXPECT_FALSE(writer_->quiet());
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kWorked);  // the disconnect
+  EXPECT_TRUE(writer_->quiet());
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kIdle);
+  EXPECT_EQ(db_.writes, 5);
+
+  // Stopped with a batch queued: reported dropped, never written.
+  writer_->unquiesce();
+  writer_->push(batch(20, 10));
+  writer_->stop(false);
+  ASSERT_EQ(reports_.size(), 4u);
+  EXPECT_EQ(reports_[3].outcome, WriteOutcome::kFailed);
+  EXPECT_EQ(writer_->run_once(), Writer::Ran::kStopped);
+  EXPECT_EQ(db_.writes, 5);
 }
 
 }  // namespace
