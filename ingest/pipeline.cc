@@ -53,7 +53,8 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       committer_(clock),
       governor_({.max_rate = static_cast<double>(config_.drain.max_rate),
                  .max_replica_lag_s = static_cast<double>(config_.drain.max_replica_lag_s)},
-                clock) {}
+                clock),
+      board_(clock) {}
 
 Pipeline::~Pipeline() {
   // Writers report into this object's pool: stop them before anything else goes. Then the source,
@@ -128,7 +129,7 @@ Status Pipeline::start() {
     c->become_orphan();
     cursors_[key] = std::move(c);
   }
-  last_summary_ = clock_.now();
+  board_.started();
   started_ = true;
   publish_status(true);
   return Status::ok();
@@ -251,10 +252,7 @@ void Pipeline::shutdown() {
   if (!started_) return;  // start() failed: nothing was consumed
   started_ = false;
   auto log = logger("ingest");
-  {
-    std::lock_guard lock(status_mu_);
-    status_.state = ServiceState::kStopping;
-  }
+  board_.set_stopping();
   log->info("stopping: writing open batches");
   for (auto& [key, c] : cursors_) dispatch(*c);
   constexpr auto kDrainTimeout = std::chrono::seconds(30);
@@ -588,12 +586,7 @@ void Pipeline::record_gap(PartitionCursor& c, int64_t from, int64_t to, const ch
   stats_.expired_offsets += static_cast<uint64_t>(lost);
   logger("ingest")->error("{}/{}: {}; recorded in sluice_dead_letter", c.topic(), c.partition(),
                           storage::DeadLetter::kafka_gap(from, to, where).reason);
-  {
-    constexpr size_t kGapsKept = 100;
-    std::lock_guard lock(status_mu_);
-    status_.gaps.push_back({c.topic(), c.partition(), from, to, lost, clock_.wall_ms()});
-    if (status_.gaps.size() > kGapsKept) status_.gaps.erase(status_.gaps.begin());
-  }
+  board_.add_gap(c.topic(), c.partition(), from, to);
   c.batcher().add_gap(from, to, where);
 }
 
@@ -644,7 +637,7 @@ void Pipeline::handle_message(const SourceMessage& msg) {
       break;
   }
   ++stats_.consumed;
-  ++consumed_by_topic_[c.topic()];
+  board_.consumed(c.topic());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -714,15 +707,7 @@ void Pipeline::process_reports() {
       if (r.outcome == WriteOutcome::kCommitted) {
         commits_.committed({r.topic, r.partition}, r.end_offset, clock_.wall_ms());
       }
-      if (!r.tables.empty()) {
-        std::lock_guard lock(status_mu_);
-        for (const auto& t : r.tables) {
-          auto& table = tables_[t.name];
-          table.table = t.name;
-          table.rows_inserted += t.rows;
-          table.max_timestamp = std::max(table.max_timestamp, t.max_timestamp);
-        }
-      }
+      board_.add_tables(r.tables);
     }
     if (r.outcome == WriteOutcome::kFailed && !r.error.is_ok()) gate_.outage(r.error);
     const auto it = cursors_.find({r.topic, r.partition});
@@ -889,24 +874,6 @@ void Pipeline::drain() {
   dispatch_over_budget();
 }
 
-std::vector<std::string> Pipeline::server_notes() {
-  const int mode = control_ ? control_->autoinc_lock_mode() : -1;
-  if (mode == server_notes_mode_) return server_notes_;
-  server_notes_mode_ = mode;
-  server_notes_.clear();
-  if (mode >= 0 && mode < 2 && config_.mariadb.writers > 1 &&
-      config_.mariadb.insert_method == InsertMethod::kLoadData) {
-    server_notes_.push_back(fmt::format(
-        "innodb_autoinc_lock_mode = {}: InnoDB holds a table's AUTO-INC lock for a whole LOAD "
-        "DATA, so the {} writers take turns on a table they share; "
-        "innodb_autoinc_lock_mode = 2 lets them load side by side (with binary logging, use it "
-        "with binlog_format = ROW: statement-based replicas would assign other ids)",
-        mode, config_.mariadb.writers));
-  }
-  for (const auto& n : server_notes_) logger("mariadb")->warn("{}", n);
-  return server_notes_;
-}
-
 void Pipeline::follow_replicas() {
   if (!parts_.replica_positions) return;
   const auto now = clock_.now();
@@ -920,110 +887,25 @@ void Pipeline::follow_replicas() {
 // Status and logs
 
 void Pipeline::log_summary(bool force) {
-  const auto now = clock_.now();
-  if (!force && now - last_summary_ < std::chrono::seconds(30)) return;
-  const double seconds = last_summary_ == Clock::time_point{}
-                             ? 0
-                             : std::chrono::duration<double>(now - last_summary_).count();
-  const uint64_t consumed = stats_.consumed.load();
-  logger("ingest")->info(
-      "consumed {} ({:.0f}/s), rows inserted {}, dead letters {}, batches {} (+{} already "
-      "applied), in flight {} KiB",
-      consumed,
-      seconds > 0 ? static_cast<double>(consumed - last_summary_consumed_) / seconds : 0.0,
-      stats_.rows_inserted.load(), stats_.dead_letters.load(), stats_.batches_committed.load(),
-      stats_.batches_already_applied.load(), writers_.in_flight_bytes() >> 10);
-  last_summary_ = now;
-  last_summary_consumed_ = consumed;
+  board_.log_summary(stats_, writers_.in_flight_bytes(), force);
 }
 
 void Pipeline::publish_status(bool force) {
-  const auto now = clock_.now();
-  if (!force && now - last_status_ < milliseconds(250)) return;
-  last_status_ = now;
-  std::vector<PipelineStatus::Partition> parts;
-  parts.reserve(cursors_.size());
-  for (const auto& [key, c] : cursors_) {
-    const bool orphan = c->mode() == PartitionMode::kOrphan;
-    const int64_t high =
-        source_ && !orphan ? source_->cached_high_watermark(c->topic(), c->partition()) : -1;
-    const int64_t lag =
-        high >= 0 && c->fetch_next() >= 0 ? std::max<int64_t>(0, high - c->fetch_next()) : -1;
-    parts.push_back({c->topic(), c->partition(), partition_mode_name(c->mode()),
-                     orphan ? -1 : c->fetch_next(), c->database_known() ? c->floor() : -1,
-                     c->kafka_committed(), high, lag, c->waiting_from(), c->waiting_to(), ""});
-    if (const auto e = lane_.read_errors().find(key); e != lane_.read_errors().end()) {
-      parts.back().spool_error = e->second;
-    }
-    if (source_ && !orphan) {
-      parts.back().log_start = source_->cached_low_watermark(c->topic(), c->partition());
-    }
-  }
-  const auto totals = lane_.spool().totals();
-  std::vector<PipelineStatus::SpoolPartition> spooled;
-  for (const auto& [key, range] : lane_.spool().partitions()) {
-    const auto it = cursors_.find(key);
-    spooled.push_back(
-        {key.first, key.second, range,
-         it != cursors_.end() && range.events > 0 ? it->second->spool_newest_timestamp_ms() : -1});
-  }
-  const auto& pause = gate_.pause_record();
-  // Writers: failing or not, and why.
-  std::vector<WriterState> writer_states = writers_.states();
-  PipelineStatus::Drain drain;
-  drain.rate_limit = governor_.rate();
-  drain.limiting = DrainGovernor::limit_name(governor_.limiting());
-  drain.events_per_s = governor_.drained_rate();
-  if (drain.events_per_s > 1) drain.eta_s = static_cast<double>(totals.events) / drain.events_per_s;
-  if (const auto lag = governor_.last_replica_lag()) drain.replica_lag_s = *lag;
-  auto notes = server_notes();
-  std::lock_guard lock(status_mu_);
-  status_.mariadb_notes = std::move(notes);
-  status_.drain = drain;
-  status_.writers = std::move(writer_states);
-  status_.spool_partitions = std::move(spooled);
-  status_.partitions = std::move(parts);
-  status_.fetch_paused = flow_.fetch_paused() || lane_.full();
-  if (status_.state != ServiceState::kStopping) status_.state = service_state();
-  status_.pause_reason = pause ? pause->reason : "";
-  status_.pause_local = pause && pause->local;
-  status_.paused_since_ms = pause ? pause->since_ms : 0;
-  status_.outage_error = gate_.in_outage() ? gate_.outage_error().describe() : "";
-  status_.outage_since_ms = gate_.in_outage() ? gate_.outage_since_ms() : 0;
-  status_.spool_events = totals.events;
-  status_.spool_bytes = totals.bytes;
-  status_.spool_oldest_age_s =
-      totals.oldest_timestamp_ms >= 0
-          ? std::max(0.0, static_cast<double>(clock_.wall_ms() - totals.oldest_timestamp_ms) / 1e3)
-          : 0.0;
-  status_.spool_full = lane_.at_limit();
-  status_.spool_error = lane_.error().is_ok() ? "" : lane_.error().message();
-  status_.spool_error_since_ms = lane_.error().is_ok() ? 0 : lane_.error_since_ms();
-  status_.in_flight_bytes = writers_.in_flight_bytes();
-  status_.db_up = gate_.db_up();
-  status_.quiet = gate_.quiet();
-  status_.mariadb = describe_endpoint(config_.mariadb);
-  status_.mariadb_server = control_ ? control_->server_identity() : "";
-  status_.consumed_by_topic = consumed_by_topic_;
+  if (!board_.due(force)) return;
+  board_.server_notes(control_ ? control_->autoinc_lock_mode() : -1, config_.mariadb);
+  board_.publish(build_status({.cursors = cursors_,
+                               .source = source_.get(),
+                               .lane = lane_,
+                               .gate = gate_,
+                               .governor = governor_,
+                               .writers = writers_,
+                               .flow = flow_,
+                               .control = control_.get(),
+                               .mariadb = config_.mariadb,
+                               .state = service_state(gate_, cursors_),
+                               .wall_ms = clock_.wall_ms()}));
 }
 
-PipelineStatus Pipeline::status() const {
-  std::lock_guard lock(status_mu_);
-  PipelineStatus out = status_;
-  for (const auto& [name, t] : tables_) out.tables.push_back(t);
-  return out;
-}
-
-ServiceState Pipeline::service_state() const {
-  if (!gate_.open()) return gate_.closed_state();
-  for (const auto& [key, c] : cursors_) {
-    const auto mode = c->mode();
-    if (mode == PartitionMode::kDraining || mode == PartitionMode::kRefill ||
-        (mode == PartitionMode::kOrphan && c->spool_holds_events())) {
-      return ServiceState::kDraining;
-    }
-  }
-  return ServiceState::kRunning;
-}
+PipelineStatus Pipeline::status() const { return board_.snapshot(); }
 
 }  // namespace sluice::ingest

@@ -53,6 +53,7 @@
 #include "ingest/pipeline_status.h"
 #include "ingest/schema.h"
 #include "ingest/spool_lane.h"
+#include "ingest/status_board.h"
 #include "ingest/writer.h"
 #include "ingest/writer_pool.h"
 #include "storage/batch_sink.h"
@@ -191,10 +192,7 @@ class Pipeline final : private GateEffects {
   void drain();
   /// Hands the governor the replicas' lag behind this instance's commits (once a second).
   void follow_replicas();
-  /// What in the server's settings holds the writers back (the control session's last probe).
-  std::vector<std::string> server_notes();
   // Status and logs.
-  ServiceState service_state() const;
   void publish_status(bool force);
   void log_summary(bool force);
 
@@ -219,14 +217,11 @@ class Pipeline final : private GateEffects {
   DrainGovernor governor_;
   CommitHistory commits_;  ///< when each commit happened: the replicas' lag behind them
   Clock::time_point lag_read_{};
-  int server_notes_mode_ = -1;  ///< the innodb_autoinc_lock_mode server_notes_ are for
-  std::vector<std::string> server_notes_;
   /// An outage found outside a write (reading sluice_offsets), handed to the gate next round.
   std::optional<storage::DbStatus> deferred_outage_;
   Status failed_;
   std::string reason_;  ///< reused dead-letter reason buffer
   std::vector<SourceMessage> messages_;
-  std::map<std::string, uint64_t> consumed_by_topic_;
   Clock::time_point last_look_{};
   uint64_t gate_version_ = 0;  ///< the gate's version last published
   RateLimiter dead_letter_log_{std::chrono::seconds(10)};
@@ -238,12 +233,7 @@ class Pipeline final : private GateEffects {
   std::string expected_server_;  ///< guarded by expected_mu_: see request_resume
 
   PipelineStats stats_;
-  mutable std::mutex status_mu_;
-  PipelineStatus status_;                                ///< guarded by status_mu_
-  std::map<std::string, PipelineStatus::Table> tables_;  ///< guarded by status_mu_
-  Clock::time_point last_status_{};
-  Clock::time_point last_summary_{};
-  uint64_t last_summary_consumed_ = 0;
+  StatusBoard board_;  ///< the status snapshot, the summary line
   bool started_ = false;
   /// Set by the destructor: handler callbacks that still come (the source closing) do nothing.
   bool detached_ = false;

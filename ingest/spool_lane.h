@@ -39,6 +39,7 @@ class SpoolLane {
   SpoolLane(storage::Spool& spool, uint64_t max_bytes, const Clock& clock);
 
   storage::Spool& spool() { return spool_; }
+  const storage::Spool& spool() const { return spool_; }
 
   /// Stages one event of a spooling partition (durable at the next commit()). The spool takes
   /// nothing more this round once it reaches its limit.
