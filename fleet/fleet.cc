@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "common/assert.h"
+
 namespace sluice::fleet {
 
 using std::chrono::milliseconds;
@@ -28,11 +30,10 @@ constexpr size_t kTwinsKept = 16;
 
 }  // namespace
 
-Fleet::Fleet(FleetOptions options, std::unique_ptr<ControlChannel> channel, LocalInstance local,
-             WriteLease& lease, RecordSigner signer, const Clock& clock)
+Fleet::Fleet(FleetOptions options, std::unique_ptr<ControlChannel> channel, WriteLease& lease,
+             RecordSigner signer, const Clock& clock)
     : options_(std::move(options)),
       channel_(std::move(channel)),
-      local_(std::move(local)),
       lease_(lease),
       signer_(std::move(signer)),
       clock_(clock),
@@ -44,7 +45,14 @@ Fleet::Fleet(FleetOptions options, std::unique_ptr<ControlChannel> channel, Loca
 
 Fleet::~Fleet() { stop(); }
 
+void Fleet::attach(LocalInstance& local) {
+  SLUICE_ASSERT(local_ == nullptr && !thread_.joinable(),
+                "the fleet's instance is attached once, before it runs");
+  local_ = &local;
+}
+
 void Fleet::start() {
+  SLUICE_ASSERT(local_ != nullptr, "a fleet started with no instance attached");
   if (thread_.joinable()) return;
   thread_ = std::thread([this] {
     while (!stop_.load()) step(milliseconds(100));
@@ -79,6 +87,7 @@ void Fleet::stop() {
 // The round
 
 void Fleet::step(milliseconds poll) {
+  SLUICE_ASSERT(local_ != nullptr, "a fleet stepped with no instance attached");
   read(poll);
   {
     std::lock_guard lock(mu_);
@@ -248,17 +257,17 @@ void Fleet::follow_target() {
     target = view_.target();
     endpoint = endpoint_;
   }
-  const InstanceRecord self = local_.describe();
+  const InstanceRecord self = local_->describe();
   if (!initial_done_) {
     initial_done_ = true;
     if (!target) {
       // No fleet-wide target was ever set: the instance's own state holds.
-      applying_ = local_.release();
+      applying_ = local_->release();
       return;
     }
   }
   if (!target) return;
-  if (!target->paused && local_.local_pause && local_.local_pause()) {
+  if (!target->paused && local_->local_pause()) {
     return;  // a pause of its own comes first: adopt_local_pause() makes it the fleet's
   }
   {
@@ -284,16 +293,16 @@ void Fleet::follow_target() {
   }
   if (target->paused) {
     logger("fleet")->info("fleet paused by {} (\"{}\"): pausing", target->by, target->reason);
-    applying_ = local_.pause(target->reason, false);
+    applying_ = local_->pause(target->reason, false);
   } else {
     logger("fleet")->info("fleet resumed by {}: resuming", target->by);
-    applying_ = local_.resume(target->server);
+    applying_ = local_->resume(target->server);
   }
 }
 
 void Fleet::adopt_local_pause() {
-  if (!local_.local_pause || !caught_up_.load() || !lease_.valid() || applying_) return;
-  const auto reason = local_.local_pause();
+  if (!caught_up_.load() || !lease_.valid() || applying_) return;
+  const auto reason = local_->local_pause();
   if (!reason) return;
   const auto now = clock_.now();
   {
@@ -325,13 +334,13 @@ void Fleet::set_endpoint(std::string mariadb) {
 // Publishing
 
 InstanceRecord Fleet::describe_self() {
-  InstanceRecord r = local_.describe();
+  InstanceRecord r = local_->describe();
   r.id = options_.instance_id;
   r.version = options_.version;
   r.incarnation = incarnation_;
   r.started_ms = started_ms_;
   r.lease_ms = options_.lease.count();
-  if (local_.admin) r.admin = local_.admin();
+  r.admin = local_->admin();
   std::lock_guard lock(mu_);
   r.applied = applied_;
   r.mariadb = endpoint_;
@@ -381,7 +390,7 @@ Result<Fleet::Request> Fleet::begin(bool pause, const std::string& reason, milli
   t.since_ms = clock_.wall_ms();
   t.by = options_.instance_id;
   t.id = random_id();
-  const std::string server = pause ? "" : local_.describe().server;
+  const std::string server = pause ? "" : local_->describe().server;
   {
     std::lock_guard lock(mu_);
     if (!pause) {
@@ -499,7 +508,7 @@ Status Fleet::wait(const Request& request) const {
 }
 
 Status Fleet::pause_locally(const std::string& reason, milliseconds timeout) {
-  auto done = local_.pause(reason, true);
+  auto done = local_->pause(reason, true);
   if (done.wait_for(timeout) != std::future_status::ready) {
     return Status::error("the local pause did not complete within " +
                          std::to_string(timeout.count() / 1000) +

@@ -72,36 +72,42 @@ struct FleetOptions {
   ViewLimits limits{};
 };
 
-/// What the fleet needs of the local pipeline.
-struct LocalInstance {
+/// What the fleet needs of the instance it runs in: the pipeline, adapted by `sluice run`
+/// (main/pipeline_instance.h); tests fake it. Called on the fleet's thread (or whoever steps it).
+class LocalInstance {
+ public:
+  virtual ~LocalInstance() = default;
   /// The instance's own record as it stands now (id, applied, lease, seq and wall time are
   /// filled in by the fleet).
-  std::function<InstanceRecord()> describe;
+  virtual InstanceRecord describe() = 0;
   /// `local`: a pause of this instance alone (pause_locally), which the fleet adopts later.
-  std::function<std::future<Status>(const std::string& reason, bool local)> pause;
+  virtual std::future<Status> pause(const std::string& reason, bool local) = 0;
   /// `server`: the @@server_uid the fleet writes to ("" unknown): the pipeline writes nothing
   /// to another (Pipeline::request_resume).
-  std::function<std::future<Status>(const std::string& server)> resume;
+  virtual std::future<Status> resume(const std::string& server) = 0;
   /// Lets go of a start held until the fleet's target was known, when the fleet has none (a
   /// pause of the instance's own, recorded before, stays).
-  std::function<std::future<Status>()> release;
-  /// The admin endpoint ("host:port"), once it listens.
-  std::function<std::string()> admin{};
+  virtual std::future<Status> release() = 0;
+  /// The admin endpoint ("host:port") once it listens; "" before, or without one.
+  virtual std::string admin() { return {}; }
   /// A pause of this instance's own that the fleet should adopt (recorded while the topic could
   /// not be written, possibly before a restart): its reason, or nullopt.
-  std::function<std::optional<std::string>()> local_pause{};
+  virtual std::optional<std::string> local_pause() { return std::nullopt; }
 };
 
 class Fleet final : public ingest::FleetClaims {
  public:
-  /// `lease` is renewed by this fleet; the pipeline's writers check it.
-  Fleet(FleetOptions options, std::unique_ptr<ControlChannel> channel, LocalInstance local,
-        WriteLease& lease, RecordSigner signer = RecordSigner(),
-        const Clock& clock = SystemClock::instance());
+  /// `lease` is renewed by this fleet; the pipeline's writers check it. The instance is
+  /// attached before the fleet is started or stepped (the pipeline asks the fleet about claims
+  /// as it is built, so it comes second).
+  Fleet(FleetOptions options, std::unique_ptr<ControlChannel> channel, WriteLease& lease,
+        RecordSigner signer = RecordSigner(), const Clock& clock = SystemClock::instance());
   ~Fleet() override;
   Fleet(const Fleet&) = delete;
   Fleet& operator=(const Fleet&) = delete;
 
+  /// The instance this fleet speaks for; once, before start() or the first step().
+  void attach(LocalInstance& local);
   /// Starts the fleet's thread, which runs `step` until `stop`.
   void start();
   /// Stops it, after publishing a last record (state "stopped", and what the spool still
@@ -174,7 +180,7 @@ class Fleet final : public ingest::FleetClaims {
 
   FleetOptions options_;
   std::unique_ptr<ControlChannel> channel_;  ///< step's; publish under publish_mu_
-  LocalInstance local_;
+  LocalInstance* local_ = nullptr;  ///< attach()
   WriteLease& lease_;
   RecordSigner signer_;
   const Clock& clock_;

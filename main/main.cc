@@ -26,7 +26,7 @@
 #include "ingest/kafka_source.h"
 #include "ingest/pipeline.h"
 #include "ingest/schema.h"
-#include "main/instance_record.h"
+#include "main/pipeline_instance.h"
 #include "main/service_notify.h"
 #include "main/version.h"
 #include "storage/mariadb_sink.h"
@@ -199,9 +199,8 @@ int run(const std::string& path) {
     return 1;
   }
   parts.start_held = true;
-  // The fleet is made first (the pipeline asks it what other spools hold); what it needs of the
-  // pipeline is reached through this pointer, set before the fleet's thread starts.
-  sluice::ingest::Pipeline* local = nullptr;
+  // The fleet is made first (the pipeline asks it what other spools hold); the pipeline, as
+  // the fleet's local instance, is attached to it once built, before the fleet runs.
   std::unique_ptr<sluice::admin::AdminServer> admin;
   auto fleet = std::make_unique<sluice::fleet::Fleet>(
       sluice::fleet::FleetOptions{
@@ -211,22 +210,7 @@ int run(const std::string& path) {
           .instance_timeout = std::chrono::milliseconds(config->fleet.instance_timeout_ms),
           .version = sluice::kVersion,
           .mariadb = sluice::describe_endpoint(config->mariadb)},
-      std::move(channel).value(),
-      sluice::fleet::LocalInstance{
-          .describe = [&local] { return sluice::describe_instance(local->status()); },
-          .pause = [&local](const std::string& reason,
-                            bool here) { return local->request_pause(reason, here); },
-          .resume = [&local](const std::string& server) { return local->request_resume(server); },
-          .release = [&local] { return local->request_release(); },
-          .admin = [&admin] { return admin ? admin->address() : std::string(); },
-          .local_pause = [&local]() -> std::optional<std::string> {
-            const auto s = local->status();
-            if (s.state == sluice::ingest::ServiceState::kPaused && s.pause_local) {
-              return s.pause_reason;
-            }
-            return std::nullopt;
-          }},
-      lease, std::move(signer));
+      std::move(channel).value(), lease, std::move(signer));
   parts.fleet = fleet.get();
   sluice::admin::Metrics metrics({.version = sluice::kVersion,
                                   .revision = sluice::kGitRevision,
@@ -250,7 +234,8 @@ int run(const std::string& path) {
   }
   sluice::Config running = *config;
   sluice::ingest::Pipeline pipeline(std::move(config).value(), std::move(parts));
-  local = &pipeline;
+  sluice::PipelineInstance instance(pipeline);
+  fleet->attach(instance);
   std::unique_ptr<sluice::admin::ReplicaFreshness> replicas;
   if (!running.replicas.empty()) {
     replicas = std::make_unique<sluice::admin::ReplicaFreshness>(
@@ -309,6 +294,7 @@ int run(const std::string& path) {
       return 1;
     }
     admin = std::move(server).value();
+    instance.set_admin(admin->address());
   }
   log->info("sluice {} ({}) starting (config {})", sluice::kVersion, sluice::kGitRevision, path);
   std::thread reloader([&] {

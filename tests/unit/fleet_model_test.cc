@@ -42,7 +42,7 @@
 #include "common/logging.h"
 #include "fleet/fleet.h"
 #include "ingest/pipeline.h"
-#include "main/instance_record.h"
+#include "main/pipeline_instance.h"
 #include "testing/fakes.h"
 #include "testing/harness.h"
 
@@ -73,6 +73,7 @@ struct Host {
   std::unique_ptr<fleet::Fleet> fleet;
   MemorySpool* spool = nullptr;
   std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<PipelineInstance> instance;  ///< the pipeline, as its fleet sees it
   ingest::InlineWriters writers;  ///< the pipeline's, run by the simulation
   std::string db_host = "a";  ///< which server its config names
 };
@@ -169,18 +170,7 @@ class FleetModelRun {
                             .instance_timeout = 20000ms,
                             .version = "model",
                             .mariadb = "sluice@" + h.db_host + ":3306"},
-        std::move(channel),
-        fleet::LocalInstance{
-            .describe = [host] { return describe_instance(host->pipeline->status()); },
-            .pause = [host](const std::string& reason,
-                            bool local) { return host->pipeline->request_pause(reason, local); },
-            .resume = [host](const std::string& server) {
-              return host->pipeline->request_resume(server);
-            },
-            .release = [host] { return host->pipeline->request_release(); },
-            .admin = {},
-            .local_pause = {}},
-        *h.lease, fleet::RecordSigner(), *h.clock);
+        std::move(channel), *h.lease, fleet::RecordSigner(), *h.clock);
     h.spool = spool.get();
     PipelineParts parts;
     parts.source = [this, host](SourceHandler handler) -> Result<std::unique_ptr<EventSource>> {
@@ -199,6 +189,8 @@ class FleetModelRun {
     config.kafka.instance_id = h.id;
     config.mariadb.host = h.db_host;
     h.pipeline = std::make_unique<Pipeline>(config, std::move(parts), *h.clock);
+    h.instance = std::make_unique<PipelineInstance>(*h.pipeline);
+    h.fleet->attach(*h.instance);
     const auto st = h.pipeline->start();
     ASSERT_TRUE(st) << st.message();
   }
@@ -213,6 +205,7 @@ class FleetModelRun {
     }
     h.fleet->stop();
     h.fleet.reset();
+    h.instance.reset();
     h.pipeline.reset();  // without shutdown(): a crash, as far as Kafka and MariaDB can tell
   }
 

@@ -230,52 +230,45 @@ TEST_F(FleetViewTest, WhatAnyoneCanWriteIsBounded) {
 
 /// A stand-in for one instance's pipeline: its gate paused or not, quiet once a pause has been
 /// applied (unless held open by `set_closing`), held until released or told.
-class FakeInstance {
+class FakeInstance final : public LocalInstance {
  public:
-  LocalInstance local() {
-    return {.describe =
-                [this] {
-                  std::lock_guard lock(mu_);
-                  InstanceRecord r;
-                  r.state = held_ ? "starting" : paused_ ? "paused" : "running";
-                  r.quiet = held_ || (paused_ && !closing_);
-                  r.spooled = spooled_;
-                  r.server = server_;
-                  return r;
-                },
-            .pause =
-                [this](const std::string& reason, bool local) {
-                  std::lock_guard lock(mu_);
-                  held_ = false;
-                  paused_ = true;
-                  local_ = local;
-                  reason_ = reason;
-                  ++pauses_;
-                  return ready();
-                },
-            .resume =
-                [this](const std::string& server) {
-                  std::lock_guard lock(mu_);
-                  held_ = false;
-                  paused_ = false;
-                  local_ = false;
-                  expected_server_ = server;
-                  ++resumes_;
-                  return ready();
-                },
-            .release =
-                [this] {
-                  std::lock_guard lock(mu_);
-                  held_ = false;
-                  ++releases_;
-                  return ready();
-                },
-            .admin = {},
-            .local_pause = [this]() -> std::optional<std::string> {
-              std::lock_guard lock(mu_);
-              if (paused_ && local_) return reason_;
-              return std::nullopt;
-            }};
+  InstanceRecord describe() override {
+    std::lock_guard lock(mu_);
+    InstanceRecord r;
+    r.state = held_ ? "starting" : paused_ ? "paused" : "running";
+    r.quiet = held_ || (paused_ && !closing_);
+    r.spooled = spooled_;
+    r.server = server_;
+    return r;
+  }
+  std::future<Status> pause(const std::string& reason, bool local) override {
+    std::lock_guard lock(mu_);
+    held_ = false;
+    paused_ = true;
+    local_ = local;
+    reason_ = reason;
+    ++pauses_;
+    return ready();
+  }
+  std::future<Status> resume(const std::string& server) override {
+    std::lock_guard lock(mu_);
+    held_ = false;
+    paused_ = false;
+    local_ = false;
+    expected_server_ = server;
+    ++resumes_;
+    return ready();
+  }
+  std::future<Status> release() override {
+    std::lock_guard lock(mu_);
+    held_ = false;
+    ++releases_;
+    return ready();
+  }
+  std::optional<std::string> local_pause() override {
+    std::lock_guard lock(mu_);
+    if (paused_ && local_) return reason_;
+    return std::nullopt;
   }
   void set_closing(bool closing) {
     std::lock_guard lock(mu_);
@@ -351,8 +344,8 @@ struct Host {
                                                  .instance_timeout = 30'000ms,
                                                  .version = "test",
                                                  .mariadb = mariadb},
-                                    std::move(link), instance.local(), lease, std::move(signer),
-                                    clock);
+                                    std::move(link), lease, std::move(signer), clock);
+    fleet->attach(instance);
   }
   /// Writing: released or resumed, not paused, and the lease holds.
   bool writing() { return !instance.held() && !instance.paused() && lease.valid(); }
