@@ -93,6 +93,15 @@ void PartitionCursor::gate_closing() {
   }
 }
 
+void PartitionCursor::spool_holds(int64_t first, int64_t end, int64_t synced) {
+  if (first < 0 || end <= first) return;
+  const bool counted = spool_first_ >= 0 && spool_end_ > spool_first_;
+  if (counted && spool_first_ <= first && spool_end_ >= end) return;
+  spool_synced_ = counted ? std::min(spool_synced_, synced) : synced;
+  spool_first_ = counted ? std::min(spool_first_, first) : first;
+  spool_end_ = counted ? std::max(spool_end_, end) : end;
+}
+
 void PartitionCursor::gate_closed() {
   if (mode_ == PartitionMode::kHalted) {
     mode_ = PartitionMode::kSpooling;

@@ -149,6 +149,11 @@ class PartitionCursor {
   void spooled(int64_t offset, int64_t timestamp_ms);
   /// Everything appended so far is synced.
   void spool_synced_all() { spool_synced_ = spool_end_; }
+  /// The spool holds offsets [first, end) of this partition — synced below `synced` — whatever
+  /// this cursor counted: events it let go once MariaDB had passed them may still be there
+  /// (staged when let go, or MariaDB since moved back by a restore). Told before the gate
+  /// closes, so that spooling goes on after them and nothing is appended twice.
+  void spool_holds(int64_t first, int64_t end, int64_t synced);
   /// An orphan whose spooled events MariaDB all holds now: it can go.
   bool orphan_done() const;
   /// A spooled event was batched while draining.

@@ -339,8 +339,12 @@ void Pipeline::closed() {
   process_reports();
   commit_spool();
   // Everything MariaDB has not committed is read again — into the spool this time — from each
-  // partition's floor, so the spool holds each partition contiguously from MariaDB's end.
-  for (auto& [key, c] : cursors_) c->gate_closed();
+  // partition's floor, so the spool holds each partition contiguously from MariaDB's end —
+  // or after what the spool already holds of it, whatever the cursor counted.
+  for (auto& [key, c] : cursors_) {
+    lane_.tell(*c);
+    c->gate_closed();
+  }
   publish_status(true);
   if (gate_.pause_record()) {
     logger("ingest")->info(
@@ -480,14 +484,15 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     StartFacts facts;
     auto spooled = lane_.spool().partition(tp.topic, tp.partition);
     auto& slot = cursors_[key];  // an orphan of this partition is adopted again
-    if (slot && slot->spool_holds_events()) {
+    if (const auto staged = lane_.staged(key)) {
       // Appended but not synced yet (the disk refuses for now): they are spooled all the same,
-      // and the spool commits them once it can. Kafka must go on after them.
+      // and the spool commits them once it can — whether or not a cursor still counts them.
+      // Kafka must go on after them.
       if (!spooled) {
         spooled.emplace();
-        spooled->first_offset = slot->spool_first();
+        spooled->first_offset = staged->first;
       }
-      spooled->last_offset = std::max(spooled->last_offset, slot->spool_end() - 1);
+      spooled->last_offset = std::max(spooled->last_offset, staged->second);
     }
     if (spooled) facts.spool = StartFacts::Spooled{spooled->first_offset, spooled->last_offset};
     if (stored_known) {
@@ -546,7 +551,8 @@ void Pipeline::on_revoke(const std::vector<TopicPartition>& revoked) {
     committer_.forget(key);
     const auto it = cursors_.find(key);
     if (it == cursors_.end()) continue;
-    if (it->second->spool_holds_events() || lane_.spool().partition(key.first, key.second)) {
+    if (it->second->spool_holds_events() || lane_.spool().partition(key.first, key.second) ||
+        lane_.staged(key)) {
       // Its spooled events stay ours to drain under the compare-and-set, or to release once
       // MariaDB has passed them (invariant 9): an orphan until then.
       it->second->become_orphan();

@@ -11,6 +11,9 @@ void SpoolLane::stage(PartitionCursor& c, int64_t offset, int64_t timestamp_ms,
                       std::string_view payload) {
   spool_.append(c.topic(), c.partition(), offset, timestamp_ms, payload);
   c.spooled(offset, timestamp_ms);
+  const auto [it, added] =
+      staged_.try_emplace(PartitionKey{c.topic(), c.partition()}, offset, offset);
+  if (!added) it->second.second = offset;
   if (committed_bytes_ + spool_.staged_bytes() >= max_bytes_ ||
       spool_.staged_bytes() >= kMaxStagedBytes) {
     full_ = true;  // no more this round; flow control pauses fetching next round
@@ -46,6 +49,7 @@ uint64_t SpoolLane::commit(Cursors& cursors) {
   if (spool_.staged() == 0) {
     // Nothing waits for the disk (what was staged left with its partition): nothing fails.
     if (!error_.is_ok()) error_ = Status::ok();
+    staged_.clear();
   } else {
     if (!error_.is_ok() && clock_.now() < next_try_) return 0;
     if (auto st = spool_.commit(); !st) {
@@ -72,6 +76,7 @@ uint64_t SpoolLane::commit(Cursors& cursors) {
       error_ = Status::ok();
     }
     for (auto& [key, c] : cursors) c->spool_synced_all();
+    staged_.clear();
   }
   committed_bytes_ = spool_.totals().bytes;
   return failed;
@@ -106,6 +111,27 @@ const storage::SpoolChunk* SpoolLane::read(const PartitionKey& key, const Partit
     changed = true;
   }
   return &chunk_;
+}
+
+std::optional<std::pair<int64_t, int64_t>> SpoolLane::staged(const PartitionKey& key) const {
+  const auto it = staged_.find(key);
+  if (it == staged_.end()) return std::nullopt;
+  return it->second;
+}
+
+void SpoolLane::tell(PartitionCursor& c) const {
+  int64_t first = -1, end = -1, synced = -1;
+  if (const auto durable = spool_.partition(c.topic(), c.partition());
+      durable && durable->events > 0) {
+    first = durable->first_offset;
+    end = synced = durable->last_offset + 1;
+  }
+  if (const auto s = staged({c.topic(), c.partition()})) {
+    first = first < 0 ? s->first : std::min(first, s->first);
+    end = std::max(end, s->second + 1);
+    if (synced < 0) synced = s->first;
+  }
+  c.spool_holds(first, end, synced);
 }
 
 void SpoolLane::release_below_floor(const PartitionCursor& c) {

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -77,6 +78,14 @@ class SpoolLane {
   /// Gives back the space of what MariaDB holds below `c`'s floor.
   void release_below_floor(const PartitionCursor& c);
 
+  /// The offsets [first, last] of a partition staged and not yet durable: the spool takes them
+  /// at the next commit whatever becomes of the cursor that staged them (revoked, or past
+  /// them), so a partition assigned again starts after them, and keeps its orphan until then.
+  std::optional<std::pair<int64_t, int64_t>> staged(const PartitionKey& key) const;
+  /// Tells `c` what the spool holds of its partition, durable and staged
+  /// (PartitionCursor::spool_holds).
+  void tell(PartitionCursor& c) const;
+
  private:
   storage::Spool& spool_;
   const uint64_t max_bytes_;
@@ -89,6 +98,7 @@ class SpoolLane {
   int64_t error_since_ms_ = 0;
   Clock::time_point next_try_{};
   std::map<PartitionKey, std::string> read_errors_;
+  std::map<PartitionKey, std::pair<int64_t, int64_t>> staged_;  ///< until the next commit
   size_t drain_turn_ = 0;
   std::vector<Cursors::value_type*> drain_order_;  ///< kept for its capacity
   storage::SpoolChunk chunk_;

@@ -140,14 +140,18 @@ class FleetModelRun {
   void hash_state() {
     std::ostringstream out;
     for (int32_t p = 0; p < kPartitions; ++p) {
-      for (auto& d : databases_) out << d.next_offset(kTopic, p) << "/" << d.stored(kTopic, p).size() << " ";
+      for (auto& d : databases_) {
+        out << d.next_offset(kTopic, p) << "/" << d.stored(kTopic, p).size() << " ";
+      }
     }
     out << "commits " << kafka_.commits().size();
     for (auto& h : hosts_) {
       if (!h.pipeline) continue;
       const auto s = h.pipeline->status();
       out << " " << h.id << " " << s.state << " spool " << h.spool->totals().events;
-      for (const auto& ps : s.partitions) out << " " << ps.partition << ps.mode << "@" << ps.position;
+      for (const auto& ps : s.partitions) {
+        out << " " << ps.partition << ps.mode << "@" << ps.position;
+      }
       out << " t " << h.clock->now().time_since_epoch().count();
     }
     hash(out.str());

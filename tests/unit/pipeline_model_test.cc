@@ -537,10 +537,22 @@ class ModelRun {
   std::map<testing::PartitionKey, std::set<int64_t>> never_known_;
 };
 
+/// Seeds the long sweep (scripts/model-sweep) found failing, each kept once fixed.
+///   1000710, 1001101, 1004082, 1041353, 1042241: an offset spooled twice — events staged while
+///   the spool could not sync outlived the cursor that counted them (revoked, or past them
+///   once MariaDB was), and the partition then spooled from below them (SpoolLane::staged,
+///   SpoolLane::tell).
+constexpr uint64_t kFoundSeeds[] = {1000710, 1001101, 1004082, 1041353, 1042241};
+
 std::vector<uint64_t> seeds() {
   // Fixed seeds (the same every run) plus 2 new one(s) each run.
-  return testing::model_seeds("SLUICE_MODEL_SEEDS", "SLUICE_MODEL_RUNS", 12, 2,
-                              "SLUICE_MODEL_FIRST");
+  auto out = testing::model_seeds("SLUICE_MODEL_SEEDS", "SLUICE_MODEL_RUNS", 12, 2,
+                                  "SLUICE_MODEL_FIRST");
+  if (std::getenv("SLUICE_MODEL_SEEDS") == nullptr &&
+      std::getenv("SLUICE_MODEL_FIRST") == nullptr) {
+    out.insert(out.begin() + 12, std::begin(kFoundSeeds), std::end(kFoundSeeds));
+  }
+  return out;
 }
 
 TEST(PipelineModelTest, RandomSequencesKeepEveryInvariantAndEndExact) {

@@ -114,7 +114,8 @@ class WriterTest : public ::testing::Test {
     return b;
   }
 
-  void start(std::function<DbStatus(const Batch&)> refuse, const Clock& clock = SystemClock::instance(),
+  void start(std::function<DbStatus(const Batch&)> refuse,
+             const Clock& clock = SystemClock::instance(),
              Execution execution = Execution::kThread) {
     writer_ = std::make_unique<Writer>(
         0, std::make_unique<FakeSink>(db_, std::move(refuse)),
