@@ -129,6 +129,16 @@ class PartitionCursor {
                            std::optional<int64_t> first_claimed);
   /// The offsets [from, to) this jump would cross (for the claims check), by mode.
   std::pair<int64_t, int64_t> jump_range(int64_t offset) const;
+  /// Whether `offset` repeats the jump being verified: Kafka delivered it again after a seek
+  /// back, which take() believes (offsets holding no records) — unless the caller, having
+  /// asked where the log starts now, finds the offsets jumped over expired meanwhile, and
+  /// forgets the verification (forget_jump()): take() then reports a jump again, and
+  /// resolve_jump records the gap.
+  bool repeats_jump(int64_t offset) const {
+    return fetch_next_ >= 0 && offset > fetch_next_ && verifying_jump_from_ == fetch_next_ &&
+           verifying_jump_to_ == offset;
+  }
+  void forget_jump() { verifying_jump_from_ = verifying_jump_to_ = -1; }
   /// True while the cursor may not take messages until a seek to fetch_next succeeded — to the
   /// beginning of the log when fetch_next is still unknown (-1).
   bool wants_seek() const { return wants_seek_; }

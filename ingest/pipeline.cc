@@ -600,6 +600,13 @@ void Pipeline::handle_message(const SourceMessage& msg) {
   const auto it = cursors_.find({std::string(msg.topic), msg.partition});
   if (it == cursors_.end()) return;  // not (or no longer) assigned to us
   PartitionCursor& c = *it->second;
+  if (c.repeats_jump(msg.offset)) {
+    // The same jump after a seek back means offsets holding no records — if Kafka still has
+    // where it jumped from. Retention may have taken them between the two looks: then they
+    // are a gap (or unknown, the broker unreachable: never guessed).
+    const int64_t low = log_start(c.topic(), c.partition());
+    if (low < 0 || low > c.jump_range(msg.offset).first) c.forget_jump();
+  }
   Take take = c.take(msg.offset, lane_.full(), flow_.fetch_paused());
   if (take == Take::kJump) {
     const auto [from, to] = c.jump_range(msg.offset);
