@@ -952,16 +952,47 @@ WriteResult FakeReplaySession::write(storage::Batch& batch) {
 
 // --- A simulation's writers ------------------------------------------------------------------
 
-void run_writers(const ingest::InlineWriters& writers, std::mt19937_64& rng, size_t max_pieces) {
-  std::vector<ingest::Writer*> ready;
-  for (size_t n = std::uniform_int_distribution<size_t>(0, max_pieces)(rng); n > 0; --n) {
-    ready.clear();
-    for (ingest::Writer* w : writers.writers()) {
-      const auto& db = dynamic_cast<const FakeSession&>(w->sink()).database();
-      if (!(w->next_is_statement() && db.holds_writes())) ready.push_back(w);
+bool SimWriters::held(ingest::Writer& w) {
+  const auto& db = dynamic_cast<const FakeSession&>(w.sink()).database();
+  return w.next_is_statement() && db.holds_writes();
+}
+
+void SimWriters::run(size_t max_pieces) {
+  const auto now = clock_.now();
+  auto ran = [&](const ingest::Writer* w) {
+    for (auto& [writer, at] : last_run_) {
+      if (writer == w) {
+        at = now;
+        return;
+      }
     }
-    if (ready.empty()) return;
-    ready[std::uniform_int_distribution<size_t>(0, ready.size() - 1)(rng)]->run_once();
+    last_run_.emplace_back(w, now);
+  };
+  std::vector<ingest::Writer*> ready;
+  for (size_t n = std::uniform_int_distribution<size_t>(0, max_pieces)(rng_); n > 0; --n) {
+    ready.clear();
+    for (ingest::Writer* w : writers_.writers()) {
+      if (!held(*w)) ready.push_back(w);
+    }
+    if (ready.empty()) break;
+    ingest::Writer* w = ready[std::uniform_int_distribution<size_t>(0, ready.size() - 1)(rng_)];
+    w->run_once();
+    ran(w);
+  }
+  // Writers gone (stopped, replaced) are forgotten; the others keep their last turn.
+  std::erase_if(last_run_, [&](const auto& e) {
+    const auto& list = writers_.writers();
+    return std::find(list.begin(), list.end(), e.first) == list.end();
+  });
+  for (ingest::Writer* w : writers_.writers()) {
+    const auto it = std::find_if(last_run_.begin(), last_run_.end(),
+                                 [&](const auto& e) { return e.first == w; });
+    if (it != last_run_.end() && now - it->second < kWake) continue;
+    // A thread woken: it does what is due, then sleeps again.
+    for (int pieces = 0; pieces < 1000 && !held(*w); ++pieces) {
+      if (w->run_once() != ingest::Writer::Ran::kWorked) break;
+    }
+    ran(w);
   }
 }
 

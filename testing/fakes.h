@@ -459,10 +459,26 @@ class MemorySpool final : public storage::Spool {
 
 // --- A simulation's writers ------------------------------------------------------------------
 
-/// The writers' turn in a simulation (writers run inline, over FakeSessions): up to
-/// `max_pieces` pieces of work, each by a writer `rng` picks among those whose next piece is
-/// not a statement on a database holding its writes (FakeDatabase::hold_writes: the
-/// transaction stays open until it lets go).
-void run_writers(const ingest::InlineWriters& writers, std::mt19937_64& rng, size_t max_pieces);
+/// A simulation's writer threads (writers run inline, over FakeSessions). After each loop
+/// round, run(): up to `max_pieces` pieces of work, each by a writer the seed picks; then every
+/// writer that has not run for kWake of the clock's time runs what is due — a writer thread
+/// never sleeps longer (it wakes to close its session once the write lease has run out, or to
+/// retry), so neither may a simulated one. A piece that would be a statement on a database
+/// holding its writes (FakeDatabase::hold_writes: the transaction stays open until it lets go)
+/// does not run.
+class SimWriters {
+ public:
+  static constexpr std::chrono::milliseconds kWake{200};
+  SimWriters(const ingest::InlineWriters& writers, std::mt19937_64& rng, const Clock& clock)
+      : writers_(writers), rng_(rng), clock_(clock) {}
+  void run(size_t max_pieces);
+
+ private:
+  static bool held(ingest::Writer& w);
+  const ingest::InlineWriters& writers_;
+  std::mt19937_64& rng_;
+  const Clock& clock_;
+  std::vector<std::pair<const ingest::Writer*, Clock::time_point>> last_run_;
+};
 
 }  // namespace sluice::testing

@@ -75,6 +75,7 @@ struct Host {
   std::unique_ptr<Pipeline> pipeline;
   std::unique_ptr<PipelineInstance> instance;  ///< the pipeline, as its fleet sees it
   ingest::InlineWriters writers;  ///< the pipeline's, run by the simulation
+  std::unique_ptr<testing::SimWriters> sim_writers;
   std::string db_host = "a";  ///< which server its config names
 };
 
@@ -161,6 +162,7 @@ class FleetModelRun {
     if (!h.clock) {
       h.clock = std::make_unique<ManualClock>(1h + skew, skew);
       h.clock->set_seed(seed_ * 2 + (&h == &hosts_[0] ? 0 : 1));
+      h.sim_writers = std::make_unique<testing::SimWriters>(h.writers, rng_, *h.clock);
     }
     h.lease = std::make_unique<WriteLease>(*h.clock);
     auto channel = std::make_unique<FakeControlChannel>(topic_);
@@ -219,7 +221,7 @@ class FleetModelRun {
         h.fleet->step(0ms);
         h.pipeline->step(1ms);
         ASSERT_TRUE(h.pipeline->failed()) << h.id << ": " << h.pipeline->failed().message();
-        testing::run_writers(h.writers, rng_, 3);
+        h.sim_writers->run(3);
       }
       for (auto& h : hosts_) h.clock->advance(tick);
       follow_request();
@@ -600,10 +602,21 @@ class FleetModelRun {
   std::map<std::string, std::deque<Clock::time_point>> fenced_at_;
 };
 
+/// Seeds the long sweep found failing, kept: 1001079, 1001886, 1002100 answered a fleet pause
+/// with a session open — a simulated writer left unrun for seconds after its write lease ran
+/// out, which a writer thread (awake every 200 ms) never is: the simulation's fault, fixed there
+/// (testing::SimWriters).
+constexpr uint64_t kFoundSeeds[] = {1001079, 1001886, 1002100};
+
 std::vector<uint64_t> seeds() {
   // Fixed seeds (the same every run) plus 1 new one(s) each run.
-  return testing::model_seeds("SLUICE_FLEET_MODEL_SEEDS", "SLUICE_FLEET_MODEL_RUNS", 8, 1,
-                              "SLUICE_FLEET_MODEL_FIRST");
+  auto out = testing::model_seeds("SLUICE_FLEET_MODEL_SEEDS", "SLUICE_FLEET_MODEL_RUNS", 8, 1,
+                                  "SLUICE_FLEET_MODEL_FIRST");
+  if (std::getenv("SLUICE_FLEET_MODEL_SEEDS") == nullptr &&
+      std::getenv("SLUICE_FLEET_MODEL_FIRST") == nullptr) {
+    out.insert(out.begin() + 8, std::begin(kFoundSeeds), std::end(kFoundSeeds));
+  }
+  return out;
 }
 
 TEST(FleetModelTest, TwoPipelinesAndTheirFleetKeepEveryInvariantWhateverLinkIsCut) {
