@@ -33,6 +33,7 @@ std::unique_ptr<Writer> WriterPool::make_writer(size_t index) {
 void WriterPool::retire(Writer& writer, bool abandon) {
   if (options_.inline_writers != nullptr) {
     std::erase(options_.inline_writers->writers_, &writer);
+    ++options_.inline_writers->generation_;
   }
   writer.stop(abandon);
 }
@@ -42,6 +43,7 @@ void WriterPool::start() {
     writers_.push_back(make_writer(i));
     if (options_.inline_writers != nullptr) {
       options_.inline_writers->writers_.push_back(writers_.back().get());
+      ++options_.inline_writers->generation_;
     }
   }
 }
@@ -58,6 +60,7 @@ void WriterPool::restart() {
     writers_[i]->quiesce();
     if (options_.inline_writers != nullptr) {
       options_.inline_writers->writers_.push_back(writers_[i].get());
+      ++options_.inline_writers->generation_;
     }
   }
 }

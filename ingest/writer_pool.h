@@ -46,10 +46,14 @@ namespace sluice::ingest {
 class InlineWriters {
  public:
   const std::vector<Writer*>& writers() const { return writers_; }
+  /// Changes whenever a writer is added or removed (a writer's address says nothing: a new one
+  /// may take a stopped one's).
+  uint64_t generation() const { return generation_; }
 
  private:
   friend class WriterPool;
   std::vector<Writer*> writers_;
+  uint64_t generation_ = 0;
 };
 
 class WriterPool {

@@ -246,13 +246,16 @@ Status FakeSource::poll(std::chrono::milliseconds timeout, size_t max,
       // seek back is what tells real offsets without records (transaction markers) from a
       // fetch gone wrong, and a broker that lost the same records twice in a row is not one
       // this fake pretends to be.
-      int64_t skip = lost->second;
+      // (Compared by where the skip lands: near the log's end a longer skip would land on the
+      // same offset — then this fetch goes right instead.)
+      int64_t to = std::min(f.position + lost->second, log.end());
       const auto previous = kafka_.last_lost_.find(key);
-      if (previous != kafka_.last_lost_.end() && previous->second == std::pair{f.position, skip}) {
-        ++skip;
+      if (previous != kafka_.last_lost_.end() && previous->second == std::pair{f.position, to}) {
+        to = std::min(f.position + lost->second + 1, log.end());
+        if (previous->second == std::pair{f.position, to}) to = f.position;
       }
-      kafka_.last_lost_[key] = {f.position, skip};
-      f.position = std::min(f.position + skip, log.end());
+      kafka_.last_lost_[key] = {f.position, to};
+      f.position = to;
       kafka_.lost_fetch_.erase(lost);
     }
     while (f.ready.size() < kPrefetch && f.position < log.end()) {
@@ -959,40 +962,29 @@ bool SimWriters::held(ingest::Writer& w) {
 
 void SimWriters::run(size_t max_pieces) {
   const auto now = clock_.now();
-  auto ran = [&](const ingest::Writer* w) {
-    for (auto& [writer, at] : last_run_) {
-      if (writer == w) {
-        at = now;
-        return;
-      }
-    }
-    last_run_.emplace_back(w, now);
-  };
-  std::vector<ingest::Writer*> ready;
+  const auto& list = writers_.writers();
+  if (writers_.generation() != generation_) {
+    generation_ = writers_.generation();
+    last_run_.assign(list.size(), now);
+  }
+  std::vector<size_t> ready;
   for (size_t n = std::uniform_int_distribution<size_t>(0, max_pieces)(rng_); n > 0; --n) {
     ready.clear();
-    for (ingest::Writer* w : writers_.writers()) {
-      if (!held(*w)) ready.push_back(w);
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (!held(*list[i])) ready.push_back(i);
     }
     if (ready.empty()) break;
-    ingest::Writer* w = ready[std::uniform_int_distribution<size_t>(0, ready.size() - 1)(rng_)];
-    w->run_once();
-    ran(w);
+    const size_t i = ready[std::uniform_int_distribution<size_t>(0, ready.size() - 1)(rng_)];
+    list[i]->run_once();
+    last_run_[i] = now;
   }
-  // Writers gone (stopped, replaced) are forgotten; the others keep their last turn.
-  std::erase_if(last_run_, [&](const auto& e) {
-    const auto& list = writers_.writers();
-    return std::find(list.begin(), list.end(), e.first) == list.end();
-  });
-  for (ingest::Writer* w : writers_.writers()) {
-    const auto it = std::find_if(last_run_.begin(), last_run_.end(),
-                                 [&](const auto& e) { return e.first == w; });
-    if (it != last_run_.end() && now - it->second < kWake) continue;
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (now - last_run_[i] < kWake) continue;
     // A thread woken: it does what is due, then sleeps again.
-    for (int pieces = 0; pieces < 1000 && !held(*w); ++pieces) {
-      if (w->run_once() != ingest::Writer::Ran::kWorked) break;
+    for (int pieces = 0; pieces < 1000 && !held(*list[i]); ++pieces) {
+      if (list[i]->run_once() != ingest::Writer::Ran::kWorked) break;
     }
-    ran(w);
+    last_run_[i] = now;
   }
 }
 

@@ -131,7 +131,7 @@ class FakeKafka {
   bool simulated_ = false;
   std::map<Call, int> failures_;
   std::map<PartitionKey, int64_t> lost_fetch_;
-  std::map<PartitionKey, std::pair<int64_t, int64_t>> last_lost_;  ///< (from, skipped)
+  std::map<PartitionKey, std::pair<int64_t, int64_t>> last_lost_;  ///< (from, to) skipped
   std::map<PartitionKey, uint64_t> seeks_;
 };
 
@@ -478,7 +478,10 @@ class SimWriters {
   const ingest::InlineWriters& writers_;
   std::mt19937_64& rng_;
   const Clock& clock_;
-  std::vector<std::pair<const ingest::Writer*, Clock::time_point>> last_run_;
+  /// Per writer of writers_ (same order): when it last ran. Started afresh whenever the list
+  /// changes (InlineWriters::generation): a new writer counts as just run.
+  std::vector<Clock::time_point> last_run_;
+  uint64_t generation_ = ~uint64_t{0};
 };
 
 }  // namespace sluice::testing
