@@ -114,6 +114,9 @@ struct Options {
   /// performance schema). Durability is the default either way.
   bool server_defaults = false;
   std::string insert_method = "load_data";  ///< mariadb.insert_method
+  /// kafka.properties for Sluice's consumer, "key=value" each (librdkafka's tunables: the
+  /// fetch queue's bounds, for a memory or throughput comparison).
+  std::vector<std::string> kafka_properties;
   std::string json_path;
 };
 
@@ -265,6 +268,15 @@ class Bench {
     produce_s_ = seconds_since(started);
   }
 
+  std::map<std::string, std::string> kafka_properties() const {
+    std::map<std::string, std::string> out;
+    for (const auto& kv : o_.kafka_properties) {
+      const auto eq = kv.find('=');
+      out[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    }
+    return out;
+  }
+
   /// A config for one Sluice run into `database`, with its own folder (spool, log).
   std::string config(const TempDir& run_dir, const std::string& database, const std::string& group,
                      const std::string& instance_id = "") {
@@ -276,6 +288,7 @@ class Bench {
     return sluice::testing::write_config(
         run_dir, bootstrap_, *db_, {kTopic}, group,
         {.extra_yaml = "batch:\n  max_rows: " + std::to_string(o_.batch_rows) + "\n",
+         .kafka_properties = kafka_properties(),
          .mariadb_lines = "  writers: " + std::to_string(o_.writers) +
                           "\n  insert_method: " + o_.insert_method + "\n",
          .database = database,
@@ -843,6 +856,7 @@ class Bench {
         {"writers", o_.writers},
         {"insert_method", o_.insert_method},
         {"batch_rows", o_.batch_rows},
+        {"kafka_properties", o_.kafka_properties},
         {"server_settings", o_.server_defaults ? "MariaDB defaults" : "innodb_autoinc_lock_mode=2"},
         {"brokers", runs},
         {"load_data_infile", ceiling},
@@ -1029,6 +1043,9 @@ int main(int argc, char** argv) {
                  "MariaDB JDBC driver options for the sink's connection.url (e.g. "
                  "useServerPrepStmts=true)")
       ->capture_default_str();
+  app.add_option("--kafka-property", o.kafka_properties,
+                 "kafka.properties for Sluice's consumer, key=value (repeatable), e.g. "
+                 "queued.max.messages.kbytes=32768");
   app.add_option("--insert-method", o.insert_method, "mariadb.insert_method")
       ->check(CLI::IsMember({"load_data", "multi_insert"}))
       ->capture_default_str();
