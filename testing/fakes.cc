@@ -246,15 +246,20 @@ Status FakeSource::poll(std::chrono::milliseconds timeout, size_t max,
       // seek back is what tells real offsets without records (transaction markers) from a
       // fetch gone wrong, and a broker that lost the same records twice in a row is not one
       // this fake pretends to be.
-      // (Compared by where the skip lands: near the log's end a longer skip would land on the
-      // same offset — then this fetch goes right instead.)
+      // (Compared by the first record delivered after the skip: offsets holding no records, or
+      // the log's end, can make two skips of different lengths deliver the same jump — then
+      // this fetch goes right instead.)
+      auto delivered = [&](int64_t to) {
+        while (to < log.end() && log.timestamps[static_cast<size_t>(to - log.start)] == -2) ++to;
+        return to;
+      };
       int64_t to = std::min(f.position + lost->second, log.end());
       const auto previous = kafka_.last_lost_.find(key);
-      if (previous != kafka_.last_lost_.end() && previous->second == std::pair{f.position, to}) {
-        to = std::min(f.position + lost->second + 1, log.end());
-        if (previous->second == std::pair{f.position, to}) to = f.position;
+      if (previous != kafka_.last_lost_.end() &&
+          previous->second == std::pair{f.position, delivered(to)}) {
+        to = f.position;
       }
-      kafka_.last_lost_[key] = {f.position, to};
+      kafka_.last_lost_[key] = {f.position, delivered(to)};
       f.position = to;
       kafka_.lost_fetch_.erase(lost);
     }

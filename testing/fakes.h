@@ -131,7 +131,8 @@ class FakeKafka {
   bool simulated_ = false;
   std::map<Call, int> failures_;
   std::map<PartitionKey, int64_t> lost_fetch_;
-  std::map<PartitionKey, std::pair<int64_t, int64_t>> last_lost_;  ///< (from, to) skipped
+  /// (from, first record delivered after it) of each partition's last fetch gone wrong.
+  std::map<PartitionKey, std::pair<int64_t, int64_t>> last_lost_;
   std::map<PartitionKey, uint64_t> seeks_;
 };
 
