@@ -241,7 +241,9 @@ void Fleet::follow_target() {
     } else {
       // Tried again after a backoff, not at every round (a spool that cannot record a pause
       // would otherwise log ten lines a second).
-      if (!apply_backoff_) apply_backoff_.emplace(milliseconds(1000), milliseconds(30000), clock_.seed());
+      if (!apply_backoff_) {
+        apply_backoff_.emplace(milliseconds(1000), milliseconds(30000), clock_.seed());
+      }
       const auto wait = apply_backoff_->next();
       next_apply_ = clock_.now() + wait;
       logger("fleet")->warn("applying the fleet's target failed: {}; trying again in {} ms",

@@ -57,8 +57,8 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       board_(clock) {}
 
 Pipeline::~Pipeline() {
-  // Writers report into this object's pool: stop them before anything else goes. Then the source,
-  // whose closing calls back into the handler — which does nothing once detached.
+  // Writers report into this object's pool: stop them before anything else goes. Then the
+  // source, whose closing calls back into the handler — which does nothing once detached.
   writers_.stop(true);
   detached_ = true;
   source_.reset();

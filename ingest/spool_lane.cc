@@ -11,9 +11,14 @@ void SpoolLane::stage(PartitionCursor& c, int64_t offset, int64_t timestamp_ms,
                       std::string_view payload) {
   spool_.append(c.topic(), c.partition(), offset, timestamp_ms, payload);
   c.spooled(offset, timestamp_ms);
-  const auto [it, added] =
-      staged_.try_emplace(PartitionKey{c.topic(), c.partition()}, offset, offset);
-  if (!added) it->second.second = offset;
+  // Events come a partition at a time: the entry of the last one is kept at hand, so the key
+  // is built (and its topic copied) once per partition and round, not per event.
+  if (last_staged_ == staged_.end() || last_staged_->first.second != c.partition() ||
+      last_staged_->first.first != c.topic()) {
+    last_staged_ =
+        staged_.try_emplace(PartitionKey{c.topic(), c.partition()}, offset, offset).first;
+  }
+  last_staged_->second.second = offset;
   if (committed_bytes_ + spool_.staged_bytes() >= max_bytes_ ||
       spool_.staged_bytes() >= kMaxStagedBytes) {
     full_ = true;  // no more this round; flow control pauses fetching next round
@@ -50,6 +55,7 @@ uint64_t SpoolLane::commit(Cursors& cursors) {
     // Nothing waits for the disk (what was staged left with its partition): nothing fails.
     if (!error_.is_ok()) error_ = Status::ok();
     staged_.clear();
+    last_staged_ = staged_.end();
   } else {
     if (!error_.is_ok() && clock_.now() < next_try_) return 0;
     if (auto st = spool_.commit(); !st) {
@@ -77,6 +83,7 @@ uint64_t SpoolLane::commit(Cursors& cursors) {
     }
     for (auto& [key, c] : cursors) c->spool_synced_all();
     staged_.clear();
+    last_staged_ = staged_.end();
   }
   committed_bytes_ = spool_.totals().bytes;
   return failed;

@@ -98,7 +98,9 @@ class SpoolLane {
   int64_t error_since_ms_ = 0;
   Clock::time_point next_try_{};
   std::map<PartitionKey, std::string> read_errors_;
-  std::map<PartitionKey, std::pair<int64_t, int64_t>> staged_;  ///< until the next commit
+  /// Per partition, [first, last] staged until the next commit, and the entry last staged to.
+  std::map<PartitionKey, std::pair<int64_t, int64_t>> staged_;
+  decltype(staged_)::iterator last_staged_ = staged_.end();
   size_t drain_turn_ = 0;
   std::vector<Cursors::value_type*> drain_order_;  ///< kept for its capacity
   storage::SpoolChunk chunk_;

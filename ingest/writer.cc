@@ -52,16 +52,29 @@ WriteReport report_for(const Batch& batch) {
 struct Writer::Job {
   Job(Batch batch, const Clock& clock) : report(report_for(batch)), started(clock.now()) {
     parts.push_back(std::move(batch));
-    next_part(clock);
   }
   /// A new part: its retries start afresh.
-  void next_part(const Clock& clock) {
-    backoff.emplace(milliseconds(100), milliseconds(30'000), clock.seed());
-    quick.emplace(milliseconds(20), milliseconds(1'000), clock.seed());
+  void next_part() {
+    backoff.reset();
+    quick.reset();
+    access.reset();
+    failures = lasting_failures = repeats = 0;
+  }
+  /// The delay before the next attempt, from the part's backoff for this kind of failure (made
+  /// at its first use: a batch written at the first attempt seeds none).
+  milliseconds next_delay(storage::DbErrorClass cls, bool access_denied, const Clock& clock) {
+    auto next = [&](std::optional<Backoff>& b, int initial_ms, int max_ms) {
+      if (!b) b.emplace(milliseconds(initial_ms), milliseconds(max_ms), clock.seed());
+      return b->next();
+    };
+    if (cls == storage::DbErrorClass::kTransient || cls == storage::DbErrorClass::kOutage ||
+        cls == storage::DbErrorClass::kReadOnly) {
+      return next(quick, 20, 1'000);
+    }
     // Refused privileges: each attempt is a new session (reconnect_after), and a DBA who puts
     // a grant back expects writes to resume within seconds, not half a minute.
-    access.emplace(milliseconds(100), milliseconds(5'000), clock.seed());
-    failures = lasting_failures = repeats = 0;
+    if (access_denied) return next(access, 100, 5'000);
+    return next(backoff, 100, 30'000);
   }
 
   WriteReport report;
@@ -285,11 +298,11 @@ bool Writer::step_job() {
       add_to_report(part, result, job.report);
       for (auto& t : part.tables) job.spent.push_back(std::move(t));
       job.parts.pop_back();
-      job.next_part(clock_);
+      job.next_part();
       return job.parts.empty();
     case PartEnd::kSplit:
       split(job, result);
-      job.next_part(clock_);
+      job.next_part();
       return false;
   }
   return false;
@@ -494,9 +507,7 @@ Writer::PartEnd Writer::attempt(Job& job, Batch& part, storage::WriteResult& res
     // batch's events are read again from the partition's rewind point.
     return PartEnd::kGivenUp;
   }
-  job.delay = cls == DbErrorClass::kTransient || outage_class ? job.quick->next()
-              : storage::is_access_denied(result.error.code)  ? job.access->next()
-                                                              : job.backoff->next();
+  job.delay = job.next_delay(cls, storage::is_access_denied(result.error.code), clock_);
   job.retry_at = clock_.now() + job.delay;
   return PartEnd::kRetry;
 }

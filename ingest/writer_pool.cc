@@ -30,6 +30,13 @@ std::unique_ptr<Writer> WriterPool::make_writer(size_t index) {
       options_.inline_writers != nullptr ? Execution::kInline : Execution::kThread);
 }
 
+void WriterPool::enlist(Writer& writer) {
+  if (options_.inline_writers != nullptr) {
+    options_.inline_writers->writers_.push_back(&writer);
+    ++options_.inline_writers->generation_;
+  }
+}
+
 void WriterPool::retire(Writer& writer, bool abandon) {
   if (options_.inline_writers != nullptr) {
     std::erase(options_.inline_writers->writers_, &writer);
@@ -41,10 +48,7 @@ void WriterPool::retire(Writer& writer, bool abandon) {
 void WriterPool::start() {
   for (size_t i = writers_.size(); i < std::max<size_t>(1, options_.writers); ++i) {
     writers_.push_back(make_writer(i));
-    if (options_.inline_writers != nullptr) {
-      options_.inline_writers->writers_.push_back(writers_.back().get());
-      ++options_.inline_writers->generation_;
-    }
+    enlist(*writers_.back());
   }
 }
 
@@ -58,10 +62,7 @@ void WriterPool::restart() {
     retire(*writers_[i], true);
     writers_[i] = make_writer(i);
     writers_[i]->quiesce();
-    if (options_.inline_writers != nullptr) {
-      options_.inline_writers->writers_.push_back(writers_[i].get());
-      ++options_.inline_writers->generation_;
-    }
+    enlist(*writers_[i]);
   }
 }
 

@@ -138,6 +138,8 @@ class WriterPool {
 
  private:
   std::unique_ptr<Writer> make_writer(size_t index);
+  /// Puts a writer on the inline list (when there is one).
+  void enlist(Writer& writer);
   /// Stops a writer and takes it off the inline list.
   void retire(Writer& writer, bool abandon);
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::testing {
@@ -67,6 +68,21 @@ int run_command(const std::vector<std::string>& argv, std::string& output);
 /// closes or 2 s pass ("<connect failed>" when nothing listens). With `half_close`, the sending
 /// side is shut down after the bytes, as a client that has nothing more to say.
 std::string raw_exchange(int port, const std::string& bytes, bool half_close = true);
+
+/// A simulation's history, as one number: FNV-1a over the lines added (the operations and the
+/// state after each), so a seed run twice can be compared — and printed — in one word.
+class HistoryHash {
+ public:
+  void add(std::string_view line) {
+    for (const char c : line) value_ = (value_ ^ static_cast<unsigned char>(c)) * kPrime;
+    value_ = (value_ ^ '\n') * kPrime;
+  }
+  uint64_t value() const { return value_; }
+
+ private:
+  static constexpr uint64_t kPrime = 0x100000001b3ull;
+  uint64_t value_ = 0xcbf29ce484222325ull;
+};
 
 /// The seeds a model test runs: those `seeds_env` lists (comma-separated: replaying a
 /// failure), else — with `first_env` set — a sweep of `runs_env` seeds from it on, else

@@ -123,19 +123,15 @@ class FleetModelRun {
 
   std::string history() const { return history_.str(); }
   /// FNV-1a over the operations and the state after each: equal for equal runs.
-  uint64_t history_hash() const { return hash_; }
+  uint64_t history_hash() const { return hash_.value(); }
 
  private:
   size_t pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
   FakeDatabase& db() { return databases_[current_]; }
   void log(const std::string& what) {
     history_ << what << "\n";
-    hash(what);
+    hash_.add(what);
     logger("model")->info("{}", what);
-  }
-  void hash(std::string_view text) {
-    for (const char c : text) hash_ = (hash_ ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-    hash_ = (hash_ ^ '\n') * 0x100000001b3ull;
   }
   /// The state after an operation, into the hash.
   void hash_state() {
@@ -155,7 +151,7 @@ class FleetModelRun {
       }
       out << " t " << h.clock->now().time_since_epoch().count();
     }
-    hash(out.str());
+    hash_.add(out.str());
   }
 
   void start(Host& h, std::unique_ptr<MemorySpool> spool, std::chrono::minutes skew) {
@@ -582,7 +578,7 @@ class FleetModelRun {
   std::mt19937_64 rng_;
   const uint64_t seed_;
   std::ostringstream history_;
-  uint64_t hash_ = 0xcbf29ce484222325ull;
+  testing::HistoryHash hash_;
   Config config_;
   FakeKafka kafka_;
   FakeControlTopic topic_;

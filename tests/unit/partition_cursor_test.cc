@@ -176,6 +176,47 @@ TEST_F(PartitionCursorTest, AJumpKafkaStillHasIsLookedAtTwiceBeforeItIsBelieved)
   EXPECT_EQ(cursor_.fetch_next(), 16);
 }
 
+/// The same jump seen again after the seek back, but retention took the offsets meanwhile:
+/// the caller, asking where the log starts now, forgets the verification, and the jump is
+/// resolved again — as a gap, not as offsets holding no records. (Found by the model sweep.)
+TEST_F(PartitionCursorTest, AJumpSeenAgainAfterItsOffsetsExpiredIsAGapNotOffsetsWithoutRecords) {
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  take(10, 2, Take::kBatch);
+  ASSERT_EQ(cursor_.take(15, false, false), Take::kJump);
+  (void)cursor_.resolve_jump(15, /*log_start=*/0, std::nullopt);
+  cursor_.sought();
+  ASSERT_TRUE(cursor_.repeats_jump(15));
+  EXPECT_FALSE(cursor_.repeats_jump(16)) << "another jump is not the one verified";
+  // Kafka's log starts at 14 now: [12, 14) expired between the two looks.
+  cursor_.forget_jump();
+  EXPECT_FALSE(cursor_.repeats_jump(15));
+  ASSERT_EQ(cursor_.take(15, false, false), Take::kJump);
+  const auto out = cursor_.resolve_jump(15, /*log_start=*/14, std::nullopt);
+  EXPECT_EQ(out.expired_from, 12);
+  EXPECT_EQ(out.expired_to, 14);
+}
+
+/// What the spool holds beyond what the cursor counted — staged when the cursor let it go
+/// (MariaDB had passed it), then MariaDB moved back by a restore — is kept when the gate
+/// closes: spooling goes on after it, never appending an offset twice. (Found by the sweep.)
+TEST_F(PartitionCursorTest, ClosingSpoolsAfterWhatTheSpoolHoldsEvenIfTheCursorLetItGo) {
+  cursor_.start(plan(57, 57, true), std::nullopt, true);  // direct: MariaDB has [.., 57)
+  cursor_.learned_database(2);                            // a restore: MariaDB back at 2
+  ASSERT_EQ(cursor_.fetch_next(), 2);
+  cursor_.gate_closing();
+  cursor_.spool_holds(47, 57, 47);  // [47, 57) staged, not yet synced
+  cursor_.gate_closed();
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kSpooling);
+  EXPECT_EQ(cursor_.fetch_next(), 57) << "after what the spool holds, not from the floor";
+  cursor_.sought();
+  take(57, 2, Take::kSpool);  // the cursor's own check (no offset spooled twice) holds
+  // Reopened: [2, 47) comes again from Kafka first, then the spool drains.
+  cursor_.spool_synced_all();
+  cursor_.gate_opened();
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kRefill);
+  EXPECT_EQ(cursor_.fetch_next(), 2);
+}
+
 TEST_F(PartitionCursorTest, AJumpIsNeverBelievedWhenTheBrokerCannotBeAsked) {
   cursor_.start(plan(10, 10, true), std::nullopt, true);
   ASSERT_EQ(cursor_.take(15, false, false), Take::kJump);

@@ -99,19 +99,15 @@ class ModelRun {
 
   std::string history() const { return history_.str(); }
   /// FNV-1a over the operations and the state after each: equal for equal runs.
-  uint64_t history_hash() const { return hash_; }
+  uint64_t history_hash() const { return hash_.value(); }
 
  private:
   size_t pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
   FakeDatabase& db() { return databases_[current_]; }
   void log(const std::string& what) {
     history_ << what << "\n";
-    hash(what);
+    hash_.add(what);
     logger("model")->info("{}", what);  // among the pipeline's own lines with SLUICE_MODEL_LOG=1
-  }
-  void hash(std::string_view text) {
-    for (const char c : text) hash_ = (hash_ ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-    hash_ = (hash_ ^ '\n') * 0x100000001b3ull;
   }
   /// The state after an operation, into the hash: what MariaDB holds, what the group committed,
   /// what is spooled, what the pipeline says.
@@ -129,7 +125,7 @@ class ModelRun {
       for (const auto& ps : s.partitions) out << " " << ps.mode << "@" << ps.position;
     }
     out << " t " << clock_.now().time_since_epoch().count();
-    hash(out.str());
+    hash_.add(out.str());
   }
 
   void subscribe() {
@@ -510,7 +506,7 @@ class ModelRun {
 
   std::mt19937_64 rng_;
   std::ostringstream history_;
-  uint64_t hash_ = 0xcbf29ce484222325ull;
+  testing::HistoryHash hash_;
   Config config_;
   ManualClock clock_;
   InlineWriters inline_;
