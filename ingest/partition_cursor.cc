@@ -70,6 +70,7 @@ void PartitionCursor::become_orphan() {
   wants_seek_ = false;
   waiting_from_ = waiting_to_ = -1;
   drain_next_ = database_known_ ? std::max(floor_, spool_first_) : spool_first_;
+  at_hole_ = false;
   restart_batches(drain_next_);
 }
 
@@ -352,6 +353,7 @@ void PartitionCursor::drained(int64_t offset) {
   SLUICE_ASSERT(offset >= drain_next_, "{}/{}: offset {} drained after offset {}", topic_,
                 partition_, offset, drain_next_ - 1);
   drain_next_ = offset + 1;
+  at_hole_ = false;
 }
 
 bool PartitionCursor::orphan_done() const {
@@ -400,6 +402,8 @@ PartitionCursor::JumpOutcome PartitionCursor::resolve_spool_hole(
     mode_ = PartitionMode::kRefill;
     refill_end_ = next;
     fetch_from(drain_next_);
+  } else {
+    at_hole_ = true;
   }
   return out;
 }

@@ -166,6 +166,9 @@ class PartitionCursor {
   void spool_holds(int64_t first, int64_t end, int64_t synced);
   /// An orphan whose spooled events MariaDB all holds now: it can go.
   bool orphan_done() const;
+  /// An orphan whose drain stopped at a hole in its spool that Kafka still has: only the
+  /// partition's owner can fill it, so the orphan goes on once MariaDB is seen past it.
+  bool waits_for_owner() const { return mode_ == PartitionMode::kOrphan && at_hole_; }
   /// A spooled event was batched while draining.
   void drained(int64_t offset);
   /// Draining found a hole in the spool at [drain_next, next). What expired from Kafka is
@@ -238,6 +241,7 @@ class PartitionCursor {
   int64_t spool_synced_ = -1;
   int64_t spool_newest_ms_ = -1;
   int64_t drain_next_ = -1;
+  bool at_hole_ = false;  ///< see waits_for_owner
   int64_t refill_end_ = -1;
   int64_t waiting_from_ = -1, waiting_to_ = -1;
   int64_t kafka_committed_ = -1;

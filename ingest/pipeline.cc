@@ -802,9 +802,10 @@ void Pipeline::look_again() {
   last_look_ = now;
   std::vector<PartitionCursor*> list;
   for (auto& [key, c] : cursors_) {
-    const bool orphan_stuck = c->mode() == PartitionMode::kOrphan && c->spool_holds_events() &&
-                              (!c->database_known() || c->floor() < c->spool_first()) &&
-                              c->batcher().empty();
+    const bool orphan_stuck =
+        c->mode() == PartitionMode::kOrphan && c->spool_holds_events() &&
+        (!c->database_known() || c->floor() < c->spool_first() || c->waits_for_owner()) &&
+        c->batcher().empty();
     if (c->mode() == PartitionMode::kWaiting || orphan_stuck) list.push_back(c.get());
   }
   if (list.empty()) return;

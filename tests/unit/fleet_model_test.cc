@@ -62,6 +62,7 @@ using Mode = FakeDatabase::Mode;
 
 const std::string kTopic = "eventlogging_fleet_model";
 constexpr int32_t kPartitions = 3;
+constexpr std::chrono::milliseconds kLease{4000};
 
 /// One host: its clock, lease, fleet link, fleet, spool and pipeline.
 struct Host {
@@ -168,7 +169,7 @@ class FleetModelRun {
     h.fleet = std::make_unique<fleet::Fleet>(
         fleet::FleetOptions{.instance_id = h.id,
                             .heartbeat = 1000ms,
-                            .lease = 4000ms,
+                            .lease = kLease,
                             .instance_timeout = 20000ms,
                             .version = "model",
                             .mariadb = "sluice@" + h.db_host + ":3306"},
@@ -220,6 +221,8 @@ class FleetModelRun {
         h.sim_writers->run(3);
       }
       for (auto& h : hosts_) h.clock->advance(tick);
+      now_ += tick;
+      if (topic_.size() > topic_grown_.back().first) topic_grown_.emplace_back(topic_.size(), now_);
       follow_request();
       check_quiet();
       check_commits();
@@ -377,12 +380,14 @@ class FleetModelRun {
                    static_cast<int64_t>(pick(static_cast<size_t>(log_p.end() - log_p.start)));
     const auto stored = db().stored(kTopic, p);
     // Retention is days; a spool's claim reaches the fleet topic within a heartbeat of the
-    // spooling, and an instance that cannot publish spools nothing. So retention never
-    // expires an event that a spool holds before that spool has said so: the model encodes
-    // that assumption instead of retention's clock.
+    // spooling, an instance that cannot publish spools nothing, and an instance whose lease is
+    // valid has read the topic up to a record of its own sent less than a lease ago. So
+    // retention never expires an event that a spool holds before that spool's claim has been
+    // in the topic for a lease, and every instance still writing has seen it: the model
+    // encodes that assumption instead of retention's clock.
     for (auto& h : hosts_) {
       for (int64_t o = log_p.start; o < upto; ++o) {
-        if (h.spool->holds(kTopic, p, o) && !published_claim(h.id, p, o)) {
+        if (h.spool->holds(kTopic, p, o) && !claim_known_to_all(h.id, p, o)) {
           upto = o;
           break;
         }
@@ -404,20 +409,28 @@ class FleetModelRun {
     kafka_.expire_below(kTopic, p, upto);
   }
 
-  /// Whether the fleet topic's latest record of instance `id` says its spool holds `offset`.
-  bool published_claim(const std::string& id, int32_t p, int64_t offset) {
-    std::optional<fleet::InstanceRecord> latest;
-    for (const auto& r : topic_.read(0)) {
+  /// Whether the fleet topic's records of instance `id` have said for longer than a lease
+  /// that its spool holds `offset` (the latest of them, and each before it back to when).
+  bool claim_known_to_all(const std::string& id, int32_t p, int64_t offset) {
+    const auto records = topic_.read(0);
+    size_t since = SIZE_MAX;  // the first of the records that say so, to the latest
+    for (size_t i = 0; i < records.size(); ++i) {
+      const auto& r = records[i];
       if (r.key != fleet::instance_key(id) || !r.value) continue;
-      if (auto rec = fleet::decode_instance(*r.value)) latest = std::move(rec).value();
+      const auto rec = fleet::decode_instance(*r.value);
+      if (!rec) continue;
+      const bool claims = std::any_of(rec->spooled.begin(), rec->spooled.end(), [&](auto& s) {
+        return s.topic == kTopic && s.partition == p && s.first <= offset && offset <= s.last;
+      });
+      if (!claims) since = SIZE_MAX;
+      else if (since == SIZE_MAX) since = i;
     }
-    if (!latest) return false;
-    for (const auto& s : latest->spooled) {
-      if (s.topic == kTopic && s.partition == p && s.first <= offset && offset <= s.last) {
-        return true;
-      }
-    }
-    return false;
+    if (since == SIZE_MAX) return false;
+    // When the record at `since` was appended: the first round end that saw the topic past it.
+    const auto grown = std::upper_bound(
+        topic_grown_.begin(), topic_grown_.end(), since,
+        [](size_t index, const auto& point) { return index < point.first; });
+    return grown != topic_grown_.end() && now_ - grown->second > kLease;
   }
 
   /// Failover while the fleet is paused (answered): the replica, a copy that lags, is promoted
@@ -596,13 +609,21 @@ class FleetModelRun {
   std::map<int32_t, std::map<int64_t, bool>> expired_;
   std::map<int32_t, std::set<int64_t>> never_known_;
   std::map<std::string, std::deque<Clock::time_point>> fenced_at_;
+  /// The model's time, and the topic's size at each round's end where it grew.
+  std::chrono::milliseconds now_{0};
+  std::vector<std::pair<size_t, std::chrono::milliseconds>> topic_grown_{{0, 0ms}};
 };
 
 /// Seeds the long sweep found failing, kept: 1001079, 1001886, 1002100 answered a fleet pause
 /// with a session open — a simulated writer left unrun for seconds after its write lease ran
 /// out, which a writer thread (awake every 200 ms) never is: the simulation's fault, fixed there
-/// (testing::SimWriters).
-constexpr uint64_t kFoundSeeds[] = {1001079, 1001886, 1002100};
+/// (testing::SimWriters). 2000607 and 2000781 expired a spool's events a round after its claim
+/// reached the fleet topic, before an instance cut from the topic (its lease still valid) had
+/// read it: it began the partition after them; the model's fault (retention is days, a lease
+/// seconds), fixed there (claim_known_to_all). 1004551 left an orphan stopped at a hole in its
+/// spool that only the owner could fill, never looking at MariaDB again: the service's fault
+/// (PartitionCursor::waits_for_owner).
+constexpr uint64_t kFoundSeeds[] = {1001079, 1001886, 1002100, 1004551, 2000607, 2000781};
 
 std::vector<uint64_t> seeds() {
   // Fixed seeds (the same every run) plus 1 new one(s) each run.

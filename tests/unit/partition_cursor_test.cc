@@ -319,5 +319,24 @@ TEST_F(PartitionCursorTest, AnOrphanDrainsFromMariaDbsPositionInsideItsSpool) {
   EXPECT_TRUE(cursor_.orphan_done());
 }
 
+TEST_F(PartitionCursorTest, AnOrphanStoppedAtAHoleOnlyItsOwnerCanFillLooksAtMariaDbAgain) {
+  // Found by the fleet model (seed 1004551): an orphan's spool had let a range go while
+  // MariaDB held it (a lagging server since moved MariaDB back); its drain met that hole,
+  // which only the partition's owner can fill, and nothing made it look at MariaDB again:
+  // its floor stayed inside its spool for ever, its events long written by the owner.
+  cursor_.start(plan(30, 10, true), spool(10, 29), true);
+  cursor_.learned_database(12);
+  cursor_.become_orphan();
+  ASSERT_EQ(cursor_.drain_next(), 12);
+  EXPECT_FALSE(cursor_.waits_for_owner());
+  const auto out = cursor_.resolve_spool_hole(20, /*log_start=*/0, std::nullopt);
+  EXPECT_EQ(out.take, Take::kDrop);
+  EXPECT_EQ(cursor_.mode(), PartitionMode::kOrphan);
+  EXPECT_TRUE(cursor_.waits_for_owner()) << "MariaDB must be asked again";
+  cursor_.learned_database(40);
+  EXPECT_FALSE(cursor_.waits_for_owner());
+  EXPECT_TRUE(cursor_.orphan_done());
+}
+
 }  // namespace
 }  // namespace sluice::ingest
