@@ -171,6 +171,30 @@ Metrics::Metrics(const MetricsInfo& info)
                       .Help("1 while the spool is at spool.max_bytes and fetching is paused")
                       .Register(*registry_)
                       .Add({})),
+      waiting_for_schema_(BuildGauge()
+                              .Name("sluice_partition_waiting_for_schema")
+                              .Help("1 while the partition holds: its next event's schema "
+                                    "revision is still being fetched from the repository")
+                              .Register(*registry_)),
+      schema_repository_up_(BuildGauge()
+                                .Name("sluice_schema_repository_up")
+                                .Help("1 when the schema repository's last fetch got an "
+                                      "answer, 0 when not, -1 without a repository")
+                                .Register(*registry_)
+                                .Add({})),
+      schema_revisions_(BuildGauge()
+                            .Name("sluice_schema_revisions")
+                            .Help("Schema revisions compiled since start, by where they came "
+                                  "from: path (schemas.path), cache (schemas.cache_path), "
+                                  "repository (fetched)")
+                            .Register(*registry_)),
+      schema_fetch_failures_(BuildCounter()
+                                 .Name("sluice_schema_fetch_failures_total")
+                                 .Help("Fetches from the schema repository that got no answer "
+                                       "(no connection, a timeout, HTTP 5xx, a refused "
+                                       "certificate); retried with backoff")
+                                 .Register(*registry_)
+                                 .Add({})),
       drain_rate_limit_(BuildGauge()
                             .Name("sluice_drain_rate_limit")
                             .Help("Events per second the spool's drain may write now (0: no limit)")
@@ -323,6 +347,11 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
   db_up_.Set(s.db_up ? 1 : 0);
   fetch_paused_.Set(s.fetch_paused ? 1 : 0);
   spool_full_.Set(s.spool_full ? 1 : 0);
+  schema_repository_up_.Set(s.schemas.repository.empty() ? -1 : s.schemas.reachable ? 1 : 0);
+  schema_revisions_.Add({{"origin", "path"}}).Set(static_cast<double>(s.schemas.from_path));
+  schema_revisions_.Add({{"origin", "cache"}}).Set(static_cast<double>(s.schemas.from_cache));
+  schema_revisions_.Add({{"origin", "repository"}}).Set(static_cast<double>(s.schemas.fetched));
+  mirror(schema_fetch_failures_, s.schemas.fetch_failures, last_schema_fetch_failures_);
   drain_rate_limit_.Set(s.drain.rate_limit);
   for (const char* factor :
        {"none", "max_rate", "commit_latency", "replica_lag", "spool_pressure"}) {
@@ -370,6 +399,7 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
       partition_mode_.Add(with_mode).Set(p.mode == mode ? 1 : 0);
     }
     partition_spool_unreadable_.Add(labels).Set(p.spool_error.empty() ? 0 : 1);
+    waiting_for_schema_.Add(labels).Set(p.waits_for_schema.empty() ? 0 : 1);
 
   }
   // A partition that moved to another instance: its series go, rather than stay at their last
@@ -400,7 +430,7 @@ void Metrics::remove_partition(const std::string& topic, int32_t partition) {
   const prometheus::Labels labels = {{"topic", topic}, {"partition", std::to_string(partition)}};
   for (auto* family :
        {&lag_, &lag_deprecated_, &durable_lag_, &partition_spool_unreadable_, &log_start_,
-        &position_}) {
+        &position_, &waiting_for_schema_}) {
     if (family->Has(labels)) family->Remove(&family->Add(labels));
   }
   for (const char* mode : kModes) {

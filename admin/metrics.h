@@ -108,6 +108,11 @@ class Metrics {
   prometheus::Gauge& pause_duration_;
   prometheus::Gauge& outage_duration_;
   prometheus::Gauge& spool_full_;
+  prometheus::Family<prometheus::Gauge>& waiting_for_schema_;
+  prometheus::Gauge& schema_repository_up_;
+  prometheus::Family<prometheus::Gauge>& schema_revisions_;
+  prometheus::Counter& schema_fetch_failures_;
+  uint64_t last_schema_fetch_failures_ = 0;
   prometheus::Gauge& drain_rate_limit_;
   prometheus::Family<prometheus::Gauge>& drain_limited_;
   prometheus::Gauge& replica_lag_;

@@ -18,6 +18,23 @@ int64_t behind_seconds(const std::string& mediawiki, int64_t now_ms) {
   return epoch ? std::max<int64_t>(0, now_ms / 1000 - *epoch) : -1;
 }
 
+nlohmann::json schemas_json(const ingest::PipelineStatus::Schemas& s) {
+  nlohmann::json out = {{"path", s.path},
+                        {"from_path", s.from_path},
+                        {"repository", s.repository.empty() ? nlohmann::json(nullptr)
+                                                            : nlohmann::json(s.repository)}};
+  if (s.repository.empty()) return out;
+  out["cache"] = s.cache;
+  out["from_cache"] = s.from_cache;
+  out["fetched"] = s.fetched;
+  out["not_found"] = s.not_found;
+  out["fetch_failures"] = s.fetch_failures;
+  out["waiting"] = s.waiting;
+  out["reachable"] = s.reachable;
+  out["last_error"] = s.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.last_error);
+  return out;
+}
+
 }  // namespace
 
 std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
@@ -38,6 +55,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
       entry["waiting_for"] = {{"from", p.waiting_from}, {"to", p.waiting_to}};
     }
     if (!p.spool_error.empty()) entry["spool_error"] = p.spool_error;
+    if (!p.waits_for_schema.empty()) entry["waits_for_schema"] = p.waits_for_schema;
     partitions.push_back(std::move(entry));
   }
   json tables = json::array();
@@ -101,6 +119,7 @@ std::string status_to_json(const ingest::PipelineStatus& s, int64_t now_ms,
       {"tables", std::move(tables)},
       {"kafka_gaps", std::move(gaps)},
       {"writers", std::move(writers)},
+      {"schemas", schemas_json(s.schemas)},
   };
   if (s.state == ingest::ServiceState::kPaused) {
     out["pause"] = {{"reason", s.pause_reason}, {"since_ms", s.paused_since_ms}};

@@ -361,9 +361,19 @@ class Loader {
               if (k == "path") c.spool.path = path(v, key);
               if (k == "max_bytes") c.spool.max_bytes = integer(v, key, 0, INT64_MAX);
             });
-    section(root, "schemas", {"path"},
+    section(root, "schemas", {"path", "repository_url", "cache_path", "ca_file", "timeout_ms"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
               if (k == "path") c.schemas_path = path(v, key);
+              if (k == "repository_url") {
+                auto& url = c.schema_repository.url = str(v, key);
+                if (!url.starts_with("http://") && !url.starts_with("https://")) {
+                  fail(v, key, "expected an http:// or https:// URL");
+                }
+                while (url.ends_with('/')) url.pop_back();
+              }
+              if (k == "cache_path") c.schema_repository.cache_path = path(v, key);
+              if (k == "ca_file") c.schema_repository.ca_file = readable_file(v, key);
+              if (k == "timeout_ms") c.schema_repository.timeout_ms = integer(v, key, 100, 600'000);
             });
     section(root, "admin", {"listen", "token_file"},
             [&](const std::string& k, const YAML::Node& v, const std::string& key) {
@@ -460,8 +470,14 @@ class Loader {
     if (root["kafka"]["topics"].IsDefined() == false || c.kafka.topics.empty()) {
       fail(root["kafka"], "kafka.topics", "at least one topic is required");
     }
-    if (!root["schemas"].IsDefined()) c.schemas_path = path(YAML::Node("schemas"), "schemas.path");
+    if (!root["schemas"]["path"].IsDefined()) {
+      c.schemas_path = path(YAML::Node("schemas"), "schemas.path");
+    }
     if (!root["spool"]["path"].IsDefined()) c.spool.path = SpoolConfig{}.path;
+    if (c.schema_repository.cache_path.empty()) {
+      c.schema_repository.cache_path =
+          (fs::path(c.spool.path).lexically_normal().parent_path() / "schema-cache").string();
+    }
     if (c.kafka.instance_id.empty()) c.kafka.instance_id = default_instance_id();
     if (c.fleet.topic.empty()) c.fleet.topic = default_fleet_topic(c.kafka.group_id);
     return c;
@@ -540,6 +556,10 @@ ConfigChanges diff_config(const Config& a, const Config& b) {
   check(a.spool.path != b.spool.path, "spool.path");
   check(a.spool.max_bytes != b.spool.max_bytes, "spool.max_bytes");
   check(a.schemas_path != b.schemas_path, "schemas.path");
+  check(a.schema_repository.url != b.schema_repository.url, "schemas.repository_url");
+  check(a.schema_repository.cache_path != b.schema_repository.cache_path, "schemas.cache_path");
+  check(a.schema_repository.ca_file != b.schema_repository.ca_file, "schemas.ca_file");
+  check(a.schema_repository.timeout_ms != b.schema_repository.timeout_ms, "schemas.timeout_ms");
   check(a.admin.listen != b.admin.listen, "admin.listen");
   check(a.admin.token_file != b.admin.token_file, "admin.token_file");
   check(a.log.json != b.log.json, "log.format");

@@ -69,6 +69,21 @@ struct SpoolConfig {
   int64_t max_bytes = 10LL * 1024 * 1024 * 1024;
 };
 
+/// schemas.repository_url and its companions: revisions not under schemas.path are fetched
+/// from a schema repository over HTTP(S) the first time an event needs them, and cached.
+struct SchemaRepositoryConfig {
+  /// http:// or https:// URL of the folder holding `<SchemaName>/<revision>.json`; empty: none.
+  std::string url;
+  /// Where fetched revisions are kept (`<SchemaName>/<revision>.json`, as under schemas.path):
+  /// they survive restarts and serve while the repository is down. Default: `schema-cache` beside
+  /// the spool's folder.
+  std::string cache_path;
+  /// PEM file of the CAs an https repository's certificate must chain to; empty: the system's.
+  std::string ca_file;
+  /// Each fetch's whole time limit (connecting included).
+  int64_t timeout_ms = 10'000;
+};
+
 struct AdminConfig {
   /// host:port. A non-loopback address is refused without token_file: pause and resume would
   /// be open to the network.
@@ -126,6 +141,7 @@ struct Config {
   BatchConfig batch;
   SpoolConfig spool;
   std::string schemas_path = "schemas";
+  SchemaRepositoryConfig schema_repository;
   AdminConfig admin;
   LogConfig log;
   FleetConfig fleet;

@@ -381,6 +381,7 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   ++epoch_;
   scratch_.clear();
   schema_ = nullptr;
+  schema_pending_ = false;
   capsule_schema_ = {};
   capsule_revision_ = -1;
   element doc;
@@ -502,7 +503,10 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   }
 
   const Schema* schema = registry_.find(schema_name, revision, reason);
-  if (schema == nullptr) return nullptr;
+  if (schema == nullptr) {
+    schema_pending_ = registry_.pending();
+    return nullptr;
+  }
   if (seen_.size() < static_cast<size_t>(schema->field_count)) {
     seen_.resize(static_cast<size_t>(schema->field_count), 0);
   }

@@ -30,6 +30,10 @@ class Decoder {
   /// (storage/row_format.h), columns in the table's order.
   void encode_row(std::string& out) const;
 
+  /// The last decode failed only because its schema revision is still being fetched from the
+  /// repository: not a dead letter — the event waits (`reason` says for what).
+  bool schema_pending() const { return schema_pending_; }
+
   /// The uuid of the last successful decode.
   std::string_view uuid() const { return uuid_; }
   /// The capsule's `schema` and `revision` as far as the last decode read them, successful or
@@ -66,6 +70,7 @@ class Decoder {
   std::vector<uint32_t> seen_;  ///< per FieldRule index: the epoch it was last seen in
   std::vector<Cell> cells_;     ///< per event column
   const Schema* schema_ = nullptr;
+  bool schema_pending_ = false;
   // Capsule fields of the last decode.
   std::string_view uuid_, wiki_, web_host_;
   std::string_view capsule_schema_;

@@ -74,7 +74,9 @@ void FlowControl::watch(EventSource& source, Cursors& cursors) {
 bool FlowControl::should_pause(const PartitionCursor& c) const {
   const auto mode = c.mode();
   return paused_ ||
-         (spool_full_ && (mode == PartitionMode::kSpooling || mode == PartitionMode::kDraining));
+         (spool_full_ && (mode == PartitionMode::kSpooling || mode == PartitionMode::kDraining)) ||
+         // Waiting for a schema: read again from the held event once the hold ends.
+         (c.held() && (mode == PartitionMode::kDirect || mode == PartitionMode::kRefill));
 }
 
 void FlowControl::seek(EventSource& source, Cursors& cursors) {

@@ -174,6 +174,28 @@ void PartitionCursor::fetch_from(int64_t offset) {
 void PartitionCursor::restart_batches(int64_t offset) {
   ++generation_;
   batcher_.reset(offset, generation_);
+  held_until_.reset();
+  held_for_.clear();
+}
+
+void PartitionCursor::hold(int64_t offset, Clock::time_point until, std::string why) {
+  held_until_ = until;
+  held_for_ = std::move(why);
+  if (mode_ == PartitionMode::kDirect || mode_ == PartitionMode::kRefill) {
+    // Taken from Kafka, not batched: read it again once the hold ends.
+    SLUICE_ASSERT(offset < fetch_next_, "{}/{}: held at {} but fetched only to {}", topic_,
+                  partition_, offset, fetch_next_);
+    fetch_next_ = offset;
+    wants_seek_ = true;
+    verifying_jump_from_ = verifying_jump_to_ = -1;
+  }
+  // Draining: drain_next still stands at the event (it was not drained).
+}
+
+bool PartitionCursor::release_hold(Clock::time_point now) {
+  if (!held_until_ || now < *held_until_) return false;
+  held_until_.reset();
+  return true;
 }
 
 // --- Kafka -------------------------------------------------------------------------------------

@@ -180,6 +180,25 @@ class PartitionCursor {
                                  std::optional<int64_t> first_claimed);
   int64_t spool_newest_timestamp_ms() const { return spool_newest_ms_; }
 
+  // --- Schemas ------------------------------------------------------------------------------
+
+  /// The event at `offset` was taken but its schema revision is still being fetched (`why`):
+  /// the partition holds there until `until` — Kafka is read again from it (kDirect, kRefill:
+  /// paused in Kafka meanwhile) or the drain goes on from it (kDraining, kOrphan: live events
+  /// keep spooling). Any restart of the batch stream ends the hold.
+  void hold(int64_t offset, Clock::time_point until, std::string why);
+  bool held() const { return held_until_.has_value(); }
+  /// Ends the hold once its time has come (the event is read again and asks again); true when
+  /// it ended.
+  bool release_hold(Clock::time_point now);
+  /// What the partition waits for, from its hold until an event is batched again ("" when
+  /// it does not wait).
+  const std::string& held_for() const { return held_for_; }
+  /// An event was batched: whatever held the partition is there now.
+  void batched() {
+    if (!held_for_.empty()) held_for_.clear();
+  }
+
   /// Moves on when a refill reached the spool (→ draining) or a drain caught up (→ direct).
   /// Returns true when the mode changed.
   bool advance();
@@ -242,6 +261,8 @@ class PartitionCursor {
   int64_t spool_newest_ms_ = -1;
   int64_t drain_next_ = -1;
   bool at_hole_ = false;  ///< see waits_for_owner
+  std::optional<Clock::time_point> held_until_;  ///< see hold
+  std::string held_for_;
   int64_t refill_end_ = -1;
   int64_t waiting_from_ = -1, waiting_to_ = -1;
   int64_t kafka_committed_ = -1;

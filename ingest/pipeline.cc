@@ -18,6 +18,8 @@ namespace {
 constexpr size_t kPollBatch = 5000;
 /// How often partitions that wait on MariaDB (or on another spool) look again.
 constexpr std::chrono::seconds kLookAgainEvery{3};
+/// How long a partition held for a schema revision waits before it asks the repository again.
+constexpr std::chrono::milliseconds kAskRepositoryAgain{200};
 
 bool outage_class(const storage::DbStatus& st) {
   const auto cls = st.error_class();
@@ -54,7 +56,11 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       governor_({.max_rate = static_cast<double>(config_.drain.max_rate),
                  .max_replica_lag_s = static_cast<double>(config_.drain.max_replica_lag_s)},
                 clock),
-      board_(clock) {}
+      board_(clock) {
+  if (parts_.schemas) {
+    registry_.use_repository(parts_.schemas.get(), config_.schema_repository.cache_path);
+  }
+}
 
 Pipeline::~Pipeline() {
   // Writers report into this object's pool: stop them before anything else goes. Then the
@@ -646,7 +652,7 @@ void Pipeline::handle_message(const SourceMessage& msg) {
       break;
     case Take::kBatch:
       if (c.mode() == PartitionMode::kRefill) ++stats_.refilled;
-      batch_event(c, msg.offset, msg.timestamp_ms, msg.payload);
+      if (!batch_event(c, msg.offset, msg.timestamp_ms, msg.payload)) return;  // held
       break;
   }
   ++stats_.consumed;
@@ -656,11 +662,20 @@ void Pipeline::handle_message(const SourceMessage& msg) {
 // ---------------------------------------------------------------------------------------------
 // Batches and writers
 
-void Pipeline::batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp_ms,
+bool Pipeline::batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp_ms,
                            std::string_view payload) {
   Batcher& batcher = c.batcher();
   if (const Schema* schema = decoder_.decode(payload, timestamp_ms, reason_)) {
     batcher.add_decoded(schema->table.get(), decoder_, offset);
+    c.batched();
+  } else if (decoder_.schema_pending()) {
+    // Never a dead letter: the partition waits for the repository, and asks again shortly
+    // (what it batched before goes now).
+    const bool news = c.held_for().empty();
+    c.hold(offset, clock_.now() + kAskRepositoryAgain, reason_);
+    dispatch(c);
+    if (news) publish_status(true);
+    return false;
   } else {
     uint64_t suppressed = 0;
     if (dead_letter_log_.allow(suppressed)) {
@@ -670,6 +685,7 @@ void Pipeline::batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp
     batcher.add_dead_letter(offset, reason_, std::string(payload));
   }
   if (batcher.full()) dispatch(c);
+  return true;
 }
 
 void Pipeline::dispatch(PartitionCursor& c) {
@@ -769,6 +785,7 @@ void Pipeline::process_reports() {
 void Pipeline::advance_partitions() {
   for (auto it = cursors_.begin(); it != cursors_.end();) {
     PartitionCursor& c = *it->second;
+    (void)c.release_hold(clock_.now());  // it asks for its schema again
     const auto before = c.mode();
     if (c.advance()) {
       if (before == PartitionMode::kDraining && c.mode() == PartitionMode::kDirect) {
@@ -855,6 +872,7 @@ void Pipeline::drain() {
     if (writers_.in_flight_bytes() >= max_in_flight_bytes_ || allowance == 0) break;
     const bool orphan = c.mode() == PartitionMode::kOrphan;
     if (c.mode() != PartitionMode::kDraining && !orphan) continue;
+    if (c.held()) continue;  // its next event waits for its schema
     // An orphan drains only from where MariaDB stands, once that lies inside its spool.
     if (orphan && (!c.database_known() || c.floor() < c.spool_first())) continue;
     if (c.drain_next() >= c.spool_end()) continue;
@@ -877,7 +895,7 @@ void Pipeline::drain() {
         }
         if (out.take == Take::kDrop) break;  // waiting, or read again from Kafka first
       }
-      batch_event(c, e.offset, e.timestamp_ms, e.payload);
+      if (!batch_event(c, e.offset, e.timestamp_ms, e.payload)) break;  // held
       c.drained(e.offset);
       ++stats_.drained;
     }
@@ -916,6 +934,7 @@ void Pipeline::publish_status(bool force) {
                                .flow = flow_,
                                .control = control_.get(),
                                .mariadb = config_.mariadb,
+                               .schemas = registry_,
                                .state = service_state(gate_, cursors_),
                                .wall_ms = clock_.wall_ms()}));
 }

@@ -88,6 +88,9 @@ struct PipelineParts {
   /// Set: the writers run inline, listed here for a simulation to run (WriterPool); unset:
   /// each on a thread of its own.
   InlineWriters* inline_writers = nullptr;
+  /// The schema repository (schemas.repository_url): revisions not under schemas.path are
+  /// fetched from it and kept under schemas.cache_path. Unset: schemas.path only.
+  std::unique_ptr<SchemaSource> schemas{};
 };
 
 class Pipeline final : private GateEffects {
@@ -172,7 +175,9 @@ class Pipeline final : private GateEffects {
   void record_gap(PartitionCursor& c, int64_t from, int64_t to, const char* where);
   // Batches and writers.
   /// Decodes one event into the partition's open batch (dead-lettering it if bad).
-  void batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp_ms,
+  /// Decodes the event into its partition's batch (or a dead letter); false when its schema
+  /// revision is still being fetched: the partition then holds at it (PartitionCursor::hold).
+  bool batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp_ms,
                    std::string_view payload);
   void dispatch(PartitionCursor& c);
   void flush_due();

@@ -49,6 +49,8 @@ struct PipelineStatus {
     /// Why its spooled events cannot be read (a corrupt block): its drain stops there.
     std::string spool_error;
     int64_t log_start = -1;  ///< Kafka's log start as last fetched, -1 unknown
+    /// While held: the schema revision its next event needs, still being fetched.
+    std::string waits_for_schema;
   };
   struct Gap {
     std::string topic;
@@ -100,6 +102,18 @@ struct PipelineStatus {
   std::vector<SpoolPartition> spool_partitions;
   /// Per writer, in index order: whether it is failing, and why (Writer::state()).
   std::vector<WriterState> writers;
+  /// Where schema revisions come from (schemas.*).
+  struct Schemas {
+    std::string path;        ///< schemas.path
+    std::string repository;  ///< schemas.repository_url; "" for none
+    std::string cache;       ///< schemas.cache_path (with a repository)
+    uint64_t from_path = 0, from_cache = 0, fetched = 0;  ///< compiled this run, by origin
+    uint64_t not_found = 0;       ///< definite answers of no such revision
+    uint64_t fetch_failures = 0;  ///< fetches that got no answer
+    uint64_t waiting = 0;         ///< revisions asked for, not answered yet
+    bool reachable = true;        ///< the repository's last fetch got an answer
+    std::string last_error;       ///< of the last failed fetch
+  } schemas;
   /// How fast the spool drains (ingest/drain_governor.h).
   struct Drain {
     double rate_limit = 0;          ///< events per second; 0: not limited

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/logging.h"
 #include "common/text.h"
 #include "storage/batch.h"
 
@@ -229,17 +230,24 @@ Result<std::unique_ptr<Schema>> compile_schema(std::string_view name, int64_t re
 SchemaRegistry::SchemaRegistry(std::string root, const Clock& clock)
     : root_(std::move(root)), clock_(clock) {}
 
-SchemaRegistry::Entry SchemaRegistry::load(std::string_view name, int64_t revision) const {
+void SchemaRegistry::use_repository(SchemaSource* source, std::string cache_root) {
+  source_ = source;
+  cache_root_ = std::move(cache_root);
+}
+
+SchemaRegistry::Entry SchemaRegistry::load(const std::string& root, std::string_view name,
+                                           int64_t revision) const {
   Entry entry;
   if (!valid_schema_name(name)) {
     entry.error = "unknown_schema: '" + bounded(name, storage::kMaxQuotedBytes) +
                   "' is not a valid schema name";
     return entry;
   }
-  const fs::path dir = fs::path(root_) / std::string(name);
+  const fs::path dir = fs::path(root) / std::string(name);
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     entry.error = "unknown_schema: " + std::string(name);
+    entry.absent = true;
     return entry;
   }
   const fs::path file = dir / (std::to_string(revision) + ".json");
@@ -247,6 +255,7 @@ SchemaRegistry::Entry SchemaRegistry::load(std::string_view name, int64_t revisi
   if (!in) {
     entry.error =
         "unknown_revision: " + std::string(name) + " revision " + std::to_string(revision);
+    entry.absent = true;
     return entry;
   }
   std::stringstream text;
@@ -263,7 +272,60 @@ SchemaRegistry::Entry SchemaRegistry::load(std::string_view name, int64_t revisi
   return entry;
 }
 
+SchemaRegistry::Entry SchemaRegistry::fetch(std::string_view name, int64_t revision) {
+  Entry entry;
+  const std::string what = std::string(name) + " revision " + std::to_string(revision);
+  const std::string url = source_->url_for(name, revision);
+  auto answer = source_->ask(name, revision);
+  switch (answer.state) {
+    case SchemaSource::State::kPending:
+      entry.pending = true;
+      entry.error = "schema_pending: " + what + " is being fetched from " + url +
+                    (answer.detail.empty() ? "" : " (last try: " + answer.detail + ")");
+      break;
+    case SchemaSource::State::kNotFound:
+      entry.error = "unknown_revision: " + what + " is not at " + url + " (" + answer.detail + ")";
+      break;
+    case SchemaSource::State::kFound: {
+      auto compiled = compile_schema(name, revision, answer.text);
+      if (!compiled) {
+        entry.error = "unknown_revision: " + what + " from " + url + " is not a valid schema (" +
+                      compiled.status().message() + ")";
+        break;
+      }
+      entry.schema = std::move(compiled).value();
+      keep(name, revision, answer.text);
+      ++origins_.fetched;
+      break;
+    }
+  }
+  bound(entry.error, storage::kMaxReasonBytes);
+  return entry;
+}
+
+void SchemaRegistry::keep(std::string_view name, int64_t revision, const std::string& text) {
+  // Written whole or not at all (a temporary file renamed): a crash leaves no half schema.
+  const fs::path dir = fs::path(cache_root_) / std::string(name);
+  const fs::path file = dir / (std::to_string(revision) + ".json");
+  const fs::path tmp = dir / (std::to_string(revision) + ".json.tmp");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!ec) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) ec = std::make_error_code(std::errc::io_error);
+  }
+  if (!ec) fs::rename(tmp, file, ec);
+  if (ec) {
+    logger("schemas")->warn("cannot keep {} in schemas.cache_path ({}): it is fetched again after "
+                            "a restart",
+                            file.string(), ec.message());
+  }
+}
+
 const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std::string& error) {
+  pending_ = false;
   if (last_ != nullptr && last_->revision == revision && last_->name == name) return last_;
   if (const auto it = schemas_.find(name); it != schemas_.end()) {
     if (const auto rev = it->second.find(revision); rev != it->second.end()) {
@@ -273,7 +335,7 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
   }
   if (!valid_schema_name(name)) {
     // Never remembered: names that cannot be folders are refused without a look at the disk.
-    error = load(name, revision).error;
+    error = load(root_, name, revision).error;
     return nullptr;
   }
   constexpr auto kRecheckUnknown = std::chrono::seconds(30);
@@ -286,7 +348,24 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
     error = miss->second.error;
     return nullptr;
   }
-  Entry entry = load(name, revision);
+  // schemas.path first (deployed files win), then what earlier fetches kept, then the
+  // repository.
+  Entry entry = load(root_, name, revision);
+  size_t* origin = &origins_.from_path;
+  if (entry.absent && source_ != nullptr) {
+    origin = &origins_.from_cache;
+    entry = load(cache_root_, name, revision);
+    if (entry.absent) {
+      origin = nullptr;  // counted by fetch
+      entry = fetch(name, revision);
+    }
+  }
+  if (entry.pending) {
+    // Not an answer: nothing is remembered, the event waits and asks again.
+    pending_ = true;
+    error = std::move(entry.error);
+    return nullptr;
+  }
   if (!entry.schema) {
     // Bounded whatever the input: a stream of distinct unknown names starts the memory over
     // rather than growing it.
@@ -295,6 +374,7 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
     misses_.insert_or_assign(std::move(key), Miss{std::move(entry.error), now});
     return nullptr;
   }
+  if (origin != nullptr) ++*origin;
   misses_.erase(key);
   auto& slot = schemas_[std::string(name)][revision];
   slot = std::move(entry.schema);
@@ -320,7 +400,7 @@ Result<size_t> SchemaRegistry::load_all() {
       } catch (const std::exception&) {
         return Status::error(file.path().string() + ": file name must be <revision>.json");
       }
-      Entry e = load(dir.path().filename().string(), revision);
+      Entry e = load(root_, dir.path().filename().string(), revision);
       if (!e.schema) return Status::error(file.path().string() + ": " + e.error);
       ++count;
     }

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "ingest/field_table.h"
+#include "ingest/schema_repository.h"
 #include "storage/table_layout.h"
 
 namespace sluice::ingest {
@@ -87,9 +88,27 @@ class SchemaRegistry {
  public:
   explicit SchemaRegistry(std::string root, const Clock& clock = SystemClock::instance());
 
+  /// Revisions not under the root are looked for under `cache_root` (what earlier fetches
+  /// kept there), then asked of `source` — which must outlive the registry. A fetched revision
+  /// that compiles is kept under `cache_root`, `<SchemaName>/<revision>.json`.
+  void use_repository(SchemaSource* source, std::string cache_root);
+
   /// The schema, or nullptr with `error` set to a dead-letter reason
-  /// ("unknown_schema: ..." / "unknown_revision: ...").
+  /// ("unknown_schema: ..." / "unknown_revision: ..."), or — with a repository that has not
+  /// answered yet — to "schema_pending: ..." with pending() true: no answer, ask again later.
   const Schema* find(std::string_view name, int64_t revision, std::string& error);
+  /// The last find found no schema only because the repository has not answered yet.
+  bool pending() const { return pending_; }
+
+  /// Where the compiled schemas came from.
+  struct Origins {
+    size_t from_path = 0;   ///< schemas.path
+    size_t from_cache = 0;  ///< schemas.cache_path, fetched before
+    size_t fetched = 0;     ///< the repository, this run
+  };
+  const Origins& origins() const { return origins_; }
+  const SchemaSource* repository() const { return source_; }
+  const std::string& cache_root() const { return cache_root_; }
 
   /// Compiles every schema file under the root; used by check-config. Returns the number of
   /// schemas compiled, or the first error with its file.
@@ -102,14 +121,19 @@ class SchemaRegistry {
  private:
   struct Entry {
     std::unique_ptr<Schema> schema;
-    std::string error;  ///< a dead-letter reason, when there is no schema
+    std::string error;     ///< a dead-letter reason, when there is no schema
+    bool absent = false;   ///< no such file (another place may have it)
+    bool pending = false;  ///< the repository has not answered yet
   };
   struct Miss {
     std::string error;
     Clock::time_point checked_at;
   };
 
-  Entry load(std::string_view name, int64_t revision) const;
+  Entry load(const std::string& root, std::string_view name, int64_t revision) const;
+  Entry fetch(std::string_view name, int64_t revision);
+  /// Writes a fetched revision under cache_root_ (a failure is logged: it is fetched again).
+  void keep(std::string_view name, int64_t revision, const std::string& text);
 
   std::string root_;
   const Clock& clock_;
@@ -121,6 +145,10 @@ class SchemaRegistry {
   /// Recent misses by "<name>\0<revision>"; at most kMaxMisses (schema.cc).
   std::unordered_map<std::string, Miss> misses_;
   const Schema* last_ = nullptr;
+  SchemaSource* source_ = nullptr;
+  std::string cache_root_;
+  bool pending_ = false;
+  Origins origins_;
 };
 
 /// True when a schema name is safe to use as a folder name (no path tricks).

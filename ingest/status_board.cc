@@ -20,11 +20,25 @@ PipelineStatus build_status(const StatusSources& in) {
     auto& p = s.partitions.emplace_back(PipelineStatus::Partition{
         c->topic(), c->partition(), partition_mode_name(c->mode()), orphan ? -1 : c->fetch_next(),
         c->database_known() ? c->floor() : -1, c->kafka_committed(), high, lag, c->waiting_from(),
-        c->waiting_to(), ""});
+        c->waiting_to(), "", -1, c->held_for()});
     if (const auto e = in.lane.read_errors().find(key); e != in.lane.read_errors().end()) {
       p.spool_error = e->second;
     }
     if (asked) p.log_start = in.source->cached_low_watermark(c->topic(), c->partition());
+  }
+  s.schemas.path = in.schemas.root();
+  s.schemas.from_path = in.schemas.origins().from_path;
+  s.schemas.from_cache = in.schemas.origins().from_cache;
+  s.schemas.fetched = in.schemas.origins().fetched;
+  if (const SchemaSource* repo = in.schemas.repository()) {
+    const auto st = repo->stats();
+    s.schemas.repository = repo->url();
+    s.schemas.cache = in.schemas.cache_root();
+    s.schemas.not_found = st.not_found;
+    s.schemas.fetch_failures = st.failures;
+    s.schemas.waiting = st.waiting;
+    s.schemas.reachable = st.reachable;
+    s.schemas.last_error = st.last_error;
   }
   const auto totals = in.lane.spool().totals();
   for (const auto& [key, range] : in.lane.spool().partitions()) {

@@ -26,6 +26,7 @@
 #include "ingest/flow_control.h"
 #include "ingest/gate.h"
 #include "ingest/pipeline_status.h"
+#include "ingest/schema.h"
 #include "ingest/spool_lane.h"
 #include "ingest/writer_pool.h"
 
@@ -42,6 +43,7 @@ struct StatusSources {
   const FlowControl& flow;
   const storage::BatchSink* control;  ///< the bookkeeping session (nullptr before start)
   const MariaDbConfig& mariadb;
+  const SchemaRegistry& schemas;
   ServiceState state;
   int64_t wall_ms;
 };

@@ -187,6 +187,15 @@ int run(const std::string& path) {
   };
   parts.lease = &lease;
   parts.spool = std::move(spool).value();
+  if (const auto& repo = config->schema_repository; !repo.url.empty()) {
+    parts.schemas = std::make_unique<sluice::ingest::SchemaRepository>(
+        sluice::ingest::SchemaRepositoryOptions{
+            .url = repo.url,
+            .ca_file = repo.ca_file,
+            .timeout = std::chrono::milliseconds(repo.timeout_ms)});
+    log->info("schema revisions not under {} are fetched from {} and kept under {}",
+              config->schemas_path, repo.url, repo.cache_path);
+  }
   // The fleet: every instance of the group shares one target state (paused or running) and
   // what its spool holds, through a control topic. Until this instance has read it, the
   // pipeline stays quiet.

@@ -104,7 +104,8 @@ TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMove
                           .high_watermark = 10'000,
                           .lag = 0,
                           .spool_error = "",
-                          .log_start = 400});
+                          .log_start = 400,
+                          .waits_for_schema = ""});
   s.partitions.push_back({.topic = "t",
                           .partition = 1,
                           .mode = "halted",
@@ -113,7 +114,8 @@ TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMove
                           .high_watermark = 60,
                           .lag = 10,
                           .spool_error = "block 40..49 does not decode",
-                          .log_start = -1});
+                          .log_start = -1,
+                          .waits_for_schema = ""});
   m.refresh(s, stats, 0);
   auto text = m.serialize();
   EXPECT_EQ(value_of(text, "sluice_consumer_lag_events{partition=\"0\",topic=\"t\"}"), 0);
@@ -154,7 +156,8 @@ TEST(MetricsTest, EachPartitionsModeAndDurableLagAndNoSeriesOfAPartitionThatMove
                      .high_watermark = -1,
                      .lag = -1,
                      .spool_error = "",
-                     .log_start = -1};
+                     .log_start = -1,
+                     .waits_for_schema = ""};
   m.refresh(s, stats, 0);
   text = m.serialize();
   EXPECT_EQ(value_of(text, "sluice_partition_mode{mode=\"orphan\",partition=\"0\",topic=\"t\"}"),

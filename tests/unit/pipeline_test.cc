@@ -8,10 +8,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <future>
 #include <numeric>
 #include <set>
+#include <sstream>
 
+#include "testing/fake_schema_source.h"
 #include "testing/fakes.h"
 #include "testing/harness.h"
 
@@ -73,6 +76,7 @@ class PipelineTest : public ::testing::Test {
     parts.lease = lease_.get();
     parts.spool = std::move(spool);
     parts.fleet = &fleet_;
+    parts.schemas = std::move(repository_);
     pipeline_ = std::make_unique<Pipeline>(config_, std::move(parts), clock_);
     return pipeline_->start();
   }
@@ -197,6 +201,7 @@ class PipelineTest : public ::testing::Test {
   testing::FakeFleetClaims fleet_;
   std::unique_ptr<WriteLease> lease_;  ///< set by a test before start(): the fleet's lease
   int sources_made_ = 0;  ///< consumers the pipeline built
+  std::unique_ptr<SchemaSource> repository_;  ///< set by a test before start()
 };
 
 TEST_F(PipelineTest, RunningStoresEveryEventOnceInOrderAndCommitsKafkaAfterTheDatabase) {
@@ -1105,6 +1110,104 @@ TEST_F(PipelineTest, FatalDatabaseErrorAtStartUpStopsWithTheReason) {
   const auto st = start();
   ASSERT_FALSE(st);
   EXPECT_NE(st.message().find("Access denied"), std::string::npos) << st.message();
+}
+
+// --- Schemas from a repository ----------------------------------------------------------------
+
+/// An event of `Remote` revision 1 — TestSchema's document, served only by the repository.
+std::string remote_event(uint32_t partition, uint64_t seq) {
+  std::string e = EventFactory::good(3, 0, partition, seq);
+  const std::string from = R"("schema":"TestSchema")";
+  e.replace(e.find(from), from.size(), R"("schema":"Remote")");
+  return e;
+}
+
+std::string test_schema_document() {
+  std::ifstream in(testing::source_dir() + "/schemas/TestSchema/1.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST_F(PipelineTest, EventsWaitingForTheirSchemaHoldTheirPartitionAndAreNeverDeadLettered) {
+  testing::TempDir cache;
+  config_.schema_repository.cache_path = cache.path();
+  auto repo = std::make_unique<testing::FakeSchemaSource>();
+  auto* remote = repo.get();
+  remote->set_down(true);
+  repository_ = std::move(repo);
+  ASSERT_TRUE(start().is_ok());
+  // Partition 0 meets the unknown revision after 3 known events; partition 1 knows its own.
+  for (uint64_t seq = 0; seq < 3; ++seq) {
+    kafka_.produce(kTopic, 0, EventFactory::good(3, 0, 0, produced_[0]++));
+  }
+  for (int i = 0; i < 5; ++i) kafka_.produce(kTopic, 0, remote_event(0, produced_[0]++));
+  produce(4);  // more known events behind them on every partition
+  ASSERT_TRUE(run_until([&] {
+    return db_.next_offset(kTopic, 0) == 3 && db_.next_offset(kTopic, 1) == 4;
+  }));
+  run_rounds(300);  // three seconds of a repository that does not answer
+  EXPECT_EQ(db_.next_offset(kTopic, 0), 3) << "nothing past the waiting event";
+  EXPECT_EQ(db_.dead_letters(), 0u);
+  const auto status = pipeline_->status();
+  const auto p0 = std::find_if(status.partitions.begin(), status.partitions.end(),
+                               [](const auto& p) { return p.partition == 0; });
+  ASSERT_NE(p0, status.partitions.end());
+  EXPECT_NE(p0->waits_for_schema.find("schema_pending: Remote revision 1"), std::string::npos)
+      << p0->waits_for_schema;
+  EXPECT_FALSE(status.schemas.reachable);
+  EXPECT_EQ(status.schemas.repository, "http://schemas.test");
+
+  remote->put("Remote", 1, test_schema_document());
+  remote->set_down(false);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }))
+      << db_.next_offset(kTopic, 0) << " " << db_.next_offset(kTopic, 1) << " "
+      << pipeline_->status().partitions[0].mode << " "
+      << pipeline_->status().partitions[0].waits_for_schema;
+  expect_exact();
+  EXPECT_EQ(db_.dead_letters(), 0u);
+  EXPECT_EQ(remote->answers("Remote", 1), 1);
+  EXPECT_TRUE(pipeline_->status().partitions[0].waits_for_schema.empty());
+}
+
+TEST_F(PipelineTest, ASpoolDrainWaitsForASchemaAndLiveEventsKeepSpoolingBehindIt) {
+  testing::TempDir cache;
+  config_.schema_repository.cache_path = cache.path();
+  auto repo = std::make_unique<testing::FakeSchemaSource>();
+  auto* remote = repo.get();
+  remote->set_down(true);
+  repository_ = std::move(repo);
+  ASSERT_TRUE(start().is_ok());
+  ASSERT_TRUE(pause().is_ok());
+  for (int i = 0; i < 4; ++i) kafka_.produce(kTopic, 1, remote_event(1, produced_[1]++));
+  produce(3);
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  ASSERT_TRUE(resume().is_ok());
+  run_rounds(200);
+  EXPECT_EQ(db_.next_offset(kTopic, 1), -1) << "the drain holds at its first event";
+  produce(2);  // live events of the partition go behind its spool
+  run_rounds(100);
+  EXPECT_EQ(db_.dead_letters(), 0u);
+  remote->put("Remote", 1, test_schema_document());
+  remote->set_down(false);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  expect_exact();
+  EXPECT_EQ(db_.dead_letters(), 0u);
+}
+
+TEST_F(PipelineTest, ARevisionTheRepositoryDoesNotHaveIsDeadLetteredWithItsUrl) {
+  testing::TempDir cache;
+  config_.schema_repository.cache_path = cache.path();
+  repository_ = std::make_unique<testing::FakeSchemaSource>();
+  ASSERT_TRUE(start().is_ok());
+  kafka_.produce(kTopic, 1, remote_event(1, produced_[1]++));
+  produce(2);
+  ASSERT_TRUE(run_until([&] { return all_stored(); }));
+  const auto reasons = db_.dead_letter_reasons(kTopic, 1);
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_EQ(reasons.begin()->second,
+            "unknown_revision: Remote revision 1 is not at "
+            "http://schemas.test/Remote/1.json (HTTP 404)");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "testing/fake_schema_source.h"
 #include "testing/harness.h"
 
 namespace sluice::ingest {
@@ -232,6 +233,96 @@ TEST(Schema, AnInvalidSchemaNameOfAnyLengthGivesAReasonThatFitsTheColumn) {
   EXPECT_LE(error.size(), 1024u);
   EXPECT_EQ(error.rfind("unknown_schema: 'SSS", 0), 0u);
   EXPECT_NE(error.find("…"), std::string::npos);
+}
+
+
+// --- A schema repository -------------------------------------------------------------------
+
+constexpr const char* kFetchedSchema =
+    R"({"properties": {"a": {"type": "integer", "required": true}, "b": {"type": "string"}}})";
+
+TEST(SchemaRepositoryLookup, ARevisionNotOnDiskIsFetchedOnceKeptInTheCacheAndServedAfterARestart) {
+  testing::TempDir cache;
+  testing::FakeSchemaSource repo;
+  repo.put("Fetched", 3, kFetchedSchema);
+  {
+    SchemaRegistry registry(testing::source_dir() + "/schemas");
+    registry.use_repository(&repo, cache.path());
+    std::string error;
+    EXPECT_EQ(registry.find("Fetched", 3, error), nullptr) << "the fetch has only just started";
+    EXPECT_TRUE(registry.pending());
+    EXPECT_NE(error.find("schema_pending: Fetched revision 3 is being fetched from "
+                         "http://schemas.test/Fetched/3.json"),
+              std::string::npos)
+        << error;
+    const Schema* s = registry.find("Fetched", 3, error);
+    ASSERT_NE(s, nullptr) << error;
+    EXPECT_FALSE(registry.pending());
+    EXPECT_EQ(s->table->name(), "Fetched_3");
+    EXPECT_EQ(registry.find("Fetched", 3, error), s);
+    EXPECT_EQ(repo.answers("Fetched", 3), 1);
+    EXPECT_EQ(registry.origins().fetched, 1u);
+    // Deployed files still win: a shipped schema never goes to the repository.
+    ASSERT_NE(registry.find("TestSchema", 1, error), nullptr) << error;
+    EXPECT_EQ(repo.answers("TestSchema", 1), 0);
+    EXPECT_EQ(registry.origins().from_path, 1u);
+  }
+  EXPECT_TRUE(std::filesystem::exists(cache.file("Fetched/3.json")));
+  EXPECT_FALSE(std::filesystem::exists(cache.file("Fetched/3.json.tmp")));
+  // After a restart, with the repository down: the cache serves.
+  repo.set_down(true);
+  SchemaRegistry registry(testing::source_dir() + "/schemas");
+  registry.use_repository(&repo, cache.path());
+  std::string error;
+  ASSERT_NE(registry.find("Fetched", 3, error), nullptr) << error;
+  EXPECT_EQ(registry.origins().from_cache, 1u);
+  EXPECT_EQ(repo.answers("Fetched", 3), 1);
+}
+
+TEST(SchemaRepositoryLookup, ARepositoryThatCannotAnswerIsPendingNeverADeadLetter) {
+  testing::TempDir cache;
+  testing::FakeSchemaSource repo;
+  repo.put("Fetched", 3, kFetchedSchema);
+  repo.set_down(true);
+  SchemaRegistry registry(testing::source_dir() + "/schemas");
+  registry.use_repository(&repo, cache.path());
+  std::string error;
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(registry.find("Fetched", 3, error), nullptr);
+    EXPECT_TRUE(registry.pending()) << "not an answer: nothing is remembered";
+    EXPECT_NE(error.find("(last try: Connection refused)"), std::string::npos) << error;
+  }
+  EXPECT_EQ(registry.remembered_misses(), 0u);
+  repo.set_down(false);
+  EXPECT_EQ(registry.find("Fetched", 3, error), nullptr);  // asked afresh
+  EXPECT_NE(registry.find("Fetched", 3, error), nullptr) << error;
+}
+
+TEST(SchemaRepositoryLookup, NotFoundAndInvalidAnswersAreDeadLetterReasonsNamingTheUrl) {
+  testing::TempDir cache;
+  testing::FakeSchemaSource repo;
+  repo.put("Broken", 1, R"({"properties": {"a": {"type": "integer")");
+  SchemaRegistry registry(testing::source_dir() + "/schemas");
+  registry.use_repository(&repo, cache.path());
+  std::string error;
+  (void)registry.find("Missing", 9, error);
+  EXPECT_EQ(registry.find("Missing", 9, error), nullptr);
+  EXPECT_FALSE(registry.pending());
+  EXPECT_EQ(error,
+            "unknown_revision: Missing revision 9 is not at "
+            "http://schemas.test/Missing/9.json (HTTP 404)");
+  // Remembered for a while like any miss: the next event of it does not ask again.
+  EXPECT_EQ(registry.find("Missing", 9, error), nullptr);
+  EXPECT_EQ(repo.answers("Missing", 9), 1);
+  (void)registry.find("Broken", 1, error);
+  EXPECT_EQ(registry.find("Broken", 1, error), nullptr);
+  EXPECT_FALSE(registry.pending());
+  EXPECT_EQ(error.rfind("unknown_revision: Broken revision 1 from "
+                        "http://schemas.test/Broken/1.json is not a valid schema (",
+                        0),
+            0u)
+      << error;
+  EXPECT_FALSE(std::filesystem::exists(cache.file("Broken/1.json"))) << "never kept";
 }
 
 }  // namespace

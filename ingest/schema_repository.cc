@@ -1,0 +1,213 @@
+#include "ingest/schema_repository.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "common/logging.h"
+#include "common/text.h"
+
+namespace sluice::ingest {
+namespace {
+
+std::string key_of(std::string_view name, int64_t revision) {
+  std::string key(name);
+  key += '\0';
+  key += std::to_string(revision);
+  return key;
+}
+
+struct Body {
+  std::string text;
+  size_t max = 0;
+  bool too_large = false;
+};
+
+size_t on_data(char* data, size_t size, size_t count, void* user) {
+  auto& body = *static_cast<Body*>(user);
+  const size_t n = size * count;
+  if (body.text.size() + n > body.max) {
+    body.too_large = true;
+    return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+  }
+  body.text.append(data, n);
+  return n;
+}
+
+SchemaSource::Answer pending(std::string detail) {
+  SchemaSource::Answer out;
+  out.detail = std::move(detail);
+  return out;
+}
+
+std::chrono::milliseconds retry_after(int failures) {
+  const int shift = std::clamp(failures - 1, 0, 5);
+  return std::min(std::chrono::milliseconds(1000LL << shift), std::chrono::milliseconds(30'000));
+}
+
+}  // namespace
+
+SchemaRepository::SchemaRepository(SchemaRepositoryOptions options, const Clock& clock)
+    : options_(std::move(options)), clock_(clock) {
+  static std::once_flag curl_ready;
+  std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  curl_ = curl_easy_init();
+  thread_ = std::thread([this] { run(); });
+}
+
+SchemaRepository::~SchemaRepository() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+  if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+std::string SchemaRepository::url_for(std::string_view name, int64_t revision) const {
+  // Names are valid_schema_name's (letters, digits, '_', '-', '.'): nothing to escape.
+  return options_.url + "/" + std::string(name) + "/" + std::to_string(revision) + ".json";
+}
+
+SchemaSource::Answer SchemaRepository::ask(std::string_view name, int64_t revision) {
+  std::string key = key_of(name, revision);
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    if (entries_.size() >= kMaxTracked) {
+      return pending("too many schema revisions waiting for the repository");
+    }
+    Entry fresh;
+    fresh.name = std::string(name);
+    fresh.revision = revision;
+    it = entries_.emplace(key, std::move(fresh)).first;
+    queue_.push_back(std::move(key));
+    stats_.waiting = entries_.size();
+    wake_.notify_one();
+    return {};
+  }
+  Entry& e = it->second;
+  switch (e.step) {
+    case Step::kQueued:
+    case Step::kFetching:
+      return pending(e.answer.detail);
+    case Step::kAnswered: {
+      Answer out = std::move(e.answer);
+      entries_.erase(it);
+      stats_.waiting = entries_.size();
+      return out;
+    }
+    case Step::kFailed:
+      if (clock_.now() >= e.retry_at) {
+        e.step = Step::kQueued;
+        queue_.push_back(std::move(key));
+        wake_.notify_one();
+      }
+      return pending(e.answer.detail);
+  }
+  return {};
+}
+
+SchemaRepository::Stats SchemaRepository::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void SchemaRepository::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    const std::string key = std::move(queue_.front());
+    queue_.pop_front();
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.step != Step::kQueued) continue;
+    it->second.step = Step::kFetching;
+    const std::string url = url_for(it->second.name, it->second.revision);
+    lock.unlock();
+    Answer answer = fetch(url);
+    lock.lock();
+    it = entries_.find(key);  // still there: only ask() erases, and only answered entries
+    if (it == entries_.end()) continue;
+    Entry& e = it->second;
+    const bool answered = answer.state != State::kPending;
+    if (answered) {
+      ++(answer.state == State::kFound ? stats_.fetched : stats_.not_found);
+      e.step = Step::kAnswered;
+    } else {
+      ++stats_.failures;
+      stats_.last_error = url + ": " + answer.detail;
+      e.step = Step::kFailed;
+      e.retry_at = clock_.now() + retry_after(++e.failures);
+    }
+    if (answered != stats_.reachable) {
+      stats_.reachable = answered;
+      if (answered) {
+        logger("schemas")->info("the schema repository answers again ({})", url);
+      } else {
+        logger("schemas")->warn(
+            "the schema repository does not answer ({}): events whose schema revision is not "
+            "cached hold their partition until it does; nothing is dead-lettered for it",
+            stats_.last_error);
+      }
+    }
+    e.answer = std::move(answer);
+  }
+}
+
+SchemaSource::Answer SchemaRepository::fetch(const std::string& url) {
+  auto* h = static_cast<CURL*>(curl_);
+  Answer out;
+  if (h == nullptr) {
+    out.detail = "libcurl could not be initialised";
+    return out;
+  }
+  Body body;
+  body.max = options_.max_bytes;
+  char error[CURL_ERROR_SIZE] = {};
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::min<int64_t>(options_.timeout.count(), 5000)));
+  curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_bytes));
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "sluice");
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+  const CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  if (body.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+    out.state = State::kNotFound;
+    out.detail = "its answer is larger than " + std::to_string(options_.max_bytes) + " bytes";
+    return out;
+  }
+  if (rc != CURLE_OK) {
+    out.detail = error[0] != '\0' ? error : curl_easy_strerror(rc);
+    bound(out.detail, 300);
+    return out;
+  }
+  if (status == 200) {
+    out.state = State::kFound;
+    out.text = std::move(body.text);
+  } else if (status == 404 || status == 410) {
+    out.state = State::kNotFound;
+    out.detail = "HTTP " + std::to_string(status);
+  } else {
+    out.detail = "HTTP " + std::to_string(status);
+  }
+  return out;
+}
+
+}  // namespace sluice::ingest

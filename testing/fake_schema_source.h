@@ -1,0 +1,69 @@
+#pragma once
+/// A schema repository in memory, behind ingest::SchemaSource, for unit tests: revisions are
+/// served from a map; while "down" every ask is pending with a failure, as the real repository
+/// answers while it cannot reach its server; a revision asked for the first time is pending
+/// once (the real one answers on its own thread, never in the asking call).
+/// Thread safety: one thread (the test's).
+
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "ingest/schema_repository.h"
+
+namespace sluice::testing {
+
+class FakeSchemaSource final : public ingest::SchemaSource {
+ public:
+  /// Serves `text` for the revision from now on.
+  void put(const std::string& name, int64_t revision, std::string text) {
+    docs_[{name, revision}] = std::move(text);
+  }
+  void set_down(bool down) { down_ = down; }
+  /// How many times a revision was answered (found or not found).
+  int answers(const std::string& name, int64_t revision) const {
+    const auto it = answered_.find({name, revision});
+    return it == answered_.end() ? 0 : it->second;
+  }
+
+  Answer ask(std::string_view name, int64_t revision) override {
+    const std::pair<std::string, int64_t> key{std::string(name), revision};
+    Answer out;
+    if (down_) {
+      ++stats_.failures;
+      stats_.reachable = false;
+      stats_.last_error = url_for(name, revision) + ": Connection refused";
+      out.detail = "Connection refused";
+      return out;
+    }
+    if (asked_.insert(key).second) return out;  // the fetch has only just started
+    asked_.erase(key);
+    stats_.reachable = true;
+    ++answered_[key];
+    if (const auto it = docs_.find(key); it != docs_.end()) {
+      ++stats_.fetched;
+      out.state = State::kFound;
+      out.text = it->second;
+    } else {
+      ++stats_.not_found;
+      out.state = State::kNotFound;
+      out.detail = "HTTP 404";
+    }
+    return out;
+  }
+  std::string url_for(std::string_view name, int64_t revision) const override {
+    return url() + "/" + std::string(name) + "/" + std::to_string(revision) + ".json";
+  }
+  std::string url() const override { return "http://schemas.test"; }
+  Stats stats() const override { return stats_; }
+
+ private:
+  std::map<std::pair<std::string, int64_t>, std::string> docs_;
+  std::set<std::pair<std::string, int64_t>> asked_;
+  std::map<std::pair<std::string, int64_t>, int> answered_;
+  bool down_ = false;
+  Stats stats_;
+};
+
+}  // namespace sluice::testing
