@@ -551,6 +551,12 @@ int replay_command(const ReplayOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   ingest::SchemaRegistry registry(config->schemas_path);
+  // Revisions the service fetched from a schema repository are read from where it keeps them;
+  // the replay itself fetches nothing (an event of a revision in neither place is a dead letter,
+  // as without a repository).
+  if (!config->schema_repository.url.empty()) {
+    registry.use_repository(nullptr, config->schema_repository.cache_path);
+  }
   ingest::ReplayOptions options;
   options.limits = {static_cast<size_t>(config->batch.max_rows),
                     static_cast<size_t>(config->batch.max_bytes),

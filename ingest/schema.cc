@@ -352,13 +352,13 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
   // repository.
   Entry entry = load(root_, name, revision);
   size_t* origin = &origins_.from_path;
-  if (entry.absent && source_ != nullptr) {
+  if (entry.absent && !cache_root_.empty()) {
     origin = &origins_.from_cache;
     entry = load(cache_root_, name, revision);
-    if (entry.absent) {
-      origin = nullptr;  // counted by fetch
-      entry = fetch(name, revision);
-    }
+  }
+  if (entry.absent && source_ != nullptr) {
+    origin = nullptr;  // counted by fetch
+    entry = fetch(name, revision);
   }
   if (entry.pending) {
     // Not an answer: nothing is remembered, the event waits and asks again.
@@ -386,11 +386,21 @@ Result<size_t> SchemaRegistry::load_all() {
   std::error_code ec;
   if (!fs::is_directory(root_, ec))
     return Status::error("schemas.path '" + root_ + "' is not a folder");
+  return load_all_under(root_);
+}
+
+Result<size_t> SchemaRegistry::load_cached() {
+  std::error_code ec;
+  if (cache_root_.empty() || !fs::is_directory(cache_root_, ec)) return size_t{0};
+  return load_all_under(cache_root_);
+}
+
+Result<size_t> SchemaRegistry::load_all_under(const std::string& root) {
   size_t count = 0;
-  for (const auto& dir : fs::directory_iterator(root_)) {
+  for (const auto& dir : fs::directory_iterator(root)) {
     if (!dir.is_directory()) continue;
     for (const auto& file : fs::directory_iterator(dir.path())) {
-      if (file.path().extension() != ".json") continue;
+      if (file.path().extension() != ".json") continue;  // a fetch's .tmp, never renamed
       const auto stem = file.path().stem().string();
       int64_t revision = 0;
       try {
@@ -400,7 +410,7 @@ Result<size_t> SchemaRegistry::load_all() {
       } catch (const std::exception&) {
         return Status::error(file.path().string() + ": file name must be <revision>.json");
       }
-      Entry e = load(root_, dir.path().filename().string(), revision);
+      Entry e = load(root, dir.path().filename().string(), revision);
       if (!e.schema) return Status::error(file.path().string() + ": " + e.error);
       ++count;
     }

@@ -89,8 +89,9 @@ class SchemaRegistry {
   explicit SchemaRegistry(std::string root, const Clock& clock = SystemClock::instance());
 
   /// Revisions not under the root are looked for under `cache_root` (what earlier fetches
-  /// kept there), then asked of `source` — which must outlive the registry. A fetched revision
-  /// that compiles is kept under `cache_root`, `<SchemaName>/<revision>.json`.
+  /// kept there), then asked of `source` (nullptr: none; the cache only) — which must outlive
+  /// the registry. A fetched revision that compiles is kept under `cache_root`,
+  /// `<SchemaName>/<revision>.json`.
   void use_repository(SchemaSource* source, std::string cache_root);
 
   /// The schema, or nullptr with `error` set to a dead-letter reason
@@ -113,6 +114,8 @@ class SchemaRegistry {
   /// Compiles every schema file under the root; used by check-config. Returns the number of
   /// schemas compiled, or the first error with its file.
   Result<size_t> load_all();
+  /// Compiles every revision kept under the cache root (none when there is no such folder).
+  Result<size_t> load_cached();
 
   const std::string& root() const { return root_; }
   /// Unknown (name, revision) pairs remembered now: at most 1,024.
@@ -132,6 +135,7 @@ class SchemaRegistry {
 
   Entry load(const std::string& root, std::string_view name, int64_t revision) const;
   Entry fetch(std::string_view name, int64_t revision);
+  Result<size_t> load_all_under(const std::string& root);
   /// Writes a fetched revision under cache_root_ (a failure is logged: it is fetched again).
   void keep(std::string_view name, int64_t revision, const std::string& text);
 

@@ -119,6 +119,16 @@ int check_config(const std::string& path, bool online) {
   }
   std::cout << path << ": ok (" << config->kafka.topics.size() << " topic(s), " << *schemas
             << " schema revision(s) in " << config->schemas_path << ")\n";
+  if (const auto& repo = config->schema_repository; !repo.url.empty()) {
+    registry.use_repository(nullptr, repo.cache_path);
+    auto cached = registry.load_cached();
+    if (!cached) {
+      std::cerr << "sluice: " << repo.cache_path << ": " << cached.status().message() << "\n";
+      return 2;
+    }
+    std::cout << "schema revisions not in " << config->schemas_path << " come from " << repo.url
+              << "; " << *cached << " fetched before, kept in " << repo.cache_path << "\n";
+  }
   if (!online) return 0;
   sluice::configure_logging("off", false);  // the report says it all, one line per check
   return sluice::cli::check_online(*config);

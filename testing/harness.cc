@@ -563,7 +563,7 @@ std::string write_config(const TempDir& dir, const std::string& bootstrap, const
       << "  path: \"" << dir.file("spool") << "\"\n"
       << options.spool_lines << "schemas:\n"
       << "  path: \"" << source_dir() << "/schemas\"\n"
-      << "admin:\n"
+      << options.schemas_lines << "admin:\n"
       << "  listen: \"127.0.0.1:0\"\n"
       << options.admin_lines << options.extra_yaml;
   return path;

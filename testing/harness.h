@@ -216,6 +216,7 @@ struct ConfigOptions {
   std::string mariadb_lines{};                            ///< more keys of `mariadb:`, indented
   std::string admin_lines{};                              ///< more keys of `admin:`, indented
   std::string spool_lines{};                              ///< more keys of `spool:`, indented
+  std::string schemas_lines{};                            ///< more keys of `schemas:`, indented
   std::string database = "log";                           ///< mariadb.database
   std::string instance_id{};                              ///< kafka.instance_id (default: host)
   /// Connect over TCP to 127.0.0.1:port instead of the server's socket (TLS needs TCP).

@@ -459,5 +459,21 @@ TEST(ConfigTextTest, APasswordFileThatIsNotARegularFileIsRefusedNotReadForever) 
   }
 }
 
+TEST_F(ConfigTest, ASchemaRepositoryLoadsWithItsCacheBesideTheSpoolAndABadUrlIsNamed) {
+  auto c = load_config(write(
+      "kafka:\n  topics: [a]\nspool:\n  path: \"/srv/sluice/spool\"\nschemas:\n"
+      "  repository_url: \"https://schemas.example.org/jsonschema/\"\n  timeout_ms: 3000\n"));
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->schema_repository.url, "https://schemas.example.org/jsonschema");
+  EXPECT_EQ(c->schema_repository.cache_path, "/srv/sluice/schema-cache");
+  EXPECT_EQ(c->schema_repository.timeout_ms, 3000);
+  EXPECT_EQ(c->schemas_path, dir_.path() + "/schemas") << "schemas.path keeps its default";
+  const auto ftp = write("kafka:\n  topics: [a]\nschemas:\n  repository_url: \"ftp://x/\"\n");
+  expect_error(load_config(ftp), ftp + ":4: schemas.repository_url",
+               "expected an http:// or https:// URL");
+  const auto ca = write("kafka:\n  topics: [a]\nschemas:\n  ca_file: \"/nonexistent.pem\"\n");
+  expect_error(load_config(ca), ca + ":4: schemas.ca_file", "");
+}
+
 }  // namespace
 }  // namespace sluice

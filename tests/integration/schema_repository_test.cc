@@ -1,0 +1,278 @@
+// Schemas from a schema repository, end to end: the real `sluice` against a private mariadbd,
+// the test broker and a folder served over HTTP (or HTTPS with the test's own CA) by
+// testing/serve_folder.py. A revision never deployed to disk is fetched, kept and written; a
+// revision the repository does not have is dead-lettered naming its URL; while the repository
+// is down, events that need it hold their partition — nothing dead-lettered, nothing written
+// past them — and everything is written, once and in order, after it returns; over HTTPS a
+// certificate from another CA is refused (the events wait), the right one works.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "testing/certificates.h"
+#include "testing/harness.h"
+
+namespace sluice::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr const char* kTopic = "eventlogging_repo";
+
+/// An event of `Remote` (TestSchema's document, served only by the repository) at `revision`.
+std::string remote_event(uint32_t partition, uint64_t seq, int revision = 1) {
+  std::string e = EventFactory::good(3, 0, partition, seq);
+  const std::string from = R"("schema":"TestSchema","revision":1)";
+  e.replace(e.find(from), from.size(),
+            R"("schema":"Remote","revision":)" + std::to_string(revision));
+  return e;
+}
+
+class SchemaRepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = std::make_unique<MariaDb>(dir_.file("mariadb"));
+    broker_ = std::make_unique<Broker>(std::vector<std::string>{std::string(kTopic) + ":2"},
+                                       dir_.path());
+    fs::create_directories(dir_.file("repo/Remote"));
+    fs::copy_file(source_dir() + "/schemas/TestSchema/1.json", dir_.file("repo/Remote/1.json"));
+  }
+
+  /// Serves the repository folder; returns the server, its port in `port` (0: a free one).
+  std::unique_ptr<Process> serve(int& port, const std::string& tls_args = "") {
+    std::vector<std::string> argv = {"python3", source_dir() + "/testing/serve_folder.py",
+                                     dir_.file("repo"), "--port", std::to_string(port)};
+    if (!tls_args.empty()) {
+      argv.insert(argv.end(), {"--cert", certs_->file("server.pem"), "--key",
+                               certs_->file("server.key")});
+    }
+    auto server = std::make_unique<Process>(argv, dir_.file("serve-" + std::to_string(++served_)));
+    EXPECT_TRUE(wait_until([&] { return server->log().find("port ") != std::string::npos; }, 20s))
+        << server->log();
+    const std::string log = server->log();
+    port = std::stoi(log.substr(log.find("port ") + 5));
+    return server;
+  }
+
+  std::string config(const std::string& url, const std::string& more = "",
+                     const std::string& group = "repo") {
+    return write_config(dir_, broker_->bootstrap(), *db_, {kTopic}, group,
+                        {.extra_yaml = "batch:\n  max_rows: 50\n  max_delay_ms: 100\n",
+                         .schemas_lines = "  repository_url: \"" + url + "\"\n  cache_path: \"" +
+                                          dir_.file("cache") + "\"\n  timeout_ms: 2000\n" + more});
+  }
+
+  nlohmann::json status(const Process& sluice) {
+    std::string url;
+    if (!wait_until([&] { return !(url = admin_url(sluice)).empty(); }, 20s)) return {};
+    std::string out;
+    if (run_command({binary_dir() + "/main/sluice", "status", "--json", "--admin", url}, out) !=
+        0) {
+      return {};
+    }
+    return nlohmann::json::parse(out, nullptr, false);
+  }
+
+  /// The query's scalar, or -1 while its table is not there yet.
+  int64_t scalar(const std::string& sql) {
+    try {
+      return db_->scalar(sql);
+    } catch (const std::exception&) {
+      return -1;
+    }
+  }
+  int64_t rows(const std::string& table) { return scalar("SELECT COUNT(*) FROM " + table); }
+  int64_t next_offset(int32_t partition) {
+    return scalar("SELECT next_offset FROM sluice_offsets WHERE kafka_partition = " +
+                  std::to_string(partition));
+  }
+  int64_t all_offsets() {
+    return scalar("SELECT COALESCE(SUM(next_offset), 0) FROM sluice_offsets");
+  }
+
+  /// Every event of `table` once, and per partition in sequence order from 0 to `per_partition`.
+  void expect_exact(const std::string& table, size_t per_partition) {
+    const auto got = db_->query("SELECT uuid FROM " + table + " ORDER BY id");
+    std::set<std::string> seen;
+    std::map<uint32_t, int64_t> last;
+    for (const auto& r : got) {
+      ASSERT_TRUE(seen.insert(*r[0]).second) << "duplicate " << *r[0];
+      uint32_t t = 0, p = 0;
+      uint64_t seq = 0;
+      EventFactory::parse_uuid(*r[0], t, p, seq);
+      const int64_t want = last.contains(p) ? last[p] + 1 : 0;
+      EXPECT_EQ(static_cast<int64_t>(seq), want) << table << " partition " << p;
+      last[p] = static_cast<int64_t>(seq);
+    }
+    for (const auto& [p, seq] : last) EXPECT_EQ(seq + 1, static_cast<int64_t>(per_partition));
+  }
+
+  TempDir dir_;
+  std::unique_ptr<MariaDb> db_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<Certificates> certs_;
+  int served_ = 0;
+};
+
+TEST_F(SchemaRepositoryTest, ARevisionNeverDeployedIsFetchedKeptAndWrittenAndA404DeadLetters) {
+  int port = 0;
+  auto server = serve(port);
+  Producer producer(broker_->bootstrap());
+  constexpr uint64_t kEach = 200;
+  for (uint64_t seq = 0; seq < kEach; ++seq) {
+    producer.produce(kTopic, 0, remote_event(0, seq));
+    producer.produce(kTopic, 1, EventFactory::good(3, 0, 1, seq));
+  }
+  producer.produce(kTopic, 1, remote_event(1, 999, /*revision=*/2));
+  producer.flush();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  auto sluice = start_sluice(dir_, config(url));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return all_offsets() == static_cast<int64_t>(2 * kEach + 1);
+      },
+      120s))
+      << sluice->log();
+  expect_exact("Remote_1", kEach);
+  expect_exact("TestSchema_1", kEach);
+  const auto dead = db_->query("SELECT reason FROM sluice_dead_letter");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(*dead[0][0], "unknown_revision: Remote revision 2 is not at " + url +
+                             "/Remote/2.json (HTTP 404)");
+  EXPECT_TRUE(fs::exists(dir_.file("cache/Remote/1.json")));
+  nlohmann::json s;  // the snapshot is republished every quarter second: the latest one
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = status(*sluice);
+        return s.is_object() && s["schemas"].value("fetched", 0) == 1;
+      },
+      20s))
+      << s.dump();
+  EXPECT_EQ(s["schemas"]["repository"], url) << s.dump();
+  EXPECT_EQ(s["schemas"]["fetched"], 1) << s.dump();
+  EXPECT_EQ(s["schemas"]["from_path"], 1) << s.dump();
+  EXPECT_EQ(s["schemas"]["not_found"], 1) << s.dump();
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
+}
+
+TEST_F(SchemaRepositoryTest, WhileTheRepositoryIsDownItsEventsWaitAndNothingIsDeadLettered) {
+  int port = 0;
+  serve(port).reset();  // a port nothing listens on now, for the server started later
+  Producer producer(broker_->bootstrap());
+  constexpr uint64_t kEach = 400;
+  // Partition 0: 100 known events, then 200 of a revision only the repository has, then 100
+  // known events. Partition 1: known events only, written meanwhile.
+  for (uint64_t seq = 0; seq < kEach; ++seq) {
+    producer.produce(kTopic, 0, seq >= 100 && seq < 300 ? remote_event(0, seq)
+                                                        : EventFactory::good(3, 0, 0, seq));
+    producer.produce(kTopic, 1, EventFactory::good(3, 0, 1, seq));
+  }
+  producer.flush();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  auto sluice = start_sluice(dir_, config(url));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return next_offset(1) == static_cast<int64_t>(kEach);
+      },
+      120s))
+      << sluice->log();
+  // The repository stays down for a while: partition 0 holds at offset 100.
+  std::this_thread::sleep_for(15s);
+  EXPECT_EQ(next_offset(0), 100);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
+  EXPECT_LE(rows("Remote_1"), 0);
+  const auto s = status(*sluice);
+  ASSERT_TRUE(s.is_object()) << sluice->log();
+  EXPECT_EQ(s["schemas"]["reachable"], false) << s.dump();
+  EXPECT_GT(s["schemas"]["fetch_failures"].get<int>(), 1) << s.dump();
+  bool waits = false;
+  for (const auto& p : s["partitions"]) {
+    if (p["partition"] == 0) {
+      waits = p.value("waits_for_schema", "").find("schema_pending: Remote revision 1") == 0;
+    }
+  }
+  EXPECT_TRUE(waits) << s.dump();
+  const std::string log = sluice->log();
+  EXPECT_NE(log.find("the schema repository does not answer"), std::string::npos) << log;
+
+  // The repository returns on the same address: everything is written, once, in order.
+  auto server = serve(port);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return all_offsets() == static_cast<int64_t>(2 * kEach);
+      },
+      120s))
+      << sluice->log();
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
+  EXPECT_EQ(rows("Remote_1"), 200);
+  EXPECT_EQ(rows("TestSchema_1"), static_cast<int64_t>(2 * kEach - 200));
+  // Partition 0's three runs in sequence order across the two tables.
+  const auto got = db_->query(
+      "SELECT uuid FROM (SELECT uuid, timestamp FROM TestSchema_1 UNION ALL SELECT uuid, "
+      "timestamp FROM Remote_1) AS u");
+  std::set<uint64_t> seqs0;
+  for (const auto& r : got) {
+    uint32_t t = 0, p = 0;
+    uint64_t seq = 0;
+    EventFactory::parse_uuid(*r[0], t, p, seq);
+    if (p == 0) {
+      EXPECT_TRUE(seqs0.insert(seq).second) << "duplicate " << seq;
+    }
+  }
+  EXPECT_EQ(seqs0.size(), kEach);
+  EXPECT_NE(sluice->log().find("the schema repository answers again"), std::string::npos);
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
+}
+
+TEST_F(SchemaRepositoryTest, OverHttpsOnlyACertificateOfTheConfiguredCaIsTrusted) {
+  certs_ = std::make_unique<Certificates>(dir_, "repo");
+  certs_->issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
+  Certificates other(dir_, "other");
+  int port = 0;
+  auto server = serve(port, "tls");
+  Producer producer(broker_->bootstrap());
+  constexpr uint64_t kEach = 50;
+  for (uint64_t seq = 0; seq < kEach; ++seq) producer.produce(kTopic, 0, remote_event(0, seq));
+  producer.flush();
+  const std::string url = "https://127.0.0.1:" + std::to_string(port);
+  {
+    // Another CA: the repository is not trusted, so its events wait; none is dead-lettered.
+    // (A group of its own: the next run's consumer starts afresh, not after a session timeout.)
+    auto sluice =
+        start_sluice(dir_, config(url, "  ca_file: \"" + other.ca() + "\"\n", "repo-other-ca"),
+                     "sluice-other-ca.log");
+    nlohmann::json s;
+    ASSERT_TRUE(wait_until(
+        [&] {
+          s = status(*sluice);
+          return s.is_object() && s["schemas"].value("fetch_failures", 0) > 0;
+        },
+        60s))
+        << sluice->log();
+    EXPECT_NE(s["schemas"]["last_error"].get<std::string>().find("certificate"),
+              std::string::npos)
+        << s.dump();
+    EXPECT_EQ(scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
+    EXPECT_LE(rows("Remote_1"), 0);
+    sluice->signal(SIGTERM);
+    EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
+  }
+  auto sluice = start_sluice(dir_, config(url, "  ca_file: \"" + certs_->ca() + "\"\n"));
+  ASSERT_TRUE(wait_until([&] { return rows("Remote_1") == static_cast<int64_t>(kEach); }, 120s))
+      << sluice->log();
+  expect_exact("Remote_1", kEach);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
+}
+
+}  // namespace
+}  // namespace sluice::testing
