@@ -28,6 +28,7 @@
 
 #include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <regex>
@@ -37,6 +38,7 @@
 
 #include "common/logging.h"
 #include "ingest/pipeline.h"
+#include "testing/fake_schema_source.h"
 #include "testing/fakes.h"
 #include "testing/harness.h"
 
@@ -55,9 +57,43 @@ using Mode = FakeDatabase::Mode;
 const std::string kTopic = "eventlogging_model";
 constexpr int32_t kMaxPartitions = 4;
 
+/// TestSchema's document: what the model's schema repository serves for every revision of
+/// `Remote`.
+std::string test_schema_document() {
+  std::ifstream in(testing::source_dir() + "/schemas/TestSchema/1.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// The pipeline's view of the model's repository, which outlives each pipeline (a restart).
+class ForwardingSchemaSource final : public SchemaSource {
+ public:
+  explicit ForwardingSchemaSource(SchemaSource& to) : to_(to) {}
+  Answer ask(std::string_view name, int64_t revision) override { return to_.ask(name, revision); }
+  std::string url_for(std::string_view name, int64_t revision) const override {
+    return to_.url_for(name, revision);
+  }
+  std::string url() const override { return to_.url(); }
+  Stats stats() const override { return to_.stats(); }
+
+ private:
+  SchemaSource& to_;
+};
+
 class ModelRun {
  public:
-  explicit ModelRun(uint64_t seed) : rng_(seed) {
+  /// `with_repository`: a third of the events are of `Remote` revisions only a schema
+  /// repository serves, and the repository comes and goes (drawn from a generator of its own,
+  /// so the operations of the other seeds stay what they were).
+  explicit ModelRun(uint64_t seed, bool with_repository = false)
+      : rng_(seed), schema_rng_(seed ^ 0x5c4e3a), with_repository_(with_repository) {
+    if (with_repository_) {
+      config_.schema_repository.cache_path = cache_.path();
+      for (int64_t r = 1; r <= static_cast<int64_t>(kRemoteRevisions); ++r) {
+        repository_.put("Remote", r, test_schema_document());
+      }
+    }
     clock_.set_seed(seed);
     kafka_.set_simulated(true);
     config_.kafka.topics = {kTopic};
@@ -103,6 +139,9 @@ class ModelRun {
 
  private:
   size_t pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
+  size_t schema_pick(size_t n) {
+    return std::uniform_int_distribution<size_t>(0, n - 1)(schema_rng_);
+  }
   FakeDatabase& db() { return databases_[current_]; }
   void log(const std::string& what) {
     history_ << what << "\n";
@@ -147,6 +186,7 @@ class ModelRun {
     };
     parts.spool = std::move(spool);
     parts.inline_writers = &inline_;
+    if (with_repository_) parts.schemas = std::make_unique<ForwardingSchemaSource>(repository_);
     pipeline_ = std::make_unique<Pipeline>(config_, std::move(parts), clock_);
     const auto st = pipeline_->start();
     ASSERT_TRUE(st) << st.message();
@@ -166,7 +206,14 @@ class ModelRun {
   void produce(int per_partition) {
     for (int i = 0; i < per_partition; ++i) {
       for (int32_t p = 0; p < partitions_; ++p) {
-        kafka_.produce(kTopic, p, EventFactory::good(3, 0, static_cast<uint32_t>(p), seq_[p]++));
+        std::string e = EventFactory::good(3, 0, static_cast<uint32_t>(p), seq_[p]++);
+        if (with_repository_ && schema_pick(3) == 0) {
+          const std::string from = R"("schema":"TestSchema","revision":1)";
+          e.replace(e.find(from), from.size(),
+                    R"("schema":"Remote","revision":)" +
+                        std::to_string(1 + schema_pick(kRemoteRevisions)));
+        }
+        kafka_.produce(kTopic, p, e);
       }
     }
   }
@@ -174,6 +221,11 @@ class ModelRun {
   bool paused() { return pipeline_->status().state == ServiceState::kPaused; }
 
   void random_op() {
+    if (with_repository_ && schema_pick(12) == 0) {
+      repository_down_ = !repository_down_;
+      log(repository_down_ ? "schema repository down" : "schema repository up");
+      repository_.set_down(repository_down_);
+    }
     switch (pick(25)) {
       case 0:
       case 1:
@@ -416,6 +468,8 @@ class ModelRun {
     holding_ = false;
     spool_->fail_commits(false);
     spool_failing_ = false;
+    repository_.set_down(false);
+    repository_down_ = false;
     for (auto call : {FakeKafka::Call::kSeek, FakeKafka::Call::kPause, FakeKafka::Call::kResume,
                       FakeKafka::Call::kCommit, FakeKafka::Call::kWatermarks}) {
       kafka_.fail_next(call, 0);
@@ -504,7 +558,13 @@ class ModelRun {
     }
   }
 
+  static constexpr size_t kRemoteRevisions = 6;
   std::mt19937_64 rng_;
+  std::mt19937_64 schema_rng_;
+  const bool with_repository_;
+  testing::TempDir cache_;  ///< schemas.cache_path: survives a restart, as on disk
+  testing::FakeSchemaSource repository_;
+  bool repository_down_ = false;
   std::ostringstream history_;
   testing::HistoryHash hash_;
   Config config_;
@@ -570,6 +630,28 @@ TEST(PipelineModelTest, RandomSequencesKeepEveryInvariantAndEndExact) {
     if (::testing::Test::HasFailure()) {
       ADD_FAILURE() << "seed " << seed << " (replay: SLUICE_MODEL_SEEDS=" << seed
                     << "); operations:\n"
+                    << run.history();
+      break;
+    }
+  }
+  set_log_level("info");
+}
+
+/// Events of schema revisions a repository serves, the repository down at random: an event
+/// waiting for its schema holds its partition through pauses, outages, rebalances, crashes and
+/// drains, and is never dead-lettered for it (check_exact allows kafka_gap dead letters only).
+TEST(PipelineModelTest, RandomSequencesWithASchemaRepositoryThatComesAndGoes) {
+  if (std::getenv("SLUICE_MODEL_LOG") == nullptr) set_log_level("off");
+  for (const uint64_t seed : testing::model_seeds("SLUICE_MODEL_SEEDS", "SLUICE_MODEL_RUNS", 6,
+                                                  1, "SLUICE_MODEL_FIRST")) {
+    ModelRun run(seed, /*with_repository=*/true);
+    run.run(250);
+    std::printf("seed %llu (schema repository): history %016llx\n",
+                static_cast<unsigned long long>(seed),
+                static_cast<unsigned long long>(run.history_hash()));
+    if (::testing::Test::HasFailure()) {
+      ADD_FAILURE() << "seed " << seed << " (replay: SLUICE_MODEL_SEEDS=" << seed
+                    << " --gtest_filter='*WithASchemaRepository*'); operations:\n"
                     << run.history();
       break;
     }
