@@ -42,8 +42,7 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       // budget the fullest batch goes, so batches flow steadily and memory stays bounded
       // whatever the partition count.
       max_open_bytes_(limits_.max_bytes * (static_cast<size_t>(config_.mariadb.writers) + 1)),
-      registry_(config_.schemas_path, clock),
-      decoder_(registry_),
+      intake_(config_.schemas_path, clock),
       lane_(*parts_.spool, static_cast<uint64_t>(config_.spool.max_bytes), clock),
       // The sinks follow the endpoint (a retarget restarts the writers on it).
       writers_(WriterPool::for_batches(static_cast<size_t>(config_.mariadb.writers),
@@ -58,7 +57,7 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
                 clock),
       board_(clock) {
   if (parts_.schemas) {
-    registry_.use_repository(parts_.schemas.get(), config_.schema_repository.cache_path);
+    intake_.use_repository(parts_.schemas.get(), config_.schema_repository.cache_path);
   }
 }
 
@@ -664,27 +663,23 @@ void Pipeline::handle_message(const SourceMessage& msg) {
 
 bool Pipeline::batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp_ms,
                            std::string_view payload) {
-  Batcher& batcher = c.batcher();
-  if (const Schema* schema = decoder_.decode(payload, timestamp_ms, reason_)) {
-    batcher.add_decoded(schema->table.get(), decoder_, offset);
-    c.batched();
-  } else if (decoder_.schema_pending()) {
-    // Never a dead letter: the partition waits for the repository, and asks again shortly
-    // (what it batched before goes now).
-    const bool news = c.held_for().empty();
-    c.hold(offset, clock_.now() + kAskRepositoryAgain, reason_);
-    dispatch(c);
-    if (news) publish_status(true);
-    return false;
-  } else {
-    uint64_t suppressed = 0;
-    if (dead_letter_log_.allow(suppressed)) {
-      logger("ingest")->warn("{}/{}@{} dead-lettered: {} ({} more since the last such line)",
-                             c.topic(), c.partition(), offset, reason_, suppressed);
+  switch (intake_.append(c.batcher(), c.topic(), c.partition(), offset, timestamp_ms, payload)) {
+    case EventIntake::Outcome::kWaitsForSchema: {
+      // Never a dead letter: the partition waits for the repository, and asks again shortly
+      // (what it batched before goes now).
+      const bool news = c.held_for().empty();
+      c.hold(offset, clock_.now() + kAskRepositoryAgain, intake_.reason());
+      dispatch(c);
+      if (news) publish_status(true);
+      return false;
     }
-    batcher.add_dead_letter(offset, reason_, std::string(payload));
+    case EventIntake::Outcome::kRow:
+      c.batched();
+      break;
+    case EventIntake::Outcome::kDeadLetter:
+      break;
   }
-  if (batcher.full()) dispatch(c);
+  if (c.batcher().full()) dispatch(c);
   return true;
 }
 
@@ -934,7 +929,7 @@ void Pipeline::publish_status(bool force) {
                                .flow = flow_,
                                .control = control_.get(),
                                .mariadb = config_.mariadb,
-                               .schemas = registry_,
+                               .schemas = intake_.registry(),
                                .state = service_state(gate_, cursors_),
                                .wall_ms = clock_.wall_ms()}));
 }

@@ -42,8 +42,8 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "common/write_lease.h"
-#include "ingest/decoder.h"
 #include "ingest/drain_governor.h"
+#include "ingest/event_intake.h"
 #include "ingest/event_source.h"
 #include "ingest/fleet_claims.h"
 #include "ingest/flow_control.h"
@@ -51,7 +51,6 @@
 #include "ingest/offset_committer.h"
 #include "ingest/partition_cursor.h"
 #include "ingest/pipeline_status.h"
-#include "ingest/schema.h"
 #include "ingest/spool_lane.h"
 #include "ingest/status_board.h"
 #include "ingest/writer.h"
@@ -207,8 +206,7 @@ class Pipeline final : private GateEffects {
   BatchLimits limits_;
   size_t max_in_flight_bytes_;
   size_t max_open_bytes_;
-  SchemaRegistry registry_;
-  Decoder decoder_;
+  EventIntake intake_;  ///< decode into batches: the schemas, the decoder, dead-letter lines
   std::unique_ptr<storage::BatchSink> control_;  ///< bookkeeping queries, ingest thread
   std::unique_ptr<EventSource> source_;
   SpoolLane lane_;  ///< the spool's staging, commits, health and the drain's reads
@@ -225,11 +223,9 @@ class Pipeline final : private GateEffects {
   /// An outage found outside a write (reading sluice_offsets), handed to the gate next round.
   std::optional<storage::DbStatus> deferred_outage_;
   Status failed_;
-  std::string reason_;  ///< reused dead-letter reason buffer
   std::vector<SourceMessage> messages_;
   Clock::time_point last_look_{};
   uint64_t gate_version_ = 0;  ///< the gate's version last published
-  RateLimiter dead_letter_log_{std::chrono::seconds(10)};
   RateLimiter rewound_log_{std::chrono::seconds(30)};
   RateLimiter behind_log_{std::chrono::seconds(10)};
   std::deque<Clock::time_point> rejoins_;  ///< when the group fenced us, lately
