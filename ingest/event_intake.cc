@@ -1,5 +1,7 @@
 #include "ingest/event_intake.h"
 
+#include <algorithm>
+
 namespace sluice::ingest {
 
 EventIntake::EventIntake(std::string schemas_path, const Clock& clock)
@@ -20,6 +22,23 @@ EventIntake::Outcome EventIntake::append(Batcher& batcher, std::string_view topi
   }
   batcher.add_dead_letter(offset, reason_, std::string(payload));
   return Outcome::kDeadLetter;
+}
+
+Clock::time_point EventIntake::wait_until(Clock::time_point now,
+                                          std::chrono::milliseconds shortest,
+                                          std::chrono::milliseconds longest) const {
+  const auto retry = registry_.pending_retry_at();
+  if (retry == Clock::time_point{}) return now + longest;  // a fetch under way: its news
+  return std::clamp(retry, now + shortest, now + longest);
+}
+
+bool EventIntake::schema_news() {
+  const SchemaSource* repo = registry_.repository();
+  if (repo == nullptr) return false;
+  const uint64_t completed = repo->completed();
+  if (completed == completed_seen_) return false;
+  completed_seen_ = completed;
+  return true;
 }
 
 }  // namespace sluice::ingest

@@ -37,6 +37,13 @@ class EventIntake {
                  int64_t timestamp_ms, std::string_view payload);
   /// Why the last append did not give a row.
   const std::string& reason() const { return reason_; }
+  /// After kWaitsForSchema: how long asking again is pointless (until the repository's next
+  /// attempt), at most `longest` — sooner if schema_news() says an answer may have come.
+  Clock::time_point wait_until(Clock::time_point now, std::chrono::milliseconds shortest,
+                               std::chrono::milliseconds longest) const;
+  /// Whether the repository finished a fetch since the last call: events waiting for a schema
+  /// should ask again now.
+  bool schema_news();
 
   const SchemaRegistry& registry() const { return registry_; }
 
@@ -45,6 +52,7 @@ class EventIntake {
   Decoder decoder_;
   std::string reason_;  ///< reused
   RateLimiter dead_letter_log_{std::chrono::seconds(10)};
+  uint64_t completed_seen_ = 0;  ///< the repository's completed() at the last schema_news()
 };
 
 }  // namespace sluice::ingest

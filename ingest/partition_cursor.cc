@@ -192,8 +192,8 @@ void PartitionCursor::hold(int64_t offset, Clock::time_point until, std::string 
   // Draining: drain_next still stands at the event (it was not drained).
 }
 
-bool PartitionCursor::release_hold(Clock::time_point now) {
-  if (!held_until_ || now < *held_until_) return false;
+bool PartitionCursor::release_hold(Clock::time_point now, bool news) {
+  if (!held_until_ || (!news && now < *held_until_)) return false;
   held_until_.reset();
   return true;
 }

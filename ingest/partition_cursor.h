@@ -188,13 +188,13 @@ class PartitionCursor {
   /// keep spooling). Any restart of the batch stream ends the hold.
   void hold(int64_t offset, Clock::time_point until, std::string why);
   bool held() const { return held_until_.has_value(); }
-  /// Ends the hold once its time has come (the event is read again and asks again); true when
-  /// it ended.
-  bool release_hold(Clock::time_point now);
+  /// Ends the hold once its time has come, or at once with `news` (an answer may have come):
+  /// the event is read again and asks again. True when it ended.
+  bool release_hold(Clock::time_point now, bool news = false);
   /// What the partition waits for, from its hold until an event is batched again ("" when
   /// it does not wait).
   const std::string& held_for() const { return held_for_; }
-  /// An event was batched: whatever held the partition is there now.
+  /// An event was batched (a row or a dead letter): whatever held the partition is past.
   void batched() {
     if (!held_for_.empty()) held_for_.clear();
   }

@@ -18,8 +18,10 @@ namespace {
 constexpr size_t kPollBatch = 5000;
 /// How often partitions that wait on MariaDB (or on another spool) look again.
 constexpr std::chrono::seconds kLookAgainEvery{3};
-/// How long a partition held for a schema revision waits before it asks the repository again.
-constexpr std::chrono::milliseconds kAskRepositoryAgain{200};
+/// A partition held for a schema revision asks again when the repository finished a fetch,
+/// or when its next attempt is due — after this long at least, and at most.
+constexpr std::chrono::milliseconds kAskAgainAtLeast{200};
+constexpr std::chrono::milliseconds kAskAgainAtMost{std::chrono::seconds(5)};
 
 bool outage_class(const storage::DbStatus& st) {
   const auto cls = st.error_class();
@@ -650,8 +652,8 @@ void Pipeline::handle_message(const SourceMessage& msg) {
       ++stats_.spooled;
       break;
     case Take::kBatch:
-      if (c.mode() == PartitionMode::kRefill) ++stats_.refilled;
       if (!batch_event(c, msg.offset, msg.timestamp_ms, msg.payload)) return;  // held
+      if (c.mode() == PartitionMode::kRefill) ++stats_.refilled;
       break;
   }
   ++stats_.consumed;
@@ -668,15 +670,16 @@ bool Pipeline::batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp
       // Never a dead letter: the partition waits for the repository, and asks again shortly
       // (what it batched before goes now).
       const bool news = c.held_for().empty();
-      c.hold(offset, clock_.now() + kAskRepositoryAgain, intake_.reason());
+      const auto now = clock_.now();
+      c.hold(offset, intake_.wait_until(now, kAskAgainAtLeast, kAskAgainAtMost),
+             intake_.reason());
       dispatch(c);
       if (news) publish_status(true);
       return false;
     }
     case EventIntake::Outcome::kRow:
-      c.batched();
-      break;
     case EventIntake::Outcome::kDeadLetter:
+      c.batched();
       break;
   }
   if (c.batcher().full()) dispatch(c);
@@ -778,9 +781,10 @@ void Pipeline::process_reports() {
 // Partitions
 
 void Pipeline::advance_partitions() {
+  const bool schema_news = intake_.schema_news();
   for (auto it = cursors_.begin(); it != cursors_.end();) {
     PartitionCursor& c = *it->second;
-    (void)c.release_hold(clock_.now());  // it asks for its schema again
+    (void)c.release_hold(clock_.now(), schema_news);  // it asks for its schema again
     const auto before = c.mode();
     if (c.advance()) {
       if (before == PartitionMode::kDraining && c.mode() == PartitionMode::kDirect) {

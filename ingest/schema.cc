@@ -1,7 +1,11 @@
 #include "ingest/schema.h"
 
+#include <fcntl.h>
 #include <simdjson.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -280,6 +284,7 @@ SchemaRegistry::Entry SchemaRegistry::fetch(std::string_view name, int64_t revis
   switch (answer.state) {
     case SchemaSource::State::kPending:
       entry.pending = true;
+      entry.retry_at = answer.retry_at;
       entry.error = "schema_pending: " + what + " is being fetched from " + url +
                     (answer.detail.empty() ? "" : " (last try: " + answer.detail + ")");
       break;
@@ -304,23 +309,36 @@ SchemaRegistry::Entry SchemaRegistry::fetch(std::string_view name, int64_t revis
 }
 
 void SchemaRegistry::keep(std::string_view name, int64_t revision, const std::string& text) {
-  // Written whole or not at all (a temporary file renamed): a crash leaves no half schema.
+  // Whole or not at all, and durable before it counts: written to a temporary file, synced,
+  // renamed, and the folder synced — a crash or a power cut leaves no half schema behind.
   const fs::path dir = fs::path(cache_root_) / std::string(name);
   const fs::path file = dir / (std::to_string(revision) + ".json");
   const fs::path tmp = dir / (std::to_string(revision) + ".json.tmp");
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (!ec) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) ec = std::make_error_code(std::errc::io_error);
+  auto failed = [&](const std::string& what) {
+    logger("schemas")->warn("cannot keep {} in schemas.cache_path ({}): it is fetched again "
+                            "after a restart",
+                            file.string(), what);
+  };
+  if (ec) return failed(ec.message());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return failed(std::strerror(errno));
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
   }
-  if (!ec) fs::rename(tmp, file, ec);
-  if (ec) {
-    logger("schemas")->warn("cannot keep {} in schemas.cache_path ({}): it is fetched again after "
-                            "a restart",
-                            file.string(), ec.message());
+  const bool written = done == text.size() && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written) return failed(std::strerror(errno));
+  fs::rename(tmp, file, ec);
+  if (ec) return failed(ec.message());
+  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
   }
 }
 
@@ -355,6 +373,17 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
   if (entry.absent && !cache_root_.empty()) {
     origin = &origins_.from_cache;
     entry = load(cache_root_, name, revision);
+    if (!entry.schema && !entry.absent && source_ != nullptr) {
+      // Kept once, unreadable now (a disk's fault, a hand's edit): fetched afresh.
+      const auto file = fs::path(cache_root_) / std::string(name) /
+                        (std::to_string(revision) + ".json");
+      logger("schemas")->warn("{} in schemas.cache_path is not a valid schema ({}): fetching it "
+                              "again",
+                              file.string(), entry.error);
+      std::error_code ec;
+      fs::remove(file, ec);
+      entry.absent = true;
+    }
   }
   if (entry.absent && source_ != nullptr) {
     origin = nullptr;  // counted by fetch
@@ -363,6 +392,7 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
   if (entry.pending) {
     // Not an answer: nothing is remembered, the event waits and asks again.
     pending_ = true;
+    pending_retry_at_ = entry.retry_at;
     error = std::move(entry.error);
     return nullptr;
   }

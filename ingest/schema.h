@@ -100,6 +100,9 @@ class SchemaRegistry {
   const Schema* find(std::string_view name, int64_t revision, std::string& error);
   /// The last find found no schema only because the repository has not answered yet.
   bool pending() const { return pending_; }
+  /// With pending(), after a failed fetch: when the repository may be asked again (before it,
+  /// asking changes nothing); the epoch when an answer may come at any time.
+  Clock::time_point pending_retry_at() const { return pending_retry_at_; }
 
   /// Where the compiled schemas came from.
   struct Origins {
@@ -127,6 +130,7 @@ class SchemaRegistry {
     std::string error;     ///< a dead-letter reason, when there is no schema
     bool absent = false;   ///< no such file (another place may have it)
     bool pending = false;  ///< the repository has not answered yet
+    Clock::time_point retry_at{};  ///< when pending after a failure: see pending_retry_at
   };
   struct Miss {
     std::string error;
@@ -152,6 +156,7 @@ class SchemaRegistry {
   SchemaSource* source_ = nullptr;
   std::string cache_root_;
   bool pending_ = false;
+  Clock::time_point pending_retry_at_{};
   Origins origins_;
 };
 

@@ -41,6 +41,18 @@ SchemaSource::Answer pending(std::string detail) {
   return out;
 }
 
+int on_progress(void* stopping, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<std::atomic<bool>*>(stopping)->load() ? 1 : 0;  // non-zero aborts
+}
+
+/// Whether an HTTP status other than 200 says for certain there is no such revision: a 4xx,
+/// but for those that say the repository refuses Sluice (a configuration to mend) or asks to
+/// come back later.
+bool definitely_absent(long status) {
+  return status >= 400 && status < 500 && status != 401 && status != 403 && status != 407 &&
+         status != 408 && status != 429;
+}
+
 std::chrono::milliseconds retry_after(int failures) {
   const int shift = std::clamp(failures - 1, 0, 5);
   return std::min(std::chrono::milliseconds(1000LL << shift), std::chrono::milliseconds(30'000));
@@ -57,6 +69,7 @@ SchemaRepository::SchemaRepository(SchemaRepositoryOptions options, const Clock&
 }
 
 SchemaRepository::~SchemaRepository() {
+  stopping_ = true;  // a fetch in progress ends at its next progress callback
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -73,9 +86,13 @@ std::string SchemaRepository::url_for(std::string_view name, int64_t revision) c
 
 SchemaSource::Answer SchemaRepository::ask(std::string_view name, int64_t revision) {
   std::string key = key_of(name, revision);
+  const auto now = clock_.now();
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) {
+    if (now - forgot_at_ >= std::chrono::minutes(1) || entries_.size() >= kMaxTracked) {
+      forget_idle(now);
+    }
     if (entries_.size() >= kMaxTracked) {
       return pending("too many schema revisions waiting for the repository");
     }
@@ -84,30 +101,47 @@ SchemaSource::Answer SchemaRepository::ask(std::string_view name, int64_t revisi
     fresh.revision = revision;
     it = entries_.emplace(key, std::move(fresh)).first;
     queue_.push_back(std::move(key));
-    stats_.waiting = entries_.size();
     wake_.notify_one();
-    return {};
   }
   Entry& e = it->second;
+  e.last_asked = now;
+  Answer out;
   switch (e.step) {
     case Step::kQueued:
     case Step::kFetching:
-      return pending(e.answer.detail);
-    case Step::kAnswered: {
-      Answer out = std::move(e.answer);
+      out = pending(e.answer.detail);
+      break;
+    case Step::kAnswered:
+      out = std::move(e.answer);
       entries_.erase(it);
-      stats_.waiting = entries_.size();
-      return out;
-    }
+      break;
     case Step::kFailed:
-      if (clock_.now() >= e.retry_at) {
+      if (now >= e.retry_at) {
         e.step = Step::kQueued;
         queue_.push_back(std::move(key));
         wake_.notify_one();
       }
-      return pending(e.answer.detail);
+      out = pending(e.answer.detail);
+      out.retry_at = e.retry_at;
+      break;
   }
-  return {};
+  stats_.waiting = unanswered();
+  return out;
+}
+
+void SchemaRepository::forget_idle(Clock::time_point now) {
+  forgot_at_ = now;
+  std::erase_if(entries_, [&](const auto& kv) {
+    const Entry& e = kv.second;
+    return (e.step == Step::kAnswered || e.step == Step::kFailed) &&
+           now - e.last_asked >= kForgetAfter;
+  });
+}
+
+size_t SchemaRepository::unanswered() const {
+  return static_cast<size_t>(std::count_if(entries_.begin(), entries_.end(), [](const auto& kv) {
+    return kv.second.step != Step::kAnswered;
+  }));
 }
 
 SchemaRepository::Stats SchemaRepository::stats() const {
@@ -154,6 +188,8 @@ void SchemaRepository::run() {
       }
     }
     e.answer = std::move(answer);
+    stats_.waiting = unanswered();
+    completed_.fetch_add(1);
   }
 }
 
@@ -170,7 +206,9 @@ SchemaSource::Answer SchemaRepository::fetch(const std::string& url) {
   curl_easy_reset(h);
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  // An https repository is not led to plain http by a redirect.
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR,
+                   options_.url.starts_with("https://") ? "https" : "http,https");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -180,12 +218,20 @@ SchemaSource::Answer SchemaRepository::fetch(const std::string& url) {
   curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options_.max_bytes));
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+  if (!options_.ca_file.empty()) {
+    // That file's CAs only: not also the folder of system CAs libcurl was built with.
+    curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+    curl_easy_setopt(h, CURLOPT_CAPATH, nullptr);
+  }
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &stopping_);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "sluice");
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
   const CURLcode rc = curl_easy_perform(h);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);  // `error` lives no longer than this call
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   if (body.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
@@ -201,7 +247,7 @@ SchemaSource::Answer SchemaRepository::fetch(const std::string& url) {
   if (status == 200) {
     out.state = State::kFound;
     out.text = std::move(body.text);
-  } else if (status == 404 || status == 410) {
+  } else if (definitely_absent(status)) {
     out.state = State::kNotFound;
     out.detail = "HTTP " + std::to_string(status);
   } else {

@@ -4,16 +4,20 @@
 /// thread of their own, so the ingest thread never waits on the network: it asks, and hears
 /// "pending" until an answer came.
 ///
-/// Bounded: one fetch at a time, at most kMaxTracked revisions asked for and not yet answered,
-/// each answer at most max_bytes, each fetch within the timeout; only http and https, also
-/// across redirects; TLS verified against the system's CAs or `ca_file`. A definite "not
-/// found" (HTTP 404 or 410) is an answer, and so is a body too large to be a schema; anything
-/// else (no connection, a timeout, HTTP 5xx or 403, a certificate refused) is a failure,
-/// retried with backoff (1 s doubling to 30 s) the next time the revision is asked for — never
-/// a reason to dead-letter. One log line when the repository stops answering, one when it
-/// answers again (DESIGN.md invariant 8).
+/// Bounded: one fetch at a time, at most kMaxTracked revisions asked for and not handed out
+/// (entries nobody asks for again are forgotten after kForgetAfter), each answer at most
+/// max_bytes, each fetch within the timeout; only http and https (an https repository may
+/// redirect only to https); TLS verified against the system's CAs, or only `ca_file`'s.
+///
+/// A definite answer: the schema (HTTP 200), or no such revision — HTTP 4xx but for 401, 403,
+/// 407 (the repository refuses Sluice: a configuration to mend), 408 and 429 (try later) — and a
+/// body too large to be a schema. Anything else (no connection, a timeout, HTTP 5xx and the
+/// 4xx above, a certificate refused) is a failure, retried with backoff (1 s doubling to 30 s)
+/// the next time the revision is asked for — never a reason to dead-letter. One log line when
+/// the repository stops answering, one when it answers again (DESIGN.md invariant 8).
 /// Thread safety: every method from any thread.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -36,6 +40,8 @@ class SchemaSource {
     State state = State::kPending;
     std::string text;    ///< kFound: the schema document
     std::string detail;  ///< kNotFound: why ("HTTP 404"); kPending: the last failure, if any
+    /// kPending after a failure: when the next fetch may start (asking sooner changes nothing).
+    Clock::time_point retry_at{};
   };
   struct Stats {
     uint64_t fetched = 0;    ///< answers found
@@ -54,6 +60,9 @@ class SchemaSource {
   /// Where the repository is ("" for none known).
   virtual std::string url() const = 0;
   virtual Stats stats() const = 0;
+  /// Fetches finished so far (answered or failed): when it moves, a pending revision may have
+  /// its answer.
+  virtual uint64_t completed() const = 0;
 };
 
 struct SchemaRepositoryOptions {
@@ -69,6 +78,7 @@ class SchemaRepository final : public SchemaSource {
   /// without a fetch until some are answered (a stream of distinct hostile names cannot grow
   /// the memory).
   static constexpr size_t kMaxTracked = 1024;
+  static constexpr std::chrono::minutes kForgetAfter{5};
 
   explicit SchemaRepository(SchemaRepositoryOptions options,
                             const Clock& clock = SystemClock::instance());
@@ -81,6 +91,7 @@ class SchemaRepository final : public SchemaSource {
 
   std::string url() const override { return options_.url; }
   Stats stats() const override;
+  uint64_t completed() const override { return completed_.load(); }
 
  private:
   enum class Step { kQueued, kFetching, kAnswered, kFailed };
@@ -91,9 +102,15 @@ class SchemaRepository final : public SchemaSource {
     Answer answer;
     int failures = 0;
     Clock::time_point retry_at{};
+    Clock::time_point last_asked{};
   };
 
   void run();
+  /// Drops entries nobody asked for lately (an event held, then revoked or dead-lettered
+  /// elsewhere, never asks again): answered or failed ones after kForgetAfter. Under mu_.
+  void forget_idle(Clock::time_point now);
+  /// Revisions asked for and not answered yet. Under mu_.
+  size_t unanswered() const;
   /// One fetch, blocking (the fetch thread only): kPending with `detail` when it failed.
   Answer fetch(const std::string& url);
 
@@ -107,6 +124,9 @@ class SchemaRepository final : public SchemaSource {
   std::deque<std::string> queue_;         ///< keys to fetch; guarded by mu_
   Stats stats_;                           ///< guarded by mu_
   bool stop_ = false;                     ///< guarded by mu_
+  std::atomic<bool> stopping_{false};     ///< aborts a fetch in progress at destruction
+  std::atomic<uint64_t> completed_{0};
+  Clock::time_point forgot_at_{};         ///< guarded by mu_
   std::thread thread_;
 };
 

@@ -205,6 +205,11 @@ int run(const std::string& path) {
             .timeout = std::chrono::milliseconds(repo.timeout_ms)});
     log->info("schema revisions not under {} are fetched from {} and kept under {}",
               config->schemas_path, repo.url, repo.cache_path);
+    if (repo.url.starts_with("http://")) {
+      log->warn("schemas.repository_url is plain http: whoever is on the path to {} can change "
+                "the layout of the tables Sluice creates; prefer https",
+                repo.url);
+    }
   }
   // The fleet: every instance of the group shares one target state (paused or running) and
   // what its spool holds, through a control topic. Until this instance has read it, the

@@ -31,6 +31,7 @@ class FakeSchemaSource final : public ingest::SchemaSource {
     const std::pair<std::string, int64_t> key{std::string(name), revision};
     Answer out;
     if (down_) {
+      ++completed_;
       ++stats_.failures;
       stats_.reachable = false;
       stats_.last_error = url_for(name, revision) + ": Connection refused";
@@ -39,6 +40,7 @@ class FakeSchemaSource final : public ingest::SchemaSource {
     }
     if (asked_.insert(key).second) return out;  // the fetch has only just started
     asked_.erase(key);
+    ++completed_;
     stats_.reachable = true;
     ++answered_[key];
     if (const auto it = docs_.find(key); it != docs_.end()) {
@@ -57,6 +59,7 @@ class FakeSchemaSource final : public ingest::SchemaSource {
   }
   std::string url() const override { return "http://schemas.test"; }
   Stats stats() const override { return stats_; }
+  uint64_t completed() const override { return completed_; }
 
  private:
   std::map<std::pair<std::string, int64_t>, std::string> docs_;
@@ -64,6 +67,7 @@ class FakeSchemaSource final : public ingest::SchemaSource {
   std::map<std::pair<std::string, int64_t>, int> answered_;
   bool down_ = false;
   Stats stats_;
+  uint64_t completed_ = 0;
 };
 
 }  // namespace sluice::testing

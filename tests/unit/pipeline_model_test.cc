@@ -76,6 +76,7 @@ class ForwardingSchemaSource final : public SchemaSource {
   }
   std::string url() const override { return to_.url(); }
   Stats stats() const override { return to_.stats(); }
+  uint64_t completed() const override { return to_.completed(); }
 
  private:
   SchemaSource& to_;

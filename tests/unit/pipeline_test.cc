@@ -1167,6 +1167,7 @@ TEST_F(PipelineTest, EventsWaitingForTheirSchemaHoldTheirPartitionAndAreNeverDea
   expect_exact();
   EXPECT_EQ(db_.dead_letters(), 0u);
   EXPECT_EQ(remote->answers("Remote", 1), 1);
+  run_rounds(30);  // the status snapshot is republished every quarter second
   EXPECT_TRUE(pipeline_->status().partitions[0].waits_for_schema.empty());
 }
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "testing/fake_schema_source.h"
 #include "testing/harness.h"
@@ -323,6 +324,25 @@ TEST(SchemaRepositoryLookup, NotFoundAndInvalidAnswersAreDeadLetterReasonsNaming
             0u)
       << error;
   EXPECT_FALSE(std::filesystem::exists(cache.file("Broken/1.json"))) << "never kept";
+}
+
+TEST(SchemaRepositoryLookup, AKeptRevisionThatNoLongerCompilesIsFetchedAgain) {
+  testing::TempDir cache;
+  std::filesystem::create_directories(cache.file("Fetched"));
+  std::ofstream(cache.file("Fetched/3.json")) << R"({"properties": {"a": )";  // cut short
+  testing::FakeSchemaSource repo;
+  repo.put("Fetched", 3, kFetchedSchema);
+  SchemaRegistry registry(testing::source_dir() + "/schemas");
+  registry.use_repository(&repo, cache.path());
+  std::string error;
+  EXPECT_EQ(registry.find("Fetched", 3, error), nullptr);
+  EXPECT_TRUE(registry.pending()) << error;
+  ASSERT_NE(registry.find("Fetched", 3, error), nullptr) << error;
+  EXPECT_EQ(registry.origins().fetched, 1u);
+  std::ifstream in(cache.file("Fetched/3.json"));
+  std::stringstream kept;
+  kept << in.rdbuf();
+  EXPECT_EQ(kept.str(), kFetchedSchema) << "kept again, whole";
 }
 
 }  // namespace
