@@ -72,6 +72,13 @@ void DrainGovernor::committed(size_t events, double seconds) {
   interval_seconds_ += seconds;
 }
 
+bool DrainGovernor::replicas_due() {
+  const auto now = clock_.now();
+  if (now - replicas_read_ < kInterval) return false;
+  replicas_read_ = now;
+  return true;
+}
+
 void DrainGovernor::replica_lag(std::optional<double> seconds) { replica_lag_ = seconds; }
 
 void DrainGovernor::decrease(double factor, Limit why) {

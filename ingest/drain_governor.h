@@ -72,6 +72,9 @@ class DrainGovernor {
   void committed(size_t events, double seconds);
   /// The worst replica's lag behind Sluice's commits, in seconds; nullopt when not known.
   void replica_lag(std::optional<double> seconds);
+  /// Whether the replicas' positions are due to be read again (once per interval); true
+  /// marks them read now.
+  bool replicas_due();
   /// When the allowance is next at least one event, if it is empty now.
   std::optional<Clock::time_point> next_allowance() const;
 
@@ -96,6 +99,7 @@ class DrainGovernor {
   double tokens_ = 0;
   Clock::time_point refilled_{};
   Clock::time_point controlled_{};
+  Clock::time_point replicas_read_{};
   // The current interval's commits.
   size_t interval_events_ = 0;
   size_t interval_batches_ = 0;

@@ -72,9 +72,10 @@ void Gate::follow_lease() {
 }
 
 std::future<Status> Gate::submit(Command kind, std::string reason,
-                                 std::optional<MariaDbConfig> mariadb, bool local) {
+                                 std::optional<MariaDbConfig> mariadb, bool local,
+                                 std::string expected_server) {
   std::lock_guard lock(mu_);
-  Pending c{kind, std::move(reason), {}, std::move(mariadb), local};
+  Pending c{kind, std::move(reason), {}, std::move(mariadb), local, std::move(expected_server)};
   auto done = c.done.get_future();
   if (stopped_) {
     c.done.set_value(Status::error(stopped_why_));
@@ -194,6 +195,9 @@ void Gate::release() {
 }
 
 void Gate::resume(Pending& c) {
+  // The server it is for holds from this resume on, whatever the gate does with it (a resume
+  // of a running gate, or one that waits for an outage to end).
+  expected_server_ = std::move(c.expected_server);
   if (!pause_ && held_) {
     release();
     c.done.set_value(Status::ok());

@@ -87,9 +87,11 @@ class Gate {
 
   /// kRelease lets a held gate go (and does nothing otherwise: a pause stays).
   enum class Command { kPause, kResume, kRetarget, kRelease };
+  /// `expected_server` (kResume): the @@server_uid a fleet's resume writes to ("" for any);
+  /// kept until the next resume (expected_server()).
   std::future<Status> submit(Command kind, std::string reason = {},
                              std::optional<MariaDbConfig> mariadb = std::nullopt,
-                             bool local = false);
+                             bool local = false, std::string expected_server = {});
   /// Answers every command still queued or waiting with `why`; later ones are refused.
   void stop(const std::string& why);
 
@@ -115,6 +117,8 @@ class Gate {
   const storage::DbStatus& outage_error() const { return outage_error_; }
   int64_t outage_since_ms() const { return outage_since_ms_; }
   bool db_up() const { return db_up_; }
+  /// The server the last resume was for ("" for any): checked before writers connect.
+  const std::string& expected_server() const { return expected_server_; }
   /// What the service is while the gate is not open: paused, starting (held),
   /// fleet_unreachable (fenced) or outage. Only meaningful when not open.
   ServiceState closed_state() const;
@@ -130,6 +134,7 @@ class Gate {
     std::promise<Status> done;
     std::optional<MariaDbConfig> mariadb;
     bool local = false;  ///< a pause of this host alone (PauseRecord::local)
+    std::string expected_server;  ///< kResume: see submit
   };
   void pause(Pending& c);
   void resume(Pending& c);
@@ -151,6 +156,7 @@ class Gate {
   bool held_ = false;           ///< closed since start-up until a pause or a resume says what next
   bool first_contact_ = false;  ///< let go from held: the next probe is the start-up's
   bool db_up_ = false;
+  std::string expected_server_;  ///< ingest thread: set by each resume
   bool fenced_ = false;           ///< the write lease has run out
   bool closed_by_fence_ = false;  ///< closed (or closing) for the fence: reopens when renewed
   bool cancelled_ = false;        ///< the fence's writers were cancelled

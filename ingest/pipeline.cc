@@ -291,11 +291,8 @@ std::future<Status> Pipeline::request_pause(std::string reason, bool local) {
 }
 
 std::future<Status> Pipeline::request_resume(std::string expected_server) {
-  {
-    std::lock_guard lock(expected_mu_);
-    expected_server_ = std::move(expected_server);
-  }
-  return gate_.submit(Gate::Command::kResume);
+  return gate_.submit(Gate::Command::kResume, {}, std::nullopt, false,
+                      std::move(expected_server));
 }
 
 std::future<Status> Pipeline::request_release() { return gate_.submit(Gate::Command::kRelease); }
@@ -361,12 +358,7 @@ void Pipeline::closed() {
 }
 
 void Pipeline::opened() {
-  bool check = false;
-  {
-    std::lock_guard lock(expected_mu_);
-    check = !expected_server_.empty();
-  }
-  if (check) {
+  if (!gate_.expected_server().empty()) {
     // Resumed by a fleet that writes to a given server: make sure this is it before a writer
     // may connect (they stay quiet meanwhile; a mismatch closes the gate as an outage).
     auto st = control_->probe();
@@ -393,11 +385,7 @@ storage::DbStatus Pipeline::probe() {
 }
 
 storage::DbStatus Pipeline::check_server() {
-  std::string expected;
-  {
-    std::lock_guard lock(expected_mu_);
-    expected = expected_server_;
-  }
+  const std::string& expected = gate_.expected_server();
   const std::string seen = control_->server_identity();
   if (expected.empty() || seen.empty() || seen == expected) return {};
   control_->disconnect();
@@ -906,10 +894,7 @@ void Pipeline::drain() {
 }
 
 void Pipeline::follow_replicas() {
-  if (!parts_.replica_positions) return;
-  const auto now = clock_.now();
-  if (now - lag_read_ < DrainGovernor::kInterval) return;
-  lag_read_ = now;
+  if (!parts_.replica_positions || !governor_.replicas_due()) return;
   governor_.replica_lag(commits_.lag(parts_.replica_positions()));
   commits_.trim(clock_.wall_ms() - 10 * 60 * 1000);
 }

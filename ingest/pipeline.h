@@ -219,7 +219,6 @@ class Pipeline final : private GateEffects {
   OffsetCommitter committer_;
   DrainGovernor governor_;
   CommitHistory commits_;  ///< when each commit happened: the replicas' lag behind them
-  Clock::time_point lag_read_{};
   /// An outage found outside a write (reading sluice_offsets), handed to the gate next round.
   std::optional<storage::DbStatus> deferred_outage_;
   Status failed_;
@@ -230,8 +229,6 @@ class Pipeline final : private GateEffects {
   RateLimiter behind_log_{std::chrono::seconds(10)};
   std::deque<Clock::time_point> rejoins_;  ///< when the group fenced us, lately
 
-  std::mutex expected_mu_;
-  std::string expected_server_;  ///< guarded by expected_mu_: see request_resume
 
   PipelineStats stats_;
   StatusBoard board_;  ///< the status snapshot, the summary line
