@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "ingest/assignment_facts.h"
+
 namespace sluice::ingest {
 
 using std::chrono::milliseconds;
@@ -448,78 +450,20 @@ bool Pipeline::learn_database(const std::vector<PartitionCursor*>& cursors) {
 }
 
 void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
-  auto log = logger("ingest");
-  // Invariant 4: the spool, sluice_offsets, the group's committed offset, the earliest offset.
-  // The group's offset is never ahead of MariaDB (only MariaDB's position is committed), so
-  // falling back to it when MariaDB cannot be asked re-reads events but never skips any.
-  std::map<std::string, std::map<int32_t, int64_t>> stored;
-  bool stored_known = gate_.open();  // a closed gate asks MariaDB nothing
-  for (const auto& tp : assigned) {
-    if (!stored_known || stored.contains(tp.topic)) continue;
-    if (auto st = control_->read_offsets(tp.topic, stored[tp.topic]); !st.is_ok()) {
-      stored_known = false;
-      stored.clear();
-      log->warn(
-          "cannot read sluice_offsets ({}); starting from the group's committed offsets, which "
-          "are never ahead of MariaDB",
-          st.describe());
-      if (outage_class(st)) deferred_outage_ = st;
-    }
-  }
-  std::vector<TopicPartition> committed = assigned;
-  if (auto st = source_->committed(committed, std::chrono::seconds(10)); !st) {
-    log->warn("{}; partitions without a sluice_offsets row start from the earliest offset",
-              st.message());
-    for (auto& c : committed) c.offset = kOffsetInvalid;
-  }
+  auto facts = gather_start_facts(assigned, gate_.open(), *control_, *source_, lane_,
+                                  parts_.fleet);
+  if (facts.outage) deferred_outage_ = facts.outage;
   std::string summary;
   for (size_t i = 0; i < assigned.size(); ++i) {
     auto& tp = assigned[i];
     const PartitionKey key{tp.topic, tp.partition};
-    StartFacts facts;
-    auto spooled = lane_.spool().partition(tp.topic, tp.partition);
+    const auto plan = decide_start(facts.facts[i]);
     auto& slot = cursors_[key];  // an orphan of this partition is adopted again
-    if (const auto staged = lane_.staged(key)) {
-      // Appended but not synced yet (the disk refuses for now): they are spooled all the same,
-      // and the spool commits them once it can — whether or not a cursor still counts them.
-      // Kafka must go on after them.
-      if (!spooled) {
-        spooled.emplace();
-        spooled->first_offset = staged->first;
-      }
-      spooled->last_offset = std::max(spooled->last_offset, staged->second);
-    }
-    if (spooled) facts.spool = StartFacts::Spooled{spooled->first_offset, spooled->last_offset};
-    if (stored_known) {
-      const auto& topic_offsets = stored[tp.topic];
-      if (const auto it = topic_offsets.find(tp.partition); it != topic_offsets.end()) {
-        facts.database = it->second;
-      }
-    }
-    facts.group = committed[i].offset;
-    if (!facts.spool && !facts.database && facts.group < 0) {
-      // Nowhere known: the earliest offset Kafka has — asked, so that the first event
-      // delivered is checked against it like any other.
-      int64_t high = -1;
-      if (!source_->watermarks(tp.topic, tp.partition, facts.log_start, high,
-                               std::chrono::seconds(5))) {
-        facts.log_start = -1;
-      } else if (facts.log_start > 0 && parts_.fleet != nullptr &&
-                 (!parts_.fleet->knows_claims() ||
-                  parts_.fleet->first_claimed(tp.topic, tp.partition, 0, facts.log_start))) {
-        // Another spool may hold some of what lies below the log's start (a topic new during
-        // a long pause, spooled by another instance since; or the fleet not read yet): read
-        // from 0, so that the jump to the log start is checked against the claims like any
-        // other, once they are known.
-        facts.log_start = 0;
-      }
-    }
-    const auto plan = decide_start(facts);
     if (!slot) {
       slot = std::make_unique<PartitionCursor>(tp.topic, tp.partition, limits_, clock_,
                                                &writers_.rows());
     }
-    slot->start(plan, spooled, gate_.open());
+    slot->start(plan, facts.spooled[i], gate_.open());
     // The assignment itself positions the consumer where the cursor reads from.
     tp.offset = slot->fetch_next() >= 0 ? slot->fetch_next() : kOffsetInvalid;
     if (slot->wants_seek()) slot->sought();
@@ -528,7 +472,7 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
                            tp.partition, tp.offset >= 0 ? std::to_string(tp.offset) : "earliest",
                            start_source_name(plan.source), partition_mode_name(slot->mode()));
   }
-  log->info("assigned {} partition(s): {}", assigned.size(), summary);
+  logger("ingest")->info("assigned {} partition(s): {}", assigned.size(), summary);
   if (!gate_.open()) control_->disconnect();
   publish_status(true);
 }
