@@ -408,6 +408,22 @@ std::string EventFactory::good(int which, uint32_t topic_index, uint32_t partiti
   }
 }
 
+std::string EventFactory::renamed(const std::string& schema, int64_t revision,
+                                  uint32_t topic_index, uint32_t partition, uint64_t seq) {
+  std::string e = good(3, topic_index, partition, seq);
+  const std::string from = R"("schema":"TestSchema","revision":1)";
+  e.replace(e.find(from), from.size(),
+            R"("schema":")" + schema + R"(","revision":)" + std::to_string(revision));
+  return e;
+}
+
+std::string EventFactory::test_schema_document() {
+  std::ifstream in(source_dir() + "/schemas/TestSchema/1.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 std::string EventFactory::navigation_timing(uint32_t topic_index, uint32_t partition,
                                             uint64_t seq) {
   const std::string uuid = uuid_for(topic_index, partition, seq);

@@ -197,6 +197,12 @@ struct EventFactory {
   /// A valid event of schema `which` (0 NavigationTiming, 1 SaveTiming, 2 EditConflict,
   /// 3 TestSchema), with fields varying by seq (optional fields present or not, unicode).
   static std::string good(int which, uint32_t topic_index, uint32_t partition, uint64_t seq);
+  /// good(3, ...) under another schema name and revision: TestSchema's document served under
+  /// that name (a schema repository's tests: test_schema_document()).
+  static std::string renamed(const std::string& schema, int64_t revision, uint32_t topic_index,
+                             uint32_t partition, uint64_t seq);
+  /// The text of schemas/TestSchema/1.json.
+  static std::string test_schema_document();
   /// A production-shaped NavigationTiming capsule for benchmarks: about 30 of the schema's 36
   /// fields (which ones vary with seq), unicode strings, a `dt`, and a parsed `userAgent`
   /// object in a third of the events. About 1 KB of JSON.

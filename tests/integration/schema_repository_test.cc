@@ -27,11 +27,7 @@ constexpr const char* kTopic = "eventlogging_repo";
 
 /// An event of `Remote` (TestSchema's document, served only by the repository) at `revision`.
 std::string remote_event(uint32_t partition, uint64_t seq, int revision = 1) {
-  std::string e = EventFactory::good(3, 0, partition, seq);
-  const std::string from = R"("schema":"TestSchema","revision":1)";
-  e.replace(e.find(from), from.size(),
-            R"("schema":"Remote","revision":)" + std::to_string(revision));
-  return e;
+  return EventFactory::renamed("Remote", revision, 0, partition, seq);
 }
 
 class SchemaRepositoryTest : public ::testing::Test {

@@ -28,7 +28,6 @@
 
 #include <cstdlib>
 #include <deque>
-#include <fstream>
 #include <numeric>
 #include <random>
 #include <regex>
@@ -57,15 +56,6 @@ using Mode = FakeDatabase::Mode;
 const std::string kTopic = "eventlogging_model";
 constexpr int32_t kMaxPartitions = 4;
 
-/// TestSchema's document: what the model's schema repository serves for every revision of
-/// `Remote`.
-std::string test_schema_document() {
-  std::ifstream in(testing::source_dir() + "/schemas/TestSchema/1.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 /// The pipeline's view of the model's repository, which outlives each pipeline (a restart).
 class ForwardingSchemaSource final : public SchemaSource {
  public:
@@ -92,7 +82,7 @@ class ModelRun {
     if (with_repository_) {
       config_.schema_repository.cache_path = cache_.path();
       for (int64_t r = 1; r <= static_cast<int64_t>(kRemoteRevisions); ++r) {
-        repository_.put("Remote", r, test_schema_document());
+        repository_.put("Remote", r, EventFactory::test_schema_document());
       }
     }
     clock_.set_seed(seed);
@@ -207,14 +197,13 @@ class ModelRun {
   void produce(int per_partition) {
     for (int i = 0; i < per_partition; ++i) {
       for (int32_t p = 0; p < partitions_; ++p) {
-        std::string e = EventFactory::good(3, 0, static_cast<uint32_t>(p), seq_[p]++);
-        if (with_repository_ && schema_pick(3) == 0) {
-          const std::string from = R"("schema":"TestSchema","revision":1)";
-          e.replace(e.find(from), from.size(),
-                    R"("schema":"Remote","revision":)" +
-                        std::to_string(1 + schema_pick(kRemoteRevisions)));
-        }
-        kafka_.produce(kTopic, p, e);
+        const auto part = static_cast<uint32_t>(p);
+        kafka_.produce(kTopic, p,
+                       with_repository_ && schema_pick(3) == 0
+                           ? EventFactory::renamed(
+                                 "Remote", 1 + static_cast<int64_t>(schema_pick(kRemoteRevisions)),
+                                 0, part, seq_[p]++)
+                           : EventFactory::good(3, 0, part, seq_[p]++));
       }
     }
   }

@@ -8,11 +8,9 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <future>
 #include <numeric>
 #include <set>
-#include <sstream>
 
 #include "testing/fake_schema_source.h"
 #include "testing/fakes.h"
@@ -201,7 +199,18 @@ class PipelineTest : public ::testing::Test {
   testing::FakeFleetClaims fleet_;
   std::unique_ptr<WriteLease> lease_;  ///< set by a test before start(): the fleet's lease
   int sources_made_ = 0;  ///< consumers the pipeline built
-  std::unique_ptr<SchemaSource> repository_;  ///< set by a test before start()
+
+  /// A schema repository for the pipeline start() makes (and a cache folder for it).
+  testing::FakeSchemaSource* use_repository(bool down) {
+    config_.schema_repository.cache_path = cache_.path();
+    auto repo = std::make_unique<testing::FakeSchemaSource>();
+    auto* out = repo.get();
+    out->set_down(down);
+    repository_ = std::move(repo);
+    return out;
+  }
+  std::unique_ptr<SchemaSource> repository_;  ///< set by use_repository before start()
+  testing::TempDir cache_;
 };
 
 TEST_F(PipelineTest, RunningStoresEveryEventOnceInOrderAndCommitsKafkaAfterTheDatabase) {
@@ -1116,26 +1125,11 @@ TEST_F(PipelineTest, FatalDatabaseErrorAtStartUpStopsWithTheReason) {
 
 /// An event of `Remote` revision 1 — TestSchema's document, served only by the repository.
 std::string remote_event(uint32_t partition, uint64_t seq) {
-  std::string e = EventFactory::good(3, 0, partition, seq);
-  const std::string from = R"("schema":"TestSchema")";
-  e.replace(e.find(from), from.size(), R"("schema":"Remote")");
-  return e;
-}
-
-std::string test_schema_document() {
-  std::ifstream in(testing::source_dir() + "/schemas/TestSchema/1.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return EventFactory::renamed("Remote", 1, 0, partition, seq);
 }
 
 TEST_F(PipelineTest, EventsWaitingForTheirSchemaHoldTheirPartitionAndAreNeverDeadLettered) {
-  testing::TempDir cache;
-  config_.schema_repository.cache_path = cache.path();
-  auto repo = std::make_unique<testing::FakeSchemaSource>();
-  auto* remote = repo.get();
-  remote->set_down(true);
-  repository_ = std::move(repo);
+  auto* remote = use_repository(/*down=*/true);
   ASSERT_TRUE(start().is_ok());
   // Partition 0 meets the unknown revision after 3 known events; partition 1 knows its own.
   for (uint64_t seq = 0; seq < 3; ++seq) {
@@ -1158,7 +1152,7 @@ TEST_F(PipelineTest, EventsWaitingForTheirSchemaHoldTheirPartitionAndAreNeverDea
   EXPECT_FALSE(status.schemas.reachable);
   EXPECT_EQ(status.schemas.repository, "http://schemas.test");
 
-  remote->put("Remote", 1, test_schema_document());
+  remote->put("Remote", 1, EventFactory::test_schema_document());
   remote->set_down(false);
   ASSERT_TRUE(run_until([&] { return all_stored(); }))
       << db_.next_offset(kTopic, 0) << " " << db_.next_offset(kTopic, 1) << " "
@@ -1172,12 +1166,7 @@ TEST_F(PipelineTest, EventsWaitingForTheirSchemaHoldTheirPartitionAndAreNeverDea
 }
 
 TEST_F(PipelineTest, ASpoolDrainWaitsForASchemaAndLiveEventsKeepSpoolingBehindIt) {
-  testing::TempDir cache;
-  config_.schema_repository.cache_path = cache.path();
-  auto repo = std::make_unique<testing::FakeSchemaSource>();
-  auto* remote = repo.get();
-  remote->set_down(true);
-  repository_ = std::move(repo);
+  auto* remote = use_repository(/*down=*/true);
   ASSERT_TRUE(start().is_ok());
   ASSERT_TRUE(pause().is_ok());
   for (int i = 0; i < 4; ++i) kafka_.produce(kTopic, 1, remote_event(1, produced_[1]++));
@@ -1189,7 +1178,7 @@ TEST_F(PipelineTest, ASpoolDrainWaitsForASchemaAndLiveEventsKeepSpoolingBehindIt
   produce(2);  // live events of the partition go behind its spool
   run_rounds(100);
   EXPECT_EQ(db_.dead_letters(), 0u);
-  remote->put("Remote", 1, test_schema_document());
+  remote->put("Remote", 1, EventFactory::test_schema_document());
   remote->set_down(false);
   ASSERT_TRUE(run_until([&] { return all_stored(); }));
   expect_exact();
@@ -1197,9 +1186,7 @@ TEST_F(PipelineTest, ASpoolDrainWaitsForASchemaAndLiveEventsKeepSpoolingBehindIt
 }
 
 TEST_F(PipelineTest, ARevisionTheRepositoryDoesNotHaveIsDeadLetteredWithItsUrl) {
-  testing::TempDir cache;
-  config_.schema_repository.cache_path = cache.path();
-  repository_ = std::make_unique<testing::FakeSchemaSource>();
+  (void)use_repository(/*down=*/false);
   ASSERT_TRUE(start().is_ok());
   kafka_.produce(kTopic, 1, remote_event(1, produced_[1]++));
   produce(2);
