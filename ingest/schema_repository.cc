@@ -163,6 +163,7 @@ void SchemaRepository::run() {
     lock.unlock();
     Answer answer = fetch(url);
     lock.lock();
+    if (stop_) return;  // aborted by the destructor: not the repository's failure
     it = entries_.find(key);  // still there: only ask() erases, and only answered entries
     if (it == entries_.end()) continue;
     Entry& e = it->second;

@@ -66,8 +66,8 @@ class SchemaSource {
 };
 
 struct SchemaRepositoryOptions {
-  std::string url;      ///< no trailing slash
-  std::string ca_file;  ///< empty: the system's CAs
+  std::string url{};      ///< no trailing slash
+  std::string ca_file{};  ///< empty: the system's CAs
   std::chrono::milliseconds timeout{10'000};
   size_t max_bytes = 1 << 20;
 };
