@@ -83,14 +83,11 @@ Result<std::unique_ptr<EventSource>> KafkaSource::create(const KafkaConfig& conf
   // Defaults Sluice relies on; kafka.properties may override these tunables. The settings that
   // carry Sluice's promises (commits, reset policy, group identity) are refused there by the
   // config loader and set below.
-  // The prefetch queue's bound counts messages as fetched (compressed), what it holds is
-  // decompressed: with 32 partitions of zstd JSON on Kafka, 32 MiB and librdkafka's 50 MiB
-  // fetches held 466 MiB of RSS at peak, 8 MiB and 16 MiB 376 MiB at the same rate, 4 MiB and
-  // 8 MiB 168 MiB at three quarters of it (bench/README.md, "Memory").
+  // librdkafka's own prefetch bounds are kept (queued.max.messages.kbytes 64 MiB, fetch.max.bytes
+  // 50 MiB): with 8 partitions, 32 MiB cost 40 % of the rate on the test broker and a fifth on
+  // Kafka, 8 MiB three quarters and a third (bench/README.md, "Memory").
   const std::pair<const char*, const char*> defaults[] = {
-      {"queued.max.messages.kbytes", "8192"},
       {"fetch.message.max.bytes", "1048576"},
-      {"fetch.max.bytes", "16777216"},
       {"session.timeout.ms", "30000"},
       // Incremental rebalances: partitions that stay keep flowing while others move.
       {"partition.assignment.strategy", "cooperative-sticky"},
