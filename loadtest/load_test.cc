@@ -42,7 +42,6 @@ void put_hex16(char* at, uint64_t v) {
 LoadTest::LoadTest(ingest::SchemaRegistry& registry, const ingest::Schema& schema,
                    const storage::TableLayout& table, SinkFactory sinks, size_t max_bytes)
     : registry_(registry),
-      schema_(schema),
       table_(table),
       sinks_(std::move(sinks)),
       max_bytes_(max_bytes) {

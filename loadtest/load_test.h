@@ -53,7 +53,6 @@ class LoadTest {
   static constexpr size_t kTemplates = 4096;
 
   ingest::SchemaRegistry& registry_;
-  const ingest::Schema& schema_;
   const storage::TableLayout& table_;
   SinkFactory sinks_;
   size_t max_bytes_;
