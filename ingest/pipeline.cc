@@ -601,12 +601,11 @@ bool Pipeline::batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp
     case EventIntake::Outcome::kWaitsForSchema: {
       // Never a dead letter: the partition waits for the repository, and asks again shortly
       // (what it batched before goes now).
-      const bool news = c.held_for().empty();
-      const auto now = clock_.now();
-      c.hold(offset, intake_.wait_until(now, kAskAgainAtLeast, kAskAgainAtMost),
+      const bool newly_held = c.held_for().empty();
+      c.hold(offset, intake_.wait_until(clock_.now(), kAskAgainAtLeast, kAskAgainAtMost),
              intake_.reason());
       dispatch(c);
-      if (news) publish_status(true);
+      if (newly_held) publish_status(true);
       return false;
     }
     case EventIntake::Outcome::kRow:

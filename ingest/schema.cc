@@ -194,6 +194,11 @@ class Compiler {
   std::vector<std::string> paths_;  ///< per column: the path of its field ("event.a.b")
 };
 
+/// Where a revision's file is under a root: `<root>/<SchemaName>/<revision>.json`.
+fs::path revision_file(const std::string& root, std::string_view name, int64_t revision) {
+  return fs::path(root) / std::string(name) / (std::to_string(revision) + ".json");
+}
+
 }  // namespace
 
 bool valid_schema_name(std::string_view name) {
@@ -247,14 +252,13 @@ SchemaRegistry::Entry SchemaRegistry::load(const std::string& root, std::string_
                   "' is not a valid schema name";
     return entry;
   }
-  const fs::path dir = fs::path(root) / std::string(name);
+  const fs::path file = revision_file(root, name, revision);
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
+  if (!fs::is_directory(file.parent_path(), ec)) {
     entry.error = "unknown_schema: " + std::string(name);
     entry.absent = true;
     return entry;
   }
-  const fs::path file = dir / (std::to_string(revision) + ".json");
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     entry.error =
@@ -311,9 +315,9 @@ SchemaRegistry::Entry SchemaRegistry::fetch(std::string_view name, int64_t revis
 void SchemaRegistry::keep(std::string_view name, int64_t revision, const std::string& text) {
   // Whole or not at all, and durable before it counts: written to a temporary file, synced,
   // renamed, and the folder synced — a crash or a power cut leaves no half schema behind.
-  const fs::path dir = fs::path(cache_root_) / std::string(name);
-  const fs::path file = dir / (std::to_string(revision) + ".json");
-  const fs::path tmp = dir / (std::to_string(revision) + ".json.tmp");
+  const fs::path file = revision_file(cache_root_, name, revision);
+  const fs::path dir = file.parent_path();
+  const fs::path tmp = fs::path(file).concat(".tmp");
   std::error_code ec;
   fs::create_directories(dir, ec);
   auto failed = [&](const std::string& what) {
@@ -375,8 +379,7 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
     entry = load(cache_root_, name, revision);
     if (!entry.schema && !entry.absent && source_ != nullptr) {
       // Kept once, unreadable now (a disk's fault, a hand's edit): fetched afresh.
-      const auto file = fs::path(cache_root_) / std::string(name) /
-                        (std::to_string(revision) + ".json");
+      const auto file = revision_file(cache_root_, name, revision);
       logger("schemas")->warn("{} in schemas.cache_path is not a valid schema ({}): fetching it "
                               "again",
                               file.string(), entry.error);

@@ -125,7 +125,6 @@ SchemaSource::Answer SchemaRepository::ask(std::string_view name, int64_t revisi
       out.retry_at = e.retry_at;
       break;
   }
-  stats_.waiting = unanswered();
   return out;
 }
 
@@ -146,7 +145,9 @@ size_t SchemaRepository::unanswered() const {
 
 SchemaRepository::Stats SchemaRepository::stats() const {
   std::lock_guard lock(mu_);
-  return stats_;
+  Stats out = stats_;
+  out.waiting = unanswered();
+  return out;
 }
 
 void SchemaRepository::run() {
@@ -164,7 +165,7 @@ void SchemaRepository::run() {
     Answer answer = fetch(url);
     lock.lock();
     if (stop_) return;  // aborted by the destructor: not the repository's failure
-    it = entries_.find(key);  // still there: only ask() erases, and only answered entries
+    it = entries_.find(key);  // still there: what is erased is answered, failed or idle
     if (it == entries_.end()) continue;
     Entry& e = it->second;
     const bool answered = answer.state != State::kPending;
@@ -189,7 +190,6 @@ void SchemaRepository::run() {
       }
     }
     e.answer = std::move(answer);
-    stats_.waiting = unanswered();
     completed_.fetch_add(1);
   }
 }

@@ -122,7 +122,7 @@ class SchemaRepository final : public SchemaSource {
   std::condition_variable wake_;
   std::map<std::string, Entry> entries_;  ///< by "<name>\0<revision>"; guarded by mu_
   std::deque<std::string> queue_;         ///< keys to fetch; guarded by mu_
-  Stats stats_;                           ///< guarded by mu_
+  Stats stats_;                           ///< guarded by mu_ (waiting: see stats())
   bool stop_ = false;                     ///< guarded by mu_
   std::atomic<bool> stopping_{false};     ///< aborts a fetch in progress at destruction
   std::atomic<uint64_t> completed_{0};

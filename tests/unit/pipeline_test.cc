@@ -1188,14 +1188,17 @@ TEST_F(PipelineTest, ASpoolDrainWaitsForASchemaAndLiveEventsKeepSpoolingBehindIt
 TEST_F(PipelineTest, ARevisionTheRepositoryDoesNotHaveIsDeadLetteredWithItsUrl) {
   (void)use_repository(/*down=*/false);
   ASSERT_TRUE(start().is_ok());
-  kafka_.produce(kTopic, 1, remote_event(1, produced_[1]++));
   produce(2);
+  kafka_.produce(kTopic, 1, remote_event(1, produced_[1]++));  // the partition's last event
   ASSERT_TRUE(run_until([&] { return all_stored(); }));
   const auto reasons = db_.dead_letter_reasons(kTopic, 1);
   ASSERT_EQ(reasons.size(), 1u);
   EXPECT_EQ(reasons.begin()->second,
             "unknown_revision: Remote revision 1 is not at "
             "http://schemas.test/Remote/1.json (HTTP 404)");
+  run_rounds(30);  // the status snapshot is republished every quarter second
+  EXPECT_TRUE(pipeline_->status().partitions[1].waits_for_schema.empty())
+      << "it waited (the first ask), then was dead-lettered: it waits no more";
 }
 
 }  // namespace

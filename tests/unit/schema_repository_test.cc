@@ -209,5 +209,23 @@ TEST(SchemaRepositoryFetchTest, StoppingDoesNotWaitForASlowServer) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
 }
 
+TEST(SchemaRepositoryFetchTest, RevisionsNobodyAsksForAgainAreForgotten) {
+  // An event held for a revision, then revoked or dead-lettered elsewhere, never asks again:
+  // its entry must not stay (1,024 such would lock every new revision out).
+  TinyHttpServer server;
+  server.set("/Broken/1.json", 503, "");
+  server.set("/Good/1.json", 200, "{}");
+  ManualClock clock;
+  SchemaRepository repo({.url = server.url()}, clock);
+  (void)repo.ask("Broken", 1);
+  ASSERT_TRUE(testing::wait_until([&] { return repo.completed() == 1; }, 10s));
+  EXPECT_EQ(repo.stats().waiting, 1u);
+  clock.advance(SchemaRepository::kForgetAfter + 1min);
+  (void)repo.ask("Good", 1);  // a new revision looks for idle ones
+  ASSERT_TRUE(testing::wait_until([&] { return repo.completed() == 2; }, 10s));
+  EXPECT_EQ(repo.stats().waiting, 0u) << "Broken forgotten, Good answered";
+  EXPECT_EQ(repo.ask("Good", 1).state, SchemaSource::State::kFound);
+}
+
 }  // namespace
 }  // namespace sluice::ingest
