@@ -196,7 +196,7 @@ void BM_BuildBatch(benchmark::State& state) {
     const auto& e = events[i++ % events.size()];
     bytes += e.size();
     if (const auto* schema = d.decoder.decode(e, -1, d.reason)) {
-      batcher.add_decoded(schema->table.get(), d.decoder, offset++);
+      batcher.add_decoded(schema->layout(), d.decoder, offset++);
     }
     if (batcher.full()) {
       auto batch = batcher.take();

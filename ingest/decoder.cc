@@ -339,8 +339,8 @@ bool Decoder::validate_object(simdjson::dom::object obj, const ObjectRule& rule,
     const int index = rule.by_name.find(key);
     if (index < 0) {
       if (rule.additional_allowed) continue;
-      return fail(reason, "unexpected_field",
-                  rule.path + "." + std::string(key.substr(0, storage::kMaxQuotedBytes + 4)),
+      const std::string field(key.substr(0, storage::kMaxQuotedBytes + 4));
+      return fail(reason, "unexpected_field", rule.path.empty() ? field : rule.path + "." + field,
                   "not declared by the schema");
     }
     const FieldRule& f = rule.fields[static_cast<size_t>(index)];
@@ -395,6 +395,9 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
     fail(reason, "not_object", "message",
          std::string("the message is a JSON ") + json_type_name(doc.type()));
     return nullptr;
+  }
+  if (element uri; capsule["$schema"].get(uri) == simdjson::SUCCESS) {
+    return decode_event_platform(capsule, uri, fallback_ms, reason);
   }
   std::string_view schema_name;
   int64_t revision = 0;
@@ -502,7 +505,16 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
     return nullptr;
   }
 
-  const Schema* schema = registry_.find(schema_name, revision, reason);
+  const Schema* schema = validate(schema_name, revision, event.get_object().value_unsafe(), reason);
+  if (schema != nullptr && timestamp_ < 0) {
+    timestamp_ = dt_ >= 0 ? dt_ : (fallback_ms >= 0 ? fallback_ms / 1000 : -1);
+  }
+  return schema;
+}
+
+const Schema* Decoder::validate(std::string_view name, int64_t revision,
+                                simdjson::dom::object event, std::string& reason) {
+  const Schema* schema = registry_.find(name, revision, reason);
   if (schema == nullptr) {
     schema_pending_ = registry_.pending();
     return nullptr;
@@ -512,9 +524,85 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   }
   const size_t columns = schema->table->event_columns().size();
   if (cells_.size() < columns) cells_.resize(columns);
-  if (!validate_object(event.get_object().value_unsafe(), schema->root, reason)) return nullptr;
-  if (timestamp_ < 0) timestamp_ = dt_ >= 0 ? dt_ : (fallback_ms >= 0 ? fallback_ms / 1000 : -1);
+  if (!validate_object(event, schema->root, reason)) return nullptr;
   schema_ = schema;
+  return schema;
+}
+
+const Schema* Decoder::decode_event_platform(simdjson::dom::object event, element uri,
+                                             int64_t fallback_ms, std::string& reason) {
+  uuid_ = {};
+  wiki_ = {};
+  web_host_ = {};
+  user_agent_ = Cell{};
+  timestamp_ = -1;
+  dt_ = -1;
+  std::string_view text;
+  if (uri.get_string().get(text) != simdjson::SUCCESS) {
+    fail(reason, "wrong_type", "$schema",
+         std::string("expected string, got ") + json_type_name(uri.type()));
+    return nullptr;
+  }
+  const auto id = parse_schema_uri(text);
+  if (!id) {
+    fail(reason, "invalid_value", "$schema",
+         "'" + bounded(text, storage::kMaxQuotedBytes) +
+             "' is not a schema URI /<title>/<major>.<minor>.<patch>");
+    return nullptr;
+  }
+  capsule_schema_ = id->title;
+  capsule_revision_ = id->revision;
+  simdjson::dom::object meta;
+  if (element m; event["meta"].get(m) != simdjson::SUCCESS) {
+    return fail(reason, "missing_required", "meta", ""), nullptr;
+  } else if (m.get_object().get(meta) != simdjson::SUCCESS) {
+    fail(reason, "wrong_type", "meta",
+         std::string("expected object, got ") + json_type_name(m.type()));
+    return nullptr;
+  }
+  // meta.id, a UUID, is the row's uuid: 32 hexadecimal digits, its dashes dropped.
+  std::string_view meta_id;
+  if (element v; meta["id"].get(v) != simdjson::SUCCESS) {
+    return fail(reason, "missing_required", "meta.id", ""), nullptr;
+  } else if (v.get_string().get(meta_id) != simdjson::SUCCESS) {
+    fail(reason, "wrong_type", "meta.id",
+         std::string("expected string, got ") + json_type_name(v.type()));
+    return nullptr;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < meta_id.size() && n <= sizeof uuid_buf_; ++i) {
+    const bool dash = meta_id.size() == 36 && (i == 8 || i == 13 || i == 18 || i == 23);
+    if (dash && meta_id[i] == '-') continue;
+    if (n < sizeof uuid_buf_) uuid_buf_[n] = meta_id[i];
+    ++n;
+  }
+  uuid_ = std::string_view(uuid_buf_, sizeof uuid_buf_);
+  if (n != sizeof uuid_buf_ || !is_hex32(uuid_)) {
+    uuid_ = {};
+    fail(reason, "invalid_value", "meta.id", "expected a UUID");
+    return nullptr;
+  }
+  // The row's time: `dt` (when the event happened), else `meta.dt` (when it was received).
+  for (const char* key : {"dt", "meta.dt"}) {
+    element v;
+    const bool meta_dt = key[0] == 'm';
+    if ((meta_dt ? meta["dt"] : event["dt"]).get(v) != simdjson::SUCCESS) continue;
+    std::string_view iso;
+    if (v.get_string().get(iso) != simdjson::SUCCESS) {
+      fail(reason, "wrong_type", key,
+           std::string("expected string, got ") + json_type_name(v.type()));
+      return nullptr;
+    }
+    const auto seconds = epoch_seconds_from_iso8601(iso);
+    if (!seconds) {
+      fail(reason, "invalid_value", key, "not an ISO-8601 date-time");
+      return nullptr;
+    }
+    if (!meta_dt) dt_ = *seconds;
+    if (timestamp_ < 0) timestamp_ = *seconds;
+  }
+  const Schema* schema = validate(id->title, id->revision, event, reason);
+  if (schema != nullptr && timestamp_ < 0 && fallback_ms >= 0) timestamp_ = fallback_ms / 1000;
   return schema;
 }
 
@@ -532,12 +620,6 @@ void Decoder::encode_row(std::string& out) const {
     char buf[19];
     format_datetime(dt_, buf);
     row.plain(std::string_view(buf, sizeof buf));
-  } else {
-    row.null();
-  }
-  row.text(wiki_);
-  if (web_host_.data() != nullptr) {
-    row.text(web_host_);
   } else {
     row.null();
   }
@@ -563,11 +645,23 @@ void Decoder::encode_row(std::string& out) const {
         break;
     }
   };
-  put(user_agent_);
-  const size_t columns = schema_->table->event_columns().size();
+  const storage::TableLayout& table = *schema_->layout();
+  if (table.shape() == storage::TableShape::kCapsule) {
+    row.text(wiki_);
+    if (web_host_.data() != nullptr) {
+      row.text(web_host_);
+    } else {
+      row.null();
+    }
+    put(user_agent_);
+  }
+  const size_t columns = table.event_columns().size();
+  const bool mapped = !schema_->cell_of.empty();
   for (size_t i = 0; i < columns; ++i) {
-    if (cells_[i].epoch == epoch_) {
-      put(cells_[i]);
+    // A grown table's columns map to this version's own; those it lacks are NULL.
+    const int cell = mapped ? schema_->cell_of[i] : static_cast<int>(i);
+    if (cell >= 0 && cells_[static_cast<size_t>(cell)].epoch == epoch_) {
+      put(cells_[static_cast<size_t>(cell)]);
     } else {
       row.null();
     }

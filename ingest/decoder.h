@@ -1,8 +1,10 @@
 #pragma once
-/// Decodes one EventLogging capsule (JSON) and validates it against its schema, leaving the row
-/// ready to be encoded. Failure is a value: a dead-letter reason "<class>: <field>: <detail>"
-/// whose class is one of malformed_json, not_object, unknown_schema, unknown_revision,
-/// wrong_type, missing_required, unexpected_field, too_long, invalid_value.
+/// Decodes one event (JSON) and validates it against its schema, leaving the row ready to be
+/// encoded: an EventLogging capsule, or an Event Platform event — one with a `$schema` (its
+/// `meta.id` is the row's uuid, its `dt` the row's time; schema_id.h). Failure is a value: a
+/// dead-letter reason "<class>: <field>: <detail>" whose class is one of malformed_json,
+/// not_object, unknown_schema, unknown_revision, incompatible_version, wrong_type,
+/// missing_required, unexpected_field, too_long, invalid_value.
 /// The success path does not allocate once warm (strings point into the parser's buffers).
 /// Thread safety: one Decoder per thread; it borrows the registry of that thread.
 
@@ -27,7 +29,7 @@ class Decoder {
   const Schema* decode(std::string_view payload, int64_t fallback_ms, std::string& reason);
 
   /// Appends the row of the last successful `decode` to `out` in the batch row format
-  /// (storage/row_format.h), columns in the table's order.
+  /// (storage/row_format.h), columns in the order of its schema's layout().
   void encode_row(std::string& out) const;
 
   /// The last decode failed only because its schema revision is still being fetched from the
@@ -36,9 +38,9 @@ class Decoder {
 
   /// The uuid of the last successful decode.
   std::string_view uuid() const { return uuid_; }
-  /// The capsule's `schema` and `revision` as far as the last decode read them, successful or
-  /// not: "" and -1 when it did not get that far (malformed JSON, no such field). Valid until
-  /// the next decode.
+  /// The capsule's `schema` and `revision` (an Event Platform event's title and packed version)
+  /// as far as the last decode read them, successful or not: "" and -1 when it did not get
+  /// that far (malformed JSON, no such field). Valid until the next decode.
   std::string_view capsule_schema() const { return capsule_schema_; }
   int64_t capsule_revision() const { return capsule_revision_; }
   /// The `timestamp` column (epoch seconds) of the last successful decode, or -1 when NULL.
@@ -55,6 +57,12 @@ class Decoder {
     uint32_t pos = 0, len = 0;  ///< for kScratch: a range of scratch_
   };
 
+  /// The part of decode past the parse, for an event with a `$schema`.
+  const Schema* decode_event_platform(simdjson::dom::object event, simdjson::dom::element uri,
+                                      int64_t fallback_ms, std::string& reason);
+  /// Looks the schema up and validates `event` against it; the decode's result.
+  const Schema* validate(std::string_view name, int64_t revision,
+                         simdjson::dom::object event, std::string& reason);
   bool validate_object(simdjson::dom::object obj, const ObjectRule& rule, std::string& reason);
   /// After a NUMBER_ERROR: true, with an `invalid_value` reason naming the field, when the
   /// payload is JSON whose only fault is a number out of range (1e400, 2^64).
@@ -78,6 +86,7 @@ class Decoder {
   Cell user_agent_;
   int64_t timestamp_ = -1;  ///< epoch seconds or -1
   int64_t dt_ = -1;         ///< epoch seconds or -1
+  char uuid_buf_[32] = {};  ///< an Event Platform meta.id without its dashes
 };
 
 }  // namespace sluice::ingest

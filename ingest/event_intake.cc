@@ -11,7 +11,7 @@ EventIntake::Outcome EventIntake::append(Batcher& batcher, std::string_view topi
                                          int32_t partition, int64_t offset, int64_t timestamp_ms,
                                          std::string_view payload) {
   if (const Schema* schema = decoder_.decode(payload, timestamp_ms, reason_)) {
-    batcher.add_decoded(schema->table.get(), decoder_, offset);
+    batcher.add_decoded(schema->layout(), decoder_, offset);
     return Outcome::kRow;
   }
   if (decoder_.schema_pending()) return Outcome::kWaitsForSchema;

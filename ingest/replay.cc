@@ -405,13 +405,13 @@ class ReplayRun {
     }
     if (schema != nullptr) {
       ReplayTableCounts*& counts = counts_of_[schema];
-      if (counts == nullptr) counts = &ledger_.table(schema->table->name());
+      if (counts == nullptr) counts = &ledger_.table(schema->layout()->name());
       ledger_.read(*lane.ledger, m.offset, *counts, false);
-      lane.batcher->add_decoded(schema->table.get(), decoder_, m.offset);
+      lane.batcher->add_decoded(schema->layout(), decoder_, m.offset);
     } else {
       const bool named = !decoder_.capsule_schema().empty() && decoder_.capsule_revision() >= 0;
       ReplayTableCounts& counts = ledger_.table(
-          named ? storage::table_name_for(decoder_.capsule_schema(), decoder_.capsule_revision())
+          named ? table_name_of(decoder_.capsule_schema(), decoder_.capsule_revision())
                 : std::string(kNoTable));
       ledger_.read(*lane.ledger, m.offset, counts, true);
       lane.batcher->add_dead_letter(m.offset, reason_, std::string(m.payload));

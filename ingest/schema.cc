@@ -4,7 +4,9 @@
 #include <simdjson.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -82,21 +84,36 @@ storage::ColumnType column_type_for(uint8_t types) {
   return storage::ColumnType::kJson;
 }
 
+/// Leaves of an Event Platform event that fill its table's fixed columns rather than columns
+/// of their own.
+bool fills_fixed_column(const std::string& path) { return path == "dt" || path == "meta.id"; }
+
 class Compiler {
  public:
-  Compiler(Schema& schema, std::vector<storage::Column>& columns)
-      : schema_(schema), columns_(columns) {}
+  Compiler(Schema& schema, std::vector<storage::Column>& columns, storage::TableShape shape)
+      : schema_(schema), columns_(columns), shape_(shape) {}
 
   /// Refuses a layout MariaDB could not create or that would lose data: two leaves whose
   /// flattened column names are equal ignoring case (`a_b` and `a.b`, `Value` and `value`:
   /// MariaDB's column names are case-insensitive), too many columns, rows too wide.
   Status check_columns() const {
+    const bool capsule = shape_ == storage::TableShape::kCapsule;
     std::unordered_map<std::string, size_t> seen;
-    size_t row_bytes = 8 + 32 + 15 + 5 + 3 * (storage::kMaxTextBytes + 2);  // id .. userAgent
+    size_t row_bytes = 8 + 32 + 15 + 5;  // id, uuid, timestamp, dt
+    if (capsule) row_bytes += 3 * (storage::kMaxTextBytes + 2);  // wiki, webHost, userAgent
+    constexpr size_t kFixed = ~size_t{0};
+    for (const auto name : {"id", "uuid", "timestamp", "dt"}) seen.emplace(name, kFixed);
+    size_t fixed_count = std::size(storage::kEventPlatformFixedColumns);
+    if (capsule) fixed_count = storage::kFixedColumnCount;
     for (size_t i = 0; i < columns_.size(); ++i) {
       std::string folded = columns_[i].name;
       for (auto& c : folded) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       const auto [it, fresh] = seen.emplace(std::move(folded), i);
+      if (!fresh && it->second == kFixed) {
+        return Status::error(paths_[i] + " flattens to column " + columns_[i].name +
+                             ", which every table has already (column names are "
+                             "case-insensitive)");
+      }
       if (!fresh) {
         return Status::error(paths_[it->second] + " and " + paths_[i] +
                              " collide: both flatten to column " + columns_[i].name +
@@ -108,7 +125,7 @@ class Compiler {
       return Status::error("too many leaves: " + std::to_string(columns_.size()) +
                            " columns, MariaDB takes at most " + std::to_string(kMaxColumns));
     }
-    row_bytes += (storage::kFixedColumnCount + 1 + columns_.size() + 7) / 8;  // NULL flags
+    row_bytes += (fixed_count + 1 + columns_.size() + 7) / 8;  // NULL flags
     if (row_bytes > kMaxRowBytes) {
       return Status::error("the table's rows could take " + std::to_string(row_bytes) +
                            " bytes, beyond MariaDB's limit of " + std::to_string(kMaxRowBytes) +
@@ -136,7 +153,7 @@ class Compiler {
     for (auto [key, value] : props) {
       FieldRule f;
       f.name = std::string(key);
-      f.path = path + "." + f.name;
+      f.path = path.empty() ? f.name : path + "." + f.name;
       f.index = schema_.field_count++;
       if (!value.is_object()) return Status::error(f.path + ": a property must be an object");
       if (auto req = value["required"]; req.is_bool()) f.required = req.get_bool().value();
@@ -162,10 +179,12 @@ class Compiler {
           if (v.is_bool()) f.enum_bools.push_back(v.get_bool().value());
         }
       }
-      const std::string column = column_prefix + "_" + f.name;
+      const std::string column = column_prefix.empty() ? f.name : column_prefix + "_" + f.name;
       if ((f.types & ~kTypeNull) == kTypeObject && value["properties"].is_object()) {
         f.object = std::make_unique<ObjectRule>();
         if (auto st = object(value, *f.object, f.path, column); !st) return st;
+      } else if (shape_ == storage::TableShape::kEventPlatform && fills_fixed_column(f.path)) {
+        // Checked as declared; its value goes to the fixed columns (the decoder reads it).
       } else {
         if (column.size() > kMaxColumnName) {
           return Status::error(bounded(f.path, storage::kMaxQuotedBytes) + ": column name '" +
@@ -191,24 +210,40 @@ class Compiler {
  private:
   Schema& schema_;
   std::vector<storage::Column>& columns_;
+  storage::TableShape shape_;
   std::vector<std::string> paths_;  ///< per column: the path of its field ("event.a.b")
 };
 
-/// Where a revision's file is under a root: `<root>/<SchemaName>/<revision>.json`.
+/// Where a revision's file is under a root (schema_file).
 fs::path revision_file(const std::string& root, std::string_view name, int64_t revision) {
-  return fs::path(root) / std::string(name) / (std::to_string(revision) + ".json");
+  return fs::path(root) / schema_file(name, revision);
+}
+
+/// Why `newer` is not an additive change of `older` (a column of older's gone from newer, or of
+/// another type there), or "" when it is.
+std::string not_additive(const Schema& older, const Schema& newer) {
+  std::unordered_map<std::string_view, storage::ColumnType> columns;
+  for (const auto& c : newer.table->event_columns()) columns.emplace(c.name, c.type);
+  for (const auto& c : older.table->event_columns()) {
+    const auto it = columns.find(c.name);
+    const std::string what = "incompatible_version: " + newer.name + " " +
+                             format_version(newer.revision) + " is not an additive change of " +
+                             format_version(older.revision) + ": column " + c.name;
+    if (it == columns.end()) return what + " is gone (removed or renamed)";
+    if (it->second != c.type) {
+      return what + " is " + std::string(storage::sql_type(c.type)) + " in " +
+             format_version(older.revision) + " and " + std::string(storage::sql_type(it->second)) +
+             " in " + format_version(newer.revision);
+    }
+  }
+  return "";
 }
 
 }  // namespace
 
-bool valid_schema_name(std::string_view name) {
-  if (name.empty() || name.size() > 200 || name.front() == '.') return false;
-  for (const char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
+std::string table_name_of(std::string_view name, int64_t revision) {
+  if (!is_event_platform(name)) return storage::table_name_for(name, revision);
+  return storage::table_name_for(name.substr(1), unpack_version(revision).major);
 }
 
 Result<std::unique_ptr<Schema>> compile_schema(std::string_view name, int64_t revision,
@@ -223,16 +258,21 @@ Result<std::unique_ptr<Schema>> compile_schema(std::string_view name, int64_t re
   schema->name = std::string(name);
   schema->revision = revision;
   std::vector<storage::Column> columns;
-  Compiler compiler(*schema, columns);
-  if (auto st = compiler.object(doc, schema->root, "event", "event"); !st) return st;
+  // A capsule's schema describes its `event`; an Event Platform one the whole event.
+  const bool capsule = !is_event_platform(name);
+  const auto shape = capsule ? storage::TableShape::kCapsule : storage::TableShape::kEventPlatform;
+  Compiler compiler(*schema, columns, shape);
+  const std::string top = capsule ? "event" : "";
+  if (auto st = compiler.object(doc, schema->root, top, top); !st) return st;
   if (auto st = compiler.check_columns(); !st) return st;
-  std::string table = storage::table_name_for(name, revision);
+  std::string table = table_name_of(name, revision);
   if (table.size() > kMaxColumnName) {
     return Status::error("table name " + bounded(table, storage::kMaxQuotedBytes) +
                          " is longer than MariaDB's " + std::to_string(kMaxColumnName) +
                          " characters");
   }
-  schema->table = std::make_unique<storage::TableLayout>(std::move(table), std::move(columns));
+  schema->table =
+      std::make_unique<storage::TableLayout>(std::move(table), std::move(columns), shape);
   return schema;
 }
 
@@ -261,8 +301,7 @@ SchemaRegistry::Entry SchemaRegistry::load(const std::string& root, std::string_
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
-    entry.error =
-        "unknown_revision: " + std::string(name) + " revision " + std::to_string(revision);
+    entry.error = "unknown_revision: " + describe_schema(name, revision);
     entry.absent = true;
     return entry;
   }
@@ -270,9 +309,8 @@ SchemaRegistry::Entry SchemaRegistry::load(const std::string& root, std::string_
   text << in.rdbuf();
   auto compiled = compile_schema(name, revision, text.str());
   if (!compiled) {
-    entry.error = "unknown_revision: " + std::string(name) + " revision " +
-                  std::to_string(revision) + " has an invalid schema file (" +
-                  compiled.status().message() + ")";
+    entry.error = "unknown_revision: " + describe_schema(name, revision) +
+                  " has an invalid schema file (" + compiled.status().message() + ")";
     bound(entry.error, storage::kMaxReasonBytes);
     return entry;
   }
@@ -282,7 +320,7 @@ SchemaRegistry::Entry SchemaRegistry::load(const std::string& root, std::string_
 
 SchemaRegistry::Entry SchemaRegistry::fetch(std::string_view name, int64_t revision) {
   Entry entry;
-  const std::string what = std::string(name) + " revision " + std::to_string(revision);
+  const std::string what = describe_schema(name, revision);
   const std::string url = source_->url_for(name, revision);
   auto answer = source_->ask(name, revision);
   switch (answer.state) {
@@ -392,6 +430,13 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
     origin = nullptr;  // counted by fetch
     entry = fetch(name, revision);
   }
+  if (entry.schema && is_event_platform(name)) {
+    if (auto refused = admit(*entry.schema); !refused.empty()) {
+      entry.schema.reset();
+      entry.error = std::move(refused);
+      bound(entry.error, storage::kMaxReasonBytes);
+    }
+  }
   if (entry.pending) {
     // Not an answer: nothing is remembered, the event waits and asks again.
     pending_ = true;
@@ -430,25 +475,120 @@ Result<size_t> SchemaRegistry::load_cached() {
 
 Result<size_t> SchemaRegistry::load_all_under(const std::string& root) {
   size_t count = 0;
-  for (const auto& dir : fs::directory_iterator(root)) {
-    if (!dir.is_directory()) continue;
-    for (const auto& file : fs::directory_iterator(dir.path())) {
-      if (file.path().extension() != ".json") continue;  // a fetch's .tmp, never renamed
-      const auto stem = file.path().stem().string();
-      int64_t revision = 0;
-      try {
-        size_t used = 0;
-        revision = std::stoll(stem, &used);
-        if (used != stem.size()) throw std::invalid_argument(stem);
-      } catch (const std::exception&) {
-        return Status::error(file.path().string() + ": file name must be <revision>.json");
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    const fs::path& path = it->path();
+    if (!it->is_regular_file() || path.extension() != ".json") continue;  // a fetch's .tmp
+    const std::string folder = path.parent_path().lexically_relative(root).generic_string();
+    const std::string stem = path.stem().string();
+    // `<SchemaName>/<revision>.json`, or an Event Platform `<title>/<major.minor.patch>.json`.
+    std::string name;
+    int64_t revision = 0;
+    const auto [end, err] = std::from_chars(stem.data(), stem.data() + stem.size(), revision);
+    if (err == std::errc() && end == stem.data() + stem.size() && it.depth() == 1) {
+      name = folder;
+    } else if (const auto version = parse_version(stem); version && it.depth() >= 1) {
+      name = "/" + folder;
+      revision = *version;
+    } else {
+      return Status::error(path.string() +
+                           ": file name must be <revision>.json (in <SchemaName>/) or "
+                           "<major.minor.patch>.json (in the folders of an Event Platform title)");
+    }
+    Entry e = load(root, name, revision);
+    if (!e.schema) return Status::error(path.string() + ": " + e.error);
+    ++count;
+  }
+  if (ec) return Status::error(root + ": " + ec.message());
+  return count;
+}
+
+std::string SchemaRegistry::admit(Schema& schema) {
+  const int64_t major = unpack_version(schema.revision).major;
+  std::string key(schema.name);
+  key += '\0';
+  key += std::to_string(major);
+  if (const auto it = families_.find(key); it != families_.end()) return join(it->second, schema);
+  Family& family = families_[key];
+  // Met for the first time: the versions of this major already on disk join it too, all in
+  // version order, so what is refused does not depend on which version came first.
+  std::map<int64_t, const std::string*> found;
+  for (const std::string* root : {&cache_root_, &root_}) {  // schemas.path wins
+    if (root->empty()) continue;
+    std::error_code ec;
+    const fs::path folder = fs::path(*root) / std::string_view(schema.name).substr(1);
+    for (const auto& file : fs::directory_iterator(folder, ec)) {
+      if (file.path().extension() != ".json") continue;
+      const auto version = parse_version(file.path().stem().string());
+      if (version && *version != schema.revision && unpack_version(*version).major == major) {
+        found[*version] = root;
       }
-      Entry e = load(root, dir.path().filename().string(), revision);
-      if (!e.schema) return Status::error(file.path().string() + ": " + e.error);
-      ++count;
     }
   }
-  return count;
+  std::string refused;
+  bool joined = false;
+  for (const auto& [revision, root] : found) {
+    if (!joined && schema.revision < revision) {
+      refused = join(family, schema);
+      joined = true;
+    }
+    Entry e = load(*root, schema.name, revision);
+    if (!e.schema || !join(family, *e.schema).empty()) continue;  // met again if named
+    ++(root == &root_ ? origins_.from_path : origins_.from_cache);
+    schemas_[schema.name][revision] = std::move(e.schema);
+  }
+  return joined ? refused : join(family, schema);
+}
+
+std::string SchemaRegistry::join(Family& family, Schema& schema) {
+  for (const Schema* other : family.versions) {
+    const bool older = other->revision < schema.revision;
+    if (auto why = older ? not_additive(*other, schema) : not_additive(schema, *other);
+        !why.empty()) {
+      return why;
+    }
+  }
+  const auto at = std::lower_bound(
+      family.versions.begin(), family.versions.end(), schema.revision,
+      [](const Schema* s, int64_t revision) { return s->revision < revision; });
+  family.versions.insert(at, &schema);
+  // The table's columns: those it had, then this version's new ones, in its order.
+  std::vector<storage::Column> columns;
+  if (!family.layouts.empty()) columns = family.layouts.back()->event_columns();
+  const size_t before = columns.size();
+  std::unordered_map<std::string_view, bool> have;
+  for (const auto& c : columns) have.emplace(c.name, true);
+  for (const auto& c : schema.table->event_columns()) {
+    if (!have.contains(c.name)) columns.push_back(c);
+  }
+  if (family.layouts.empty() || columns.size() > before) {
+    family.layouts.push_back(std::make_unique<storage::TableLayout>(
+        schema.table->name(), std::move(columns), storage::TableShape::kEventPlatform));
+  }
+  const storage::TableLayout* table = family.layouts.back().get();
+  for (Schema* version : family.versions) {
+    std::unordered_map<std::string_view, int> own;
+    const auto& mine = version->table->event_columns();
+    for (size_t i = 0; i < mine.size(); ++i) own.emplace(mine[i].name, static_cast<int>(i));
+    version->grown = table;
+    version->cell_of.clear();
+    for (const auto& c : table->event_columns()) {
+      const auto it = own.find(c.name);
+      version->cell_of.push_back(it == own.end() ? -1 : it->second);
+    }
+  }
+  return "";
+}
+
+std::vector<const Schema*> SchemaRegistry::versions_of(std::string_view title,
+                                                        int64_t major) const {
+  std::string key(title);
+  key += '\0';
+  key += std::to_string(major);
+  const auto it = families_.find(key);
+  if (it == families_.end()) return {};
+  return {it->second.versions.begin(), it->second.versions.end()};
 }
 
 }  // namespace sluice::ingest

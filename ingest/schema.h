@@ -1,11 +1,13 @@
 #pragma once
-/// JSON Schemas of `event` objects, compiled into validation rules and a table layout.
-/// Files live at `<root>/<SchemaName>/<revision>.json`, EventLogging's layout. Both the
+/// JSON Schemas, compiled into validation rules and a table layout: of a capsule's `event`
+/// object, at `<root>/<SchemaName>/<revision>.json` (EventLogging's layout), or of a whole
+/// Event Platform event, at `<root>/<title>/<major.minor.patch>.json` (schema_id.h). Both the
 /// per-property `"required": true` (draft 3) and the `"required": [...]` list are honoured;
 /// `type` (a name or a list of names), `enum`, `additionalProperties: false` and nested objects
 /// with `properties` are checked. Nested leaves become columns `event_<a>_<b>`.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +17,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "ingest/field_table.h"
+#include "ingest/schema_id.h"
 #include "ingest/schema_repository.h"
 #include "storage/table_layout.h"
 
@@ -61,13 +64,23 @@ struct ObjectRule {
   bool additional_allowed = true;
 };
 
-/// One compiled schema revision. Immutable after compilation.
+/// One compiled schema revision. Immutable after compilation, but for where an Event Platform
+/// version's rows go (`grown`, `cell_of`), which its registry moves as newer minor versions of
+/// the same major add columns (on the registry's thread, the only one that reads them).
 struct Schema {
-  std::string name;
-  int64_t revision = 0;
+  std::string name;      ///< a capsule's schema name, or an Event Platform title
+  int64_t revision = 0;  ///< a capsule's revision, or an Event Platform packed version
   ObjectRule root;
   int field_count = 0;  ///< number of FieldRules in the whole tree
-  std::unique_ptr<storage::TableLayout> table;
+  std::unique_ptr<storage::TableLayout> table;  ///< this revision's own columns
+  /// Event Platform: the table of every admitted version of this major (the union of their
+  /// columns, in the order they were added), and per column of it the column of this version
+  /// that fills it (-1: NULL).
+  const storage::TableLayout* grown = nullptr;
+  std::vector<int> cell_of;
+
+  /// Where this revision's rows go, in that layout's column order.
+  const storage::TableLayout* layout() const { return grown != nullptr ? grown : table.get(); }
 };
 
 /// Compiles a schema document (the JSON text of `<revision>.json`). Refuses, naming the
@@ -77,6 +90,11 @@ struct Schema {
 /// Multilingual Plane, a trailing space), more than 1,000 columns, rows wider than 65,535 bytes.
 Result<std::unique_ptr<Schema>> compile_schema(std::string_view name, int64_t revision,
                                                std::string_view json);
+
+/// The table of a revision: `<SchemaName>_<revision>` for a capsule, `<title>_<major>` for an
+/// Event Platform version (characters outside [A-Za-z0-9] replaced by '_', the title's leading
+/// '/' dropped): "analytics_legacy_navigationtiming_1".
+std::string table_name_of(std::string_view name, int64_t revision);
 
 /// Finds and caches compiled schemas under a root folder. Unknown (name, revision) pairs are
 /// remembered for 30 s so a stream of unknown events does not hit the disk per event — at most
@@ -123,6 +141,8 @@ class SchemaRegistry {
   const std::string& root() const { return root_; }
   /// Unknown (name, revision) pairs remembered now: at most 1,024.
   size_t remembered_misses() const { return misses_.size(); }
+  /// The versions of an Event Platform title's major admitted so far, in version order.
+  std::vector<const Schema*> versions_of(std::string_view title, int64_t major) const;
 
  private:
   struct Entry {
@@ -143,6 +163,21 @@ class SchemaRegistry {
   /// Writes a fetched revision under cache_root_ (a failure is logged: it is fetched again).
   void keep(std::string_view name, int64_t revision, const std::string& text);
 
+  /// The versions of one Event Platform title and major that share a table.
+  struct Family {
+    std::vector<Schema*> versions;  ///< admitted, in version order
+    std::vector<std::unique_ptr<storage::TableLayout>> layouts;  ///< each wider; never erased
+  };
+  /// Admits an Event Platform version to its family: "" when it is an additive change of every
+  /// version admitted before (then its rows go to the family's table, grown by its columns), or
+  /// a dead-letter reason ("incompatible_version: ..."). A family met for the first time is
+  /// joined, in version order, by the versions of its major under the root and the cache too.
+  std::string admit(Schema& schema);
+  /// admit, into a family that exists: checks `schema` against its versions, and when it is
+  /// additive, grows the family's table and points every version's rows at it.
+  std::string join(Family& family, Schema& schema);
+
+  std::map<std::string, Family, std::less<>> families_;  ///< by "<title>\0<major>"
   std::string root_;
   const Clock& clock_;
   /// Compiled schemas by name and revision: bounded by the files under the root. Never erased
@@ -159,8 +194,5 @@ class SchemaRegistry {
   Clock::time_point pending_retry_at_{};
   Origins origins_;
 };
-
-/// True when a schema name is safe to use as a folder name (no path tricks).
-bool valid_schema_name(std::string_view name);
 
 }  // namespace sluice::ingest

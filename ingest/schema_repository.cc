@@ -7,6 +7,7 @@
 
 #include "common/logging.h"
 #include "common/text.h"
+#include "ingest/schema_id.h"
 
 namespace sluice::ingest {
 namespace {
@@ -80,8 +81,9 @@ SchemaRepository::~SchemaRepository() {
 }
 
 std::string SchemaRepository::url_for(std::string_view name, int64_t revision) const {
-  // Names are valid_schema_name's (letters, digits, '_', '-', '.'): nothing to escape.
-  return options_.url + "/" + std::string(name) + "/" + std::to_string(revision) + ".json";
+  // Names are valid_schema_name's (letters, digits, '_', '-', '.', and '/' between a title's
+  // segments): nothing to escape.
+  return options_.url + "/" + schema_file(name, revision);
 }
 
 SchemaSource::Answer SchemaRepository::ask(std::string_view name, int64_t revision) {

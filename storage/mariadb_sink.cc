@@ -164,31 +164,38 @@ DbStatus MariaDbSink::read_offsets(const std::string& topic, std::map<int32_t, i
 
 DbStatus MariaDbSink::check_table(const TableLayout& table, std::string& mismatch) {
   mismatch.clear();
-  if (known_tables_.contains(table.name())) return {};
+  // Keyed by the column list too: the layouts of a table that grows share its name.
+  std::string key = table.name();
+  if (table.growable()) key += '\0' + table.column_list();
+  if (known_tables_.contains(key)) return {};
   auto log = logger("mariadb");
   if (auto st = conn_->exec(table.create_sql()); !st.is_ok()) {
     if (st.error_class() != DbErrorClass::kBadRow) return st;
     mismatch = "table_mismatch: " + table.name() + ": cannot create the table: " + st.describe();
   } else {
-    std::vector<std::vector<std::optional<std::string>>> rows;
-    auto st2 = conn_->query(
-        "SELECT COLUMN_NAME, LOWER(DATA_TYPE), IS_NULLABLE = 'YES', COLUMN_DEFAULT IS NOT NULL, "
-        "EXTRA LIKE '%auto_increment%' OR EXTRA LIKE '%GENERATED%' "
-        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = " +
-            quoted(table.name()),
-        rows);
-    if (!st2.is_ok()) return st2;
-    std::vector<ExistingColumn> existing;
-    for (const auto& r : rows) {
-      existing.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or("0") == "1",
-                          r[3].value_or("0") == "1", r[4].value_or("0") == "1"});
+    std::vector<Column> missing;
+    if (auto st2 = compare_layout(table, mismatch, table.growable() ? &missing : nullptr);
+        !st2.is_ok()) {
+      return st2;
     }
-    if (auto problem = check_layout(table, existing); !problem.empty()) {
-      mismatch = "table_mismatch: " + table.name() + ": " + problem;
+    if (mismatch.empty() && !missing.empty()) {
+      // A newer version added fields: the table grows by them, once — IF NOT EXISTS makes the
+      // same ALTER from another writer or instance, racing this one, change nothing.
+      if (auto st3 = conn_->exec(table.add_columns_sql(missing)); !st3.is_ok()) {
+        if (st3.error_class() != DbErrorClass::kBadRow) return st3;
+        mismatch = "table_mismatch: " + table.name() + ": cannot add " + missing.front().name +
+                   (missing.size() > 1 ? " and " + std::to_string(missing.size() - 1) + " more"
+                                       : std::string()) +
+                   ": " + st3.describe();
+      } else {
+        log->info("table {} grew by {} column(s) for a newer version of its schema, from {}",
+                  table.name(), missing.size(), missing.front().name);
+        if (auto st4 = compare_layout(table, mismatch, nullptr); !st4.is_ok()) return st4;
+      }
     }
   }
   if (mismatch.empty()) {
-    known_tables_.insert(table.name());
+    known_tables_.insert(std::move(key));
     if (mismatched_.erase(table.name()) > 0) {
       log->info("table {} matches its schema again: its events are written there", table.name());
     }
@@ -197,6 +204,27 @@ DbStatus MariaDbSink::check_table(const TableLayout& table, std::string& mismatc
   bound(mismatch, kMaxReasonBytes);
   if (mismatched_.insert(table.name()).second) {
     log->error("{}; its events are dead-lettered until the table is fixed", mismatch);
+  }
+  return {};
+}
+
+DbStatus MariaDbSink::compare_layout(const TableLayout& table, std::string& mismatch,
+                                     std::vector<Column>* missing) {
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  auto st = conn_->query(
+      "SELECT COLUMN_NAME, LOWER(DATA_TYPE), IS_NULLABLE = 'YES', COLUMN_DEFAULT IS NOT NULL, "
+      "EXTRA LIKE '%auto_increment%' OR EXTRA LIKE '%GENERATED%' "
+      "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = " +
+          quoted(table.name()),
+      rows);
+  if (!st.is_ok()) return st;
+  std::vector<ExistingColumn> existing;
+  for (const auto& r : rows) {
+    existing.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or("0") == "1",
+                        r[3].value_or("0") == "1", r[4].value_or("0") == "1"});
+  }
+  if (auto problem = check_layout(table, existing, missing); !problem.empty()) {
+    mismatch = "table_mismatch: " + table.name() + ": " + problem;
   }
   return {};
 }

@@ -34,6 +34,7 @@
 #include "common/write_lease.h"
 #include "storage/batch_sink.h"
 #include "storage/mariadb_connection.h"
+#include "storage/table_layout.h"
 
 namespace sluice::storage {
 
@@ -98,9 +99,13 @@ class MariaDbSink final : public BatchSink {
 
  private:
   DbStatus ensure_connected();
-  /// Creates the table if needed and checks its layout; `mismatch` is set (a dead-letter
-  /// reason) when its rows cannot go there.
+  /// Creates the table if needed, grows it by the columns a newer version added (a growable
+  /// layout), and checks its layout; `mismatch` is set (a dead-letter reason) when its rows
+  /// cannot go there.
   DbStatus check_table(const TableLayout& table, std::string& mismatch);
+  /// The table's columns against the layout (check_layout, with `missing`).
+  DbStatus compare_layout(const TableLayout& table, std::string& mismatch,
+                          std::vector<Column>* missing);
   /// Steps 1 of the transaction; sets `result` when the batch must not be written.
   DbStatus advance_offset(Batch& batch, bool& proceed, WriteResult& result);
   /// Loads the rows; those refused as duplicates become dead letters in `duplicates`

@@ -50,17 +50,20 @@ std::string quote_identifier(std::string_view name) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wrestrict"
 #endif
-TableLayout::TableLayout(std::string name, std::vector<Column> event_columns)
-    : name_(std::move(name)), event_columns_(std::move(event_columns)) {
+TableLayout::TableLayout(std::string name, std::vector<Column> event_columns, TableShape shape)
+    : name_(std::move(name)), shape_(shape), event_columns_(std::move(event_columns)) {
   create_sql_ = "CREATE TABLE IF NOT EXISTS " + quote_identifier(name_) +
                 " (\n"
                 "  `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,\n"
                 "  `uuid` CHAR(32) CHARACTER SET ascii NOT NULL,\n"
                 "  `timestamp` VARBINARY(14) NULL,\n"
-                "  `dt` DATETIME NULL,\n"
-                "  `wiki` VARBINARY(1024) NULL,\n"
-                "  `webHost` VARBINARY(1024) NULL,\n"
-                "  `userAgent` VARBINARY(1024) NULL,\n";
+                "  `dt` DATETIME NULL,\n";
+  if (shape_ == TableShape::kCapsule) {
+    create_sql_ +=
+        "  `wiki` VARBINARY(1024) NULL,\n"
+        "  `webHost` VARBINARY(1024) NULL,\n"
+        "  `userAgent` VARBINARY(1024) NULL,\n";
+  }
   for (const auto& c : event_columns_) {
     create_sql_ +=
         "  " + quote_identifier(c.name) + " " + std::string(sql_type(c.type)) + " NULL,\n";
@@ -71,8 +74,9 @@ TableLayout::TableLayout(std::string name, std::vector<Column> event_columns)
       ") ENGINE=InnoDB DEFAULT CHARSET=binary";
 
   column_list_ = "(";
-  for (size_t i = 0; i < kFixedColumnCount; ++i) {
-    column_list_ += (i ? "," : "") + quote_identifier(kFixedColumns[i]);
+  const auto fixed = fixed_columns();
+  for (size_t i = 0; i < fixed.size(); ++i) {
+    column_list_ += (i ? "," : "") + quote_identifier(fixed[i]);
   }
   for (const auto& c : event_columns_) column_list_ += "," + quote_identifier(c.name);
   column_list_ += ")";
@@ -80,6 +84,21 @@ TableLayout::TableLayout(std::string name, std::vector<Column> event_columns)
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
 #pragma GCC diagnostic pop
 #endif
+
+std::span<const std::string_view> TableLayout::fixed_columns() const {
+  if (shape_ == TableShape::kEventPlatform) return kEventPlatformFixedColumns;
+  return kFixedColumns;
+}
+
+std::string TableLayout::add_columns_sql(const std::vector<Column>& columns) const {
+  std::string sql = "ALTER TABLE " + quote_identifier(name_);
+  for (size_t i = 0; i < columns.size(); ++i) {
+    sql += (i ? ", " : " ") + std::string("ADD COLUMN IF NOT EXISTS ") +
+           quote_identifier(columns[i].name) + " " + std::string(sql_type(columns[i].type)) +
+           " NULL";
+  }
+  return sql;
+}
 
 namespace {
 
@@ -123,7 +142,8 @@ std::string lower(std::string_view s) {
 
 }  // namespace
 
-std::string check_layout(const TableLayout& layout, const std::vector<ExistingColumn>& existing) {
+std::string check_layout(const TableLayout& layout, const std::vector<ExistingColumn>& existing,
+                         std::vector<Column>* missing) {
   std::map<std::string, const ExistingColumn*> by_name;
   for (const auto& c : existing) by_name.emplace(lower(c.name), &c);
   std::set<std::string> written;
@@ -140,7 +160,7 @@ std::string check_layout(const TableLayout& layout, const std::vector<ExistingCo
   };
   static constexpr auto text = [](Family f) { return f == Family::kText; };
   static constexpr auto date_time = [](Family f) { return f == Family::kDateTime; };
-  for (const auto name : kFixedColumns) {
+  for (const auto name : layout.fixed_columns()) {
     const bool is_dt = name == "dt";
     if (auto problem = expect(name, is_dt ? +date_time : +text, is_dt ? "DATETIME" : "text");
         !problem.empty()) {
@@ -150,6 +170,10 @@ std::string check_layout(const TableLayout& layout, const std::vector<ExistingCo
   for (const auto& c : layout.event_columns()) {
     const auto it = by_name.find(lower(c.name));
     written.insert(lower(c.name));
+    if (it == by_name.end() && missing != nullptr) {
+      missing->push_back(c);
+      continue;
+    }
     if (it == by_name.end()) return "column `" + c.name + "` is missing";
     if (!takes(c.type, family_of(it->second->data_type))) {
       return "column `" + c.name + "` is " + it->second->data_type + ", where Sluice writes " +

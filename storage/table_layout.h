@@ -1,9 +1,10 @@
 #pragma once
-/// The MariaDB table of one schema revision (DESIGN.md §3): fixed capsule columns followed by
-/// one column per leaf of `event`, and the SQL that creates and loads it. Immutable once built;
+/// The MariaDB table of one schema revision (DESIGN.md §3): fixed columns followed by one column
+/// per leaf of the schema, and the SQL that creates, grows and loads it. Immutable once built;
 /// safe to share across threads.
 
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,10 +27,18 @@ struct Column {
   ColumnType type;
 };
 
-/// The capsule columns every table starts with, in this order.
+/// The capsule columns every capsule table starts with, in this order.
 inline constexpr std::string_view kFixedColumns[] = {"uuid", "timestamp", "dt",
                                                      "wiki", "webHost",   "userAgent"};
 inline constexpr size_t kFixedColumnCount = std::size(kFixedColumns);
+/// The columns every Event Platform table starts with: `meta.id` (its dashes dropped), and the
+/// event's `dt` in MediaWiki form and as a DATETIME.
+inline constexpr std::string_view kEventPlatformFixedColumns[] = {"uuid", "timestamp", "dt"};
+
+/// Which events a table holds: capsules (one table per schema revision, never altered) or Event
+/// Platform events (one table per schema title and major version, grown a column at a time as
+/// newer minor versions add fields).
+enum class TableShape { kCapsule, kEventPlatform };
 
 /// `<SchemaName>_<revision>` with every character outside [A-Za-z0-9] replaced by '_'.
 std::string table_name_for(std::string_view schema, long long revision);
@@ -57,16 +66,27 @@ class TableLayout;
 /// family (text, integer, floating point, date-time), and every other column fills itself
 /// (nullable, a default, auto-increment, generated). Widths are not compared: a value too wide
 /// for a narrower column is refused per row, and that row alone is dead-lettered.
-std::string check_layout(const TableLayout& layout, const std::vector<ExistingColumn>& existing);
+/// With `missing` (a table that may grow), event columns the table lacks are listed there
+/// instead of being a problem.
+std::string check_layout(const TableLayout& layout, const std::vector<ExistingColumn>& existing,
+                         std::vector<Column>* missing = nullptr);
 
 class TableLayout {
  public:
-  TableLayout(std::string name, std::vector<Column> event_columns);
+  TableLayout(std::string name, std::vector<Column> event_columns,
+              TableShape shape = TableShape::kCapsule);
 
   const std::string& name() const { return name_; }
+  TableShape shape() const { return shape_; }
+  /// Whether newer versions may add columns to the table (ALTER TABLE ... ADD COLUMN).
+  bool growable() const { return shape_ == TableShape::kEventPlatform; }
+  std::span<const std::string_view> fixed_columns() const;
   const std::vector<Column>& event_columns() const { return event_columns_; }
   /// Fixed plus event columns.
-  size_t column_count() const { return kFixedColumnCount + event_columns_.size(); }
+  size_t column_count() const { return fixed_columns().size() + event_columns_.size(); }
+  /// ALTER TABLE ... ADD COLUMN IF NOT EXISTS ... for `columns` (nullable, so the rows before
+  /// keep NULL there; MariaDB adds them instantly, without copying the table).
+  std::string add_columns_sql(const std::vector<Column>& columns) const;
   /// CREATE TABLE IF NOT EXISTS ... for this layout.
   const std::string& create_sql() const { return create_sql_; }
   /// "(`uuid`,`timestamp`,...)": the column list every encoded row follows.
@@ -74,6 +94,7 @@ class TableLayout {
 
  private:
   std::string name_;
+  TableShape shape_;
   std::vector<Column> event_columns_;
   std::string create_sql_;
   std::string column_list_;

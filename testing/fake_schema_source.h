@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "ingest/schema_id.h"
 #include "ingest/schema_repository.h"
 
 namespace sluice::testing {
@@ -55,7 +56,7 @@ class FakeSchemaSource final : public ingest::SchemaSource {
     return out;
   }
   std::string url_for(std::string_view name, int64_t revision) const override {
-    return url() + "/" + std::string(name) + "/" + std::to_string(revision) + ".json";
+    return url() + "/" + ingest::schema_file(name, revision);
   }
   std::string url() const override { return "http://schemas.test"; }
   Stats stats() const override { return stats_; }

@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -422,6 +423,65 @@ std::string EventFactory::test_schema_document() {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+std::string EventFactory::platform_schema_document(PlatformVersion version) {
+  const bool grown = version == PlatformVersion::k1_1;
+  std::string count = R"("count": {"type": "integer"},)";
+  if (version == PlatformVersion::kRetyped) count = R"("count": {"type": "string"},)";
+  if (version == PlatformVersion::kRemoved) count = "";
+  return std::string(R"({
+  "title": "test/click", "$id": ")") +
+         platform_schema_file(version).substr(0, platform_schema_file(version).size() - 5) +
+         R"(", "type": "object", "additionalProperties": false,
+  "required": ["$schema", "meta", "dt", "action"],
+  "properties": {
+    "$schema": {"type": "string"},
+    "meta": {"type": "object", "required": ["stream", "id"], "properties": {
+      "stream": {"type": "string"}, "id": {"type": "string"}, "dt": {"type": "string"},
+      "domain": {"type": "string"}}},
+    "dt": {"type": "string"},
+    )" + count +
+         (grown ? R"(
+    "session": {"type": "object", "properties": {"id": {"type": "string"}}},
+    "ratio": {"type": "number"},)"
+                : "") +
+         R"(
+    "action": {"type": "string"}
+  }})";
+}
+
+std::string EventFactory::platform_schema_file(PlatformVersion version) {
+  const char* v = version == PlatformVersion::k1_0   ? "1.0.0"
+                  : version == PlatformVersion::k1_1 ? "1.1.0"
+                                                     : "1.2.0";
+  return std::string(kPlatformTitle) + "/" + v + ".json";
+}
+
+std::string EventFactory::platform_event(PlatformVersion version, uint32_t topic_index,
+                                         uint32_t partition, uint64_t seq) {
+  const std::string hex = uuid_for(topic_index, partition, seq);
+  const std::string id = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
+                         "-" + hex.substr(16, 4) + "-" + hex.substr(20);
+  const std::string file = platform_schema_file(version);
+  const int64_t second = 1'700'000'000 + static_cast<int64_t>(seq % 86'400);
+  char dt[32];
+  const std::time_t t = second;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(dt, sizeof dt, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::string e = R"({"$schema":")" + file.substr(0, file.size() - 5) +
+                  R"(","meta":{"stream":"test.click","id":")" + id + R"(","dt":")" + dt +
+                  R"(","domain":"en.wikipedia.org"},"dt":")" + dt + R"(","action":"click-)" +
+                  std::to_string(seq) + "\"";
+  if (version == PlatformVersion::kRetyped) e += R"(,"count":")" + std::to_string(seq) + "\"";
+  if (version == PlatformVersion::k1_0 || version == PlatformVersion::k1_1) {
+    e += R"(,"count":)" + std::to_string(seq);
+  }
+  if (version == PlatformVersion::k1_1) {
+    e += R"(,"session":{"id":"s)" + std::to_string(seq % 7) + R"("},"ratio":0.5)";
+  }
+  return e + "}";
 }
 
 std::string EventFactory::navigation_timing(uint32_t topic_index, uint32_t partition,

@@ -203,6 +203,25 @@ struct EventFactory {
                              uint32_t partition, uint64_t seq);
   /// The text of schemas/TestSchema/1.json.
   static std::string test_schema_document();
+
+  /// Event Platform: the schema title of platform_event, and the table its major 1 goes to.
+  static constexpr const char* kPlatformTitle = "/test/click";
+  static constexpr const char* kPlatformTable = "test_click_1";
+  /// How a version of kPlatformTitle differs from 1.0.0 (`action` string, required; `count`
+  /// integer; the meta fields and `dt`).
+  enum class PlatformVersion {
+    k1_0,        ///< 1.0.0
+    k1_1,        ///< 1.1.0: adds `session.id` (string) and `ratio` (number)
+    kRetyped,    ///< 1.2.0: `count` becomes a string
+    kRemoved,    ///< 1.2.0: `count` is gone
+  };
+  static std::string platform_schema_document(PlatformVersion version);
+  /// Where platform_schema_document(version) goes under a schemas folder or repository.
+  static std::string platform_schema_file(PlatformVersion version);
+  /// An event of that version: meta.id is uuid_for(...) as a UUID (with dashes), the fields of
+  /// the version present (1.1.0's when `version` is k1_1; kRetyped's `count` a string).
+  static std::string platform_event(PlatformVersion version, uint32_t topic_index,
+                                    uint32_t partition, uint64_t seq);
   /// A production-shaped NavigationTiming capsule for benchmarks: about 30 of the schema's 36
   /// fields (which ones vary with seq), unicode strings, a `dt`, and a parsed `userAgent`
   /// object in a third of the events. About 1 KB of JSON.

@@ -36,7 +36,7 @@ class WriterPoolTest : public ::testing::Test {
                                       static_cast<uint64_t>(offset + i)),
           -1, reason);
       EXPECT_NE(schema, nullptr) << reason;
-      b.add_decoded(schema->table.get(), decoder_, offset + i);
+      b.add_decoded(schema->layout(), decoder_, offset + i);
     }
     return b.take();
   }
