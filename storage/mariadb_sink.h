@@ -96,6 +96,9 @@ class MariaDbSink final : public BatchSink {
   void disconnect() override;
   /// mariadb_cancel on the session in use (safe from any thread).
   void cancel() override;
+  /// Columns this sink's ALTER TABLEs added to tables that grow (not counting those another
+  /// writer had added first).
+  size_t columns_added() const { return columns_added_; }
 
  private:
   DbStatus ensure_connected();
@@ -151,6 +154,7 @@ class MariaDbSink final : public BatchSink {
   /// never sees it half gone); read by the owning thread without it.
   std::unique_ptr<MariaDbConnection> conn_;
   std::mutex conn_mu_;
+  size_t columns_added_ = 0;
   std::unordered_set<std::string> known_tables_;  ///< created and matching, this session
   std::unordered_set<std::string> mismatched_;    ///< found not matching (logged once)
   bool bookkeeping_ready_ = false;

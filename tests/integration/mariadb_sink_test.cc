@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <mysqld_error.h>
 
+#include <atomic>
 #include <fstream>
 #include <optional>
 #include <thread>
@@ -42,10 +43,11 @@ class SinkTest : public ::testing::Test {
   /// A batch of partition 0 over [base, base + n): rows of `table` at the offsets not in
   /// `letters`, dead letters (reason, payload) at those.
   Batch batch(const TableLayout& table, int64_t base, int64_t n,
-              const std::map<int64_t, std::pair<std::string, std::string>>& letters = {}) {
+              const std::map<int64_t, std::pair<std::string, std::string>>& letters = {},
+              int32_t partition = 0) {
     Batch b;
     b.topic = "t";
-    b.partition = 0;
+    b.partition = partition;
     b.base_offset = base;
     b.end_offset = base + n;
     storage::TableRows rows;
@@ -57,14 +59,17 @@ class SinkTest : public ::testing::Test {
         continue;
       }
       char uuid[33];
-      std::snprintf(uuid, sizeof uuid, "%032llx", static_cast<unsigned long long>(o + 1));
+      std::snprintf(uuid, sizeof uuid, "%08x%024llx", static_cast<unsigned>(partition),
+                    static_cast<unsigned long long>(o + 1));
       storage::RowEncoder e(rows.data);
       e.plain(uuid);
       e.plain("20240101000000");
       e.null();
-      e.text("enwiki");
-      e.null();
-      e.null();
+      if (table.shape() == storage::TableShape::kCapsule) {
+        e.text("enwiki");
+        e.null();
+        e.null();
+      }
       for (size_t i = 0; i < table.event_columns().size(); ++i) e.text("v" + std::to_string(o));
       e.end_row();
       rows.offsets.push_back(o);
@@ -203,6 +208,57 @@ TEST_F(SinkTest, ATableOfAnotherLayoutIsFoundAndItsRowsDeadLetteredUntilItIsFixe
   ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << r.error.describe();
   EXPECT_EQ(r.rows, 10u);
   EXPECT_EQ(db_->scalar("SELECT next_offset FROM sluice_offsets"), 20);
+}
+
+TEST_F(SinkTest, WritersMeetingANewerVersionAtOnceGrowItsTableOnceAndOldRowsKeepNull) {
+  // Each round, a version that adds two fields reaches two writers (two instances' sessions)
+  // at the same moment, each with a partition of its own.
+  std::vector<storage::Column> columns = {{"a", ColumnType::kString}};
+  std::vector<std::unique_ptr<TableLayout>> layouts;
+  layouts.push_back(std::make_unique<TableLayout>("Click_1", columns,
+                                                  storage::TableShape::kEventPlatform));
+  storage::MariaDbSink first(config(), "g");
+  Batch b0 = batch(*layouts.back(), 0, 10);
+  ASSERT_EQ(first.write(b0).outcome, WriteOutcome::kCommitted);
+  storage::MariaDbSink sinks[2] = {{config(), "g"}, {config(), "g"}};
+  constexpr int kRounds = 6;
+  for (int round = 1; round <= kRounds; ++round) {
+    for (const char* field : {"x", "y"}) {
+      columns.push_back({field + std::to_string(round), ColumnType::kString});
+    }
+    layouts.push_back(std::make_unique<TableLayout>("Click_1", columns,
+                                                    storage::TableShape::kEventPlatform));
+    std::atomic<int> ready{0};
+    storage::WriteResult results[2];
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 2; ++w) {
+      writers.emplace_back([&, w] {
+        const int64_t base = w == 0 ? round * 10 : (round - 1) * 10;
+        Batch b = batch(*layouts.back(), base, 10, {}, w);
+        ++ready;
+        while (ready < 2) std::this_thread::yield();
+        results[w] = sinks[w].write(b);
+      });
+    }
+    for (auto& t : writers) t.join();
+    for (const auto& r : results) {
+      ASSERT_EQ(r.outcome, WriteOutcome::kCommitted) << round << ": " << r.error.describe();
+      EXPECT_EQ(r.rows, 10u);
+      EXPECT_EQ(r.dead_letters, 0u);
+    }
+  }
+  // Every column once, in the order they were added; each added by one writer alone.
+  const auto cols = db_->query(
+      "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'log' AND "
+      "TABLE_NAME = 'Click_1' ORDER BY ORDINAL_POSITION");
+  ASSERT_EQ(cols.size(), 4 + columns.size());
+  for (size_t i = 0; i < columns.size(); ++i) EXPECT_EQ(*cols[4 + i][0], columns[i].name);
+  EXPECT_EQ(sinks[0].columns_added() + sinks[1].columns_added(), 2u * kRounds);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Click_1"), 10 + 2 * 10 * kRounds);
+  // The rows before a column was added hold NULL there.
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Click_1 WHERE x1 IS NULL"), 10);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Click_1 WHERE x6 IS NULL"), 10 + 2 * 10 * 5);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
 }
 
 TEST_F(SinkTest, ASessionThatLostAPrivilegeIsReplacedOnceTheGrantIsBack) {

@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -224,6 +225,78 @@ TEST_F(SchemaRepositoryTest, WhileTheRepositoryIsDownItsEventsWaitAndNothingIsDe
   }
   EXPECT_EQ(seqs0.size(), kEach);
   EXPECT_NE(sluice->log().find("the schema repository answers again"), std::string::npos);
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
+}
+
+TEST_F(SchemaRepositoryTest, EventPlatformVersionsLandInOneTableThatGrowsExactlyOnceInOrder) {
+  using Version = EventFactory::PlatformVersion;
+  for (const Version v : {Version::k1_0, Version::k1_1, Version::kRetyped}) {
+    const fs::path file = dir_.file("repo") + EventFactory::platform_schema_file(v);
+    fs::create_directories(file.parent_path());
+    std::ofstream(file) << EventFactory::platform_schema_document(v);
+  }
+  int port = 0;
+  auto server = serve(port);
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  const std::string table = EventFactory::kPlatformTable;
+  auto columns = [&] {
+    std::set<std::string> out;
+    for (const auto& r : db_->query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE "
+                                    "TABLE_SCHEMA = 'log' AND TABLE_NAME = '" +
+                                    table + "'")) {
+      out.insert(*r[0]);
+    }
+    return out;
+  };
+  // 1.0.0 only: the table is made with its columns.
+  Producer producer(broker_->bootstrap());
+  constexpr uint64_t kOld = 100, kAll = 300;
+  for (uint64_t seq = 0; seq < kOld; ++seq) {
+    for (uint32_t p = 0; p < 2; ++p) {
+      producer.produce(kTopic, static_cast<int32_t>(p),
+                       EventFactory::platform_event(Version::k1_0, 0, p, seq));
+    }
+  }
+  producer.flush();
+  auto sluice = start_sluice(dir_, config(url));
+  ASSERT_TRUE(wait_until([&] { return all_offsets() == static_cast<int64_t>(2 * kOld); }, 120s))
+      << sluice->log();
+  EXPECT_FALSE(columns().contains("session_id"));
+  EXPECT_TRUE(columns().contains("meta_stream"));
+  // Then 1.0.0 and 1.1.0 interleaved, and a 1.2.0 that retypes `count`; killed mid-way.
+  for (uint64_t seq = kOld; seq < kAll; ++seq) {
+    for (uint32_t p = 0; p < 2; ++p) {
+      const Version v = seq % 2 == 0 ? Version::k1_1 : Version::k1_0;
+      producer.produce(kTopic, static_cast<int32_t>(p), EventFactory::platform_event(v, 0, p, seq));
+    }
+  }
+  producer.produce(kTopic, 1, EventFactory::platform_event(Version::kRetyped, 0, 1, 9999));
+  producer.flush();
+  ASSERT_TRUE(wait_until([&] { return all_offsets() > static_cast<int64_t>(2 * kOld + 50); }, 120s))
+      << sluice->log();
+  sluice->signal(SIGKILL);
+  sluice->wait(30s);
+  sluice = start_sluice(dir_, config(url), "sluice-restarted.log");
+  ASSERT_TRUE(
+      wait_until([&] { return all_offsets() == static_cast<int64_t>(2 * kAll + 1); }, 120s))
+      << sluice->log();
+  expect_exact(table, kAll);
+  for (const char* c : {"session_id", "ratio", "count", "action", "$schema", "meta_dt"}) {
+    EXPECT_TRUE(columns().contains(c)) << c;
+  }
+  // The rows of 1.0.0, before the table grew and after, hold NULL where 1.1.0 added fields.
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM " + table + " WHERE session_id IS NULL"),
+            static_cast<int64_t>(2 * (kOld + (kAll - kOld) / 2)));
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM " + table +
+                   " WHERE ratio = 0.5 AND `$schema` = '/test/click/1.1.0'"),
+            static_cast<int64_t>(kAll - kOld));
+  const auto dead = db_->query("SELECT reason FROM sluice_dead_letter");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(*dead[0][0],
+            "incompatible_version: /test/click 1.2.0 is not an additive change of 1.0.0: column "
+            "count is BIGINT in 1.0.0 and VARBINARY(1024) in 1.2.0");
+  EXPECT_TRUE(fs::exists(dir_.file("cache/test/click/1.1.0.json")));
   sluice->signal(SIGTERM);
   EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
 }
