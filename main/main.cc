@@ -502,6 +502,23 @@ int status_command(const AdminOptions& o) {
                 << " s behind Sluice's commits (the worst)\n";
     }
   }
+  if (const auto sc = s.value("schemas", nlohmann::json::object()); !sc.empty()) {
+    // Where the schema revisions in use came from, and whether the repository answers.
+    std::cout << "schemas:   " << sc.value("from_path", 0) << " from " << sc.value("path", "?");
+    if (sc.contains("repository")) {
+      std::cout << ", " << sc.value("from_cache", 0) << " from the cache, "
+                << sc.value("fetched", 0) << " fetched from " << sc.value("repository", "")
+                << ", " << sc.value("not_found", 0) << " not found there";
+      if (sc.value("waiting", 0) > 0) std::cout << ", " << sc.value("waiting", 0) << " waiting";
+      std::cout << "\n";
+      if (!sc.value("reachable", true)) {
+        std::cout << "           REPOSITORY NOT ANSWERING (" << sc.value("fetch_failures", 0)
+                  << " failed fetches): " << sc.value("last_error", "") << "\n";
+      }
+    } else {
+      std::cout << "\n";
+    }
+  }
   std::cout << "\npartitions                          position   committed\n";
   for (const auto& p : s["partitions"]) {
     const std::string name =
@@ -511,6 +528,10 @@ int status_command(const AdminOptions& o) {
               << "\n";
     if (p.contains("spool_error")) {
       std::cout << "      SPOOL UNREADABLE: " << p["spool_error"].get<std::string>() << "\n";
+    }
+    if (p.contains("waits_for_schema")) {
+      std::cout << "      WAITS FOR ITS SCHEMA: " << p["waits_for_schema"].get<std::string>()
+                << "\n";
     }
   }
   std::cout << "\ntables                        rows inserted  max(timestamp)  behind\n";

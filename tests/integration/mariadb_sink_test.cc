@@ -261,6 +261,32 @@ TEST_F(SinkTest, WritersMeetingANewerVersionAtOnceGrowItsTableOnceAndOldRowsKeep
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
 }
 
+TEST_F(SinkTest, ATableThatMayNotGrowFailsTheWriteUntilAlterIsGrantedAndDeadLettersNothing) {
+  const TableLayout v1("Click_1", {{"a", ColumnType::kString}},
+                       storage::TableShape::kEventPlatform);
+  const TableLayout v2("Click_1", {{"a", ColumnType::kString}, {"b", ColumnType::kString}},
+                       storage::TableShape::kEventPlatform);
+  storage::MariaDbSink sink(config(), "g");
+  Batch first = batch(v1, 0, 5);
+  ASSERT_EQ(sink.write(first).outcome, WriteOutcome::kCommitted);
+  for (const char* host : {"localhost", "127.0.0.1"}) {
+    db_->exec(std::string("REVOKE ALTER ON log.* FROM 'sluice'@'") + host + "'");
+  }
+  sink.disconnect();
+  Batch second = batch(v2, 5, 5);
+  const auto refused = sink.write(second);
+  ASSERT_EQ(refused.outcome, WriteOutcome::kFailed);
+  EXPECT_EQ(refused.error.code, static_cast<unsigned>(ER_TABLEACCESS_DENIED_ERROR));
+  EXPECT_EQ(refused.failed_table, "Click_1");
+  for (const char* host : {"localhost", "127.0.0.1"}) {
+    db_->exec(std::string("GRANT ALTER ON log.* TO 'sluice'@'") + host + "'");
+  }
+  const auto again = sink.write(second);
+  ASSERT_EQ(again.outcome, WriteOutcome::kCommitted) << again.error.describe();
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Click_1 WHERE b IS NOT NULL"), 5);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
+}
+
 TEST_F(SinkTest, ASessionThatLostAPrivilegeIsReplacedOnceTheGrantIsBack) {
   storage::MariaDbSink sink(config(), "g");
   Batch first = batch(table_, 0, 5);

@@ -4,7 +4,9 @@
 // revision the repository does not have is dead-lettered naming its URL; while the repository
 // is down, events that need it hold their partition — nothing dead-lettered, nothing written
 // past them — and everything is written, once and in order, after it returns; over HTTPS a
-// certificate from another CA is refused (the events wait), the right one works.
+// certificate from another CA is refused (the events wait), the right one works; Event Platform
+// events of two minor versions land in one table that grew a column, once and in order, and a
+// version that retypes a field is refused.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -74,6 +76,13 @@ class SchemaRepositoryTest : public ::testing::Test {
       return {};
     }
     return nlohmann::json::parse(out, nullptr, false);
+  }
+
+  /// `sluice status` as an operator reads it.
+  std::string status_text(const Process& sluice) {
+    std::string out;
+    run_command({binary_dir() + "/main/sluice", "status", "--admin", admin_url(sluice)}, out);
+    return out;
   }
 
   /// The query's scalar, or -1 while its table is not there yet.
@@ -155,6 +164,9 @@ TEST_F(SchemaRepositoryTest, ARevisionNeverDeployedIsFetchedKeptAndWrittenAndA40
   EXPECT_EQ(s["schemas"]["fetched"], 1) << s.dump();
   EXPECT_EQ(s["schemas"]["from_path"], 1) << s.dump();
   EXPECT_EQ(s["schemas"]["not_found"], 1) << s.dump();
+  const std::string text = status_text(*sluice);
+  EXPECT_NE(text.find("schemas:   1 from "), std::string::npos) << text;
+  EXPECT_NE(text.find("1 fetched from " + url + ", 1 not found there"), std::string::npos) << text;
   sluice->signal(SIGTERM);
   EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
 }
@@ -196,6 +208,11 @@ TEST_F(SchemaRepositoryTest, WhileTheRepositoryIsDownItsEventsWaitAndNothingIsDe
     }
   }
   EXPECT_TRUE(waits) << s.dump();
+  const std::string text = status_text(*sluice);
+  EXPECT_NE(text.find("REPOSITORY NOT ANSWERING"), std::string::npos) << text;
+  EXPECT_NE(text.find("WAITS FOR ITS SCHEMA: schema_pending: Remote revision 1"),
+            std::string::npos)
+      << text;
   const std::string log = sluice->log();
   EXPECT_NE(log.find("the schema repository does not answer"), std::string::npos) << log;
 
