@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <iostream>
 #include <regex>
+#include <thread>
 
 #include "ingest/kafka_range_reader.h"
+#include "ingest/schema_repository.h"
 #include "storage/mariadb_connection.h"
 
 namespace sluice::cli {
@@ -176,6 +178,16 @@ void check_mariadb(const Config& config, Report& r) {
       }
     }
   }
+  if (ok) {
+    // Only Event Platform tables grow: without ALTER their newer minor versions' writes fail
+    // until it is granted. A note, not a failure.
+    const bool alter = c->exec("ALTER TABLE " + table + " ADD COLUMN IF NOT EXISTS w INT NULL")
+                           .is_ok();
+    r.ok(std::string("mariadb: ALTER ") +
+         (alter ? "works (Event Platform tables can grow a column at a time)"
+                : "is not granted: Event Platform tables cannot grow (GRANT ALTER ON `" +
+                      m.database + "`.* if newer minor versions add fields)"));
+  }
   if (ok) r.ok("mariadb: CREATE, INSERT, UPDATE, SELECT" +
                std::string(m.insert_method == InsertMethod::kLoadData ? ", LOAD DATA LOCAL" : "") +
                " work as " + m.user);
@@ -255,6 +267,51 @@ void check_spool(const Config& config, Report& r) {
   }
 }
 
+/// The schema repository, as the service reaches it: a revision no repository has is asked
+/// for, and any definite answer (a 404 is expected) shows the repository reached and its
+/// certificate trusted; no answer, or one that refuses Sluice, is a failure naming why.
+void check_schema_repository(const Config& config, Report& r) {
+  const auto& repo = config.schema_repository;
+  if (repo.url.empty()) return;
+  ingest::SchemaRepository probe({.url = repo.url,
+                                  .ca_file = repo.ca_file,
+                                  .timeout = std::chrono::milliseconds(repo.timeout_ms)});
+  constexpr std::string_view kName = "SluiceCheckConfigProbe";
+  const std::string url = probe.url_for(kName, 1);
+  auto answer = probe.ask(kName, 1);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(repo.timeout_ms) + std::chrono::seconds(1);
+  while (probe.completed() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  answer = probe.ask(kName, 1);
+  if (answer.state == ingest::SchemaSource::State::kPending) {
+    const std::string why = answer.detail.empty() ? "no answer in time" : answer.detail;
+    r.fail("schemas.repository_url: " + url + ": " + why,
+           why.find("HTTP 40") != std::string::npos
+               ? "let Sluice read the repository, and serve it so that a missing revision "
+                 "answers 404 (its events would wait, not dead-letter)"
+               : "check the URL, the route and the certificate (schemas.ca_file names the CA "
+                 "for a repository of your own)");
+    return;
+  }
+  r.ok("schemas.repository_url: " + repo.url + " answers (" +
+       (answer.state == ingest::SchemaSource::State::kFound ? std::string("HTTP 200")
+                                                           : answer.detail) +
+       " for a revision it should not have)" +
+       (repo.url.starts_with("http://") ? "; plain http: prefer https" : ""));
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path at = repo.cache_path;
+  while (!at.empty() && !fs::exists(at, ec)) at = at.parent_path();
+  if (at.empty() || access(at.c_str(), W_OK | X_OK) != 0) {
+    r.fail("schemas.cache_path " + repo.cache_path + " is not writable by this user",
+           "give the service's user the folder (fetched revisions are kept there)");
+  } else {
+    r.ok("schemas.cache_path " + repo.cache_path + ": writable");
+  }
+}
+
 }  // namespace
 
 int check_online(const Config& config) {
@@ -262,6 +319,7 @@ int check_online(const Config& config) {
   check_kafka(config, r);
   check_mariadb(config, r);
   check_spool(config, r);
+  check_schema_repository(config, r);
   if (r.failures() > 0) {
     std::cout << r.failures() << " check(s) failed\n";
     return 1;

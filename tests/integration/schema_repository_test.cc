@@ -318,6 +318,37 @@ TEST_F(SchemaRepositoryTest, EventPlatformVersionsLandInOneTableThatGrowsExactly
   EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
 }
 
+TEST_F(SchemaRepositoryTest, CheckConfigOnlineAsksTheRepositoryAsTheServiceWould) {
+  certs_ = std::make_unique<Certificates>(dir_, "repo");
+  certs_->issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
+  Certificates other(dir_, "other");
+  int port = 0;
+  auto server = serve(port, "tls");
+  const std::string url = "https://127.0.0.1:" + std::to_string(port);
+  const std::string bin = binary_dir() + "/main/sluice";
+  std::string out;
+  auto check = [&](const std::string& config) {
+    return run_command({bin, "check-config", "--config", config, "--online"}, out);
+  };
+  ASSERT_EQ(check(config(url, "  ca_file: \"" + certs_->ca() + "\"\n")), 0) << out;
+  EXPECT_NE(out.find("\u2714 schemas.repository_url: " + url + " answers (HTTP 404"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("\u2714 schemas.cache_path"), std::string::npos) << out;
+  EXPECT_NE(out.find("\u2714 mariadb: ALTER works"), std::string::npos) << out;
+  // A certificate of another CA, and nothing listening: a failure naming why, and its fix.
+  EXPECT_EQ(check(config(url, "  ca_file: \"" + other.ca() + "\"\n")), 1) << out;
+  EXPECT_NE(out.find("\u2718 schemas.repository_url: " + url +
+                     "/SluiceCheckConfigProbe/1.json: "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("certificate"), std::string::npos) << out;
+  EXPECT_NE(out.find("schemas.ca_file names the CA"), std::string::npos) << out;
+  server.reset();
+  EXPECT_EQ(check(config(url, "  ca_file: \"" + certs_->ca() + "\"\n")), 1) << out;
+  EXPECT_NE(out.find("\u2718 schemas.repository_url: "), std::string::npos) << out;
+}
+
 TEST_F(SchemaRepositoryTest, OverHttpsOnlyACertificateOfTheConfiguredCaIsTrusted) {
   certs_ = std::make_unique<Certificates>(dir_, "repo");
   certs_->issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
