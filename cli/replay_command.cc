@@ -19,6 +19,7 @@
 #include "ingest/replay.h"
 #include "ingest/replay_file.h"
 #include "ingest/replica_lag.h"
+#include "ingest/schema_repository.h"
 #include "ingest/timestamp.h"
 #include "cli/fleet_reader.h"
 #include "storage/mariadb_sink.h"
@@ -551,11 +552,15 @@ int replay_command(const ReplayOptions& o) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   ingest::SchemaRegistry registry(config->schemas_path);
-  // Revisions the service fetched from a schema repository are read from where it keeps them;
-  // the replay itself fetches nothing (an event of a revision in neither place is a dead letter,
-  // as without a repository).
-  if (!config->schema_repository.url.empty()) {
-    registry.use_repository(nullptr, config->schema_repository.cache_path);
+  // Revisions are read from where the service keeps what it fetched, or fetched as the service
+  // does: an event of a revision not fetched yet waits for the repository's answer.
+  std::unique_ptr<ingest::SchemaRepository> repository;
+  if (const auto& repo = config->schema_repository; !repo.url.empty()) {
+    repository = std::make_unique<ingest::SchemaRepository>(ingest::SchemaRepositoryOptions{
+        .url = repo.url,
+        .ca_file = repo.ca_file,
+        .timeout = std::chrono::milliseconds(repo.timeout_ms)});
+    registry.use_repository(repository.get(), repo.cache_path);
   }
   ingest::ReplayOptions options;
   options.limits = {static_cast<size_t>(config->batch.max_rows),

@@ -1,6 +1,7 @@
 #include "ingest/replay.h"
 
 #include <algorithm>
+#include <thread>
 #include <unordered_map>
 
 #include "common/logging.h"
@@ -276,6 +277,7 @@ class ReplayRun {
         writers_(WriterPool::for_batches(writer_count_, options.limits.max_bytes,
                                          RetryLimit{options.attempts}),
                  sinks, clock),
+        registry_(registry),
         decoder_(registry) {}
 
   ReplayEnd run(const std::atomic<bool>& stop, std::string& error) {
@@ -311,7 +313,9 @@ class ReplayRun {
         break;
       }
       governor_.spent(messages_.size());
-      for (const auto& m : messages_) add(m);
+      for (const auto& m : messages_) {
+        if (!add(m, stop)) break;  // stopped while it waited for its schema: not read
+      }
       take_expired();
       dispatch_due();
       maybe_progress();
@@ -391,8 +395,10 @@ class ReplayRun {
     return lane;
   }
 
-  /// Decodes one event into its partition's batch (or skips it: not a schema asked for).
-  void add(const SourceMessage& m) {
+  /// Decodes one event into its partition's batch (or skips it: not a schema asked for). An
+  /// event whose schema revision is being fetched from the repository waits for it — never a
+  /// dead letter for that — unless `stop` comes first: then false, and the event is not read.
+  bool add(const SourceMessage& m, const std::atomic<bool>& stop) {
     Lane& lane = lane_of(m);
     const Schema* schema = decoder_.decode(m.payload, m.timestamp_ms, reason_);
     if (!options_.schemas.empty()) {
@@ -400,8 +406,12 @@ class ReplayRun {
           schema != nullptr ? std::string_view(schema->name) : decoder_.capsule_schema();
       if (!options_.schemas.contains(name)) {
         ledger_.skipped(*lane.ledger, m.offset);
-        return;
+        return true;
       }
+    }
+    if (schema == nullptr && decoder_.schema_pending()) {
+      schema = wait_for_schema(m, stop);
+      if (schema == nullptr && decoder_.schema_pending()) return false;
     }
     if (schema != nullptr) {
       ReplayTableCounts*& counts = counts_of_[schema];
@@ -417,6 +427,27 @@ class ReplayRun {
       lane.batcher->add_dead_letter(m.offset, reason_, std::string(m.payload));
     }
     if (lane.batcher->full()) dispatch(lane);
+    return true;
+  }
+
+  /// Decodes `m` again each time the repository finishes a fetch (or its next attempt is due),
+  /// writing what is done meanwhile, until its schema's answer came or `stop`.
+  const Schema* wait_for_schema(const SourceMessage& m, const std::atomic<bool>& stop) {
+    logger("replay")->info("{}/{}@{} waits: {}", m.topic, m.partition, m.offset, reason_);
+    const SchemaSource* repo = registry_.repository();
+    const Schema* schema = nullptr;
+    while (schema == nullptr && decoder_.schema_pending() && !stop.load()) {
+      const uint64_t seen = repo != nullptr ? repo->completed() : 0;
+      const auto retry = registry_.pending_retry_at();
+      for (int i = 0; i < 50 && !stop.load(); ++i) {
+        if (repo != nullptr && repo->completed() != seen) break;
+        if (retry != Clock::time_point{} && clock_.now() >= retry) break;
+        process_reports();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      schema = decoder_.decode(m.payload, m.timestamp_ms, reason_);
+    }
+    return schema;
   }
 
   void take_expired() {
@@ -483,6 +514,7 @@ class ReplayRun {
   WriterPool writers_;  ///< before the lanes, whose batchers use its row buffers
   std::map<std::pair<std::string, int32_t>, Lane> lanes_;
   Lane* last_lane_ = nullptr;
+  SchemaRegistry& registry_;
   Decoder decoder_;
   std::unordered_map<const Schema*, ReplayTableCounts*> counts_of_;
   std::vector<SourceMessage> messages_;

@@ -22,6 +22,8 @@ class FakeSchemaSource final : public ingest::SchemaSource {
     docs_[{name, revision}] = std::move(text);
   }
   void set_down(bool down) { down_ = down; }
+  /// Down for the next `asks` asks, then up.
+  void set_down_for(int asks) { down_for_ = asks; }
   /// How many times a revision was answered (found or not found).
   int answers(const std::string& name, int64_t revision) const {
     const auto it = answered_.find({name, revision});
@@ -31,7 +33,7 @@ class FakeSchemaSource final : public ingest::SchemaSource {
   Answer ask(std::string_view name, int64_t revision) override {
     const std::pair<std::string, int64_t> key{std::string(name), revision};
     Answer out;
-    if (down_) {
+    if (down_ || down_for_-- > 0) {
       ++completed_;
       ++stats_.failures;
       stats_.reachable = false;
@@ -67,6 +69,7 @@ class FakeSchemaSource final : public ingest::SchemaSource {
   std::set<std::pair<std::string, int64_t>> asked_;
   std::map<std::pair<std::string, int64_t>, int> answered_;
   bool down_ = false;
+  int down_for_ = 0;
   Stats stats_;
   uint64_t completed_ = 0;
 };

@@ -11,9 +11,11 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include "ingest/writer.h"
 #include "storage/mariadb_sink.h"
+#include "testing/fake_schema_source.h"
 #include "testing/fakes.h"
 #include "testing/harness.h"
 
@@ -456,6 +458,52 @@ TEST_F(ReplayEngineTest, AWriteThatFailsStopsTheReplayAndCoversOnlyWhatWasWritte
     const int64_t bad = key.second == 1 && p.covered_end() > 12 ? 1 : 0;
     EXPECT_EQ(static_cast<int64_t>(stored) + bad, std::min<int64_t>(p.covered_end(), 30));
   }
+}
+
+TEST_F(ReplayEngineTest, AnEventOfARevisionNotFetchedYetWaitsForTheRepositoryNeverADeadLetter) {
+  testing::FakeSchemaSource repo;
+  repo.put("Remote", 1, EventFactory::test_schema_document());
+  repo.set_down_for(3);
+  testing::TempDir cache;
+  registry_.use_repository(&repo, cache.path());
+  std::vector<VectorInput::Event> events;
+  for (int64_t o = 0; o < 20; ++o) {
+    events.push_back({"t", 0, o,
+                      o % 2 == 0 ? EventFactory::renamed("Remote", 1, 1, 0, o)
+                                 : EventFactory::good(3, 1, 0, static_cast<uint64_t>(o))});
+  }
+  ReplayOptions options;
+  options.limits = {8, 1 << 20, std::chrono::hours(1)};
+  options.writers = 1;
+  Replay replay(
+      registry_, [this] { return std::make_unique<FakeReplaySession>(tables_, false); }, options);
+  VectorInput input(events);
+  std::atomic<bool> never{false};
+  std::string error;
+  ReplayLedger ledger;
+  ASSERT_EQ(replay.run(input, ledger, never, {}, error), ReplayEnd::kComplete) << error;
+  EXPECT_EQ(tables_.uuids("Remote_1").size(), 10u);
+  EXPECT_EQ(tables_.uuids("TestSchema_1").size(), 10u);
+  EXPECT_TRUE(tables_.dead_letters().empty());
+  EXPECT_EQ(repo.answers("Remote", 1), 1);
+  // Stopped while it waits (the repository down for good): interrupted, the event not read.
+  testing::FakeSchemaSource down;
+  down.set_down(true);
+  SchemaRegistry other(testing::source_dir() + "/schemas");
+  other.use_repository(&down, cache.path() + "/other");
+  std::atomic<bool> stop{false};
+  Replay stopped(
+      other, [this] { return std::make_unique<FakeReplaySession>(tables_, false); }, options);
+  VectorInput again({{"t", 0, 100, EventFactory::renamed("Elsewhere", 1, 1, 0, 100)}});
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+  });
+  ReplayLedger second;
+  EXPECT_EQ(stopped.run(again, second, stop, {}, error), ReplayEnd::kInterrupted);
+  stopper.join();
+  EXPECT_TRUE(tables_.dead_letters().empty());
+  EXPECT_EQ(second.totals().read, 0u);
 }
 
 TEST_F(ReplayEngineTest, AStopRequestEndsWithTheCoveredRangesExact) {
