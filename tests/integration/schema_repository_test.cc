@@ -44,13 +44,16 @@ class SchemaRepositoryTest : public ::testing::Test {
   }
 
   /// Serves the repository folder; returns the server, its port in `port` (0: a free one).
-  std::unique_ptr<Process> serve(int& port, const std::string& tls_args = "") {
+  /// With `redirect_to`, every request is answered with a 301 to it.
+  std::unique_ptr<Process> serve(int& port, const std::string& tls_args = "",
+                                 const std::string& redirect_to = "") {
     std::vector<std::string> argv = {"python3", source_dir() + "/testing/serve_folder.py",
                                      dir_.file("repo"), "--port", std::to_string(port)};
     if (!tls_args.empty()) {
       argv.insert(argv.end(), {"--cert", certs_->file("server.pem"), "--key",
                                certs_->file("server.key")});
     }
+    if (!redirect_to.empty()) argv.insert(argv.end(), {"--redirect-to", redirect_to});
     auto server = std::make_unique<Process>(argv, dir_.file("serve-" + std::to_string(++served_)));
     EXPECT_TRUE(wait_until([&] { return server->log().find("port ") != std::string::npos; }, 20s))
         << server->log();
@@ -347,6 +350,50 @@ TEST_F(SchemaRepositoryTest, CheckConfigOnlineAsksTheRepositoryAsTheServiceWould
   server.reset();
   EXPECT_EQ(check(config(url, "  ca_file: \"" + certs_->ca() + "\"\n")), 1) << out;
   EXPECT_NE(out.find("\u2718 schemas.repository_url: "), std::string::npos) << out;
+}
+
+TEST_F(SchemaRepositoryTest, AnHttpsRepositoryMayRedirectToHttpsButNeverToPlainHttp) {
+  certs_ = std::make_unique<Certificates>(dir_, "repo");
+  certs_->issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
+  int plain_port = 0, tls_port = 0, to_plain = 0, to_tls = 0;
+  auto plain = serve(plain_port);
+  auto tls = serve(tls_port, "tls");
+  auto redirect_plain =
+      serve(to_plain, "tls", "http://127.0.0.1:" + std::to_string(plain_port));
+  auto redirect_tls = serve(to_tls, "tls", "https://127.0.0.1:" + std::to_string(tls_port));
+  const std::string bin = binary_dir() + "/main/sluice";
+  const std::string ca = "  ca_file: \"" + certs_->ca() + "\"\n";
+  std::string out;
+  auto check = [&](int port) {
+    return run_command({bin, "check-config", "--config",
+                        config("https://127.0.0.1:" + std::to_string(port), ca), "--online"},
+                       out);
+  };
+  EXPECT_EQ(check(to_tls), 0) << out;
+  EXPECT_NE(out.find("answers (HTTP 404"), std::string::npos) << out;
+  EXPECT_EQ(check(to_plain), 1) << out;
+  EXPECT_NE(out.find("\u2718 schemas.repository_url: "), std::string::npos) << out;
+  EXPECT_NE(out.find("Protocol \"http\" not supported"), std::string::npos) << out;
+  // And the service: an event whose revision sits behind the downgrade waits, never written
+  // from plain http, never dead-lettered.
+  Producer producer(broker_->bootstrap());
+  for (uint64_t seq = 0; seq < 5; ++seq) producer.produce(kTopic, 0, remote_event(0, seq));
+  producer.flush();
+  auto sluice = start_sluice(
+      dir_, config("https://127.0.0.1:" + std::to_string(to_plain), ca, "repo-downgrade"));
+  nlohmann::json s;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = status(*sluice);
+        return s.is_object() && s["schemas"].value("fetch_failures", 0) > 0;
+      },
+      60s))
+      << sluice->log();
+  EXPECT_EQ(s["schemas"]["fetched"], 0) << s.dump();
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
+  EXPECT_LE(rows("Remote_1"), 0);
+  sluice->signal(SIGTERM);
+  EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
 }
 
 TEST_F(SchemaRepositoryTest, OverHttpsOnlyACertificateOfTheConfiguredCaIsTrusted) {
