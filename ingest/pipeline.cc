@@ -811,8 +811,7 @@ void Pipeline::drain() {
     const storage::SpoolChunk* chunk = lane_.read(key, c, want, changed);
     if (changed) publish_status(true);
     if (chunk == nullptr) continue;
-    governor_.spent(chunk->events.size());
-    allowance -= std::min(allowance, chunk->events.size());
+    size_t drained = 0;  // charged: a drain that stops at a hole or a hold read the rest only
     for (const auto& e : chunk->events) {
       if (e.offset > c.drain_next()) {
         // A hole in the spool: offsets Kafka never delivered while spooling.
@@ -828,7 +827,10 @@ void Pipeline::drain() {
       if (!batch_event(c, e.offset, e.timestamp_ms, e.payload)) break;  // held
       c.drained(e.offset);
       ++stats_.drained;
+      ++drained;
     }
+    governor_.spent(drained);
+    allowance -= std::min(allowance, drained);
     // An empty read means staged but not yet synced: read it on a later round. A short read is
     // the tail: do not wait for max_delay.
     if (!chunk->events.empty() && chunk->events.size() < want) dispatch(c);

@@ -1203,3 +1203,30 @@ TEST_F(PipelineTest, ARevisionTheRepositoryDoesNotHaveIsDeadLetteredWithItsUrl) 
 
 }  // namespace
 }  // namespace sluice::ingest
+
+namespace sluice::ingest {
+namespace {
+
+TEST_F(PipelineTest, ADrainHeldForItsSchemaSpendsNothingOfTheDrainRate) {
+  // Partition 1's spool holds events of a revision the repository cannot give yet. Each time it
+  // asks again, its drain reads a chunk and stops at the first event: those events were not
+  // drained, and partition 0's drain must get the whole rate.
+  config_.drain.max_rate = 100;  // events per second
+  (void)use_repository(/*down=*/true);
+  ASSERT_TRUE(start().is_ok());
+  ASSERT_TRUE(pause().is_ok());
+  for (int i = 0; i < 2000; ++i) {
+    if (i < 100) kafka_.produce(kTopic, 1, remote_event(1, produced_[1]++));
+    kafka_.produce(kTopic, 0, EventFactory::good(3, 0, 0, produced_[0]++));
+  }
+  ASSERT_TRUE(run_until([&] { return spool_holds_everything_unstored(); }));
+  ASSERT_TRUE(resume().is_ok());
+  run_rounds(2000);  // twenty seconds: partition 1 asks again every five
+  const auto stored = db_.stored(kTopic, 0).size();
+  EXPECT_GE(stored, 1900u - 100u) << "twenty seconds at 100 events/s, all of it partition 0's";
+  EXPECT_EQ(db_.stored(kTopic, 1).size(), 0u);
+  EXPECT_EQ(db_.dead_letters(), 0u);
+}
+
+}  // namespace
+}  // namespace sluice::ingest
