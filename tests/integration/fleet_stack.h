@@ -26,6 +26,7 @@ struct Instance {
   int mariadb_port = 0;
   std::string more_yaml;
   std::string spool_lines;
+  std::string schemas_lines;  ///< more keys of `schemas:`
 };
 
 class FleetStackTest : public RealKafkaTest {
@@ -61,6 +62,7 @@ class FleetStackTest : public RealKafkaTest {
                                            i.more_yaml,
                              .kafka_properties = kShortSession,
                              .spool_lines = i.spool_lines,
+                             .schemas_lines = i.schemas_lines,
                              .instance_id = i.id,
                              .port = i.mariadb_port});
   }

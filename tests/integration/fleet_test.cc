@@ -4,8 +4,9 @@
 // outcome — every event once, in partition order, every spool empty, sluice_offsets exact —
 // after kills and restarts at random instants, pauses through any one instance, MariaDB
 // killed or read-only, a broker killed; that a pause reaches every instance, survives restarts
-// and holds a newcomer; and that a range only a dead instance's spool holds is waited for, not
-// declared lost, until that instance returns or is forgotten.
+// and holds a newcomer; that a range only a dead instance's spool holds is waited for, not
+// declared lost, until that instance returns or is forgotten; and that two instances meeting a
+// new Event Platform minor version at once grow its table once.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 namespace sluice::testing {
 namespace {
 
+namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 class FleetTest : public FleetStackTest {
@@ -209,6 +211,83 @@ TEST_F(FleetTest, OfTwoInstancesGivenOneInstanceIdTheLaterStopsAndNothingIsLost)
   ASSERT_TRUE(a.process->running()) << a.process->log();
   instances_.pop_back();
   ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+}
+
+TEST_F(FleetTest, TwoInstancesMeetingANewMinorVersionAtOnceGrowItsTableOnce) {
+  // An Event Platform title only a schema repository has (the shipped /test/click under another
+  // name): both instances fetch 1.0.0 and make its table; then 1.1.0 reaches every partition at
+  // once, so each instance finds the table short of its two new columns at the same moment.
+  TempDir repo;
+  using Version = EventFactory::PlatformVersion;
+  auto renamed = [](std::string text) {
+    for (size_t at; (at = text.find("/test/click")) != std::string::npos;) {
+      text.replace(at, 11, "/fleet/click");
+    }
+    return text;
+  };
+  for (const Version v : {Version::k1_0, Version::k1_1}) {
+    const fs::path file = repo.file("fleet/click") + "/" +
+                          (v == Version::k1_0 ? "1.0.0.json" : "1.1.0.json");
+    fs::create_directories(file.parent_path());
+    std::ofstream(file) << renamed(EventFactory::platform_schema_document(v));
+  }
+  Process server({"python3", source_dir() + "/testing/serve_folder.py", repo.path()},
+                 repo.file("serve"));
+  ASSERT_TRUE(wait_until([&] { return server.log().find("port ") != std::string::npos; }, 20s));
+  const std::string served = server.log();
+  const std::string url =
+      "http://127.0.0.1:" + std::to_string(std::stoi(served.substr(served.find("port ") + 5)));
+  for (const char* id : {"host-a", "host-b"}) {
+    Instance& i = add(id);
+    i.schemas_lines = "  repository_url: \"" + url + "\"\n";
+    write(i, *db_);
+    start(i);
+  }
+  std::map<int32_t, uint64_t> seq;
+  auto produce_version = [&](Version v, uint64_t n) {
+    for (uint64_t k = 0; k < n; ++k) {
+      for (int32_t p = 0; p < partitions_; ++p) {
+        producer_->produce(topic_, p,
+                           renamed(EventFactory::platform_event(v, 1, static_cast<uint32_t>(p),
+                                                                seq[p]++)));
+      }
+    }
+    producer_->flush();
+  };
+  auto stored = [&] { return stored_offsets(); };
+  produce_version(Version::k1_0, 20);
+  ASSERT_TRUE(wait_until([&] { return stored() == 20 * partitions_; }, 180s)) << logs();
+  ASSERT_TRUE(wait_until([&] { return owns(instances_[0]) > 0 && owns(instances_[1]) > 0; }, 60s))
+      << logs();
+  produce_version(Version::k1_1, 20);
+  produce_version(Version::k1_0, 20);
+  ASSERT_TRUE(wait_until([&] { return stored() == 60 * partitions_; }, 180s)) << logs();
+  // Every event once, in offset order per partition; the new columns once; nothing refused.
+  std::map<uint32_t, int64_t> last;
+  std::set<std::string> seen;
+  for (const auto& r : db_->query("SELECT uuid FROM fleet_click_1 ORDER BY id")) {
+    ASSERT_TRUE(seen.insert(*r[0]).second) << "duplicate " << *r[0];
+    uint32_t t = 0, p = 0;
+    uint64_t s = 0;
+    EventFactory::parse_uuid(*r[0], t, p, s);
+    EXPECT_EQ(static_cast<int64_t>(s), last.contains(p) ? last[p] + 1 : 0) << "partition " << p;
+    last[p] = static_cast<int64_t>(s);
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(60 * partitions_));
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM fleet_click_1 WHERE session_id IS NOT NULL"),
+            20 * partitions_);
+  EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_NAME = "
+                        "'fleet_click_1' AND COLUMN_NAME IN ('session_id', 'ratio')"),
+            2);
+  // One instance added the columns; the other found them there (before its own ALTER, or by
+  // it: two sessions' ALTERs at the same instant are SinkTest's, which makes them race).
+  size_t grew = 0;
+  const std::string all = logs();
+  for (size_t at = 0; (at = all.find("grew by 2 column(s)", at)) != std::string::npos; ++at) {
+    ++grew;
+  }
+  EXPECT_EQ(grew, 1u) << all;
 }
 
 TEST_F(FleetTest, TheFleetTopicIsReplicatedCompactedAndAWeakerOneIsNamed) {
