@@ -396,6 +396,12 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
          std::string("the message is a JSON ") + json_type_name(doc.type()));
     return nullptr;
   }
+  uuid_ = {};
+  wiki_ = {};
+  web_host_ = {};
+  user_agent_ = Cell{};
+  timestamp_ = -1;
+  dt_ = -1;
   if (element uri; capsule["$schema"].get(uri) == simdjson::SUCCESS) {
     return decode_event_platform(capsule, uri, fallback_ms, reason);
   }
@@ -404,12 +410,6 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   bool has_schema = false, has_revision = false;
   element event;
   bool has_event = false;
-  uuid_ = {};
-  wiki_ = {};
-  web_host_ = {};
-  user_agent_ = Cell{};
-  timestamp_ = -1;
-  dt_ = -1;
   bool has_uuid = false, has_wiki = false;
 
   auto text_field = [&](element v, std::string_view name, std::string_view& out) {
@@ -531,12 +531,6 @@ const Schema* Decoder::validate(std::string_view name, int64_t revision,
 
 const Schema* Decoder::decode_event_platform(simdjson::dom::object event, element uri,
                                              int64_t fallback_ms, std::string& reason) {
-  uuid_ = {};
-  wiki_ = {};
-  web_host_ = {};
-  user_agent_ = Cell{};
-  timestamp_ = -1;
-  dt_ = -1;
   std::string_view text;
   if (uri.get_string().get(text) != simdjson::SUCCESS) {
     fail(reason, "wrong_type", "$schema",

@@ -44,6 +44,12 @@ class SchemaRepositoryTest : public ::testing::Test {
   }
 
   /// Serves the repository folder; returns the server, its port in `port` (0: a free one).
+  /// A CA of the test's own, and the repository's certificate for 127.0.0.1 from it.
+  void use_tls() {
+    certs_ = std::make_unique<Certificates>(dir_, "repo");
+    certs_->issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
+  }
+
   /// With `redirect_to`, every request is answered with a 301 to it.
   std::unique_ptr<Process> serve(int& port, const std::string& tls_args = "",
                                  const std::string& redirect_to = "") {
@@ -322,8 +328,7 @@ TEST_F(SchemaRepositoryTest, EventPlatformVersionsLandInOneTableThatGrowsExactly
 }
 
 TEST_F(SchemaRepositoryTest, CheckConfigOnlineAsksTheRepositoryAsTheServiceWould) {
-  certs_ = std::make_unique<Certificates>(dir_, "repo");
-  certs_->issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
+  use_tls();
   Certificates other(dir_, "other");
   int port = 0;
   auto server = serve(port, "tls");
@@ -353,8 +358,7 @@ TEST_F(SchemaRepositoryTest, CheckConfigOnlineAsksTheRepositoryAsTheServiceWould
 }
 
 TEST_F(SchemaRepositoryTest, AnHttpsRepositoryMayRedirectToHttpsButNeverToPlainHttp) {
-  certs_ = std::make_unique<Certificates>(dir_, "repo");
-  certs_->issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
+  use_tls();
   int plain_port = 0, tls_port = 0, to_plain = 0, to_tls = 0;
   auto plain = serve(plain_port);
   auto tls = serve(tls_port, "tls");
@@ -397,8 +401,7 @@ TEST_F(SchemaRepositoryTest, AnHttpsRepositoryMayRedirectToHttpsButNeverToPlainH
 }
 
 TEST_F(SchemaRepositoryTest, OverHttpsOnlyACertificateOfTheConfiguredCaIsTrusted) {
-  certs_ = std::make_unique<Certificates>(dir_, "repo");
-  certs_->issue("server", "localhost", "IP:127.0.0.1,DNS:localhost");
+  use_tls();
   Certificates other(dir_, "other");
   int port = 0;
   auto server = serve(port, "tls");

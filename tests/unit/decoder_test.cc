@@ -7,6 +7,7 @@
 #include "common/text.h"
 #include "storage/batch.h"
 #include "storage/row_format.h"
+#include "testing/decoded_row.h"
 #include "testing/harness.h"
 
 namespace sluice::ingest {
@@ -22,21 +23,7 @@ class DecoderTest : public ::testing::Test {
     const Schema* s = decoder_.decode(json, fallback_ms, reason);
     EXPECT_NE(s, nullptr) << reason;
     if (s == nullptr) return {};
-    std::string encoded;
-    decoder_.encode_row(encoded);
-    EXPECT_EQ(encoded.back(), '\n');
-    encoded.pop_back();
-    std::vector<std::string> names(std::begin(storage::kFixedColumns),
-                                   std::end(storage::kFixedColumns));
-    for (const auto& c : s->table->event_columns()) names.push_back(c.name);
-    std::map<std::string, std::string> out;
-    std::string scratch;
-    size_t i = 0;
-    storage::for_each_field(encoded, scratch, [&](bool is_null, std::string_view v) {
-      out[names.at(i++)] = is_null ? "NULL" : std::string(v);
-    });
-    EXPECT_EQ(i, names.size());
-    return out;
+    return testing::decoded_row(decoder_, *s);
   }
 
   std::string reason_of(const std::string& json) {

@@ -7,7 +7,7 @@
 
 #include "ingest/decoder.h"
 #include "ingest/schema.h"
-#include "storage/row_format.h"
+#include "testing/decoded_row.h"
 #include "testing/fake_schema_source.h"
 #include "testing/harness.h"
 
@@ -93,19 +93,7 @@ class EventPlatformTest : public ::testing::Test {
   std::map<std::string, std::string> row_of(Decoder& decoder, const std::string& event) {
     const Schema* s = decoder.decode(event, 1'234'000, reason_);
     if (s == nullptr) return {};
-    std::string encoded;
-    decoder.encode_row(encoded);
-    encoded.pop_back();
-    std::vector<std::string> names(s->layout()->fixed_columns().begin(),
-                                   s->layout()->fixed_columns().end());
-    for (const auto& c : s->layout()->event_columns()) names.push_back(c.name);
-    std::map<std::string, std::string> out;
-    std::string scratch;
-    size_t i = 0;
-    storage::for_each_field(encoded, scratch, [&](bool is_null, std::string_view v) {
-      out[names.at(i++)] = is_null ? "NULL" : std::string(v);
-    });
-    EXPECT_EQ(i, names.size());
+    auto out = testing::decoded_row(decoder, *s);
     out["(table)"] = s->layout()->name();
     return out;
   }
