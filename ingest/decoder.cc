@@ -405,6 +405,30 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   if (element uri; capsule["$schema"].get(uri) == simdjson::SUCCESS) {
     return decode_event_platform(capsule, uri, fallback_ms, reason);
   }
+  return decode_capsule(capsule, fallback_ms, reason);
+}
+
+bool Decoder::read_user_agent(element value, std::string& reason) {
+  if (value.is_string()) {
+    user_agent_.kind = Cell::kText;
+    user_agent_.s = value.get_string().value_unsafe();
+    if (user_agent_.s.size() > kMaxTextBytes) {
+      return fail(reason, "too_long", "userAgent", too_long_detail(user_agent_.s.size()));
+    }
+  } else if (value.is_object()) {
+    to_json_cell(value, user_agent_);
+    if (user_agent_.len > kMaxTextBytes) {
+      return fail(reason, "too_long", "userAgent", too_long_detail(user_agent_.len));
+    }
+  } else if (!value.is_null()) {
+    return fail(reason, "wrong_type", "userAgent",
+                std::string("expected string or object, got ") + json_type_name(value.type()));
+  }
+  return true;
+}
+
+const Schema* Decoder::decode_capsule(simdjson::dom::object capsule, int64_t fallback_ms,
+                                      std::string& reason) {
   std::string_view schema_name;
   int64_t revision = 0;
   bool has_schema = false, has_revision = false;
@@ -450,24 +474,7 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
     } else if (key == "webHost") {
       if (!text_field(value, "webHost", web_host_)) return nullptr;
     } else if (key == "userAgent") {
-      if (value.is_string()) {
-        user_agent_.kind = Cell::kText;
-        user_agent_.s = value.get_string().value_unsafe();
-        if (user_agent_.s.size() > kMaxTextBytes) {
-          fail(reason, "too_long", "userAgent", too_long_detail(user_agent_.s.size()));
-          return nullptr;
-        }
-      } else if (value.is_object()) {
-        to_json_cell(value, user_agent_);
-        if (user_agent_.len > kMaxTextBytes) {
-          fail(reason, "too_long", "userAgent", too_long_detail(user_agent_.len));
-          return nullptr;
-        }
-      } else if (!value.is_null()) {
-        fail(reason, "wrong_type", "userAgent",
-             std::string("expected string or object, got ") + json_type_name(value.type()));
-        return nullptr;
-      }
+      if (!read_user_agent(value, reason)) return nullptr;
     } else if (key == "timestamp") {
       if (!value.is_number()) {
         fail(reason, "wrong_type", "timestamp",

@@ -57,6 +57,11 @@ class Decoder {
     uint32_t pos = 0, len = 0;  ///< for kScratch: a range of scratch_
   };
 
+  /// A capsule's `userAgent` (a string, an object kept as its JSON text, or null) into its cell.
+  bool read_user_agent(simdjson::dom::element value, std::string& reason);
+  /// The part of decode past the parse, for a capsule.
+  const Schema* decode_capsule(simdjson::dom::object capsule, int64_t fallback_ms,
+                               std::string& reason);
   /// The part of decode past the parse, for an event with a `$schema`.
   const Schema* decode_event_platform(simdjson::dom::object event, simdjson::dom::element uri,
                                       int64_t fallback_ms, std::string& reason);
