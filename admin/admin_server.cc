@@ -11,6 +11,7 @@
 
 #include "admin/admin_router.h"
 #include "common/logging.h"
+#include "common/thread_name.h"
 
 namespace sluice::admin {
 namespace {
@@ -219,7 +220,10 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(const std::string& liste
   impl->port = impl->acceptor.local_endpoint().port();
   impl->accept();
   auto* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->ioc.run(); });
+  impl->thread = std::thread([raw] {
+    name_this_thread("sluice-admin");
+    raw->ioc.run();
+  });
   raw->address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
                  std::to_string(raw->port);
   logger("admin")->info("admin endpoint on {}{}", raw->address,

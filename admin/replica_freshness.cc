@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common/logging.h"
+#include "common/thread_name.h"
 #include "storage/mariadb_connection.h"
 #include "storage/table_layout.h"
 
@@ -19,7 +20,10 @@ ReplicaFreshness::ReplicaFreshness(std::vector<MariaDbConfig> replicas, TablesFn
       offsets_table_(std::move(offsets_table)),
       interval_(interval) {
   for (const auto& r : replicas_) results_.push_back({describe_endpoint(r), "", 0, {}});
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("sluice-freshnes");
+    loop();
+  });
 }
 
 ReplicaFreshness::~ReplicaFreshness() {

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "common/assert.h"
+#include "common/thread_name.h"
 
 namespace sluice::fleet {
 
@@ -55,6 +56,7 @@ void Fleet::start() {
   SLUICE_ASSERT(local_ != nullptr, "a fleet started with no instance attached");
   if (thread_.joinable()) return;
   thread_ = std::thread([this] {
+    name_this_thread("sluice-fleet");
     while (!stop_.load()) step(milliseconds(100));
   });
 }

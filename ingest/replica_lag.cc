@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common/logging.h"
+#include "common/thread_name.h"
 #include "storage/mariadb_connection.h"
 #include "storage/table_layout.h"
 
@@ -47,7 +48,10 @@ bool read_max_ids(std::unique_ptr<storage::MariaDbConnection>& session, const Ma
 ReplicaLagProbe::ReplicaLagProbe(MariaDbConfig primary, std::vector<MariaDbConfig> replicas,
                                  std::chrono::milliseconds interval)
     : primary_(std::move(primary)), replicas_(std::move(replicas)), interval_(interval) {
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("sluice-replicas");
+    loop();
+  });
 }
 
 ReplicaLagProbe::~ReplicaLagProbe() {

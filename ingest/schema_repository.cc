@@ -7,6 +7,7 @@
 
 #include "common/logging.h"
 #include "common/text.h"
+#include "common/thread_name.h"
 #include "ingest/schema_id.h"
 
 namespace sluice::ingest {
@@ -66,7 +67,10 @@ SchemaRepository::SchemaRepository(SchemaRepositoryOptions options, const Clock&
   static std::once_flag curl_ready;
   std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   curl_ = curl_easy_init();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("sluice-schemas");
+    run();
+  });
 }
 
 SchemaRepository::~SchemaRepository() {

@@ -6,6 +6,7 @@
 #include "common/backoff.h"
 #include "common/logging.h"
 #include "common/text.h"
+#include "common/thread_name.h"
 #include "storage/table_layout.h"
 
 namespace sluice::ingest {
@@ -103,7 +104,12 @@ Writer::Writer(size_t index, std::unique_ptr<storage::BatchSink> sink, Report re
       clock_(clock),
       limit_(limit),
       lease_(lease) {
-  if (execution_ == Execution::kThread) thread_ = std::thread([this] { loop(); });
+  if (execution_ == Execution::kThread) {
+    thread_ = std::thread([this] {
+      name_this_thread("sluice-writer" + std::to_string(index_));
+      loop();
+    });
+  }
 }
 
 void Writer::cancel() { sink_->cancel(); }
