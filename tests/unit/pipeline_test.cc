@@ -200,10 +200,14 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<WriteLease> lease_;  ///< set by a test before start(): the fleet's lease
   int sources_made_ = 0;  ///< consumers the pipeline built
 
-  /// A schema repository for the pipeline start() makes (and a cache folder for it).
-  testing::FakeSchemaSource* use_repository(bool down) {
+  /// A schema repository for the pipeline start() makes (and a cache folder for it). Down, it
+  /// fails as the real one does (backoff on the test's clock), or with `news_at_every_ask` it
+  /// finishes a fetch at every ask — as a repository busy answering other revisions does,
+  /// each answer waking every partition that waits.
+  testing::FakeSchemaSource* use_repository(bool down, bool news_at_every_ask = false) {
     config_.schema_repository.cache_path = cache_.path();
-    auto repo = std::make_unique<testing::FakeSchemaSource>();
+    auto repo = news_at_every_ask ? std::make_unique<testing::FakeSchemaSource>()
+                                  : std::make_unique<testing::FakeSchemaSource>(clock_);
     auto* out = repo.get();
     out->set_down(down);
     repository_ = std::move(repo);
@@ -1212,7 +1216,7 @@ TEST_F(PipelineTest, ADrainHeldForItsSchemaSpendsNothingOfTheDrainRate) {
   // asks again, its drain reads a chunk and stops at the first event: those events were not
   // drained, and partition 0's drain must get the whole rate.
   config_.drain.max_rate = 100;  // events per second
-  (void)use_repository(/*down=*/true);
+  (void)use_repository(/*down=*/true, /*news_at_every_ask=*/true);
   ASSERT_TRUE(start().is_ok());
   ASSERT_TRUE(pause().is_ok());
   for (int i = 0; i < 2000; ++i) {
