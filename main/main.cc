@@ -503,17 +503,21 @@ int status_command(const AdminOptions& o) {
     }
   }
   if (const auto sc = s.value("schemas", nlohmann::json::object()); !sc.empty()) {
-    // Where the schema revisions in use came from, and whether the repository answers.
-    std::cout << "schemas:   " << sc.value("from_path", 0) << " from " << sc.value("path", "?");
-    if (sc.contains("repository")) {
+    // Where the schema revisions in use came from, and whether the repository answers. Keys
+    // without a value are null (no repository, no error).
+    auto text = [&sc](const char* key) {
+      return sc.contains(key) && sc[key].is_string() ? sc[key].get<std::string>() : "";
+    };
+    std::cout << "schemas:   " << sc.value("from_path", 0) << " from " << text("path");
+    if (!text("repository").empty()) {
       std::cout << ", " << sc.value("from_cache", 0) << " from the cache, "
-                << sc.value("fetched", 0) << " fetched from " << sc.value("repository", "")
-                << ", " << sc.value("not_found", 0) << " not found there";
+                << sc.value("fetched", 0) << " fetched from " << text("repository") << ", "
+                << sc.value("not_found", 0) << " not found there";
       if (sc.value("waiting", 0) > 0) std::cout << ", " << sc.value("waiting", 0) << " waiting";
       std::cout << "\n";
       if (!sc.value("reachable", true)) {
         std::cout << "           REPOSITORY NOT ANSWERING (" << sc.value("fetch_failures", 0)
-                  << " failed fetches): " << sc.value("last_error", "") << "\n";
+                  << " failed fetches): " << text("last_error") << "\n";
       }
     } else {
       std::cout << "\n";

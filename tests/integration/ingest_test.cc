@@ -464,6 +464,7 @@ TEST_F(IngestTest, StatusCommandNeedsTheTokenAndSaysWhenTheServiceIsUnreachable)
       << out;
   EXPECT_NE(out.find("EditConflict_8860941"), std::string::npos) << out;
   EXPECT_NE(out.find("state:     running"), std::string::npos) << out;
+  EXPECT_NE(out.find("schemas:   1 from "), std::string::npos) << out;  // no repository
   sluice->signal(SIGTERM);
   ASSERT_EQ(sluice->wait(60s), 0);
   EXPECT_EQ(run_command({bin, "status", "--admin", url}, out), 3) << out;
