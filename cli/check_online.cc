@@ -10,6 +10,7 @@
 
 #include "ingest/kafka_range_reader.h"
 #include "ingest/schema_repository.h"
+#include "storage/db_error.h"
 #include "storage/mariadb_connection.h"
 
 namespace sluice::cli {
@@ -181,12 +182,16 @@ void check_mariadb(const Config& config, Report& r) {
   if (ok) {
     // Only Event Platform tables grow: without ALTER their newer minor versions' writes fail
     // until it is granted. A note, not a failure.
-    const bool alter = c->exec("ALTER TABLE " + table + " ADD COLUMN IF NOT EXISTS w INT NULL")
-                           .is_ok();
-    r.ok(std::string("mariadb: ALTER ") +
-         (alter ? "works (Event Platform tables can grow a column at a time)"
-                : "is not granted: Event Platform tables cannot grow (GRANT ALTER ON `" +
-                      m.database + "`.* if newer minor versions add fields)"));
+    const auto alter = c->exec("ALTER TABLE " + table + " ADD COLUMN IF NOT EXISTS w INT NULL");
+    if (alter.is_ok()) {
+      r.ok("mariadb: ALTER works (Event Platform tables can grow a column at a time)");
+    } else if (storage::is_access_denied(alter.code)) {
+      r.ok("mariadb: ALTER is not granted: Event Platform tables cannot grow (GRANT ALTER ON `" +
+           m.database + "`.* if newer minor versions add fields)");
+    } else {
+      r.fail("mariadb: ALTER TABLE ... ADD COLUMN: " + alter.describe(),
+             "Event Platform tables grow with it: see MariaDB's error");
+    }
   }
   if (ok) r.ok("mariadb: CREATE, INSERT, UPDATE, SELECT" +
                std::string(m.insert_method == InsertMethod::kLoadData ? ", LOAD DATA LOCAL" : "") +

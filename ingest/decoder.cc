@@ -574,7 +574,9 @@ const Schema* Decoder::decode_event_platform(simdjson::dom::object event, elemen
   for (size_t i = 0; i < meta_id.size() && n <= sizeof uuid_buf_; ++i) {
     const bool dash = meta_id.size() == 36 && (i == 8 || i == 13 || i == 18 || i == 23);
     if (dash && meta_id[i] == '-') continue;
-    if (n < sizeof uuid_buf_) uuid_buf_[n] = meta_id[i];
+    // Lower case, as capsules' uuids are: one event, one spelling (replay compares them).
+    const char c = meta_id[i];
+    if (n < sizeof uuid_buf_) uuid_buf_[n] = c >= 'A' && c <= 'F' ? static_cast<char>(c + 32) : c;
     ++n;
   }
   uuid_ = std::string_view(uuid_buf_, sizeof uuid_buf_);

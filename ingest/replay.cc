@@ -411,7 +411,7 @@ class ReplayRun {
     }
     if (schema == nullptr && decoder_.schema_pending()) {
       schema = wait_for_schema(m, stop);
-      if (schema == nullptr && decoder_.schema_pending()) return false;
+      if (schema == nullptr && decoder_.schema_pending()) return false;  // stopped, or failed
     }
     if (schema != nullptr) {
       ReplayTableCounts*& counts = counts_of_[schema];
@@ -431,18 +431,20 @@ class ReplayRun {
   }
 
   /// Decodes `m` again each time the repository finishes a fetch (or its next attempt is due),
-  /// writing what is done meanwhile, until its schema's answer came or `stop`.
+  /// writing what is done meanwhile, until its schema's answer came, `stop`, or a write failed.
   const Schema* wait_for_schema(const SourceMessage& m, const std::atomic<bool>& stop) {
     logger("replay")->info("{}/{}@{} waits: {}", m.topic, m.partition, m.offset, reason_);
     const SchemaSource* repo = registry_.repository();
     const Schema* schema = nullptr;
-    while (schema == nullptr && decoder_.schema_pending() && !stop.load()) {
+    while (schema == nullptr && decoder_.schema_pending() && !stop.load() && !failed_) {
       const uint64_t seen = repo != nullptr ? repo->completed() : 0;
       const auto retry = registry_.pending_retry_at();
-      for (int i = 0; i < 50 && !stop.load(); ++i) {
+      for (int i = 0; i < 50 && !stop.load() && !failed_; ++i) {
         if (repo != nullptr && repo->completed() != seen) break;
         if (retry != Clock::time_point{} && clock_.now() >= retry) break;
+        // Meanwhile what is done is written: reports, batches that came due.
         process_reports();
+        dispatch_due();
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
       schema = decoder_.decode(m.payload, m.timestamp_ms, reason_);

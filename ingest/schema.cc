@@ -341,7 +341,7 @@ SchemaRegistry::Entry SchemaRegistry::fetch(std::string_view name, int64_t revis
         break;
       }
       entry.schema = std::move(compiled).value();
-      keep(name, revision, answer.text);
+      entry.fetched_text = std::move(answer.text);  // kept once admitted (find)
       ++origins_.fetched;
       break;
     }
@@ -430,11 +430,18 @@ const Schema* SchemaRegistry::find(std::string_view name, int64_t revision, std:
     origin = nullptr;  // counted by fetch
     entry = fetch(name, revision);
   }
-  if (entry.schema && is_event_platform(name)) {
-    if (auto refused = admit(*entry.schema); !refused.empty()) {
+  if (entry.schema) {
+    // A table holds one schema's rows (names that differ only outside [A-Za-z0-9] map to
+    // one table); an Event Platform version joins its major's family, or is refused.
+    auto refused = claim_table(*entry.schema);
+    if (refused.empty() && is_event_platform(name)) refused = admit(*entry.schema);
+    if (!refused.empty()) {
       entry.schema.reset();
       entry.error = std::move(refused);
       bound(entry.error, storage::kMaxReasonBytes);
+    } else if (!entry.fetched_text.empty()) {
+      // Only what was admitted is kept: after a restart the cache gives the same verdicts.
+      keep(name, revision, entry.fetched_text);
     }
   }
   if (entry.pending) {
@@ -475,6 +482,7 @@ Result<size_t> SchemaRegistry::load_cached() {
 
 Result<size_t> SchemaRegistry::load_all_under(const std::string& root) {
   size_t count = 0;
+  std::map<std::pair<std::string, int64_t>, Entry> platform;  // by title, then version
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
@@ -499,9 +507,33 @@ Result<size_t> SchemaRegistry::load_all_under(const std::string& root) {
     Entry e = load(root, name, revision);
     if (!e.schema) return Status::error(path.string() + ": " + e.error);
     ++count;
+    if (is_event_platform(name)) platform.emplace(std::make_pair(name, revision), std::move(e));
   }
   if (ec) return Status::error(root + ": " + ec.message());
+  // The versions of each title's major as the service admits them, oldest first: one that is
+  // not an additive change of those before it is named here rather than dead-lettered later.
+  std::map<std::string, Family> families;
+  for (auto& [id, e] : platform) {
+    Family& family = families[id.first + "\0" +
+                              std::to_string(unpack_version(id.second).major)];
+    if (auto refused = join(family, *e.schema); !refused.empty()) {
+      return Status::error(root + schema_file(id.first, id.second).insert(0, "/") + ": " +
+                           refused);
+    }
+  }
   return count;
+}
+
+std::string SchemaRegistry::claim_table(const Schema& schema) {
+  // Owner: a capsule revision, or an Event Platform title (its versions share the table).
+  std::string owner = is_event_platform(schema.name)
+                          ? schema.name
+                          : describe_schema(schema.name, schema.revision);
+  const auto [it, fresh] = table_owners_.emplace(schema.table->name(), owner);
+  if (fresh || it->second == owner) return "";
+  return "unknown_schema: " + describe_schema(schema.name, schema.revision) +
+         " would be written to table " + schema.table->name() + ", which holds " + it->second +
+         " already (names that differ only in characters outside [A-Za-z0-9] share a table)";
 }
 
 std::string SchemaRegistry::admit(Schema& schema) {
@@ -518,9 +550,11 @@ std::string SchemaRegistry::admit(Schema& schema) {
     if (root->empty()) continue;
     std::error_code ec;
     const fs::path folder = fs::path(*root) / std::string_view(schema.name).substr(1);
-    for (const auto& file : fs::directory_iterator(folder, ec)) {
-      if (file.path().extension() != ".json") continue;
-      const auto version = parse_version(file.path().stem().string());
+    for (auto it = fs::directory_iterator(folder, ec); !ec && it != fs::end(it);
+         it.increment(ec)) {
+      const fs::path& file = it->path();
+      if (file.extension() != ".json") continue;
+      const auto version = parse_version(file.stem().string());
       if (version && *version != schema.revision && unpack_version(*version).major == major) {
         found[*version] = root;
       }

@@ -150,6 +150,7 @@ class SchemaRegistry {
     std::string error;     ///< a dead-letter reason, when there is no schema
     bool absent = false;   ///< no such file (another place may have it)
     bool pending = false;  ///< the repository has not answered yet
+    std::string fetched_text;  ///< fetched from the repository: kept in the cache if admitted
     Clock::time_point retry_at{};  ///< when pending after a failure: see pending_retry_at
   };
   struct Miss {
@@ -168,6 +169,9 @@ class SchemaRegistry {
     std::vector<Schema*> versions;  ///< admitted, in version order
     std::vector<std::unique_ptr<storage::TableLayout>> layouts;  ///< each wider; never erased
   };
+  /// "" when `schema`'s table is free or already its schema's (a capsule revision's, or its
+  /// title's), else a dead-letter reason naming the table's owner.
+  std::string claim_table(const Schema& schema);
   /// Admits an Event Platform version to its family: "" when it is an additive change of every
   /// version admitted before (then its rows go to the family's table, grown by its columns), or
   /// a dead-letter reason ("incompatible_version: ..."). A family met for the first time is
@@ -178,6 +182,8 @@ class SchemaRegistry {
   std::string join(Family& family, Schema& schema);
 
   std::map<std::string, Family, std::less<>> families_;  ///< by "<title>\0<major>"
+  /// Table name → whose rows it holds; bounded by the schemas that compiled.
+  std::unordered_map<std::string, std::string> table_owners_;
   std::string root_;
   const Clock& clock_;
   /// Compiled schemas by name and revision: bounded by the files under the root. Never erased

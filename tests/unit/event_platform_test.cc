@@ -248,3 +248,69 @@ TEST_F(EventPlatformTest, CheckConfigCompilesTitlesInFoldersOfAnyDepth) {
 
 }  // namespace
 }  // namespace sluice::ingest
+
+namespace sluice::ingest {
+namespace {
+
+TEST_F(EventPlatformTest, ARefusedVersionIsNotKeptSoARestartGivesTheSameVerdict) {
+  put(dir_.path(), Version::k1_0);
+  testing::FakeSchemaSource repo;
+  repo.put(EventFactory::kPlatformTitle, *parse_version("1.2.0"),
+           EventFactory::platform_schema_document(Version::kRetyped));
+  for (int run = 0; run < 2; ++run) {  // the second: a restart, with the same cache
+    SchemaRegistry registry(dir_.path());
+    registry.use_repository(&repo, dir_.file("cache"));
+    Decoder decoder(registry);
+    EXPECT_FALSE(row_of(decoder, EventFactory::platform_event(Version::k1_0, 1, 0, 1)).empty());
+    const std::string bad = EventFactory::platform_event(Version::kRetyped, 1, 0, 2);
+    EXPECT_TRUE(row_of(decoder, bad).empty());  // fetched: pending
+    EXPECT_TRUE(row_of(decoder, bad).empty());
+    EXPECT_EQ(reason_.rfind("incompatible_version: /test/click 1.2.0", 0), 0u) << reason_;
+    EXPECT_FALSE(std::filesystem::exists(dir_.file("cache/test/click/1.2.0.json")));
+  }
+}
+
+TEST_F(EventPlatformTest, NamesThatMapToOneTableAreRefusedAfterTheFirst) {
+  put(dir_.path(), Version::k1_0);
+  // A capsule schema `test_click`, revision 1: table test_click_1, as /test/click's major 1.
+  std::filesystem::create_directories(dir_.file("test_click"));
+  std::ofstream(dir_.file("test_click/1.json")) << R"({"properties": {"x": {"type": "integer"}}})";
+  SchemaRegistry registry(dir_.path());
+  Decoder decoder(registry);
+  EXPECT_FALSE(row_of(decoder, EventFactory::platform_event(Version::k1_0, 1, 0, 1)).empty());
+  std::string capsule = EventFactory::renamed("test_click", 1, 1, 0, 2);
+  EXPECT_TRUE(row_of(decoder, capsule).empty());
+  EXPECT_EQ(reason_,
+            "unknown_schema: test_click revision 1 would be written to table test_click_1, which "
+            "holds /test/click already (names that differ only in characters outside "
+            "[A-Za-z0-9] share a table)");
+}
+
+TEST_F(EventPlatformTest, CheckConfigRefusesDeployedVersionsThatConflict) {
+  put(dir_.path(), Version::k1_0);
+  put(dir_.path(), Version::kRemoved);
+  SchemaRegistry registry(dir_.path());
+  auto n = registry.load_all();
+  ASSERT_FALSE(n.is_ok());
+  EXPECT_NE(n.status().message().find("test/click/1.2.0.json: incompatible_version: /test/click "
+                                      "1.2.0 is not an additive change of 1.0.0: column count is "
+                                      "gone"),
+            std::string::npos)
+      << n.status().message();
+}
+
+TEST_F(EventPlatformTest, AMetaIdInUpperCaseIsStoredInLowerCase) {
+  put(dir_.path(), Version::k1_0);
+  SchemaRegistry registry(dir_.path());
+  Decoder decoder(registry);
+  std::string event = EventFactory::platform_event(Version::k1_0, 0xab, 0xcd, 0xef);
+  const std::string id = R"("id":")";
+  const auto at = event.find(id) + id.size();
+  for (size_t i = at; i < at + 36; ++i) event[i] = static_cast<char>(std::toupper(event[i]));
+  auto row = row_of(decoder, event);
+  ASSERT_FALSE(row.empty()) << reason_;
+  EXPECT_EQ(row["uuid"], EventFactory::uuid_for(0xab, 0xcd, 0xef));
+}
+
+}  // namespace
+}  // namespace sluice::ingest
