@@ -1,6 +1,7 @@
 // The decoder and validator with the real shipped schemas (capsules, and Event Platform events
-// of /test/click, whose two versions share a grown table): any bytes a Kafka message may hold. Checks, beyond not crashing: a refused event's reason fits sluice_dead_letter.reason
-// and is UTF-8; an accepted one encodes to a row of exactly the table's columns.
+// of /test/click, whose two versions share a grown table): any bytes a Kafka message may hold.
+// Checks, beyond not crashing: a refused event's reason fits sluice_dead_letter.reason and is
+// UTF-8; an accepted one encodes to a row of exactly its layout's columns.
 
 #include <cstdint>
 #include <cstdlib>

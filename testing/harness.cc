@@ -476,6 +476,14 @@ std::string EventFactory::platform_event(PlatformVersion version, uint32_t topic
   return e + "}";
 }
 
+std::string EventFactory::retitled(std::string text, const std::string& title) {
+  const std::string from = kPlatformTitle;
+  for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += title.size()) {
+    text.replace(at, from.size(), title);
+  }
+  return text;
+}
+
 std::string EventFactory::navigation_timing(uint32_t topic_index, uint32_t partition,
                                             uint64_t seq) {
   const std::string uuid = uuid_for(topic_index, partition, seq);

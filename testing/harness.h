@@ -222,6 +222,9 @@ struct EventFactory {
   /// the version present (1.1.0's when `version` is k1_1; kRetyped's `count` a string).
   static std::string platform_event(PlatformVersion version, uint32_t topic_index,
                                     uint32_t partition, uint64_t seq);
+  /// A document or event of kPlatformTitle under another title ("/fleet/click"): one that is
+  /// not among the shipped schemas, for tests that need it fetched from a repository.
+  static std::string retitled(std::string text, const std::string& title);
   /// A production-shaped NavigationTiming capsule for benchmarks: about 30 of the schema's 36
   /// fields (which ones vary with seq), unicode strings, a `dt`, and a parsed `userAgent`
   /// object in a third of the events. About 1 KB of JSON.

@@ -219,12 +219,7 @@ TEST_F(FleetTest, TwoInstancesMeetingANewMinorVersionAtOnceGrowItsTableOnce) {
   // once, so each instance finds the table short of its two new columns at the same moment.
   TempDir repo;
   using Version = EventFactory::PlatformVersion;
-  auto renamed = [](std::string text) {
-    for (size_t at; (at = text.find("/test/click")) != std::string::npos;) {
-      text.replace(at, 11, "/fleet/click");
-    }
-    return text;
-  };
+  auto renamed = [](std::string text) { return EventFactory::retitled(text, "/fleet/click"); };
   for (const Version v : {Version::k1_0, Version::k1_1}) {
     const fs::path file = repo.file("fleet/click") + "/" +
                           (v == Version::k1_0 ? "1.0.0.json" : "1.1.0.json");

@@ -256,16 +256,20 @@ TEST_F(SchemaRepositoryTest, WhileTheRepositoryIsDownItsEventsWaitAndNothingIsDe
 }
 
 TEST_F(SchemaRepositoryTest, EventPlatformVersionsLandInOneTableThatGrowsExactlyOnceInOrder) {
+  // /test/click is shipped (schemas.path has it): the repository serves it as /repo/click.
   using Version = EventFactory::PlatformVersion;
+  auto retitled = [](const std::string& text) {
+    return EventFactory::retitled(text, "/repo/click");
+  };
   for (const Version v : {Version::k1_0, Version::k1_1, Version::kRetyped}) {
-    const fs::path file = dir_.file("repo") + EventFactory::platform_schema_file(v);
+    const fs::path file = dir_.file("repo") + retitled(EventFactory::platform_schema_file(v));
     fs::create_directories(file.parent_path());
-    std::ofstream(file) << EventFactory::platform_schema_document(v);
+    std::ofstream(file) << retitled(EventFactory::platform_schema_document(v));
   }
   int port = 0;
   auto server = serve(port);
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
-  const std::string table = EventFactory::kPlatformTable;
+  const std::string table = "repo_click_1";
   auto columns = [&] {
     std::set<std::string> out;
     for (const auto& r : db_->query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE "
@@ -281,7 +285,7 @@ TEST_F(SchemaRepositoryTest, EventPlatformVersionsLandInOneTableThatGrowsExactly
   for (uint64_t seq = 0; seq < kOld; ++seq) {
     for (uint32_t p = 0; p < 2; ++p) {
       producer.produce(kTopic, static_cast<int32_t>(p),
-                       EventFactory::platform_event(Version::k1_0, 0, p, seq));
+                       retitled(EventFactory::platform_event(Version::k1_0, 0, p, seq)));
     }
   }
   producer.flush();
@@ -294,10 +298,12 @@ TEST_F(SchemaRepositoryTest, EventPlatformVersionsLandInOneTableThatGrowsExactly
   for (uint64_t seq = kOld; seq < kAll; ++seq) {
     for (uint32_t p = 0; p < 2; ++p) {
       const Version v = seq % 2 == 0 ? Version::k1_1 : Version::k1_0;
-      producer.produce(kTopic, static_cast<int32_t>(p), EventFactory::platform_event(v, 0, p, seq));
+      producer.produce(kTopic, static_cast<int32_t>(p),
+                       retitled(EventFactory::platform_event(v, 0, p, seq)));
     }
   }
-  producer.produce(kTopic, 1, EventFactory::platform_event(Version::kRetyped, 0, 1, 9999));
+  producer.produce(kTopic, 1,
+                   retitled(EventFactory::platform_event(Version::kRetyped, 0, 1, 9999)));
   producer.flush();
   ASSERT_TRUE(wait_until([&] { return all_offsets() > static_cast<int64_t>(2 * kOld + 50); }, 120s))
       << sluice->log();
@@ -315,14 +321,15 @@ TEST_F(SchemaRepositoryTest, EventPlatformVersionsLandInOneTableThatGrowsExactly
   EXPECT_EQ(scalar("SELECT COUNT(*) FROM " + table + " WHERE session_id IS NULL"),
             static_cast<int64_t>(2 * (kOld + (kAll - kOld) / 2)));
   EXPECT_EQ(scalar("SELECT COUNT(*) FROM " + table +
-                   " WHERE ratio = 0.5 AND `$schema` = '/test/click/1.1.0'"),
+                   " WHERE ratio = 0.5 AND `$schema` = '/repo/click/1.1.0'"),
             static_cast<int64_t>(kAll - kOld));
   const auto dead = db_->query("SELECT reason FROM sluice_dead_letter");
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(*dead[0][0],
-            "incompatible_version: /test/click 1.2.0 is not an additive change of 1.0.0: column "
+            "incompatible_version: /repo/click 1.2.0 is not an additive change of 1.0.0: column "
             "count is BIGINT in 1.0.0 and VARBINARY(1024) in 1.2.0");
-  EXPECT_TRUE(fs::exists(dir_.file("cache/test/click/1.1.0.json")));
+  EXPECT_TRUE(fs::exists(dir_.file("cache/repo/click/1.1.0.json")));
+  EXPECT_FALSE(fs::exists(dir_.file("cache/repo/click/1.2.0.json"))) << "refused: not kept";
   sluice->signal(SIGTERM);
   EXPECT_EQ(sluice->wait(60s), std::optional<int>(0)) << sluice->log();
 }
