@@ -16,9 +16,10 @@ set(SLUICE_DEB_VERSION ${PROJECT_VERSION}-${SLUICE_DEB_RELEASE})
 install(TARGETS sluice RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES deploy/sluice.service deploy/sluice@.service DESTINATION /lib/systemd/system)
 install(FILES deploy/sluice.example.yaml DESTINATION /etc/sluice RENAME sluice.yaml)
-# The production schemas; TestSchema is for the tests, the README is the repository's.
+# The production schemas; TestSchema and test/ (the Event Platform example) are for the tests,
+# the README is the repository's.
 install(DIRECTORY schemas/ DESTINATION ${CMAKE_INSTALL_DATADIR}/sluice/schemas
-        PATTERN TestSchema EXCLUDE PATTERN README.md EXCLUDE)
+        PATTERN TestSchema EXCLUDE PATTERN test EXCLUDE PATTERN README.md EXCLUDE)
 install(FILES deploy/grafana/sluice-dashboard.json
         DESTINATION ${CMAKE_INSTALL_DATADIR}/sluice/grafana)
 install(FILES deploy/prometheus/sluice-alerts.yml deploy/prometheus/sluice-alerts.test.yml
