@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 #include "common/logging.h"
 #include "common/text.h"
@@ -589,10 +590,13 @@ std::string SchemaRegistry::join(Family& family, Schema& schema) {
   family.versions.insert(at, &schema);
   // The table's columns: those it had, then this version's new ones, in its order.
   std::vector<storage::Column> columns;
-  if (!family.layouts.empty()) columns = family.layouts.back()->event_columns();
+  // Names viewed in the layout (which lives on), not in `columns`, which grows below.
+  std::unordered_set<std::string_view> have;
+  if (!family.layouts.empty()) {
+    columns = family.layouts.back()->event_columns();
+    for (const auto& c : family.layouts.back()->event_columns()) have.insert(c.name);
+  }
   const size_t before = columns.size();
-  std::unordered_map<std::string_view, bool> have;
-  for (const auto& c : columns) have.emplace(c.name, true);
   for (const auto& c : schema.table->event_columns()) {
     if (!have.contains(c.name)) columns.push_back(c);
   }
