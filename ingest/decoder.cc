@@ -408,6 +408,21 @@ const Schema* Decoder::decode(std::string_view payload, int64_t fallback_ms, std
   return decode_capsule(capsule, fallback_ms, reason);
 }
 
+bool Decoder::read_time(simdjson::dom::object obj, std::string_view key, std::string_view field,
+                        int64_t& out, std::string& reason) {
+  element v;
+  if (obj[key].get(v) != simdjson::SUCCESS) return true;  // absent: `out` stays as it is
+  std::string_view iso;
+  if (v.get_string().get(iso) != simdjson::SUCCESS) {
+    return fail(reason, "wrong_type", field,
+                std::string("expected string, got ") + json_type_name(v.type()));
+  }
+  const auto seconds = epoch_seconds_from_iso8601(iso);
+  if (!seconds) return fail(reason, "invalid_value", field, "not an ISO-8601 date-time");
+  out = *seconds;
+  return true;
+}
+
 bool Decoder::read_user_agent(element value, std::string& reason) {
   if (value.is_string()) {
     user_agent_.kind = Cell::kText;
@@ -586,24 +601,12 @@ const Schema* Decoder::decode_event_platform(simdjson::dom::object event, elemen
     return nullptr;
   }
   // The row's time: `dt` (when the event happened), else `meta.dt` (when it was received).
-  for (const char* key : {"dt", "meta.dt"}) {
-    element v;
-    const bool meta_dt = key[0] == 'm';
-    if ((meta_dt ? meta["dt"] : event["dt"]).get(v) != simdjson::SUCCESS) continue;
-    std::string_view iso;
-    if (v.get_string().get(iso) != simdjson::SUCCESS) {
-      fail(reason, "wrong_type", key,
-           std::string("expected string, got ") + json_type_name(v.type()));
-      return nullptr;
-    }
-    const auto seconds = epoch_seconds_from_iso8601(iso);
-    if (!seconds) {
-      fail(reason, "invalid_value", key, "not an ISO-8601 date-time");
-      return nullptr;
-    }
-    if (!meta_dt) dt_ = *seconds;
-    if (timestamp_ < 0) timestamp_ = *seconds;
+  int64_t received = -1;
+  if (!read_time(event, "dt", "dt", dt_, reason) ||
+      !read_time(meta, "dt", "meta.dt", received, reason)) {
+    return nullptr;
   }
+  timestamp_ = dt_ >= 0 ? dt_ : received;
   const Schema* schema = validate(id->title, id->revision, event, reason);
   if (schema != nullptr && timestamp_ < 0 && fallback_ms >= 0) timestamp_ = fallback_ms / 1000;
   return schema;

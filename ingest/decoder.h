@@ -57,6 +57,10 @@ class Decoder {
     uint32_t pos = 0, len = 0;  ///< for kScratch: a range of scratch_
   };
 
+  /// `obj[key]`, an ISO-8601 date-time, into `out` as epoch seconds (unchanged when absent);
+  /// false with a reason naming `field` when it is not one.
+  bool read_time(simdjson::dom::object obj, std::string_view key, std::string_view field,
+                 int64_t& out, std::string& reason);
   /// A capsule's `userAgent` (a string, an object kept as its JSON text, or null) into its cell.
   bool read_user_agent(simdjson::dom::element value, std::string& reason);
   /// The part of decode past the parse, for a capsule.

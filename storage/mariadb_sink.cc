@@ -164,9 +164,10 @@ DbStatus MariaDbSink::read_offsets(const std::string& topic, std::map<int32_t, i
 
 DbStatus MariaDbSink::check_table(const TableLayout& table, std::string& mismatch) {
   mismatch.clear();
-  // Keyed by the column list too: the layouts of a table that grows share its name.
-  std::string key = table.name();
-  if (table.growable()) key += '\0' + table.column_list();
+  // A table that grows is keyed by its column list too: its layouts share its name.
+  const std::string grown_key =
+      table.growable() ? table.name() + '\0' + table.column_list() : std::string();
+  const std::string& key = table.growable() ? grown_key : table.name();
   if (known_tables_.contains(key)) return {};
   auto log = logger("mariadb");
   if (auto st = conn_->exec(table.create_sql()); !st.is_ok()) {
@@ -204,7 +205,7 @@ DbStatus MariaDbSink::check_table(const TableLayout& table, std::string& mismatc
     }
   }
   if (mismatch.empty()) {
-    known_tables_.insert(std::move(key));
+    known_tables_.insert(key);
     if (mismatched_.erase(table.name()) > 0) {
       log->info("table {} matches its schema again: its events are written there", table.name());
     }

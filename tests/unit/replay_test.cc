@@ -506,6 +506,44 @@ TEST_F(ReplayEngineTest, AnEventOfARevisionNotFetchedYetWaitsForTheRepositoryNev
   EXPECT_EQ(second.totals().read, 0u);
 }
 
+TEST_F(ReplayEngineTest, AWriteThatFailsWhileAnEventWaitsForItsSchemaEndsTheWait) {
+  // A full batch goes to the writer and fails; the next event waits for a repository that is
+  // down for good. The replay ends as failed, not waiting until someone stops it.
+  testing::FakeSchemaSource down;
+  down.set_down(true);
+  testing::TempDir cache;
+  registry_.use_repository(&down, cache.path());
+  tables_.fail_next_writes(1);
+  std::vector<VectorInput::Event> events;
+  for (int64_t o = 0; o < 8; ++o) {
+    events.push_back({"t", 0, o, EventFactory::good(3, 1, 0, static_cast<uint64_t>(o))});
+  }
+  events.push_back({"t", 0, 8, EventFactory::renamed("Elsewhere", 1, 1, 0, 8)});
+  ReplayOptions options;
+  options.limits = {8, 1 << 20, std::chrono::hours(1)};
+  options.writers = 1;
+  options.attempts = 1;
+  Replay replay(
+      registry_, [this] { return std::make_unique<FakeReplaySession>(tables_, false); }, options);
+  VectorInput input(events);
+  std::atomic<bool> stop{false}, done{false}, had_to_stop{false};
+  std::thread stopper([&] {  // only if the wait never ends by itself
+    for (int i = 0; i < 100 && !done.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    had_to_stop = !done.load();
+    stop = true;
+  });
+  std::string error;
+  ReplayLedger ledger;
+  const auto end = replay.run(input, ledger, stop, {}, error);
+  done = true;
+  stopper.join();
+  EXPECT_FALSE(had_to_stop.load()) << "the replay waited for the schema after its write failed";
+  EXPECT_EQ(end, ReplayEnd::kFailed) << error;
+  EXPECT_TRUE(tables_.dead_letters().empty());
+}
+
 TEST_F(ReplayEngineTest, AStopRequestEndsWithTheCoveredRangesExact) {
   std::atomic<bool> stop{true};
   ReplayLedger ledger;
