@@ -56,6 +56,17 @@ struct MariaDbConfig {
   int io_timeout_ms = 60000;  ///< read/write timeout of one round trip
   InsertMethod insert_method = InsertMethod::kLoadData;
   MariaDbTlsConfig tls;  ///< a replica without its own `tls` uses the primary's
+
+  /// Takes `other`'s endpoint — host, port, socket, user, password_file, password — and keeps
+  /// every other key (a retarget moves only where the service writes, DESIGN.md's failover).
+  void take_endpoint(const MariaDbConfig& other) {
+    host = other.host;
+    port = other.port;
+    socket = other.socket;
+    user = other.user;
+    password_file = other.password_file;
+    password = other.password;
+  }
 };
 
 struct BatchConfig {

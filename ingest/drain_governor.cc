@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "common/logging.h"
+
 namespace sluice::ingest {
 
 namespace {
@@ -53,7 +55,23 @@ size_t DrainGovernor::allowance() {
   return tokens_ < chunk() ? 0 : static_cast<size_t>(tokens_);
 }
 
-void DrainGovernor::spool_pressure(bool on) { pressure_ = on; }
+bool DrainGovernor::spool_pressure(bool on) {
+  if (on == pressure_) return false;
+  pressure_ = on;
+  const double percent = kPressure * 100;
+  if (on) {
+    logger("ingest")->warn(
+        "the spool is past {:.0f} % of spool.max_bytes: the drain is not limited until it is "
+        "back under",
+        percent);
+  } else {
+    logger("ingest")->info(
+        "the spool is back under {:.0f} % of spool.max_bytes: the drain follows the database "
+        "again",
+        percent);
+  }
+  return true;
+}
 
 void DrainGovernor::spent(size_t events) {
   if (rate_ > 0) tokens_ -= static_cast<double>(events);

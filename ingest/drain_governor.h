@@ -64,8 +64,9 @@ class DrainGovernor {
   /// limited rate the allowance comes in chunks of a tenth of a second's worth at least, so
   /// the drain does not read a few events at a time.
   size_t allowance();
-  /// The spool is past kPressure of its limit (true) or back under it: lifts the limit.
-  void spool_pressure(bool on);
+  /// The spool is past kPressure of its limit (true) or back under it: lifts the limit. True
+  /// when that changed (logged: status should say so at once).
+  bool spool_pressure(bool on);
   /// The drain read `events` (taken from the allowance).
   void spent(size_t events);
   /// A drain batch of `events` committed after `seconds` in MariaDB (retries included).

@@ -85,6 +85,16 @@ std::future<Status> Gate::submit(Command kind, std::string reason,
   return done;
 }
 
+Status Gate::await(std::future<Status> answer, std::chrono::milliseconds timeout,
+                   const char* what) {
+  if (answer.wait_for(timeout) != std::future_status::ready) {
+    return Status::error(std::string(what) + " did not complete within " +
+                         std::to_string(timeout.count() / 1000) +
+                         " s (a transaction may still be running); it goes on in the background");
+  }
+  return answer.get();
+}
+
 void Gate::stop(const std::string& why) {
   for (auto& w : closing_waiters_) w.set_value(Status::error(why));
   closing_waiters_.clear();

@@ -92,6 +92,10 @@ class Gate {
   std::future<Status> submit(Command kind, std::string reason = {},
                              std::optional<MariaDbConfig> mariadb = std::nullopt,
                              bool local = false, std::string expected_server = {});
+  /// A command's answer, waiting at most `timeout` for it; past that an error saying the
+  /// command (`what`) goes on in the background.
+  static Status await(std::future<Status> answer, std::chrono::milliseconds timeout,
+                      const char* what);
   /// Answers every command still queued or waiting with `why`; later ones are refused.
   void stop(const std::string& why);
 

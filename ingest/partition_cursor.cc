@@ -383,6 +383,19 @@ bool PartitionCursor::orphan_done() const {
          batcher_.empty();
 }
 
+bool PartitionCursor::orphan_stuck() const {
+  return mode_ == PartitionMode::kOrphan && spool_holds_events() &&
+         (!database_known_ || floor_ < spool_first_ || waits_for_owner()) && batcher_.empty();
+}
+
+bool PartitionCursor::drains_now() const {
+  const bool orphan = mode_ == PartitionMode::kOrphan;
+  if (mode_ != PartitionMode::kDraining && !orphan) return false;
+  if (held()) return false;
+  if (orphan && (!database_known_ || floor_ < spool_first_)) return false;
+  return drain_next_ < spool_end_;
+}
+
 PartitionCursor::JumpOutcome PartitionCursor::resolve_spool_hole(
     int64_t next, int64_t log_start, std::optional<int64_t> first_claimed) {
   JumpOutcome out;

@@ -169,6 +169,13 @@ class PartitionCursor {
   /// An orphan whose drain stopped at a hole in its spool that Kafka still has: only the
   /// partition's owner can fill it, so the orphan goes on once MariaDB is seen past it.
   bool waits_for_owner() const { return mode_ == PartitionMode::kOrphan && at_hole_; }
+  /// An orphan that cannot drain until MariaDB is seen again: where it stands is not known,
+  /// lies below what the spool holds, or the drain waits for the owner — and nothing of it is
+  /// batched that would tell.
+  bool orphan_stuck() const;
+  /// Whether the drain may read this partition's spool now: draining (or an orphan, once
+  /// MariaDB stands inside its spool), not held for a schema, and not all read.
+  bool drains_now() const;
   /// A spooled event was batched while draining.
   void drained(int64_t offset);
   /// Draining found a hole in the spool at [drain_next, next). What expired from Kafka is

@@ -59,7 +59,9 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
       governor_({.max_rate = static_cast<double>(config_.drain.max_rate),
                  .max_replica_lag_s = static_cast<double>(config_.drain.max_replica_lag_s)},
                 clock),
-      board_(clock) {
+      board_(clock),
+      jumps_(parts_.fleet, stats_, board_),
+      rejoins_(clock, config_.kafka.instance_id) {
   if (parts_.schemas) {
     intake_.use_repository(parts_.schemas.get(), config_.schema_repository.cache_path);
   }
@@ -157,32 +159,10 @@ SourceHandler Pipeline::source_handler() {
 }
 
 Status Pipeline::rejoin(const Status& why) {
-  constexpr size_t kMaxRejoins = 3;
-  constexpr auto kRejoinWindow = std::chrono::minutes(10);
-  const auto now = clock_.now();
-  while (!rejoins_.empty() && now - rejoins_.front() > kRejoinWindow) rejoins_.pop_front();
-  const bool twin_stopping = parts_.fleet != nullptr && parts_.fleet->outlives_a_later_twin();
-  if (!twin_stopping && rejoins_.size() >= kMaxRejoins) {
-    return Status::error(why.message() +
-                         fmt::format(" — fenced {} times in {} minutes: another running "
-                                     "instance uses the same kafka.instance_id ({}); "
-                                     "give each instance of the group its own",
-                                     rejoins_.size() + 1, kRejoinWindow.count(),
-                                     config_.kafka.instance_id),
-                         ErrorKind::kDuplicateInstance);
-  }
-  if (twin_stopping) {
-    logger("kafka")->warn(
-        "the group fenced this consumer ({}): a later process runs with the same instance id "
-        "and stops once it reads the fleet topic; joining again with a new consumer",
-        why.message());
-  } else {
-    rejoins_.push_back(now);
-    logger("kafka")->warn(
-        "the group fenced this consumer ({}): its session expired while a broker or the "
-        "network was away; joining again with a new consumer, its partitions revoked and "
-        "assigned anew",
-        why.message());
+  if (auto st = rejoins_.fenced(why, parts_.fleet != nullptr &&
+                                         parts_.fleet->outlives_a_later_twin());
+      !st) {
+    return st;
   }
   std::vector<TopicPartition> assigned;
   for (const auto& [key, c] : cursors_) {
@@ -303,29 +283,16 @@ std::future<Status> Pipeline::request_retarget(MariaDbConfig mariadb) {
   return gate_.submit(Gate::Command::kRetarget, "", std::move(mariadb));
 }
 
-namespace {
-
-Status wait_for(std::future<Status> f, std::chrono::milliseconds timeout, const char* what) {
-  if (f.wait_for(timeout) != std::future_status::ready) {
-    return Status::error(std::string(what) + " did not complete within " +
-                         std::to_string(timeout.count() / 1000) +
-                         " s (a transaction may still be running); it goes on in the background");
-  }
-  return f.get();
-}
-
-}  // namespace
-
 Status Pipeline::pause(const std::string& reason, std::chrono::milliseconds timeout) {
-  return wait_for(request_pause(reason), timeout, "pause");
+  return Gate::await(request_pause(reason), timeout, "pause");
 }
 
 Status Pipeline::resume(std::chrono::milliseconds timeout) {
-  return wait_for(request_resume(), timeout, "resume");
+  return Gate::await(request_resume(), timeout, "resume");
 }
 
 Status Pipeline::retarget(const MariaDbConfig& mariadb, std::chrono::milliseconds timeout) {
-  return wait_for(request_retarget(mariadb), timeout, "retarget");
+  return Gate::await(request_retarget(mariadb), timeout, "retarget");
 }
 
 Status Pipeline::record_pause(const std::optional<storage::PauseRecord>& record) {
@@ -408,14 +375,7 @@ void Pipeline::refused(const storage::DbStatus& cause) {
 
 void Pipeline::retarget(const MariaDbConfig& mariadb) {
   const std::string before = describe_endpoint(config_.mariadb);
-  // Only the endpoint moves; every other key of the section keeps its running value.
-  auto& m = config_.mariadb;
-  m.host = mariadb.host;
-  m.port = mariadb.port;
-  m.socket = mariadb.socket;
-  m.user = mariadb.user;
-  m.password_file = mariadb.password_file;
-  m.password = mariadb.password;
+  config_.mariadb.take_endpoint(mariadb);
   control_ = parts_.sinks(config_.mariadb);
   writers_.restart();
   // What the old server held says nothing about the new one: each partition learns again.
@@ -508,71 +468,16 @@ void Pipeline::on_revoke(const std::vector<TopicPartition>& revoked) {
   publish_status(true);
 }
 
-int64_t Pipeline::log_start(const std::string& topic, int32_t partition) {
-  int64_t low = -1, high = -1;
-  if (auto st = source_->watermarks(topic, partition, low, high, std::chrono::seconds(5)); !st) {
-    logger("kafka")->warn("{}/{}: {}; reading again from where the partition stands", topic,
-                          partition, st.message());
-    return -1;
-  }
-  return low;
-}
-
-std::optional<int64_t> Pipeline::first_claimed(const PartitionCursor& c, int64_t from,
-                                               int64_t to) const {
-  if (parts_.fleet == nullptr) return std::nullopt;
-  // Not known yet (the fleet topic not read up to now): all of it may be another spool's.
-  if (!parts_.fleet->knows_claims()) return from;
-  return parts_.fleet->first_claimed(c.topic(), c.partition(), from, to);
-}
-
-void Pipeline::record_gap(PartitionCursor& c, int64_t from, int64_t to, const char* where) {
-  const int64_t lost = to - from;
-  stats_.expired_offsets += static_cast<uint64_t>(lost);
-  logger("ingest")->error("{}/{}: {}; recorded in sluice_dead_letter", c.topic(), c.partition(),
-                          storage::DeadLetter::kafka_gap(from, to, where).reason);
-  board_.add_gap(c.topic(), c.partition(), from, to);
-  c.batcher().add_gap(from, to, where);
-}
-
 void Pipeline::handle_message(const SourceMessage& msg) {
   const auto it = cursors_.find({std::string(msg.topic), msg.partition});
   if (it == cursors_.end()) return;  // not (or no longer) assigned to us
   PartitionCursor& c = *it->second;
-  if (c.repeats_jump(msg.offset)) {
-    // The same jump after a seek back means offsets holding no records — if Kafka still has
-    // where it jumped from. Retention may have taken them between the two looks: then they
-    // are a gap (or unknown, the broker unreachable: never guessed).
-    const int64_t low = log_start(c.topic(), c.partition());
-    if (low < 0 || low > c.jump_range(msg.offset).first) c.forget_jump();
-  }
+  jumps_.recheck(c, msg.offset, *source_);
   Take take = c.take(msg.offset, lane_.full(), flow_.fetch_paused());
-  if (take == Take::kJump) {
-    const auto [from, to] = c.jump_range(msg.offset);
-    const int64_t low = log_start(c.topic(), c.partition());
-    const auto out = c.resolve_jump(msg.offset, low,
-                                    low > from ? first_claimed(c, from, to) : std::nullopt);
-    if (out.expired_from < out.expired_to) {
-      record_gap(c, out.expired_from, out.expired_to, "");
-    }
-    take = out.take;
-  }
+  if (take == Take::kJump) take = jumps_.jump(c, msg.offset, *source_);
   switch (take) {
     case Take::kStale:
-      if (c.rewound(msg.offset)) {
-        // Below anything this assignment fetched from: the log was rewound under us (a
-        // recreated topic). Those offsets are below what sluice_offsets records as written,
-        // so they are not written again, but say so.
-        ++stats_.rewound_messages;
-        uint64_t suppressed = 0;
-        if (rewound_log_.allow(suppressed)) {
-          logger("ingest")->error(
-              "{}/{}: Kafka delivered offset {} but the partition is at {}; skipping offsets "
-              "already read. If the topic was recreated, stop Sluice and delete its "
-              "sluice_offsets rows for this topic ({} similar suppressed)",
-              c.topic(), c.partition(), msg.offset, c.fetch_next(), suppressed);
-        }
-      }
+      jumps_.stale(c, msg.offset);
       return;
     case Take::kDrop:
     case Take::kJump:
@@ -749,11 +654,7 @@ void Pipeline::look_again() {
   last_look_ = now;
   std::vector<PartitionCursor*> list;
   for (auto& [key, c] : cursors_) {
-    const bool orphan_stuck =
-        c->mode() == PartitionMode::kOrphan && c->spool_holds_events() &&
-        (!c->database_known() || c->floor() < c->spool_first() || c->waits_for_owner()) &&
-        c->batcher().empty();
-    if (c->mode() == PartitionMode::kWaiting || orphan_stuck) list.push_back(c.get());
+    if (c->mode() == PartitionMode::kWaiting || c->orphan_stuck()) list.push_back(c.get());
   }
   if (list.empty()) return;
   if (learn_database(list)) {
@@ -761,7 +662,7 @@ void Pipeline::look_again() {
       // A waiting partition MariaDB did not move for looks again once the claim that held it
       // is gone (its instance forgotten): the jump is then verified afresh, and recorded.
       if (c->mode() == PartitionMode::kWaiting &&
-          !first_claimed(*c, c->waiting_from(), c->waiting_to())) {
+          !jumps_.first_claimed(*c, c->waiting_from(), c->waiting_to())) {
         c->replan();
       }
     }
@@ -778,21 +679,7 @@ void Pipeline::drain() {
   // The governor's allowance bounds what is read from the spool (live partitions are not
   // governed); a partition's order is untouched: its Kafka events wait behind its spool. Near
   // its limit the spool must empty, whatever the replicas say.
-  const bool pressure = lane_.past(DrainGovernor::kPressure);
-  if (pressure != (governor_.limiting() == DrainGovernor::Limit::kSpoolPressure)) {
-    const double percent = DrainGovernor::kPressure * 100;
-    if (pressure) {
-      logger("ingest")->warn(
-          "the spool is past {:.0f} % of spool.max_bytes: the drain is not limited until it is "
-          "back under",
-          percent);
-    } else {
-      logger("ingest")->info(
-          "the spool is back under {:.0f} % of spool.max_bytes: the drain follows the database "
-          "again",
-          percent);
-    }
-    governor_.spool_pressure(pressure);
+  if (governor_.spool_pressure(lane_.past(DrainGovernor::kPressure))) {
     publish_status(true);  // status says so at once, as for every change of state
   }
   size_t allowance = governor_.allowance();
@@ -800,12 +687,7 @@ void Pipeline::drain() {
     const auto& key = entry->first;
     PartitionCursor& c = *entry->second;
     if (writers_.in_flight_bytes() >= max_in_flight_bytes_ || allowance == 0) break;
-    const bool orphan = c.mode() == PartitionMode::kOrphan;
-    if (c.mode() != PartitionMode::kDraining && !orphan) continue;
-    if (c.held()) continue;  // its next event waits for its schema
-    // An orphan drains only from where MariaDB stands, once that lies inside its spool.
-    if (orphan && (!c.database_known() || c.floor() < c.spool_first())) continue;
-    if (c.drain_next() >= c.spool_end()) continue;
+    if (!c.drains_now()) continue;
     const size_t want = std::min(limits_.max_rows, allowance);
     bool changed = false;
     const storage::SpoolChunk* chunk = lane_.read(key, c, want, changed);
@@ -813,16 +695,10 @@ void Pipeline::drain() {
     if (chunk == nullptr) continue;
     size_t drained = 0;  // charged: a drain that stops at a hole or a hold read the rest only
     for (const auto& e : chunk->events) {
-      if (e.offset > c.drain_next()) {
-        // A hole in the spool: offsets Kafka never delivered while spooling.
-        const int64_t from = c.drain_next();
-        const int64_t low = log_start(c.topic(), c.partition());
-        const auto out = c.resolve_spool_hole(
-            e.offset, low, low > from ? first_claimed(c, from, e.offset) : std::nullopt);
-        if (out.expired_from < out.expired_to) {
-          record_gap(c, out.expired_from, out.expired_to, " while spooled");
-        }
-        if (out.take == Take::kDrop) break;  // waiting, or read again from Kafka first
+      // A hole in the spool (offsets Kafka never delivered while spooling): waiting, or read
+      // again from Kafka first.
+      if (e.offset > c.drain_next() && jumps_.spool_hole(c, e.offset, *source_) == Take::kDrop) {
+        break;
       }
       if (!batch_event(c, e.offset, e.timestamp_ms, e.payload)) break;  // held
       c.drained(e.offset);

@@ -47,9 +47,11 @@
 #include "ingest/event_source.h"
 #include "ingest/fleet_claims.h"
 #include "ingest/flow_control.h"
+#include "ingest/offset_jumps.h"
 #include "ingest/gate.h"
 #include "ingest/offset_committer.h"
 #include "ingest/partition_cursor.h"
+#include "ingest/rejoins.h"
 #include "ingest/pipeline_status.h"
 #include "ingest/spool_lane.h"
 #include "ingest/status_board.h"
@@ -160,18 +162,11 @@ class Pipeline final : private GateEffects {
   // Kafka side.
   SourceHandler source_handler();
   /// The group fenced the consumer: gives up its partitions and joins again with a new one —
-  /// unless that keeps happening (another running instance with the same instance id).
+  /// unless that keeps happening (Rejoins).
   Status rejoin(const Status& why);
   void on_assign(std::vector<TopicPartition>& partitions);
   void on_revoke(const std::vector<TopicPartition>& partitions);
   void handle_message(const SourceMessage& msg);
-  /// Asks the broker where a partition's log starts now (-1 when it cannot be asked).
-  int64_t log_start(const std::string& topic, int32_t partition);
-  /// See FleetClaims::first_claimed (nullopt without a fleet).
-  std::optional<int64_t> first_claimed(const PartitionCursor& c, int64_t from, int64_t to) const;
-  /// Records offsets [from, to) that expired from Kafka unread: a `kafka_gap` dead letter at
-  /// `from` in the partition's batch, the log, status and the counter.
-  void record_gap(PartitionCursor& c, int64_t from, int64_t to, const char* where);
   // Batches and writers.
   /// Decodes one event into the partition's open batch (dead-lettering it if bad).
   /// Decodes the event into its partition's batch (or a dead letter); false when its schema
@@ -225,13 +220,11 @@ class Pipeline final : private GateEffects {
   std::vector<SourceMessage> messages_;
   Clock::time_point last_look_{};
   uint64_t gate_version_ = 0;  ///< the gate's version last published
-  RateLimiter rewound_log_{std::chrono::seconds(30)};
   RateLimiter behind_log_{std::chrono::seconds(10)};
-  std::deque<Clock::time_point> rejoins_;  ///< when the group fenced us, lately
-
-
   PipelineStats stats_;
   StatusBoard board_;  ///< the status snapshot, the summary line
+  OffsetJumps jumps_;  ///< offsets out of line: skipped (gaps, holes) or rewound
+  Rejoins rejoins_;    ///< joining again after the group fenced us, or giving up
   bool started_ = false;
   /// Set by the destructor: handler callbacks that still come (the source closing) do nothing.
   bool detached_ = false;

@@ -72,14 +72,8 @@ void reload(const std::string& path, sluice::Config& running, sluice::ingest::Pi
     if (auto st = pipeline.retarget(loaded->mariadb, std::chrono::seconds(60)); !st) {
       log->error("reload: MariaDB endpoint not changed: {}", st.message());
     } else {
-      auto& m = running.mariadb;
-      m.host = loaded->mariadb.host;
-      m.port = loaded->mariadb.port;
-      m.socket = loaded->mariadb.socket;
-      m.user = loaded->mariadb.user;
-      m.password_file = loaded->mariadb.password_file;
-      m.password = loaded->mariadb.password;
-      fleet.set_endpoint(sluice::describe_endpoint(m));
+      running.mariadb.take_endpoint(loaded->mariadb);
+      fleet.set_endpoint(sluice::describe_endpoint(running.mariadb));
     }
   }
   if (!changes.log_level && !changes.mariadb_endpoint && changes.need_restart.empty()) {

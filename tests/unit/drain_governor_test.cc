@@ -102,12 +102,14 @@ TEST_F(DrainGovernorTest, ASpoolNearItsLimitLiftsTheLimitUntilItIsBackUnder) {
   g.replica_lag(60.0);
   for (int i = 0; i < 5; ++i) interval(g, 1000);
   EXPECT_EQ(g.limiting(), Limit::kReplicaLag);
-  g.spool_pressure(true);
+  EXPECT_TRUE(g.spool_pressure(true));
+  EXPECT_FALSE(g.spool_pressure(true));  // a change is said once
   EXPECT_EQ(g.limiting(), Limit::kSpoolPressure);
   EXPECT_EQ(g.rate(), 0);
   EXPECT_EQ(g.allowance(), std::numeric_limits<size_t>::max());
   EXPECT_FALSE(g.next_allowance());
-  g.spool_pressure(false);
+  EXPECT_TRUE(g.spool_pressure(false));
+  EXPECT_FALSE(g.spool_pressure(false));
   EXPECT_EQ(g.limiting(), Limit::kReplicaLag);
   EXPECT_GT(g.rate(), 0);
 }
