@@ -82,4 +82,22 @@ AssignmentFacts gather_start_facts(const std::vector<TopicPartition>& assigned,
   return out;
 }
 
+storage::DbStatus tell_database_positions(storage::BatchSink& control,
+                                          const std::vector<PartitionCursor*>& cursors) {
+  std::map<std::string, std::vector<PartitionCursor*>> by_topic;
+  for (auto* c : cursors) by_topic[c->topic()].push_back(c);
+  for (auto& [topic, list] : by_topic) {
+    std::map<int32_t, int64_t> stored;
+    if (auto st = control.read_offsets(topic, stored); !st.is_ok()) return st;
+    for (auto* c : list) {
+      if (const auto it = stored.find(c->partition()); it != stored.end()) {
+        c->learned_database(it->second);
+      } else {
+        c->learned_missing_row();
+      }
+    }
+  }
+  return {};
+}
+
 }  // namespace sluice::ingest

@@ -13,6 +13,7 @@
 
 #include "ingest/event_source.h"
 #include "ingest/fleet_claims.h"
+#include "ingest/partition_cursor.h"
 #include "ingest/spool_lane.h"
 #include "ingest/start_offset.h"
 #include "storage/batch_sink.h"
@@ -33,5 +34,11 @@ AssignmentFacts gather_start_facts(const std::vector<TopicPartition>& assigned,
                                    bool ask_database, storage::BatchSink& control,
                                    EventSource& source, const SpoolLane& lane,
                                    const FleetClaims* fleet);
+
+/// Reads sluice_offsets for these partitions and tells each cursor where MariaDB stands
+/// (learned_database) or that it holds no row of it (learned_missing_row). Not ok when it
+/// cannot be read: then no cursor of that topic or later was told.
+storage::DbStatus tell_database_positions(storage::BatchSink& control,
+                                          const std::vector<PartitionCursor*>& cursors);
 
 }  // namespace sluice::ingest

@@ -68,4 +68,26 @@ class Batcher {
   int64_t next_ = -1;
 };
 
+/// The open batches of many partitions share one memory budget. Read round-robin, their batches
+/// would all fill at once — a burst the writers cannot take, then nothing; over the budget the
+/// fullest goes, so batches flow steadily and memory stays bounded whatever the partition
+/// count. While the open batches of `items` (`batcher_of(item)`) together exceed `budget`,
+/// hands the fullest to `dispatch`, which empties its batcher.
+template <typename Items, typename BatcherOf, typename Dispatch>
+void dispatch_fullest_over(size_t budget, Items& items, BatcherOf batcher_of, Dispatch dispatch) {
+  size_t open = 0;
+  for (auto& item : items) open += batcher_of(item).bytes();
+  while (open > budget) {
+    decltype(&*items.begin()) fullest = nullptr;
+    for (auto& item : items) {
+      if (fullest == nullptr || batcher_of(item).bytes() > batcher_of(*fullest).bytes()) {
+        fullest = &item;
+      }
+    }
+    if (fullest == nullptr || batcher_of(*fullest).empty()) return;
+    open -= batcher_of(*fullest).bytes();
+    dispatch(*fullest);
+  }
+}
+
 }  // namespace sluice::ingest

@@ -34,6 +34,12 @@ void OffsetCommitter::maybe_commit(EventSource& source, Cursors& cursors, bool f
   }
 }
 
+void OffsetCommitter::commit_now(EventSource& source, Cursors& cursors) {
+  std::vector<PartitionKey> keys;
+  for (const auto& [key, c] : cursors) keys.push_back(key);
+  commit_now(source, cursors, keys);
+}
+
 void OffsetCommitter::commit_now(EventSource& source, Cursors& cursors,
                                  const std::vector<PartitionKey>& keys) {
   std::vector<TopicPartition> list;

@@ -29,6 +29,8 @@ class OffsetCommitter {
   void maybe_commit(EventSource& source, Cursors& cursors, bool force = false);
   /// Commits these partitions' positions and waits for the answer (a revoke, a shutdown).
   void commit_now(EventSource& source, Cursors& cursors, const std::vector<PartitionKey>& keys);
+  /// Every partition's (a shutdown).
+  void commit_now(EventSource& source, Cursors& cursors);
   /// The broker's answer to an asynchronous commit.
   void acknowledged(Cursors& cursors, const std::vector<TopicPartition>& offsets,
                     const Status& outcome);

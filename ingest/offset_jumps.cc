@@ -44,6 +44,19 @@ void OffsetJumps::stale(const PartitionCursor& c, int64_t offset) {
   }
 }
 
+void OffsetJumps::database_behind(PartitionCursor& c, int64_t db_next, uint64_t generation,
+                                  int64_t base, int64_t end) {
+  // The missing range is read again from Kafka, then what the spool holds drains.
+  if (!c.behind(db_next, generation)) return;
+  uint64_t suppressed = 0;
+  if (behind_log_.allow(suppressed)) {
+    logger("ingest")->warn(
+        "{}/{}: MariaDB's sluice_offsets says the next offset is {}, behind the batch [{}, {}); "
+        "writing again from there ({}; {} similar suppressed)",
+        c.topic(), c.partition(), db_next, base, end, partition_mode_name(c.mode()), suppressed);
+  }
+}
+
 std::optional<int64_t> OffsetJumps::first_claimed(const PartitionCursor& c, int64_t from,
                                            int64_t to) const {
   if (fleet_ == nullptr) return std::nullopt;

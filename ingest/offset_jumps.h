@@ -11,7 +11,9 @@
 /// Rewound — Kafka delivered an offset below anything the assignment fetched from: the log was
 /// rewound under us (a recreated topic). Those offsets are below what sluice_offsets records
 /// as written, so they are not written again; but it is said (counted, logged at a bounded
-/// rate), since only a person can tell what happened to the topic.
+/// rate), since only a person can tell what happened to the topic. Or MariaDB is behind what
+/// was written there: a write found sluice_offsets below its batch (a failover to a replica
+/// that lags, a restore from a backup); the partition reads the missing range again.
 ///
 /// The cursor decides (PartitionCursor::resolve_jump, resolve_spool_hole); this unit gathers
 /// the facts it decides on — where the broker says the log starts, what the fleet claims — and
@@ -50,6 +52,10 @@ class OffsetJumps {
   /// take() said Take::kStale for `offset`: when it lies below anything fetched, the log was
   /// rewound — counted and logged.
   void stale(const PartitionCursor& c, int64_t offset);
+  /// A write of batch [base, end) found MariaDB's next offset at `db_next`, behind it: the
+  /// cursor reads again from there (PartitionCursor::behind), said at a bounded rate.
+  void database_behind(PartitionCursor& c, int64_t db_next, uint64_t generation, int64_t base,
+                       int64_t end);
   /// See FleetClaims::first_claimed; nullopt without a fleet, `from` while the fleet's claims
   /// are not known yet (all of it may be another spool's).
   std::optional<int64_t> first_claimed(const PartitionCursor& c, int64_t from, int64_t to) const;
@@ -63,6 +69,7 @@ class OffsetJumps {
   PipelineStats& stats_;
   StatusBoard& board_;
   RateLimiter rewound_log_{std::chrono::seconds(30)};
+  RateLimiter behind_log_{std::chrono::seconds(10)};
 };
 
 }  // namespace sluice::ingest

@@ -1,14 +1,12 @@
 #include "ingest/pipeline.h"
 
 #include <algorithm>
-#include <set>
 
 #include "ingest/assignment_facts.h"
 
 namespace sluice::ingest {
 
 using std::chrono::milliseconds;
-using storage::Batch;
 using storage::DbErrorClass;
 using storage::WriteOutcome;
 
@@ -41,10 +39,7 @@ Pipeline::Pipeline(Config config, PipelineParts parts, const Clock& clock)
               milliseconds(config_.batch.max_delay_ms)},
       max_in_flight_bytes_(WriterPool::in_flight_budget(
           static_cast<size_t>(config_.mariadb.writers), limits_.max_bytes)),
-      // Open batches of all partitions together. With many partitions read round-robin, their
-      // batches would all fill at once: a burst the writers cannot take, then nothing. Over this
-      // budget the fullest batch goes, so batches flow steadily and memory stays bounded
-      // whatever the partition count.
+      // Open batches of all partitions together (dispatch_fullest_over).
       max_open_bytes_(limits_.max_bytes * (static_cast<size_t>(config_.mariadb.writers) + 1)),
       intake_(config_.schemas_path, clock),
       lane_(*parts_.spool, static_cast<uint64_t>(config_.spool.max_bytes), clock),
@@ -133,12 +128,10 @@ Status Pipeline::start() {
   // Partitions this spool holds but the group has not given us (yet) are orphans until then:
   // drained under the compare-and-set, or released once MariaDB has passed them.
   for (const auto& [key, range] : lane_.spool().partitions()) {
-    auto c = std::make_unique<PartitionCursor>(key.first, key.second, limits_, clock_,
-                                               &writers_.rows());
-    c->start(decide_start({StartFacts::Spooled{range.first_offset, range.last_offset}, {}, -1}),
-             range, false);
-    c->become_orphan();
-    cursors_[key] = std::move(c);
+    PartitionCursor& c = cursor(key);
+    c.start(decide_start({StartFacts::Spooled{range.first_offset, range.last_offset}, {}, -1}),
+            range, false);
+    c.become_orphan();
   }
   board_.started();
   started_ = true;
@@ -186,7 +179,8 @@ void Pipeline::step(milliseconds max_wait) {
     gate_.outage(*deferred_outage_);
     deferred_outage_.reset();
   }
-  gate_.lease(parts_.lease == nullptr || parts_.lease->valid());
+  const bool lease_valid = parts_.lease == nullptr || parts_.lease->valid();
+  gate_.lease(lease_valid);
   gate_.step();
   if (gate_.version() != gate_version_) {
     gate_version_ = gate_.version();
@@ -198,22 +192,17 @@ void Pipeline::step(milliseconds max_wait) {
   drain();
   flush_due();
   look_again();
-  const bool full = lane_.update_full(parts_.lease == nullptr || parts_.lease->valid());
-  flow_.apply(*source_, cursors_, writers_.in_flight_bytes(), full);
-  // Wake for the nearest batch deadline so a quiet partition flushes on time (with the gate
-  // not open nothing is dispatched: a due batch then must not make the loop spin).
-  auto timeout = max_wait;
-  for (auto& [key, c] : cursors_) {
-    if (auto d = c->batcher().deadline(); d && gate_.open()) {
-      timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(*d - clock_.now()));
-    }
+  flow_.apply(*source_, cursors_, writers_.in_flight_bytes(), lane_.update_full(lease_valid));
+  // Wake for the nearest batch deadline, so a quiet partition flushes on time, and for a
+  // governed drain's next allowance — with the gate open: closed, nothing is dispatched or
+  // drained, and a due batch must not make the loop spin.
+  auto wake = clock_.now() + max_wait;
+  if (gate_.open()) {
+    for (auto& [key, c] : cursors_) wake = std::min(wake, c->batcher().deadline().value_or(wake));
+    if (const auto next = governor_.next_allowance()) wake = std::min(wake, *next + milliseconds(1));
   }
-  if (const auto next = governor_.next_allowance(); next && gate_.open()) {
-    // A governed drain reads again once its allowance has refilled.
-    timeout = std::min(
-        timeout, std::chrono::duration_cast<milliseconds>(*next - clock_.now()) + milliseconds(1));
-  }
-  timeout = std::max(timeout, milliseconds(0));
+  const auto timeout =
+      std::max(std::chrono::duration_cast<milliseconds>(wake - clock_.now()), milliseconds(0));
   if (flow_.holding(writers_.in_flight_bytes())) {
     // MariaDB is behind: take nothing more for now. librdkafka's queue is bounded
     // (queued.max.messages.kbytes), so memory is too; nothing is dropped or fetched twice.
@@ -254,9 +243,7 @@ void Pipeline::shutdown() {
   writers_.stop(true);
   process_reports();
   commit_spool();
-  std::vector<PartitionKey> keys;
-  for (const auto& [key, c] : cursors_) keys.push_back(key);
-  committer_.commit_now(*source_, cursors_, keys);
+  committer_.commit_now(*source_, cursors_);
   gate_.stop("shutting down");
   source_->close();
   source_.reset();
@@ -330,9 +317,7 @@ void Pipeline::opened() {
   if (!gate_.expected_server().empty()) {
     // Resumed by a fleet that writes to a given server: make sure this is it before a writer
     // may connect (they stay quiet meanwhile; a mismatch closes the gate as an outage).
-    auto st = control_->probe();
-    if (st.is_ok()) st = check_server();
-    if (!st.is_ok()) {
+    if (auto st = probe(); !st.is_ok()) {
       deferred_outage_ = st;
       return;
     }
@@ -388,25 +373,21 @@ void Pipeline::retarget(const MariaDbConfig& mariadb) {
 // Kafka side
 
 bool Pipeline::learn_database(const std::vector<PartitionCursor*>& cursors) {
-  std::map<std::string, std::vector<PartitionCursor*>> by_topic;
-  for (auto* c : cursors) by_topic[c->topic()].push_back(c);
-  for (auto& [topic, list] : by_topic) {
-    std::map<int32_t, int64_t> stored;
-    if (auto st = control_->read_offsets(topic, stored); !st.is_ok()) {
-      logger("ingest")->warn("cannot read sluice_offsets ({}); the first writes will tell",
-                             st.describe());
-      if (outage_class(st)) deferred_outage_ = st;
-      return false;
-    }
-    for (auto* c : list) {
-      if (const auto it = stored.find(c->partition()); it != stored.end()) {
-        c->learned_database(it->second);
-      } else {
-        c->learned_missing_row();
-      }
-    }
+  const auto st = tell_database_positions(*control_, cursors);
+  if (st.is_ok()) return true;
+  logger("ingest")->warn("cannot read sluice_offsets ({}); the first writes will tell",
+                         st.describe());
+  if (outage_class(st)) deferred_outage_ = st;
+  return false;
+}
+
+PartitionCursor& Pipeline::cursor(const PartitionKey& key) {
+  auto& slot = cursors_[key];
+  if (!slot) {
+    slot = std::make_unique<PartitionCursor>(key.first, key.second, limits_, clock_,
+                                             &writers_.rows());
   }
-  return true;
+  return *slot;
 }
 
 void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
@@ -418,19 +399,15 @@ void Pipeline::on_assign(std::vector<TopicPartition>& assigned) {
     auto& tp = assigned[i];
     const PartitionKey key{tp.topic, tp.partition};
     const auto plan = decide_start(facts.facts[i]);
-    auto& slot = cursors_[key];  // an orphan of this partition is adopted again
-    if (!slot) {
-      slot = std::make_unique<PartitionCursor>(tp.topic, tp.partition, limits_, clock_,
-                                               &writers_.rows());
-    }
-    slot->start(plan, facts.spooled[i], gate_.open());
+    PartitionCursor& c = cursor(key);  // an orphan of this partition is adopted again
+    c.start(plan, facts.spooled[i], gate_.open());
     // The assignment itself positions the consumer where the cursor reads from.
-    tp.offset = slot->fetch_next() >= 0 ? slot->fetch_next() : kOffsetInvalid;
-    if (slot->wants_seek()) slot->sought();
+    tp.offset = c.fetch_next() >= 0 ? c.fetch_next() : kOffsetInvalid;
+    if (c.wants_seek()) c.sought();
     flow_.assigned(key);
     summary += fmt::format("{}{}/{}@{} ({}, {})", summary.empty() ? "" : ", ", tp.topic,
                            tp.partition, tp.offset >= 0 ? std::to_string(tp.offset) : "earliest",
-                           start_source_name(plan.source), partition_mode_name(slot->mode()));
+                           start_source_name(plan.source), partition_mode_name(c.mode()));
   }
   logger("ingest")->info("assigned {} partition(s): {}", assigned.size(), summary);
   if (!gate_.open()) control_->disconnect();
@@ -525,27 +502,17 @@ bool Pipeline::batch_event(PartitionCursor& c, int64_t offset, int64_t timestamp
 void Pipeline::dispatch(PartitionCursor& c) {
   // With the gate not open nothing goes to MariaDB; open batches are dropped by the rewind.
   if (c.batcher().empty() || !gate_.open()) return;
-  Batch batch = c.batcher().take();
+  storage::Batch batch = c.batcher().take();
   batch.generation = c.generation();
   batch.origin = c.origin();
   writers_.push(std::move(batch));
 }
 
 void Pipeline::dispatch_over_budget() {
-  if (!gate_.open()) return;
-  size_t open = 0;
-  for (const auto& [key, c] : cursors_) open += c->batcher().bytes();
-  while (open > max_open_bytes_) {
-    PartitionCursor* fullest = nullptr;
-    for (auto& [key, c] : cursors_) {
-      if (fullest == nullptr || c->batcher().bytes() > fullest->batcher().bytes()) {
-        fullest = c.get();
-      }
-    }
-    if (fullest == nullptr || fullest->batcher().empty()) break;
-    open -= fullest->batcher().bytes();
-    dispatch(*fullest);
-  }
+  if (!gate_.open()) return;  // nothing goes: the rewind drops open batches
+  dispatch_fullest_over(
+      max_open_bytes_, cursors_, [](auto& entry) -> Batcher& { return entry.second->batcher(); },
+      [this](auto& entry) { dispatch(*entry.second); });
 }
 
 void Pipeline::flush_due() {
@@ -556,21 +523,17 @@ void Pipeline::flush_due() {
 
 void Pipeline::process_reports() {
   for (auto& r : writers_.take_reports()) {
-    const bool written =
-        r.outcome == WriteOutcome::kCommitted || r.outcome == WriteOutcome::kAlreadyApplied;
-    if (written) {
+    const bool committed = r.outcome == WriteOutcome::kCommitted;
+    if (committed || r.outcome == WriteOutcome::kAlreadyApplied) {
       stats_.rows_inserted += r.rows;
       stats_.dead_letters += r.dead_letters;
-      ++(r.outcome == WriteOutcome::kCommitted ? stats_.batches_committed
-                                               : stats_.batches_already_applied);
+      ++(committed ? stats_.batches_committed : stats_.batches_already_applied);
       gate_.database_reached();
-      if (r.outcome == WriteOutcome::kCommitted && parts_.on_batch_committed) {
-        parts_.on_batch_committed(r);
-      }
-      if (r.outcome == WriteOutcome::kCommitted) {
-        commits_.committed({r.topic, r.partition}, r.end_offset, clock_.wall_ms());
-      }
       board_.add_tables(r.tables);
+    }
+    if (committed) {
+      if (parts_.on_batch_committed) parts_.on_batch_committed(r);
+      commits_.committed({r.topic, r.partition}, r.end_offset, clock_.wall_ms());
     }
     if (r.outcome == WriteOutcome::kFailed && !r.error.is_ok()) gate_.outage(r.error);
     const auto it = cursors_.find({r.topic, r.partition});
@@ -580,26 +543,14 @@ void Pipeline::process_reports() {
       case WriteOutcome::kCommitted:
       case WriteOutcome::kAlreadyApplied:
         // A drain's batch tells the governor how fast the database takes the backlog.
-        if (r.outcome == WriteOutcome::kCommitted &&
+        if (committed &&
             (c.mode() == PartitionMode::kDraining || c.mode() == PartitionMode::kOrphan)) {
           governor_.committed(r.rows + r.dead_letters, r.seconds);
         }
         c.written(r.end_offset, r.db_next_offset);
         break;
       case WriteOutcome::kBehind:
-        if (c.behind(r.db_next_offset, r.generation)) {
-          // MariaDB lags behind what Sluice wrote there (a failover to a replica that lags, a
-          // restore from a backup): the missing range is read again from Kafka, then what the
-          // spool holds drains.
-          uint64_t suppressed = 0;
-          if (behind_log_.allow(suppressed)) {
-            logger("ingest")->warn(
-                "{}/{}: MariaDB's sluice_offsets says the next offset is {}, behind the batch "
-                "[{}, {}); writing again from there ({}; {} similar suppressed)",
-                r.topic, r.partition, r.db_next_offset, r.base_offset, r.end_offset,
-                partition_mode_name(c.mode()), suppressed);
-          }
-        }
+        jumps_.database_behind(c, r.db_next_offset, r.generation, r.base_offset, r.end_offset);
         break;
       case WriteOutcome::kFailed:
         // Dropped by a quiesce or a stop (read again from the floor), or an outage (the gate

@@ -164,6 +164,8 @@ class Pipeline final : private GateEffects {
   /// The group fenced the consumer: gives up its partitions and joins again with a new one —
   /// unless that keeps happening (Rejoins).
   Status rejoin(const Status& why);
+  /// The partition's cursor, made (not started) if it has none.
+  PartitionCursor& cursor(const PartitionKey& key);
   void on_assign(std::vector<TopicPartition>& partitions);
   void on_revoke(const std::vector<TopicPartition>& partitions);
   void handle_message(const SourceMessage& msg);
@@ -220,7 +222,6 @@ class Pipeline final : private GateEffects {
   std::vector<SourceMessage> messages_;
   Clock::time_point last_look_{};
   uint64_t gate_version_ = 0;  ///< the gate's version last published
-  RateLimiter behind_log_{std::chrono::seconds(10)};
   PipelineStats stats_;
   StatusBoard board_;  ///< the status snapshot, the summary line
   OffsetJumps jumps_;  ///< offsets out of line: skipped (gaps, holes) or rewound

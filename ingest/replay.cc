@@ -463,21 +463,12 @@ class ReplayRun {
   /// Due batches go, so a slow input still makes progress; over the memory budget the fullest
   /// go first.
   void dispatch_due() {
-    size_t open_bytes = 0;
     for (auto& [key, lane] : lanes_) {
       if (lane.batcher->due()) dispatch(lane);
-      open_bytes += lane.batcher->bytes();
     }
-    while (open_bytes > max_open_bytes_) {
-      Lane* fullest = nullptr;
-      for (auto& [key, lane] : lanes_) {
-        if (fullest == nullptr || lane.batcher->bytes() > fullest->batcher->bytes()) {
-          fullest = &lane;
-        }
-      }
-      open_bytes -= fullest->batcher->bytes();
-      dispatch(*fullest);
-    }
+    dispatch_fullest_over(
+        max_open_bytes_, lanes_, [](auto& entry) -> Batcher& { return *entry.second.batcher; },
+        [this](auto& entry) { dispatch(entry.second); });
   }
 
   void maybe_progress() {
