@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "common/enum_names.h"
 #include "common/logging.h"
 
 namespace sluice::ingest {
@@ -20,19 +21,9 @@ constexpr size_t kHistoryPerPartition = 4096;
 }  // namespace
 
 const char* DrainGovernor::limit_name(Limit limit) {
-  switch (limit) {
-    case Limit::kNone:
-      return "none";
-    case Limit::kMaxRate:
-      return "max_rate";
-    case Limit::kCommitLatency:
-      return "commit_latency";
-    case Limit::kReplicaLag:
-      return "replica_lag";
-    case Limit::kSpoolPressure:
-      return "spool_pressure";
-  }
-  return "?";
+  static constexpr EnumNames<Limit, Limit::kSpoolPressure, 5> kNames{
+      {"none", "max_rate", "commit_latency", "replica_lag", "spool_pressure"}};
+  return kNames(limit);
 }
 
 DrainGovernor::DrainGovernor(DrainPolicy policy, const Clock& clock)

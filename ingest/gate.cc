@@ -17,6 +17,10 @@ void Gate::start_paused(storage::PauseRecord record) {
 
 void Gate::start_in_outage(const storage::DbStatus& cause) {
   state_ = State::kClosed;
+  enter_outage(cause);
+}
+
+void Gate::enter_outage(const storage::DbStatus& cause) {
   outage_ = true;
   db_up_ = false;
   outage_error_ = cause;
@@ -285,13 +289,7 @@ void Gate::outage(const storage::DbStatus& cause) {
     return;
   }
   if (state_ != State::kOpen) return;  // already closing or closed by an operator
-  outage_ = true;
-  db_up_ = false;
-  outage_error_ = cause;
-  outage_since_ms_ = clock_.wall_ms();
-  last_outage_summary_ = clock_.now();
-  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000), clock_.seed());
-  next_probe_ = clock_.now() + probe_backoff_->next();
+  enter_outage(cause);
   close();
   logger("ingest")->warn(
       "MariaDB unavailable ({}): spooling events and probing with backoff until it takes writes "

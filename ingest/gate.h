@@ -140,6 +140,8 @@ class Gate {
     bool local = false;  ///< a pause of this host alone (PauseRecord::local)
     std::string expected_server;  ///< kResume: see submit
   };
+  /// The outage begins (the state is the caller's): remembered, and probed with backoff.
+  void enter_outage(const storage::DbStatus& cause);
   void pause(Pending& c);
   void resume(Pending& c);
   void release();

@@ -2,29 +2,9 @@
 
 #include <algorithm>
 
+#include "ingest/kafka_common.h"
+
 namespace sluice::ingest {
-namespace {
-
-struct ListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const {
-    rd_kafka_topic_partition_list_destroy(l);
-  }
-};
-using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
-
-void log_cb(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* buf) {
-  static thread_local RateLimiter limiter(std::chrono::seconds(10));
-  uint64_t suppressed = 0;
-  if (level <= 4 && !limiter.allow(suppressed)) return;
-  auto log = logger("kafka");
-  const auto lvl = level <= 3   ? spdlog::level::err
-                   : level == 4 ? spdlog::level::warn
-                   : level <= 6 ? spdlog::level::info
-                                : spdlog::level::debug;
-  log->log(lvl, "{}: {}", fac, buf);
-}
-
-}  // namespace
 
 KafkaRangeReader::~KafkaRangeReader() {
   release_held();
@@ -70,7 +50,7 @@ Result<std::unique_ptr<KafkaRangeReader>> KafkaRangeReader::create(const KafkaCo
       return st;
     }
   }
-  rd_kafka_conf_set_log_cb(conf, log_cb);
+  rd_kafka_conf_set_log_cb(conf, kafka_log);
   reader->rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (reader->rk_ == nullptr) return Status::error(std::string("kafka consumer: ") + err);
   rd_kafka_poll_set_consumer(reader->rk_);
@@ -195,7 +175,7 @@ Status KafkaRangeReader::offsets_for_times(const std::string& topic,
                                            const std::vector<int32_t>& partitions, int64_t epoch_ms,
                                            std::vector<int64_t>& out,
                                            std::chrono::milliseconds timeout) {
-  ListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  KafkaListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   for (const int32_t p : partitions) {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = epoch_ms;
   }
@@ -218,7 +198,7 @@ Status KafkaRangeReader::offsets_for_times(const std::string& topic,
 }
 
 Status KafkaRangeReader::start(const std::vector<PartitionRange>& ranges) {
-  ListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(ranges.size())));
+  KafkaListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(ranges.size())));
   for (const auto& r : ranges) {
     if (r.events() == 0) continue;
     readings_[{r.topic, r.partition}] = Reading{r.topic, r.partition, r.from, r.to, false};
@@ -242,7 +222,7 @@ void KafkaRangeReader::finish(Reading& r) {
   r.done = true;
   --remaining_;
   // Stop fetching it: what comes after the range is not wanted.
-  ListPtr list(rd_kafka_topic_partition_list_new(1));
+  KafkaListPtr list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), r.topic.c_str(), r.partition);
   (void)rd_kafka_pause_partitions(rk_, list.get());  // only saves fetching; ignored if it fails
 }

@@ -3,33 +3,10 @@
 #include <cstring>
 
 #include "common/logging.h"
+#include "ingest/kafka_common.h"
 
 namespace sluice::ingest {
 namespace {
-
-struct ListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const {
-    rd_kafka_topic_partition_list_destroy(l);
-  }
-};
-using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
-
-void log_cb(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* buf) {
-  static thread_local RateLimiter limiter(std::chrono::seconds(10));
-  uint64_t suppressed = 0;
-  // librdkafka repeats connection failures per retry; keep one line per 10 s.
-  if (level <= 4 && !limiter.allow(suppressed)) return;
-  auto log = logger("kafka");
-  const auto lvl = level <= 3   ? spdlog::level::err
-                   : level == 4 ? spdlog::level::warn
-                   : level <= 6 ? spdlog::level::info
-                                : spdlog::level::debug;
-  if (suppressed > 0) {
-    log->log(lvl, "{}: {} ({} similar lines suppressed)", fac, buf, suppressed);
-  } else {
-    log->log(lvl, "{}: {}", fac, buf);
-  }
-}
 
 std::vector<TopicPartition> to_vector(const rd_kafka_topic_partition_list_t* list) {
   std::vector<TopicPartition> out;
@@ -121,7 +98,7 @@ Result<std::unique_ptr<EventSource>> KafkaSource::create(const KafkaConfig& conf
       return st;
     }
   }
-  rd_kafka_conf_set_log_cb(conf, log_cb);
+  rd_kafka_conf_set_log_cb(conf, kafka_log);
   rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
   rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
   rd_kafka_conf_set_opaque(conf, source.get());
@@ -129,7 +106,7 @@ Result<std::unique_ptr<EventSource>> KafkaSource::create(const KafkaConfig& conf
   if (source->rk_ == nullptr) return Status::error(std::string("kafka consumer: ") + err);
   rd_kafka_poll_set_consumer(source->rk_);
 
-  ListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(config.topics.size())));
+  KafkaListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(config.topics.size())));
   for (const auto& t : config.topics) {
     rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
   }
@@ -148,7 +125,7 @@ void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     auto assigned = to_vector(partitions);
     if (self->handler_.on_assign) self->handler_.on_assign(assigned);
-    ListPtr list(to_list(assigned));
+    KafkaListPtr list(to_list(assigned));
     if (cooperative) {
       if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, list.get())) {
         log->error("assign failed: {}", rd_kafka_error_string(error));
@@ -236,7 +213,7 @@ Status KafkaSource::poll(std::chrono::milliseconds timeout, size_t max,
 
 Status KafkaSource::committed(std::vector<TopicPartition>& partitions,
                               std::chrono::milliseconds timeout) {
-  ListPtr list(to_list(partitions));
+  KafkaListPtr list(to_list(partitions));
   if (auto e = rd_kafka_committed(rk_, list.get(), static_cast<int>(timeout.count()));
       e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::error(std::string("kafka committed offsets: ") + rd_kafka_err2str(e));
@@ -247,7 +224,7 @@ Status KafkaSource::committed(std::vector<TopicPartition>& partitions,
 
 Status KafkaSource::commit(const std::vector<TopicPartition>& partitions, bool async) {
   if (partitions.empty()) return Status::ok();
-  ListPtr list(to_list(partitions));
+  KafkaListPtr list(to_list(partitions));
   if (async) {
     const auto e = rd_kafka_commit(rk_, list.get(), 1);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -294,7 +271,7 @@ Status first_partition_error(const char* what, const rd_kafka_topic_partition_li
 
 Status KafkaSource::pause(const std::vector<TopicPartition>& partitions) {
   if (partitions.empty()) return Status::ok();
-  ListPtr list(to_list(partitions));
+  KafkaListPtr list(to_list(partitions));
   if (auto e = rd_kafka_pause_partitions(rk_, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::error(std::string("kafka pause: ") + rd_kafka_err2str(e));
   }
@@ -303,7 +280,7 @@ Status KafkaSource::pause(const std::vector<TopicPartition>& partitions) {
 
 Status KafkaSource::seek(const std::vector<TopicPartition>& partitions) {
   if (partitions.empty()) return Status::ok();
-  ListPtr list(to_list(partitions));
+  KafkaListPtr list(to_list(partitions));
   if (rd_kafka_error_t* error = rd_kafka_seek_partitions(rk_, list.get(), 5000)) {
     Status st = Status::error(std::string("kafka seek: ") + rd_kafka_error_string(error));
     rd_kafka_error_destroy(error);
@@ -314,7 +291,7 @@ Status KafkaSource::seek(const std::vector<TopicPartition>& partitions) {
 
 Status KafkaSource::resume(const std::vector<TopicPartition>& partitions) {
   if (partitions.empty()) return Status::ok();
-  ListPtr list(to_list(partitions));
+  KafkaListPtr list(to_list(partitions));
   if (auto e = rd_kafka_resume_partitions(rk_, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::error(std::string("kafka resume: ") + rd_kafka_err2str(e));
   }

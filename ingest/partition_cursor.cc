@@ -3,27 +3,14 @@
 #include <algorithm>
 
 #include "common/assert.h"
+#include "common/enum_names.h"
 
 namespace sluice::ingest {
 
 const char* partition_mode_name(PartitionMode mode) {
-  switch (mode) {
-    case PartitionMode::kDirect:
-      return "direct";
-    case PartitionMode::kRefill:
-      return "refill";
-    case PartitionMode::kDraining:
-      return "draining";
-    case PartitionMode::kWaiting:
-      return "waiting";
-    case PartitionMode::kHalted:
-      return "halted";
-    case PartitionMode::kSpooling:
-      return "spooling";
-    case PartitionMode::kOrphan:
-      return "orphan";
-  }
-  return "?";
+  static constexpr EnumNames<PartitionMode, PartitionMode::kOrphan, 7> kNames{
+      {"direct", "refill", "draining", "waiting", "halted", "spooling", "orphan"}};
+  return kNames(mode);
 }
 
 PartitionCursor::PartitionCursor(std::string topic, int32_t partition, BatchLimits limits,

@@ -5,6 +5,8 @@
 #include <ostream>
 #include <string_view>
 
+#include "common/enum_names.h"
+
 namespace sluice::ingest {
 
 enum class ServiceState {
@@ -22,25 +24,9 @@ inline constexpr std::array<ServiceState, 7> kServiceStates = {
     ServiceState::kDraining, ServiceState::kOutage, ServiceState::kFleetUnreachable,
     ServiceState::kStopping};
 
-constexpr std::string_view to_string(ServiceState s) {
-  switch (s) {
-    case ServiceState::kStarting:
-      return "starting";
-    case ServiceState::kRunning:
-      return "running";
-    case ServiceState::kPaused:
-      return "paused";
-    case ServiceState::kDraining:
-      return "draining";
-    case ServiceState::kOutage:
-      return "outage";
-    case ServiceState::kFleetUnreachable:
-      return "fleet_unreachable";
-    case ServiceState::kStopping:
-      return "stopping";
-  }
-  return "unknown";
-}
+inline constexpr EnumNames<ServiceState, ServiceState::kStopping, 7> kServiceStateNames{
+    {"starting", "running", "paused", "draining", "outage", "fleet_unreachable", "stopping"}};
+constexpr std::string_view to_string(ServiceState s) { return kServiceStateNames(s, "unknown"); }
 
 inline std::ostream& operator<<(std::ostream& out, ServiceState s) { return out << to_string(s); }
 

@@ -2,20 +2,14 @@
 
 #include <algorithm>
 
+#include "common/enum_names.h"
+
 namespace sluice::ingest {
 
 const char* start_source_name(StartSource source) {
-  switch (source) {
-    case StartSource::kSpool:
-      return "the spool";
-    case StartSource::kDatabase:
-      return "sluice_offsets";
-    case StartSource::kGroup:
-      return "the group's committed offset";
-    case StartSource::kEarliest:
-      return "the earliest offset";
-  }
-  return "?";
+  static constexpr EnumNames<StartSource, StartSource::kEarliest, 4> kNames{
+      {"the spool", "sluice_offsets", "the group's committed offset", "the earliest offset"}};
+  return kNames(source);
 }
 
 StartPlan decide_start(const StartFacts& facts) {

@@ -3,6 +3,8 @@
 #include <errmsg.h>
 #include <mysqld_error.h>
 
+#include "common/enum_names.h"
+
 namespace sluice::storage {
 
 DbErrorClass classify_db_error(unsigned int code) {
@@ -74,19 +76,9 @@ DbErrorClass classify_db_error(unsigned int code) {
 }
 
 const char* to_string(DbErrorClass c) {
-  switch (c) {
-    case DbErrorClass::kTransient:
-      return "transient";
-    case DbErrorClass::kOutage:
-      return "outage";
-    case DbErrorClass::kReadOnly:
-      return "read_only";
-    case DbErrorClass::kBadRow:
-      return "bad_row";
-    case DbErrorClass::kFatal:
-      return "fatal";
-  }
-  return "fatal";
+  static constexpr EnumNames<DbErrorClass, DbErrorClass::kFatal, 5> kNames{
+      {"transient", "outage", "read_only", "bad_row", "fatal"}};
+  return kNames(c, "fatal");
 }
 
 bool is_access_denied(unsigned int code) {
