@@ -19,11 +19,8 @@ Result<std::unique_ptr<KafkaRangeReader>> KafkaRangeReader::create(const KafkaCo
   std::unique_ptr<KafkaRangeReader> reader(new KafkaRangeReader());
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  auto set = [&](const std::string& key, const std::string& value) -> Status {
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      return Status::error("kafka property " + key + ": " + err);
-    }
-    return Status::ok();
+  auto set = [&](const std::string& key, const std::string& value) {
+    return kafka_set(conf, key, value);
   };
   // The service's own properties (TLS, SASL, tuning) apply; the group's do not matter here.
   std::vector<std::pair<std::string, std::string>> settings = {

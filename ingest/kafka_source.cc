@@ -51,11 +51,8 @@ Result<std::unique_ptr<EventSource>> KafkaSource::create(const KafkaConfig& conf
   source->handler_ = std::move(handler);
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  auto set = [&](const std::string& key, const std::string& value) -> Status {
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      return Status::error("kafka property " + key + ": " + err);
-    }
-    return Status::ok();
+  auto set = [&](const std::string& key, const std::string& value) {
+    return kafka_set(conf, key, value);
   };
   // Defaults Sluice relies on; kafka.properties may override these tunables. The settings that
   // carry Sluice's promises (commits, reset policy, group identity) are refused there by the

@@ -478,21 +478,29 @@ DbStatus MariaDbSink::insert_dead_letters(const Batch& batch,
   return {};
 }
 
+std::optional<WriteResult> MariaDbSink::check_tables(Batch& batch) {
+  std::string mismatch;
+  for (size_t i = 0; i < batch.tables.size();) {
+    const TableLayout& table = *batch.tables[i].table;
+    if (auto st = check_table(table, mismatch); !st.is_ok()) {
+      return fail(std::move(st), table.name());
+    }
+    if (mismatch.empty()) {
+      ++i;
+    } else {
+      batch.dead_letter_table(i, mismatch);
+    }
+  }
+  return std::nullopt;
+}
+
 WriteResult MariaDbSink::write(Batch& batch) {
   if (mode_ != SinkMode::kExactlyOnce) return write_replay(batch);
   WriteResult result;
   if (auto st = ensure_connected(); !st.is_ok()) return fail(std::move(st));
-  std::string mismatch;
-  for (size_t i = 0; i < batch.tables.size();) {
-    const TableLayout& table = *batch.tables[i].table;
-    if (auto st = check_table(table, mismatch); !st.is_ok())
-      return fail(std::move(st), table.name());
-    if (mismatch.empty()) {
-      ++i;
-    } else {
-      batch.dead_letter_table(i, mismatch);  // in the same transaction as the rest
-    }
-  }
+  // A table that does not match its schema: its rows are dead letters, in the same
+  // transaction as the rest.
+  if (auto failed = check_tables(batch)) return std::move(*failed);
   if (auto st = conn_->exec("START TRANSACTION"); !st.is_ok()) return fail(std::move(st));
   bool proceed = false;
   if (auto st = advance_offset(batch, proceed, result); !st.is_ok()) return fail(std::move(st));
@@ -664,17 +672,8 @@ WriteResult MariaDbSink::write_replay(Batch& batch) {
     return result;
   }
 
-  std::string mismatch;
-  for (size_t i = 0; i < batch.tables.size();) {
-    const TableLayout& table = *batch.tables[i].table;
-    if (auto st = check_table(table, mismatch); !st.is_ok())
-      return fail(std::move(st), table.name());
-    if (mismatch.empty()) {
-      ++i;
-    } else {
-      batch.dead_letter_table(i, mismatch);  // marked as a replay's below, like any other
-    }
-  }
+  // A table that does not match: its rows are dead letters, marked as a replay's below.
+  if (auto failed = check_tables(batch)) return std::move(*failed);
   for (const auto& t : batch.tables) {
     if (auto st = check_uuid_key(*t.table); !st.is_ok()) return fail(std::move(st), t.table->name());
   }

@@ -23,6 +23,7 @@
 #include <array>
 #include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -106,6 +107,9 @@ class MariaDbSink final : public BatchSink {
   /// layout), and checks its layout; `mismatch` is set (a dead-letter reason) when its rows
   /// cannot go there.
   DbStatus check_table(const TableLayout& table, std::string& mismatch);
+  /// check_table for each of the batch's tables; one that mismatches has its rows made dead
+  /// letters (Batch::dead_letter_table). The failed write when a check could not be made.
+  std::optional<WriteResult> check_tables(Batch& batch);
   /// The table's columns against the layout (check_layout, with `missing`).
   DbStatus compare_layout(const TableLayout& table, std::string& mismatch,
                           std::vector<Column>* missing);

@@ -45,6 +45,7 @@
 #include "main/pipeline_instance.h"
 #include "testing/fakes.h"
 #include "testing/harness.h"
+#include "testing/model_run.h"
 
 namespace sluice::ingest {
 namespace {
@@ -637,35 +638,12 @@ std::vector<uint64_t> seeds() {
 }
 
 TEST(FleetModelTest, TwoPipelinesAndTheirFleetKeepEveryInvariantWhateverLinkIsCut) {
-  if (std::getenv("SLUICE_MODEL_LOG") == nullptr) set_log_level("off");
-  for (const uint64_t seed : seeds()) {
-    FleetModelRun run(seed);
-    run.run(200);
-    std::printf("seed %llu: history %016llx\n", static_cast<unsigned long long>(seed),
-                static_cast<unsigned long long>(run.history_hash()));
-    if (::testing::Test::HasFailure()) {
-      ADD_FAILURE() << "seed " << seed << " (replay: SLUICE_FLEET_MODEL_SEEDS=" << seed
-                    << "); operations:\n"
-                    << run.history();
-      break;
-    }
-  }
-  set_log_level("info");
+  testing::run_seeds<FleetModelRun>(seeds(), 200, "", "SLUICE_FLEET_MODEL_SEEDS=");
 }
 
 /// The fleet's simulation is deterministic too: a seed run twice gives the same history.
 TEST(FleetModelTest, OneSeedGivesOneHistory) {
-  if (std::getenv("SLUICE_MODEL_LOG") == nullptr) set_log_level("off");
-  for (const uint64_t seed : {3ull}) {
-    FleetModelRun first(seed), second(seed);
-    first.run(120);
-    second.run(120);
-    EXPECT_EQ(first.history_hash(), second.history_hash())
-        << "seed " << seed << " ran twice:\n"
-        << first.history() << "\n---\n"
-        << second.history();
-  }
-  set_log_level("info");
+  testing::expect_one_history<FleetModelRun>({3}, 120);
 }
 
 }  // namespace

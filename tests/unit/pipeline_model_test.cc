@@ -40,6 +40,7 @@
 #include "testing/fake_schema_source.h"
 #include "testing/fakes.h"
 #include "testing/harness.h"
+#include "testing/model_run.h"
 
 namespace sluice::ingest {
 namespace {
@@ -611,58 +612,23 @@ std::vector<uint64_t> seeds() {
 TEST(PipelineModelTest, RandomSequencesKeepEveryInvariantAndEndExact) {
   // Thousands of transitions: the failure report says what happened (SLUICE_MODEL_LOG=1 shows
   // the pipeline's own log too).
-  if (std::getenv("SLUICE_MODEL_LOG") == nullptr) set_log_level("off");
-  for (const uint64_t seed : seeds()) {
-    ModelRun run(seed);
-    run.run(250);
-    std::printf("seed %llu: history %016llx\n", static_cast<unsigned long long>(seed),
-                static_cast<unsigned long long>(run.history_hash()));
-    if (::testing::Test::HasFailure()) {
-      ADD_FAILURE() << "seed " << seed << " (replay: SLUICE_MODEL_SEEDS=" << seed
-                    << "); operations:\n"
-                    << run.history();
-      break;
-    }
-  }
-  set_log_level("info");
+  testing::run_seeds<ModelRun>(seeds(), 250, "", "SLUICE_MODEL_SEEDS=");
 }
 
 /// Events of schema revisions a repository serves, the repository down at random: an event
 /// waiting for its schema holds its partition through pauses, outages, rebalances, crashes and
 /// drains, and is never dead-lettered for it (check_exact allows kafka_gap dead letters only).
 TEST(PipelineModelTest, RandomSequencesWithASchemaRepositoryThatComesAndGoes) {
-  if (std::getenv("SLUICE_MODEL_LOG") == nullptr) set_log_level("off");
-  for (const uint64_t seed : testing::model_seeds("SLUICE_MODEL_SEEDS", "SLUICE_MODEL_RUNS", 6,
-                                                  1, "SLUICE_MODEL_FIRST")) {
-    ModelRun run(seed, /*with_repository=*/true);
-    run.run(250);
-    std::printf("seed %llu (schema repository): history %016llx\n",
-                static_cast<unsigned long long>(seed),
-                static_cast<unsigned long long>(run.history_hash()));
-    if (::testing::Test::HasFailure()) {
-      ADD_FAILURE() << "seed " << seed << " (replay: SLUICE_MODEL_SEEDS=" << seed
-                    << " --gtest_filter='*WithASchemaRepository*'); operations:\n"
-                    << run.history();
-      break;
-    }
-  }
-  set_log_level("info");
+  testing::run_seeds<ModelRun>(
+      testing::model_seeds("SLUICE_MODEL_SEEDS", "SLUICE_MODEL_RUNS", 6, 1, "SLUICE_MODEL_FIRST"),
+      250, " (schema repository)", "SLUICE_MODEL_SEEDS=",
+      /*with_repository=*/true);
 }
 
 /// The simulation is deterministic: a seed run twice gives the same history, state after state
 /// — what lets a failing seed be replayed and debugged.
 TEST(PipelineModelTest, OneSeedGivesOneHistory) {
-  if (std::getenv("SLUICE_MODEL_LOG") == nullptr) set_log_level("off");
-  for (const uint64_t seed : {5ull, 11ull}) {
-    ModelRun first(seed), second(seed);
-    first.run(150);
-    second.run(150);
-    EXPECT_EQ(first.history_hash(), second.history_hash())
-        << "seed " << seed << " ran twice:\n"
-        << first.history() << "\n---\n"
-        << second.history();
-  }
-  set_log_level("info");
+  testing::expect_one_history<ModelRun>({5, 11}, 150);
 }
 
 }  // namespace
