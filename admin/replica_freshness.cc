@@ -11,11 +11,10 @@
 
 namespace sluice::admin {
 
-ReplicaFreshness::ReplicaFreshness(std::vector<MariaDbConfig> replicas, TablesFn tables,
-                                   std::string group, std::string offsets_table,
+ReplicaFreshness::ReplicaFreshness(std::vector<MariaDbConfig> replicas, std::string group,
+                                   std::string offsets_table,
                                    std::chrono::milliseconds interval)
     : replicas_(std::move(replicas)),
-      tables_(std::move(tables)),
       group_(std::move(group)),
       offsets_table_(std::move(offsets_table)),
       interval_(interval) {
@@ -33,6 +32,11 @@ ReplicaFreshness::~ReplicaFreshness() {
   }
   cv_.notify_all();
   thread_.join();
+}
+
+void ReplicaFreshness::follow(const std::string& table) {
+  std::lock_guard lock(mu_);
+  if (!tables_.contains(table)) tables_.insert(table);
 }
 
 std::vector<ReplicaFreshness::Replica> ReplicaFreshness::snapshot() const {
@@ -54,7 +58,11 @@ void ReplicaFreshness::loop() {
   for (;;) {
     const bool check_tables = std::chrono::steady_clock::now() >= tables_due;
     if (check_tables) tables_due = std::chrono::steady_clock::now() + interval_;
-    const auto tables = check_tables ? tables_() : std::vector<std::string>{};
+    std::vector<std::string> tables;
+    if (check_tables) {
+      std::lock_guard lock(mu_);
+      tables.assign(tables_.begin(), tables_.end());
+    }
     for (size_t i = 0; i < replicas_.size(); ++i) {
       Replica r;
       {

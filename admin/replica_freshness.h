@@ -8,9 +8,9 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,11 +37,9 @@ class ReplicaFreshness {
     int64_t offsets_read_at_ms = 0;
     std::map<std::pair<std::string, int32_t>, int64_t> offsets{};
   };
-  /// The tables to check (those Sluice has written).
-  using TablesFn = std::function<std::vector<std::string>()>;
-
-  /// Tables are checked every `interval`; `offsets_table` (of `group`) about once a second.
-  ReplicaFreshness(std::vector<MariaDbConfig> replicas, TablesFn tables, std::string group,
+  /// Tables are checked every `interval` (those it was told of, follow()); `offsets_table`
+  /// (of `group`) about once a second.
+  ReplicaFreshness(std::vector<MariaDbConfig> replicas, std::string group,
                    std::string offsets_table = "sluice_offsets",
                    std::chrono::milliseconds interval = std::chrono::seconds(5));
   ~ReplicaFreshness();
@@ -49,12 +47,13 @@ class ReplicaFreshness {
   ReplicaFreshness& operator=(const ReplicaFreshness&) = delete;
 
   std::vector<Replica> snapshot() const;
+  /// A table Sluice wrote to (each committed batch's): checked from the next round on.
+  void follow(const std::string& table);
 
  private:
   void loop();
 
   std::vector<MariaDbConfig> replicas_;
-  TablesFn tables_;
   std::string group_;
   std::string offsets_table_;
   std::chrono::milliseconds interval_;
@@ -62,6 +61,7 @@ class ReplicaFreshness {
   std::condition_variable cv_;
   bool stop_ = false;             // guarded by mu_
   std::vector<Replica> results_;  // guarded by mu_
+  std::set<std::string> tables_;  // guarded by mu_
   std::thread thread_;            // last: starts once the members above exist
 };
 

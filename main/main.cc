@@ -234,38 +234,30 @@ int run(const std::string& path) {
                                   .revision = sluice::kGitRevision,
                                   .spool_max_bytes = config->spool.max_bytes,
                                   .topics = config->kafka.topics});
-  parts.on_batch_committed = [&metrics](const sluice::ingest::WriteReport& r) {
-    metrics.observe_batch(r);
-  };
-  // The replicas' positions, for the drain to follow their lag (set once the probe runs; the
-  // probe is stopped before the pipeline goes, and the pipeline calls this from its own loop).
-  sluice::admin::ReplicaFreshness* replica_probe = nullptr;
+  // The replicas' freshness and positions (mariadb.replicas): the drain follows their lag, and
+  // each committed batch names the tables to look at there.
+  std::unique_ptr<sluice::admin::ReplicaFreshness> replicas;
   if (!config->replicas.empty()) {
-    parts.replica_positions = [&replica_probe] {
+    replicas = std::make_unique<sluice::admin::ReplicaFreshness>(config->replicas,
+                                                                 config->kafka.group_id);
+    parts.replica_positions = [&replicas] {
       std::vector<sluice::ingest::CommitHistory::ReplicaPositions> out;
-      if (replica_probe == nullptr) return out;
-      for (auto& r : replica_probe->snapshot()) {
+      for (auto& r : replicas->snapshot()) {
         out.push_back({r.offsets_ok, r.offsets_read_at_ms, std::move(r.offsets)});
       }
       return out;
     };
   }
+  parts.on_batch_committed = [&metrics, &replicas](const sluice::ingest::WriteReport& r) {
+    metrics.observe_batch(r);
+    if (replicas) {
+      for (const auto& t : r.tables) replicas->follow(t.name);
+    }
+  };
   sluice::Config running = *config;
   sluice::ingest::Pipeline pipeline(std::move(config).value(), std::move(parts));
   sluice::PipelineInstance instance(pipeline);
   fleet->attach(instance);
-  std::unique_ptr<sluice::admin::ReplicaFreshness> replicas;
-  if (!running.replicas.empty()) {
-    replicas = std::make_unique<sluice::admin::ReplicaFreshness>(
-        running.replicas,
-        [&pipeline] {
-          std::vector<std::string> names;
-          for (const auto& t : pipeline.status().tables) names.push_back(t.table);
-          return names;
-        },
-        running.kafka.group_id);
-    replica_probe = replicas.get();
-  }
   if (!admin_config.listen.empty()) {
     sluice::admin::AdminHandlers handlers;
     handlers.status_json = [&pipeline, &replicas, &fleet] {
