@@ -340,3 +340,31 @@ TEST_F(PartitionCursorTest, AnOrphanStoppedAtAHoleOnlyItsOwnerCanFillLooksAtMari
 
 }  // namespace
 }  // namespace sluice::ingest
+
+namespace sluice::ingest {
+namespace {
+
+TEST_F(PartitionCursorTest, TheDrainReadsADrainingPartitionOrAnOrphanInsideItsSpoolUnlessHeld) {
+  cursor_.start(plan(120, 100, true), spool(100, 119), true);
+  ASSERT_EQ(cursor_.mode(), PartitionMode::kDraining);
+  EXPECT_TRUE(cursor_.drains_now());
+  cursor_.hold(100, clock_.now() + std::chrono::seconds(1), "schema_pending: x");
+  EXPECT_FALSE(cursor_.drains_now()) << "its next event waits for its schema";
+  ASSERT_TRUE(cursor_.release_hold(clock_.now(), /*news=*/true));
+  EXPECT_TRUE(cursor_.drains_now());
+  cursor_.become_orphan();
+  EXPECT_TRUE(cursor_.drains_now()) << "MariaDB stands inside its spool";
+  EXPECT_FALSE(cursor_.orphan_stuck());
+  cursor_.learned_database(90);  // a restore: MariaDB below the spool
+  EXPECT_FALSE(cursor_.drains_now()) << "only the owner can fill [90, 100)";
+  EXPECT_TRUE(cursor_.orphan_stuck()) << "it looks at MariaDB again";
+}
+
+TEST_F(PartitionCursorTest, APartitionReadingKafkaIsNeverDrained) {
+  cursor_.start(plan(10, 10, true), std::nullopt, true);
+  EXPECT_FALSE(cursor_.drains_now());
+  EXPECT_FALSE(cursor_.orphan_stuck());
+}
+
+}  // namespace
+}  // namespace sluice::ingest
