@@ -254,6 +254,14 @@ int64_t MariaDb::scalar(const std::string& sql) {
   return std::stoll(*rows[0][0]);
 }
 
+int64_t MariaDb::table_rows(const std::string& table) {
+  try {
+    return scalar("SELECT COUNT(*) FROM `" + table + "`");
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 // --- Broker -------------------------------------------------------------------------------
 
 Broker::Broker(const std::vector<std::string>& topics, const std::string& dir) {

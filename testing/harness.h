@@ -138,6 +138,9 @@ class MariaDb {
   std::vector<std::vector<std::optional<std::string>>> query(const std::string& sql);
   /// The first column of the first row as an integer (0 when NULL or no row).
   int64_t scalar(const std::string& sql);
+  /// Rows in a table of database `log`; 0 while it does not exist yet (or the server cannot
+  /// answer).
+  int64_t table_rows(const std::string& table);
   /// mariadb-dump of database `log` into `file` (a backup).
   void dump(const std::string& file);
   /// Loads a dump into database `log` (a restore).

@@ -25,16 +25,6 @@ constexpr const char* kTopic = "eventlogging_h";
 constexpr int32_t kPartitions = 2;
 constexpr size_t kReasonColumnBytes = 1024;  // sluice_dead_letter.reason is VARBINARY(1024)
 
-/// Resident memory of a process, in KiB (VmRSS), or -1.
-int64_t rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 class HostileTest : public ::testing::Test {
  protected:
   struct Bad {
@@ -109,13 +99,7 @@ class HostileTest : public ::testing::Test {
         timeout);
   }
 
-  int64_t table_rows(const std::string& table) {
-    try {
-      return db_->scalar("SELECT COUNT(*) FROM `" + table + "`");
-    } catch (const std::exception&) {
-      return 0;
-    }
-  }
+  int64_t table_rows(const std::string& table) { return db_->table_rows(table); }
 
   /// Every good event once, in partition order; every bad one dead-lettered at its offset with
   /// its reason, no reason longer than the column; sluice_offsets at each partition's end.
