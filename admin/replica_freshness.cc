@@ -36,7 +36,7 @@ ReplicaFreshness::~ReplicaFreshness() {
 
 void ReplicaFreshness::follow(const std::string& table) {
   std::lock_guard lock(mu_);
-  if (!tables_.contains(table)) tables_.insert(table);
+  tables_.insert(table);
 }
 
 std::vector<ReplicaFreshness::Replica> ReplicaFreshness::snapshot() const {
