@@ -237,20 +237,21 @@ Status FakeSource::poll(std::chrono::milliseconds timeout, size_t max,
       // seek back is what tells real offsets without records (transaction markers) from a
       // fetch gone wrong, and a broker that lost the same records twice in a row is not one
       // this fake pretends to be.
-      // (Compared by the first record delivered after the skip: offsets holding no records, or
-      // the log's end, can make two skips of different lengths deliver the same jump — then
-      // this fetch goes right instead.)
-      auto delivered = [&](int64_t to) {
-        while (to < log.end() && log.timestamps[static_cast<size_t>(to - log.start)] == -2) ++to;
-        return to;
+      // (Compared by records, on both ends: the first record at or after where the skip starts
+      // and the first delivered after it. Offsets holding no records, or the log's end, can make
+      // two skips that start or end at different offsets lose the same records and deliver the
+      // same jump — then this fetch goes right instead.)
+      auto record_at_or_after = [&](int64_t o) {
+        while (o < log.end() && log.timestamps[static_cast<size_t>(o - log.start)] == -2) ++o;
+        return o;
       };
       int64_t to = std::min(f.position + lost->second, log.end());
+      const std::pair lost_records{record_at_or_after(f.position), record_at_or_after(to)};
       const auto previous = kafka_.last_lost_.find(key);
-      if (previous != kafka_.last_lost_.end() &&
-          previous->second == std::pair{f.position, delivered(to)}) {
+      if (previous != kafka_.last_lost_.end() && previous->second == lost_records) {
         to = f.position;
       }
-      kafka_.last_lost_[key] = {f.position, delivered(to)};
+      kafka_.last_lost_[key] = {record_at_or_after(f.position), record_at_or_after(to)};
       f.position = to;
       kafka_.lost_fetch_.erase(lost);
     }

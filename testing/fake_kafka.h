@@ -116,7 +116,8 @@ class FakeKafka {
   bool simulated_ = false;
   std::map<Call, int> failures_;
   std::map<PartitionKey, int64_t> lost_fetch_;
-  /// (from, first record delivered after it) of each partition's last fetch gone wrong.
+  /// The records each partition's last fetch gone wrong lost: [first record at or after where
+  /// it skipped from, first record delivered after it).
   std::map<PartitionKey, std::pair<int64_t, int64_t>> last_lost_;
   std::map<PartitionKey, uint64_t> seeks_;
 };
