@@ -96,36 +96,6 @@ std::map<int64_t, std::string> FakeDatabase::dead_letter_reasons(const std::stri
   return it == reasons_.end() ? std::map<int64_t, std::string>{} : it->second;
 }
 
-size_t FakeDatabase::dead_letters() const {
-  std::lock_guard lock(mu_);
-  return dead_letters_;
-}
-
-int FakeDatabase::connections() const {
-  std::lock_guard lock(mu_);
-  return connections_;
-}
-
-int FakeDatabase::open_transactions() const {
-  std::lock_guard lock(mu_);
-  return open_transactions_;
-}
-
-bool FakeDatabase::writes_waiting() const {
-  std::lock_guard lock(mu_);
-  return held_ > 0;
-}
-
-int FakeDatabase::writes_attempted() const {
-  std::lock_guard lock(mu_);
-  return writes_;
-}
-
-int FakeDatabase::probes() const {
-  std::lock_guard lock(mu_);
-  return probes_;
-}
-
 // --- FakeSession ------------------------------------------------------------------------------
 
 namespace {

@@ -55,19 +55,25 @@ class FakeDatabase {
   /// lower it): read under the same lock as the write, so no commit escapes an observer that
   /// only looks between steps.
   int64_t highest_next_offset(const std::string& topic, int32_t partition) const;
-  size_t dead_letters() const;
+  size_t dead_letters() const { return locked(dead_letters_); }
   /// A partition's dead letters: offset → reason.
   std::map<int64_t, std::string> dead_letter_reasons(const std::string& topic,
                                                      int32_t partition) const;
-  int connections() const;
-  int open_transactions() const;
+  int connections() const { return locked(connections_); }
+  int open_transactions() const { return locked(open_transactions_); }
   /// Sessions have a transaction open and are blocked by hold_writes.
-  bool writes_waiting() const;
-  int writes_attempted() const;
-  int probes() const;
+  bool writes_waiting() const { return locked(held_) > 0; }
+  int writes_attempted() const { return locked(writes_); }
+  int probes() const { return locked(probes_); }
 
  private:
   friend class FakeSession;
+  /// A counter read under the lock the sessions write it under.
+  template <class T>
+  T locked(const T& counter) const {
+    std::lock_guard lock(mu_);
+    return counter;
+  }
   mutable std::mutex mu_;
   std::condition_variable cv_;
   Mode mode_ = Mode::kUp;
