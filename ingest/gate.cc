@@ -21,13 +21,18 @@ void Gate::start_in_outage(const storage::DbStatus& cause) {
 }
 
 void Gate::enter_outage(const storage::DbStatus& cause) {
-  outage_ = true;
   db_up_ = false;
   outage_error_ = cause;
+  start_probing();
+  next_probe_ = clock_.now() + probe_backoff_->next();
+}
+
+void Gate::start_probing() {
+  outage_ = true;
   outage_since_ms_ = clock_.wall_ms();
   last_outage_summary_ = clock_.now();
   probe_backoff_.emplace(milliseconds(500), milliseconds(30'000), clock_.seed());
-  next_probe_ = clock_.now() + probe_backoff_->next();
+  next_probe_ = clock_.now();
 }
 
 void Gate::start_held() {
@@ -199,11 +204,7 @@ void Gate::release() {
   // Find out whether MariaDB takes writes, and open when it does.
   held_ = false;
   first_contact_ = true;
-  outage_ = true;
-  outage_since_ms_ = clock_.wall_ms();
-  last_outage_summary_ = clock_.now();
-  probe_backoff_.emplace(milliseconds(500), milliseconds(30'000), clock_.seed());
-  next_probe_ = clock_.now();
+  start_probing();
   ++version_;
   probe();
 }

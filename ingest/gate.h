@@ -142,6 +142,9 @@ class Gate {
   };
   /// The outage begins (the state is the caller's): remembered, and probed with backoff.
   void enter_outage(const storage::DbStatus& cause);
+  /// Whether MariaDB takes writes is found out from now on: outage state, a fresh backoff, the
+  /// first probe due at once.
+  void start_probing();
   void pause(Pending& c);
   void resume(Pending& c);
   void release();
