@@ -202,24 +202,6 @@ ReplayTableCounts ReplayLedger::totals() const {
   return sum;
 }
 
-uint64_t ReplayLedger::read() const {
-  uint64_t n = 0;
-  for (const auto& [key, p] : partitions_) n += p.read;
-  return n;
-}
-
-uint64_t ReplayLedger::skipped() const {
-  uint64_t n = 0;
-  for (const auto& [key, p] : partitions_) n += p.skipped;
-  return n;
-}
-
-uint64_t ReplayLedger::durable() const {
-  uint64_t n = 0;
-  for (const auto& [key, p] : partitions_) n += p.durable;
-  return n;
-}
-
 uint64_t ReplayLedger::expected() const {
   uint64_t n = 0;
   for (const auto& [key, p] : partitions_) {

@@ -205,9 +205,9 @@ class ReplayLedger {
   }
   /// Per table summed.
   ReplayTableCounts totals() const;
-  uint64_t read() const;
-  uint64_t skipped() const;
-  uint64_t durable() const;
+  uint64_t read() const { return sum(&Partition::read); }
+  uint64_t skipped() const { return sum(&Partition::skipped); }
+  uint64_t durable() const { return sum(&Partition::durable); }
   /// Events the declared ranges hold in all (0 when no range is known: files).
   uint64_t expected() const;
   bool any_expired() const;
@@ -215,6 +215,13 @@ class ReplayLedger {
   const std::string& error() const { return error_; }
 
  private:
+  /// One count summed over the partitions.
+  uint64_t sum(uint64_t Partition::*count) const {
+    uint64_t n = 0;
+    for (const auto& [key, p] : partitions_) n += p.*count;
+    return n;
+  }
+
   std::map<std::string, ReplayTableCounts, std::less<>> tables_;
   std::map<std::pair<std::string, int32_t>, Partition> partitions_;
   std::string error_;
