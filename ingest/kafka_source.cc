@@ -264,15 +264,22 @@ Status first_partition_error(const char* what, const rd_kafka_topic_partition_li
   return Status::ok();
 }
 
+/// Pauses or resumes fetching `partitions` (`call`: rd_kafka_pause_partitions or
+/// rd_kafka_resume_partitions), the call's error or the first partition's.
+Status fetching(rd_kafka_t* rk, const char* what, const std::vector<TopicPartition>& partitions,
+                rd_kafka_resp_err_t (*call)(rd_kafka_t*, rd_kafka_topic_partition_list_t*)) {
+  if (partitions.empty()) return Status::ok();
+  KafkaListPtr list(to_list(partitions));
+  if (auto e = call(rk, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::error(std::string(what) + ": " + rd_kafka_err2str(e));
+  }
+  return first_partition_error(what, list.get());
+}
+
 }  // namespace
 
 Status KafkaSource::pause(const std::vector<TopicPartition>& partitions) {
-  if (partitions.empty()) return Status::ok();
-  KafkaListPtr list(to_list(partitions));
-  if (auto e = rd_kafka_pause_partitions(rk_, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Status::error(std::string("kafka pause: ") + rd_kafka_err2str(e));
-  }
-  return first_partition_error("kafka pause", list.get());
+  return fetching(rk_, "kafka pause", partitions, rd_kafka_pause_partitions);
 }
 
 Status KafkaSource::seek(const std::vector<TopicPartition>& partitions) {
@@ -287,12 +294,7 @@ Status KafkaSource::seek(const std::vector<TopicPartition>& partitions) {
 }
 
 Status KafkaSource::resume(const std::vector<TopicPartition>& partitions) {
-  if (partitions.empty()) return Status::ok();
-  KafkaListPtr list(to_list(partitions));
-  if (auto e = rd_kafka_resume_partitions(rk_, list.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Status::error(std::string("kafka resume: ") + rd_kafka_err2str(e));
-  }
-  return first_partition_error("kafka resume", list.get());
+  return fetching(rk_, "kafka resume", partitions, rd_kafka_resume_partitions);
 }
 
 Status KafkaSource::watermarks(const std::string& topic, int32_t partition, int64_t& low,
