@@ -13,6 +13,12 @@ using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
+/// A family of metrics, `builder`'s kind, registered as `name` and explained by `help`.
+template <class Builder>
+auto& family(Builder builder, prometheus::Registry& registry, const std::string& name,
+             const std::string& help) {
+  return builder.Name(name).Help(help).Register(registry);
+}
 
 /// A partition's modes (partition_cursor.h), each a series of sluice_partition_mode.
 constexpr const char* kModes[] = {"direct",  "refill",   "draining", "waiting",
@@ -35,248 +41,156 @@ double seconds_since(int64_t since_ms, int64_t now_ms) {
 
 Metrics::Metrics(const MetricsInfo& info)
     : registry_(std::make_shared<prometheus::Registry>()),
-      consumed_(BuildCounter()
-                    .Name("sluice_events_consumed_total")
-                    .Help("Events read from Kafka, per topic")
-                    .Register(*registry_)),
-      rows_inserted_(BuildCounter()
-                         .Name("sluice_rows_inserted_total")
-                         .Help("Rows committed to MariaDB, per table")
-                         .Register(*registry_)),
-      dead_letters_(BuildCounter()
-                        .Name("sluice_dead_letters_total")
-                        .Help("Events committed to sluice_dead_letter, per reason class")
-                        .Register(*registry_)),
-      spooled_(BuildCounter()
-                   .Name("sluice_events_spooled_total")
-                   .Help("Events written to the spool")
-                   .Register(*registry_)
+      consumed_(family(BuildCounter(), *registry_, "sluice_events_consumed_total",
+                       "Events read from Kafka, per topic")),
+      rows_inserted_(family(BuildCounter(), *registry_, "sluice_rows_inserted_total",
+                            "Rows committed to MariaDB, per table")),
+      dead_letters_(family(BuildCounter(), *registry_, "sluice_dead_letters_total",
+                           "Events committed to sluice_dead_letter, per reason class")),
+      spooled_(family(BuildCounter(), *registry_, "sluice_events_spooled_total",
+                      "Events written to the spool")
                    .Add({})),
-      spool_write_errors_(BuildCounter()
-                              .Name("sluice_spool_write_errors_total")
-                              .Help("Spool writes that failed (a full disk, an I/O error); "
-                                    "fetching for the spool pauses until one succeeds")
-                              .Register(*registry_)
+      spool_write_errors_(family(BuildCounter(), *registry_, "sluice_spool_write_errors_total",
+                                 "Spool writes that failed (a full disk, an I/O error); "
+                                 "fetching for the spool pauses until one succeeds")
                               .Add({})),
-      drained_(BuildCounter()
-                   .Name("sluice_events_drained_total")
-                   .Help("Spooled events read back for MariaDB")
-                   .Register(*registry_)
+      drained_(family(BuildCounter(), *registry_, "sluice_events_drained_total",
+                      "Spooled events read back for MariaDB")
                    .Add({})),
-      batches_(BuildCounter()
-                   .Name("sluice_batches_committed_total")
-                   .Help("Batch transactions committed")
-                   .Register(*registry_)
+      batches_(family(BuildCounter(), *registry_, "sluice_batches_committed_total",
+                      "Batch transactions committed")
                    .Add({})),
-      expired_offsets_(BuildCounter()
-                           .Name("sluice_kafka_expired_offsets_total")
-                           .Help("Offsets that expired from Kafka before Sluice read them")
-                           .Register(*registry_)
+      expired_offsets_(family(BuildCounter(), *registry_, "sluice_kafka_expired_offsets_total",
+                              "Offsets that expired from Kafka before Sluice read them")
                            .Add({})),
-      spool_events_(BuildGauge()
-                        .Name("sluice_spool_events")
-                        .Help("Events held in the spool")
-                        .Register(*registry_)
-                        .Add({})),
-      spool_bytes_(BuildGauge()
-                       .Name("sluice_spool_bytes")
-                       .Help("Bytes held in the spool")
-                       .Register(*registry_)
+      spool_events_(
+          family(BuildGauge(), *registry_, "sluice_spool_events", "Events held in the spool")
+              .Add({})),
+      spool_bytes_(family(BuildGauge(), *registry_, "sluice_spool_bytes", "Bytes held in the spool")
                        .Add({})),
-      spool_oldest_age_(BuildGauge()
-                            .Name("sluice_spool_oldest_age_seconds")
-                            .Help("Age of the oldest spooled event (0 when empty)")
-                            .Register(*registry_)
+      spool_oldest_age_(family(BuildGauge(), *registry_, "sluice_spool_oldest_age_seconds",
+                               "Age of the oldest spooled event (0 when empty)")
                             .Add({})),
-      state_(BuildGauge()
-                 .Name("sluice_state")
-                 .Help("1 for the pipeline's current state")
-                 .Register(*registry_)),
-      db_up_(BuildGauge()
-                 .Name("sluice_db_up")
-                 .Help("1 when MariaDB took Sluice's last write or probe, 0 in an outage")
-                 .Register(*registry_)
+      state_(
+          family(BuildGauge(), *registry_, "sluice_state", "1 for the pipeline's current state")),
+      db_up_(family(BuildGauge(), *registry_, "sluice_db_up",
+                    "1 when MariaDB took Sluice's last write or probe, 0 in an outage")
                  .Add({})),
-      fetch_paused_(BuildGauge()
-                        .Name("sluice_fetch_paused")
-                        .Help("1 while fetching from Kafka is paused (MariaDB behind, spool full)")
-                        .Register(*registry_)
+      fetch_paused_(family(BuildGauge(), *registry_, "sluice_fetch_paused",
+                           "1 while fetching from Kafka is paused (MariaDB behind, spool full)")
                         .Add({})),
-      lag_(BuildGauge()
-               .Name("sluice_consumer_lag_events")
-               .Help("Events between Sluice's position and the partition's high watermark "
-                     "(what is not yet fetched)")
-               .Register(*registry_)),
-      lag_deprecated_(BuildGauge()
-                          .Name("sluice_consumer_lag")
-                          .Help("Deprecated: sluice_consumer_lag_events, under its old name "
-                                "until the next release")
-                          .Register(*registry_)),
-      durable_lag_(BuildGauge()
-                       .Name("sluice_durable_lag_events")
-                       .Help("Events of the partition not yet in MariaDB, what the spool holds "
-                             "included: the high watermark minus MariaDB's next offset")
-                       .Register(*registry_)),
-      partition_mode_(BuildGauge()
-                          .Name("sluice_partition_mode")
-                          .Help("1 for the partition's current mode (direct, refill, draining, "
-                                "waiting, halted, spooling, orphan), 0 for the others")
-                          .Register(*registry_)),
+      lag_(family(BuildGauge(), *registry_, "sluice_consumer_lag_events",
+                  "Events between Sluice's position and the partition's high watermark "
+                  "(what is not yet fetched)")),
+      lag_deprecated_(family(BuildGauge(), *registry_, "sluice_consumer_lag",
+                             "Deprecated: sluice_consumer_lag_events, under its old name "
+                             "until the next release")),
+      durable_lag_(family(BuildGauge(), *registry_, "sluice_durable_lag_events",
+                          "Events of the partition not yet in MariaDB, what the spool holds "
+                          "included: the high watermark minus MariaDB's next offset")),
+      partition_mode_(family(BuildGauge(), *registry_, "sluice_partition_mode",
+                             "1 for the partition's current mode (direct, refill, draining, "
+                             "waiting, halted, spooling, orphan), 0 for the others")),
       partition_spool_unreadable_(
-          BuildGauge()
-              .Name("sluice_partition_spool_unreadable")
-              .Help("1 while the partition's spooled events cannot be read (a corrupt block): "
-                    "its drain stops there until `sluice spool discard --corrupt`")
-              .Register(*registry_)),
-      log_start_(BuildGauge()
-                     .Name("sluice_kafka_log_start_offset")
-                     .Help("Kafka's log start of the partition as last fetched: retention moves "
-                           "it towards sluice_position_offset")
-                     .Register(*registry_)),
-      position_(BuildGauge()
-                    .Name("sluice_position_offset")
-                    .Help("The next offset Sluice reads from Kafka: everything below it is in "
-                          "MariaDB, in the spool, or in a batch being written")
-                    .Register(*registry_)),
-      batch_rows_(BuildHistogram()
-                      .Name("sluice_batch_rows")
-                      .Help("Rows per committed batch")
-                      .Register(*registry_)
-                      .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 100, 500, 1000, 2500,
-                                                                       5000, 10000, 25000, 65535})),
+          family(BuildGauge(), *registry_, "sluice_partition_spool_unreadable",
+                 "1 while the partition's spooled events cannot be read (a corrupt block): "
+                 "its drain stops there until `sluice spool discard --corrupt`")),
+      log_start_(family(BuildGauge(), *registry_, "sluice_kafka_log_start_offset",
+                        "Kafka's log start of the partition as last fetched: retention moves "
+                        "it towards sluice_position_offset")),
+      position_(family(BuildGauge(), *registry_, "sluice_position_offset",
+                       "The next offset Sluice reads from Kafka: everything below it is in "
+                       "MariaDB, in the spool, or in a batch being written")),
+      batch_rows_(
+          family(BuildHistogram(), *registry_, "sluice_batch_rows", "Rows per committed batch")
+              .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 100, 500, 1000, 2500, 5000,
+                                                               10000, 25000, 65535})),
       batch_seconds_(
-          BuildHistogram()
-              .Name("sluice_batch_seconds")
-              .Help("Time in MariaDB per committed batch, retries included")
-              .Register(*registry_)
+          family(BuildHistogram(), *registry_, "sluice_batch_seconds",
+                 "Time in MariaDB per committed batch, retries included")
               .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                                0.5, 1, 2.5, 5, 10, 30})),
-      transaction_max_(BuildGauge()
-                           .Name("sluice_transaction_seconds_max")
-                           .Help("Longest batch transaction in the last 60 s")
-                           .Register(*registry_)
+      transaction_max_(family(BuildGauge(), *registry_, "sluice_transaction_seconds_max",
+                              "Longest batch transaction in the last 60 s")
                            .Add({})),
-      pause_duration_(BuildGauge()
-                          .Name("sluice_pause_duration_seconds")
-                          .Help("How long the operator's pause has held (0 when not paused)")
-                          .Register(*registry_)
+      pause_duration_(family(BuildGauge(), *registry_, "sluice_pause_duration_seconds",
+                             "How long the operator's pause has held (0 when not paused)")
                           .Add({})),
-      outage_duration_(BuildGauge()
-                           .Name("sluice_outage_duration_seconds")
-                           .Help("How long the current outage has lasted (0 when none)")
-                           .Register(*registry_)
+      outage_duration_(family(BuildGauge(), *registry_, "sluice_outage_duration_seconds",
+                              "How long the current outage has lasted (0 when none)")
                            .Add({})),
-      spool_full_(BuildGauge()
-                      .Name("sluice_spool_full")
-                      .Help("1 while the spool is at spool.max_bytes and fetching is paused")
-                      .Register(*registry_)
+      spool_full_(family(BuildGauge(), *registry_, "sluice_spool_full",
+                         "1 while the spool is at spool.max_bytes and fetching is paused")
                       .Add({})),
-      waiting_for_schema_(BuildGauge()
-                              .Name("sluice_partition_waiting_for_schema")
-                              .Help("1 while the partition holds: its next event's schema "
-                                    "revision is still being fetched from the repository")
-                              .Register(*registry_)),
-      schema_repository_up_(BuildGauge()
-                                .Name("sluice_schema_repository_up")
-                                .Help("1 when the schema repository's last fetch got an "
-                                      "answer, 0 when not, -1 without a repository")
-                                .Register(*registry_)
+      waiting_for_schema_(family(BuildGauge(), *registry_, "sluice_partition_waiting_for_schema",
+                                 "1 while the partition holds: its next event's schema "
+                                 "revision is still being fetched from the repository")),
+      schema_repository_up_(family(BuildGauge(), *registry_, "sluice_schema_repository_up",
+                                   "1 when the schema repository's last fetch got an "
+                                   "answer, 0 when not, -1 without a repository")
                                 .Add({})),
-      schema_revisions_(BuildGauge()
-                            .Name("sluice_schema_revisions")
-                            .Help("Schema revisions compiled since start, by where they came "
-                                  "from: path (schemas.path), cache (schemas.cache_path), "
-                                  "repository (fetched)")
-                            .Register(*registry_)),
-      schema_fetch_failures_(BuildCounter()
-                                 .Name("sluice_schema_fetch_failures_total")
-                                 .Help("Fetches from the schema repository that got no answer "
-                                       "(no connection, a timeout, HTTP 5xx, a refused "
-                                       "certificate); retried with backoff")
-                                 .Register(*registry_)
+      schema_revisions_(family(BuildGauge(), *registry_, "sluice_schema_revisions",
+                               "Schema revisions compiled since start, by where they came "
+                               "from: path (schemas.path), cache (schemas.cache_path), "
+                               "repository (fetched)")),
+      schema_fetch_failures_(family(BuildCounter(), *registry_,
+                                    "sluice_schema_fetch_failures_total",
+                                    "Fetches from the schema repository that got no answer "
+                                    "(no connection, a timeout, HTTP 5xx, a refused "
+                                    "certificate); retried with backoff")
                                  .Add({})),
-      drain_rate_limit_(BuildGauge()
-                            .Name("sluice_drain_rate_limit")
-                            .Help("Events per second the spool's drain may write now (0: no limit)")
-                            .Register(*registry_)
+      drain_rate_limit_(family(BuildGauge(), *registry_, "sluice_drain_rate_limit",
+                               "Events per second the spool's drain may write now (0: no limit)")
                             .Add({})),
-      drain_limited_(BuildGauge()
-                         .Name("sluice_drain_limited")
-                         .Help("1 for what limits the drain now: none, max_rate, "
-                               "commit_latency, replica_lag; spool_pressure: not limited, "
-                               "the spool is near spool.max_bytes")
-                         .Register(*registry_)),
-      replica_lag_(BuildGauge()
-                       .Name("sluice_replica_lag_seconds")
-                       .Help("Worst replica's lag behind Sluice's commits, from its "
-                             "sluice_offsets (-1: unknown or no replicas)")
-                       .Register(*registry_)
+      drain_limited_(family(BuildGauge(), *registry_, "sluice_drain_limited",
+                            "1 for what limits the drain now: none, max_rate, "
+                            "commit_latency, replica_lag; spool_pressure: not limited, "
+                            "the spool is near spool.max_bytes")),
+      replica_lag_(family(BuildGauge(), *registry_, "sluice_replica_lag_seconds",
+                          "Worst replica's lag behind Sluice's commits, from its "
+                          "sluice_offsets (-1: unknown or no replicas)")
                        .Add({})),
       table_max_timestamp_(
-          BuildGauge()
-              .Name("sluice_table_max_timestamp_seconds")
-              .Help("Newest event `timestamp` Sluice inserted into the table (epoch seconds)")
-              .Register(*registry_)),
+          family(BuildGauge(), *registry_, "sluice_table_max_timestamp_seconds",
+                 "Newest event `timestamp` Sluice inserted into the table (epoch seconds)")),
       table_event_lag_(
-          BuildGauge()
-              .Name("sluice_table_event_lag_seconds")
-              .Help("How far the table is behind event time: now minus the newest event "
-                    "`timestamp` Sluice inserted into it (the data's age as analysts see it)")
-              .Register(*registry_)),
-      replica_up_(BuildGauge()
-                      .Name("sluice_replica_up")
-                      .Help("1 when the replica's last freshness check worked")
-                      .Register(*registry_)),
+          family(BuildGauge(), *registry_, "sluice_table_event_lag_seconds",
+                 "How far the table is behind event time: now minus the newest event "
+                 "`timestamp` Sluice inserted into it (the data's age as analysts see it)")),
+      replica_up_(family(BuildGauge(), *registry_, "sluice_replica_up",
+                         "1 when the replica's last freshness check worked")),
       replica_max_timestamp_(
-          BuildGauge()
-              .Name("sluice_replica_max_timestamp_seconds")
-              .Help("MAX(`timestamp`) of the table on the replica (epoch seconds)")
-              .Register(*registry_)),
-      writers_failing_(BuildGauge()
-                           .Name("sluice_writer_failing")
-                           .Help("Writers whose batch has failed 3 or more attempts in a row "
-                                 "(status: writers[].state = failing)")
-                           .Register(*registry_)
+          family(BuildGauge(), *registry_, "sluice_replica_max_timestamp_seconds",
+                 "MAX(`timestamp`) of the table on the replica (epoch seconds)")),
+      writers_failing_(family(BuildGauge(), *registry_, "sluice_writer_failing",
+                              "Writers whose batch has failed 3 or more attempts in a row "
+                              "(status: writers[].state = failing)")
                            .Add({})),
-      db_errors_(BuildCounter()
-                     .Name("sluice_db_errors_total")
-                     .Help("Failed MariaDB write attempts, per error class (transient, outage, "
-                           "read_only, bad_row, fatal)")
-                     .Register(*registry_)),
-      lease_valid_(BuildGauge()
-                       .Name("sluice_fleet_lease_valid")
-                       .Help("1 while this instance's write lease holds (it has read its own "
-                             "fleet records back lately); 0: it writes nothing")
-                       .Register(*registry_)
+      db_errors_(family(BuildCounter(), *registry_, "sluice_db_errors_total",
+                        "Failed MariaDB write attempts, per error class (transient, outage, "
+                        "read_only, bad_row, fatal)")),
+      lease_valid_(family(BuildGauge(), *registry_, "sluice_fleet_lease_valid",
+                          "1 while this instance's write lease holds (it has read its own "
+                          "fleet records back lately); 0: it writes nothing")
                        .Add({})),
-      lease_remaining_(BuildGauge()
-                           .Name("sluice_fleet_lease_remaining_seconds")
-                           .Help("How long the write lease holds without another record read "
-                                 "back (negative or 0: run out)")
-                           .Register(*registry_)
+      lease_remaining_(family(BuildGauge(), *registry_, "sluice_fleet_lease_remaining_seconds",
+                              "How long the write lease holds without another record read "
+                              "back (negative or 0: run out)")
                            .Add({})),
-      records_rejected_(BuildCounter()
-                            .Name("sluice_fleet_records_rejected_total")
-                            .Help("Fleet topic records ignored: not signed with fleet.key_file, "
-                                  "signed with another key, or replayed")
-                            .Register(*registry_)
+      records_rejected_(family(BuildCounter(), *registry_, "sluice_fleet_records_rejected_total",
+                               "Fleet topic records ignored: not signed with fleet.key_file, "
+                               "signed with another key, or replayed")
                             .Add({})),
-      topic_warnings_(BuildGauge()
-                          .Name("sluice_fleet_topic_warnings")
-                          .Help("Settings of the fleet topic weaker than they should be "
-                                "(replication, min.insync.replicas, cleanup.policy)")
-                          .Register(*registry_)
+      topic_warnings_(family(BuildGauge(), *registry_, "sluice_fleet_topic_warnings",
+                             "Settings of the fleet topic weaker than they should be "
+                             "(replication, min.insync.replicas, cleanup.policy)")
                           .Add({})),
-      target_paused_(BuildGauge()
-                         .Name("sluice_fleet_target_paused")
-                         .Help("The fleet's target: 1 paused, 0 running, -1 never set")
-                         .Register(*registry_)
+      target_paused_(family(BuildGauge(), *registry_, "sluice_fleet_target_paused",
+                            "The fleet's target: 1 paused, 0 running, -1 never set")
                          .Add({})),
-      instance_live_(BuildGauge()
-                         .Name("sluice_fleet_instance_live")
-                         .Help("Per instance of the fleet as this one sees it: 1 while it may "
-                               "be running (its lease and grace not yet over)")
-                         .Register(*registry_)),
+      instance_live_(family(BuildGauge(), *registry_, "sluice_fleet_instance_live",
+                            "Per instance of the fleet as this one sees it: 1 while it may "
+                            "be running (its lease and grace not yet over)")),
       instance_applied_(BuildGauge()
                             .Name("sluice_fleet_instance_applied")
                             .Help("Per instance: 1 once it applied the fleet's current target")
