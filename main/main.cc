@@ -597,6 +597,11 @@ int status_command(const AdminOptions& o) {
   return 0;
 }
 
+/// The required config file option (`--config FILE`, `-c FILE`).
+void add_config_option(CLI::App* cmd, std::string& path) {
+  cmd->add_option("--config,-c", path, "Config file (YAML)")->required();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -605,9 +610,9 @@ int main(int argc, char** argv) {
   std::string config_path;
 
   auto* run_cmd = app.add_subcommand("run", "Run the service in the foreground");
-  run_cmd->add_option("--config,-c", config_path, "Config file (YAML)")->required();
+  add_config_option(run_cmd, config_path);
   auto* check_cmd = app.add_subcommand("check-config", "Validate a config file and its schemas");
-  check_cmd->add_option("--config,-c", config_path, "Config file (YAML)")->required();
+  add_config_option(check_cmd, config_path);
   bool online = false;
   check_cmd->add_flag("--online", online,
                       "Also try every server, grant and setting it needs (exit 1 if one fails)");
@@ -632,7 +637,7 @@ int main(int argc, char** argv) {
   sluice::cli::BenchOptions bench;
   auto* bench_cmd = app.add_subcommand(
       "bench", "Load-test the configured MariaDB through the real hot path (scratch tables)");
-  bench_cmd->add_option("--config,-c", bench.config_path, "Config file (YAML)")->required();
+  add_config_option(bench_cmd, bench.config_path);
   bench_cmd->add_option("--schema", bench.schema, "Schema of the synthetic events")
       ->capture_default_str();
   bench_cmd->add_option("--revision", bench.revision, "Schema revision (default: the newest)");
@@ -686,7 +691,7 @@ int main(int argc, char** argv) {
       "replay",
       "Re-read a range of a topic from Kafka (or a JSON-lines file) and write what MariaDB lacks: "
       "idempotent, outside the group's offsets");
-  replay_cmd->add_option("--config,-c", replay.config_path, "Config file (YAML)")->required();
+  add_config_option(replay_cmd, replay.config_path);
   replay_cmd->add_option("--topic", replay.topic,
                          "The topic to read (with --from-file: the topic "
                          "of capsule lines, and a filter)");
@@ -724,8 +729,7 @@ int main(int argc, char** argv) {
       "fleet", "The instances of the group, from the fleet topic (no instance needs to run)");
   fleet_cmd->require_subcommand(1);
   auto* fleet_status = fleet_cmd->add_subcommand("status", "Every instance and the target state");
-  fleet_status->add_option("--config,-c", fleet_options.config_path, "Config file (YAML)")
-      ->required();
+  add_config_option(fleet_status, fleet_options.config_path);
   fleet_status->add_flag("--json", fleet_options.json, "Print JSON");
   fleet_status->final_callback([&fleet_options] { fleet_options.action = "status"; });
   auto* fleet_forget = fleet_cmd->add_subcommand(
@@ -733,8 +737,7 @@ int main(int argc, char** argv) {
       "Forget an instance whose host is lost for good (what its spool held no longer "
       "counts); prints what it would do, does it only with --confirm");
   fleet_forget->add_option("instance", fleet_options.instance, "Instance id")->required();
-  fleet_forget->add_option("--config,-c", fleet_options.config_path, "Config file (YAML)")
-      ->required();
+  add_config_option(fleet_forget, fleet_options.config_path);
   fleet_forget->add_flag("--confirm", fleet_options.confirm, "Really forget it");
   fleet_forget->final_callback([&fleet_options] { fleet_options.action = "forget"; });
 
@@ -744,7 +747,7 @@ int main(int argc, char** argv) {
   offsets_cmd->require_subcommand(1);
   auto* offsets_show = offsets_cmd->add_subcommand(
       "show", "MariaDB's next offset, the group's, each spool's range, Kafka's log start and end");
-  offsets_show->add_option("--config,-c", offsets.config_path, "Config file (YAML)")->required();
+  add_config_option(offsets_show, offsets.config_path);
   offsets_show->add_option("--topic", offsets.topic, "Only this topic");
   offsets_show->add_option("--partition", offsets.partition, "Only this partition (with --topic)");
   offsets_show->add_flag("--json", offsets.json, "Print JSON");
@@ -753,7 +756,7 @@ int main(int argc, char** argv) {
       "set",
       "Move the group's offsets and MariaDB's together (only while every instance is stopped); "
       "--dry-run prints the plan, --confirm carries it out and records it");
-  offsets_set->add_option("--config,-c", offsets.config_path, "Config file (YAML)")->required();
+  add_config_option(offsets_set, offsets.config_path);
   offsets_set->add_option("--topic", offsets.topic, "The topic")->required();
   offsets_set->add_option("--partition", offsets.partition, "Only this partition");
   offsets_set->add_option("--to-time", offsets.to_time,
