@@ -88,23 +88,11 @@ class SyslogPriority final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm& /*time*/,
               spdlog::memory_buf_t& dest) override {
-    char prefix[] = "<6>";
-    switch (msg.level) {
-      case spdlog::level::critical:
-        prefix[1] = '2';
-        break;
-      case spdlog::level::err:
-        prefix[1] = '3';
-        break;
-      case spdlog::level::warn:
-        prefix[1] = '4';
-        break;
-      case spdlog::level::info:
-        prefix[1] = '6';
-        break;
-      default:  // debug, trace
-        prefix[1] = '7';
-    }
+    // By spdlog's level (trace, debug, info, warn, err, critical, off): syslog's debug (7),
+    // info (6), warning (4), err (3) and crit (2).
+    static constexpr char kPriority[] = {'7', '7', '6', '4', '3', '2', '6'};
+    const auto level = static_cast<size_t>(msg.level);
+    const char prefix[] = {'<', level < sizeof kPriority ? kPriority[level] : '6', '>'};
     dest.append(prefix, prefix + 3);
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {

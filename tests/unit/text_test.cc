@@ -80,6 +80,23 @@ TEST(Logging, TextLinesEscapeControlCharactersAndBytesThatAreNotUtf8) {
   EXPECT_NE(line.find("\\xfe"), std::string::npos) << line;
 }
 
+TEST(Logging, LinesToTheJournalStartWithTheSyslogPriorityOfTheirLevel) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  sink->set_formatter(make_log_formatter(false, /*journal=*/true));
+  spdlog::logger logger("test", sink);
+  logger.set_level(spdlog::level::trace);
+  logger.trace("t");
+  logger.debug("d");
+  logger.info("i");
+  logger.warn("w");
+  logger.error("e");
+  logger.critical("c");
+  EXPECT_EQ(out.str(),
+            "<7>trace [test] t\n<7>debug [test] d\n<6>info  [test] i\n<4>warning [test] w\n"
+            "<3>error [test] e\n<2>critical [test] c\n");
+}
+
 TEST(Logging, JsonLinesStayJsonWhateverTheMessageHolds) {
   const std::string line = log_line(true, "a \"quote\"\n\x01 and \xff not UTF-8, é kept");
   EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;
