@@ -209,23 +209,35 @@ void BM_BuildBatch(benchmark::State& state) {
 }
 BENCHMARK(BM_BuildBatch);
 
-std::string fresh_dir(const char* name) {
-  const auto dir = std::filesystem::temp_directory_path() / (std::string("sluice-bench-") + name);
-  std::filesystem::remove_all(dir);
-  return dir.string();
-}
+/// A spool in a fresh directory, removed again when the benchmark is done with it; nullptr
+/// (the benchmark skipped with the reason) when it cannot be opened.
+struct ScratchSpool {
+  std::string dir;
+  std::unique_ptr<sluice::storage::Spool> spool;
+  ScratchSpool(benchmark::State& state, const char* name)
+      : dir((std::filesystem::temp_directory_path() / (std::string("sluice-bench-") + name))
+                .string()) {
+    std::filesystem::remove_all(dir);
+    auto opened = sluice::storage::RocksDbSpool::open(dir);
+    if (!opened) {
+      state.SkipWithError(opened.status().message().c_str());
+      return;
+    }
+    spool = std::move(opened).value();
+  }
+  ~ScratchSpool() {
+    spool.reset();
+    std::filesystem::remove_all(dir);
+  }
+};
 
 /// Durable appends: every `group` events are written in one synced commit (the pipeline commits
 /// once per loop round, up to 1000 events).
 void BM_SpoolAppendSyncedEvery(benchmark::State& state) {
   const auto group = static_cast<size_t>(state.range(0));
-  const auto dir = fresh_dir("append");
-  auto opened = sluice::storage::RocksDbSpool::open(dir);
-  if (!opened) {
-    state.SkipWithError(opened.status().message().c_str());
-    return;
-  }
-  auto spool = std::move(opened).value();
+  ScratchSpool scratch(state, "append");
+  if (!scratch.spool) return;
+  auto& spool = scratch.spool;
   const auto& events = corpus();
   int64_t offset = 0;
   size_t bytes = 0;
@@ -242,20 +254,14 @@ void BM_SpoolAppendSyncedEvery(benchmark::State& state) {
   if (!spool->commit()) state.SkipWithError("commit failed");
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
-  spool.reset();
-  std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_SpoolAppendSyncedEvery)->Arg(100)->Arg(1000)->Arg(5000)->UseRealTime();
 
 /// The drain's read: a partition scanned in chunks of 5000 events, in offset order.
 void BM_SpoolScan(benchmark::State& state) {
-  const auto dir = fresh_dir("scan");
-  auto opened = sluice::storage::RocksDbSpool::open(dir);
-  if (!opened) {
-    state.SkipWithError(opened.status().message().c_str());
-    return;
-  }
-  auto spool = std::move(opened).value();
+  ScratchSpool scratch(state, "scan");
+  if (!scratch.spool) return;
+  auto& spool = scratch.spool;
   const auto& events = corpus();
   constexpr int64_t kEvents = 200'000;
   for (int64_t o = 0; o < kEvents; ++o) {
@@ -275,8 +281,6 @@ void BM_SpoolScan(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(items));
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
-  spool.reset();
-  std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_SpoolScan);
 
