@@ -183,12 +183,6 @@ TEST(AdminClient, UnreachableEndpointIsAClearError) {
   EXPECT_NE(r.status().message().find("cannot reach the admin endpoint"), std::string::npos);
 }
 
-}  // namespace
-}  // namespace sluice::admin
-
-namespace sluice::admin {
-namespace {
-
 TEST(AdminRouter, RequestsAreRoutedWithoutASocket) {
   const AdminHandlers handlers{
       .status_json = [] { return std::string("{}"); },
@@ -221,12 +215,6 @@ TEST(AdminRouter, RequestsAreRoutedWithoutASocket) {
   EXPECT_EQ(odd.reply.status, 404u);
   EXPECT_NE(odd.reply.body.find("\"error\""), std::string::npos);
 }
-
-}  // namespace
-}  // namespace sluice::admin
-
-namespace sluice::admin {
-namespace {
 
 TEST(AdminServerDeadlines, APauseThatWaitsPastTheReadDeadlineStillGetsItsWholeAnswer) {
   // The pause waits three read deadlines for the pipeline, and its answer is far larger than a

@@ -66,9 +66,37 @@ void expect_error(const Result<Config>& c, const std::string& where, const std::
   EXPECT_NE(c.status().message().find(what), std::string::npos) << c.status().message();
 }
 
-TEST_F(ConfigTest, UnknownKeyIsNamedWithItsLine) {
-  const auto path = write("kafka:\n  topics: [a]\nbatch:\n  max_rows: 10\n  max_rowz: 5\n");
-  expect_error(load_config(path), path + ":5: batch.max_rowz", "unknown key");
+/// Bad files, each named by the line and key at fault and the reason.
+TEST_F(ConfigTest, EachBadValueIsNamedWithItsLineAndKey) {
+  struct Case {
+    const char* what;
+    const char* yaml;
+    const char* where;  ///< after the file's path
+    const char* reason;
+  };
+  const Case cases[] = {
+      {"an unknown key", "kafka:\n  topics: [a]\nbatch:\n  max_rows: 10\n  max_rowz: 5\n",
+       ":5: batch.max_rowz", "unknown key"},
+      {"a wrong type", "kafka:\n  topics: [a]\nmariadb:\n  port: \"three\"\n", ":4: mariadb.port",
+       "expected an integer"},
+      {"a negative size", "kafka:\n  topics: [a]\nspool:\n  max_bytes: -5\n", ":4: spool.max_bytes",
+       "must not be negative"},
+      {"a YAML syntax error", "kafka:\n  topics: [a\nbatch:\n  max_rows: 1\n", ":",
+       "YAML syntax error"},
+      {"a missing password file",
+       "kafka:\n  topics: [a]\nmariadb:\n  password_file: /nonexistent/pw\n",
+       ":4: mariadb.password_file", "cannot read password file"},
+      {"a bad enum value", "kafka:\n  topics: [a]\nlog:\n  level: loud\n", ":4: log.level",
+       "expected one of"},
+      {"an offset reset other than earliest",
+       "kafka:\n  topics: [a]\n  properties:\n    auto.offset.reset: latest\n",
+       ":4: kafka.properties.auto.offset.reset", "only 'earliest' is allowed"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    const auto path = write(c.yaml);
+    expect_error(load_config(path), path + c.where, c.reason);
+  }
 }
 
 TEST_F(ConfigTest, DuplicateKeyIsRefusedNotSilentlyResolved) {
@@ -79,16 +107,6 @@ TEST_F(ConfigTest, DuplicateKeyIsRefusedNotSilentlyResolved) {
   expect_error(load_config(inner), inner + ":5: batch.max_rows", "duplicate key");
 }
 
-TEST_F(ConfigTest, WrongTypeIsNamedWithItsLine) {
-  const auto path = write("kafka:\n  topics: [a]\nmariadb:\n  port: \"three\"\n");
-  expect_error(load_config(path), path + ":4: mariadb.port", "expected an integer");
-}
-
-TEST_F(ConfigTest, NegativeSizeIsRefused) {
-  const auto path = write("kafka:\n  topics: [a]\nspool:\n  max_bytes: -5\n");
-  expect_error(load_config(path), path + ":4: spool.max_bytes", "must not be negative");
-}
-
 TEST_F(ConfigTest, DrainLimitsLoadAndANegativeOneIsNamedWithItsLine) {
   auto c = load_config(
       write("kafka:\n  topics: [a]\ndrain:\n  max_rate: 5000\n  max_replica_lag_s: 10\n"));
@@ -97,16 +115,6 @@ TEST_F(ConfigTest, DrainLimitsLoadAndANegativeOneIsNamedWithItsLine) {
   EXPECT_EQ(c->drain.max_replica_lag_s, 10);
   const auto path = write("kafka:\n  topics: [a]\ndrain:\n  max_replica_lag_s: -1\n");
   expect_error(load_config(path), path + ":4: drain.max_replica_lag_s", "");
-}
-
-TEST_F(ConfigTest, YamlSyntaxErrorGivesTheLine) {
-  const auto path = write("kafka:\n  topics: [a\nbatch:\n  max_rows: 1\n");
-  expect_error(load_config(path), path + ":", "YAML syntax error");
-}
-
-TEST_F(ConfigTest, MissingPasswordFileIsNamed) {
-  const auto path = write("kafka:\n  topics: [a]\nmariadb:\n  password_file: /nonexistent/pw\n");
-  expect_error(load_config(path), path + ":4: mariadb.password_file", "cannot read password file");
 }
 
 TEST_F(ConfigTest, PasswordIsReadFromItsFile) {
@@ -120,17 +128,6 @@ TEST_F(ConfigTest, PasswordIsReadFromItsFile) {
 TEST_F(ConfigTest, TopicsAreRequired) {
   const auto path = write("kafka:\n  brokers: x\n");
   expect_error(load_config(path), "kafka.topics", "at least one topic");
-}
-
-TEST_F(ConfigTest, BadEnumValueIsNamed) {
-  const auto path = write("kafka:\n  topics: [a]\nlog:\n  level: loud\n");
-  expect_error(load_config(path), path + ":4: log.level", "expected one of");
-}
-
-TEST_F(ConfigTest, AnOffsetResetOtherThanEarliestIsRefusedWithTheReason) {
-  const auto path = write("kafka:\n  topics: [a]\n  properties:\n    auto.offset.reset: latest\n");
-  expect_error(load_config(path), path + ":4: kafka.properties.auto.offset.reset",
-               "only 'earliest' is allowed");
 }
 
 TEST_F(ConfigTest, PropertiesThatCarrySluicesPromisesAreRefused) {

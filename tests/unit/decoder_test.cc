@@ -189,12 +189,6 @@ TEST_F(DecoderTest, BenchmarkNavigationTimingEventsAreValidAndVaried) {
   EXPECT_GE(*non_null_counts.rbegin(), 30u);
 }
 
-}  // namespace
-}  // namespace sluice::ingest
-
-namespace sluice::ingest {
-namespace {
-
 class DecoderLimitsTest : public DecoderTest {};
 
 const std::string kHead =

@@ -246,12 +246,6 @@ TEST_F(EventPlatformTest, CheckConfigCompilesTitlesInFoldersOfAnyDepth) {
   EXPECT_NE(bad.status().message().find("latest.json: file name must be"), std::string::npos);
 }
 
-}  // namespace
-}  // namespace sluice::ingest
-
-namespace sluice::ingest {
-namespace {
-
 TEST_F(EventPlatformTest, ARefusedVersionIsNotKeptSoARestartGivesTheSameVerdict) {
   put(dir_.path(), Version::k1_0);
   testing::FakeSchemaSource repo;

@@ -338,12 +338,6 @@ TEST_F(PartitionCursorTest, AnOrphanStoppedAtAHoleOnlyItsOwnerCanFillLooksAtMari
   EXPECT_TRUE(cursor_.orphan_done());
 }
 
-}  // namespace
-}  // namespace sluice::ingest
-
-namespace sluice::ingest {
-namespace {
-
 TEST_F(PartitionCursorTest, TheDrainReadsADrainingPartitionOrAnOrphanInsideItsSpoolUnlessHeld) {
   cursor_.start(plan(120, 100, true), spool(100, 119), true);
   ASSERT_EQ(cursor_.mode(), PartitionMode::kDraining);

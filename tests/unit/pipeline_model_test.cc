@@ -46,12 +46,7 @@ namespace sluice::ingest {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::EventFactory;
-using testing::FakeDatabase;
-using testing::FakeKafka;
-using testing::FakeSession;
-using testing::FakeSource;
-using testing::MemorySpool;
+using namespace testing;  // the fakes (testing/fakes.h) and EventFactory
 using Mode = FakeDatabase::Mode;
 
 const std::string kTopic = "eventlogging_model";

@@ -21,12 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using storage::Batch;
-using testing::EventFactory;
-using testing::FakeDatabase;
-using testing::FakeKafka;
-using testing::FakeSession;
-using testing::FakeSource;
-using testing::MemorySpool;
+using namespace testing;  // the fakes (testing/fakes.h) and EventFactory
 using Mode = FakeDatabase::Mode;
 
 constexpr int32_t kPartitions = 2;
@@ -1226,12 +1221,6 @@ TEST_F(PipelineTest, ARevisionTheRepositoryDoesNotHaveIsDeadLetteredWithItsUrl) 
   EXPECT_TRUE(pipeline_->status().partitions[1].waits_for_schema.empty())
       << "it waited (the first ask), then was dead-lettered: it waits no more";
 }
-
-}  // namespace
-}  // namespace sluice::ingest
-
-namespace sluice::ingest {
-namespace {
 
 TEST_F(PipelineTest, ADrainHeldForItsSchemaSpendsNothingOfTheDrainRate) {
   // Partition 1's spool holds events of a revision the repository cannot give yet. Each time it

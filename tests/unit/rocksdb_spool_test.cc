@@ -339,12 +339,6 @@ TEST(RocksDbSpool, UnreadableFolderIsAnError) {
   EXPECT_FALSE(RocksDbSpool::open(dir.file("file") + "/spool").is_ok());
 }
 
-}  // namespace
-}  // namespace sluice::storage
-
-namespace sluice::storage {
-namespace {
-
 using namespace spool_block;
 
 std::string raw_block(const std::vector<std::pair<int64_t, std::string>>& events,
@@ -416,12 +410,6 @@ TEST(SpoolBlock, CorruptBlocksAreRefusedWithoutTrustingTheirLengths) {
   EXPECT_FALSE(decode(huge).is_ok());
   EXPECT_LT(scratch.capacity(), 1u << 20);
 }
-
-}  // namespace
-}  // namespace sluice::storage
-
-namespace sluice::storage {
-namespace {
 
 TEST(RocksDbSpool, EachSpoolRateLimitsItsOwnLogLines) {
   // Two spools in one process (tests, `sluice bench`): a duplicate append in the second must

@@ -131,12 +131,6 @@ TEST(Schema, LoadAllNamesTheBrokenFile) {
   EXPECT_NE(n.status().message().find("Broken/3.json"), std::string::npos);
 }
 
-}  // namespace
-}  // namespace sluice::ingest
-
-namespace sluice::ingest {
-namespace {
-
 TEST(FieldTable, FindsEveryNameAndOnlyThoseWhateverTheirLength) {
   std::vector<std::string> names;
   for (int i = 0; i < 300; ++i)
@@ -171,12 +165,6 @@ TEST(FieldTable, NamesThatDifferInAnyOneByteAreToldApartAtEveryLength) {
     EXPECT_EQ(table.find(name + "a"), -1);
   }
 }
-
-}  // namespace
-}  // namespace sluice::ingest
-
-namespace sluice::ingest {
-namespace {
 
 TEST(Schema, FlattenedNamesThatCollideAreRefusedNamingBothFields) {
   auto nested = compile_schema("T", 1, R"({"properties": {"a_b": {"type": "string"},

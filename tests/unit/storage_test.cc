@@ -105,12 +105,6 @@ TEST(DbError, ClassifiesOnce) {
   EXPECT_EQ(classify_db_error(ER_BAD_DB_ERROR), DbErrorClass::kFatal);
 }
 
-}  // namespace
-}  // namespace sluice::storage
-
-namespace sluice::storage {
-namespace {
-
 TEST(TableRowsPool, ReusesCapacityButKeepsOnlyABoundedNumberOfModestBuffers) {
   TableRowsPool pool(2, 1 << 20);
   TableRows rows = pool.take(nullptr);
@@ -135,12 +129,6 @@ TEST(TableRowsPool, ReusesCapacityButKeepsOnlyABoundedNumberOfModestBuffers) {
   for (int i = 0; i < 5; ++i) pool.give(TableRows{});
   EXPECT_EQ(pool.kept(), 2u);
 }
-
-}  // namespace
-}  // namespace sluice::storage
-
-namespace sluice::storage {
-namespace {
 
 Batch three_tables_batch(const TableLayout& a, const TableLayout& b) {
   Batch batch;
