@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -209,6 +210,13 @@ MYSQL* MariaDb::connection() {
 
 void MariaDb::exec(const std::string& sql) { (void)query(sql); }
 
+void MariaDb::set_sluice_grant(const std::string& privilege, bool granted) {
+  for (const char* host : {"localhost", "127.0.0.1"}) {
+    exec((granted ? "GRANT " : "REVOKE ") + privilege + " ON log.* " + (granted ? "TO" : "FROM") +
+         " 'sluice'@'" + host + "'");
+  }
+}
+
 void MariaDb::dump(const std::string& file) {
   std::string out;
   if (run_command({"/bin/sh", "-c",
@@ -363,6 +371,36 @@ void EventFactory::parse_uuid(const std::string& uuid, uint32_t& topic_index, ui
   topic_index = static_cast<uint32_t>(std::stoul(uuid.substr(0, 8), nullptr, 16));
   partition = static_cast<uint32_t>(std::stoul(uuid.substr(8, 8), nullptr, 16));
   seq = std::stoull(uuid.substr(16, 16), nullptr, 16);
+}
+
+std::string EventFactory::exact_fault(
+    const std::vector<std::vector<std::optional<std::string>>>& rows, uint32_t partitions,
+    uint64_t per_partition) {
+  std::set<std::string> seen;
+  std::map<uint32_t, uint64_t> next;
+  for (const auto& r : rows) {
+    if (!r.at(0)) return "a row without a uuid";
+    if (!seen.insert(*r[0]).second) return "uuid " + *r[0] + " twice";
+    uint32_t t = 0, p = 0;
+    uint64_t seq = 0;
+    parse_uuid(*r[0], t, p, seq);
+    if (partitions > 0 && p >= partitions) {
+      return "uuid " + *r[0] + " of partition " + std::to_string(p);
+    }
+    if (seq != next[p]) {
+      return "partition " + std::to_string(p) + ": sequence " + std::to_string(seq) + " where " +
+             std::to_string(next[p]) + " was due";
+    }
+    ++next[p];
+  }
+  for (uint32_t p = 0; p < partitions; ++p) next.try_emplace(p, 0);
+  for (const auto& [p, n] : next) {
+    if (n != per_partition) {
+      return "partition " + std::to_string(p) + ": " + std::to_string(n) + " of " +
+             std::to_string(per_partition) + " events";
+    }
+  }
+  return "";
 }
 
 std::string EventFactory::table(int which) {

@@ -135,6 +135,9 @@ class MariaDb {
 
   /// Runs SQL as root in database `log`; throws std::runtime_error on failure.
   void exec(const std::string& sql);
+  /// Grants (or revokes) `privilege` on the log database to the sluice account, from either
+  /// host it connects from.
+  void set_sluice_grant(const std::string& privilege, bool granted);
   std::vector<std::vector<std::optional<std::string>>> query(const std::string& sql);
   /// The first column of the first row as an integer (0 when NULL or no row).
   int64_t scalar(const std::string& sql);
@@ -197,6 +200,11 @@ struct EventFactory {
   /// Decodes a uuid built by uuid_for.
   static void parse_uuid(const std::string& uuid, uint32_t& topic_index, uint32_t& partition,
                          uint64_t& seq);
+  /// What is wrong with `rows` (the uuid in the first column, in the order written) against
+  /// partitions 0..partitions-1 (0: those the rows name) each holding sequences
+  /// 0..per_partition-1 once and in order: the first fault found, "" when none.
+  static std::string exact_fault(const std::vector<std::vector<std::optional<std::string>>>& rows,
+                                 uint32_t partitions, uint64_t per_partition);
   /// A valid event of schema `which` (0 NavigationTiming, 1 SaveTiming, 2 EditConflict,
   /// 3 TestSchema), with fields varying by seq (optional fields present or not, unicode).
   static std::string good(int which, uint32_t topic_index, uint32_t partition, uint64_t seq);

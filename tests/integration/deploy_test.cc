@@ -38,13 +38,7 @@ TEST_F(DeployMetricsTest, EveryNameTheDashboardAndRulesUseIsExportedAndEveryExpo
   MariaDb replica(dir_.file("replica"));
   replica.exec("CREATE TABLE TestSchema_1 (`timestamp` VARBINARY(14), KEY (`timestamp`))");
   replica.exec("INSERT INTO TestSchema_1 VALUES ('20231114221320')");
-  const std::string replicas = replicas_lines(replica);
-  const std::string path =
-      write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
-                   {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n",
-                    .kafka_properties = kShortSession,
-                    .mariadb_lines = replicas});
-  auto sluice = start_sluice(dir_, path);
+  auto sluice = start_sluice(dir_, config_watching(replicas_lines(replica)));
   produce(50);
   ASSERT_TRUE(wait_for_all()) << sluice->log();
 

@@ -73,6 +73,17 @@ class FleetStackTest : public RealKafkaTest {
     i.process->signal(SIGHUP);
   }
 
+  /// retarget, then waits until the instance's status names the new server.
+  bool retargeted(Instance& i, const MariaDb& db) {
+    retarget(i, db);
+    return wait_until(
+        [&] {
+          return status(*i.process)["mariadb"].get<std::string>().find(db.socket()) !=
+                 std::string::npos;
+        },
+        30s);
+  }
+
   void start(Instance& i) {
     i.process = start_sluice(*i.dir, i.config, "sluice-" + std::to_string(++i.starts) + ".log");
   }
@@ -109,6 +120,33 @@ class FleetStackTest : public RealKafkaTest {
       }
     }
     return assigned == partitions_;
+  }
+
+  /// host-a and host-b started in one group, `events` produced and all written, and the group
+  /// settled: each instance owns its share and has released what it spooled of partitions it
+  /// lost in the first rebalance (starting quiet, it spools until it may look at MariaDB).
+  /// Paused before that look, such an orphan copy would stay in its spool until the resume.
+  ::testing::AssertionResult start_two_settled(size_t events) {
+    start(add("host-a"));
+    start(add("host-b"));
+    produce(events);
+    if (!wait_for_all()) return ::testing::AssertionFailure() << "not all written\n" << logs();
+    if (!wait_until([&] { return settled(); }, 120s)) {
+      return ::testing::AssertionFailure() << "the group never settled\n" << logs();
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  /// Waits until the spools of host-a and host-b (the first two instances) hold `events`
+  /// together.
+  bool wait_spooled_by_both(int64_t events) {
+    return wait_until(
+        [&] {
+          return status(*instances_[0].process)["spool"]["events"].get<int64_t>() +
+                     status(*instances_[1].process)["spool"]["events"].get<int64_t>() ==
+                 events;
+        },
+        60s);
   }
 
   /// How many partitions instance `i` owns (orphans not counted).

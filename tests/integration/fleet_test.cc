@@ -114,17 +114,10 @@ TEST_F(FleetTest, ThreeInstancesThroughKillsRestartsPausesAndOutagesEndExact) {
 }
 
 TEST_F(FleetTest, APauseReachesEveryInstanceOutlivesRestartsAndHoldsANewcomer) {
-  Instance& a = add("host-a");
-  Instance& b = add("host-b");
-  start(a);
-  start(b);
-  produce(200);
-  ASSERT_TRUE(wait_for_all()) << logs();
-  // The group has settled: each instance owns its share and has released what it spooled of
-  // partitions it lost in the first rebalance (starting quiet, it spools until it may look at
-  // MariaDB). Paused before that look, such an orphan copy stays in its spool until the resume,
-  // and the count below would include it.
-  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+  // Settled first: an orphan copy in a spool would be counted below.
+  ASSERT_TRUE(start_two_settled(200));
+  Instance& a = instances_[0];
+  Instance& b = instances_[1];
 
   std::string out;
   ASSERT_EQ(cli(*a.process, {"pause", "--reason", "schema patch"}, out), 0) << out << logs();
@@ -136,14 +129,7 @@ TEST_F(FleetTest, APauseReachesEveryInstanceOutlivesRestartsAndHoldsANewcomer) {
   EXPECT_EQ(seen_by_b["target"]["by"], "host-a");
   EXPECT_EQ(status(*b.process)["state"], "paused");
   produce(300);  // spooled, by both
-  ASSERT_TRUE(wait_until(
-      [&] {
-        return status(*a.process)["spool"]["events"].get<int64_t>() +
-                   status(*b.process)["spool"]["events"].get<int64_t>() ==
-               300 * partitions_;
-      },
-      60s))
-      << logs();
+  ASSERT_TRUE(wait_spooled_by_both(300 * partitions_)) << logs();
 
   // Every instance restarts — a rolling upgrade — and comes back paused, without a connection.
   for (Instance* i : {&a, &b}) {
@@ -258,17 +244,9 @@ TEST_F(FleetTest, TwoInstancesMeetingANewMinorVersionAtOnceGrowItsTableOnce) {
   produce_version(Version::k1_0, 20);
   ASSERT_TRUE(wait_until([&] { return stored() == 60 * partitions_; }, 180s)) << logs();
   // Every event once, in offset order per partition; the new columns once; nothing refused.
-  std::map<uint32_t, int64_t> last;
-  std::set<std::string> seen;
-  for (const auto& r : db_->query("SELECT uuid FROM fleet_click_1 ORDER BY id")) {
-    ASSERT_TRUE(seen.insert(*r[0]).second) << "duplicate " << *r[0];
-    uint32_t t = 0, p = 0;
-    uint64_t s = 0;
-    EventFactory::parse_uuid(*r[0], t, p, s);
-    EXPECT_EQ(static_cast<int64_t>(s), last.contains(p) ? last[p] + 1 : 0) << "partition " << p;
-    last[p] = static_cast<int64_t>(s);
-  }
-  EXPECT_EQ(seen.size(), static_cast<size_t>(60 * partitions_));
+  EXPECT_EQ(EventFactory::exact_fault(db_->query("SELECT uuid FROM fleet_click_1 ORDER BY id"),
+                                      static_cast<uint32_t>(partitions_), 60),
+            "");
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0);
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM fleet_click_1 WHERE session_id IS NOT NULL"),
             20 * partitions_);
@@ -386,14 +364,7 @@ class FleetClaimTest : public FleetTest {
     std::string out;
     EXPECT_EQ(cli(*a.process, {"pause", "--reason", "maintenance"}, out), 0) << out;
     produce(200);  // spooled: [100, 300) of every partition, by whoever owns it
-    EXPECT_TRUE(wait_until(
-        [&] {
-          return status(*a.process)["spool"]["events"].get<int64_t>() +
-                     status(*b.process)["spool"]["events"].get<int64_t>() ==
-                 200 * partitions_;
-        },
-        60s))
-        << logs();
+    EXPECT_TRUE(wait_spooled_by_both(200 * partitions_)) << logs();
     // host-a's record in the fleet topic says what its spool holds; then it dies.
     std::map<int32_t, std::pair<int64_t, int64_t>> expired;
     EXPECT_TRUE(wait_until(

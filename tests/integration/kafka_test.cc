@@ -204,9 +204,8 @@ TEST_F(KafkaTest, OffsetsSetMovesTheGroupAndMariaDbTogetherOnlyWhileTheFleetIsSt
 }
 
 TEST_F(KafkaTest, FailoverToARestoredDumpDuringAPauseEndsExactlyOnTheNewServer) {
-  auto sluice = start_sluice(dir_, config());
-  produce(500);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written(500);
+  ASSERT_FALSE(HasFailure());
   db_->dump(dir_.file("backup.sql"));  // last night's backup: 500 events per partition
   produce(800);
   ASSERT_TRUE(wait_for_all()) << sluice->log();
@@ -267,11 +266,9 @@ TEST_F(KafkaTest, FailoverToARealReplicaThatLagsEndsExactlyOnTheReplica) {
 }
 
 TEST_F(KafkaTest, OffsetsExpiredWhileStoppedInALongPauseAreAKafkaGapAndNothingElseIsLost) {
-  auto sluice = start_sluice(dir_, config());
-  produce(300);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written_then_paused(300, "long maintenance");
+  ASSERT_FALSE(HasFailure());
   std::string out;
-  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "long maintenance"}, out), 0) << out;
   produce(200);  // spooled: [300, 500)
   ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 200 * 4; }, 60s));
   sluice->signal(SIGTERM);

@@ -29,9 +29,8 @@ using namespace std::chrono_literals;
 class MaintenanceTest : public StackTest {};
 
 TEST_F(MaintenanceTest, PlannedMaintenancePauseStopServerSpoolStartResumeIsExact) {
-  auto sluice = start_sluice(dir_, config());
-  produce(500);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written(500);
+  ASSERT_FALSE(HasFailure());
 
   std::string out;
   const auto before = std::chrono::steady_clock::now();
@@ -76,9 +75,8 @@ TEST_F(MaintenanceTest, PlannedMaintenancePauseStopServerSpoolStartResumeIsExact
 }
 
 TEST_F(MaintenanceTest, PauseThatWaitsFifteenSecondsForASlowTransactionStillAnswers) {
-  auto sluice = start_sluice(dir_, config());
-  produce(50);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written(50);
+  ASSERT_FALSE(HasFailure());
   // A DBA's table lock holds the next batch's statement inside its transaction: the pause can
   // only answer once that transaction ends, 15 s from now.
   db_->exec("LOCK TABLES TestSchema_1 WRITE");
@@ -106,11 +104,9 @@ TEST_F(MaintenanceTest, PauseThatWaitsFifteenSecondsForASlowTransactionStillAnsw
 }
 
 TEST_F(MaintenanceTest, KilledWhileSpoolingComesBackPausedAndQuietThenDrainsExactly) {
-  auto sluice = start_sluice(dir_, config());
-  produce(200);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written_then_paused(200, "schema patch");
+  ASSERT_FALSE(HasFailure());
   std::string out;
-  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "schema patch"}, out), 0) << out;
   ASSERT_EQ(cli(*sluice, {"pause"}, out), 0) << out;  // idempotent
   produce(2000);
   ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] > 3000; }, 60s));
@@ -131,9 +127,8 @@ TEST_F(MaintenanceTest, KilledWhileSpoolingComesBackPausedAndQuietThenDrainsExac
 }
 
 TEST_F(MaintenanceTest, KilledWhileDrainingRestartsAndFinishesExactly) {
-  auto sluice = start_sluice(dir_, config());
-  produce(100);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written(100);
+  ASSERT_FALSE(HasFailure());
   std::string out;
   ASSERT_EQ(cli(*sluice, {"pause"}, out), 0) << out;
   produce(5000);
@@ -183,9 +178,8 @@ TEST_F(MaintenanceTest, FullSpoolStopsFetchingLosesNothingAndResumesAsItDrains) 
 TEST_F(MaintenanceTest, ASpoolOnAFullDiskStopsFetchingSaysWhyAndRecoversWhenSpaceReturns) {
   SmallDisk disk(dir_.file("spool"), "4m");
   ASSERT_TRUE(disk.mounted());
-  auto sluice = start_sluice(dir_, config());
-  produce(10);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written(10);
+  ASSERT_FALSE(HasFailure());
   std::string out;
   ASSERT_EQ(cli(*sluice, {"pause", "--reason", "disk drill"}, out), 0) << out;
   // Incompressible events (junk, dead-lettered once drained), 4 KB each: 6 MB, more than the
@@ -270,9 +264,8 @@ size_t loud_lines(const std::string& log) {
 }
 
 TEST_F(MaintenanceTest, ServerKilledMidStreamMeansQuietSpoolingThenDrainsByItself) {
-  auto sluice = start_sluice(dir_, config());
-  produce(300);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written(300);
+  ASSERT_FALSE(HasFailure());
   const size_t loud_before = loud_lines(sluice->log());
   // A steady stream (about 8,000 events/s) that goes on after the kill, so the server dies
   // with batches in flight and events keep arriving while it is away.
@@ -310,9 +303,8 @@ TEST_F(MaintenanceTest, ServerKilledMidStreamMeansQuietSpoolingThenDrainsByItsel
 }
 
 TEST_F(MaintenanceTest, ReadOnlyServerGetsNoRowsAndWritableAgainDrainsInOrder) {
-  auto sluice = start_sluice(dir_, config());
-  produce(100);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written(100);
+  ASSERT_FALSE(HasFailure());
   db_->exec("SET GLOBAL read_only = 1");
   produce(1000);
   ASSERT_TRUE(wait_until(

@@ -269,18 +269,14 @@ TEST_F(SinkTest, ATableThatMayNotGrowFailsTheWriteUntilAlterIsGrantedAndDeadLett
   storage::MariaDbSink sink(config(), "g");
   Batch first = batch(v1, 0, 5);
   ASSERT_EQ(sink.write(first).outcome, WriteOutcome::kCommitted);
-  for (const char* host : {"localhost", "127.0.0.1"}) {
-    db_->exec(std::string("REVOKE ALTER ON log.* FROM 'sluice'@'") + host + "'");
-  }
+  db_->set_sluice_grant("ALTER", false);
   sink.disconnect();
   Batch second = batch(v2, 5, 5);
   const auto refused = sink.write(second);
   ASSERT_EQ(refused.outcome, WriteOutcome::kFailed);
   EXPECT_EQ(refused.error.code, static_cast<unsigned>(ER_TABLEACCESS_DENIED_ERROR));
   EXPECT_EQ(refused.failed_table, "Click_1");
-  for (const char* host : {"localhost", "127.0.0.1"}) {
-    db_->exec(std::string("GRANT ALTER ON log.* TO 'sluice'@'") + host + "'");
-  }
+  db_->set_sluice_grant("ALTER", true);
   const auto again = sink.write(second);
   ASSERT_EQ(again.outcome, WriteOutcome::kCommitted) << again.error.describe();
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM Click_1 WHERE b IS NOT NULL"), 5);
@@ -291,18 +287,14 @@ TEST_F(SinkTest, ASessionThatLostAPrivilegeIsReplacedOnceTheGrantIsBack) {
   storage::MariaDbSink sink(config(), "g");
   Batch first = batch(table_, 0, 5);
   ASSERT_EQ(sink.write(first).outcome, WriteOutcome::kCommitted);
-  for (const char* host : {"localhost", "127.0.0.1"}) {
-    db_->exec(std::string("REVOKE INSERT ON log.* FROM 'sluice'@'") + host + "'");
-  }
+  db_->set_sluice_grant("INSERT", false);
   sink.disconnect();  // the session ends (a restart, a resume, a killed connection)
   Batch second = batch(table_, 5, 5);
   const auto refused = sink.write(second);
   ASSERT_EQ(refused.outcome, WriteOutcome::kFailed);
   EXPECT_EQ(refused.error.code, static_cast<unsigned>(ER_TABLEACCESS_DENIED_ERROR));
   EXPECT_EQ(refused.failed_table, "Sink_1");
-  for (const char* host : {"localhost", "127.0.0.1"}) {
-    db_->exec(std::string("GRANT INSERT ON log.* TO 'sluice'@'") + host + "'");
-  }
+  db_->set_sluice_grant("INSERT", true);
   // Database-level grants apply at the next connect: the sink must have let the old one go.
   const auto again = sink.write(second);
   ASSERT_EQ(again.outcome, WriteOutcome::kCommitted) << again.error.describe();

@@ -61,14 +61,7 @@ TEST_F(NetworkTest, AFleetPauseWhileOneInstanceCutOffFromKafkaDrainsAnswersOnlyO
   std::string out;
   ASSERT_EQ(cli(*a.process, {"pause", "--reason", "before the outage"}, out), 0) << out << logs();
   produce(1500);  // 12,000 events spooled by the two, drained at 400/s each after the resume
-  ASSERT_TRUE(wait_until(
-      [&] {
-        return status(*a.process)["spool"]["events"].get<int64_t>() +
-                   status(*b.process)["spool"]["events"].get<int64_t>() ==
-               1500 * partitions_;
-      },
-      60s))
-      << logs();
+  ASSERT_TRUE(wait_spooled_by_both(1500 * partitions_)) << logs();
   ASSERT_EQ(cli(*a.process, {"resume"}, out), 0) << out << logs();
   ASSERT_TRUE(wait_until(
       [&] { return status(*b.process)["state"] == "draining" && b_sessions() > 0; }, 30s))
@@ -179,13 +172,9 @@ TEST_F(NetworkTest, WithKafkaUnreachableALocalPauseAnswersAtOnceAndTheFleetAdopt
 }
 
 TEST_F(NetworkTest, AFailoverWhereOneHostsRetargetIsForgottenWritesNowhereUntilBothAgree) {
-  Instance& a = add("host-a");
-  Instance& b = add("host-b");
-  start(a);
-  start(b);
-  produce(100);
-  ASSERT_TRUE(wait_for_all()) << logs();
-  ASSERT_TRUE(wait_until([&] { return settled(); }, 120s)) << logs();
+  ASSERT_TRUE(start_two_settled(100));
+  Instance& a = instances_[0];
+  Instance& b = instances_[1];
   std::string out;
   ASSERT_EQ(cli(*a.process, {"pause", "--reason", "failover"}, out), 0) << out << logs();
   // The replica, caught up (the fleet is paused), is promoted; only host-a is retargeted.
@@ -193,14 +182,7 @@ TEST_F(NetworkTest, AFailoverWhereOneHostsRetargetIsForgottenWritesNowhereUntilB
   db_->dump(dir_.file("dump.sql"));
   promoted.load(dir_.file("dump.sql"));
   const int64_t before = rows();
-  retarget(a, promoted);
-  ASSERT_TRUE(wait_until(
-      [&] {
-        return status(*a.process)["mariadb"].get<std::string>().find(promoted.socket()) !=
-               std::string::npos;
-      },
-      30s))
-      << a.process->log();
+  ASSERT_TRUE(retargeted(a, promoted)) << a.process->log();
   produce(100);
   std::this_thread::sleep_for(3s);  // host-a's record names its new server
   // A resume through either instance is refused, naming the other.
@@ -213,14 +195,7 @@ TEST_F(NetworkTest, AFailoverWhereOneHostsRetargetIsForgottenWritesNowhereUntilB
   EXPECT_EQ(rows(&promoted), before) << "written to the new server before the fleet agreed";
   EXPECT_EQ(sluice_connections() + sluice_connections(&promoted), 0);
   // host-b follows: now the fleet resumes, onto the new server alone.
-  retarget(b, promoted);
-  ASSERT_TRUE(wait_until(
-      [&] {
-        return status(*b.process)["mariadb"].get<std::string>().find(promoted.socket()) !=
-               std::string::npos;
-      },
-      30s))
-      << b.process->log();
+  ASSERT_TRUE(retargeted(b, promoted)) << b.process->log();
   std::this_thread::sleep_for(2s);
   ASSERT_EQ(cli(*b.process, {"resume"}, out), 0) << out << logs();
   ASSERT_TRUE(wait_for_all(180s, &promoted)) << logs();

@@ -59,13 +59,19 @@ class OperationsTest : public StackTest {
                          .mariadb_lines = replicas_lines(replica)});
   }
 
-  std::unique_ptr<Process> start_watching_replicas(const std::string& replicas) {
-    const std::string path =
-        write_config(dir_, broker_->bootstrap(), *db_, {"eventlogging_m"}, "m",
-                     {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n",
-                      .kafka_properties = kShortSession,
-                      .mariadb_lines = replicas});
+  /// Sluice started on `path` (a replicated_config), `events` per partition produced and seen
+  /// on both servers; a failure is recorded (the caller asserts !HasFailure()).
+  std::unique_ptr<Process> start_replicated(const std::string& path, MariaDb& primary,
+                                            MariaDb& replica, size_t events) {
     auto sluice = start_sluice(dir_, path);
+    produce(events);
+    EXPECT_TRUE(wait_for_all(180s, &primary)) << sluice->log();
+    EXPECT_TRUE(wait_for_all(60s, &replica)) << "replication does not run";
+    return sluice;
+  }
+
+  std::unique_ptr<Process> start_watching_replicas(const std::string& replicas) {
+    auto sluice = start_sluice(dir_, config_watching(replicas));
     produce(20);
     return sluice;
   }
@@ -219,9 +225,8 @@ TEST_F(OperationsTest, SigtermUnderLoadExitsZeroPromptlyAndARestartIsExact) {
 }
 
 TEST_F(OperationsTest, SighupRetargetsToAServerThatLagsOnlyWhilePausedAndLosesNothing) {
-  auto sluice = start_sluice(dir_, config());
-  produce(100);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written(100);
+  ASSERT_FALSE(HasFailure());
   db_->dump(dir_.file("backup.sql"));  // what the replica we fail over to will hold
   produce(100);
   ASSERT_TRUE(wait_for_all()) << sluice->log();
@@ -336,12 +341,10 @@ TEST_F(OperationsTest, JsonLogLinesStayJsonWhateverTheMessageHolds) {
 // lists it and removes nothing without --confirm, then copies it aside and removes it; the
 // service reads the offsets it held again from Kafka: every event once, in order.
 TEST_F(OperationsTest, ACorruptSpoolBlockIsNamedCopiedAsideRemovedOnConfirmAndReadAgain) {
-  const std::string path = config();
-  auto sluice = start_sluice(dir_, path);
-  produce(10);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written_then_paused(10, "corrupt block drill");
+  ASSERT_FALSE(HasFailure());
+  const std::string path = config();  // the file it runs on
   std::string out;
-  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "corrupt block drill"}, out), 0) << out;
   produce(100);
   ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 400; }, 60s));
   produce(100);  // a second block per partition
@@ -401,12 +404,10 @@ TEST_F(OperationsTest, ACorruptSpoolBlockIsNamedCopiedAsideRemovedOnConfirmAndRe
 }
 
 TEST_F(OperationsTest, SpoolToolsInspectExportAndDeleteNothingWithoutConfirm) {
-  const std::string path = config();
-  auto sluice = start_sluice(dir_, path);
-  produce(10);
-  ASSERT_TRUE(wait_for_all()) << sluice->log();
+  auto sluice = start_written_then_paused(10, "spool tools");
+  ASSERT_FALSE(HasFailure());
+  const std::string path = config();  // the file it runs on
   std::string out;
-  ASSERT_EQ(cli(*sluice, {"pause", "--reason", "spool tools"}, out), 0) << out;
   produce(100);
   ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 400; }, 60s));
 
@@ -514,11 +515,8 @@ TEST_F(OperationsTest, AServerSettingThatMakesWritersTakeTurnsIsNamedInLogAndSta
 TEST_F(OperationsTest, ADrainSlowsWhileAReplicaFallsBehindAndFinishesOnceItCatchesUp) {
   MariaDb primary(dir_.file("primary"), kPrimaryOptions);
   MariaDb replica(dir_.file("replica"), kReplicaOptions);
-  const std::string path = replicated_config(primary, replica);
-  auto sluice = start_sluice(dir_, path);
-  produce(50);
-  ASSERT_TRUE(wait_for_all(180s, &primary)) << sluice->log();
-  ASSERT_TRUE(wait_for_all(60s, &replica)) << "replication does not run";
+  auto sluice = start_replicated(replicated_config(primary, replica), primary, replica, 50);
+  ASSERT_FALSE(HasFailure());
 
   std::string out;
   ASSERT_EQ(cli(*sluice, {"pause", "--reason", "schema patch"}, out), 0) << out;
@@ -570,10 +568,8 @@ TEST_F(OperationsTest, AReplaySlowsWhileAReplicaFallsBehindAndFinishesOnceItCatc
   MariaDb replica(dir_.file("replica"), kReplicaOptions);
   // A replay (ten seconds for 10,000 events at the cap) follows the lag as the drain does.
   const std::string path = replicated_config(primary, replica);
-  auto sluice = start_sluice(dir_, path);
-  produce(2500);
-  ASSERT_TRUE(wait_for_all(180s, &primary)) << sluice->log();
-  ASSERT_TRUE(wait_for_all(60s, &replica)) << "replication does not run";
+  auto sluice = start_replicated(path, primary, replica, 2500);
+  ASSERT_FALSE(HasFailure());
   sluice->signal(SIGTERM);
   ASSERT_EQ(sluice->wait(60s), 0) << sluice->log();
   // Both servers lose the rows (a replicated DELETE); the replica then stops applying.

@@ -113,19 +113,10 @@ class SchemaRepositoryTest : public ::testing::Test {
 
   /// Every event of `table` once, and per partition in sequence order from 0 to `per_partition`.
   void expect_exact(const std::string& table, size_t per_partition) {
-    const auto got = db_->query("SELECT uuid FROM " + table + " ORDER BY id");
-    std::set<std::string> seen;
-    std::map<uint32_t, int64_t> last;
-    for (const auto& r : got) {
-      ASSERT_TRUE(seen.insert(*r[0]).second) << "duplicate " << *r[0];
-      uint32_t t = 0, p = 0;
-      uint64_t seq = 0;
-      EventFactory::parse_uuid(*r[0], t, p, seq);
-      const int64_t want = last.contains(p) ? last[p] + 1 : 0;
-      EXPECT_EQ(static_cast<int64_t>(seq), want) << table << " partition " << p;
-      last[p] = static_cast<int64_t>(seq);
-    }
-    for (const auto& [p, seq] : last) EXPECT_EQ(seq + 1, static_cast<int64_t>(per_partition));
+    EXPECT_EQ(EventFactory::exact_fault(db_->query("SELECT uuid FROM " + table + " ORDER BY id"), 0,
+                                        per_partition),
+              "")
+        << table;
   }
 
   TempDir dir_;

@@ -52,13 +52,19 @@ class StackTest : public ::testing::Test {
   /// top-level sections.
   std::string config(const std::string& spool_lines = "", const std::string& admin_lines = "",
                      const MariaDb* db = nullptr, const std::string& more_yaml = "",
-                     const std::string& instance_id = "") {
+                     const std::string& instance_id = "", const std::string& mariadb_lines = "") {
     return write_config(dir_, bootstrap_, db != nullptr ? *db : *db_, {topic_}, group_,
                         {.extra_yaml = "batch:\n  max_rows: 500\n  max_delay_ms: 100\n" + more_yaml,
                          .kafka_properties = kShortSession,
+                         .mariadb_lines = mariadb_lines,
                          .admin_lines = admin_lines,
                          .spool_lines = spool_lines,
                          .instance_id = instance_id});
+  }
+
+  /// config() with `replicas` (replicas_lines) for it to watch.
+  std::string config_watching(const std::string& replicas) {
+    return config("", "", nullptr, "", "", replicas);
   }
 
   /// Produces `count` TestSchema events per partition, continuing each partition's sequence.
@@ -87,6 +93,23 @@ class StackTest : public ::testing::Test {
     argv.insert(argv.end(), args.begin(), args.end());
     argv.insert(argv.end(), {"--admin", url});
     return run_command(argv, out);
+  }
+
+  /// Sluice started on config(), and `events` per partition produced and written. A failure
+  /// is recorded: the caller asserts !HasFailure().
+  std::unique_ptr<Process> start_written(size_t events) {
+    auto sluice = start_sluice(dir_, config());
+    produce(events);
+    EXPECT_TRUE(wait_for_all()) << sluice->log();
+    return sluice;
+  }
+
+  /// start_written, then paused for `reason`.
+  std::unique_ptr<Process> start_written_then_paused(size_t events, const std::string& reason) {
+    auto sluice = start_written(events);
+    std::string out;
+    EXPECT_EQ(cli(*sluice, {"pause", "--reason", reason}, out), 0) << out;
+    return sluice;
   }
 
   nlohmann::json status(const Process& sluice) {
