@@ -28,6 +28,13 @@ class BenchTest : public ::testing::Test {
     return run_command(argv, output);
   }
 
+  /// bench(args), which must exit 0 (else the failure shows its output).
+  ::testing::AssertionResult bench_ok(const std::vector<std::string>& args, std::string& output) {
+    const int code = bench(args, output);
+    if (code == 0) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "exit " << code << "\n" << output;
+  }
+
   int64_t tables_in_log() {
     return db_->scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'log'");
   }
@@ -40,9 +47,8 @@ class BenchTest : public ::testing::Test {
 TEST_F(BenchTest, SweepWritesEveryEventOncePerRunAndLeavesNoTableBehind) {
   ASSERT_EQ(tables_in_log(), 0);
   std::string out;
-  ASSERT_EQ(
-      bench({"--events", "3000", "--batch-rows", "500,1000", "--writers", "1,2", "--json"}, out), 0)
-      << out;
+  ASSERT_TRUE(bench_ok(
+      {"--events", "3000", "--batch-rows", "500,1000", "--writers", "1,2", "--json"}, out));
   const auto result = nlohmann::json::parse(out);
   ASSERT_EQ(result["runs"].size(), 4u) << out;
   for (const auto& run : result["runs"]) {
@@ -59,11 +65,8 @@ TEST_F(BenchTest, SweepWritesEveryEventOncePerRunAndLeavesNoTableBehind) {
 
 TEST_F(BenchTest, KeepLeavesTheLastRunsRowsExactlyOnceAndTouchesNoProductionTable) {
   std::string out;
-  ASSERT_EQ(
-      bench({"--events", "2500", "--batch-rows", "1000", "--writers", "2", "--keep", "--json"},
-            out),
-      0)
-      << out;
+  ASSERT_TRUE(bench_ok(
+      {"--events", "2500", "--batch-rows", "1000", "--writers", "2", "--keep", "--json"}, out));
   const auto result = nlohmann::json::parse(out);
   const std::string table = result["table"];
   ASSERT_TRUE(table.starts_with("sluice_bench_NavigationTiming_")) << table;
@@ -80,11 +83,8 @@ TEST_F(BenchTest, KeepLeavesTheLastRunsRowsExactlyOnceAndTouchesNoProductionTabl
 
 TEST_F(BenchTest, HumanOutputAnswersHowLongABacklogTakes) {
   std::string out;
-  ASSERT_EQ(
-      bench({"--events", "1000", "--batch-rows", "500", "--writers", "1", "--backlog", "2000000"},
-            out),
-      0)
-      << out;
+  ASSERT_TRUE(bench_ok(
+      {"--events", "1000", "--batch-rows", "500", "--writers", "1", "--backlog", "2000000"}, out));
   EXPECT_NE(out.find("rows/s"), std::string::npos) << out;
   EXPECT_NE(out.find("a backlog of 2,000,000 events drains in about"), std::string::npos) << out;
   EXPECT_NE(out.find("scratch tables dropped"), std::string::npos) << out;
@@ -100,11 +100,9 @@ TEST_F(BenchTest, WithReplicasItSaysHowFarBehindTheyFellAndHowLongADrainWithinTh
                          {.extra_yaml = "log:\n  level: warn\ndrain:\n  max_replica_lag_s: 30\n",
                           .mariadb_lines = replicas_lines(replica)});
   std::string out;
-  ASSERT_EQ(bench({"--events", "4000", "--batch-rows", "1000", "--writers", "1,2", "--backlog",
-                   "1000000", "--json"},
-                  out),
-            0)
-      << out;
+  ASSERT_TRUE(bench_ok({"--events", "4000", "--batch-rows", "1000", "--writers", "1,2", "--backlog",
+                        "1000000", "--json"},
+                       out));
   const auto result = nlohmann::json::parse(out);
   ASSERT_EQ(result["runs"].size(), 2u) << out;
   for (const auto& run : result["runs"]) {
@@ -132,22 +130,17 @@ TEST_F(BenchTest, WithReplicasItSaysHowFarBehindTheyFellAndHowLongADrainWithinTh
       std::chrono::seconds(60)));
 
   // Human output: the answer with the replicas in it.
-  ASSERT_EQ(
-      bench({"--events", "2000", "--batch-rows", "1000", "--writers", "1", "--backlog", "1000000"},
-            out),
-      0)
-      << out;
+  ASSERT_TRUE(bench_ok(
+      {"--events", "2000", "--batch-rows", "1000", "--writers", "1", "--backlog", "1000000"}, out));
   EXPECT_NE(out.find("behind at the end"), std::string::npos) << out;
   EXPECT_NE(out.find("the replicas kept up"), std::string::npos) << out;
 
   // A replica that applies nothing (its SQL thread stopped): waited for a while, then the
   // answer is the drain held to its floor.
   replica.exec("STOP SLAVE SQL_THREAD");
-  ASSERT_EQ(bench({"--events", "2000", "--batch-rows", "1000", "--writers", "1", "--backlog",
-                   "1000000", "--json"},
-                  out),
-            0)
-      << out;
+  ASSERT_TRUE(bench_ok({"--events", "2000", "--batch-rows", "1000", "--writers", "1", "--backlog",
+                        "1000000", "--json"},
+                       out));
   const auto stuck = nlohmann::json::parse(out);
   const auto& r = stuck["runs"][0]["replicas"][0];
   EXPECT_FALSE(r["caught_up"].get<bool>()) << out;

@@ -349,7 +349,9 @@ class FleetClaimTest : public FleetTest {
   FleetClaimTest() { partitions_ = 4; }
 
   /// host-a and host-b ingest, pause, spool; host-a is killed; while it is away its spooled
-  /// range expires from Kafka. Returns, per partition host-a spooled, the expired range.
+  /// range expires from Kafka. host-b resumes the fleet and 100 more events come: host-b's
+  /// partitions of that range wait for the claim. Returns, per partition host-a spooled, the
+  /// expired range. A failure is recorded: the caller asserts !HasFailure().
   std::map<int32_t, std::pair<int64_t, int64_t>> lose_a_with_an_expired_spool() {
     Instance& a = add("host-a");
     Instance& b = add("host-b");
@@ -392,6 +394,9 @@ class FleetClaimTest : public FleetTest {
     // partitions jump from MariaDB's 100 to Kafka's 250, and the range between is claimed.
     EXPECT_TRUE(wait_until([&] { return settled_assignment(b); }, 60s)) << b.process->log();
     EXPECT_EQ(cli(*b.process, {"resume"}, out), 0) << out << logs();
+    // The other partitions go on; host-a's wait, and say why.
+    produce(100);
+    EXPECT_TRUE(wait_until([&] { return waiting(b, expired); }, 60s)) << status(*b.process).dump();
     return expired;
   }
 
@@ -415,11 +420,9 @@ class FleetClaimTest : public FleetTest {
 
 TEST_F(FleetClaimTest, ARangeOnlyADeadInstancesSpoolHoldsIsWaitedForUntilItReturns) {
   const auto expired = lose_a_with_an_expired_spool();
+  ASSERT_FALSE(HasFailure());
   Instance& a = instances_[0];
   Instance& b = instances_[1];
-  produce(100);
-  // The other partitions go on; host-a's wait, and say why.
-  ASSERT_TRUE(wait_until([&] { return waiting(b, expired); }, 60s)) << status(*b.process).dump();
   std::this_thread::sleep_for(3s);
   EXPECT_TRUE(waiting(b, expired)) << status(*b.process).dump();
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0) << "declared lost";
@@ -435,10 +438,9 @@ TEST_F(FleetClaimTest, ARangeOnlyADeadInstancesSpoolHoldsIsWaitedForUntilItRetur
 
 TEST_F(FleetClaimTest, AHostLostForGoodIsForgottenAndOnlyWhatExpiredIsRecordedLost) {
   const auto expired = lose_a_with_an_expired_spool();
+  ASSERT_FALSE(HasFailure());
   Instance& a = instances_[0];
   Instance& b = instances_[1];
-  produce(100);
-  ASSERT_TRUE(wait_until([&] { return waiting(b, expired); }, 60s)) << status(*b.process).dump();
   a.dir.reset();  // the host and its disk are gone for good
 
   // Forget refuses a live instance, and does nothing without --confirm.

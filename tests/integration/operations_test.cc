@@ -70,6 +70,15 @@ class OperationsTest : public StackTest {
     return sluice;
   }
 
+  /// start_written_then_paused(10, reason), then 100 more events per partition spooled.
+  std::unique_ptr<Process> start_spooling_100(const std::string& reason) {
+    auto sluice = start_written_then_paused(10, reason);
+    produce(100);
+    EXPECT_TRUE(
+        wait_until([&] { return status(*sluice)["spool"]["events"] == 100 * partitions_; }, 60s));
+    return sluice;
+  }
+
   std::unique_ptr<Process> start_watching_replicas(const std::string& replicas) {
     auto sluice = start_sluice(dir_, config_watching(replicas));
     produce(20);
@@ -341,12 +350,10 @@ TEST_F(OperationsTest, JsonLogLinesStayJsonWhateverTheMessageHolds) {
 // lists it and removes nothing without --confirm, then copies it aside and removes it; the
 // service reads the offsets it held again from Kafka: every event once, in order.
 TEST_F(OperationsTest, ACorruptSpoolBlockIsNamedCopiedAsideRemovedOnConfirmAndReadAgain) {
-  auto sluice = start_written_then_paused(10, "corrupt block drill");
+  auto sluice = start_spooling_100("corrupt block drill");
   ASSERT_FALSE(HasFailure());
   const std::string path = config();  // the file it runs on
   std::string out;
-  produce(100);
-  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 400; }, 60s));
   produce(100);  // a second block per partition
   ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 800; }, 60s));
   sluice->signal(SIGTERM);
@@ -404,12 +411,10 @@ TEST_F(OperationsTest, ACorruptSpoolBlockIsNamedCopiedAsideRemovedOnConfirmAndRe
 }
 
 TEST_F(OperationsTest, SpoolToolsInspectExportAndDeleteNothingWithoutConfirm) {
-  auto sluice = start_written_then_paused(10, "spool tools");
+  auto sluice = start_spooling_100("spool tools");
   ASSERT_FALSE(HasFailure());
   const std::string path = config();  // the file it runs on
   std::string out;
-  produce(100);
-  ASSERT_TRUE(wait_until([&] { return status(*sluice)["spool"]["events"] == 400; }, 60s));
 
   // A running service: inspect through the admin API; the offline tools refuse its spool.
   ASSERT_EQ(cli(*sluice, {"spool", "inspect", "--json"}, out), 0) << out;
