@@ -21,8 +21,8 @@ auto& family(Builder builder, prometheus::Registry& registry, const std::string&
 }
 
 /// A partition's modes (partition_cursor.h), each a series of sluice_partition_mode.
-constexpr const char* kModes[] = {"direct",  "refill",   "draining", "waiting",
-                                  "halted",  "spooling", "orphan"};
+constexpr const char* kModes[] = {"direct", "refill",   "draining", "waiting",
+                                  "halted", "spooling", "orphan"};
 
 /// Epoch seconds of a YYYYMMDDHHMMSS timestamp (a replica's answer), nullopt when malformed.
 std::optional<int64_t> epoch_of_mediawiki(const std::string& t) {
@@ -272,18 +272,16 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
     drain_limited_.Add({{"factor", factor}}).Set(s.drain.limiting == factor ? 1 : 0);
   }
   replica_lag_.Set(s.drain.replica_lag_s);
-  pause_duration_.Set(s.state == ingest::ServiceState::kPaused
-                          ? seconds_since(s.paused_since_ms, now_ms)
-                          : 0);
-  outage_duration_.Set(s.state == ingest::ServiceState::kOutage
-                           ? seconds_since(s.outage_since_ms, now_ms)
-                           : 0);
+  pause_duration_.Set(
+      s.state == ingest::ServiceState::kPaused ? seconds_since(s.paused_since_ms, now_ms) : 0);
+  outage_duration_.Set(
+      s.state == ingest::ServiceState::kOutage ? seconds_since(s.outage_since_ms, now_ms) : 0);
   for (const auto& t : s.tables) {
     if (t.max_timestamp < 0) continue;
     table_max_timestamp_.Add({{"table", t.table}}).Set(static_cast<double>(t.max_timestamp));
     table_event_lag_.Add({{"table", t.table}})
-        .Set(std::max(0.0, static_cast<double>(now_ms) / 1000.0 -
-                               static_cast<double>(t.max_timestamp)));
+        .Set(std::max(0.0,
+                      static_cast<double>(now_ms) / 1000.0 - static_cast<double>(t.max_timestamp)));
   }
   std::set<std::pair<std::string, int32_t>> now_assigned;
   for (const auto& p : s.partitions) {
@@ -314,7 +312,6 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
     }
     partition_spool_unreadable_.Add(labels).Set(p.spool_error.empty() ? 0 : 1);
     waiting_for_schema_.Add(labels).Set(p.waits_for_schema.empty() ? 0 : 1);
-
   }
   // A partition that moved to another instance: its series go, rather than stay at their last
   // value (a lag that never changes again, a mode it is no longer in here).
@@ -342,9 +339,8 @@ void Metrics::refresh(const ingest::PipelineStatus& s, const ingest::PipelineSta
 
 void Metrics::remove_partition(const std::string& topic, int32_t partition) {
   const prometheus::Labels labels = {{"topic", topic}, {"partition", std::to_string(partition)}};
-  for (auto* family :
-       {&lag_, &lag_deprecated_, &durable_lag_, &partition_spool_unreadable_, &log_start_,
-        &position_, &waiting_for_schema_}) {
+  for (auto* family : {&lag_, &lag_deprecated_, &durable_lag_, &partition_spool_unreadable_,
+                       &log_start_, &position_, &waiting_for_schema_}) {
     if (family->Has(labels)) family->Remove(&family->Add(labels));
   }
   for (const char* mode : kModes) {
@@ -360,9 +356,10 @@ void Metrics::refresh_fleet(const nlohmann::json& fleet) {
   const auto lease = fleet.value("lease", nlohmann::json::object());
   lease_valid_.Set(lease.value("valid", false) ? 1 : 0);
   lease_remaining_.Set(static_cast<double>(lease.value("remaining_ms", int64_t{0})) / 1000.0);
-  mirror(records_rejected_,
-         fleet.value("records_rejected", uint64_t{0}) + fleet.value("records_replayed", uint64_t{0}),
-         last_rejected_);
+  mirror(
+      records_rejected_,
+      fleet.value("records_rejected", uint64_t{0}) + fleet.value("records_replayed", uint64_t{0}),
+      last_rejected_);
   topic_warnings_.Set(
       static_cast<double>(fleet.value("topic_warnings", nlohmann::json::array()).size()));
   const auto target = fleet.value("target", nlohmann::json());

@@ -12,8 +12,7 @@
 namespace sluice::admin {
 
 ReplicaFreshness::ReplicaFreshness(std::vector<MariaDbConfig> replicas, std::string group,
-                                   std::string offsets_table,
-                                   std::chrono::milliseconds interval)
+                                   std::string offsets_table, std::chrono::milliseconds interval)
     : replicas_(std::move(replicas)),
       group_(std::move(group)),
       offsets_table_(std::move(offsets_table)),

@@ -137,7 +137,7 @@ class Gate {
     std::string reason;
     std::promise<Status> done;
     std::optional<MariaDbConfig> mariadb;
-    bool local = false;  ///< a pause of this host alone (PauseRecord::local)
+    bool local = false;           ///< a pause of this host alone (PauseRecord::local)
     std::string expected_server;  ///< kResume: see submit
   };
   /// The outage begins (the state is the caller's): remembered, and probed with backoff.
@@ -165,7 +165,7 @@ class Gate {
   bool held_ = false;           ///< closed since start-up until a pause or a resume says what next
   bool first_contact_ = false;  ///< let go from held: the next probe is the start-up's
   bool db_up_ = false;
-  std::string expected_server_;  ///< ingest thread: set by each resume
+  std::string expected_server_;   ///< ingest thread: set by each resume
   bool fenced_ = false;           ///< the write lease has run out
   bool closed_by_fence_ = false;  ///< closed (or closing) for the fence: reopens when renewed
   bool cancelled_ = false;        ///< the fence's writers were cancelled

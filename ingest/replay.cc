@@ -253,8 +253,7 @@ class ReplayRun {
         progress_(progress),
         writer_count_(std::max<size_t>(1, options.writers)),
         // Bounded as the service bounds them.
-        max_in_flight_bytes_(
-            WriterPool::in_flight_budget(writer_count_, options.limits.max_bytes)),
+        max_in_flight_bytes_(WriterPool::in_flight_budget(writer_count_, options.limits.max_bytes)),
         max_open_bytes_((writer_count_ + 1) * options.limits.max_bytes),
         writers_(WriterPool::for_batches(writer_count_, options.limits.max_bytes,
                                          RetryLimit{options.attempts}),
@@ -369,8 +368,8 @@ class ReplayRun {
     Lane& lane = it->second;
     if (inserted) {
       lane.ledger = &ledger_.partition(topic, m.partition);
-      lane.batcher = std::make_unique<Batcher>(topic, m.partition, options_.limits, clock_,
-                                               &writers_.rows());
+      lane.batcher =
+          std::make_unique<Batcher>(topic, m.partition, options_.limits, clock_, &writers_.rows());
       lane.batcher->reset(lane.ledger->from >= 0 ? lane.ledger->from : m.offset, 1);
     }
     last_lane_ = &lane;

@@ -192,17 +192,18 @@ int run(const std::string& path) {
   parts.lease = &lease;
   parts.spool = std::move(spool).value();
   if (const auto& repo = config->schema_repository; !repo.url.empty()) {
-    parts.schemas = std::make_unique<sluice::ingest::SchemaRepository>(
-        sluice::ingest::SchemaRepositoryOptions{
+    parts.schemas =
+        std::make_unique<sluice::ingest::SchemaRepository>(sluice::ingest::SchemaRepositoryOptions{
             .url = repo.url,
             .ca_file = repo.ca_file,
             .timeout = std::chrono::milliseconds(repo.timeout_ms)});
     log->info("schema revisions not under {} are fetched from {} and kept under {}",
               config->schemas_path, repo.url, repo.cache_path);
     if (repo.url.starts_with("http://")) {
-      log->warn("schemas.repository_url is plain http: whoever is on the path to {} can change "
-                "the layout of the tables Sluice creates; prefer https",
-                repo.url);
+      log->warn(
+          "schemas.repository_url is plain http: whoever is on the path to {} can change "
+          "the layout of the tables Sluice creates; prefer https",
+          repo.url);
     }
   }
   // The fleet: every instance of the group shares one target state (paused or running) and
@@ -238,8 +239,8 @@ int run(const std::string& path) {
   // each committed batch names the tables to look at there.
   std::unique_ptr<sluice::admin::ReplicaFreshness> replicas;
   if (!config->replicas.empty()) {
-    replicas = std::make_unique<sluice::admin::ReplicaFreshness>(config->replicas,
-                                                                 config->kafka.group_id);
+    replicas =
+        std::make_unique<sluice::admin::ReplicaFreshness>(config->replicas, config->kafka.group_id);
     parts.replica_positions = [&replicas] {
       std::vector<sluice::ingest::CommitHistory::ReplicaPositions> out;
       for (auto& r : replicas->snapshot()) {
@@ -349,8 +350,7 @@ int run(const std::string& path) {
   return 0;
 }
 
-int pause_resume_command(const AdminOptions& o, bool pause, const std::string& reason,
-                         bool local) {
+int pause_resume_command(const AdminOptions& o, bool pause, const std::string& reason, bool local) {
   std::string body, out;
   nlohmann::json request = nlohmann::json::object();
   if (pause && !reason.empty()) request["reason"] = reason;
@@ -403,8 +403,7 @@ int wait_for_drain(const AdminOptions& o) {
     const std::string state = s.value("state", "?");
     const int64_t left = s["spool"].value("events", int64_t{0});
     if (state == "paused") {
-      std::cerr << "sluice: paused again before the spool was empty (" << left
-                << " events left)\n";
+      std::cerr << "sluice: paused again before the spool was empty (" << left << " events left)\n";
       return sluice::cli::kExitRefused;
     }
     if (left == 0 && state == "running") {

@@ -329,12 +329,12 @@ void Producer::produce(const std::string& topic, int32_t partition, const std::s
   void* key_bytes = key ? const_cast<char*>(key->data()) : nullptr;
   const size_t key_size = key ? key->size() : 0;
   for (;;) {
-    const auto err = rd_kafka_producev(
-        rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_KEY(key_bytes, key_size),
-        RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
-        RD_KAFKA_V_END);
+    const auto err =
+        rd_kafka_producev(rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_KEY(key_bytes, key_size),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL || (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION &&
                                                  std::chrono::steady_clock::now() < deadline)) {
       rd_kafka_poll(rk_, 50);  // full, or a partition added a moment ago
@@ -454,8 +454,8 @@ std::string EventFactory::good(int which, uint32_t topic_index, uint32_t partiti
   }
 }
 
-std::string EventFactory::renamed(const std::string& schema, int64_t revision,
-                                  uint32_t topic_index, uint32_t partition, uint64_t seq) {
+std::string EventFactory::renamed(const std::string& schema, int64_t revision, uint32_t topic_index,
+                                  uint32_t partition, uint64_t seq) {
   std::string e = good(3, topic_index, partition, seq);
   const std::string from = R"("schema":"TestSchema","revision":1)";
   e.replace(e.find(from), from.size(),
@@ -498,8 +498,8 @@ std::string EventFactory::platform_schema_file(PlatformVersion version) {
 std::string EventFactory::platform_event(PlatformVersion version, uint32_t topic_index,
                                          uint32_t partition, uint64_t seq) {
   const std::string hex = uuid_for(topic_index, partition, seq);
-  const std::string id = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
-                         "-" + hex.substr(16, 4) + "-" + hex.substr(20);
+  const std::string id = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+                         hex.substr(16, 4) + "-" + hex.substr(20);
   const std::string file = platform_schema_file(version);
   const int64_t second = 1'700'000'000 + static_cast<int64_t>(seq % 86'400);
   char dt[32];

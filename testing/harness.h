@@ -221,10 +221,10 @@ struct EventFactory {
   /// How a version of kPlatformTitle differs from 1.0.0 (`action` string, required; `count`
   /// integer; the meta fields and `dt`).
   enum class PlatformVersion {
-    k1_0,        ///< 1.0.0
-    k1_1,        ///< 1.1.0: adds `session.id` (string) and `ratio` (number)
-    kRetyped,    ///< 1.2.0: `count` becomes a string
-    kRemoved,    ///< 1.2.0: `count` is gone
+    k1_0,      ///< 1.0.0
+    k1_1,      ///< 1.1.0: adds `session.id` (string) and `ratio` (number)
+    kRetyped,  ///< 1.2.0: `count` becomes a string
+    kRemoved,  ///< 1.2.0: `count` is gone
   };
   static std::string platform_schema_document(PlatformVersion version);
   /// Where platform_schema_document(version) goes under a schemas folder or repository.

@@ -31,7 +31,6 @@ struct Instance {
 
 class FleetStackTest : public RealKafkaTest {
  protected:
-
   void TearDown() override {
     for (auto& i : instances_) {
       if (i.process && i.process->running()) i.process->signal(SIGKILL);

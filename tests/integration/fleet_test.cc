@@ -207,8 +207,8 @@ TEST_F(FleetTest, TwoInstancesMeetingANewMinorVersionAtOnceGrowItsTableOnce) {
   using Version = EventFactory::PlatformVersion;
   auto renamed = [](std::string text) { return EventFactory::retitled(text, "/fleet/click"); };
   for (const Version v : {Version::k1_0, Version::k1_1}) {
-    const fs::path file = repo.file("fleet/click") + "/" +
-                          (v == Version::k1_0 ? "1.0.0.json" : "1.1.0.json");
+    const fs::path file =
+        repo.file("fleet/click") + "/" + (v == Version::k1_0 ? "1.0.0.json" : "1.1.0.json");
     fs::create_directories(file.parent_path());
     std::ofstream(file) << renamed(EventFactory::platform_schema_document(v));
   }
@@ -228,9 +228,9 @@ TEST_F(FleetTest, TwoInstancesMeetingANewMinorVersionAtOnceGrowItsTableOnce) {
   auto produce_version = [&](Version v, uint64_t n) {
     for (uint64_t k = 0; k < n; ++k) {
       for (int32_t p = 0; p < partitions_; ++p) {
-        producer_->produce(topic_, p,
-                           renamed(EventFactory::platform_event(v, 1, static_cast<uint32_t>(p),
-                                                                seq[p]++)));
+        producer_->produce(
+            topic_, p,
+            renamed(EventFactory::platform_event(v, 1, static_cast<uint32_t>(p), seq[p]++)));
       }
     }
     producer_->flush();

@@ -403,8 +403,9 @@ TEST_F(HostileTest, ATableLockHeldLongByADbaBlamesNoEventAndEverythingIsWrittenA
                dir_.file("lock.log"));
   ASSERT_TRUE(wait_until(
       [&] {
-        return db_->scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE "
-                           "'SELECT SLEEP(30)%'") == 1;
+        return db_->scalar(
+                   "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE "
+                   "'SELECT SLEEP(30)%'") == 1;
       },
       10s));
   for (int i = 0; i < 300; ++i) {
@@ -414,7 +415,8 @@ TEST_F(HostileTest, ATableLockHeldLongByADbaBlamesNoEventAndEverythingIsWrittenA
   ASSERT_TRUE(lock.wait(60s).has_value()) << lock.log();
   ASSERT_TRUE(wait_for_all(120s)) << sluice->log();
   EXPECT_EQ(db_->scalar("SELECT COUNT(*) FROM sluice_dead_letter"), 0)
-      << "events blamed for a lock\n" << sluice->log();
+      << "events blamed for a lock\n"
+      << sluice->log();
   verify_exact();
 }
 
